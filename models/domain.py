@@ -1,0 +1,172 @@
+"""The domain: plain dataclasses and enums. No Qt, no I/O, nothing of the project imported."""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+
+class Role(str, enum.Enum):
+    ADMIN = "admin"
+    CLINICIAN = "clinician"
+    NURSE = "nurse"
+    ANALYST = "analyst"
+
+
+class Permission(str, enum.Enum):
+    READ_PATIENT = "read_patient"          # names and identifiers included
+    READ_DEIDENTIFIED = "read_deidentified"
+    EDIT_PATIENT = "edit_patient"
+    IMPORT = "import"
+    EXPORT = "export"
+    PRINT = "print"
+    MANAGE_USERS = "manage_users"
+    BACKUP = "backup"
+    READ_AUDIT = "read_audit"
+    MANAGE_MODELS = "manage_models"
+
+
+ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
+    Role.ADMIN: frozenset(Permission),
+    Role.CLINICIAN: frozenset({Permission.READ_PATIENT, Permission.READ_DEIDENTIFIED, Permission.EDIT_PATIENT,
+                               Permission.EXPORT, Permission.PRINT}),
+    Role.NURSE: frozenset({Permission.READ_PATIENT, Permission.READ_DEIDENTIFIED, Permission.PRINT}),
+    Role.ANALYST: frozenset({Permission.READ_DEIDENTIFIED, Permission.EXPORT}),
+}
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: Role
+    display_name: str = ""
+    active: bool = True
+
+
+@dataclass
+class Patient:
+    id: int | None
+    mrn: str                       # the hospital's patient number (patient_nbr in the UCI data)
+    given_name: str | None = None  # None where the viewer may not see names
+    family_name: str | None = None
+    birth_date: date | None = None
+    sex: str = "Unknown/Invalid"
+    race: str = "?"
+    age_band: str = ""
+
+    @property
+    def display_name(self) -> str:
+        if self.given_name is None and self.family_name is None:
+            return f"Patient {self.mrn}"
+        return f"{self.family_name or ''}, {self.given_name or ''}".strip(", ")
+
+
+@dataclass
+class Diagnosis:
+    code: str
+    system: str = "ICD9"   # ICD9 or ICD10
+    position: int = 1      # 1 = primary
+    description: str = ""
+
+
+@dataclass
+class Medication:
+    drug: str
+    status: str  # No / Steady / Up / Down, as the UCI data records the change during the stay
+
+
+@dataclass
+class LabResult:
+    name: str
+    value_text: str | None = None
+    value_num: float | None = None
+    unit: str = ""
+    taken_at: datetime | None = None
+
+
+@dataclass
+class Encounter:
+    id: int | None
+    patient_id: int
+    encounter_nbr: int                 # encounter_id in the UCI data
+    admit_time: datetime
+    discharge_time: datetime | None    # None while the patient is still in hospital
+    admission_type_id: int = 1
+    admission_source_id: int = 7
+    discharge_disposition_id: int | None = None
+    ward_id: int | None = None
+    bed_id: int | None = None
+    medical_specialty: str = "?"
+    payer_code: str = "?"
+    weight: str = "?"
+    age_band: str = ""
+    num_lab_procedures: int = 0
+    num_procedures: int = 0
+    num_medications: int = 0
+    number_outpatient: int = 0
+    number_emergency: int = 0
+    number_inpatient: int = 0
+    number_diagnoses: int = 0
+    max_glu_serum: str = "None"
+    a1c_result: str = "None"
+    change: str = "No"
+    diabetes_med: str = "No"
+    readmitted: str = ""              # NO / >30 / <30 once known, else empty
+    ward_name: str = ""
+    bed_label: str = ""
+    diagnoses: list[Diagnosis] = field(default_factory=list)
+    medications: list[Medication] = field(default_factory=list)
+    labs: list[LabResult] = field(default_factory=list)
+    comorbidities: list[str] = field(default_factory=list)
+
+    @property
+    def is_inpatient(self) -> bool:
+        return self.discharge_time is None
+
+    def length_of_stay(self, now: datetime | None = None) -> int:
+        """Whole days in hospital (at least 1, as the UCI data counts them)."""
+        end = self.discharge_time or now or datetime.now()
+        return max(1, (end.date() - self.admit_time.date()).days)
+
+
+@dataclass(frozen=True)
+class Ward:
+    id: int
+    name: str
+    ward_type: str      # medical, surgical, cardiology, icu, ...
+    capacity: int
+
+
+@dataclass(frozen=True)
+class Bed:
+    id: int
+    ward_id: int
+    label: str
+    isolation: bool = False
+    sex_bay: str | None = None   # "Female"/"Male" for single-sex bays, else None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    id: int
+    ts: str
+    username: str
+    action: str
+    entity: str
+    entity_id: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class PatientRow:
+    """One line of the patient list: light enough to hold 100,000 of them."""
+    patient_id: int
+    mrn: str
+    name: str
+    sex: str
+    age_band: str
+    ward: str
+    last_admit: str
+    encounters: int
+    primary_dx: str
+    inpatient: bool
