@@ -27,7 +27,7 @@ import pandas as pd
 PROXIES: dict[str, str] = {
     "lace.C": "Charlson index from the three coded diagnoses only (diag_1..3, Quan/Deyo ICD-9 map); "
               "diabetes is always counted because every encounter of the UCI table is diabetic "
-              "(complicated diabetes 250.4-250.9 when coded), so C is at least 1 and under-counts comorbidity.",
+              "(complicated diabetes, 250.4-250.7, when coded), so C is at least 1 and under-counts comorbidity.",
     "lace.E": "number_emergency counts emergency visits in the year before (not 6 months), capped at 4.",
     "lace.A": "acute = admission type Emergency (1) or Trauma Center (7), or admission source Emergency Room (7).",
     "hospital.H": "no haemoglobin in the data: 1 point when an anaemia diagnosis (ICD-9 280-285) is coded.",
@@ -62,7 +62,7 @@ _CHARLSON: tuple[tuple[str, int, Any], ...] = (
     ("cerebrovascular", 1, lambda v: 430 <= v < 439),
     ("dementia", 1, lambda v: int(v) == 290 or v in (294.1, 331.2)),
     ("chronic_pulmonary", 1, lambda v: 490 <= v < 506 or v == 506.4),
-    ("rheumatic", 1, lambda v: v in (710.0, 710.1, 710.4, 725) or 714.0 <= v < 714.3 or int(v) == 725),
+    ("rheumatic", 1, lambda v: v in (710.0, 710.1, 710.4) or 714.0 <= v < 714.3 or int(v) == 725),
     ("peptic_ulcer", 1, lambda v: 531 <= v < 535),
     ("mild_liver", 1, lambda v: v in (571.2, 571.4, 571.5, 571.6) or int(v) == 570),
     ("hemiplegia", 2, lambda v: int(v) == 342 or v == 344.1),
@@ -94,7 +94,7 @@ def charlson_index(diagnoses: Iterable[str], assume_diabetes: bool = True) -> in
     found: set[str] = set()
     for c in codes:
         found |= charlson_conditions(c)
-    complicated = any((v := _icd9_number(c)) is not None and int(v) == 250 and round((v - 250) * 10) >= 4 for c in codes)
+    complicated = any((v := _icd9_number(c)) is not None and int(v) == 250 and 4 <= int((v - 250) * 10 + 1e-6) <= 7 for c in codes)
     uncomplicated = any((v := _icd9_number(c)) is not None and int(v) == 250 for c in codes) or assume_diabetes
     if complicated:
         found.add("diabetes_complicated")

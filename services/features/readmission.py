@@ -1,0 +1,318 @@
+"""Readmission features AT DISCHARGE from a UCI-schema encounter table: the one code path shared by
+training, the batch `score` command and the application.
+
+Pure pandas/numpy. Input: a normalised UCI frame (as from `read_uci_csv`/`normalise_uci_frame`) that
+may hold several encounters per patient. Output: one feature row per input row, in input order.
+History features of a row use only that patient's EARLIER encounters (smaller encounter_id), never the
+row itself or later ones (the store knows exactly these at the current discharge).
+
+Labels of earlier encounters. The `readmitted` label of an earlier encounter j says whether the
+patient was readmitted within 30 days of j's discharge. Because the current encounter is itself an
+inpatient admission after j, that first readmission happened at or before the current admission, so
+the label is known at the current discharge (for the previous encounter it is simply "did this
+admission come within 30 days of the last discharge"). We only use "<30" versus anything else: in a
+live store an earlier encounter followed by another admission can never be "NO"; in the UCI table
+442 earlier encounters are "NO" and look mis-ordered by encounter_id (their number_inpatient counts
+the "later" one), so "NO" must not become a signal of its own. Missing labels (a store that does not
+record them) count as not "<30". The row's own label and later labels are never read.
+
+Race is deliberately not a model input (it is used only for the subgroup table of the model card).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from services.clinical_scores import charlson_conditions, charlson_index
+from services.features.common import ICD9_GROUPS, icd9_group
+from services.uci_schema import ADMISSION_SOURCES, ADMISSION_TYPES, AGE_BANDS, DISCHARGE_DISPOSITIONS, MEDICATIONS
+
+# Fixed vocabularies so that the layout never depends on the data being scored; others map to "other".
+SPECIALTIES: tuple[str, ...] = (
+    "InternalMedicine", "Emergency/Trauma", "Family/GeneralPractice", "Cardiology", "Surgery-General",
+    "Nephrology", "Orthopedics", "Orthopedics-Reconstructive", "Radiologist", "Pulmonology", "Psychiatry",
+    "Hematology/Oncology", "Oncology",
+)
+PAYERS: tuple[str, ...] = ("MC", "MD", "HM", "SP", "BC", "CP", "UN", "CM")
+ADMISSION_TYPE_CODES: tuple[int, ...] = (1, 2, 3, 5, 6, 8)
+ADMISSION_SOURCE_CODES: tuple[int, ...] = (1, 2, 4, 6, 7, 17)
+DISPOSITION_CODES: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8, 15, 18, 22, 23, 24, 25, 28)
+# Medications common enough to carry their own on/up/down flags; the rest enter through counts.
+MAIN_MEDS: tuple[str, ...] = ("insulin", "metformin", "glipizide", "glyburide", "pioglitazone", "rosiglitazone",
+                              "glimepiride", "repaglinide")
+_USED_MEDS = tuple(m for m in MEDICATIONS if m not in ("examide", "citoglipton"))  # those two are constant
+COMORBIDITIES: tuple[str, ...] = ("heart_failure", "renal", "chronic_pulmonary", "malignancy", "metastatic",
+                                  "cerebrovascular", "myocardial_infarction", "peripheral_vascular", "dementia",
+                                  "mild_liver", "severe_liver")
+
+_NUMERIC = ("time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications", "number_outpatient",
+            "number_emergency", "number_inpatient", "number_diagnoses")
+HISTORY_FEATURES: tuple[str, ...] = (
+    "hx_n_prior", "hx_n_prior_lt30", "hx_prev_lt30", "hx_prior_days", "hx_prev_los", "hx_prior_emergency",
+    "hx_prior_insulin", "hx_prev_same_group", "hx_prev_care_disp", "hx_meds_delta", "hx_prev_diag_count",
+)
+
+
+def _feature_names() -> tuple[str, ...]:
+    names: list[str] = ["age_years", "male"]
+    names += list(_NUMERIC) + ["total_visits", "charlson"]
+    names += [f"adm_type_{c}" for c in ADMISSION_TYPE_CODES] + ["adm_type_other"]
+    names += [f"adm_src_{c}" for c in ADMISSION_SOURCE_CODES] + ["adm_src_other"]
+    names += [f"disp_{c}" for c in DISPOSITION_CODES] + ["disp_other"]
+    names += [f"spec_{s}" for s in SPECIALTIES] + ["spec_missing", "spec_other"]
+    names += [f"payer_{p}" for p in PAYERS] + ["payer_missing", "payer_other"]
+    names += [f"diag1_{g}" for g in ICD9_GROUPS] + [f"diag23_{g}" for g in ICD9_GROUPS if g != "Missing"]
+    names += [f"cm_{c}" for c in COMORBIDITIES] + ["diab_complicated", "diag1_diabetes_uncontrolled"]
+    names += ["glu_measured", "glu_level", "a1c_measured", "a1c_level"]
+    for m in MAIN_MEDS:
+        names += [f"med_{m}_on", f"med_{m}_up", f"med_{m}_down"]
+    names += ["n_meds_on", "n_meds_up", "n_meds_down", "change", "diabetes_med"]
+    names += list(HISTORY_FEATURES)
+    return tuple(names)
+
+
+FEATURE_NAMES: tuple[str, ...] = _feature_names()
+_CARE_DISPOSITIONS = frozenset({3, 4, 5, 6, 15, 22, 23, 24})
+
+
+def _onehot(values: pd.Series, codes: tuple, prefix: str, other: str = "other") -> dict[str, np.ndarray]:
+    v = values.to_numpy()
+    out = {f"{prefix}_{c}": (v == c).astype(np.float64) for c in codes}
+    out[f"{prefix}_{other}"] = (~np.isin(v, list(codes))).astype(np.float64)
+    return out
+
+
+def _diag_numeric(codes: pd.Series) -> np.ndarray:
+    s = codes.astype(str).str.strip()
+    num = pd.to_numeric(s.where(~s.str[:1].str.upper().isin(["V", "E"])), errors="coerce")
+    return num.to_numpy(dtype=np.float64)
+
+
+def build_features(encounters: pd.DataFrame) -> pd.DataFrame:
+    """Feature matrix (columns FEATURE_NAMES, float64) for every row of a normalised UCI frame.
+
+    Rows keep the input's index and order. History uses only earlier encounter_ids of the same
+    patient_nbr present in `encounters`; pass the patient's history rows along with the rows to score.
+    """
+    df = encounters
+    if df["encounter_id"].duplicated().any():
+        raise ValueError("duplicate encounter_id in the encounters passed to build_features")
+    n = len(df)
+    f: dict[str, np.ndarray] = {}
+    age_idx = df["age"].map({b: i for i, b in enumerate(AGE_BANDS)})
+    f["age_years"] = (age_idx.fillna(6).to_numpy(dtype=np.float64) * 10 + 5)  # unknown band -> 65, the median
+    f["male"] = (df["gender"] == "Male").to_numpy(dtype=np.float64)
+    for c in _NUMERIC:
+        f[c] = df[c].to_numpy(dtype=np.float64)
+    f["total_visits"] = f["number_outpatient"] + f["number_emergency"] + f["number_inpatient"]
+    diags = df[["diag_1", "diag_2", "diag_3"]].astype(str)
+    f["charlson"] = np.array([charlson_index(r) for r in diags.itertuples(index=False, name=None)], dtype=np.float64)
+    f.update(_onehot(df["admission_type_id"], ADMISSION_TYPE_CODES, "adm_type"))
+    f.update(_onehot(df["admission_source_id"], ADMISSION_SOURCE_CODES, "adm_src"))
+    f.update(_onehot(df["discharge_disposition_id"], DISPOSITION_CODES, "disp"))
+    spec = df["medical_specialty"].astype(str)
+    for s in SPECIALTIES:
+        f[f"spec_{s}"] = (spec == s).to_numpy(dtype=np.float64)
+    f["spec_missing"] = spec.isin(["?", ""]).to_numpy(dtype=np.float64)
+    f["spec_other"] = (~spec.isin(list(SPECIALTIES) + ["?", ""])).to_numpy(dtype=np.float64)
+    payer = df["payer_code"].astype(str)
+    for p in PAYERS:
+        f[f"payer_{p}"] = (payer == p).to_numpy(dtype=np.float64)
+    f["payer_missing"] = payer.isin(["?", ""]).to_numpy(dtype=np.float64)
+    f["payer_other"] = (~payer.isin(list(PAYERS) + ["?", ""])).to_numpy(dtype=np.float64)
+
+    groups = {k: diags[k].map(icd9_group) for k in diags.columns}
+    for g in ICD9_GROUPS:
+        f[f"diag1_{g}"] = (groups["diag_1"] == g).to_numpy(dtype=np.float64)
+    for g in ICD9_GROUPS:
+        if g != "Missing":
+            f[f"diag23_{g}"] = ((groups["diag_2"] == g) | (groups["diag_3"] == g)).to_numpy(dtype=np.float64)
+    conds = [diags[k].map(charlson_conditions) for k in diags.columns]
+    for c in COMORBIDITIES:
+        f[f"cm_{c}"] = np.logical_or.reduce([s.map(lambda x, c=c: c in x).to_numpy(dtype=bool) for s in conds]
+                                            ).astype(np.float64)
+    nums = [_diag_numeric(diags[k]) for k in diags.columns]
+    tenths = [np.floor((v - 250) * 10 + 1e-6) for v in nums]
+    f["diab_complicated"] = np.logical_or.reduce(
+        [(np.floor(v) == 250) & (t >= 4) & (t <= 7) for v, t in zip(nums, tenths)]).astype(np.float64)
+    # 250.x2 / 250.x3 = "uncontrolled" in the fifth digit
+    fifth = np.round((nums[0] - np.floor(nums[0] * 10 + 1e-6) / 10) * 100)
+    f["diag1_diabetes_uncontrolled"] = ((np.floor(nums[0]) == 250) & np.isin(fifth, [2, 3])).astype(np.float64)
+
+    glu = df["max_glu_serum"].astype(str)
+    f["glu_measured"] = glu.isin(["Norm", ">200", ">300"]).to_numpy(dtype=np.float64)
+    f["glu_level"] = glu.map({">200": 1.0, ">300": 2.0}).fillna(0.0).to_numpy(dtype=np.float64)
+    a1c = df["A1Cresult"].astype(str)
+    f["a1c_measured"] = a1c.isin(["Norm", ">7", ">8"]).to_numpy(dtype=np.float64)
+    f["a1c_level"] = a1c.map({">7": 1.0, ">8": 2.0}).fillna(0.0).to_numpy(dtype=np.float64)
+    meds = df[list(_USED_MEDS)].astype(str)
+    for m in MAIN_MEDS:
+        f[f"med_{m}_on"] = meds[m].isin(["Steady", "Up", "Down"]).to_numpy(dtype=np.float64)
+        f[f"med_{m}_up"] = (meds[m] == "Up").to_numpy(dtype=np.float64)
+        f[f"med_{m}_down"] = (meds[m] == "Down").to_numpy(dtype=np.float64)
+    f["n_meds_on"] = meds.isin(["Steady", "Up", "Down"]).sum(axis=1).to_numpy(dtype=np.float64)
+    f["n_meds_up"] = (meds == "Up").sum(axis=1).to_numpy(dtype=np.float64)
+    f["n_meds_down"] = (meds == "Down").sum(axis=1).to_numpy(dtype=np.float64)
+    f["change"] = (df["change"].astype(str) == "Ch").to_numpy(dtype=np.float64)
+    f["diabetes_med"] = (df["diabetesMed"].astype(str) == "Yes").to_numpy(dtype=np.float64)
+    f.update(_history(df, f))
+    out = pd.DataFrame({k: f[k] for k in FEATURE_NAMES}, index=df.index)
+    assert out.shape == (n, len(FEATURE_NAMES))
+    return out
+
+
+def _history(df: pd.DataFrame, f: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Features from the patient's earlier encounters: cumulative sums shifted by one row, per patient."""
+    order = np.lexsort((df["encounter_id"].to_numpy(), df["patient_nbr"].to_numpy()))
+    pat = df["patient_nbr"].to_numpy()[order]
+    first = np.r_[True, pat[1:] != pat[:-1]]  # first encounter of each patient in sorted order
+    seg = np.cumsum(first) - 1
+
+    def prior_sum(x: np.ndarray) -> np.ndarray:
+        """Sum over the patient's strictly earlier rows (sorted order)."""
+        c = np.cumsum(x)
+        seg_start = c[first] - x[first]  # cumulative total before each patient's first row
+        return c - x - seg_start[seg]
+
+    def prev(x: np.ndarray, fill: float = 0.0) -> np.ndarray:
+        p = np.r_[fill, x[:-1]].astype(np.float64)
+        p[first] = fill
+        return p
+
+    ones = np.ones(len(order))
+    lt30 = (df["readmitted"].astype(str).to_numpy()[order] == "<30").astype(np.float64)
+    los = f["time_in_hospital"][order]
+    emerg = f["adm_type_1"][order]
+    insulin = f["med_insulin_on"][order]
+    grp = df["diag_1"].astype(str).map(icd9_group).to_numpy()[order]
+    care = df["discharge_disposition_id"].isin(_CARE_DISPOSITIONS).to_numpy(dtype=np.float64)[order]
+    nmeds = f["num_medications"][order]
+    has_prev = (~first).astype(np.float64)
+    prev_grp = np.r_[[""], grp[:-1]]
+    h = {
+        "hx_n_prior": prior_sum(ones),
+        "hx_n_prior_lt30": prior_sum(lt30),
+        "hx_prev_lt30": prev(lt30),
+        "hx_prior_days": prior_sum(los),
+        "hx_prev_los": prev(los),
+        "hx_prior_emergency": prior_sum(emerg),
+        "hx_prior_insulin": (prior_sum(insulin) > 0).astype(np.float64),
+        "hx_prev_same_group": ((prev_grp == grp) & ~first).astype(np.float64),
+        "hx_prev_care_disp": prev(care),
+        "hx_meds_delta": (nmeds - prev(nmeds)) * has_prev,
+        "hx_prev_diag_count": prev(f["number_diagnoses"][order]),
+    }
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(order))
+    return {k: v[inv] for k, v in h.items()}
+
+
+# ----- plain words for clinicians -----------------------------------------------------------------
+
+_COUNT_WORDS: dict[str, tuple[str, str]] = {
+    "time_in_hospital": ("{n} day{s} in hospital this stay", ""),
+    "num_lab_procedures": ("{n} lab test{s} this stay", ""),
+    "num_procedures": ("{n} procedure{s} this stay", ""),
+    "num_medications": ("{n} medication{s} given this stay", ""),
+    "number_outpatient": ("{n} outpatient visit{s} in the year before", ""),
+    "number_emergency": ("{n} emergency visit{s} in the year before", ""),
+    "number_inpatient": ("{n} inpatient stay{s} in the year before", ""),
+    "number_diagnoses": ("{n} diagnos{es} recorded", ""),
+    "total_visits": ("{n} hospital visit{s} of any kind in the year before", ""),
+    "charlson": ("comorbidity (Charlson) score {n}", ""),
+    "hx_n_prior": ("{n} earlier encounter{s} on record", ""),
+    "hx_n_prior_lt30": ("{n} earlier readmission{s} within 30 days", ""),
+    "hx_prior_days": ("{n} day{s} in hospital in earlier encounters", ""),
+    "hx_prev_los": ("last stay lasted {n} day{s}", ""),
+    "hx_prior_emergency": ("{n} earlier emergency admission{s}", ""),
+    "hx_prev_diag_count": ("{n} diagnos{es} at the last stay", ""),
+}
+_FLAG_WORDS: dict[str, str] = {
+    "male": "male",
+    "hx_prev_lt30": "this admission came within 30 days of the last discharge",
+    "hx_prior_insulin": "on insulin at an earlier stay",
+    "hx_prev_same_group": "same main diagnosis group as the last stay",
+    "hx_prev_care_disp": "went to a care facility or home health after the last stay",
+    "diab_complicated": "diabetes with chronic complications coded",
+    "diag1_diabetes_uncontrolled": "main diagnosis: uncontrolled diabetes",
+    "glu_measured": "blood glucose measured",
+    "a1c_measured": "HbA1c measured",
+    "change": "diabetes medication changed",
+    "diabetes_med": "on diabetes medication",
+    "spec_missing": "admitting specialty not recorded",
+    "spec_other": "less common admitting specialty",
+    "payer_missing": "payer not recorded",
+    "payer_other": "less common payer",
+    "adm_type_other": "less common admission type",
+    "adm_src_other": "less common admission source",
+    "disp_other": "less common discharge destination",
+}
+_PAYER_WORDS = {"MC": "Medicare", "MD": "Medicaid", "HM": "HMO", "SP": "self-pay", "BC": "Blue Cross",
+                "CP": "private insurer (CP)", "UN": "UN payer", "CM": "CM payer"}
+
+
+def _plural(template: str, n: int) -> str:
+    return template.format(n=n, s="" if n == 1 else "s", es="is" if n == 1 else "es")
+
+
+def describe_feature(name: str, value: float) -> str:
+    """Plain words for one feature value, e.g. ("number_inpatient", 3) -> "3 inpatient stays in the year before".
+
+    Indicator features with value 0 are described negated ("not discharged home"), because a missing
+    property can raise or lower risk too.
+    """
+    v = float(value)
+    n = int(round(v))
+    if name in _COUNT_WORDS:
+        return _plural(_COUNT_WORDS[name][0], n)
+    if name == "age_years":
+        lo = int(v // 10 * 10)
+        return f"age {lo}-{lo + 9}"
+    if name == "hx_meds_delta":
+        return f"{abs(n)} medication{'' if abs(n) == 1 else 's'} {'more' if n >= 0 else 'fewer'} than at the last stay"
+    if name in ("glu_level", "a1c_level"):
+        lab = "glucose" if name == "glu_level" else "HbA1c"
+        levels = {"glu_level": ("not high", "above 200", "above 300"), "a1c_level": ("not high", "above 7%", "above 8%")}
+        return f"{lab} {levels[name][min(max(n, 0), 2)]}"
+    if name in ("n_meds_on", "n_meds_up", "n_meds_down"):
+        what = {"n_meds_on": "diabetes medication{s} taken", "n_meds_up": "diabetes medication{s} increased",
+                "n_meds_down": "diabetes medication{s} decreased"}[name]
+        return f"{n} " + what.format(s="" if n == 1 else "s")
+    text = _indicator_text(name)
+    return text if v >= 0.5 else f"not: {text}"
+
+
+def _indicator_text(name: str) -> str:
+    if name in _FLAG_WORDS:
+        return _FLAG_WORDS[name]
+    if name.startswith("adm_type_"):
+        return f"admission type {ADMISSION_TYPES.get(int(name.rsplit('_', 1)[1]), '?').lower()}"
+    if name.startswith("adm_src_"):
+        return f"admitted via {ADMISSION_SOURCES.get(int(name.rsplit('_', 1)[1]), '?').lower()}"
+    if name.startswith("disp_"):
+        return DISCHARGE_DISPOSITIONS.get(int(name.split("_", 1)[1]), "?").lower()
+    if name.startswith("spec_"):
+        return f"admitting specialty {name[5:]}"
+    if name.startswith("payer_"):
+        return f"payer {_PAYER_WORDS.get(name[6:], name[6:])}"
+    if name.startswith("diag1_"):
+        return f"main diagnosis group {name[6:].lower()}"
+    if name.startswith("diag23_"):
+        return f"secondary diagnosis {name[7:].lower()}"
+    if name.startswith("cm_"):
+        return name[3:].replace("_", " ") + " coded"
+    if name.startswith("med_"):
+        _, med, what = name.split("_", 2)
+        return {"on": f"on {med}", "up": f"{med} dose increased", "down": f"{med} dose decreased"}[what]
+    return name.replace("_", " ")
+
+
+def feature_label(name: str) -> str:
+    """A short generic label for a feature column (for tables and the model card)."""
+    if name in _COUNT_WORDS:
+        return _COUNT_WORDS[name][0].replace("{n} ", "number of ").replace("{s}", "s").replace("{es}", "es")
+    if name in ("age_years", "hx_meds_delta", "glu_level", "a1c_level", "n_meds_on", "n_meds_up", "n_meds_down"):
+        return {"age_years": "age (band midpoint)", "hx_meds_delta": "medications versus the last stay",
+                "glu_level": "max glucose level", "a1c_level": "HbA1c level", "n_meds_on": "diabetes medications taken",
+                "n_meds_up": "diabetes medications increased", "n_meds_down": "diabetes medications decreased"}[name]
+    return _indicator_text(name)

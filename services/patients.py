@@ -1,0 +1,288 @@
+"""Patient data: search, the patient record, adding and editing, and the UCI-schema view for models.
+
+Every read and change is audited; roles are enforced here. Analysts get records without names or
+birth dates.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Iterable
+
+import pandas as pd
+
+from models.domain import Bed, Diagnosis, Encounter, LabResult, Medication, Patient, PatientRow, Permission, Ward
+from services import audit
+from services.errors import ValidationError
+from services.session import Session
+from services.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
+from services.validation import diagnosis_system, validate_encounter, validate_patient
+
+SEARCH_LIMIT = 100_000
+
+
+def _iso(v: dt.datetime | dt.date | None) -> str | None:
+    return v.isoformat(sep=" ", timespec="minutes") if isinstance(v, dt.datetime) else (v.isoformat() if v else None)
+
+
+def _dt(text: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(text) if text else None
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(sep=" ", timespec="seconds")
+
+
+LIST_SQL = """
+SELECT p.id, p.mrn, p.given_name, p.family_name, p.sex, coalesce(e.age_band, ''), coalesce(w.name, ''),
+       coalesce(e.admit_time, ''), (SELECT count(*) FROM encounters x WHERE x.patient_id = p.id),
+       coalesce((SELECT code FROM diagnoses d WHERE d.encounter_id = e.id AND d.position = 1), ''),
+       coalesce(e.status = 'inpatient', 0)
+FROM patients p
+LEFT JOIN encounters e ON e.id = (SELECT id FROM encounters y WHERE y.patient_id = p.id
+                                  ORDER BY y.status = 'inpatient' DESC, y.admit_time DESC, y.encounter_nbr DESC LIMIT 1)
+LEFT JOIN wards w ON w.id = e.ward_id
+"""
+
+
+class PatientService:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    @property
+    def _c(self):
+        return self.s.db.conn
+
+    def _require_read(self) -> None:
+        self.s.require(Permission.READ_DEIDENTIFIED, "read patient data")
+
+    # --- the list -------------------------------------------------------------------------------
+    def search(self, text: str = "", limit: int = SEARCH_LIMIT) -> list[PatientRow]:
+        """Patients matching a name, patient number, ward or diagnosis code prefix (all when empty)."""
+        self._require_read()
+        names = self.s.sees_names
+        q = text.strip().lower()
+        where, args = "", []
+        if q:
+            like = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            conds = ["p.mrn LIKE ? ESCAPE '\\'", "lower(w.name) LIKE ? ESCAPE '\\'",
+                     "EXISTS (SELECT 1 FROM encounters e2 JOIN diagnoses d2 ON d2.encounter_id = e2.id "
+                     "WHERE e2.patient_id = p.id AND d2.code LIKE upper(?) ESCAPE '\\')"]
+            args = [like, "%" + like, like]
+            if names:  # an analyst cannot find patients by name
+                conds += ["p.search_name LIKE ? ESCAPE '\\'", "lower(coalesce(p.given_name,'')) LIKE ? ESCAPE '\\'"]
+                args += [like, like]
+            where = "WHERE " + " OR ".join(conds)
+        rows = self._c.execute(f"{LIST_SQL} {where} ORDER BY p.family_name, p.given_name, p.mrn LIMIT ?",
+                               (*args, limit)).fetchall()
+        self.s.log("search", "patients", "", f"query={text.strip()[:40]!r} results={len(rows)}")
+        out = []
+        for pid, mrn, given, family, sex, age, ward, admit, n, dx, inpt in rows:
+            name = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {mrn}") if names else f"Patient {mrn}"
+            out.append(PatientRow(pid, mrn, name, sex, age, ward, (admit or "")[:10], n, dx, bool(inpt)))
+        return out
+
+    # --- one patient ----------------------------------------------------------------------------
+    def get_patient(self, patient_id: int) -> Patient:
+        self._require_read()
+        r = self._c.execute("SELECT id, mrn, given_name, family_name, birth_date, sex, race FROM patients WHERE id = ?",
+                            (patient_id,)).fetchone()
+        if r is None:
+            raise ValidationError({"patient": f"no patient with id {patient_id}"})
+        age = self._c.execute("SELECT age_band FROM encounters WHERE patient_id = ? ORDER BY encounter_nbr DESC LIMIT 1",
+                              (patient_id,)).fetchone()
+        self.s.log("read", "patient", patient_id)
+        if not self.s.sees_names:
+            return Patient(r[0], r[1], None, None, None, r[5], r[6], age[0] if age else "")
+        return Patient(r[0], r[1], r[2], r[3], dt.date.fromisoformat(r[4]) if r[4] else None, r[5], r[6],
+                       age[0] if age else "")
+
+    def encounters(self, patient_id: int) -> list[Encounter]:
+        self._require_read()
+        rows = self._c.execute(
+            "SELECT e.id, e.patient_id, e.encounter_nbr, e.admit_time, e.discharge_time, e.admission_type_id, "
+            "e.admission_source_id, e.discharge_disposition_id, e.ward_id, e.bed_id, e.medical_specialty, e.payer_code, "
+            "e.weight, e.age_band, e.num_lab_procedures, e.num_procedures, e.num_medications, e.number_outpatient, "
+            "e.number_emergency, e.number_inpatient, e.number_diagnoses, e.change_flag, e.diabetes_med, e.readmitted, "
+            "coalesce(w.name,''), coalesce(b.label,''), e.status, e.time_in_hospital "
+            "FROM encounters e LEFT JOIN wards w ON w.id = e.ward_id LEFT JOIN beds b ON b.id = e.bed_id "
+            "WHERE e.patient_id = ? ORDER BY e.status = 'inpatient' DESC, e.admit_time DESC, e.encounter_nbr DESC",
+            (patient_id,)).fetchall()
+        out = []
+        for r in rows:
+            enc = Encounter(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+                            r[13], r[14], r[15], r[16], r[17], r[18], r[19], r[20], "None", "None", r[21], r[22], r[23],
+                            r[24], r[25])
+            enc.diagnoses = [Diagnosis(c, s, p) for p, c, s in self._c.execute(
+                "SELECT position, code, system FROM diagnoses WHERE encounter_id = ? ORDER BY position", (r[0],))]
+            enc.medications = [Medication(d, st) for d, st in self._c.execute(
+                "SELECT drug, status FROM medications WHERE encounter_id = ? ORDER BY drug", (r[0],))]
+            enc.labs = [LabResult(n, vt, vn, u, _dt(t)) for n, vt, vn, u, t in self._c.execute(
+                "SELECT name, value_text, value_num, unit, taken_at FROM lab_results WHERE encounter_id = ? ORDER BY name",
+                (r[0],))]
+            for lab in enc.labs:
+                if lab.name == "max_glu_serum":
+                    enc.max_glu_serum = lab.value_text or "None"
+                elif lab.name == "A1Cresult":
+                    enc.a1c_result = lab.value_text or "None"
+            enc.comorbidities = [f for (f,) in self._c.execute(
+                "SELECT flag FROM comorbidities WHERE encounter_id = ? ORDER BY flag", (r[0],))]
+            out.append(enc)
+        self.s.log("read", "encounters", patient_id, f"{len(out)} encounters")
+        return out
+
+    def wards(self) -> list[Ward]:
+        return [Ward(*r) for r in self._c.execute("SELECT id, name, ward_type, capacity FROM wards ORDER BY name")]
+
+    def beds(self, ward_id: int | None = None) -> list[Bed]:
+        sql = "SELECT id, ward_id, label, isolation, sex_bay FROM beds"
+        rows = self._c.execute(sql + (" WHERE ward_id = ? ORDER BY label" if ward_id else " ORDER BY ward_id, label"),
+                               (ward_id,) if ward_id else ()).fetchall()
+        return [Bed(i, w, lbl, bool(iso), sb) for i, w, lbl, iso, sb in rows]
+
+    # --- changes --------------------------------------------------------------------------------
+    def add_patient(self, values: dict[str, Any]) -> int:
+        self.s.require(Permission.EDIT_PATIENT, "add patients")
+        v = validate_patient(values)
+        with self.s.db.transaction() as c:
+            if c.execute("SELECT 1 FROM patients WHERE mrn = ?", (v["mrn"],)).fetchone():
+                raise ValidationError({"mrn": "another patient has this number"})
+            cur = c.execute("INSERT INTO patients (mrn, given_name, family_name, birth_date, sex, race, search_name, "
+                            "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                            (v["mrn"], v["given_name"], v["family_name"], _iso(v["birth_date"]), v["sex"], v["race"],
+                             _search_name(v["family_name"], v["given_name"]), _now(), _now()))
+            pid = int(cur.lastrowid)
+            audit.append(c, self.s.user.username, "create", "patient", pid)
+        return pid
+
+    def update_patient(self, patient_id: int, values: dict[str, Any]) -> None:
+        self.s.require(Permission.EDIT_PATIENT, "edit patients")
+        v = validate_patient(values)
+        with self.s.db.transaction() as c:
+            if c.execute("SELECT 1 FROM patients WHERE mrn = ? AND id != ?", (v["mrn"], patient_id)).fetchone():
+                raise ValidationError({"mrn": "another patient has this number"})
+            n = c.execute("UPDATE patients SET mrn=?, given_name=?, family_name=?, birth_date=?, sex=?, race=?, "
+                          "search_name=?, updated_at=? WHERE id=?",
+                          (v["mrn"], v["given_name"], v["family_name"], _iso(v["birth_date"]), v["sex"], v["race"],
+                           _search_name(v["family_name"], v["given_name"]), _now(), patient_id)).rowcount
+            if not n:
+                raise ValidationError({"patient": f"no patient with id {patient_id}"})
+            audit.append(c, self.s.user.username, "update", "patient", patient_id)
+
+    def save_encounter(self, patient_id: int, values: dict[str, Any], encounter_id: int | None = None) -> int:
+        """Add (encounter_id None) or edit an encounter with its diagnoses, medications and glucose/A1C labs."""
+        self.s.require(Permission.EDIT_PATIENT, "edit encounters")
+        v = validate_encounter(values)
+        status = "discharged" if v["discharge_time"] else "inpatient"
+        los = None
+        if v["discharge_time"]:
+            los = max(1, (v["discharge_time"].date() - v["admit_time"].date()).days)
+        with self.s.db.transaction() as c:
+            if not c.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone():
+                raise ValidationError({"patient": f"no patient with id {patient_id}"})
+            if v["bed_id"] is not None and status == "inpatient":
+                taken = c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS NOT ?",
+                                  (v["bed_id"], encounter_id)).fetchone()
+                if taken:
+                    raise ValidationError({"bed_id": "this bed is occupied"})
+            cols = dict(patient_id=patient_id, status=status, admit_time=_iso(v["admit_time"]),
+                        discharge_time=_iso(v["discharge_time"]), admission_type_id=v["admission_type_id"],
+                        admission_source_id=v["admission_source_id"],
+                        discharge_disposition_id=v["discharge_disposition_id"], ward_id=v["ward_id"],
+                        bed_id=v["bed_id"] if status == "inpatient" else None, age_band=v["age_band"],
+                        medical_specialty=v["medical_specialty"], time_in_hospital=los,
+                        num_lab_procedures=v["num_lab_procedures"], num_procedures=v["num_procedures"],
+                        num_medications=v["num_medications"], number_outpatient=v["number_outpatient"],
+                        number_emergency=v["number_emergency"], number_inpatient=v["number_inpatient"],
+                        number_diagnoses=len(v["diagnoses"]),
+                        change_flag="Ch" if any(s in ("Up", "Down") for s in v["medications"].values()) else "No",
+                        diabetes_med="Yes" if any(s != "No" for s in v["medications"].values()) else "No",
+                        updated_at=_now())
+            if encounter_id is None:
+                nbr = c.execute("SELECT coalesce(max(encounter_nbr), 0) + 1 FROM encounters").fetchone()[0]
+                cols.update(encounter_nbr=nbr, created_at=_now())
+                cur = c.execute(f"INSERT INTO encounters ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                tuple(cols.values()))
+                encounter_id = int(cur.lastrowid)
+                action = "create"
+            else:
+                sets = ", ".join(f"{k} = ?" for k in cols)
+                if not c.execute(f"UPDATE encounters SET {sets} WHERE id = ? AND patient_id = ?",
+                                 (*cols.values(), encounter_id, patient_id)).rowcount:
+                    raise ValidationError({"encounter": "no such encounter for this patient"})
+                for table in ("diagnoses", "medications"):
+                    c.execute(f"DELETE FROM {table} WHERE encounter_id = ?", (encounter_id,))
+                c.execute("DELETE FROM lab_results WHERE encounter_id = ? AND name IN ('max_glu_serum','A1Cresult')",
+                          (encounter_id,))
+                action = "update"
+            write_clinical_details(c, encounter_id, v["diagnoses"], v["medications"], v["max_glu_serum"], v["a1c_result"])
+            audit.append(c, self.s.user.username, action, "encounter", encounter_id, f"patient {patient_id}")
+        return encounter_id
+
+    # --- for the models -------------------------------------------------------------------------
+    def uci_frame(self, patient_ids: Iterable[int] | None = None) -> pd.DataFrame:
+        """The patients' encounters in the UCI encounter schema (history included), for scoring."""
+        self._require_read()
+        frame = encounters_uci_frame(self._c, patient_ids)
+        self.s.log("read", "encounters", "", f"uci view of {frame['patient_nbr'].nunique()} patients")
+        return frame
+
+
+def _search_name(family: str | None, given: str | None) -> str:
+    return f"{family or ''} {given or ''}".strip().lower()
+
+
+def write_clinical_details(c, encounter_id: int, diagnoses: list[str], medications: dict[str, str],
+                           max_glu_serum: str, a1c: str) -> None:
+    c.executemany("INSERT INTO diagnoses (encounter_id, position, code, system) VALUES (?,?,?,?)",
+                  [(encounter_id, i + 1, code, diagnosis_system(code) or "ICD9") for i, code in enumerate(diagnoses)])
+    c.executemany("INSERT INTO medications (encounter_id, drug, status) VALUES (?,?,?)",
+                  [(encounter_id, d, s) for d, s in medications.items() if s != "No"])
+    # "No" and "None" mean not given / not measured: like the importer, store only what happened.
+    c.executemany("INSERT INTO lab_results (encounter_id, name, value_text) VALUES (?,?,?)",
+                  [(encounter_id, n, v) for n, v in (("max_glu_serum", max_glu_serum), ("A1Cresult", a1c)) if v != "None"])
+
+
+def _frame(sql: str, conn, params: tuple = ()) -> pd.DataFrame:
+    """A query as a DataFrame (pandas' read_sql only vouches for the stdlib sqlite3 connection)."""
+    cur = conn.execute(sql, params)
+    return pd.DataFrame.from_records(cur.fetchall(), columns=[d[0] for d in cur.description])
+
+
+def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.DataFrame:
+    """Rebuild UCI rows from the normalised tables: diag_1..3 from positions, one column per drug."""
+    where, args = "", ()
+    if patient_ids is not None:
+        ids = list(patient_ids)
+        where, args = f"WHERE e.patient_id IN ({','.join('?' * len(ids))})", tuple(ids)
+    base = _frame(
+        "SELECT e.id AS _eid, e.encounter_nbr AS encounter_id, p.mrn AS patient_nbr, p.race, p.sex AS gender, "
+        "e.age_band AS age, e.weight, e.admission_type_id, coalesce(e.discharge_disposition_id, 1) AS discharge_disposition_id, "
+        "e.admission_source_id, coalesce(e.time_in_hospital, max(1, CAST(julianday(coalesce(e.discharge_time, 'now', 'localtime')) "
+        "- julianday(e.admit_time) AS INTEGER))) AS time_in_hospital, e.payer_code, e.medical_specialty, e.num_lab_procedures, "
+        "e.num_procedures, e.num_medications, e.number_outpatient, e.number_emergency, e.number_inpatient, "
+        "e.number_diagnoses, e.change_flag AS change, e.diabetes_med AS diabetesMed, e.readmitted, e.status, "
+        "e.admit_time, e.discharge_time, e.patient_id AS _pid "
+        f"FROM encounters e JOIN patients p ON p.id = e.patient_id {where} ORDER BY e.encounter_nbr", conn, args)
+    eids = tuple(int(x) for x in base["_eid"])
+    placeholders = ",".join("?" * len(eids)) or "NULL"
+    dx = _frame(f"SELECT encounter_id AS _eid, position, code FROM diagnoses WHERE position <= 3 "
+                           f"AND encounter_id IN ({placeholders})", conn, eids)
+    meds = _frame(f"SELECT encounter_id AS _eid, drug, status FROM medications WHERE encounter_id IN ({placeholders})",
+                  conn, eids)
+    labs = _frame(f"SELECT encounter_id AS _eid, name, value_text FROM lab_results "
+                             f"WHERE name IN ('max_glu_serum','A1Cresult') AND encounter_id IN ({placeholders})", conn, eids)
+    df = base
+    for pos in (1, 2, 3):
+        m = dx[dx.position == pos].set_index("_eid")["code"]
+        df[f"diag_{pos}"] = df["_eid"].map(m).fillna("?")
+    for name in ("max_glu_serum", "A1Cresult"):
+        m = labs[labs.name == name].set_index("_eid")["value_text"]
+        df[name] = df["_eid"].map(m).fillna("None")
+    wide = meds.pivot(index="_eid", columns="drug", values="status") if len(meds) else pd.DataFrame()
+    for drug in MEDICATIONS:
+        df[drug] = df["_eid"].map(wide[drug]).fillna("No") if drug in wide.columns else "No"
+    # Non-numeric hospital numbers still need a distinct integer key for the per-patient history features.
+    nbr = pd.to_numeric(df["patient_nbr"], errors="coerce")
+    df["patient_nbr"] = nbr.fillna(df["_pid"] + 10**12).astype("int64")
+    extra = ["status", "admit_time", "discharge_time", "_pid", "_eid"]
+    return df[list(ENCOUNTER_COLUMNS) + extra].reset_index(drop=True)

@@ -1,0 +1,518 @@
+"""`python -m training xray [--data DIR]`: chest X-ray CNN (14 NIH findings + No Finding) -> ONNX bundle.
+
+Data layouts (`--data` is detected):
+- npz: a folder holding nih_cxr14_128.npz (or the file itself): the 128 px sample in ../shared/data.
+- nih: a folder with Data_Entry_2017*.csv[.gz] and the NIH PNGs anywhere below it (images_001/images/...,
+  any resolution); every image is resized with the same function the application uses.
+
+Split by patient with a keyed hash (70/15/15): thresholds and the OOD limit are chosen on validation,
+the test split is scored once. The exported ONNX graph has a dynamic batch and three outputs:
+probs (N,15), cam (N,15,h,w) class activation maps whose spatial mean is exactly the logit, and
+ood (N,) Mahalanobis distance of the pooled features to the training images.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from services.xray_image import MODEL_SIZE, _NORM_CLIP, _NORM_EPS, normalize, to_model_size
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nih_cxr"
+DEFAULT_OUT = ROOT / "resources" / "models" / "xray"
+CLASSES = ["No Finding", "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule",
+           "Pneumonia", "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis",
+           "Pleural_Thickening", "Hernia"]
+FINDINGS = CLASSES[1:]
+SPLIT_KEY = "wardlens-xray-split-v1"
+
+
+# ------------------------------------------------------------------------------------------ data
+
+@dataclass
+class XrayData:
+    images: np.ndarray      # (N, S, S) uint8
+    labels: np.ndarray      # (N, 15) float32, CLASSES order
+    patient_id: np.ndarray  # (N,)
+    image_index: np.ndarray
+    view_pa: np.ndarray     # (N,) 1 = PA, 0 = AP  (auxiliary target only)
+    male: np.ndarray        # (N,) auxiliary target only
+    age: np.ndarray         # (N,) years, auxiliary target only
+    layout: str
+
+    def subset(self, idx: np.ndarray) -> "XrayData":
+        return XrayData(self.images[idx], self.labels[idx], self.patient_id[idx], self.image_index[idx],
+                        self.view_pa[idx], self.male[idx], self.age[idx], self.layout)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def detect_layout(path: Path) -> tuple[str, Path]:
+    if path.is_file() and path.suffix == ".npz":
+        return "npz", path
+    if (path / "nih_cxr14_128.npz").exists():
+        return "npz", path / "nih_cxr14_128.npz"
+    csvs = sorted(path.glob("Data_Entry_2017*.csv*"))
+    if csvs:
+        return "nih", csvs[0]
+    raise SystemExit(f"{path}: neither nih_cxr14_128.npz nor Data_Entry_2017*.csv[.gz] found")
+
+
+def _labels_from_strings(findings: list[str]) -> np.ndarray:
+    out = np.zeros((len(findings), len(CLASSES)), np.float32)
+    col = {c: i for i, c in enumerate(CLASSES)}
+    for r, s in enumerate(findings):
+        for f in str(s).split("|"):
+            if f.strip() in col:
+                out[r, col[f.strip()]] = 1
+    return out
+
+
+def _load_png(p: str) -> np.ndarray:
+    from services.xray_image import load_xray
+    return to_model_size(load_xray(p).pixels)
+
+
+def load_data(path: Path, workers: int = 2) -> XrayData:
+    layout, f = detect_layout(path)
+    if layout == "npz":
+        d = np.load(f, allow_pickle=False)
+        classes = [str(c) for c in d["classes"]]
+        assert classes == CLASSES, classes
+        imgs = d["images"]
+        if imgs.shape[1:] != (MODEL_SIZE, MODEL_SIZE):
+            imgs = np.stack([to_model_size(im) for im in imgs])
+        return XrayData(imgs, d["labels"].astype(np.float32), d["patient_id"].astype(np.int64),
+                        d["image_index"].astype(str), (d["view"] == "PA").astype(np.float32),
+                        (d["sex"] == "M").astype(np.float32), d["age"].astype(np.float32), layout)
+    import pandas as pd
+    df = pd.read_csv(f)
+    files = {p.name: p for p in f.parent.rglob("*.png")}
+    df = df[df["Image Index"].isin(files)].reset_index(drop=True)
+    if df.empty:
+        raise SystemExit(f"{f.parent}: no NIH PNG named in {f.name} was found below this folder")
+    print(f"[xray] full NIH layout: {len(df)} images found for {f.name}", flush=True)
+    paths = [str(files[n]) for n in df["Image Index"]]
+    if workers > 1:
+        from multiprocessing import Pool
+        with Pool(workers) as pool:
+            imgs = np.stack(pool.map(_load_png, paths, chunksize=64))
+    else:
+        imgs = np.stack([_load_png(p) for p in paths])
+    return XrayData(imgs, _labels_from_strings(df["Finding Labels"].tolist()), df["Patient ID"].to_numpy(np.int64),
+                    df["Image Index"].to_numpy(str), (df["View Position"] == "PA").to_numpy(np.float32),
+                    (df["Patient Gender"] == "M").to_numpy(np.float32), df["Patient Age"].to_numpy(np.float32), layout)
+
+
+def patient_split(patient_id: np.ndarray, val: float = 0.15, test: float = 0.15) -> np.ndarray:
+    """0 train / 1 val / 2 test per row, from a keyed hash of the patient id (stable across data sets)."""
+    u = np.array([int(hashlib.sha256(f"{SPLIT_KEY}:{int(p)}".encode()).hexdigest()[:12], 16) / 16**12
+                  for p in patient_id])
+    return np.where(u < test, 2, np.where(u < test + val, 1, 0))
+
+
+# ------------------------------------------------------------------------------------------ model
+
+def _torch():
+    import torch
+    return torch
+
+
+def build_model(width: int = 32, n_classes: int = len(CLASSES), n_aux: int = 3, dropout: float = 0.2):
+    torch = _torch()
+    nn = torch.nn
+
+    class Block(nn.Module):
+        """Pre-activation-free basic residual block; downsampling by stride 2 with a 1x1 projection."""
+
+        def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+            super().__init__()
+            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.b1 = nn.BatchNorm2d(cout)
+            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.b2 = nn.BatchNorm2d(cout)
+            self.proj = None
+            if stride != 1 or cin != cout:
+                self.proj = nn.Sequential(nn.AvgPool2d(stride) if stride > 1 else nn.Identity(),
+                                          nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.b1(self.c1(x)))
+            y = self.b2(self.c2(y))
+            return torch.relu(y + (x if self.proj is None else self.proj(x)))
+
+    class XrayNet(nn.Module):
+        """Compact ResNet for 128 px: 64 -> 32 -> 16 -> 8 px feature maps, GAP + linear head (so CAM is exact)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            w = width
+            # two stride-2 convs take 128 px to 32 px cheaply (CPU training budget), then residual stages
+            self.stem = nn.Sequential(nn.Conv2d(1, w // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True),
+                                      nn.Conv2d(w // 2, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
+            self.layer1 = nn.Identity()
+            self.layer2 = nn.Sequential(Block(w, w + w // 2))                             # 32 px
+            self.layer3 = nn.Sequential(Block(w + w // 2, 3 * w, 2), Block(3 * w, 3 * w))  # 16 px
+            self.layer4 = nn.Sequential(Block(3 * w, 6 * w, 2), Block(6 * w, 6 * w))      # 8 px
+            self.drop = nn.Dropout(dropout)
+            self.head = nn.Linear(6 * w, n_classes)
+            self.aux = nn.Linear(6 * w, n_aux)  # view PA, sex, age: extra supervision at training only
+            self.feat_dim = 9 * w
+
+        def maps(self, x):
+            f3 = self.layer3(self.layer2(self.layer1(self.stem(x))))
+            return f3, self.layer4(f3)
+
+        def forward(self, x):
+            f3, f4 = self.maps(x)
+            g = f4.mean((2, 3))
+            h = self.drop(g)
+            return self.head(h), self.aux(h)
+
+        def features(self, x):
+            f3, f4 = self.maps(x)
+            return torch.cat([f3.mean((2, 3)), f4.mean((2, 3))], 1)
+
+    return XrayNet()
+
+
+def export_module(net, mu: np.ndarray, whiten: np.ndarray):
+    """The graph shipped to the app: probs, exact CAMs and the Mahalanobis OOD distance."""
+    torch = _torch()
+    nn = torch.nn
+
+    class Exported(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+            self.register_buffer("mu", torch.tensor(mu, dtype=torch.float32))
+            self.register_buffer("whiten", torch.tensor(whiten, dtype=torch.float32))
+
+        def forward(self, x):
+            f3, f4 = self.net.maps(x)
+            w = self.net.head.weight[:, :, None, None]
+            cam = torch.nn.functional.conv2d(f4, w, self.net.head.bias)  # (N,15,h,w); mean over h,w = logit
+            probs = torch.sigmoid(cam.mean((2, 3)))
+            feat = torch.cat([f3.mean((2, 3)), f4.mean((2, 3))], 1)
+            z = (feat - self.mu) @ self.whiten
+            return probs, cam, (z * z).sum(1)
+
+    return Exported().eval()
+
+
+def export_onnx(module, path: Path) -> None:
+    torch = _torch()
+    dummy = torch.zeros(2, 1, MODEL_SIZE, MODEL_SIZE)
+    # Legacy exporter with dynamic_axes: a dynamic batch without the dynamo/onnxscript path.
+    torch.onnx.export(module, (dummy,), str(path), dynamo=False, input_names=["image"],
+                      output_names=["probs", "cam", "ood"], opset_version=17,
+                      dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}, "cam": {0: "batch"}, "ood": {0: "batch"}})
+
+
+# ------------------------------------------------------------------------------------------ training
+
+def torch_normalize(x):
+    """Same formula as services.xray_image.normalize, on a float tensor in 0..1 (for augmented batches)."""
+    mean = x.mean((-2, -1), keepdim=True)
+    std = x.std((-2, -1), keepdim=True, unbiased=False)
+    return ((x - mean) / std.clamp_min(_NORM_EPS)).clamp(-_NORM_CLIP, _NORM_CLIP)
+
+
+def augment(x, gen):
+    """Batch augmentation on 0..1 images (N,1,S,S): affine (scale/rotate/shift/flip) + gamma/contrast + noise."""
+    torch = _torch()
+    F = torch.nn.functional
+    n = x.shape[0]
+    r = lambda lo, hi: torch.empty(n).uniform_(lo, hi, generator=gen)  # noqa: E731
+    ang = r(-10, 10) * math.pi / 180
+    sc = r(0.85, 1.12)
+    asp = r(0.92, 1.08)
+    flip = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0)
+    tx, ty = r(-0.08, 0.08), r(-0.08, 0.08)
+    cos, sin = torch.cos(ang) / sc, torch.sin(ang) / sc
+    theta = torch.stack([torch.stack([cos * asp * flip, -sin, tx], 1),
+                         torch.stack([sin * flip, cos / asp, ty], 1)], 1)
+    grid = F.affine_grid(theta, x.shape, align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    gamma = torch.exp(r(-0.35, 0.35))[:, None, None, None]
+    x = x.clamp(1e-4, 1) ** gamma
+    x = x * r(0.8, 1.2)[:, None, None, None] + r(-0.1, 0.1)[:, None, None, None]
+    x = x + torch.randn(x.shape, generator=gen) * r(0, 0.02)[:, None, None, None]
+    return x
+
+
+def predict(net, X: np.ndarray, batch: int = 256, features: bool = False) -> np.ndarray:
+    """Sigmoid probabilities (or pooled features) for normalised images X (N,S,S)."""
+    torch = _torch()
+    net.eval()
+    out = []
+    with torch.inference_mode():
+        for i in range(0, len(X), batch):
+            xb = torch.from_numpy(X[i:i + batch][:, None])
+            out.append((net.features(xb) if features else torch.sigmoid(net(xb)[0])).numpy())
+    return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+
+
+def mean_auc(y: np.ndarray, p: np.ndarray, cols: list[int] | None = None) -> float:
+    from sklearn.metrics import roc_auc_score
+    cols = list(range(1, len(CLASSES))) if cols is None else cols
+    vals = [roc_auc_score(y[:, c], p[:, c]) for c in cols if 0 < y[:, c].sum() < len(y)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def train(data: XrayData, split: np.ndarray, args) -> tuple[object, dict]:
+    torch = _torch()
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    tr, va = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
+    Xtr = torch.from_numpy(data.images[tr].astype(np.float32) / 255.0)[:, None]
+    Ytr = torch.from_numpy(data.labels[tr])
+    age_mu, age_sd = float(data.age[tr].mean()), float(data.age[tr].std() + 1e-6)
+    Atr = torch.from_numpy(np.stack([data.view_pa[tr], data.male[tr], (data.age[tr] - age_mu) / age_sd], 1).astype(np.float32))
+    Xva = normalize(data.images[va])
+    net = build_model(width=args.width, dropout=args.dropout)
+    ema = copy.deepcopy(net)
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    decay, no_decay = [], []
+    for n_, p in net.named_parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
+                            lr=args.lr)
+    steps_per_epoch = max(1, len(tr) // args.batch_size)
+    total = steps_per_epoch * args.epochs
+    warm = min(steps_per_epoch * 2, total // 5 + 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else 0.5 * (1 + math.cos(math.pi * (s - warm) / max(1, total - warm))))
+    bce = torch.nn.BCEWithLogitsLoss()
+    history, best = [], (-1.0, None, -1)
+    step, t0 = 0, time.time()
+    for epoch in range(args.epochs):
+        net.train()
+        perm = torch.randperm(len(tr), generator=gen)
+        losses = []
+        for b in range(steps_per_epoch):
+            idx = perm[b * args.batch_size:(b + 1) * args.batch_size]
+            x = torch_normalize(augment(Xtr[idx], gen))
+            y = Ytr[idx] * (1 - args.smooth) + args.smooth / 2  # label smoothing: NIH labels are NLP-mined
+            a = Atr[idx]
+            if args.mixup > 0 and torch.rand(1, generator=gen).item() < args.mixup_p:
+                lam = float(np.random.default_rng(step).beta(args.mixup, args.mixup))
+                j = torch.randperm(len(idx), generator=gen)
+                x, y, a = lam * x + (1 - lam) * x[j], lam * y + (1 - lam) * y[j], lam * a + (1 - lam) * a[j]
+            logits, aux = net(x)
+            loss = bce(logits, y) + args.aux_weight * (
+                bce(aux[:, :2], a[:, :2]) + torch.nn.functional.smooth_l1_loss(aux[:, 2], a[:, 2]))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            with torch.no_grad():  # EMA of weights; BN statistics copied
+                d = min(args.ema, (1 + step) / (10 + step))
+                for pe, pn in zip(ema.parameters(), net.parameters()):
+                    pe.mul_(d).add_(pn.detach(), alpha=1 - d)
+                for be, bn in zip(ema.buffers(), net.buffers()):
+                    be.copy_(bn)
+            losses.append(float(loss))
+        auc_ema = mean_auc(data.labels[va], predict(ema, Xva)) if len(va) else float("nan")
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mean_auc_ema": auc_ema,
+                        "elapsed_s": round(time.time() - t0, 1)})
+        print(f"[xray] epoch {epoch + 1}/{args.epochs} loss {np.mean(losses):.4f} val mean AUC(EMA) {auc_ema:.4f} "
+              f"{time.time() - t0:.0f}s", flush=True)
+        if not np.isfinite(best[0]) or auc_ema > best[0] or best[1] is None:
+            best = (auc_ema, copy.deepcopy(ema.state_dict()), epoch + 1)
+    ema.load_state_dict(best[1])
+    ema.eval()
+    return ema, {"history": history, "best_epoch": best[2], "best_val_mean_auc": best[0],
+                 "train_seconds": round(time.time() - t0, 1), "age_mean": age_mu, "age_sd": age_sd}
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+
+def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import roc_curve
+    if not 0 < y.sum() < len(y):
+        return 0.5
+    fpr, tpr, thr = roc_curve(y, p)
+    i = int(np.argmax(tpr - fpr))
+    return float(min(max(thr[i], 1e-6), 1 - 1e-6))
+
+
+def fit_mahalanobis(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and a whitening matrix W (precision = W W^T) from Ledoit-Wolf shrunk covariance."""
+    from sklearn.covariance import LedoitWolf
+    lw = LedoitWolf().fit(feats.astype(np.float64))
+    evals, evecs = np.linalg.eigh(lw.covariance_)
+    whiten = evecs / np.sqrt(np.maximum(evals, 1e-8 * evals.max()))
+    return lw.location_.astype(np.float32), whiten.astype(np.float32)
+
+
+def image_stats(u8: np.ndarray) -> dict[str, np.ndarray]:
+    """Simple intensity checks used by the OOD guard (same code in services.xray)."""
+    from services.xray import intensity_stats
+    rows = [intensity_stats(im) for im in u8]
+    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def evaluate(y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int, seed: int) -> dict:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    from training.cards import bootstrap_ci, group_bootstrap_indices
+    idx = group_bootstrap_indices(groups, n_boot, seed)
+    per_class = []
+    for c, name in enumerate(CLASSES):
+        row: dict = {"class": name, "n_pos": int(y[:, c].sum()), "n": int(len(y))}
+        if 0 < y[:, c].sum() < len(y):
+            for key, fn in (("roc_auc", roc_auc_score), ("pr_auc", average_precision_score)):
+                r = bootstrap_ci(fn, [y[:, c], p[:, c]], groups, indices=idx)
+                row[key], row[key + "_ci"] = r["value"], [r["ci_low"], r["ci_high"]]
+        else:
+            row["roc_auc"] = row["pr_auc"] = None
+        per_class.append(row)
+    mean14 = bootstrap_ci(lambda yy, pp: mean_auc(yy, pp), [y, p], groups, indices=idx)
+    return {"per_class": per_class, "mean_roc_auc_14_findings": mean14}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training xray", description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="npz sample folder or full NIH folder")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--sample", type=int, default=0, help="use only N images (tests, smoke runs)")
+    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--smooth", type=float, default=0.05)
+    ap.add_argument("--mixup", type=float, default=0.2)
+    ap.add_argument("--mixup-p", type=float, default=0.0)
+    ap.add_argument("--aux-weight", type=float, default=0.1)
+    ap.add_argument("--ema", type=float, default=0.995)
+    ap.add_argument("--ood-quantile", type=float, default=0.995)
+    ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+
+    torch = _torch()
+    torch.set_num_threads(args.threads)
+    t_start = time.time()
+    data = load_data(args.data, workers=args.threads)
+    if args.sample and args.sample < len(data):
+        pick = np.sort(np.random.default_rng(args.seed).choice(len(data), args.sample, replace=False))
+        data = data.subset(pick)
+    split = patient_split(data.patient_id)
+    counts = {k: int((split == i).sum()) for i, k in enumerate(("train", "val", "test"))}
+    print(f"[xray] {len(data)} images, {len(np.unique(data.patient_id))} patients, split {counts}", flush=True)
+
+    net, info = train(data, split, args)
+    tr, va, te = (np.flatnonzero(split == i) for i in range(3))
+    Xva, Xte, Xtr = normalize(data.images[va]), normalize(data.images[te]), normalize(data.images[tr])
+
+    # operating thresholds (Youden's J) and the OOD limit: validation only
+    p_va = predict(net, Xva)
+    thresholds = {c: youden_threshold(data.labels[va, i], p_va[:, i]) for i, c in enumerate(CLASSES)}
+    mu, whiten = fit_mahalanobis(predict(net, Xtr, features=True))
+    exported = export_module(net, mu, whiten)
+    with torch.inference_mode():
+        d_va = exported(torch.from_numpy(Xva[:, None]))[2].numpy() if len(va) else np.zeros(1)
+    ood_limit = float(np.quantile(d_va, args.ood_quantile)) * 1.05
+    st_tr = image_stats(np.concatenate([data.images[tr], data.images[va]]))
+    intensity = {"min_std": float(np.quantile(st_tr["std"], 0.001)) * 0.5,
+                 "max_hf_ratio": float(np.quantile(st_tr["hf_ratio"], 0.999)) * 1.5,
+                 "max_saturated": float(min(0.95, np.quantile(st_tr["saturated"], 0.999) + 0.1)),
+                 "max_colourfulness": 12.0}
+
+    # test split: scored once
+    p_te = predict(net, Xte)
+    metrics = evaluate(data.labels[te], p_te, data.patient_id[te], args.n_boot, args.seed) if len(te) else {}
+    op = []
+    for i, c in enumerate(CLASSES):
+        y, s = data.labels[te, i], p_te[:, i] >= thresholds[c]
+        pos, neg = y.sum(), (1 - y).sum()
+        op.append({"class": c, "threshold": thresholds[c],
+                   "sensitivity": float((s & (y == 1)).sum() / pos) if pos else None,
+                   "specificity": float((~s & (y == 0)).sum() / neg) if neg else None})
+
+    # export and bundle
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    from services.onnx_runtime import write_sha256
+    from services.xray import SIDECAR
+    export_onnx(exported, out / "model.onnx")
+    sha = write_sha256(out / "model.onnx")
+    with torch.inference_mode():
+        parity_x = torch.from_numpy(Xte[:8, None] if len(te) else Xva[:8, None])
+        ref = [t.numpy() for t in exported(parity_x)]
+    from services.onnx_runtime import create_session
+    got = create_session(out / "model.onnx").run(None, {"image": parity_x.numpy()})
+    parity = {k: float(np.abs(a - b).max()) for k, a, b in zip(("probs", "cam", "ood"), ref, got)}
+    sidecar = {"classes": CLASSES, "input_size": MODEL_SIZE, "thresholds": thresholds,
+               "threshold_rule": "Youden's J on the validation split",
+               "ood": {"mahalanobis_limit": ood_limit,
+                       "rule": f"{args.ood_quantile:.3f} quantile of validation distances x 1.05", **intensity},
+               "model_sha256": sha}
+    (out / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    write_sha256(out / SIDECAR)
+    n_params = sum(p.numel() for p in net.parameters())
+    elapsed = round(time.time() - t_start, 1)
+    from training.cards import provenance, write_card
+    card = {
+        "name": "xray", "title": "Chest X-ray findings (NIH ChestX-ray14, 14 findings + No Finding)",
+        "version": time.strftime("%Y.%m.%d"),
+        "intended_use": "Decision support for clinicians reading frontal (PA/AP) adult chest radiographs: "
+                        "flags findings for attention and shows where the network looked. Not a diagnosis; "
+                        "every flag needs a clinician's reading of the image.",
+        "limits": ["Trained from scratch on a small, enriched subset of ChestX-ray14: prevalence and calibration "
+                   "do not transfer to a hospital's case mix; probabilities are relative scores.",
+                   "Labels were mined from reports by NLP (about 90% accurate per NIH).",
+                   "Low resolution (128 px): small nodules and subtle pneumothorax can be missed.",
+                   "Images unlike the training radiographs (other body parts, photos, CT/MR, blank or noise) "
+                   "are refused by the OOD guard; lateral views and paediatric films were not validated.",
+                   "Rare findings (Hernia, Edema, Emphysema, Fibrosis) have few test positives: wide intervals."],
+        "data": {"source": "NIH ChestX-ray14 (Wang et al., CVPR 2017)", "layout": data.layout,
+                 "path": str(args.data), "images": len(data), "patients": int(len(np.unique(data.patient_id))),
+                 "sample": args.sample or None,
+                 "split": {"method": "keyed hash of patient id, 70/15/15 (no patient in two splits)",
+                           "key": SPLIT_KEY, **counts},
+                 "prevalence_train": {c: float(data.labels[tr, i].mean()) for i, c in enumerate(CLASSES)}},
+        "preprocessing": "grayscale 0..255 -> uint8 -> Pillow LANCZOS to 128x128 -> per-image standardisation "
+                         "(services.xray_image.preprocess, shared by training and the application)",
+        "model": {"architecture": f"compact ResNet (width {args.width}), GAP + linear head, CAM output",
+                  "parameters": int(n_params), "onnx_bytes": (out / "model.onnx").stat().st_size,
+                  "outputs": {"probs": "(N,15) sigmoid", "cam": "(N,15,8,8) class activation maps (mean = logit)",
+                              "ood": "(N,) squared Mahalanobis distance of pooled features"},
+                  "onnx_parity_max_abs_diff": parity},
+        "training": {k: v for k, v in vars(args).items() if k not in ("data", "out")} | {
+            "best_epoch": info["best_epoch"], "best_val_mean_roc_auc": info["best_val_mean_auc"],
+            "train_seconds": info["train_seconds"], "pipeline_seconds": elapsed,
+            "recipe": "AdamW + cosine LR with warm-up, EMA of weights, label smoothing, augmentation "
+                      "(affine, flip, gamma/contrast, noise), auxiliary view/sex/age heads at training only; "
+                      "epoch chosen on validation mean ROC-AUC"},
+        "metrics_test": metrics,
+        "operating_points_test": op,
+        "ood_guard": sidecar["ood"],
+        "provenance": provenance(),
+    }
+    write_card(out, card)
+    m = metrics.get("mean_roc_auc_14_findings", {}) if metrics else {}
+    print(f"[xray] test mean ROC-AUC (14 findings) {m.get('value', float('nan')):.4f} "
+          f"[{m.get('ci_low', float('nan')):.4f}, {m.get('ci_high', float('nan')):.4f}]; bundle in {out} ({elapsed:.0f}s)",
+          flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
