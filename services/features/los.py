@@ -170,3 +170,69 @@ def build_los_features(df: pd.DataFrame) -> pd.DataFrame:
         cols[c] = hist[c].to_numpy(np.float64)
     out = pd.DataFrame({name: cols[name] for name in FEATURE_NAMES}, index=df.index)
     return out.astype(np.float32)
+
+
+# --- Target encodings: smoothed mean outcome per diagnosis (and context) code, learned on training
+# patients only. They let trees use ~700 exact ICD-9 codes and their combinations without one-hot
+# blow-up. Tables travel inside the hash-checked ONNX file (metadata), so scoring needs no data.
+ENCODING_KEYS: dict[str, tuple[str, ...]] = {
+    "d1": ("diag_1",), "d2": ("diag_2",), "d3": ("diag_3",), "d1d2": ("diag_1", "diag_2"),
+    "d123": ("diag_1", "diag_2", "diag_3"), "spec": ("medical_specialty",),
+    "d1spec": ("diag_1", "medical_specialty"), "d1src": ("diag_1", "admission_source_id"),
+    "d1type": ("diag_1", "admission_type_id"), "d1age": ("diag_1", "age"),
+}
+# (key, target): "los" = mean stay in days, "long" = share of stays of 7 days or more.
+ENCODINGS: tuple[tuple[str, str], ...] = tuple((k, "los") for k in ENCODING_KEYS) + (
+    ("d1", "long"), ("d2", "long"), ("d1d2", "long"),
+)
+ENCODING_NAMES: tuple[str, ...] = tuple(f"te_{k}_{t}" for k, t in ENCODINGS)
+MODEL_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES + ENCODING_NAMES
+
+
+def encoding_key(df: pd.DataFrame, key: str) -> pd.Series:
+    cols = ENCODING_KEYS[key]
+    out = df[cols[0]].astype(str)
+    for c in cols[1:]:
+        out = out + "|" + df[c].astype(str)
+    return out
+
+
+def encoding_target(los: np.ndarray, target: str) -> np.ndarray:
+    los = np.asarray(los, dtype=np.float64)
+    return los if target == "los" else (los >= 7).astype(np.float64)
+
+
+def fit_target_encodings(df: pd.DataFrame, los: np.ndarray, smoothing: float = 20.0,
+                         min_count: int = 2) -> dict[str, dict]:
+    """Tables {name: {"prior": float, "values": {code: smoothed mean}}} from training rows.
+
+    Shrinks each code's mean toward the prior by `smoothing` pseudo-rows; codes seen fewer than
+    `min_count` times are left out (their shrunk value is nearly the prior anyway).
+    """
+    tables: dict[str, dict] = {}
+    for key, target in ENCODINGS:
+        yv = encoding_target(los, target)
+        prior = float(yv.mean()) if len(yv) else 0.0
+        st = pd.DataFrame({"k": encoding_key(df, key).to_numpy(), "y": yv}).groupby("k")["y"].agg(["sum", "count"])
+        st = st[st["count"] >= min_count]
+        vals = (st["sum"] + smoothing * prior) / (st["count"] + smoothing)
+        tables[f"te_{key}_{target}"] = {"prior": prior, "values": {str(k): round(float(v), 5) for k, v in vals.items()}}
+    return tables
+
+
+def apply_target_encodings(df: pd.DataFrame, tables: dict[str, dict]) -> pd.DataFrame:
+    cols = {}
+    for key, target in ENCODINGS:
+        name = f"te_{key}_{target}"
+        t = tables[name]
+        cols[name] = encoding_key(df, key).map(t["values"]).astype(np.float64).fillna(t["prior"]).to_numpy()
+    return pd.DataFrame(cols, index=df.index).astype(np.float32)
+
+
+def los_model_matrix(df: pd.DataFrame, tables: dict[str, dict]) -> np.ndarray:
+    """The model input (float32, columns MODEL_FEATURE_NAMES) for every row of a UCI-schema frame."""
+    if not df.index.is_unique:
+        df = df.reset_index(drop=True)
+    base = build_los_features(df)
+    enc = apply_target_encodings(df, tables)
+    return np.hstack([base.to_numpy(np.float32), enc.to_numpy(np.float32)])
