@@ -173,10 +173,7 @@ def _load_dicom(data: bytes, name: str) -> LoadedImage:
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     colour = 0.0
     if spp > 1 or arr.ndim == 3:
-        rgb = np.asarray(arr, dtype=np.float32)
-        if photometric.startswith("YBR"):
-            from pydicom.pixels import convert_color_space
-            rgb = convert_color_space(np.asarray(arr), photometric, "RGB").astype(np.float32)
+        rgb = np.asarray(arr, dtype=np.float32)  # pydicom 3 already converts YBR to RGB in pixel_array
         colour = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
         gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
     else:
