@@ -1,0 +1,249 @@
+"""Length of stay at admission: a predictive distribution over 1..14 days per encounter.
+
+The ONNX model predicts the expected stay mu from admission-time features (services.features.los).
+Around mu sits a calibrated distribution: 1 + NegativeBinomial(mean mu-1, size r(mu)) truncated to
+1..14 days, with log r = a + b log mu fitted on validation patients. From it come the point estimate
+(a validation-tuned blend of mean and median), an 80% interval (tail masses calibrated on validation
+so that discrete endpoints still cover ~80%), expected discharge dates and conditional survival.
+The fitted parameters and the encoding tables travel in the ONNX file's metadata, covered by its
+sha256.
+"""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from services.features.common import normalise_uci_frame
+from services.features.los import MODEL_FEATURE_NAMES, los_model_matrix
+from services.onnx_runtime import MODELS_DIR, ModelBundle, load_bundle
+from services.uci_schema import ENCOUNTER_COLUMNS, INT_COLUMNS
+
+MAX_DAYS = 14
+DAYS = np.arange(1, MAX_DAYS + 1)
+BUNDLE_DIR = MODELS_DIR / "los"
+
+
+# ---------------------------------------------------------------- pure distribution maths
+def los_distribution(mu: np.ndarray, disp_a: float, disp_b: float) -> np.ndarray:
+    """(n, 14) probabilities of a stay of 1..14 days for expected stays `mu`."""
+    mu = np.clip(np.asarray(mu, dtype=np.float64), 1.0, MAX_DAYS)
+    m1 = np.maximum(mu - 1.0, 1e-3)[:, None]
+    r = np.exp(disp_a + disp_b * np.log(mu))[:, None]
+    pmf = stats.nbinom.pmf(DAYS[None, :] - 1, r, r / (r + m1))
+    pmf = np.maximum(pmf, 1e-12)
+    return pmf / pmf.sum(axis=1, keepdims=True)
+
+
+def dist_mean(dist: np.ndarray) -> np.ndarray:
+    return np.atleast_2d(dist) @ DAYS
+
+
+def dist_quantile(dist: np.ndarray, q: float) -> np.ndarray:
+    """Smallest day k with P(LOS <= k) >= q (integer days)."""
+    cdf = np.cumsum(np.atleast_2d(dist), axis=1)
+    return 1 + (cdf < q - 1e-12).sum(axis=1).clip(max=MAX_DAYS - 1)
+
+
+def interval_from_distribution(dist: np.ndarray, tail_low: float, tail_high: float) -> tuple[np.ndarray, np.ndarray]:
+    """Integer interval [q(tail_low), q(1 - tail_high)], both ends inclusive.
+
+    Because LOS is discrete, nominal tails of 10%/10% over-cover; the tails are calibrated on
+    validation patients so that the inclusive interval covers about 80%.
+    """
+    return dist_quantile(dist, tail_low), dist_quantile(dist, 1.0 - tail_high)
+
+
+def point_from_distribution(mu: np.ndarray, dist: np.ndarray, median_weight: float) -> np.ndarray:
+    """Blend of the expected stay (best for squared error) and the median (best for absolute error)."""
+    mu = np.clip(np.asarray(mu, dtype=np.float64), 1.0, MAX_DAYS)
+    return (1.0 - median_weight) * mu + median_weight * dist_quantile(dist, 0.5)
+
+
+def discharge_hazards(dist: np.ndarray, horizon_days: int) -> np.ndarray:
+    """Daily discharge hazards h_k = P(LOS = k | LOS >= k), k = 1..horizon_days, per row.
+
+    The UCI study only holds stays of 1-14 days, so the model knows nothing beyond day 14: from day
+    14 on the hazard is held at its day 10-13 level (a geometric tail) instead of dropping to 0 or 1.
+    """
+    dist = np.atleast_2d(np.asarray(dist, dtype=np.float64))
+    surv_before = 1.0 - np.concatenate([np.zeros((len(dist), 1)), np.cumsum(dist, axis=1)[:, :-1]], axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        h = np.where(surv_before > 1e-12, dist / np.maximum(surv_before, 1e-300), 1.0)
+    tail = np.clip(np.nanmean(h[:, 9:13], axis=1), 0.05, 0.95)
+    out = np.empty((len(dist), horizon_days))
+    n = min(horizon_days, MAX_DAYS - 1)
+    out[:, :n] = np.clip(h[:, :n], 0.0, 1.0)
+    out[:, n:] = tail[:, None]
+    return out
+
+
+def remaining_stay_survival(dist: np.ndarray, days_so_far: int, horizon: int) -> np.ndarray:
+    """P(still in hospital on day days_so_far + k | still in hospital on day days_so_far), k=1..horizon.
+
+    Convention: admitted on day 0, a stay of L days occupies a bed on days 0..L-1 and is discharged
+    on day L. A patient present on day t has L > t. Accepts one distribution (14,) -> (horizon,) or
+    a batch (n, 14) -> (n, horizon).
+    """
+    if days_so_far < 0 or horizon < 0:
+        raise ValueError("days_so_far and horizon must be >= 0")
+    d = np.asarray(dist, dtype=np.float64)
+    single = d.ndim == 1
+    h = discharge_hazards(d, days_so_far + horizon)
+    # present on day t+k  <=>  not discharged on days t+1..t+k; discharge on day j has hazard h_j
+    surv = np.cumprod(1.0 - h[:, days_so_far:days_so_far + horizon], axis=1)
+    return surv[0] if single else surv
+
+
+# ---------------------------------------------------------------- the service
+@dataclass(frozen=True)
+class LosEstimateRow:
+    """One encounter's stay estimate; probs[k-1] = P(LOS = k days)."""
+
+    encounter_id: int
+    expected_days: float
+    point_days: float
+    low_days: int
+    high_days: int
+    probs: tuple[float, ...]
+
+
+class LosBundleError(RuntimeError):
+    """The LOS bundle is missing or its metadata is unusable."""
+
+
+class LosService:
+    """Loads the LOS bundle once (sha256-checked) and turns UCI-schema encounters into distributions."""
+
+    def __init__(self, bundle_dir: Path | str = BUNDLE_DIR, bundle: ModelBundle | None = None) -> None:
+        self.bundle: ModelBundle = bundle if bundle is not None else load_bundle(bundle_dir)
+        meta = self.bundle.session.get_modelmeta().custom_metadata_map
+        try:
+            self.params: dict[str, Any] = json.loads(meta["wardlens_los_params"])
+            self.tables: dict[str, dict] = json.loads(meta["wardlens_los_encodings"])
+        except (KeyError, ValueError) as e:
+            raise LosBundleError(f"LOS model metadata missing or damaged: {e}") from e
+        if list(self.params.get("feature_names", [])) != list(MODEL_FEATURE_NAMES):
+            raise LosBundleError("LOS model was built for a different feature layout; retrain it")
+        self._input = self.bundle.session.get_inputs()[0].name
+        self._output = self.bundle.session.get_outputs()[0].name
+
+    # raw model output
+    def expected_days(self, encounters: pd.DataFrame) -> np.ndarray:
+        """Model's expected stay for every row (history rows of the same patients may be included)."""
+        if len(encounters) == 0:
+            return np.zeros(0)
+        x = los_model_matrix(encounters, self.tables)
+        out = self.bundle.session.run([self._output], {self._input: x})[0]
+        return np.clip(np.asarray(out, dtype=np.float64).reshape(-1), 1.0, MAX_DAYS)
+
+    def distribution_from_mu(self, mu: np.ndarray) -> np.ndarray:
+        return los_distribution(mu, self.params["disp_a"], self.params["disp_b"])
+
+    def distribution(self, encounters: pd.DataFrame) -> np.ndarray:
+        """(n, 14) P(LOS = 1..14 days) per row of a UCI-schema frame."""
+        return self.distribution_from_mu(self.expected_days(encounters))
+
+    def point(self, dist: np.ndarray, mu: np.ndarray | None = None) -> np.ndarray:
+        mu = dist_mean(dist) if mu is None else mu
+        return point_from_distribution(mu, dist, self.params["median_weight"])
+
+    def interval(self, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """80% interval (integer days, inclusive) with the validation-calibrated tails."""
+        return interval_from_distribution(dist, self.params["tail_low"], self.params["tail_high"])
+
+    def estimates(self, encounters: pd.DataFrame) -> list[LosEstimateRow]:
+        mu = self.expected_days(encounters)
+        dist = self.distribution_from_mu(mu)
+        point = self.point(dist, mu)
+        lo, hi = self.interval(dist)
+        ids = encounters["encounter_id"].to_numpy()
+        return [LosEstimateRow(int(ids[i]), float(mu[i]), float(point[i]), int(lo[i]), int(hi[i]),
+                               tuple(float(p) for p in dist[i])) for i in range(len(mu))]
+
+    def expected_discharge_date(self, admission_date: dt.date, dist: np.ndarray) -> tuple[dt.date, dt.date, dt.date]:
+        """(point, earliest, latest) discharge dates for one encounter's distribution (14,)."""
+        d = np.atleast_2d(dist)
+        point = float(self.point(d)[0])
+        lo, hi = self.interval(d)
+        return (admission_date + dt.timedelta(days=int(round(point))),
+                admission_date + dt.timedelta(days=int(lo[0])), admission_date + dt.timedelta(days=int(hi[0])))
+
+    @staticmethod
+    def remaining_stay_survival(dist: np.ndarray, days_so_far: int, horizon: int) -> np.ndarray:
+        return remaining_stay_survival(dist, days_so_far, horizon)
+
+
+# ---------------------------------------------------------------- CLI scoring
+class LosCsvError(ValueError):
+    """A file-level problem with a CSV to score (unreadable, empty, missing columns)."""
+
+
+def _row_problem(row: dict[str, str]) -> str | None:
+    for col in INT_COLUMNS:
+        if col == "time_in_hospital":
+            continue  # not needed at admission; may be blank for current inpatients
+        v = (row.get(col) or "").strip()
+        try:
+            int(v)
+        except ValueError:
+            return f"{col} is not an integer: {v!r}"
+    return None
+
+
+def score_los_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
+                  service: LosService | None = None) -> dict[str, Any]:
+    """Score a UCI-schema CSV: writes encounter_id, los_days, los_low, los_high per good row.
+
+    Bad rows are skipped and reported as {"line": n, "reason": ...} (line 1 is the header). Earlier
+    encounters of the same patient in the file feed the history features. Raises LosCsvError for
+    file-level problems. Returns {"scored", "rejected", "errors", "output"}.
+    """
+    input_path, output_path = Path(input_path), Path(output_path)
+    if not input_path.is_file():
+        raise LosCsvError(f"input file not found: {input_path}")
+    try:
+        raw = pd.read_csv(input_path, dtype=str, keep_default_na=False, na_values=[], compression="infer")
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
+        raise LosCsvError(f"cannot read {input_path}: {e}") from e
+    needed = [c for c in ENCOUNTER_COLUMNS if c not in ("readmitted",)]
+    missing = [c for c in needed if c not in raw.columns]
+    if missing:
+        raise LosCsvError(f"{input_path.name} lacks columns: {', '.join(missing)}")
+    errors: list[dict[str, Any]] = []
+    good: list[int] = []
+    seen: set[str] = set()
+    for i, row in enumerate(raw.to_dict("records")):
+        line = i + 2  # header is line 1 (rows with embedded newlines would shift this; UCI has none)
+        reason = _row_problem(row)
+        if reason is None:
+            eid = row["encounter_id"].strip()
+            if eid in seen:
+                reason = f"duplicate encounter_id {eid}"
+            seen.add(eid)
+        if reason is None:
+            good.append(i)
+        else:
+            errors.append({"line": line, "reason": reason})
+    frame = raw.iloc[good].copy()
+    frame["time_in_hospital"] = frame["time_in_hospital"].where(frame["time_in_hospital"].str.strip() != "", "0")
+    frame["time_in_hospital"] = pd.to_numeric(frame["time_in_hospital"], errors="coerce").fillna(0).astype(int).astype(str)
+    output_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(output_path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["encounter_id", "los_days", "los_low", "los_high"])
+        if len(frame):
+            frame = normalise_uci_frame(frame.reset_index(drop=True))
+            svc = service or LosService()
+            for est in svc.estimates(frame):
+                w.writerow([est.encounter_id, f"{est.point_days:.2f}", est.low_days, est.high_days])
+    return {"scored": len(good), "rejected": len(errors), "errors": errors, "output": str(output_path)}
+

@@ -1,0 +1,344 @@
+"""`python -m training los [--data DIR] [--out DIR] [--sample N] [--n-boot B]`: length-of-stay model.
+
+Real stays: time_in_hospital (1-14 days) of the UCI Diabetes 130 encounters, predicted from what is
+known at admission (services.features.los). Patients are split 60/20/20 (train/validation/test) by
+patient_nbr. A random forest and gradient boosting (XGBoost) are compared as mean regressors; the
+better on validation RMSE is kept. Everything else (dispersion of the predictive distribution, the
+mean/median blend of the point estimate, the 80% interval tails) is tuned on validation only; the
+test patients are touched once, for the card.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize
+
+from services.features.common import DEFAULT_DATA_ROOT, read_uci_csv
+from services.features.los import (ENCODINGS, MODEL_FEATURE_NAMES, apply_target_encodings, build_los_features,
+                                   fit_target_encodings)
+from services.los import (DAYS, dist_mean, interval_from_distribution, los_distribution, point_from_distribution)
+from services.onnx_runtime import MODELS_DIR, create_session, write_sha256
+from training.cards import bootstrap_ci, group_bootstrap_indices, provenance, write_card
+
+TARGET = "time_in_hospital"
+
+
+# ---------------------------------------------------------------- metrics
+def r2(y: np.ndarray, p: np.ndarray) -> float:
+    ss = float(((y - y.mean()) ** 2).sum())
+    if ss == 0:
+        raise ValueError("constant target")
+    return 1.0 - float(((y - p) ** 2).sum()) / ss
+
+
+def mae(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.abs(y - p).mean())
+
+
+def rmse(y: np.ndarray, p: np.ndarray) -> float:
+    return float(np.sqrt(((y - p) ** 2).mean()))
+
+
+def coverage(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    return float(((y >= lo) & (y <= hi)).mean())
+
+
+def mean_width(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> float:
+    return float((hi - lo + 1).mean())
+
+
+def mean_log_lik(y: np.ndarray, dist: np.ndarray) -> float:
+    return float(np.log(dist[np.arange(len(y)), y.astype(int) - 1]).mean())
+
+
+# ---------------------------------------------------------------- split and encodings
+def patient_split(patients: np.ndarray, seed: int, fractions: tuple[float, float] = (0.6, 0.2)) -> np.ndarray:
+    """0 = train, 1 = validation, 2 = test, by patient (never by row)."""
+    uniq = np.unique(patients)
+    rng = np.random.default_rng(seed)
+    u = rng.random(len(uniq))
+    part = np.where(u < fractions[0], 0, np.where(u < fractions[0] + fractions[1], 1, 2))
+    return part[np.searchsorted(uniq, patients)]
+
+
+def oof_encodings(df: pd.DataFrame, y: np.ndarray, patients: np.ndarray, folds: int, seed: int) -> pd.DataFrame:
+    """Out-of-fold target encodings for training rows (patient folds), so trees never see a row's own
+    outcome inside its encoding; validation/test rows get the full-train tables instead."""
+    uniq = np.unique(patients)
+    fold_of = np.random.default_rng(seed).integers(0, folds, len(uniq))[np.searchsorted(uniq, patients)]
+    parts = []
+    for f in range(folds):
+        fit, app = fold_of != f, fold_of == f
+        tables = fit_target_encodings(df[fit], y[fit])
+        parts.append(apply_target_encodings(df[app], tables))
+    return pd.concat(parts).loc[df.index]
+
+
+# ---------------------------------------------------------------- models
+def fit_xgb(x_tr, y_tr, x_va, y_va, seed: int, n_jobs: int, max_rounds: int) -> Any:
+    import xgboost as xgb
+    m = xgb.XGBRegressor(n_estimators=max_rounds, learning_rate=0.03, max_depth=6, subsample=0.8,
+                         colsample_bytree=0.6, min_child_weight=10, reg_lambda=1.0, n_jobs=n_jobs,
+                         random_state=seed, tree_method="hist", early_stopping_rounds=60)
+    m.fit(x_tr, y_tr, eval_set=[(x_va, y_va)], verbose=False)
+    return m
+
+
+def fit_rf(x_tr, y_tr, seed: int, n_jobs: int, n_trees: int) -> Any:
+    from sklearn.ensemble import RandomForestRegressor
+    m = RandomForestRegressor(n_estimators=n_trees, min_samples_leaf=20, max_features=0.3, n_jobs=n_jobs,
+                              random_state=seed)
+    return m.fit(x_tr, y_tr)
+
+
+def to_onnx(model: Any, kind: str, n_features: int) -> bytes:
+    if kind == "xgboost":
+        import onnxmltools
+        from onnxmltools.convert.common.data_types import FloatTensorType
+        model.get_booster().feature_names = None  # converter needs f%d names (trained on arrays anyway)
+        onx = onnxmltools.convert_xgboost(model, initial_types=[("input", FloatTensorType([None, n_features]))],
+                                          target_opset=15)
+    else:
+        from skl2onnx import convert_sklearn
+        from skl2onnx.common.data_types import FloatTensorType
+        onx = convert_sklearn(model, initial_types=[("input", FloatTensorType([None, n_features]))], target_opset=15)
+    return onx
+
+
+# ---------------------------------------------------------------- calibration on validation
+def fit_dispersion(mu: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """log r = a + b log mu maximising the validation likelihood of the truncated shifted NB."""
+    def nll(theta: np.ndarray) -> float:
+        d = los_distribution(mu, theta[0], theta[1])
+        return -mean_log_lik(y, d)
+    res = optimize.minimize(nll, x0=np.array([1.0, 0.0]), method="Nelder-Mead",
+                            options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 400})
+    return float(res.x[0]), float(res.x[1])
+
+
+def fit_median_weight(mu: np.ndarray, dist: np.ndarray, y: np.ndarray, max_r2_loss: float = 0.005) -> float:
+    """Largest step toward the median that lowers validation MAE while costing at most `max_r2_loss` R²."""
+    base = r2(y, point_from_distribution(mu, dist, 0.0))
+    best_w, best_mae = 0.0, mae(y, point_from_distribution(mu, dist, 0.0))
+    for w in np.round(np.arange(0.05, 1.0001, 0.05), 2):
+        p = point_from_distribution(mu, dist, float(w))
+        if base - r2(y, p) <= max_r2_loss and mae(y, p) < best_mae:
+            best_w, best_mae = float(w), mae(y, p)
+    return best_w
+
+
+def fit_interval_tails(dist: np.ndarray, y: np.ndarray, target: float = 0.80) -> tuple[float, float, float]:
+    """Tail masses whose inclusive integer interval covers `target` of validation stays.
+
+    With integer endpoints, coverage jumps in steps; searching (low, high) tails on a fine grid finds
+    the rule closest to 80%, ties broken by the narrower mean width.
+    """
+    best: tuple[float, float, float, float] | None = None
+    grid = np.round(np.arange(0.02, 0.3001, 0.005), 3)
+    for lo_t in grid:
+        lo = interval_from_distribution(dist, float(lo_t), 0.5)[0]
+        for hi_t in grid:
+            hi = interval_from_distribution(dist, 0.5, float(hi_t))[1]
+            cov = coverage(y, lo, hi)
+            key = (abs(cov - target), mean_width(y, lo, hi))
+            if best is None or key < best[:2]:
+                best = (key[0], key[1], float(lo_t), float(hi_t))
+    assert best is not None
+    lo, hi = interval_from_distribution(dist, best[2], best[3])
+    return best[2], best[3], coverage(y, lo, hi)
+
+
+# ---------------------------------------------------------------- evaluation
+def evaluate(y: np.ndarray, mu: np.ndarray, params: dict[str, float], groups: np.ndarray, n_boot: int,
+             seed: int) -> dict[str, dict[str, float]]:
+    dist = los_distribution(mu, params["disp_a"], params["disp_b"])
+    point = point_from_distribution(mu, dist, params["median_weight"])
+    lo, hi = interval_from_distribution(dist, params["tail_low"], params["tail_high"])
+    idx = group_bootstrap_indices(groups, n_boot, seed) if n_boot else []
+    ci = lambda fn, arrays: bootstrap_ci(fn, arrays, groups, indices=idx)  # noqa: E731
+    return {
+        "r2": ci(r2, [y, point]),
+        "mae_days": ci(mae, [y, point]),
+        "rmse_days": ci(rmse, [y, point]),
+        "r2_of_expected_stay": ci(r2, [y, np.clip(mu, 1, 14)]),
+        "interval80_coverage": ci(coverage, [y, lo, hi]),
+        "interval80_mean_width_days": ci(mean_width, [y, lo, hi]),
+        "mean_log_likelihood": ci(_loglik_metric, [np.log(dist[np.arange(len(y)), y.astype(int) - 1]), y]),
+    }
+
+
+def _loglik_metric(ll: np.ndarray, _unused: np.ndarray) -> float:
+    return float(np.mean(ll))
+
+
+def importance(model: Any, kind: str, top: int = 20) -> list[dict[str, Any]]:
+    imp = np.asarray(model.feature_importances_, dtype=float)
+    imp = imp / imp.sum() if imp.sum() > 0 else imp
+    order = np.argsort(-imp)[:top]
+    kind_name = "gain share" if kind == "xgboost" else "impurity decrease share"
+    return [{"feature": MODEL_FEATURE_NAMES[i], kind_name: round(float(imp[i]), 4)} for i in order]
+
+
+def sample_patients(df: pd.DataFrame, n_rows: int, seed: int) -> pd.DataFrame:
+    """About n_rows rows, whole patients only (keeps every patient's history together)."""
+    pats = df["patient_nbr"].unique()
+    rng = np.random.default_rng(seed)
+    rng.shuffle(pats)
+    counts = df.groupby("patient_nbr").size().reindex(pats).to_numpy()
+    k = int(np.searchsorted(np.cumsum(counts), n_rows)) + 1
+    return df[df["patient_nbr"].isin(set(pats[:k]))].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training los", description=__doc__)
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA_ROOT, help="shared data root (holds diabetes130/)")
+    ap.add_argument("--out", type=Path, default=MODELS_DIR / "los", help="bundle folder to write")
+    ap.add_argument("--sample", type=int, default=0, help="use about N rows (whole patients) for a quick run")
+    ap.add_argument("--n-boot", type=int, default=200, help="patient-bootstrap resamples for the CIs")
+    ap.add_argument("--seed", type=int, default=20261122)
+    ap.add_argument("--n-jobs", type=int, default=2)
+    ap.add_argument("--rf-trees", type=int, default=150)
+    ap.add_argument("--max-rounds", type=int, default=3000)
+    args = ap.parse_args(argv)
+    t0 = time.time()
+
+    path = args.data / "diabetes130" / "diabetic_data.csv.gz"
+    if not path.exists():
+        path = args.data / "diabetic_data.csv.gz"
+    df = read_uci_csv(path)
+    if args.sample:
+        df = sample_patients(df, args.sample, args.seed)
+    print(f"[los] {len(df)} encounters, {df['patient_nbr'].nunique()} patients from {path}", flush=True)
+    y = df[TARGET].to_numpy(np.float64)
+    patients = df["patient_nbr"].to_numpy()
+    part = patient_split(patients, args.seed)
+    tr, va, te = (np.flatnonzero(part == k) for k in (0, 1, 2))
+
+    # history features may look at any earlier encounter of the same patient (all in one split)
+    base = build_los_features(df)
+    tables = fit_target_encodings(df.iloc[tr], y[tr])
+    enc = pd.concat([oof_encodings(df.iloc[tr], y[tr], patients[tr], 5, args.seed),
+                     apply_target_encodings(df.iloc[np.concatenate([va, te])], tables)]).loc[df.index]
+    x = np.hstack([base.to_numpy(np.float32), enc.to_numpy(np.float32)])
+    assert x.shape[1] == len(MODEL_FEATURE_NAMES)
+    print(f"[los] features {x.shape} in {time.time() - t0:.0f}s; split train/val/test rows {len(tr)}/{len(va)}/{len(te)}",
+          flush=True)
+
+    candidates: dict[str, Any] = {}
+    t = time.time()
+    candidates["xgboost"] = fit_xgb(x[tr], y[tr], x[va], y[va], args.seed, args.n_jobs, args.max_rounds)
+    fit_s = {"xgboost": time.time() - t}
+    t = time.time()
+    candidates["random_forest"] = fit_rf(x[tr], y[tr], args.seed, args.n_jobs, args.rf_trees)
+    fit_s["random_forest"] = time.time() - t
+
+    comparison, fitted = [], {}
+    for name, model in candidates.items():
+        mu_va = np.clip(model.predict(x[va]), 1, 14)
+        a, b = fit_dispersion(mu_va, y[va])
+        d_va = los_distribution(mu_va, a, b)
+        w = fit_median_weight(mu_va, d_va, y[va])
+        tl, th, cov_va = fit_interval_tails(d_va, y[va])
+        params = {"disp_a": a, "disp_b": b, "median_weight": w, "tail_low": tl, "tail_high": th}
+        val = evaluate(y[va], mu_va, params, patients[va], 0, args.seed)
+        mu_te = np.clip(model.predict(x[te]), 1, 14)
+        test = evaluate(y[te], mu_te, params, patients[te], args.n_boot, args.seed)
+        fitted[name] = (params, mu_te, test, val)
+        comparison.append({"model": name, "val_rmse": round(val["rmse_days"]["value"], 4),
+                           "val_r2": round(val["r2"]["value"], 4), "val_mae": round(val["mae_days"]["value"], 4),
+                           "val_interval80_coverage": round(val["interval80_coverage"]["value"], 4),
+                           "test_r2": round(test["r2"]["value"], 4), "test_mae": round(test["mae_days"]["value"], 4),
+                           "test_rmse": round(test["rmse_days"]["value"], 4),
+                           "test_interval80_coverage": round(test["interval80_coverage"]["value"], 4),
+                           "fit_seconds": round(fit_s[name], 1)})
+        print(f"[los] {name}: val RMSE {val['rmse_days']['value']:.3f} R2 {val['r2']['value']:.4f} "
+              f"MAE {val['mae_days']['value']:.3f} cov {cov_va:.3f} | test R2 {test['r2']['value']:.4f} "
+              f"MAE {test['mae_days']['value']:.3f} cov {test['interval80_coverage']['value']:.3f}", flush=True)
+    chosen = min(comparison, key=lambda r: r["val_rmse"])["model"]  # selection on validation only
+    model = candidates[chosen]
+    params, mu_te, test_metrics, val_metrics = fitted[chosen]
+
+    # ONNX export with the distribution parameters and encoding tables in its (hashed) metadata
+    onx = to_onnx(model, chosen, x.shape[1])
+    full_params = dict(params, model=chosen, max_days=14, feature_names=list(MODEL_FEATURE_NAMES))
+    for k, v in (("wardlens_los_params", json.dumps(full_params)), ("wardlens_los_encodings", json.dumps(tables))):
+        p = onx.metadata_props.add()
+        p.key, p.value = k, v
+    args.out.mkdir(parents=True, exist_ok=True)
+    model_path = args.out / "model.onnx"
+    model_path.write_bytes(onx.SerializeToString())
+    sess = create_session(model_path)
+    probe = x[te[: min(2000, len(te))]]
+    onnx_mu = sess.run(None, {sess.get_inputs()[0].name: probe})[0].reshape(-1)
+    parity = float(np.max(np.abs(onnx_mu - model.predict(probe)))) if len(probe) else 0.0
+    print(f"[los] ONNX parity max |diff| = {parity:.2e}", flush=True)
+    if parity > 1e-4:
+        raise RuntimeError(f"ONNX export disagrees with the trained model (max diff {parity})")
+    digest = write_sha256(model_path)
+
+    # distribution shape check on test: observed vs mean predicted share per day
+    d_te = los_distribution(mu_te, params["disp_a"], params["disp_b"])
+    y_te = y[te]
+    calib = [{"days": int(k), "observed_share": round(float((y_te == k).mean()), 4),
+              "predicted_share": round(float(d_te[:, k - 1].mean()), 4)} for k in DAYS]
+    card = {
+        "name": "los", "title": "Length of stay at admission (distribution over 1-14 days)",
+        "version": time.strftime("%Y.%m.%d"), "sha256": digest,
+        "task": "Predict an inpatient's length of stay (days) at admission, as a probability for each of 1..14 days; "
+                "point estimate, 80% interval, expected discharge date and remaining-stay survival derive from it.",
+        "data": {"source": "UCI Diabetes 130-US hospitals 1999-2008 (Strack et al. 2014), CC BY 4.0; "
+                           "shared copy with ~10% of patients withheld for independent evaluation",
+                 "rows": int(len(df)), "patients": int(df["patient_nbr"].nunique()), "sampled": bool(args.sample),
+                 "target": "time_in_hospital (whole days, 1-14: the study only kept stays of 1-14 days)"},
+        "split": {"method": "by patient_nbr, 60/20/20 train/validation/test, seeded", "seed": args.seed,
+                  "rows": {"train": int(len(tr)), "validation": int(len(va)), "test": int(len(te))},
+                  "patients": {k: int(len(np.unique(patients[i]))) for k, i in (("train", tr), ("validation", va), ("test", te))},
+                  "tuning": "early stopping, dispersion, point blend and interval tails on validation only; test used once"},
+        "features": {"count": len(MODEL_FEATURE_NAMES),
+                     "used": "age band, sex, race, weight recorded, admission type and source, admitting specialty, payer, "
+                             "prior-year outpatient/emergency/inpatient visits, diagnoses (ICD-9 codes, groups, count), "
+                             "earlier encounters of the same patient (count, their stays, medications, labs, 30-day "
+                             "readmission and care-facility discharge), smoothed mean stay per diagnosis (and per "
+                             "diagnosis x context) learned on training patients",
+                     "not_used": "anything accumulating during the stay (num_lab_procedures, num_procedures, num_medications, "
+                                 "medication changes, A1C/glucose results, diabetesMed) and discharge disposition",
+                     "encodings": [f"te_{k}_{t}" for k, t in ENCODINGS]},
+        "model_comparison": comparison,
+        "chosen_model": chosen,
+        "distribution": {"family": "1 + NegativeBinomial(mean mu-1, size r), truncated to 1..14; log r = a + b log mu",
+                         "disp_a": round(params["disp_a"], 5), "disp_b": round(params["disp_b"], 5),
+                         "point_estimate": f"(1-w)*expected + w*median, w = {params['median_weight']}",
+                         "interval80": f"[q({params['tail_low']}), q(1-{params['tail_high']})] inclusive, tails "
+                                       "calibrated on validation for integer endpoints",
+                         "beyond_14_days": "discharge hazard held at its day 10-13 level"},
+        "metrics_test": test_metrics,
+        "metrics_validation": {k: v["value"] for k, v in val_metrics.items()},
+        "goals": {"r2": ">= 0.27", "mae_days": "<= 1.95", "interval80_coverage": "0.78 - 0.82"},
+        "calibration_test_by_day": calib,
+        "feature_importance": importance(model, chosen),
+        "onnx": {"opset": 15, "input": "input float32 [n, %d]" % len(MODEL_FEATURE_NAMES),
+                 "output": "expected stay in days", "parity_max_abs_diff": parity,
+                 "metadata": ["wardlens_los_params", "wardlens_los_encodings"]},
+        "intended_use": "Bed and discharge planning support for adult inpatients: expected discharge date with an "
+                        "interval, and ward occupancy forecasts. Not for decisions about an individual's care.",
+        "limits": ["Trained on US diabetic inpatient encounters 1999-2008; stays over 14 days were excluded by the "
+                   "study, so long stays are under-represented and beyond day 14 the tail is an assumption.",
+                   "UCI diagnoses are coded at discharge; at admission the working diagnoses may differ, which can "
+                   "make real-world accuracy lower than measured here.",
+                   "Most of the variation in stay is not explained by admission data (see R2); use intervals, not points.",
+                   "Re-validate on the hospital's own data before relying on it."],
+        "training_seconds": round(time.time() - t0, 1),
+        "provenance": provenance(),
+    }
+    write_card(args.out, card)
+    print(f"[los] chosen {chosen}; test R2 {test_metrics['r2']['value']:.4f} MAE {test_metrics['mae_days']['value']:.3f} "
+          f"coverage {test_metrics['interval80_coverage']['value']:.3f}; wrote {args.out} in {time.time() - t0:.0f}s",
+          flush=True)
+    return 0
