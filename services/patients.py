@@ -139,6 +139,12 @@ class PatientService:
                                (ward_id,) if ward_id else ()).fetchall()
         return [Bed(i, w, lbl, bool(iso), sb) for i, w, lbl, iso, sb in rows]
 
+    def free_beds(self, ward_id: int, keep_bed: int | None = None) -> list[Bed]:
+        """Beds of the ward with no inpatient in them (plus `keep_bed`, the one being edited)."""
+        taken = {r[0] for r in self._c.execute(
+            "SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL")}
+        return [b for b in self.beds(ward_id) if b.id not in taken or b.id == keep_bed]
+
     # --- changes --------------------------------------------------------------------------------
     def add_patient(self, values: dict[str, Any]) -> int:
         self.s.require(Permission.EDIT_PATIENT, "add patients")

@@ -1,0 +1,174 @@
+"""WardLens: composition root. Parses the command line; with no sub-command it opens the GUI."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before anything imports onnxruntime
+
+from services.errors import WardLensError  # noqa: E402
+from services.paths import default_store_path  # noqa: E402
+
+
+def _credentials(args: argparse.Namespace) -> tuple[str, str]:
+    """User from --user or WARDLENS_USER; password from WARDLENS_PASSWORD or a prompt, never an argument."""
+    user = args.user or os.environ.get("WARDLENS_USER") or ""
+    password = os.environ.get("WARDLENS_PASSWORD")
+    if not user:
+        if not sys.stdin.isatty():
+            raise WardLensError("Give the user with --user or WARDLENS_USER.")
+        user = input("User: ").strip()
+    if password is None:
+        if not sys.stdin.isatty():
+            raise WardLensError("Set WARDLENS_PASSWORD or run from a terminal to be asked for the password.")
+        password = getpass.getpass(f"Password for {user}: ")
+    return user, password
+
+
+def _session(args: argparse.Namespace):
+    from services.accounts import unlock, unlock_with_recovery
+    recovery = os.environ.get("WARDLENS_RECOVERY_KEY")
+    if recovery and not args.user and not os.environ.get("WARDLENS_USER"):
+        return unlock_with_recovery(args.db, recovery)
+    user, password = _credentials(args)
+    return unlock(args.db, user, password)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from services.demo import DEMO_LOGINS, build_demo_store
+    build_demo_store(args.db, progress=lambda d, t, m="": print(f"[{d}/{t}] {m}", file=sys.stderr))
+    print(f"Demo store written to {args.db}")
+    for user, pw, role, _ in DEMO_LOGINS:
+        print(f"  {role.value:<10} {user:<14} {pw}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from services.accounts import create_store
+    password = os.environ.get("WARDLENS_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise WardLensError("Set WARDLENS_PASSWORD or run from a terminal to be asked for the admin password.")
+        password = getpass.getpass(f"New password for {args.admin}: ")
+        if getpass.getpass("Repeat it: ") != password:
+            raise WardLensError("The two passwords differ.")
+    created = create_store(args.db, args.admin, password)
+    print(f"New empty store at {created.path} with administrator {args.admin}.")
+    print("RECOVERY KEY (shown once; print it and keep it in the safe):")
+    print(f"  {created.recovery_key}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from services.importer import import_uci_csv
+    session = _session(args)
+    try:
+        report = import_uci_csv(session, args.input,
+                                progress=lambda d, t, m="": print(f"\r{100 * d // max(t, 1):3d}% {m}", end="", file=sys.stderr))
+    finally:
+        session.lock(reason="command finished")
+    print(file=sys.stderr)
+    print(report.summary())
+    for r in report.rejected:
+        print(f"  line {r.line}: {r.reason}")
+    if report.rejected_total > len(report.rejected):
+        print(f"  … and {report.rejected_total - len(report.rejected)} more")
+    return 0 if report.rejected_total == 0 else 3
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    from services.backup import backup
+    session = _session(args)
+    try:
+        report = backup(session, args.output)
+    finally:
+        session.lock(reason="command finished")
+    print(f"Backup written and verified: {args.output} (+ {Path(str(args.output) + '.keys').name}), "
+          f"{report.audit_rows} audit rows")
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from services.backup import restore
+    user, password = _credentials(args)
+    kept = restore(args.backup, args.db, user, password)
+    print(f"Restored {args.db} from {args.backup}; the previous store was kept as {kept}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from services.verify import verify_connection
+    session = _session(args)
+    try:
+        report = verify_connection(session.db.conn)
+        session.log("verify", "store", "", "ok" if report.ok else f"{len(report.problems)} problems")
+    finally:
+        session.lock(reason="command finished")
+    if report.ok:
+        print(f"OK: encryption and structure checks clean, schema v{report.schema_version}, "
+              f"audit chain of {report.audit_rows} rows intact")
+        return 0
+    print("PROBLEMS FOUND:")
+    for p in report.problems:
+        print(f"  - {p}")
+    return 4
+
+
+def cmd_gui(args: argparse.Namespace) -> int:
+    from ui.app import run_gui
+    return run_gui(Path(args.db) if args.db else default_store_path(), sys.argv[:1])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="wardlens", description="WardLens offline clinical risk desk")
+    sub = ap.add_subparsers(dest="command")
+
+    def with_db(p: argparse.ArgumentParser, login: bool = True) -> argparse.ArgumentParser:
+        p.add_argument("--db", type=Path, required=True, help="the store file")
+        if login:
+            p.add_argument("--user", help="user name (or WARDLENS_USER); the password comes from WARDLENS_PASSWORD "
+                                          "or a prompt; WARDLENS_RECOVERY_KEY alone opens with the recovery key")
+        return p
+
+    g = sub.add_parser("gui", help="open the application (the default)")
+    g.add_argument("--db", type=Path, help=f"store file (default {default_store_path()})")
+    g.set_defaults(func=cmd_gui)
+    with_db(sub.add_parser("demo", help="build the demo store"), login=False).set_defaults(func=cmd_demo)
+    p = with_db(sub.add_parser("init", help="create a new empty store and its administrator"), login=False)
+    p.add_argument("--admin", default="admin", help="administrator user name")
+    p.set_defaults(func=cmd_init)
+    p = with_db(sub.add_parser("import", help="import a CSV in the UCI encounter schema"))
+    p.add_argument("--input", type=Path, required=True)
+    p.set_defaults(func=cmd_import)
+    p = with_db(sub.add_parser("backup", help="write a verified encrypted backup"))
+    p.add_argument("--output", type=Path, required=True)
+    p.set_defaults(func=cmd_backup)
+    p = with_db(sub.add_parser("restore", help="replace the store with a verified backup"))
+    p.add_argument("--backup", type=Path, required=True)
+    p.set_defaults(func=cmd_restore)
+    with_db(sub.add_parser("verify", help="check encryption, structure and the audit chain")).set_defaults(func=cmd_verify)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        args = build_parser().parse_args(["gui", *(argv or [])])
+    try:
+        return int(args.func(args))
+    except WardLensError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

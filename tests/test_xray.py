@@ -1,0 +1,236 @@
+"""X-ray model, pipeline and service: ONNX parity, tiny end-to-end training, OOD guard, CLI, committed card."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from services.onnx_runtime import ModelIntegrityError, clear_cache, create_session
+from services.xray import DEFAULT_BUNDLE, SIDECAR, XrayService, classify_paths
+from services.xray_image import MODEL_SIZE, load_xray, normalize
+from tests.conftest import shared_path
+from tests.test_xray_image import pydicom_file
+
+torch = pytest.importorskip("torch")
+from training import xray as tx  # noqa: E402  (needs torch: training-time code)
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def service() -> XrayService:
+    if not (DEFAULT_BUNDLE / "model.onnx").exists():
+        pytest.fail(f"the committed bundle is missing in {DEFAULT_BUNDLE}; run `python -m training xray`")
+    return XrayService()
+
+
+def _sigmoid_inv(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def test_onnx_parity_dynamic_batch_and_exact_cam(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = tx.build_model(width=16).eval()
+    for m in net.modules():  # non-trivial BN statistics so parity is meaningful
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 1.5)
+    rng = np.random.default_rng(0)
+    feats = tx.predict(net, normalize(rng.integers(0, 255, (40, MODEL_SIZE, MODEL_SIZE)).astype(np.uint8)), features=True)
+    mu, whiten = tx.fit_mahalanobis(feats)
+    module = tx.export_module(net, mu, whiten)
+    tx.export_onnx(module, tmp_path / "m.onnx")
+    sess = create_session(tmp_path / "m.onnx")
+    for n in (1, 3):  # dynamic batch
+        x = rng.standard_normal((n, 1, MODEL_SIZE, MODEL_SIZE)).astype(np.float32)
+        with torch.inference_mode():
+            ref = [t.numpy() for t in module(torch.from_numpy(x))]
+            logits = net(torch.from_numpy(x))[0].numpy()
+        got = sess.run(None, {"image": x})
+        assert got[0].shape == (n, 15) and got[1].shape == (n, 15, 8, 8) and got[2].shape == (n,)
+        np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
+        np.testing.assert_allclose(got[1], ref[1], atol=1e-4)
+        np.testing.assert_allclose(got[2], ref[2], rtol=1e-3, atol=1e-2)
+        np.testing.assert_allclose(got[0], 1 / (1 + np.exp(-logits)), atol=1e-5)  # same as the training graph
+        np.testing.assert_allclose(got[1].mean((2, 3)), logits, atol=1e-4)        # CAM mean is the logit
+
+
+def test_torch_normalize_matches_shared_preprocessing() -> None:
+    u8 = np.random.default_rng(1).integers(0, 255, (3, MODEL_SIZE, MODEL_SIZE)).astype(np.uint8)
+    got = tx.torch_normalize(torch.from_numpy(u8.astype(np.float32) / 255.0)).numpy()
+    np.testing.assert_allclose(got, normalize(u8), atol=1e-5)
+
+
+def test_patient_split_is_stable_and_grouped() -> None:
+    pid = np.repeat(np.arange(2000), 2)
+    s = tx.patient_split(pid)
+    assert np.array_equal(s, tx.patient_split(pid))
+    assert np.all(s[0::2] == s[1::2])  # both images of a patient land together
+    frac = np.bincount(s) / len(s)
+    assert abs(frac[0] - 0.7) < 0.05 and abs(frac[1] - 0.15) < 0.04 and abs(frac[2] - 0.15) < 0.04
+
+
+def test_pipeline_end_to_end_on_a_tiny_sample(tmp_path: Path) -> None:
+    data = shared_path("nih_cxr")
+    out = tmp_path / "bundle"
+    rc = tx.main(["--data", str(data), "--sample", "160", "--epochs", "1", "--batch-size", "32", "--width", "8",
+                  "--out", str(out), "--n-boot", "10", "--threads", "2"])
+    assert rc == 0
+    for f in ("model.onnx", "model.onnx.sha256", "card.json", "card.md", SIDECAR, SIDECAR + ".sha256"):
+        assert (out / f).exists(), f
+    card = json.loads((out / "card.json").read_text())
+    assert card["data"]["images"] == 160 and card["data"]["sample"] == 160
+    assert {"per_class", "mean_roc_auc_14_findings"} <= set(card["metrics_test"])
+    assert max(card["model"]["onnx_parity_max_abs_diff"].values()) < 1e-2
+    svc = XrayService(out)
+    r = svc.classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
+    assert r.cam.shape[0] == 15
+
+
+def test_full_nih_layout_is_detected_and_loaded(tmp_path: Path) -> None:
+    originals = shared_path("nih_cxr", "originals")
+    import pandas as pd
+    entries = pd.read_csv(shared_path("nih_cxr", "Data_Entry_2017_v2020.csv.gz"))
+    names = sorted(p.name for p in originals.glob("*.png"))[:4]
+    (tmp_path / "images_001" / "images").mkdir(parents=True)
+    for n in names:
+        shutil.copy(originals / n, tmp_path / "images_001" / "images" / n)
+    entries.to_csv(tmp_path / "Data_Entry_2017_v2020.csv", index=False)
+    assert tx.detect_layout(tmp_path)[0] == "nih"
+    d = tx.load_data(tmp_path, workers=1)
+    assert d.layout == "nih" and d.images.shape == (4, MODEL_SIZE, MODEL_SIZE) and d.images.dtype == np.uint8
+    row = entries.set_index("Image Index").loc[d.image_index[0]]
+    want = set(row["Finding Labels"].split("|"))
+    assert {tx.CLASSES[i] for i in np.flatnonzero(d.labels[0])} == want
+    assert tx.detect_layout(shared_path("nih_cxr"))[0] == "npz"
+
+
+def test_bundle_refuses_tampered_sidecar(tmp_path: Path, service: XrayService) -> None:
+    shutil.copytree(DEFAULT_BUNDLE, tmp_path / "xray")
+    meta = tmp_path / "xray" / SIDECAR
+    meta.write_text(meta.read_text().replace('"thresholds"', '"thresholds" ', 1))
+    clear_cache()
+    with pytest.raises(ModelIntegrityError):
+        XrayService(tmp_path / "xray")
+
+
+def test_originals_accepted_classified_with_heatmap(service: XrayService) -> None:
+    for p in sorted(shared_path("nih_cxr", "originals").glob("*.png")):
+        r = service.classify_file(p)
+        assert not r.ood, (p.name, r.ood_reasons)
+        assert set(r.probabilities) == set(service.classes) and all(0 <= v <= 1 for v in r.probabilities.values())
+        assert set(r.flags) == set(service.classes)
+        hm = r.heatmap()
+        assert hm.shape == r.image.shape[:2] and 0 <= hm.min() and hm.max() <= 1
+        np.testing.assert_allclose(r.cam.mean((1, 2)), _sigmoid_inv(np.array([r.probabilities[c] for c in service.classes])), atol=2e-3)
+    r = service.classify_file(shared_path("dicom", "rsna_pneumonia_example.dcm"))
+    assert not r.ood, r.ood_reasons
+
+
+def _photo_like(colour: bool) -> np.ndarray:
+    rng = np.random.default_rng(3)
+    img = Image.new("RGB", (640, 480), (90, 160, 230))  # sky
+    d = ImageDraw.Draw(img)
+    d.rectangle([0, 300, 640, 480], fill=(60, 140, 50))  # grass
+    for _ in range(12):
+        x, y, r = (int(v) for v in rng.integers(20, 460, 3) % [620, 460, 60])
+        d.ellipse([x, y, x + r + 10, y + r + 10], fill=tuple(int(c) for c in rng.integers(0, 255, 3)))
+    d.rectangle([250, 180, 420, 330], fill=(200, 40, 40))  # a house
+    arr = np.asarray(img)
+    return arr if colour else np.asarray(img.convert("L"))
+
+
+def _as_jpeg(arr: np.ndarray, path: Path) -> Path:
+    Image.fromarray(arr).save(path, format="JPEG", quality=92)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["blank_black", "blank_white", "grey", "uniform_noise", "gaussian_noise",
+                                  "colour_photo", "grey_photo", "ct_dicom", "mr_dicom", "negative_film"])
+def test_ood_guard_refuses_non_radiographs(kind: str, service: XrayService, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    arrays = {
+        "blank_black": np.zeros((512, 512), np.uint8),
+        "blank_white": np.full((512, 512), 255, np.uint8),
+        "grey": np.full((300, 400), 128, np.uint8),
+        "uniform_noise": rng.integers(0, 256, (512, 512)).astype(np.uint8),
+        "gaussian_noise": np.clip(rng.normal(128, 40, (512, 512)), 0, 255).astype(np.uint8),
+    }
+    if kind in arrays:
+        p = tmp_path / f"{kind}.png"
+        Image.fromarray(arrays[kind]).save(p)
+    elif kind.endswith("photo"):
+        p = _as_jpeg(_photo_like(kind == "colour_photo"), tmp_path / f"{kind}.jpg")
+    elif kind == "ct_dicom":
+        p = pydicom_file("CT_small.dcm")
+    elif kind == "mr_dicom":
+        p = pydicom_file("MR_small.dcm")
+    else:  # MONOCHROME1 header on MONOCHROME2 pixels: correctly decoded, it is a negative film
+        p = shared_path("dicom", "Fake_MONOHR1.dcm")
+    r = service.classify_file(p)
+    assert r.ood and r.ood_reasons, (kind, r.ood_distance)
+    assert r.probabilities == {} and r.flags == {}
+
+
+def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Path) -> None:
+    originals = shared_path("nih_cxr", "originals")
+    out = tmp_path / "out" / "xray.csv"
+    summary = classify_paths([str(originals)], str(out), service)
+    rows = list(csv.DictReader(open(out, encoding="utf-8")))
+    n = len(list(originals.glob("*.png")))
+    assert summary["images"] == n == len(rows) == 13 and summary["errors"] == 0 and summary["classified"] == n
+    assert list(rows[0])[:16] == ["image", *service.classes]
+    assert {"ood", "ood_reason", "flagged", "error"} <= set(rows[0])
+    assert all(r["ood"] == "0" and r["error"] == "" and 0 <= float(r["Cardiomegaly"]) <= 1 for r in rows)
+
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(originals / "00000001_000.png", mixed / "a.png")
+    (mixed / "notes.txt").write_text("not an image")
+    (mixed / "cut.png").write_bytes((originals / "00000001_000.png").read_bytes()[:5000])
+    Image.fromarray(np.zeros((200, 200), np.uint8)).save(mixed / "blank.png")
+    summary = classify_paths([str(mixed), str(tmp_path / "missing.dcm")], str(out), service)
+    rows = {Path(r["image"]).name: r for r in csv.DictReader(open(out, encoding="utf-8"))}
+    assert summary == {"images": 5, "classified": 1, "ood": 1, "errors": 3, "output_csv": str(out)}
+    assert rows["a.png"]["error"] == "" and rows["blank.png"]["ood"] == "1" and rows["blank.png"]["Hernia"] == ""
+    for bad in ("notes.txt", "cut.png", "missing.dcm"):
+        assert rows[bad]["error"] and rows[bad]["Cardiomegaly"] == ""
+
+
+def test_inference_time_per_image(service: XrayService) -> None:
+    p = shared_path("nih_cxr", "originals", "00027426_000.png")
+    img = load_xray(p)
+    service.classify_image(img)
+    t = time.perf_counter()
+    for _ in range(5):
+        service.classify_image(img)
+    per = (time.perf_counter() - t) / 5
+    assert per < 0.3, f"{per * 1000:.0f} ms per image (target <= ~100 ms; 0.3 s allows for a busy CI machine)"
+
+
+def test_committed_card_metrics_recomputed_from_committed_model(service: XrayService) -> None:
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    card = service.card
+    if card["data"].get("sample") or card["data"]["layout"] != "npz":
+        pytest.skip("the committed card was not trained on the npz sample")
+    npz = np.load(shared_path("nih_cxr", "nih_cxr14_128.npz"), allow_pickle=False)
+    te = np.flatnonzero(tx.patient_split(npz["patient_id"]) == 2)
+    assert len(te) == card["data"]["split"]["test"]
+    x = normalize(npz["images"][te])[:, None]
+    probs = np.concatenate([service.run_batch(x[i:i + 128])[0] for i in range(0, len(x), 128)])
+    y = npz["labels"][te]
+    for c, row in enumerate(card["metrics_test"]["per_class"]):
+        assert row["class"] == service.classes[c]
+        assert abs(roc_auc_score(y[:, c], probs[:, c]) - row["roc_auc"]) < 2e-3, row["class"]
+        assert abs(average_precision_score(y[:, c], probs[:, c]) - row["pr_auc"]) < 2e-3, row["class"]
+    mean14 = float(np.mean([roc_auc_score(y[:, c], probs[:, c]) for c in range(1, 15)]))
+    assert abs(mean14 - card["metrics_test"]["mean_roc_auc_14_findings"]["value"]) < 1e-3
+    assert card["metrics_test"]["mean_roc_auc_14_findings"]["ci_low"] < mean14 < card["metrics_test"]["mean_roc_auc_14_findings"]["ci_high"]

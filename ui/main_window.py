@@ -1,0 +1,160 @@
+"""The main window: unlock screen, or the workspace with navigation once a session is open."""
+from __future__ import annotations
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QAction, QKeySequence, QShortcut
+from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
+                               QProgressBar, QPushButton, QStackedWidget, QWidget)
+
+from services.session import Session
+from ui.patient_dialogs import EncounterDialog, PatientDialog
+from ui.patient_list_view import PatientListView
+from ui.patient_view import PatientView
+from ui.theme import icon
+from ui.unlock_view import UnlockView
+from viewmodels.background import BackgroundRunner
+from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
+from viewmodels.session_vm import SessionViewModel
+
+
+class Workspace(QWidget):
+    """Navigation on the left, pages on the right; built per session and thrown away at lock."""
+
+    def __init__(self, session: Session, runner: BackgroundRunner, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.list_vm = PatientListViewModel(session, runner, self)
+        self.patient_vm = PatientViewModel(session, runner, self)
+        self.nav = QListWidget(objectName="NavList")
+        self.nav.setAccessibleName("Navigation")
+        self.nav.setMaximumWidth(self.fontMetrics().averageCharWidth() * 26)
+        self.pages = QStackedWidget()
+        self.list_view = PatientListView(self.list_vm)
+        self.patient_view = PatientView(self.patient_vm)
+        self._add_page("Patients", "patients", self.list_view)
+        self._add_page("Patient", "patient", self.patient_view)
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.nav)
+        lay.addWidget(self.pages, 1)
+        self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self.nav.setCurrentRow(0)
+        self.nav.item(1).setHidden(True)  # until a patient is opened
+
+        self.list_vm.openPatient.connect(self.open_patient)
+        self.patient_view.backRequested.connect(lambda: self.nav.setCurrentRow(0))
+        self.list_view.newPatientRequested.connect(self.new_patient)
+        self.patient_view.editPatientRequested.connect(self.edit_patient)
+        self.patient_view.addEncounterRequested.connect(lambda: self.edit_encounter(new=True))
+        self.patient_view.editEncounterRequested.connect(lambda: self.edit_encounter(new=False))
+        self.patient_vm.saved.connect(lambda _msg: self.list_vm.refresh())
+        for i in range(self.nav.count()):
+            QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, activated=lambda i=i: self.nav.setCurrentRow(i))
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self.patient_view, activated=lambda: self.nav.setCurrentRow(0))
+        self.list_vm.refresh()
+
+    def _add_page(self, title: str, icon_name: str, page: QWidget) -> None:
+        QListWidgetItem(icon(icon_name), title, self.nav)
+        self.pages.addWidget(page)
+
+    def open_patient(self, patient_id: int) -> None:
+        self.patient_vm.load(patient_id)
+        self.nav.item(1).setHidden(False)
+        self.nav.setCurrentRow(1)
+
+    def new_patient(self) -> None:
+        PatientDialog(lambda v: self.patient_vm.save_patient(v), None, self).exec()
+        if self.patient_vm.patient is not None:
+            self.nav.item(1).setHidden(False)
+            self.nav.setCurrentRow(1)
+
+    def edit_patient(self) -> None:
+        p = self.patient_vm.patient
+        if p is not None:
+            PatientDialog(lambda v: self.patient_vm.save_patient(v, p.id), p, self).exec()
+
+    def edit_encounter(self, new: bool) -> None:
+        e = None if new else self.patient_vm.selected_encounter
+        if not new and e is None:
+            return
+        EncounterDialog(lambda v: self.patient_vm.save_encounter(v, None if new else e.id), self.patient_vm.wards(),
+                        lambda wid: self.patient_vm.free_beds(wid, e.bed_id if e else None), e, self).exec()
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, session_vm: SessionViewModel, runner: BackgroundRunner, settings: QSettings) -> None:
+        super().__init__()
+        self.vm, self.runner, self.settings = session_vm, runner, settings
+        self.setWindowTitle("WardLens")
+        self.setWindowIcon(icon("wardlens"))
+        self.stack = QStackedWidget()
+        self.setCentralWidget(self.stack)
+        self.unlock_view = UnlockView(session_vm)
+        self.unlock_view.user.setText(str(settings.value("last_user", "")))
+        self.stack.addWidget(self.unlock_view)
+        self.workspace: Workspace | None = None
+
+        self.user_label = QLabel()
+        self.busy = QProgressBar(maximumWidth=160)
+        self.busy.setRange(0, 0)
+        self.busy.setVisible(False)
+        self.lock_button = QPushButton(icon("lock"), "&Lock")
+        self.lock_button.setVisible(False)
+        self.statusBar().addPermanentWidget(self.busy)
+        self.statusBar().addPermanentWidget(self.user_label)
+        self.statusBar().addPermanentWidget(self.lock_button)
+
+        file_menu = self.menuBar().addMenu("&File")
+        self.lock_action = QAction(icon("lock"), "&Lock session", self, shortcut=QKeySequence("Ctrl+L"), enabled=False)
+        file_menu.addAction(self.lock_action)
+        file_menu.addSeparator()
+        file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
+        help_menu = self.menuBar().addMenu("&Help")
+        help_menu.addAction(QAction("&About WardLens", self, triggered=self._about))
+
+        self.lock_action.triggered.connect(session_vm.lock)
+        self.lock_button.clicked.connect(session_vm.lock)
+        session_vm.sessionChanged.connect(self._session_changed)
+        runner.busyChanged.connect(self.busy.setVisible)
+        self._restore_state()
+
+    def _session_changed(self, session: Session | None) -> None:
+        if self.workspace is not None:  # drop every widget and model holding patient data
+            self.stack.removeWidget(self.workspace)
+            self.workspace.deleteLater()
+            self.workspace = None
+        if session is None:
+            self.user_label.setText("")
+            self.lock_button.setVisible(False)
+            self.lock_action.setEnabled(False)
+            self.stack.setCurrentWidget(self.unlock_view)
+            self.unlock_view.reset()
+            return
+        self.settings.setValue("last_user", session.user.username)
+        self.workspace = Workspace(session, self.runner)
+        self.stack.addWidget(self.workspace)
+        self.stack.setCurrentWidget(self.workspace)
+        self.user_label.setText(f"{session.user.display_name or session.user.username} ({session.user.role.value})")
+        self.lock_button.setVisible(True)
+        self.lock_action.setEnabled(True)
+        self.workspace.list_view.focus_search()
+
+    def _about(self) -> None:
+        QMessageBox.about(self, "About WardLens",
+                          "WardLens — offline clinical risk desk.\nAll data stays on this computer, encrypted.\n"
+                          "Demo data: UCI Diabetes 130-US hospitals (1999–2008), CC BY 4.0.")
+
+    def _restore_state(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1200, 780)
+        state = self.settings.value("window/state")
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.vm.lock()
+        super().closeEvent(event)

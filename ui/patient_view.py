@@ -1,0 +1,129 @@
+"""The patient page: header, encounters, and the selected encounter's diagnoses, medications and labs."""
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter, QTableView,
+                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt
+
+from models.domain import Encounter
+from services.uci_schema import ADMISSION_SOURCES, DISCHARGE_DISPOSITIONS
+from viewmodels.patients_vm import PatientViewModel
+
+
+def _table(headers: list[str]) -> QTableWidget:
+    t = QTableWidget(0, len(headers))
+    t.setHorizontalHeaderLabels(headers)
+    t.verticalHeader().setVisible(False)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.setAlternatingRowColors(True)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.setTabKeyNavigation(False)
+    return t
+
+
+def _fill(t: QTableWidget, rows: list[tuple]) -> None:
+    t.setRowCount(len(rows))
+    for r, values in enumerate(rows):
+        for c, v in enumerate(values):
+            t.setItem(r, c, QTableWidgetItem("" if v is None else str(v)))
+
+
+class PatientView(QWidget):
+    backRequested = Signal()
+    editPatientRequested = Signal()
+    addEncounterRequested = Signal()
+    editEncounterRequested = Signal()
+
+    def __init__(self, vm: PatientViewModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.vm = vm
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.back = QPushButton("← &Back to list")
+        top.addWidget(self.back)
+        titles = QVBoxLayout()
+        self.name = QLabel(objectName="PageTitle")
+        self.facts = QLabel(objectName="Subtitle")
+        titles.addWidget(self.name)
+        titles.addWidget(self.facts)
+        top.addLayout(titles, 1)
+        self.edit_patient = QPushButton("&Edit patient…")
+        self.add_encounter = QPushButton("&Add encounter…")
+        self.edit_encounter = QPushButton("Edit en&counter…")
+        for b in (self.edit_patient, self.add_encounter, self.edit_encounter):
+            b.setVisible(vm.can_edit)
+            top.addWidget(b)
+        lay.addLayout(top)
+        self.error = QLabel(objectName="ErrorLabel", wordWrap=True)
+        self.error.setVisible(False)
+        lay.addWidget(self.error)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        self.encounters = QTableView()
+        self.encounters.setModel(vm.encounters_model)
+        self.encounters.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.encounters.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.encounters.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.encounters.verticalHeader().setVisible(False)
+        self.encounters.setAlternatingRowColors(True)
+        self.encounters.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.encounters.horizontalHeader().setStretchLastSection(True)
+        self.encounters.setTabKeyNavigation(False)
+        split.addWidget(self.encounters)
+        self.tabs = QTabWidget()
+        self.summary = _table(["Field", "Value"])
+        self.diagnoses = _table(["#", "Code", "System"])
+        self.medications = _table(["Medication", "Change during stay"])
+        self.labs = _table(["Test", "Result", "Unit"])
+        self.tabs.addTab(self.summary, "&Stay")
+        self.tabs.addTab(self.diagnoses, "&Diagnoses")
+        self.tabs.addTab(self.medications, "&Medications")
+        self.tabs.addTab(self.labs, "&Labs")
+        split.addWidget(self.tabs)
+        split.setSizes([200, 300])
+        lay.addWidget(split, 1)
+
+        self.back.clicked.connect(self.backRequested)
+        self.edit_patient.clicked.connect(self.editPatientRequested)
+        self.add_encounter.clicked.connect(self.addEncounterRequested)
+        self.edit_encounter.clicked.connect(self.editEncounterRequested)
+        vm.loaded.connect(self._loaded)
+        vm.errorChanged.connect(self._show_error)
+        vm.selectedEncounterChanged.connect(self._show_encounter)
+        self.encounters.selectionModel().currentRowChanged.connect(lambda cur, _prev: vm.select_encounter(cur.row()))
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.setVisible(bool(text))
+
+    def _loaded(self) -> None:
+        name, facts = self.vm.header_lines
+        self.name.setText(name)
+        self.facts.setText(facts)
+        if self.vm.encounters_model.rowCount():
+            self.encounters.selectRow(0)
+        self.encounters.setFocus()
+
+    def _show_encounter(self, e: Encounter | None) -> None:
+        self.edit_encounter.setEnabled(e is not None)
+        if e is None:
+            for t in (self.summary, self.diagnoses, self.medications, self.labs):
+                t.setRowCount(0)
+            return
+        disp = DISCHARGE_DISPOSITIONS.get(e.discharge_disposition_id or 0, "")
+        _fill(self.summary, [
+            ("Admission source", ADMISSION_SOURCES.get(e.admission_source_id, e.admission_source_id)),
+            ("Discharge disposition" + (" (planned)" if e.is_inpatient else ""), disp),
+            ("Age at admission", e.age_band), ("Payer", "" if e.payer_code == "?" else e.payer_code),
+            ("Lab procedures", e.num_lab_procedures), ("Procedures", e.num_procedures),
+            ("Medications given", e.num_medications),
+            ("Visits in the year before (outpatient / emergency / inpatient)",
+             f"{e.number_outpatient} / {e.number_emergency} / {e.number_inpatient}"),
+            ("Diabetes medication", e.diabetes_med), ("Medication changed", "yes" if e.change == "Ch" else "no"),
+            ("Comorbidity flags", ", ".join(e.comorbidities)),
+        ])
+        _fill(self.diagnoses, [(d.position, d.code, d.system) for d in e.diagnoses])
+        _fill(self.medications, [(m.drug, m.status) for m in e.medications])
+        _fill(self.labs, [(lab.name, lab.value_text if lab.value_num is None else lab.value_num, lab.unit) for lab in e.labs])

@@ -1,0 +1,124 @@
+"""One helper for all long work: run a job on the thread pool, report progress, allow cancel, and
+deliver the result or the error back on the GUI thread (the way Anki runs its collection operations).
+
+A job is `fn(progress, cancel) -> result`, where progress(done, total, message) may be called from
+the worker and cancel is a services.progress.CancelToken the job checks at safe points.
+"""
+from __future__ import annotations
+
+import traceback
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from services.progress import CancelToken, Job
+
+
+class _Signals(QObject):
+    progress = Signal(int, int, str)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    done = Signal()
+
+
+class _Runnable(QRunnable):
+    def __init__(self, job: Job, token: CancelToken, signals: _Signals) -> None:
+        super().__init__()
+        self.job, self.token, self.signals = job, token, signals
+        self.setAutoDelete(True)
+
+    def run(self) -> None:  # worker thread
+        try:
+            result = self.job(lambda d, t, m="": self.signals.progress.emit(int(d), int(t), str(m)), self.token)
+        except BaseException as exc:  # delivered to the GUI thread, never lost in the pool
+            exc.__wardlens_traceback__ = traceback.format_exc()  # type: ignore[attr-defined]
+            self.signals.failed.emit(exc)
+        else:
+            self.signals.succeeded.emit(result)
+        finally:
+            self.signals.done.emit()
+
+
+class Task(QObject):
+    """Handle on one running job: its signals arrive on the GUI thread."""
+
+    progress = Signal(int, int, str)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    finished = Signal()
+
+    def __init__(self, label: str, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.label = label
+        self.token = CancelToken()
+        self.running = True
+
+    def cancel(self) -> None:
+        self.token.cancel()
+
+    @Slot()
+    def _done(self) -> None:
+        self.running = False
+        self.finished.emit()
+
+
+class BackgroundRunner(QObject):
+    """Starts jobs and tracks them; `busyChanged` tells views when to show a progress indicator."""
+
+    busyChanged = Signal(bool)
+    taskStarted = Signal(object)
+    taskFinished = Signal(object)
+
+    def __init__(self, parent: QObject | None = None, pool: QThreadPool | None = None) -> None:
+        super().__init__(parent)
+        self._pool = pool or QThreadPool.globalInstance()
+        self._tasks: list[Task] = []
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    @property
+    def tasks(self) -> list[Task]:
+        return list(self._tasks)
+
+    def run(self, label: str, job: Job, on_success: Callable[[Any], None] | None = None,
+            on_failure: Callable[[BaseException], None] | None = None,
+            on_progress: Callable[[int, int, str], None] | None = None) -> Task:
+        task = Task(label, self)
+        signals = _Signals()  # created here, so it lives in the GUI thread and its emits are queued to it
+        signals.setParent(task)
+        signals.progress.connect(task.progress)
+        signals.succeeded.connect(task.succeeded)
+        signals.failed.connect(task.failed)
+        # Signal-to-slot on QObjects living in the GUI thread: Qt queues the worker's emits to it.
+        signals.done.connect(task._done)
+        task.finished.connect(self._finish)
+        if on_success:
+            task.succeeded.connect(on_success)
+        if on_failure:
+            task.failed.connect(on_failure)
+        if on_progress:
+            task.progress.connect(on_progress)
+        was_busy = self.busy
+        self._tasks.append(task)
+        self.taskStarted.emit(task)
+        if not was_busy:
+            self.busyChanged.emit(True)
+        self._pool.start(_Runnable(job, task.token, signals))
+        return task
+
+    @Slot()
+    def cancel_all(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+
+    @Slot()
+    def _finish(self) -> None:
+        task = self.sender()
+        if task in self._tasks:
+            self._tasks.remove(task)
+        self.taskFinished.emit(task)
+        if not self._tasks:
+            self.busyChanged.emit(False)
+        task.deleteLater()

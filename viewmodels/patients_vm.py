@@ -1,0 +1,237 @@
+"""The patient list and the patient page."""
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from models.domain import Encounter, Patient, PatientRow, Permission
+from services.errors import ValidationError
+from services.patients import PatientService
+from services.session import Session
+from services.uci_schema import ADMISSION_SOURCES, ADMISSION_TYPES, DISCHARGE_DISPOSITIONS
+from viewmodels.background import BackgroundRunner
+from viewmodels.session_vm import user_message
+from viewmodels.table_model import Column, ListTableModel
+
+PATIENT_COLUMNS: list[Column[PatientRow]] = [
+    Column("Patient no.", lambda r: r.mrn),
+    Column("Name", lambda r: r.name),
+    Column("Sex", lambda r: r.sex),
+    Column("Age", lambda r: r.age_band.strip("[)").replace("-", "–")),
+    Column("Ward", lambda r: r.ward),
+    Column("Status", lambda r: "Inpatient" if r.inpatient else "Discharged"),
+    Column("Last admission", lambda r: r.last_admit),
+    Column("Stays", lambda r: r.encounters, align_right=True),
+    Column("Primary dx", lambda r: r.primary_dx, tooltip="ICD code of the primary diagnosis of the latest stay"),
+]
+
+
+def _fmt_time(v) -> str:
+    return v.strftime("%Y-%m-%d %H:%M") if v else ""
+
+
+ENCOUNTER_COLUMNS: list[Column[Encounter]] = [
+    Column("Encounter", lambda e: e.encounter_nbr),
+    Column("Admitted", lambda e: _fmt_time(e.admit_time) or "date unknown"),
+    Column("Discharged", lambda e: _fmt_time(e.discharge_time) or ("in hospital" if e.is_inpatient else "")),
+    Column("Days", lambda e: e.length_of_stay() if e.admit_time else "", align_right=True),
+    Column("Ward / bed", lambda e: " / ".join(x for x in (e.ward_name, e.bed_label) if x)),
+    Column("Admission", lambda e: ADMISSION_TYPES.get(e.admission_type_id, e.admission_type_id)),
+    Column("Specialty", lambda e: "" if e.medical_specialty == "?" else e.medical_specialty),
+    Column("Outcome (30 d)", lambda e: {"<30": "readmitted < 30 d", ">30": "readmitted > 30 d", "NO": "not readmitted"}
+           .get(e.readmitted, "not yet known")),
+]
+
+
+class PatientListViewModel(QObject):
+    """Search runs off the GUI thread, debounced, newest query wins."""
+
+    searchTextChanged = Signal(str)
+    statusChanged = Signal(str)
+    busyChanged = Signal(bool)
+    openPatient = Signal(int)
+
+    DEBOUNCE_MS = 250
+
+    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.service = PatientService(session)
+        self.session = session
+        self.runner = runner
+        self.model: ListTableModel[PatientRow] = ListTableModel(PATIENT_COLUMNS, self)
+        self._search_text = ""
+        self._status = ""
+        self._busy = False
+        self._generation = 0
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(self.DEBOUNCE_MS)
+        self._debounce.timeout.connect(self.refresh)
+
+    @property
+    def can_edit(self) -> bool:
+        return self.session.can(Permission.EDIT_PATIENT)
+
+    @property
+    def search_text(self) -> str:
+        return self._search_text
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    @Slot(str)
+    def set_search_text(self, text: str) -> None:
+        if text == self._search_text:
+            return
+        self._search_text = text
+        self.searchTextChanged.emit(text)
+        self._debounce.start()
+
+    @Slot()
+    def refresh(self) -> None:
+        self._generation += 1
+        gen, text = self._generation, self._search_text
+        self._set_busy(True)
+        self.runner.run("Searching patients", lambda p, c: self.service.search(text),
+                        on_success=lambda rows: self._loaded(gen, rows), on_failure=lambda e: self._failed(gen, e))
+
+    def _loaded(self, gen: int, rows: list[PatientRow]) -> None:
+        if gen != self._generation:
+            return  # an older query finished after a newer one started
+        self.model.set_rows(rows)
+        inpatients = sum(r.inpatient for r in rows)
+        what = f"matching “{self._search_text}”" if self._search_text.strip() else "in the store"
+        self._set_status(f"{len(rows):,} patients {what}, {inpatients} in hospital now")
+        self._set_busy(False)
+
+    def _failed(self, gen: int, exc: BaseException) -> None:
+        if gen == self._generation:
+            self._set_status(user_message(exc))
+            self._set_busy(False)
+
+    def _set_status(self, v: str) -> None:
+        if v != self._status:
+            self._status = v
+            self.statusChanged.emit(v)
+
+    def _set_busy(self, v: bool) -> None:
+        if v != self._busy:
+            self._busy = v
+            self.busyChanged.emit(v)
+
+    @Slot(int)
+    def activate_row(self, row: int) -> None:
+        if 0 <= row < self.model.rowCount():
+            self.openPatient.emit(self.model.row(row).patient_id)
+
+
+class PatientViewModel(QObject):
+    """One patient: demographics, encounters and the selected encounter's details; add and edit."""
+
+    loaded = Signal()
+    errorChanged = Signal(str)
+    selectedEncounterChanged = Signal(object)
+    saved = Signal(str)
+
+    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.service = PatientService(session)
+        self.runner = runner
+        self.patient: Patient | None = None
+        self.encounters_model: ListTableModel[Encounter] = ListTableModel(ENCOUNTER_COLUMNS, self)
+        self._selected: Encounter | None = None
+        self._error = ""
+
+    @property
+    def can_edit(self) -> bool:
+        return self.session.can(Permission.EDIT_PATIENT)
+
+    @property
+    def error(self) -> str:
+        return self._error
+
+    @property
+    def selected_encounter(self) -> Encounter | None:
+        return self._selected
+
+    def _set_error(self, v: str) -> None:
+        if v != self._error:
+            self._error = v
+            self.errorChanged.emit(v)
+
+    @Slot(int)
+    def load(self, patient_id: int) -> None:
+        def job(p, c):
+            return self.service.get_patient(patient_id), self.service.encounters(patient_id)
+        self.runner.run("Opening patient", job, on_success=self._loaded, on_failure=lambda e: self._set_error(user_message(e)))
+
+    def _loaded(self, result: tuple[Patient, list[Encounter]]) -> None:
+        self.patient, encounters = result
+        self.encounters_model.set_rows(encounters)
+        self._set_error("")
+        self.loaded.emit()
+        self.select_encounter(0 if encounters else -1)
+
+    @Slot(int)
+    def select_encounter(self, row: int) -> None:
+        enc = self.encounters_model.row(row) if 0 <= row < self.encounters_model.total else None
+        if enc is not self._selected:
+            self._selected = enc
+            self.selectedEncounterChanged.emit(enc)
+
+    @property
+    def header_lines(self) -> tuple[str, str]:
+        p = self.patient
+        if p is None:
+            return "", ""
+        born = f"born {p.birth_date.isoformat()}" if p.birth_date else (f"age {p.age_band}" if p.age_band else "")
+        facts = [f"Patient no. {p.mrn}", p.sex, born, p.race if p.race != "?" else ""]
+        return p.display_name, " · ".join(x for x in facts if x)
+
+    # --- editing: validation errors come back as {field: message} -------------------------------
+    def save_patient(self, values: dict[str, Any], patient_id: int | None = None) -> dict[str, str]:
+        """Synchronous on purpose: a single-row write from a dialog that waits for its verdict."""
+        try:
+            if patient_id is None:
+                new_id = self.service.add_patient(values)
+                self.saved.emit("Patient added")
+                self.load(new_id)
+            else:
+                self.service.update_patient(patient_id, values)
+                self.saved.emit("Patient saved")
+                self.load(patient_id)
+        except ValidationError as exc:
+            return exc.fields
+        except Exception as exc:  # noqa: BLE001 - shown to the user, store unchanged (transaction rolled back)
+            return {"": user_message(exc)}
+        return {}
+
+    def save_encounter(self, values: dict[str, Any], encounter_id: int | None = None) -> dict[str, str]:
+        if self.patient is None or self.patient.id is None:
+            return {"": "No patient is open."}
+        try:
+            self.service.save_encounter(self.patient.id, values, encounter_id)
+        except ValidationError as exc:
+            return exc.fields
+        except Exception as exc:  # noqa: BLE001
+            return {"": user_message(exc)}
+        self.saved.emit("Encounter saved")
+        self.load(self.patient.id)
+        return {}
+
+    def wards(self):
+        return self.service.wards()
+
+    def free_beds(self, ward_id: int, keep_bed: int | None = None):
+        return self.service.free_beds(ward_id, keep_bed)
+
+
+CODE_TABLES = {"admission_type_id": ADMISSION_TYPES, "admission_source_id": ADMISSION_SOURCES,
+               "discharge_disposition_id": DISCHARGE_DISPOSITIONS}

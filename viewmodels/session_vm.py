@@ -1,0 +1,158 @@
+"""Unlocking, the open session and the idle lock."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Property, QObject, QTimer, Signal, Slot
+
+from services import accounts
+from services.demo import build_demo_store
+from services.errors import WardLensError
+from services.session import Session
+from viewmodels.background import BackgroundRunner
+from viewmodels.observable import set_if_changed
+
+
+def user_message(exc: BaseException) -> str:
+    """What the user reads: our own errors verbatim, anything else as an unexpected fault."""
+    if isinstance(exc, WardLensError):
+        return str(exc)
+    return f"Unexpected error: {exc.__class__.__name__}: {exc}"
+
+
+class SessionViewModel(QObject):
+    """Owns the store path and the current session; locks after idle time and on request."""
+
+    errorChanged = Signal(str)
+    busyChanged = Signal(bool)
+    progressChanged = Signal(str)
+    demoLoginsChanged = Signal(list)
+    sessionChanged = Signal(object)   # a Session, or None when locked
+    storeReady = Signal()
+
+    def __init__(self, store_path: Path, runner: BackgroundRunner, build_demo_if_missing: bool = True,
+                 idle_check_ms: int = 15_000, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store_path = Path(store_path)
+        self.runner = runner
+        self._build_demo = build_demo_if_missing
+        self._error = ""
+        self._busy = False
+        self._progress = ""
+        self._demo_logins: list[dict] = []
+        self._session: Session | None = None
+        self._idle = QTimer(self)
+        self._idle.setInterval(idle_check_ms)
+        self._idle.timeout.connect(self.check_idle)
+
+    # --- properties -----------------------------------------------------------------------------
+    def _get_error(self) -> str:
+        return self._error
+
+    def _get_busy(self) -> bool:
+        return self._busy
+
+    def _get_progress(self) -> str:
+        return self._progress
+
+    error = Property(str, _get_error, notify=errorChanged)
+    busy = Property(bool, _get_busy, notify=busyChanged)
+    progress = Property(str, _get_progress, notify=progressChanged)
+
+    @property
+    def demo_logins(self) -> list[dict]:
+        return list(self._demo_logins)
+
+    @property
+    def session(self) -> Session | None:
+        return self._session
+
+    def _set_error(self, v: str) -> None:
+        set_if_changed(self, "_error", v, "errorChanged")
+
+    def _set_busy(self, v: bool) -> None:
+        set_if_changed(self, "_busy", v, "busyChanged")
+
+    def _set_progress(self, v: str) -> None:
+        set_if_changed(self, "_progress", v, "progressChanged")
+
+    # --- commands -------------------------------------------------------------------------------
+    @Slot()
+    def prepare(self) -> None:
+        """At start: build the demo store where none exists yet, then publish its demo logins."""
+        if self.store_path.exists():
+            self._load_demo_logins()
+            self.storeReady.emit()
+            return
+        if not self._build_demo:
+            self._set_error(f"No store at {self.store_path}.")
+            return
+        self._set_busy(True)
+        self._set_progress("Building the demo store on first start…")
+
+        def job(progress, cancel):
+            return build_demo_store(self.store_path, progress=progress)
+
+        self.runner.run("Building demo store", job, on_success=lambda _: self._demo_built(),
+                        on_failure=self._failed, on_progress=lambda d, t, m: self._set_progress(m))
+
+    def _demo_built(self) -> None:
+        self._set_busy(False)
+        self._set_progress("")
+        self._load_demo_logins()
+        self.storeReady.emit()
+
+    def _load_demo_logins(self) -> None:
+        self._demo_logins = accounts.demo_logins(self.store_path)
+        self.demoLoginsChanged.emit(self.demo_logins)
+
+    @Slot(str, str)
+    def unlock(self, username: str, password: str) -> None:
+        """Key derivation takes about half a second, so it runs off the GUI thread."""
+        if self._busy:
+            return
+        if not username.strip() or not password:
+            self._set_error("Enter your user name and password.")
+            return
+        self._set_error("")
+        self._set_busy(True)
+        self._set_progress("Unlocking…")
+        self.runner.run("Unlocking", lambda p, c: accounts.unlock(self.store_path, username, password),
+                        on_success=self._unlocked, on_failure=self._failed)
+
+    def _unlocked(self, session: Session) -> None:
+        self._set_busy(False)
+        self._set_progress("")
+        self._session = session
+        self._idle.start()
+        self.sessionChanged.emit(session)
+
+    def _failed(self, exc: BaseException) -> None:
+        self._set_busy(False)
+        self._set_progress("")
+        self._set_error(user_message(exc))
+
+    @Slot()
+    def lock(self) -> None:
+        if self._session is None:
+            return
+        self.runner.cancel_all()
+        session, self._session = self._session, None
+        self._idle.stop()
+        session.lock(reason="user")
+        self.sessionChanged.emit(None)
+
+    @Slot()
+    def note_activity(self) -> None:
+        if self._session is not None:
+            self._session.touch()
+
+    @Slot()
+    def check_idle(self) -> None:
+        s = self._session
+        if s is not None and s.check_idle():
+            self.runner.cancel_all()
+            self._session = None
+            self._idle.stop()
+            self._set_error("Locked after inactivity. Log in again to continue.")
+            self.sessionChanged.emit(None)
