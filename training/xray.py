@@ -325,7 +325,7 @@ def train(data: XrayData, split: np.ndarray, args) -> tuple[object, dict]:
                     pe.mul_(d).add_(pn.detach(), alpha=1 - d)
                 for be, bn in zip(ema.buffers(), net.buffers()):
                     be.copy_(bn)
-            losses.append(float(loss))
+            losses.append(loss.item())
         auc_ema = mean_auc(data.labels[va], predict(ema, Xva)) if len(va) else float("nan")
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mean_auc_ema": auc_ema,
                         "elapsed_s": round(time.time() - t0, 1)})
