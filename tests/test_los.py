@@ -1,0 +1,150 @@
+"""LOS maths (distribution, interval, survival), ONNX parity of the export path, and score_los_csv."""
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from services.features.los import MODEL_FEATURE_NAMES, build_los_features
+from services.los import (BUNDLE_DIR, LosCsvError, LosService, dist_mean, dist_quantile, interval_from_distribution,
+                          los_distribution, remaining_stay_survival, score_los_csv)
+from services.onnx_runtime import create_session
+from services.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
+
+HAS_BUNDLE = (BUNDLE_DIR / "model.onnx").exists()
+
+
+def uci_rows(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        r = {c: "No" for c in MEDICATIONS}
+        r.update({"encounter_id": str(1000 + i), "patient_nbr": str(50 + i // 2), "race": "Caucasian",
+                  "gender": ["Male", "Female"][i % 2], "age": f"[{10 * (3 + i % 6)}-{10 * (4 + i % 6)})", "weight": "?",
+                  "admission_type_id": str(1 + i % 3), "discharge_disposition_id": "1",
+                  "admission_source_id": ["7", "1", "4"][i % 3], "time_in_hospital": str(1 + i % 9),
+                  "payer_code": "MC", "medical_specialty": ["InternalMedicine", "?", "Cardiology"][i % 3],
+                  "num_lab_procedures": "40", "num_procedures": "1", "num_medications": "12",
+                  "number_outpatient": "0", "number_emergency": str(i % 2), "number_inpatient": str(i % 3),
+                  "diag_1": ["428", "250.13", "V57", "414"][i % 4], "diag_2": "401", "diag_3": "?",
+                  "number_diagnoses": str(5 + i % 4), "max_glu_serum": "None", "A1Cresult": "None",
+                  "change": "No", "diabetesMed": "Yes", "readmitted": "NO"})
+        rows.append(r)
+    return pd.DataFrame(rows, columns=list(ENCOUNTER_COLUMNS))
+
+
+def test_distribution_is_a_pmf_and_tracks_mu() -> None:
+    mu = np.array([1.0, 2.5, 4.4, 9.0, 14.0])
+    d = los_distribution(mu, 1.0, 0.0)
+    assert d.shape == (5, 14) and np.allclose(d.sum(1), 1) and (d >= 0).all()
+    assert np.all(np.diff(dist_mean(d)) > 0)
+    assert abs(dist_mean(d)[2] - 4.4) < 0.3
+
+
+def test_quantile_and_interval_are_inclusive_integers() -> None:
+    d = np.zeros((1, 14))
+    d[0, [0, 1, 2, 3]] = [0.1, 0.2, 0.3, 0.4]  # cdf 0.1 0.3 0.6 1.0
+    assert dist_quantile(d, 0.1)[0] == 1 and dist_quantile(d, 0.11)[0] == 2 and dist_quantile(d, 0.5)[0] == 3
+    lo, hi = interval_from_distribution(d, 0.1, 0.1)
+    assert (lo[0], hi[0]) == (1, 4)
+
+
+def test_remaining_stay_survival_hand_case() -> None:
+    d = np.zeros(14)
+    d[:4] = [0.1, 0.2, 0.3, 0.4]
+    s = remaining_stay_survival(d, 0, 4)
+    # P(L>1)=0.9, P(L>2)=0.7, P(L>3)=0.4, P(L>4)=0
+    assert np.allclose(s, [0.9, 0.7, 0.4, 0.0])
+    # already there 2 days: P(L>3 | L>2) = 0.4/0.7, P(L>4 | L>2) = 0
+    assert np.allclose(remaining_stay_survival(d, 2, 2), [0.4 / 0.7, 0.0])
+
+
+def test_survival_beyond_14_days_uses_geometric_tail() -> None:
+    d = los_distribution(np.array([6.0]), 1.0, 0.0)[0]
+    s = remaining_stay_survival(d, 20, 5)
+    assert np.all(s > 0) and np.all(np.diff(s) < 0)
+    ratios = s[1:] / s[:-1]
+    assert np.allclose(ratios, ratios[0])
+    batch = remaining_stay_survival(np.vstack([d, d]), 3, 7)
+    assert batch.shape == (2, 7) and np.allclose(batch[0], remaining_stay_survival(d, 3, 7))
+    with pytest.raises(ValueError):
+        remaining_stay_survival(d, -1, 3)
+
+
+def test_features_use_only_earlier_encounters() -> None:
+    df = uci_rows(8)
+    f = build_los_features(df)
+    assert list(f.columns) == list(MODEL_FEATURE_NAMES[: len(f.columns)]) and not f.isna().any().any()
+    # patient 50 has encounters 1000 and 1001: only the later one sees history
+    assert f.loc[0, "hist_n_prev"] == 0 and f.loc[1, "hist_n_prev"] == 1
+    assert f.loc[1, "hist_prev_los_last"] == 1.0
+    # changing the later stay's own LOS or in-stay counts changes nothing of its features
+    df2 = df.copy()
+    df2.loc[1, ["time_in_hospital", "num_medications", "num_lab_procedures", "num_procedures"]] = [14, 80, 99, 6]
+    assert np.allclose(build_los_features(df2).loc[1], f.loc[1])
+    # reversed row order gives the same features per encounter
+    rev = build_los_features(df.iloc[::-1].reset_index(drop=True)).iloc[::-1].reset_index(drop=True)
+    assert np.allclose(rev.to_numpy(), f.to_numpy())
+
+
+def test_onnx_parity_of_export_path() -> None:
+    import xgboost as xgb
+
+    from training.los import to_onnx
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, len(MODEL_FEATURE_NAMES))).astype(np.float32)
+    y = 1 + 13 / (1 + np.exp(-x[:, 0] - x[:, 3]))
+    m = xgb.XGBRegressor(n_estimators=80, max_depth=4, n_jobs=1).fit(x, y)
+    sess = create_session(to_onnx(m, "xgboost", x.shape[1]).SerializeToString())
+    got = sess.run(None, {sess.get_inputs()[0].name: x[:200]})[0].reshape(-1)
+    assert np.max(np.abs(got - m.predict(x[:200]))) <= 1e-5
+
+
+@pytest.mark.skipif(not HAS_BUNDLE, reason="no committed LOS bundle in resources/models/los")
+def test_service_outputs_and_dates() -> None:
+    svc = LosService()
+    df = uci_rows(12)
+    d = svc.distribution(df)
+    assert d.shape == (12, 14) and np.allclose(d.sum(1), 1)
+    ests = svc.estimates(df)
+    assert all(e.low_days <= e.high_days and 1 <= e.point_days <= 14 for e in ests)
+    adm = dt.date(2026, 1, 5)
+    point, early, late = svc.expected_discharge_date(adm, d[0])
+    assert early <= point <= late and early > adm
+
+
+@pytest.mark.skipif(not HAS_BUNDLE, reason="no committed LOS bundle in resources/models/los")
+def test_score_los_csv_well_formed_and_reports_bad_rows(tmp_path: Path) -> None:
+    df = uci_rows(10)
+    df.loc[3, "admission_type_id"] = "x"          # bad row (line 5)
+    df.loc[6, "encounter_id"] = df.loc[5, "encounter_id"]  # duplicate (line 8)
+    df.loc[8, "time_in_hospital"] = ""            # current inpatient: LOS unknown, still scored
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    df.to_csv(src, index=False)
+    rep = score_los_csv(src, out)
+    assert rep["scored"] == 8 and rep["rejected"] == 2
+    assert [e["line"] for e in rep["errors"]] == [5, 8]
+    assert "admission_type_id" in rep["errors"][0]["reason"] and "duplicate" in rep["errors"][1]["reason"]
+    with open(out, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 8 and list(rows[0]) == ["encounter_id", "los_days", "los_low", "los_high"]
+    for r in rows:
+        assert 1 <= int(r["los_low"]) <= float(r["los_days"]) + 1 and int(r["los_high"]) <= 14
+        assert int(r["los_low"]) <= int(r["los_high"])
+
+
+def test_score_los_csv_file_level_errors(tmp_path: Path) -> None:
+    with pytest.raises(LosCsvError, match="not found"):
+        score_los_csv(tmp_path / "nope.csv", tmp_path / "o.csv")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("encounter_id,patient_nbr\n1,2\n")
+    with pytest.raises(LosCsvError, match="lacks columns"):
+        score_los_csv(bad, tmp_path / "o.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(LosCsvError, match="cannot read"):
+        score_los_csv(empty, tmp_path / "o.csv")
