@@ -45,23 +45,58 @@ COMORBIDITIES: tuple[str, ...] = ("heart_failure", "renal", "chronic_pulmonary",
                                   "cerebrovascular", "myocardial_infarction", "peripheral_vascular", "dementia",
                                   "mild_liver", "severe_liver")
 
+# The 40 most frequent primary codes and 30 most frequent secondary 3-digit codes of the UCI table
+# (chosen by frequency, not by outcome), so that common conditions get their own indicator.
+TOP_DIAG1: tuple[str, ...] = (
+    "428", "414", "786", "410", "486", "427", "491", "715", "682", "434", "780", "996", "276", "38", "250.8",
+    "599", "584", "V57", "250.6", "518", "493", "820", "577", "435", "562", "574", "296", "250.7", "250.13",
+    "440", "560", "433", "998", "722", "250.02", "578", "250.11", "507", "789", "453",
+)
+TOP_DIAG23: tuple[str, ...] = (
+    "250", "276", "401", "428", "427", "414", "496", "403", "599", "585", "707", "411", "780", "285", "584",
+    "425", "272", "682", "518", "424", "491", "486", "V45", "305", "493", "413", "786", "41", "280",
+)
+# Plain names for the codes above (ICD-9-CM chapter titles shortened for clinicians).
+ICD9_NAMES: dict[str, str] = {
+    "428": "heart failure", "414": "chronic ischaemic heart disease", "786": "chest or breathing symptoms",
+    "410": "heart attack", "486": "pneumonia", "427": "heart rhythm disorder", "491": "chronic bronchitis (COPD)",
+    "715": "osteoarthritis", "682": "cellulitis or abscess", "434": "stroke (cerebral artery occlusion)",
+    "780": "general symptoms (e.g. fainting, fever)", "996": "complication of an implant or graft",
+    "276": "fluid or electrolyte disorder", "38": "septicaemia", "250.8": "diabetes with other complications",
+    "599": "urinary tract disorder", "584": "acute kidney failure", "V57": "rehabilitation care",
+    "250.6": "diabetes with nerve damage", "518": "lung disease (e.g. respiratory failure)", "493": "asthma",
+    "820": "hip fracture", "577": "pancreatic disease", "435": "transient ischaemic attack",
+    "562": "diverticular disease", "574": "gallstones", "296": "mood disorder",
+    "250.7": "diabetes with circulation problems", "250.13": "diabetic ketoacidosis (type 1, uncontrolled)",
+    "440": "atherosclerosis", "560": "bowel obstruction", "433": "carotid or vertebral artery occlusion",
+    "998": "complication of a procedure", "722": "spinal disc disorder", "250.02": "type 2 diabetes, uncontrolled",
+    "578": "gastrointestinal bleeding", "250.11": "diabetic ketoacidosis (type 1)", "507": "aspiration pneumonia",
+    "789": "abdominal symptoms", "453": "venous thrombosis", "250": "diabetes", "401": "high blood pressure",
+    "496": "COPD", "403": "hypertensive kidney disease", "585": "chronic kidney disease", "707": "skin or pressure ulcer",
+    "411": "acute ischaemic heart disease", "285": "anaemia", "425": "cardiomyopathy", "272": "lipid disorder",
+    "424": "heart valve disease", "V45": "post-procedure state (e.g. stent, dialysis)", "305": "substance misuse",
+    "413": "angina", "41": "bacterial infection", "280": "iron-deficiency anaemia",
+}
 _NUMERIC = ("time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications", "number_outpatient",
             "number_emergency", "number_inpatient", "number_diagnoses")
 HISTORY_FEATURES: tuple[str, ...] = (
     "hx_n_prior", "hx_n_prior_lt30", "hx_prev_lt30", "hx_prior_days", "hx_prev_los", "hx_prior_emergency",
     "hx_prior_insulin", "hx_prev_same_group", "hx_prev_care_disp", "hx_meds_delta", "hx_prev_diag_count",
+    "hx_prev_inpatient", "hx_inpatient_delta", "hx_prev_emergency", "hx_emergency_delta", "hx_prev_outpatient",
+    "hx_outpatient_delta", "hx_prior_max_inpatient", "hx_lt30_share", "hx_prev_same_code",
 )
 
 
 def _feature_names() -> tuple[str, ...]:
     names: list[str] = ["age_years", "male"]
-    names += list(_NUMERIC) + ["total_visits", "charlson"]
+    names += list(_NUMERIC) + ["total_visits", "charlson", "labs_per_day", "meds_per_day"]
     names += [f"adm_type_{c}" for c in ADMISSION_TYPE_CODES] + ["adm_type_other"]
     names += [f"adm_src_{c}" for c in ADMISSION_SOURCE_CODES] + ["adm_src_other"]
     names += [f"disp_{c}" for c in DISPOSITION_CODES] + ["disp_other"]
     names += [f"spec_{s}" for s in SPECIALTIES] + ["spec_missing", "spec_other"]
     names += [f"payer_{p}" for p in PAYERS] + ["payer_missing", "payer_other"]
     names += [f"diag1_{g}" for g in ICD9_GROUPS] + [f"diag23_{g}" for g in ICD9_GROUPS if g != "Missing"]
+    names += [f"dx1_{c}" for c in TOP_DIAG1] + [f"dx23_{c}" for c in TOP_DIAG23]
     names += [f"cm_{c}" for c in COMORBIDITIES] + ["diab_complicated", "diag1_diabetes_uncontrolled"]
     names += ["glu_measured", "glu_level", "a1c_measured", "a1c_level"]
     for m in MAIN_MEDS:
@@ -105,7 +140,16 @@ def build_features(encounters: pd.DataFrame) -> pd.DataFrame:
     for c in _NUMERIC:
         f[c] = df[c].to_numpy(dtype=np.float64)
     f["total_visits"] = f["number_outpatient"] + f["number_emergency"] + f["number_inpatient"]
+    f["labs_per_day"] = f["num_lab_procedures"] / np.maximum(f["time_in_hospital"], 1)
+    f["meds_per_day"] = f["num_medications"] / np.maximum(f["time_in_hospital"], 1)
     diags = df[["diag_1", "diag_2", "diag_3"]].astype(str)
+    d1 = diags["diag_1"].str.strip().to_numpy()
+    for c in TOP_DIAG1:
+        f[f"dx1_{c}"] = (d1 == c).astype(np.float64)
+    d2 = diags["diag_2"].str.strip().str.split(".").str[0].to_numpy()
+    d3 = diags["diag_3"].str.strip().str.split(".").str[0].to_numpy()
+    for c in TOP_DIAG23:
+        f[f"dx23_{c}"] = ((d2 == c) | (d3 == c)).astype(np.float64)
     f["charlson"] = np.array([charlson_index(r) for r in diags.itertuples(index=False, name=None)], dtype=np.float64)
     f.update(_onehot(df["admission_type_id"], ADMISSION_TYPE_CODES, "adm_type"))
     f.update(_onehot(df["admission_source_id"], ADMISSION_SOURCE_CODES, "adm_src"))
@@ -188,6 +232,12 @@ def _history(df: pd.DataFrame, f: dict[str, np.ndarray]) -> dict[str, np.ndarray
     care = df["discharge_disposition_id"].isin(_CARE_DISPOSITIONS).to_numpy(dtype=np.float64)[order]
     nmeds = f["num_medications"][order]
     has_prev = (~first).astype(np.float64)
+    code = df["diag_1"].astype(str).str.strip().str.split(".").str[0].to_numpy()[order]
+    prev_code = np.r_[[""], code[:-1]]
+    inp = f["number_inpatient"][order]
+    # running maximum of number_inpatient over strictly earlier rows of the patient (-1 = none)
+    prior_max = pd.Series(np.where(first, -1.0, np.r_[-1.0, inp[:-1]])).groupby(seg).cummax().to_numpy()
+    n_prior = prior_sum(ones)
     prev_grp = np.r_[[""], grp[:-1]]
     h = {
         "hx_n_prior": prior_sum(ones),
@@ -201,7 +251,16 @@ def _history(df: pd.DataFrame, f: dict[str, np.ndarray]) -> dict[str, np.ndarray
         "hx_prev_care_disp": prev(care),
         "hx_meds_delta": (nmeds - prev(nmeds)) * has_prev,
         "hx_prev_diag_count": prev(f["number_diagnoses"][order]),
+        "hx_prior_max_inpatient": prior_max,
+        "hx_lt30_share": np.where(n_prior > 0, prior_sum(lt30) / np.maximum(n_prior, 1), -1.0),
+        "hx_prev_same_code": ((prev_code == code) & ~first).astype(np.float64),
     }
+    # visit counts at the last stay (-1 = no earlier encounter) and the change since then
+    for col, short in (("number_inpatient", "inpatient"), ("number_emergency", "emergency"),
+                       ("number_outpatient", "outpatient")):
+        x = f[col][order]
+        h[f"hx_prev_{short}"] = prev(x, fill=-1.0)
+        h[f"hx_{short}_delta"] = (x - prev(x)) * has_prev
     inv = np.empty_like(order)
     inv[order] = np.arange(len(order))
     return {k: v[inv] for k, v in h.items()}
@@ -226,12 +285,14 @@ _COUNT_WORDS: dict[str, tuple[str, str]] = {
     "hx_prev_los": ("last stay lasted {n} day{s}", ""),
     "hx_prior_emergency": ("{n} earlier emergency admission{s}", ""),
     "hx_prev_diag_count": ("{n} diagnos{es} at the last stay", ""),
+    "hx_prior_max_inpatient": ("up to {n} inpatient stay{s} a year at earlier encounters", ""),
 }
 _FLAG_WORDS: dict[str, str] = {
     "male": "male",
     "hx_prev_lt30": "this admission came within 30 days of the last discharge",
     "hx_prior_insulin": "on insulin at an earlier stay",
     "hx_prev_same_group": "same main diagnosis group as the last stay",
+    "hx_prev_same_code": "same main diagnosis as the last stay",
     "hx_prev_care_disp": "went to a care facility or home health after the last stay",
     "diab_complicated": "diabetes with chronic complications coded",
     "diag1_diabetes_uncontrolled": "main diagnosis: uncontrolled diabetes",
@@ -265,6 +326,17 @@ def describe_feature(name: str, value: float) -> str:
     n = int(round(v))
     if name in _COUNT_WORDS:
         return _plural(_COUNT_WORDS[name][0], n)
+    if name.startswith("hx_prev_") and name[8:] in ("inpatient", "emergency", "outpatient"):
+        if n < 0:
+            return "no earlier encounter on record"
+        return f"{n} {name[8:]} visit{'' if n == 1 else 's'} in the year before the last stay"
+    if name.endswith("_delta") and name[3:-6] in ("inpatient", "emergency", "outpatient"):
+        k = name[3:-6]
+        return f"{abs(n)} {'more' if n >= 0 else 'fewer'} {k} visit{'' if abs(n) == 1 else 's'} than at the last stay"
+    if name == "hx_lt30_share":
+        return "no earlier encounter on record" if v < 0 else f"{round(100 * v)}% of earlier stays followed by a readmission within 30 days"
+    if name in ("labs_per_day", "meds_per_day"):
+        return f"{v:.1f} {'lab tests' if name == 'labs_per_day' else 'medications'} per hospital day"
     if name == "age_years":
         lo = int(v // 10 * 10)
         return f"age {lo}-{lo + 9}"
@@ -299,6 +371,10 @@ def _indicator_text(name: str) -> str:
         return f"main diagnosis group {name[6:].lower()}"
     if name.startswith("diag23_"):
         return f"secondary diagnosis {name[7:].lower()}"
+    if name.startswith("dx1_"):
+        return f"main diagnosis {ICD9_NAMES.get(name[4:], 'ICD-9 ' + name[4:])}"
+    if name.startswith("dx23_"):
+        return f"secondary diagnosis {ICD9_NAMES.get(name[5:], 'ICD-9 ' + name[5:])}"
     if name.startswith("cm_"):
         return name[3:].replace("_", " ") + " coded"
     if name.startswith("med_"):
@@ -310,7 +386,14 @@ def _indicator_text(name: str) -> str:
 def feature_label(name: str) -> str:
     """A short generic label for a feature column (for tables and the model card)."""
     if name in _COUNT_WORDS:
-        return _COUNT_WORDS[name][0].replace("{n} ", "number of ").replace("{s}", "s").replace("{es}", "es")
+        return _COUNT_WORDS[name][0].replace("{n}", "N").replace("{s}", "s").replace("{es}", "es")
+    if name.startswith("hx_prev_") and name[8:] in ("inpatient", "emergency", "outpatient"):
+        return f"{name[8:]} visits in the year before the last stay"
+    if name.endswith("_delta") and name[3:-6] in ("inpatient", "emergency", "outpatient"):
+        return f"change in {name[3:-6]} visits since the last stay"
+    if name in ("hx_lt30_share", "labs_per_day", "meds_per_day"):
+        return {"hx_lt30_share": "share of earlier stays followed by a 30-day readmission",
+                "labs_per_day": "lab tests per hospital day", "meds_per_day": "medications per hospital day"}[name]
     if name in ("age_years", "hx_meds_delta", "glu_level", "a1c_level", "n_meds_on", "n_meds_up", "n_meds_down"):
         return {"age_years": "age (band midpoint)", "hx_meds_delta": "medications versus the last stay",
                 "glu_level": "max glucose level", "a1c_level": "HbA1c level", "n_meds_on": "diabetes medications taken",
