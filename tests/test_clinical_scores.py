@@ -5,7 +5,7 @@ import pandas as pd
 
 from services.clinical_scores import (PROXIES, charlson_index, hospital_band, hospital_components, hospital_score,
                                       hospital_series, lace_components, lace_index, lace_series)
-from tests.readmission_helpers import make_row
+from tests.test_readmission_helpers import make_row
 
 
 def test_charlson_counts_diabetes_and_hierarchy() -> None:

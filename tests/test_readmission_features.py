@@ -6,7 +6,7 @@ import pandas as pd
 
 from services.features.common import normalise_uci_frame
 from services.features.readmission import FEATURE_NAMES, HISTORY_FEATURES, build_features, describe_feature, feature_label
-from tests.readmission_helpers import make_row
+from tests.test_readmission_helpers import make_row
 
 
 def _patient() -> pd.DataFrame:
