@@ -160,7 +160,7 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
                 report.reject(line, f"expected {len(header)} fields, found {len(fields)}")
                 continue
             row = dict(zip(header, fields))
-            problem = _check_row(row)
+            problem = "contains a NUL byte" if any("\x00" in f for f in fields) else _check_row(row)
             enc_nbr = int(row["encounter_id"]) if problem is None else 0
             if problem is None and enc_nbr in seen:
                 problem = f"encounter {enc_nbr} is already in the store or earlier in this file"

@@ -22,3 +22,65 @@ def shared_path(*parts: str) -> Path:
     if not p.exists():
         pytest.skip(f"needs the full data set at {p} (present in CI, absent in a user's clone)")
     return p
+
+
+# --- stores -------------------------------------------------------------------------------------
+import shutil  # noqa: E402
+
+from services.keyfile import KdfParams, key_file_path  # noqa: E402
+
+FAST = KdfParams.fast()  # same code path as production, a fraction of the cost
+
+
+def copy_store(src: Path, dst_dir: Path) -> Path:
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    dst = dst_dir / src.name
+    for suffix in ("", "-wal", "-shm"):
+        if Path(str(src) + suffix).exists():
+            shutil.copyfile(str(src) + suffix, str(dst) + suffix)
+    shutil.copyfile(key_file_path(src), key_file_path(dst))
+    return dst
+
+
+@pytest.fixture(scope="session")
+def _demo_master(tmp_path_factory) -> Path:
+    from services.demo import build_demo_store
+    path = tmp_path_factory.mktemp("demo_master") / "demo.db"
+    build_demo_store(path, kdf=FAST)
+    return path
+
+
+@pytest.fixture
+def demo_store(_demo_master, tmp_path) -> Path:
+    """A private copy of the demo store (built once per test session with cheap KDF parameters)."""
+    return copy_store(_demo_master, tmp_path / "store")
+
+
+@pytest.fixture
+def empty_store(tmp_path):
+    from services.accounts import create_store
+    created = create_store(tmp_path / "store" / "site.db", "admin", "admin-password", FAST)
+    return created
+
+
+@pytest.fixture
+def qt_settings(tmp_path, qapp):
+    """Orange's habit: every widget test starts from empty settings in its own folder."""
+    from PySide6.QtCore import QSettings
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    s = QSettings()
+    s.clear()
+    yield s
+    s.clear()
+
+
+@pytest.fixture
+def owner(qapp):
+    """Parent for view-models made in a test: deleted in the GUI thread at teardown, never left to a
+    garbage collection that could run on a worker thread."""
+    from PySide6.QtCore import QCoreApplication, QEvent, QObject
+    o = QObject()
+    yield o
+    o.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)

@@ -6,7 +6,7 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QStackedWidget, QWidget)
 
-from services.session import Session
+from viewmodels.session_vm import Session
 from ui.patient_dialogs import EncounterDialog, PatientDialog
 from ui.patient_list_view import PatientListView
 from ui.patient_view import PatientView
@@ -49,7 +49,8 @@ class Workspace(QWidget):
         self.patient_vm.saved.connect(lambda _msg: self.list_vm.refresh())
         for i in range(self.nav.count()):
             QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, activated=lambda i=i: self.nav.setCurrentRow(i))
-        QShortcut(QKeySequence(Qt.Key.Key_Escape), self.patient_view, activated=lambda: self.nav.setCurrentRow(0))
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self.patient_view, activated=lambda: self.nav.setCurrentRow(0),
+                  context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.list_vm.refresh()
 
     def _add_page(self, title: str, icon_name: str, page: QWidget) -> None:

@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDateEdit, QDateTimeEdit, Q
                                QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
 from models.domain import Encounter, Patient
-from services.uci_schema import (A1C_VALUES, ADMISSION_SOURCES, ADMISSION_TYPES, AGE_BANDS, DISCHARGE_DISPOSITIONS,
+from viewmodels.codes import (A1C_VALUES, ADMISSION_SOURCES, ADMISSION_TYPES, AGE_BANDS, DISCHARGE_DISPOSITIONS,
                                  GENDERS, GLU_SERUM_VALUES, MEDICATION_STATUSES, MEDICATIONS, RACES)
 
 Saver = Callable[[dict[str, Any]], dict[str, str]]

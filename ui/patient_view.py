@@ -7,7 +7,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
 from PySide6.QtCore import Qt
 
 from models.domain import Encounter
-from services.uci_schema import ADMISSION_SOURCES, DISCHARGE_DISPOSITIONS
+from viewmodels.codes import ADMISSION_SOURCES, DISCHARGE_DISPOSITIONS
 from viewmodels.patients_vm import PatientViewModel
 
 

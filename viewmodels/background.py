@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
 from services.progress import CancelToken, Job
 
@@ -21,22 +21,18 @@ class _Signals(QObject):
     done = Signal()
 
 
-class _Runnable(QRunnable):
-    def __init__(self, job: Job, token: CancelToken, signals: _Signals) -> None:
-        super().__init__()
-        self.job, self.token, self.signals = job, token, signals
-        self.setAutoDelete(True)
-
-    def run(self) -> None:  # worker thread
-        try:
-            result = self.job(lambda d, t, m="": self.signals.progress.emit(int(d), int(t), str(m)), self.token)
-        except BaseException as exc:  # delivered to the GUI thread, never lost in the pool
-            exc.__wardlens_traceback__ = traceback.format_exc()  # type: ignore[attr-defined]
-            self.signals.failed.emit(exc)
-        else:
-            self.signals.succeeded.emit(result)
-        finally:
-            self.signals.done.emit()
+def _work(job: Job, token: CancelToken, signals: _Signals) -> None:
+    """Runs on a pool thread. A plain callable, not a QRunnable subclass: PySide's ownership of
+    auto-deleted Python runnables has led to double frees; the closure keeps `signals` alive."""
+    try:
+        result = job(lambda d, t, m="": signals.progress.emit(int(d), int(t), str(m)), token)
+    except BaseException as exc:  # delivered to the GUI thread, never lost in the pool
+        exc.__wardlens_traceback__ = traceback.format_exc()  # type: ignore[attr-defined]
+        signals.failed.emit(exc)
+    else:
+        signals.succeeded.emit(result)
+    finally:
+        signals.done.emit()
 
 
 class Task(QObject):
@@ -47,9 +43,10 @@ class Task(QObject):
     failed = Signal(object)
     finished = Signal()
 
-    def __init__(self, label: str, parent: QObject | None = None) -> None:
-        super().__init__(parent)
+    def __init__(self, label: str) -> None:
+        super().__init__()
         self.label = label
+        self._signals: _Signals | None = None
         self.token = CancelToken()
         self.running = True
 
@@ -85,9 +82,11 @@ class BackgroundRunner(QObject):
     def run(self, label: str, job: Job, on_success: Callable[[Any], None] | None = None,
             on_failure: Callable[[BaseException], None] | None = None,
             on_progress: Callable[[int, int, str], None] | None = None) -> Task:
-        task = Task(label, self)
-        signals = _Signals()  # created here, so it lives in the GUI thread and its emits are queued to it
-        signals.setParent(task)
+        # Both objects are created here, in the GUI thread, and kept alive by Python references (the
+        # runner holds the task until it finishes), so the worker's emits are queued to this thread.
+        task = Task(label)
+        signals = _Signals()
+        task._signals = signals
         signals.progress.connect(task.progress)
         signals.succeeded.connect(task.succeeded)
         signals.failed.connect(task.failed)
@@ -105,7 +104,8 @@ class BackgroundRunner(QObject):
         self.taskStarted.emit(task)
         if not was_busy:
             self.busyChanged.emit(True)
-        self._pool.start(_Runnable(job, task.token, signals))
+        token = task.token  # the closure must not hold the task: its last reference would die off-thread
+        self._pool.start(lambda: _work(job, token, signals))
         return task
 
     @Slot()
@@ -121,4 +121,3 @@ class BackgroundRunner(QObject):
         self.taskFinished.emit(task)
         if not self._tasks:
             self.busyChanged.emit(False)
-        task.deleteLater()

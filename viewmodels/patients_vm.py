@@ -233,5 +233,4 @@ class PatientViewModel(QObject):
         return self.service.free_beds(ward_id, keep_bed)
 
 
-CODE_TABLES = {"admission_type_id": ADMISSION_TYPES, "admission_source_id": ADMISSION_SOURCES,
-               "discharge_disposition_id": DISCHARGE_DISPOSITIONS}
+

@@ -1,0 +1,86 @@
+"""The command line, as an IT admin would use it (real subprocesses, real files)."""
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*args: str, env: dict | None = None, timeout: int = 120) -> subprocess.CompletedProcess:
+    e = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    for k in ("WARDLENS_USER", "WARDLENS_PASSWORD", "WARDLENS_RECOVERY_KEY"):
+        if env is None or k not in env:
+            e.pop(k, None)
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True, env=e,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture(scope="module")
+def cli_demo(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "demo.db"
+    r = run("demo", "--db", str(path))
+    assert r.returncode == 0, r.stderr
+    assert "dr.demo" in r.stdout
+    return path
+
+
+def test_demo_file_is_encrypted_and_unreadable_by_sqlite(cli_demo):
+    raw = cli_demo.read_bytes()
+    assert raw[:16] != b"SQLite format 3\x00"
+    assert b"CREATE TABLE" not in raw and b"encounters" not in raw
+    con = sqlite3.connect(cli_demo)
+    with pytest.raises(sqlite3.DatabaseError):
+        con.execute("SELECT name FROM sqlite_master").fetchall()
+
+
+def test_verify_ok_and_wrong_password(cli_demo):
+    ok = run("verify", "--db", str(cli_demo), "--user", "admin", env={"WARDLENS_PASSWORD": "wardlens-admin"})
+    assert ok.returncode == 0 and "audit chain" in ok.stdout, ok.stderr
+    bad = run("verify", "--db", str(cli_demo), "--user", "admin", env={"WARDLENS_PASSWORD": "nope-nope"})
+    assert bad.returncode == 1 and "Wrong user name or password" in bad.stderr
+
+
+def test_password_is_never_an_argument_and_missing_password_is_a_clear_error(cli_demo):
+    r = run("verify", "--db", str(cli_demo), "--user", "admin")
+    assert r.returncode == 1 and "WARDLENS_PASSWORD" in r.stderr
+    r = run("verify", "--db", str(cli_demo), "--password", "x")
+    assert r.returncode == 2  # argparse: no such option
+
+
+def test_init_import_backup_restore_verify(tmp_path):
+    db = tmp_path / "site.db"
+    env = {"WARDLENS_PASSWORD": "site-admin-pass"}
+    r = run("init", "--db", str(db), "--admin", "itadmin", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "RECOVERY KEY" in r.stdout
+    recovery = r.stdout.split("RECOVERY KEY")[1].splitlines()[1].strip()
+    bad = tmp_path / "bad.csv"
+    bad.write_text("encounter_id,patient_nbr\n1,2\n")
+    r = run("import", "--db", str(db), "--user", "itadmin", "--input", str(bad), env=env)
+    assert r.returncode == 1 and "missing columns" in r.stderr
+    sample = ROOT / "resources" / "demo" / "uci_sample.csv.gz"
+    r = run("import", "--db", str(db), "--user", "itadmin", "--input", str(sample), env=env)
+    assert r.returncode == 0 and "3000 encounters imported" in r.stdout, r.stdout + r.stderr
+    r = run("backup", "--db", str(db), "--user", "itadmin", "--output", str(tmp_path / "b" / "site-backup.db"), env=env)
+    assert r.returncode == 0 and "verified" in r.stdout, r.stderr
+    r = run("restore", "--db", str(db), "--user", "itadmin", "--backup", str(tmp_path / "b" / "site-backup.db"), env=env)
+    assert r.returncode == 0, r.stderr
+    r = run("verify", "--db", str(db), env={"WARDLENS_RECOVERY_KEY": recovery})
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_bad_input_gives_clear_errors(tmp_path):
+    r = run("verify", "--db", str(tmp_path / "nope.db"), "--user", "a", env={"WARDLENS_PASSWORD": "x"})
+    assert r.returncode == 1 and "No store" in r.stderr
+    plain = tmp_path / "plain.db"
+    sqlite3.connect(plain).execute("CREATE TABLE t(a)").connection.commit()
+    r = run("verify", "--db", str(plain), "--user", "a", env={"WARDLENS_PASSWORD": "x"})
+    assert r.returncode == 1 and "unencrypted" in r.stderr
+    r = run("import", "--db", str(plain))
+    assert r.returncode == 2  # --input is required

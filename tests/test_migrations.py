@@ -1,0 +1,59 @@
+"""Forward-only migrations, tested from every earlier version with data in place."""
+from __future__ import annotations
+
+import pytest
+
+from services.database import Database
+from services.errors import StoreDamaged
+from services.keyfile import new_data_key
+from services.migrations import LATEST, MIGRATIONS, current_version, migrate
+
+NOW = "2026-01-01 00:00:00"
+
+
+def _seed(c, version: int) -> None:
+    c.execute("INSERT INTO patients (id, mrn, given_name, family_name, sex, race, created_at, updated_at) "
+              "VALUES (1, 'M1', 'Ann', 'Lee', 'Female', '?', ?, ?)", (NOW, NOW))
+    c.execute("INSERT INTO encounters (id, patient_id, encounter_nbr, status, admission_type_id, admission_source_id, "
+              "created_at, updated_at) VALUES (1, 1, 100, 'discharged', 1, 7, ?, ?)", (NOW, NOW))
+    c.execute("INSERT INTO diagnoses (encounter_id, position, code, system) VALUES (1, 1, '428', 'ICD9')")
+
+
+@pytest.mark.parametrize("start", [m.version for m in MIGRATIONS])
+def test_every_earlier_version_upgrades_with_data_kept(tmp_path, start):
+    db = Database(tmp_path / "s.db", new_data_key())
+    assert migrate(db.conn, target=start) == list(range(1, start + 1))
+    _seed(db.conn, start)
+    applied = migrate(db.conn)
+    assert applied == list(range(start + 1, LATEST + 1))
+    assert current_version(db.conn) == LATEST
+    c = db.conn
+    assert c.execute("SELECT mrn, family_name FROM patients").fetchall() == [("M1", "Lee")]
+    assert c.execute("SELECT code FROM diagnoses").fetchall() == [("428",)]
+    if start < 2:  # v2 back-fills the folded search name of existing patients
+        assert c.execute("SELECT search_name FROM patients").fetchone()[0] == "lee ann"
+    assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert migrate(db.conn) == []  # idempotent at the latest version
+    db.close()
+
+
+def test_newer_store_is_refused(tmp_path):
+    db = Database(tmp_path / "s.db", new_data_key())
+    migrate(db.conn)
+    db.conn.execute(f"PRAGMA user_version = {LATEST + 1}")
+    with pytest.raises(StoreDamaged, match="newer"):
+        migrate(db.conn)
+    db.close()
+
+
+def test_failed_migration_leaves_version_unchanged(tmp_path, monkeypatch):
+    from services import migrations
+    db = Database(tmp_path / "s.db", new_data_key())
+    migrate(db.conn, target=1)
+    broken = migrations.Migration(2, "broken", "CREATE TABLE x (a);\nSELECT * FROM no_such_table;")
+    monkeypatch.setattr(migrations, "MIGRATIONS", (migrations.MIGRATIONS[0], broken))
+    with pytest.raises(Exception):
+        migrations.migrate(db.conn, target=2)
+    assert current_version(db.conn) == 1
+    assert db.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'x'").fetchone()[0] == 0
+    db.close()

@@ -1,0 +1,131 @@
+"""View-models without widgets: state, change notification, background work, errors."""
+from __future__ import annotations
+
+from viewmodels.background import BackgroundRunner
+from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
+from viewmodels.session_vm import SessionViewModel
+from services.accounts import unlock
+from services.errors import Cancelled
+
+
+def _unlocked(qtbot, owner, demo_store, user="dr.demo", pw="wardlens-clinician"):
+    runner = BackgroundRunner(owner)
+    vm = SessionViewModel(demo_store, runner, build_demo_if_missing=False, parent=owner)
+    vm.prepare()
+    with qtbot.waitSignal(vm.sessionChanged, timeout=10_000) as sig:
+        vm.unlock(user, pw)
+    return vm, runner, sig.args[0]
+
+
+def test_background_runner_delivers_results_errors_progress_and_cancel(qtbot, owner):
+    runner = BackgroundRunner(owner)
+    got, progress = [], []
+
+    def job(report, cancel):
+        report(1, 2, "half")
+        return 42
+
+    with qtbot.waitSignal(runner.busyChanged, timeout=5000, check_params_cb=lambda b: b is False):
+        runner.run("ok", job, on_success=got.append, on_progress=lambda d, t, m: progress.append((d, t, m)))
+    assert got == [42] and progress == [(1, 2, "half")]
+
+    errors = []
+    with qtbot.waitSignal(runner.busyChanged, timeout=5000, check_params_cb=lambda b: b is False):
+        runner.run("bad", lambda r, c: 1 / 0, on_failure=errors.append)
+    assert isinstance(errors[0], ZeroDivisionError)
+
+    import threading
+    started = threading.Event()
+
+    def slow(report, cancel):
+        started.set()
+        while True:
+            cancel.raise_if_cancelled()
+
+    cancelled = []
+    with qtbot.waitSignal(runner.busyChanged, timeout=5000, check_params_cb=lambda b: b is False):
+        task = runner.run("slow", slow, on_failure=cancelled.append)
+        started.wait(5)
+        task.cancel()
+    assert isinstance(cancelled[0], Cancelled)
+
+
+def test_unlock_success_and_failure(qtbot, owner, demo_store):
+    runner = BackgroundRunner(owner)
+    vm = SessionViewModel(demo_store, runner, build_demo_if_missing=False, parent=owner)
+    vm.prepare()
+    assert [d["username"] for d in vm.demo_logins][:2] == ["admin", "dr.demo"]
+    with qtbot.waitSignal(vm.errorChanged, timeout=10_000) as sig:
+        vm.unlock("dr.demo", "wrong-password")
+    assert sig.args == ["Wrong user name or password."]
+    assert vm.session is None and not vm.busy
+    with qtbot.waitSignal(vm.sessionChanged, timeout=10_000):
+        vm.unlock("dr.demo", "wardlens-clinician")
+    assert vm.session is not None and vm.session.user.username == "dr.demo"
+    with qtbot.waitSignal(vm.sessionChanged) as locked:
+        vm.lock()
+    assert locked.args == [None]
+
+
+def test_error_property_notifies_only_on_real_change(qtbot, owner, demo_store):
+    vm = SessionViewModel(demo_store, BackgroundRunner(owner), build_demo_if_missing=False, parent=owner)
+    seen = []
+    vm.errorChanged.connect(seen.append)
+    vm.unlock("", "")
+    vm.unlock("", "")
+    assert seen == ["Enter your user name and password."]
+
+
+def test_idle_check_locks_and_says_why(qtbot, owner, demo_store):
+    vm, runner, session = _unlocked(qtbot, owner, demo_store)
+    session.idle_seconds = 0.01
+    import time
+    time.sleep(0.05)
+    with qtbot.waitSignal(vm.sessionChanged) as sig:
+        vm.check_idle()
+    assert sig.args == [None] and "inactivity" in vm.error and session.locked
+
+
+def test_patient_list_search_and_open(qtbot, owner, demo_store):
+    vm, runner, session = _unlocked(qtbot, owner, demo_store)
+    plist = PatientListViewModel(session, runner, owner)
+    with qtbot.waitSignal(plist.statusChanged, timeout=10_000):
+        plist.refresh()
+    total = plist.model.total
+    assert total > 2000 and plist.model.rowCount() == min(total, 500)  # fetched in batches
+    assert plist.model.canFetchMore()
+    with qtbot.waitSignal(plist.statusChanged, timeout=10_000):
+        plist.set_search_text("Medicine A")
+    assert 0 < plist.model.total < total
+    assert all(r.ward == "Medicine A" for r in plist.model._rows)
+    with qtbot.waitSignal(plist.openPatient) as opened:
+        plist.activate_row(0)
+    assert opened.args == [plist.model.row(0).patient_id]
+
+
+def test_patient_page_load_and_validated_save(qtbot, owner, demo_store):
+    vm, runner, session = _unlocked(qtbot, owner, demo_store)
+    page = PatientViewModel(session, runner, owner)
+    with qtbot.waitSignal(page.loaded, timeout=10_000):
+        page.load(1)
+    assert page.patient is not None and page.encounters_model.total >= 1
+    assert page.selected_encounter is not None
+    problems = page.save_patient({"mrn": "bad mrn!", "family_name": ""}, 1)
+    assert set(problems) == {"mrn", "family_name"}
+    problems = page.save_encounter({"admit_time": "2026-01-05 10:00", "discharge_time": "2026-01-01 10:00",
+                                    "diagnoses": ["428.0", "XYZ"]})
+    assert {"discharge_time", "diagnoses"} <= set(problems)
+    with qtbot.waitSignal(page.loaded, timeout=10_000):
+        assert page.save_encounter({"admit_time": "2026-01-01 10:00", "diagnoses": ["428.0", "I50.9"],
+                                    "medications": {"insulin": "Up"}}) == {}
+    new = page.encounters_model.row(0)
+    assert new.is_inpatient and [d.code for d in new.diagnoses] == ["428.0", "I50.9"]
+    assert [(m.drug, m.status) for m in new.medications] == [("insulin", "Up")]
+
+
+def test_nurse_page_cannot_edit(qtbot, owner, demo_store):
+    vm, runner, session = _unlocked(qtbot, owner, demo_store, "nurse.demo", "wardlens-nurse")
+    page = PatientViewModel(session, runner, owner)
+    assert not page.can_edit
+    problems = page.save_patient({"mrn": "N1", "family_name": "Doe"})
+    assert "may not" in problems[""]

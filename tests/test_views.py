@@ -1,0 +1,82 @@
+"""Real widgets offscreen: unlock, list, patient page, keyboard use, lock."""
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QApplication
+
+from ui.app import create_window
+
+
+@pytest.fixture
+def window(qtbot, qt_settings, demo_store):
+    app = QApplication.instance()
+    w = create_window(demo_store, app, build_demo=False)
+    qtbot.addWidget(w)
+    w.resize(1200, 800)
+    w.show()
+    w.activateWindow()  # shortcuts (Esc, Ctrl+L) only fire in the active window
+    qtbot.waitUntil(lambda: w.isActiveWindow() and w.unlock_view.demo_box.isVisible(), timeout=5000)
+    yield w
+    w.vm.lock()
+
+
+def _login(qtbot, w, user="dr.demo", pw="wardlens-clinician"):
+    qtbot.keyClicks(w.unlock_view.user, user)
+    qtbot.keyClick(w.unlock_view.user, Qt.Key.Key_Return)  # moves to the password
+    qtbot.keyClicks(w.unlock_view.password, pw)
+    qtbot.keyClick(w.unlock_view.password, Qt.Key.Key_Return)
+
+
+def test_unlock_screen_shows_demo_logins_and_wrong_password_message(qtbot, window):
+    assert "dr.demo" in window.unlock_view.demo_box.text()
+    _login(qtbot, window, pw="bad-password")
+    qtbot.waitUntil(lambda: window.unlock_view.error.isVisible(), timeout=10_000)
+    assert window.unlock_view.error.text() == "Wrong user name or password."
+    assert window.unlock_view.password.text() == ""
+
+
+def test_keyboard_flow_list_patient_back_and_lock(qtbot, window):
+    _login(qtbot, window)
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    qtbot.waitUntil(lambda: ws.list_vm.model.rowCount() > 0, timeout=10_000)
+    assert "patients in the store" in ws.list_view.status.text()
+    assert window.focusWidget() is ws.list_view.search
+    qtbot.keyClicks(ws.list_view.search, "Cardiology")
+    qtbot.waitUntil(lambda: "Cardiology" in ws.list_view.status.text(), timeout=10_000)
+    qtbot.keyClick(ws.list_view.search, Qt.Key.Key_Return)  # to the table
+    assert window.focusWidget() is ws.list_view.table
+    ws.list_view.table.setCurrentIndex(ws.list_vm.model.index(0, 0))
+    qtbot.keyClick(ws.list_view.table, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: ws.pages.currentWidget() is ws.patient_view and ws.patient_view.name.text() != "",
+                    timeout=10_000)
+    assert ws.patient_view.diagnoses.rowCount() >= 1
+    window.activateWindow()  # the offscreen platform drops activation when pages change
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=5000)
+    qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Escape)
+    assert ws.pages.currentWidget() is ws.list_view
+    window.lock_action.trigger()
+    assert window.workspace is None and window.stack.currentWidget() is window.unlock_view
+    assert window.vm.session is None
+
+
+def test_analyst_list_has_no_names_and_no_edit_buttons(qtbot, window):
+    _login(qtbot, window, "analyst.demo", "wardlens-analyst")
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    qtbot.waitUntil(lambda: ws.list_vm.model.rowCount() > 0, timeout=10_000)
+    names = {ws.list_vm.model.index(r, 1).data() for r in range(20)}
+    assert all(n.startswith("Patient ") for n in names)
+    assert not ws.list_view.new_button.isVisible()
+
+
+def test_window_state_is_remembered(qtbot, qt_settings, demo_store):
+    app = QApplication.instance()
+    w = create_window(demo_store, app, build_demo=False)
+    w.resize(720, 520)
+    w.show()
+    w.close()
+    w2 = create_window(demo_store, app, build_demo=False)
+    qtbot.addWidget(w2)
+    assert (w2.width(), w2.height()) == (720, 520)
