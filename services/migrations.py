@@ -140,6 +140,29 @@ V3 = """
 CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL, updated_by TEXT NOT NULL);
 """
 
+# v4: the patient list at 100,000 encounters. Each patient carries its latest encounter and encounter
+# count, kept right by triggers whatever code writes encounters, so the list needs no per-row subqueries.
+_REFRESH = """UPDATE patients SET
+  encounter_count = (SELECT count(*) FROM encounters WHERE patient_id = {p}),
+  latest_encounter_id = (SELECT id FROM encounters WHERE patient_id = {p}
+                         ORDER BY status = 'inpatient' DESC, coalesce(admit_time, '') DESC, encounter_nbr DESC LIMIT 1)
+  WHERE id = {p};"""
+# Inserts (bulk import) take the cheap path: count + 1 and a row-value comparison with the current latest.
+_ON_INSERT = """UPDATE patients SET encounter_count = encounter_count + 1,
+  latest_encounter_id = CASE WHEN latest_encounter_id IS NULL
+      OR (NEW.status = 'inpatient', coalesce(NEW.admit_time, ''), NEW.encounter_nbr)
+         > (SELECT status = 'inpatient', coalesce(admit_time, ''), encounter_nbr FROM encounters WHERE id = patients.latest_encounter_id)
+    THEN NEW.id ELSE latest_encounter_id END
+  WHERE id = NEW.patient_id;"""
+V4 = f"""
+ALTER TABLE patients ADD COLUMN latest_encounter_id INTEGER;
+ALTER TABLE patients ADD COLUMN encounter_count INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER encounters_summary_insert AFTER INSERT ON encounters BEGIN {_ON_INSERT} END;
+CREATE TRIGGER encounters_summary_update AFTER UPDATE OF patient_id, status, admit_time, encounter_nbr ON encounters BEGIN {_REFRESH.format(p="NEW.patient_id")} {_REFRESH.format(p="OLD.patient_id")} END;
+CREATE TRIGGER encounters_summary_delete AFTER DELETE ON encounters BEGIN {_REFRESH.format(p="OLD.patient_id")} END;
+{_REFRESH.format(p="patients.id").replace(" WHERE id = patients.id;", ";")}
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -152,6 +175,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial schema: patients, encounters, diagnoses, medications, labs, wards, users, audit", V1),
     Migration(2, "patient search: folded names and search indexes", V2),
     Migration(3, "per-site settings table", V3),
+    Migration(4, "patient list summary columns kept by triggers", V4),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -34,14 +34,17 @@ def _now() -> str:
 
 LIST_SQL = """
 SELECT p.id, p.mrn, p.given_name, p.family_name, p.sex, coalesce(e.age_band, ''), coalesce(w.name, ''),
-       coalesce(e.admit_time, ''), (SELECT count(*) FROM encounters x WHERE x.patient_id = p.id),
-       coalesce((SELECT code FROM diagnoses d WHERE d.encounter_id = e.id AND d.position = 1), ''),
-       coalesce(e.status = 'inpatient', 0)
+       coalesce(e.admit_time, ''), p.encounter_count, coalesce(d.code, ''), coalesce(e.status = 'inpatient', 0)
 FROM patients p
-LEFT JOIN encounters e ON e.id = (SELECT id FROM encounters y WHERE y.patient_id = p.id
-                                  ORDER BY y.status = 'inpatient' DESC, y.admit_time DESC, y.encounter_nbr DESC LIMIT 1)
+LEFT JOIN encounters e ON e.id = p.latest_encounter_id
 LEFT JOIN wards w ON w.id = e.ward_id
+LEFT JOIN diagnoses d ON d.encounter_id = e.id AND d.position = 1
 """
+
+
+def _prefix_range(text: str) -> tuple[str, str]:
+    """[text, text + max char): a prefix match that SQLite answers from an index, unlike LIKE."""
+    return text, text + "\U0010ffff"
 
 
 class PatientService:
@@ -57,24 +60,30 @@ class PatientService:
 
     # --- the list -------------------------------------------------------------------------------
     def search(self, text: str = "", limit: int = SEARCH_LIMIT) -> list[PatientRow]:
-        """Patients matching a name, patient number, ward or diagnosis code prefix (all when empty)."""
+        """Patients whose number, name, latest ward or any diagnosis code starts with `text` (all when empty).
+
+        Each alternative is an index range; their union of patient ids drives the list query.
+        """
         self._require_read()
         names = self.s.sees_names
-        q = text.strip().lower()
+        q = text.strip()
         where, args = "", []
         if q:
-            like = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            conds = ["p.mrn LIKE ? ESCAPE '\\'", "lower(w.name) LIKE ? ESCAPE '\\'",
-                     "EXISTS (SELECT 1 FROM encounters e2 JOIN diagnoses d2 ON d2.encounter_id = e2.id "
-                     "WHERE e2.patient_id = p.id AND d2.code LIKE upper(?) ESCAPE '\\')"]
-            args = [like, "%" + like, like]
+            parts = ["SELECT id FROM patients WHERE mrn >= ? AND mrn < ?",
+                     "SELECT e2.patient_id FROM diagnoses d2 JOIN encounters e2 ON e2.id = d2.encounter_id "
+                     "WHERE d2.code >= ? AND d2.code < ?"]
+            args = [*_prefix_range(q), *_prefix_range(q.upper())]
             if names:  # an analyst cannot find patients by name
-                conds += ["p.search_name LIKE ? ESCAPE '\\'", "lower(coalesce(p.given_name,'')) LIKE ? ESCAPE '\\'"]
-                args += [like, like]
-            where = "WHERE " + " OR ".join(conds)
-        rows = self._c.execute(f"{LIST_SQL} {where} ORDER BY p.family_name, p.given_name, p.mrn LIMIT ?",
-                               (*args, limit)).fetchall()
-        self.s.log("search", "patients", "", f"query={text.strip()[:40]!r} results={len(rows)}")
+                parts.append("SELECT id FROM patients WHERE search_name >= ? AND search_name < ?")
+                args += list(_prefix_range(q.lower()))
+            ward_ids = [w.id for w in self.wards() if w.name.lower().startswith(q.lower())]
+            if ward_ids:
+                parts.append("SELECT p3.id FROM patients p3 JOIN encounters e3 ON e3.id = p3.latest_encounter_id "
+                             f"WHERE e3.ward_id IN ({','.join('?' * len(ward_ids))})")
+                args += ward_ids
+            where = f"WHERE p.id IN ({' UNION '.join(parts)})"
+        rows = self._c.execute(f"{LIST_SQL} {where} ORDER BY p.search_name, p.mrn LIMIT ?", (*args, limit)).fetchall()
+        self.s.log("search", "patients", "", f"query={q[:40]!r} results={len(rows)}")
         out = []
         for pid, mrn, given, family, sex, age, ward, admit, n, dx, inpt in rows:
             name = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {mrn}") if names else f"Patient {mrn}"

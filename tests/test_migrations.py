@@ -57,3 +57,22 @@ def test_failed_migration_leaves_version_unchanged(tmp_path, monkeypatch):
     assert current_version(db.conn) == 1
     assert db.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'x'").fetchone()[0] == 0
     db.close()
+
+
+def test_patient_summary_columns_follow_every_write(tmp_path):
+    db = Database(tmp_path / "s.db", new_data_key())
+    migrate(db.conn)
+    c = db.conn
+    c.execute("INSERT INTO patients (id, mrn, sex, race, created_at, updated_at) VALUES (1, 'M1', 'Male', '?', ?, ?)", (NOW, NOW))
+    ins = ("INSERT INTO encounters (id, patient_id, encounter_nbr, status, admit_time, admission_type_id, "
+           "admission_source_id, created_at, updated_at) VALUES (?, 1, ?, ?, ?, 1, 7, ?, ?)")
+    c.execute(ins, (1, 10, "discharged", "2026-01-01 10:00", NOW, NOW))
+    c.execute(ins, (2, 11, "discharged", "2025-01-01 10:00", NOW, NOW))   # older: not the latest
+    assert c.execute("SELECT latest_encounter_id, encounter_count FROM patients").fetchone() == (1, 2)
+    c.execute(ins, (3, 9, "inpatient", "2024-05-01 10:00", NOW, NOW))    # in hospital beats any date
+    assert c.execute("SELECT latest_encounter_id, encounter_count FROM patients").fetchone() == (3, 3)
+    c.execute("UPDATE encounters SET status = 'discharged' WHERE id = 3")
+    assert c.execute("SELECT latest_encounter_id FROM patients").fetchone() == (1,)
+    c.execute("DELETE FROM encounters WHERE id = 1")
+    assert c.execute("SELECT latest_encounter_id, encounter_count FROM patients").fetchone() == (2, 2)
+    db.close()
