@@ -117,6 +117,37 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 4
 
 
+def _print_counts(result: dict, errors_key: str = "errors") -> None:
+    for e in result.get(errors_key, [])[:200]:
+        if isinstance(e, dict):
+            print(f"  line {e.get('line', '?')}: {e.get('reason', e)}", file=sys.stderr)
+        else:
+            print(f"  {e}", file=sys.stderr)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    """No store, no login: a CSV in the UCI encounter schema in, scores out."""
+    if args.model == "readmission":
+        from services.readmission import score_readmission_csv
+        result = score_readmission_csv(args.input, args.output)
+        print(f"{result['scored']} scored, {result['not_eligible']} not eligible (death/hospice), "
+              f"{len(result['errors'])} rejected -> {args.output}")
+    else:
+        from services.los import score_los_csv
+        result = score_los_csv(args.input, args.output)
+        print(f"{result['scored']} scored, {result['rejected']} rejected -> {args.output}")
+    _print_counts(result)
+    return 0 if not result["errors"] else 3
+
+
+def cmd_xray(args: argparse.Namespace) -> int:
+    from services.xray import classify_paths
+    result = classify_paths([str(p) for p in args.input], str(args.output))
+    print(f"{result['classified']} of {result['images']} images classified, {result['ood']} refused as not chest "
+          f"radiographs, {result['errors']} unreadable -> {args.output}")
+    return 0 if result["images"] and not result["errors"] else 3
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from ui.app import run_gui
     return run_gui(Path(args.db) if args.db else default_store_path(), sys.argv[:1])
@@ -150,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backup", type=Path, required=True)
     p.set_defaults(func=cmd_restore)
     with_db(sub.add_parser("verify", help="check encryption, structure and the audit chain")).set_defaults(func=cmd_verify)
+    p = sub.add_parser("score", help="score a CSV in the UCI encounter schema (no store needed)")
+    p.add_argument("model", choices=["readmission", "los"])
+    p.add_argument("--input", type=Path, required=True, help="CSV, gzip allowed")
+    p.add_argument("--output", type=Path, required=True)
+    p.set_defaults(func=cmd_score)
+    x = sub.add_parser("xray", help="chest X-ray tools (no store needed)").add_subparsers(dest="xray_command", required=True)
+    p = x.add_parser("classify", help="classify PNG, JPEG or DICOM files and folders into a CSV")
+    p.add_argument("--input", type=Path, nargs="+", required=True)
+    p.add_argument("--output", type=Path, required=True)
+    p.set_defaults(func=cmd_xray)
     return ap
 
 

@@ -170,3 +170,35 @@ class PatientRow:
     encounters: int
     primary_dx: str
     inpatient: bool
+
+
+@dataclass(frozen=True)
+class RiskFactor:
+    text: str            # plain words, e.g. "3 inpatient stays in the year before"
+    contribution: float  # on the log-odds scale; positive raises the risk
+
+
+@dataclass(frozen=True)
+class RiskAssessment:
+    """30-day readmission risk of one encounter at discharge, with the clinical scores beside it."""
+    encounter_nbr: int
+    eligible: bool
+    probability: float | None
+    band: str
+    factors: tuple[RiskFactor, ...]
+    lace: int
+    lace_components: dict[str, int]
+    hospital: int
+    hospital_band: str
+    hospital_components: dict[str, int]
+    model_version: str
+    threshold: float
+    at_discharge: bool   # False: an inpatient, scored with the stay so far
+
+    @property
+    def percent(self) -> str:
+        return "—" if self.probability is None else f"{100 * self.probability:.0f}%"
+
+    @property
+    def lace_band(self) -> str:
+        return "high" if self.lace >= 10 else "moderate" if self.lace >= 5 else "low"

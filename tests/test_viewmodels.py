@@ -129,3 +129,19 @@ def test_nurse_page_cannot_edit(qtbot, owner, demo_store):
     assert not page.can_edit
     problems = page.save_patient({"mrn": "N1", "family_name": "Doe"})
     assert "may not" in problems[""]
+
+
+def test_patient_page_scores_the_encounter_in_view(qtbot, owner, demo_store):
+    vm, runner, session = _unlocked(qtbot, owner, demo_store)
+    page = PatientViewModel(session, runner, owner)
+    with qtbot.waitSignal(page.riskChanged, timeout=20_000, check_params_cb=lambda r: r is not None):
+        page.load(1)
+    r = page.risk
+    assert r.encounter_nbr == page.selected_encounter.encounter_nbr
+    if r.eligible:
+        assert 0.0 < r.probability < 1.0 and r.band in ("low", "medium", "high")
+        assert all(f.contribution > 0 and f.text for f in r.factors)
+    assert r.lace == sum(r.lace_components.values()) and 0 <= r.lace <= 19
+    assert "Model card" in page.model_card() or "readmission" in page.model_card().lower()
+    audit = session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'score'").fetchone()[0]
+    assert audit >= 1

@@ -8,6 +8,7 @@ from PySide6.QtCore import Qt
 
 from models.domain import Encounter
 from viewmodels.codes import ADMISSION_SOURCES, DISCHARGE_DISPOSITIONS
+from ui.risk_panel import ModelCardDialog, RiskPanel
 from viewmodels.patients_vm import PatientViewModel
 
 
@@ -83,7 +84,11 @@ class PatientView(QWidget):
         self.tabs.addTab(self.labs, "&Labs")
         split.addWidget(self.tabs)
         split.setSizes([200, 300])
-        lay.addWidget(split, 1)
+        body = QHBoxLayout()
+        body.addWidget(split, 1)
+        self.risk = RiskPanel()
+        body.addWidget(self.risk)
+        lay.addLayout(body, 1)
 
         self.back.clicked.connect(self.backRequested)
         self.edit_patient.clicked.connect(self.editPatientRequested)
@@ -92,6 +97,9 @@ class PatientView(QWidget):
         vm.loaded.connect(self._loaded)
         vm.errorChanged.connect(self._show_error)
         vm.selectedEncounterChanged.connect(self._show_encounter)
+        vm.riskChanged.connect(self.risk.show_risk)
+        vm.riskMessageChanged.connect(self.risk.show_message)
+        self.risk.modelCardRequested.connect(lambda: ModelCardDialog(vm.model_card(), self).exec())
         self.encounters.selectionModel().currentRowChanged.connect(lambda cur, _prev: vm.select_encounter(cur.row()))
 
     def _show_error(self, text: str) -> None:

@@ -6,6 +6,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models.domain import Encounter, Patient, PatientRow, Permission
+from models.domain import RiskAssessment
+from services.assessment import AssessmentService
 from services.errors import ValidationError
 from services.patients import PatientService
 from services.session import Session
@@ -137,6 +139,8 @@ class PatientViewModel(QObject):
     loaded = Signal()
     errorChanged = Signal(str)
     selectedEncounterChanged = Signal(object)
+    riskChanged = Signal(object)       # RiskAssessment, or None while scoring / when there is none
+    riskMessageChanged = Signal(str)
     saved = Signal(str)
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
@@ -148,6 +152,10 @@ class PatientViewModel(QObject):
         self.encounters_model: ListTableModel[Encounter] = ListTableModel(ENCOUNTER_COLUMNS, self)
         self._selected: Encounter | None = None
         self._error = ""
+        self.assessments = AssessmentService(session)
+        self.risk: RiskAssessment | None = None
+        self.risk_message = ""
+        self._risk_generation = 0
 
     @property
     def can_edit(self) -> bool:
@@ -185,6 +193,29 @@ class PatientViewModel(QObject):
         if enc is not self._selected:
             self._selected = enc
             self.selectedEncounterChanged.emit(enc)
+            self._score(enc)
+
+    def _score(self, enc: Encounter | None) -> None:
+        """Readmission risk of the encounter in view, off the GUI thread; the newest request wins."""
+        self._risk_generation += 1
+        gen = self._risk_generation
+        self._set_risk(None, "Scoring…" if enc is not None else "")
+        if enc is None or self.patient is None or self.patient.id is None:
+            return
+        pid, nbr = self.patient.id, enc.encounter_nbr
+        self.runner.run("Scoring readmission risk", lambda p, c: self.assessments.readmission(pid, nbr),
+                        on_success=lambda r: gen == self._risk_generation and self._set_risk(r, ""),
+                        on_failure=lambda e: gen == self._risk_generation and self._set_risk(None, user_message(e)))
+
+    def _set_risk(self, risk: RiskAssessment | None, message: str) -> None:
+        self.risk = risk
+        self.riskChanged.emit(risk)
+        if message != self.risk_message:
+            self.risk_message = message
+            self.riskMessageChanged.emit(message)
+
+    def model_card(self) -> str:
+        return self.assessments.model_card_markdown("readmission")
 
     @property
     def header_lines(self) -> tuple[str, str]:

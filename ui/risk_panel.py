@@ -1,0 +1,77 @@
+"""The readmission risk panel of the patient page: risk and band, top factors, LACE and HOSPITAL."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QDialog, QFrame, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+
+from models.domain import RiskAssessment
+
+BAND_COLOURS = {"high": "#a4161a", "medium": "#b35c00", "low": "#2b7a3d"}
+BAND_MEANING = {  # the cut-offs themselves come from the model bundle (see the model card)
+    "high": "At or above the model's operating threshold: plan follow-up before discharge.",
+    "medium": "Above the usual risk but below the operating threshold.",
+    "low": "Below the usual risk for this population.",
+}
+
+
+class RiskPanel(QFrame):
+    modelCardRequested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent, objectName="Card")
+        lay = QVBoxLayout(self)
+        lay.addWidget(QLabel("<b>30-day readmission risk</b>"))
+        self.percent = QLabel("—")
+        self.percent.setStyleSheet("font-size: 26pt; font-weight: 700;")
+        self.percent.setAccessibleName("Readmission risk")
+        lay.addWidget(self.percent)
+        self.band = QLabel(wordWrap=True)
+        lay.addWidget(self.band)
+        self.factors = QLabel(wordWrap=True)
+        self.factors.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(self.factors)
+        self.scores = QLabel(wordWrap=True)
+        self.scores.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(self.scores)
+        lay.addStretch(1)
+        self.model = QLabel(objectName="Subtitle", wordWrap=True)
+        lay.addWidget(self.model)
+        self.card_button = QPushButton("Model &card…")
+        lay.addWidget(self.card_button)
+        self.card_button.clicked.connect(self.modelCardRequested)
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 38)
+
+    def show_message(self, text: str) -> None:
+        if text:
+            self.percent.setText("…" if text.startswith("Scoring") else "—")
+            self.band.setText(text)
+            self.factors.setText("")
+            self.scores.setText("")
+
+    def show_risk(self, r: RiskAssessment | None) -> None:
+        if r is None:
+            return
+        colour = BAND_COLOURS.get(r.band, "#1d2b33")
+        self.percent.setText(r.percent)
+        self.percent.setStyleSheet(f"font-size: 26pt; font-weight: 700; color: {colour};")
+        if not r.eligible:
+            self.band.setText("Not scored: the stay ended in death or hospice care.")
+        else:
+            when = "at discharge" if r.at_discharge else "if discharged today (stay so far)"
+            self.band.setText(f"<b style='color:{colour}'>{r.band.upper()}</b> {when}. {BAND_MEANING.get(r.band, '')}")
+        items = "".join(f"<li>{f.text}</li>" for f in r.factors) or "<li>no factor raises the risk</li>"
+        self.factors.setText(f"<b>What raises it most</b><ul style='margin-left:-20px'>{items}</ul>")
+        lace = " + ".join(f"{k}{v}" for k, v in r.lace_components.items())
+        self.scores.setText(f"<b>LACE</b> {r.lace} ({r.lace_band}; {lace})<br><b>HOSPITAL</b> {r.hospital} "
+                            f"({r.hospital_band}) <br><i>Both computed from the record with documented proxies.</i>")
+        self.model.setText(f"Model {r.model_version}; operating threshold {100 * r.threshold:.1f}%")
+
+
+class ModelCardDialog(QDialog):
+    def __init__(self, markdown: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Model card")
+        self.resize(900, 700)
+        view = QTextBrowser()
+        view.setMarkdown(markdown)
+        QVBoxLayout(self).addWidget(view)
