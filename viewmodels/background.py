@@ -9,6 +9,7 @@ from __future__ import annotations
 import traceback
 from typing import Any, Callable
 
+import shiboken6
 from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 
 from services.progress import CancelToken, Job
@@ -59,6 +60,16 @@ class Task(QObject):
         self.finished.emit()
 
 
+def _guarded(owner: QObject, fn: Callable | None) -> Callable | None:
+    if fn is None:
+        return None
+
+    def call(*args):
+        if shiboken6.isValid(owner):
+            fn(*args)
+    return call
+
+
 class BackgroundRunner(QObject):
     """Starts jobs and tracks them; `busyChanged` tells views when to show a progress indicator."""
 
@@ -81,7 +92,9 @@ class BackgroundRunner(QObject):
 
     def run(self, label: str, job: Job, on_success: Callable[[Any], None] | None = None,
             on_failure: Callable[[BaseException], None] | None = None,
-            on_progress: Callable[[int, int, str], None] | None = None) -> Task:
+            on_progress: Callable[[int, int, str], None] | None = None, owner: QObject | None = None) -> Task:
+        """`owner`: the view-model the callbacks belong to. When it is deleted first (a workspace torn
+        down at lock, say), the job is cancelled and its late result is dropped, not delivered."""
         # Both objects are created here, in the GUI thread, and kept alive by Python references (the
         # runner holds the task until it finishes), so the worker's emits are queued to this thread.
         task = Task(label)
@@ -93,6 +106,9 @@ class BackgroundRunner(QObject):
         # Signal-to-slot on QObjects living in the GUI thread: Qt queues the worker's emits to it.
         signals.done.connect(task._done)
         task.finished.connect(self._finish)
+        if owner is not None:
+            owner.destroyed.connect(task.cancel)
+            on_success, on_failure, on_progress = (_guarded(owner, f) for f in (on_success, on_failure, on_progress))
         if on_success:
             task.succeeded.connect(on_success)
         if on_failure:

@@ -101,7 +101,8 @@ class PatientListViewModel(QObject):
         gen, text = self._generation, self._search_text
         self._set_busy(True)
         self.runner.run("Searching patients", lambda p, c: self.service.search(text),
-                        on_success=lambda rows: self._loaded(gen, rows), on_failure=lambda e: self._failed(gen, e))
+                        on_success=lambda rows: self._loaded(gen, rows), on_failure=lambda e: self._failed(gen, e),
+                        owner=self)
 
     def _loaded(self, gen: int, rows: list[PatientRow]) -> None:
         if gen != self._generation:
@@ -178,7 +179,8 @@ class PatientViewModel(QObject):
     def load(self, patient_id: int) -> None:
         def job(p, c):
             return self.service.get_patient(patient_id), self.service.encounters(patient_id)
-        self.runner.run("Opening patient", job, on_success=self._loaded, on_failure=lambda e: self._set_error(user_message(e)))
+        self.runner.run("Opening patient", job, on_success=self._loaded,
+                        on_failure=lambda e: self._set_error(user_message(e)), owner=self)
 
     def _loaded(self, result: tuple[Patient, list[Encounter]]) -> None:
         self.patient, encounters = result
@@ -205,7 +207,8 @@ class PatientViewModel(QObject):
         pid, nbr = self.patient.id, enc.encounter_nbr
         self.runner.run("Scoring readmission risk", lambda p, c: self.assessments.readmission(pid, nbr),
                         on_success=lambda r: gen == self._risk_generation and self._set_risk(r, ""),
-                        on_failure=lambda e: gen == self._risk_generation and self._set_risk(None, user_message(e)))
+                        on_failure=lambda e: gen == self._risk_generation and self._set_risk(None, user_message(e)),
+                        owner=self)
 
     def _set_risk(self, risk: RiskAssessment | None, message: str) -> None:
         self.risk = risk

@@ -94,7 +94,7 @@ class SessionViewModel(QObject):
             return build_demo_store(self.store_path, progress=progress)
 
         self.runner.run("Building demo store", job, on_success=lambda _: self._demo_built(),
-                        on_failure=self._failed, on_progress=lambda d, t, m: self._set_progress(m))
+                        on_failure=self._failed, on_progress=lambda d, t, m: self._set_progress(m), owner=self)
 
     def _demo_built(self) -> None:
         self._set_busy(False)
@@ -118,7 +118,7 @@ class SessionViewModel(QObject):
         self._set_busy(True)
         self._set_progress("Unlocking…")
         self.runner.run("Unlocking", lambda p, c: accounts.unlock(self.store_path, username, password),
-                        on_success=self._unlocked, on_failure=self._failed)
+                        on_success=self._unlocked, on_failure=self._failed, owner=self)
 
     def _unlocked(self, session: Session) -> None:
         self._set_busy(False)
