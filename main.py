@@ -148,6 +148,21 @@ def cmd_xray(args: argparse.Namespace) -> int:
     return 0 if result["images"] and not result["errors"] else 3
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    from services.settings import KNOWN, SettingsService
+    session = _session(args)
+    try:
+        svc = SettingsService(session)
+        if args.set:
+            key, _, value = args.set.partition("=")
+            svc.set(key.strip(), value.strip())
+        for key, value in svc.all().items():
+            print(f"{key} = {value}    # {KNOWN[key][2]}")
+    finally:
+        session.lock(reason="command finished")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from ui.app import run_gui
     return run_gui(Path(args.db) if args.db else default_store_path(), sys.argv[:1])
@@ -181,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backup", type=Path, required=True)
     p.set_defaults(func=cmd_restore)
     with_db(sub.add_parser("verify", help="check encryption, structure and the audit chain")).set_defaults(func=cmd_verify)
+    p = with_db(sub.add_parser("config", help="show or change site settings (admin)"))
+    p.add_argument("--set", metavar="KEY=VALUE", help="for example idle_lock_minutes=5")
+    p.set_defaults(func=cmd_config)
     p = sub.add_parser("score", help="score a CSV in the UCI encounter schema (no store needed)")
     p.add_argument("model", choices=["readmission", "los"])
     p.add_argument("--input", type=Path, required=True, help="CSV, gzip allowed")

@@ -119,3 +119,18 @@ def test_idle_lock_drops_the_key(demo_store):
     assert not any(s.db._key)
     with pytest.raises(SessionLocked):
         PatientService(locked).search("")
+
+
+def test_idle_time_is_a_site_setting_only_admins_change(demo_store):
+    from services.errors import ValidationError
+    from services.settings import SettingsService
+    admin = unlock(demo_store, "admin", "wardlens-admin")
+    SettingsService(admin).set("idle_lock_minutes", "3")
+    with pytest.raises(ValidationError):
+        SettingsService(admin).set("idle_lock_minutes", "-1")
+    admin.lock()
+    nurse = unlock(demo_store, *NURSE)
+    assert nurse.idle_seconds == 180
+    with pytest.raises(PermissionDenied):
+        SettingsService(nurse).set("idle_lock_minutes", "60")
+    nurse.lock()

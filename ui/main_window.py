@@ -98,9 +98,13 @@ class MainWindow(QMainWindow):
         self.busy = QProgressBar(maximumWidth=160)
         self.busy.setRange(0, 0)
         self.busy.setVisible(False)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop the work in progress; nothing half-done is kept")
+        self.cancel_button.setVisible(False)
         self.lock_button = QPushButton(icon("lock"), "&Lock")
         self.lock_button.setVisible(False)
         self.statusBar().addPermanentWidget(self.busy)
+        self.statusBar().addPermanentWidget(self.cancel_button)
         self.statusBar().addPermanentWidget(self.user_label)
         self.statusBar().addPermanentWidget(self.lock_button)
 
@@ -116,6 +120,10 @@ class MainWindow(QMainWindow):
         self.lock_button.clicked.connect(session_vm.lock)
         session_vm.sessionChanged.connect(self._session_changed)
         runner.busyChanged.connect(self.busy.setVisible)
+        runner.busyChanged.connect(self.cancel_button.setVisible)
+        runner.taskStarted.connect(lambda t: self.statusBar().showMessage(f"{t.label}…"))
+        runner.taskFinished.connect(lambda t: self.statusBar().clearMessage())
+        self.cancel_button.clicked.connect(runner.cancel_all)
         self._restore_state()
 
     def _session_changed(self, session: Session | None) -> None:
