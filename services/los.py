@@ -1,8 +1,9 @@
 """Length of stay at admission: a predictive distribution over 1..14 days per encounter.
 
 The ONNX model predicts the expected stay mu from admission-time features (services.features.los).
-Around mu sits a calibrated distribution: 1 + NegativeBinomial(mean mu-1, size r(mu)) truncated to
-1..14 days, with log r = a + b log mu fitted on validation patients. From it come the point estimate
+Around mu sits a distribution fitted on validation patients: either the observed stay histograms of
+patients with similar mu ("binned"), or 1 + NegativeBinomial(mean mu-1, size r(mu)) truncated to
+1..14 days ("nb"); the pipeline picks the family. From it come the point estimate
 (a validation-tuned blend of mean and median), an 80% interval (tail masses calibrated on validation
 so that discrete endpoints still cover ~80%), expected discharge dates and conditional survival.
 The fitted parameters and the encoding tables travel in the ONNX file's metadata, covered by its
@@ -16,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,14 +35,32 @@ BUNDLE_DIR = MODELS_DIR / "los"
 
 
 # ---------------------------------------------------------------- pure distribution maths
-def los_distribution(mu: np.ndarray, disp_a: float, disp_b: float) -> np.ndarray:
-    """(n, 14) probabilities of a stay of 1..14 days for expected stays `mu`."""
+def nb_distribution(mu: np.ndarray, disp_a: float, disp_b: float) -> np.ndarray:
+    """(n, 14): 1 + NegativeBinomial(mean mu-1, size r) truncated to 1..14, log r = a + b log mu."""
     mu = np.clip(np.asarray(mu, dtype=np.float64), 1.0, MAX_DAYS)
     m1 = np.maximum(mu - 1.0, 1e-3)[:, None]
     r = np.exp(disp_a + disp_b * np.log(mu))[:, None]
     pmf = stats.nbinom.pmf(DAYS[None, :] - 1, r, r / (r + m1))
     pmf = np.maximum(pmf, 1e-12)
     return pmf / pmf.sum(axis=1, keepdims=True)
+
+
+def binned_distribution(mu: np.ndarray, centers: Sequence[float], table: Sequence[Sequence[float]]) -> np.ndarray:
+    """(n, 14): observed stay histograms of validation patients grouped by predicted mu, linearly
+    interpolated between group centres (flat beyond the outer ones)."""
+    mu = np.asarray(mu, dtype=np.float64).reshape(-1)
+    c = np.asarray(centers, dtype=np.float64)
+    t = np.asarray(table, dtype=np.float64)
+    out = np.column_stack([np.interp(mu, c, t[:, k]) for k in range(MAX_DAYS)])
+    out = np.maximum(out, 1e-12)
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def los_distribution(mu: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+    """(n, 14) probabilities of a stay of 1..14 days for expected stays `mu`, per the bundle's family."""
+    if params["family"] == "binned":
+        return binned_distribution(mu, params["bin_centers"], params["bin_table"])
+    return nb_distribution(mu, params["disp_a"], params["disp_b"])
 
 
 def dist_mean(dist: np.ndarray) -> np.ndarray:
@@ -131,6 +151,9 @@ class LosService:
             self.tables: dict[str, dict] = json.loads(meta["wardlens_los_encodings"])
         except (KeyError, ValueError) as e:
             raise LosBundleError(f"LOS model metadata missing or damaged: {e}") from e
+        missing = {"family", "median_weight", "tail_low", "tail_high"} - set(self.params)
+        if missing:
+            raise LosBundleError(f"LOS model metadata lacks {', '.join(sorted(missing))}; retrain it")
         if list(self.params.get("feature_names", [])) != list(MODEL_FEATURE_NAMES):
             raise LosBundleError("LOS model was built for a different feature layout; retrain it")
         self._input = self.bundle.session.get_inputs()[0].name
@@ -146,7 +169,7 @@ class LosService:
         return np.clip(np.asarray(out, dtype=np.float64).reshape(-1), 1.0, MAX_DAYS)
 
     def distribution_from_mu(self, mu: np.ndarray) -> np.ndarray:
-        return los_distribution(mu, self.params["disp_a"], self.params["disp_b"])
+        return los_distribution(mu, self.params)
 
     def distribution(self, encounters: pd.DataFrame) -> np.ndarray:
         """(n, 14) P(LOS = 1..14 days) per row of a UCI-schema frame."""

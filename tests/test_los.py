@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 
 from services.features.los import MODEL_FEATURE_NAMES, build_los_features
-from services.los import (BUNDLE_DIR, LosCsvError, LosService, dist_mean, dist_quantile, interval_from_distribution,
-                          los_distribution, remaining_stay_survival, score_los_csv)
+from services.los import (BUNDLE_DIR, LosCsvError, LosService, binned_distribution, dist_mean, dist_quantile,
+                          interval_from_distribution, los_distribution, nb_distribution, remaining_stay_survival,
+                          score_los_csv)
 from services.onnx_runtime import create_session
 from services.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 
@@ -39,10 +40,21 @@ def uci_rows(n: int, seed: int = 0) -> pd.DataFrame:
 
 def test_distribution_is_a_pmf_and_tracks_mu() -> None:
     mu = np.array([1.0, 2.5, 4.4, 9.0, 14.0])
-    d = los_distribution(mu, 1.0, 0.0)
+    d = nb_distribution(mu, 1.0, 0.0)
+    assert np.allclose(d, los_distribution(mu, {"family": "nb", "disp_a": 1.0, "disp_b": 0.0}))
     assert d.shape == (5, 14) and np.allclose(d.sum(1), 1) and (d >= 0).all()
     assert np.all(np.diff(dist_mean(d)) > 0)
     assert abs(dist_mean(d)[2] - 4.4) < 0.3
+
+
+def test_binned_distribution_interpolates_between_centres() -> None:
+    t1, t2 = np.eye(14)[0] * 0.8 + 0.2 / 14, np.eye(14)[4] * 0.8 + 0.2 / 14
+    params = {"family": "binned", "bin_centers": [2.0, 6.0], "bin_table": [t1.tolist(), t2.tolist()]}
+    d = los_distribution(np.array([1.0, 2.0, 4.0, 9.0]), params)
+    assert np.allclose(d.sum(1), 1)
+    assert np.allclose(d[0], t1) and np.allclose(d[1], t1) and np.allclose(d[3], t2)
+    assert np.allclose(d[2], (t1 + t2) / 2)
+    assert np.allclose(binned_distribution([4.0], [2.0, 6.0], [t1, t2]), d[2:3])
 
 
 def test_quantile_and_interval_are_inclusive_integers() -> None:
@@ -64,7 +76,7 @@ def test_remaining_stay_survival_hand_case() -> None:
 
 
 def test_survival_beyond_14_days_uses_geometric_tail() -> None:
-    d = los_distribution(np.array([6.0]), 1.0, 0.0)[0]
+    d = nb_distribution(np.array([6.0]), 1.0, 0.0)[0]
     s = remaining_stay_survival(d, 20, 5)
     assert np.all(s > 0) and np.all(np.diff(s) < 0)
     ratios = s[1:] / s[:-1]

@@ -22,7 +22,8 @@ from scipy import optimize
 from services.features.common import DEFAULT_DATA_ROOT, read_uci_csv
 from services.features.los import (ENCODINGS, MODEL_FEATURE_NAMES, apply_target_encodings, build_los_features,
                                    fit_target_encodings)
-from services.los import (DAYS, dist_mean, interval_from_distribution, los_distribution, point_from_distribution)
+from services.los import (DAYS, MAX_DAYS, interval_from_distribution, los_distribution, nb_distribution,
+                          point_from_distribution)
 from services.onnx_runtime import MODELS_DIR, create_session, write_sha256
 from training.cards import bootstrap_ci, group_bootstrap_indices, provenance, write_card
 
@@ -87,7 +88,29 @@ def fit_xgb(x_tr, y_tr, x_va, y_va, seed: int, n_jobs: int, max_rounds: int) -> 
                          colsample_bytree=0.6, min_child_weight=10, reg_lambda=1.0, n_jobs=n_jobs,
                          random_state=seed, tree_method="hist", early_stopping_rounds=60)
     m.fit(x_tr, y_tr, eval_set=[(x_va, y_va)], verbose=False)
-    return m
+    return quantize_leaves(m)
+
+
+def quantize_leaves(model: Any, step: float = 2.0 ** -16) -> Any:
+    """Round every leaf value and the base score to a multiple of 2^-16.
+
+    Then every partial sum of a prediction (well below 2^7 days) is exact in float32, so XGBoost and
+    onnxruntime, which add the trees in different orders, give bit-identical outputs. Without this
+    ~600 float32 additions drift apart by ~1e-5. The rounding moves a prediction by < 0.01 days.
+    """
+    raw = json.loads(bytes(model.get_booster().save_raw("json")))
+    for tree in raw["learner"]["gradient_booster"]["model"]["trees"]:
+        for i, left in enumerate(tree["left_children"]):
+            if left == -1:
+                v = round(tree["split_conditions"][i] / step) * step
+                tree["split_conditions"][i] = v
+                tree["base_weights"][i] = v
+    mp = raw["learner"]["learner_model_param"]
+    base = float(str(mp["base_score"]).strip("[]"))
+    q = round(base / step) * step
+    mp["base_score"] = f"[{q!r}]" if str(mp["base_score"]).startswith("[") else repr(q)
+    model.load_model(bytearray(json.dumps(raw).encode("utf-8")))
+    return model
 
 
 def fit_rf(x_tr, y_tr, seed: int, n_jobs: int, n_trees: int) -> Any:
@@ -115,11 +138,43 @@ def to_onnx(model: Any, kind: str, n_features: int) -> bytes:
 def fit_dispersion(mu: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """log r = a + b log mu maximising the validation likelihood of the truncated shifted NB."""
     def nll(theta: np.ndarray) -> float:
-        d = los_distribution(mu, theta[0], theta[1])
+        d = nb_distribution(mu, theta[0], theta[1])
         return -mean_log_lik(y, d)
     res = optimize.minimize(nll, x0=np.array([1.0, 0.0]), method="Nelder-Mead",
                             options={"xatol": 1e-3, "fatol": 1e-6, "maxiter": 400})
     return float(res.x[0]), float(res.x[1])
+
+
+def fit_binned(mu: np.ndarray, y: np.ndarray, n_bins: int = 12, pseudo: float = 0.5) -> dict[str, Any]:
+    """Stay histograms of patients grouped into equal-count bins of predicted mu (+pseudo-counts)."""
+    edges = np.quantile(mu, np.linspace(0, 1, n_bins + 1))
+    which = np.clip(np.searchsorted(edges, mu, side="right") - 1, 0, n_bins - 1)
+    centers, table = [], []
+    for b in range(n_bins):
+        sel = which == b
+        if not sel.any():
+            continue
+        h = np.bincount(y[sel].astype(int) - 1, minlength=MAX_DAYS)[:MAX_DAYS] + pseudo
+        centers.append(float(np.median(mu[sel])))
+        table.append([round(float(v), 6) for v in h / h.sum()])
+    order = np.argsort(centers)
+    return {"family": "binned", "bin_centers": [centers[i] for i in order], "bin_table": [table[i] for i in order]}
+
+
+def choose_distribution(mu: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Fit both families on half of the validation patients, compare likelihood on the other half,
+    then refit the winner on all validation patients."""
+    uniq = np.unique(groups)
+    half = (np.random.default_rng(seed + 1).random(len(uniq)) < 0.5)[np.searchsorted(uniq, groups)]
+    a, b = np.flatnonzero(half), np.flatnonzero(~half)
+    fits = {"nb": lambda i: dict(zip(("disp_a", "disp_b"), fit_dispersion(mu[i], y[i])), family="nb"),
+            "binned": lambda i: fit_binned(mu[i], y[i])}
+    rows = []
+    for name, fit in fits.items():
+        ll = mean_log_lik(y[b], los_distribution(mu[b], fit(a)))
+        rows.append({"family": name, "heldout_validation_log_likelihood": round(ll, 5)})
+    best = max(rows, key=lambda r: r["heldout_validation_log_likelihood"])["family"]
+    return fits[best](np.arange(len(mu))), rows
 
 
 def fit_median_weight(mu: np.ndarray, dist: np.ndarray, y: np.ndarray, max_r2_loss: float = 0.005) -> float:
@@ -133,31 +188,33 @@ def fit_median_weight(mu: np.ndarray, dist: np.ndarray, y: np.ndarray, max_r2_lo
     return best_w
 
 
-def fit_interval_tails(dist: np.ndarray, y: np.ndarray, target: float = 0.80) -> tuple[float, float, float]:
+def fit_interval_tails(dist: np.ndarray, y: np.ndarray, target: float = 0.80,
+                       tol: float = 0.0025) -> tuple[float, float, float]:
     """Tail masses whose inclusive integer interval covers `target` of validation stays.
 
     With integer endpoints, coverage jumps in steps; searching (low, high) tails on a fine grid finds
-    the rule closest to 80%, ties broken by the narrower mean width.
+    the narrowest rule within `tol` of 80% (else the closest).
     """
     best: tuple[float, float, float, float] | None = None
     grid = np.round(np.arange(0.02, 0.3001, 0.005), 3)
-    for lo_t in grid:
-        lo = interval_from_distribution(dist, float(lo_t), 0.5)[0]
-        for hi_t in grid:
-            hi = interval_from_distribution(dist, 0.5, float(hi_t))[1]
+    lows = {float(t): interval_from_distribution(dist, float(t), 0.5)[0] for t in grid}
+    highs = {float(t): interval_from_distribution(dist, 0.5, float(t))[1] for t in grid}
+    for lo_t, lo in lows.items():
+        for hi_t, hi in highs.items():
             cov = coverage(y, lo, hi)
-            key = (abs(cov - target), mean_width(y, lo, hi))
+            # within `tol` of the target every rule is as good; among those prefer the narrowest
+            key = (max(abs(cov - target) - tol, 0.0), mean_width(y, lo, hi))
             if best is None or key < best[:2]:
-                best = (key[0], key[1], float(lo_t), float(hi_t))
+                best = (key[0], key[1], lo_t, hi_t)
     assert best is not None
     lo, hi = interval_from_distribution(dist, best[2], best[3])
     return best[2], best[3], coverage(y, lo, hi)
 
 
 # ---------------------------------------------------------------- evaluation
-def evaluate(y: np.ndarray, mu: np.ndarray, params: dict[str, float], groups: np.ndarray, n_boot: int,
+def evaluate(y: np.ndarray, mu: np.ndarray, params: dict[str, Any], groups: np.ndarray, n_boot: int,
              seed: int) -> dict[str, dict[str, float]]:
-    dist = los_distribution(mu, params["disp_a"], params["disp_b"])
+    dist = los_distribution(mu, params)
     point = point_from_distribution(mu, dist, params["median_weight"])
     lo, hi = interval_from_distribution(dist, params["tail_low"], params["tail_high"])
     idx = group_bootstrap_indices(groups, n_boot, seed) if n_boot else []
@@ -242,18 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     comparison, fitted = [], {}
     for name, model in candidates.items():
         mu_va = np.clip(model.predict(x[va]), 1, 14)
-        a, b = fit_dispersion(mu_va, y[va])
-        d_va = los_distribution(mu_va, a, b)
+        dist_params, family_rows = choose_distribution(mu_va, y[va], patients[va], args.seed)
+        d_va = los_distribution(mu_va, dist_params)
         w = fit_median_weight(mu_va, d_va, y[va])
         tl, th, cov_va = fit_interval_tails(d_va, y[va])
-        params = {"disp_a": a, "disp_b": b, "median_weight": w, "tail_low": tl, "tail_high": th}
+        params = dict(dist_params, median_weight=w, tail_low=tl, tail_high=th)
         val = evaluate(y[va], mu_va, params, patients[va], 0, args.seed)
         mu_te = np.clip(model.predict(x[te]), 1, 14)
         test = evaluate(y[te], mu_te, params, patients[te], args.n_boot, args.seed)
-        fitted[name] = (params, mu_te, test, val)
+        fitted[name] = (params, mu_te, test, val, family_rows)
         comparison.append({"model": name, "val_rmse": round(val["rmse_days"]["value"], 4),
                            "val_r2": round(val["r2"]["value"], 4), "val_mae": round(val["mae_days"]["value"], 4),
                            "val_interval80_coverage": round(val["interval80_coverage"]["value"], 4),
+                           "distribution": params["family"],
                            "test_r2": round(test["r2"]["value"], 4), "test_mae": round(test["mae_days"]["value"], 4),
                            "test_rmse": round(test["rmse_days"]["value"], 4),
                            "test_interval80_coverage": round(test["interval80_coverage"]["value"], 4),
@@ -263,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
               f"MAE {test['mae_days']['value']:.3f} cov {test['interval80_coverage']['value']:.3f}", flush=True)
     chosen = min(comparison, key=lambda r: r["val_rmse"])["model"]  # selection on validation only
     model = candidates[chosen]
-    params, mu_te, test_metrics, val_metrics = fitted[chosen]
+    params, mu_te, test_metrics, val_metrics, family_rows = fitted[chosen]
 
     # ONNX export with the distribution parameters and encoding tables in its (hashed) metadata
     onx = to_onnx(model, chosen, x.shape[1])
@@ -284,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     digest = write_sha256(model_path)
 
     # distribution shape check on test: observed vs mean predicted share per day
-    d_te = los_distribution(mu_te, params["disp_a"], params["disp_b"])
+    d_te = los_distribution(mu_te, params)
     y_te = y[te]
     calib = [{"days": int(k), "observed_share": round(float((y_te == k).mean()), 4),
               "predicted_share": round(float(d_te[:, k - 1].mean()), 4)} for k in DAYS]
@@ -312,8 +370,11 @@ def main(argv: list[str] | None = None) -> int:
                      "encodings": [f"te_{k}_{t}" for k, t in ENCODINGS]},
         "model_comparison": comparison,
         "chosen_model": chosen,
-        "distribution": {"family": "1 + NegativeBinomial(mean mu-1, size r), truncated to 1..14; log r = a + b log mu",
-                         "disp_a": round(params["disp_a"], 5), "disp_b": round(params["disp_b"], 5),
+        "distribution": {"family": params["family"],
+                         "families": {"nb": "1 + NegativeBinomial(mean mu-1, size r) truncated to 1..14, log r = a + b log mu",
+                                      "binned": "observed stay histograms of validation patients in equal-count bins of "
+                                                "predicted mu, interpolated between bin centres"},
+                         "family_choice": family_rows,
                          "point_estimate": f"(1-w)*expected + w*median, w = {params['median_weight']}",
                          "interval80": f"[q({params['tail_low']}), q(1-{params['tail_high']})] inclusive, tails "
                                        "calibrated on validation for integer endpoints",
@@ -323,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "goals": {"r2": ">= 0.27", "mae_days": "<= 1.95", "interval80_coverage": "0.78 - 0.82"},
         "calibration_test_by_day": calib,
         "feature_importance": importance(model, chosen),
+        "n_trees": int(getattr(model, "best_iteration", -1) + 1) if chosen == "xgboost" else args.rf_trees,
         "onnx": {"opset": 15, "input": "input float32 [n, %d]" % len(MODEL_FEATURE_NAMES),
                  "output": "expected stay in days", "parity_max_abs_diff": parity,
                  "metadata": ["wardlens_los_params", "wardlens_los_encodings"]},
