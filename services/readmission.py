@@ -154,7 +154,11 @@ class ReadmissionService:
 
     def explain_matrix(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per-feature contributions and intercept on the calibrated logit scale (they sum to it)."""
-        contrib, bias = self.trees.contributions(x)
+        # chunks keep the (rows x features) scratch arrays small for whole-hospital batches
+        parts = [self.trees.contributions(x[i:i + 2048]) for i in range(0, len(x), 2048)] or \
+            [(np.zeros((0, len(FEATURE_NAMES))), np.zeros(0))]
+        contrib = np.concatenate([c for c, _ in parts])
+        bias = np.concatenate([b for _, b in parts])
         return contrib * self.cal_a, bias * self.cal_a + self.cal_b
 
     def score_frame(self, encounters: pd.DataFrame, encounter_ids: Iterable[int] | None = None,
@@ -181,7 +185,7 @@ class ReadmissionService:
         out: list[ReadmissionPrediction | None] = [None] * len(pick)
         ok = np.flatnonzero(eligible)
         prob, margin = self.predict_matrix(x[ok])
-        contrib, _ = self.explain_matrix(x[ok]) if len(ok) else (np.zeros((0, x.shape[1])), None)
+        contrib, _ = self.explain_matrix(x[ok])
         for j, i in enumerate(ok):
             order = np.argsort(-contrib[j])[:top_k]
             factors = tuple(Factor(FEATURE_NAMES[k], float(x[i, k]), describe_feature(FEATURE_NAMES[k], float(x[i, k])),
@@ -315,7 +319,7 @@ def score_readmission_csv(input_path: str | os.PathLike, output_path: str | os.P
         frame = pd.DataFrame(good, columns=list(ENCOUNTER_COLUMNS))
         preds = service.score_frame(frame)
         norm = normalise_uci_frame(frame)
-        for line, pred, (_, rec) in zip(good_lines, preds, norm.iterrows()):
+        for line, pred, rec in zip(good_lines, preds, norm.to_dict("records")):
             hosp = hospital_score(rec)
             factors = [f.text for f in pred.factors] + ["", "", ""]
             results[line] = {

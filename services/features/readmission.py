@@ -308,6 +308,13 @@ _FLAG_WORDS: dict[str, str] = {
     "adm_src_other": "less common admission source",
     "disp_other": "less common discharge destination",
 }
+# Natural wording for indicators whose ABSENT value often carries risk.
+_NEGATED: dict[str, str] = {
+    "disp_1": "not discharged home", "male": "female", "spec_missing": "admitting specialty recorded",
+    "payer_missing": "payer recorded", "glu_measured": "blood glucose not measured", "a1c_measured": "HbA1c not measured",
+    "diabetes_med": "not on diabetes medication", "change": "diabetes medication not changed",
+    "hx_prev_lt30": "not readmitted within 30 days of the last discharge",
+}
 _PAYER_WORDS = {"MC": "Medicare", "MD": "Medicaid", "HM": "HMO", "SP": "self-pay", "BC": "Blue Cross",
                 "CP": "private insurer (CP)", "UN": "UN payer", "CM": "CM payer"}
 
@@ -350,6 +357,10 @@ def describe_feature(name: str, value: float) -> str:
         what = {"n_meds_on": "diabetes medication{s} taken", "n_meds_up": "diabetes medication{s} increased",
                 "n_meds_down": "diabetes medication{s} decreased"}[name]
         return f"{n} " + what.format(s="" if n == 1 else "s")
+    if v < 0.5 and name in _NEGATED:
+        return _NEGATED[name]
+    if v < 0.5 and name.startswith("med_") and name.endswith("_on"):
+        return f"not on {name[4:-3]}"
     text = _indicator_text(name)
     return text if v >= 0.5 else f"not: {text}"
 
