@@ -163,6 +163,74 @@ CREATE TRIGGER encounters_summary_delete AFTER DELETE ON encounters BEGIN {_REFR
 {_REFRESH.format(p="patients.id").replace(" WHERE id = patients.id;", ";")}
 """
 
+# v5: what the clinical features need: X-ray studies (image bytes live inside the encrypted store, never
+# as loose files), recommended interventions, alerts, waiting admissions, and locally trained models.
+V5 = """
+CREATE TABLE xray_studies (
+    id INTEGER PRIMARY KEY,
+    patient_id INTEGER NOT NULL REFERENCES patients(id),
+    encounter_id INTEGER REFERENCES encounters(id),
+    taken_at TEXT,
+    source_name TEXT NOT NULL DEFAULT '',
+    format TEXT NOT NULL CHECK (format IN ('png','jpeg','dicom')),
+    image BLOB NOT NULL,
+    width INTEGER NOT NULL,
+    height INTEGER NOT NULL,
+    results TEXT,
+    model_version TEXT,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX xray_studies_patient ON xray_studies(patient_id);
+CREATE TABLE interventions (
+    id INTEGER PRIMARY KEY,
+    encounter_id INTEGER NOT NULL REFERENCES encounters(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL CHECK (status IN ('recommended','done','declined')) DEFAULT 'recommended',
+    created_at TEXT NOT NULL,
+    done_at TEXT,
+    done_by TEXT,
+    note TEXT NOT NULL DEFAULT '',
+    UNIQUE (encounter_id, kind)
+);
+CREATE TABLE alerts (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT NOT NULL,
+    message TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    acknowledged_at TEXT,
+    acknowledged_by TEXT
+);
+CREATE INDEX alerts_open ON alerts(acknowledged_at);
+CREATE TABLE waiting_admissions (
+    id INTEGER PRIMARY KEY,
+    patient_id INTEGER NOT NULL REFERENCES patients(id),
+    requested_at TEXT NOT NULL,
+    ward_type TEXT NOT NULL,
+    needs_isolation INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL CHECK (status IN ('waiting','assigned','cancelled')) DEFAULT 'waiting',
+    assigned_bed_id INTEGER REFERENCES beds(id),
+    note TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE model_versions (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    version TEXT NOT NULL,
+    onnx BLOB NOT NULL,
+    sidecars TEXT NOT NULL DEFAULT '{}',
+    card TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('candidate','active','retired')),
+    parent_version TEXT,
+    created_at TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    UNIQUE (name, version)
+);
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -176,6 +244,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "patient search: folded names and search indexes", V2),
     Migration(3, "per-site settings table", V3),
     Migration(4, "patient list summary columns kept by triggers", V4),
+    Migration(5, "x-ray studies, interventions, alerts, waiting admissions, local model versions", V5),
 )
 LATEST = MIGRATIONS[-1].version
 
