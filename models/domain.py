@@ -24,13 +24,15 @@ class Permission(str, enum.Enum):
     BACKUP = "backup"
     READ_AUDIT = "read_audit"
     MANAGE_MODELS = "manage_models"
+    MANAGE_BEDS = "manage_beds"            # place waiting admissions, acknowledge capacity alerts
 
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.ADMIN: frozenset(Permission),
     Role.CLINICIAN: frozenset({Permission.READ_PATIENT, Permission.READ_DEIDENTIFIED, Permission.EDIT_PATIENT,
-                               Permission.EXPORT, Permission.PRINT}),
-    Role.NURSE: frozenset({Permission.READ_PATIENT, Permission.READ_DEIDENTIFIED, Permission.PRINT}),
+                               Permission.EXPORT, Permission.PRINT, Permission.MANAGE_BEDS}),
+    Role.NURSE: frozenset({Permission.READ_PATIENT, Permission.READ_DEIDENTIFIED, Permission.PRINT,
+                           Permission.MANAGE_BEDS}),
     Role.ANALYST: frozenset({Permission.READ_DEIDENTIFIED, Permission.EXPORT}),
 }
 

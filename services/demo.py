@@ -170,6 +170,21 @@ def _assign_beds(session: Session) -> int:
     return placed
 
 
+WAITING = (("medical", False), ("medical", False), ("surgical", False), ("cardiology", False), ("medical", True),
+           ("icu", True), ("surgical", False))
+
+
+def _add_waiting(session: Session, today: dt.date) -> None:
+    """A few patients from the emergency department waiting for a bed, so the bed view has work to do."""
+    with session.db.transaction() as c:
+        pids = [r[0] for r in c.execute("SELECT id FROM patients WHERE id NOT IN (SELECT patient_id FROM encounters "
+                                        "WHERE status = 'inpatient') ORDER BY id LIMIT ?", (len(WAITING),))]
+        for k, (pid, (ward_type, iso)) in enumerate(zip(pids, WAITING)):
+            at = dt.datetime.combine(today, dt.time(6 + k, 10 * k % 60)).isoformat(sep=" ", timespec="minutes")
+            c.execute("INSERT INTO waiting_admissions (patient_id, requested_at, ward_type, needs_isolation, note) "
+                      "VALUES (?,?,?,?,?)", (pid, at, ward_type, int(iso), "isolation: suspected infection" if iso else ""))
+
+
 def build_demo_store(path: Path | str, kdf: KdfParams | None = None, progress: ProgressFn = no_progress,
                      today: dt.date | None = None) -> Path:
     path = Path(path)
@@ -191,6 +206,7 @@ def build_demo_store(path: Path | str, kdf: KdfParams | None = None, progress: P
         if report.rejected_total:
             raise RuntimeError(f"demo sample rows rejected: {report.rejected[:3]}")
         _assign_beds(session)
+        _add_waiting(session, today or dt.date.today())
         session.log("demo_built", "store", "", report.summary())
     finally:
         session.lock(reason="demo built")

@@ -12,7 +12,9 @@ from ui.patient_list_view import PatientListView
 from ui.patient_view import PatientView
 from ui.theme import icon
 from ui.unlock_view import UnlockView
+from ui.beds_view import BedsView
 from viewmodels.background import BackgroundRunner
+from viewmodels.beds_vm import BedsViewModel
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from viewmodels.session_vm import SessionViewModel
 
@@ -26,17 +28,23 @@ class Workspace(QWidget):
         self.patient_vm = PatientViewModel(session, runner, self)
         self.nav = QListWidget(objectName="NavList")
         self.nav.setAccessibleName("Navigation")
-        self.nav.setMaximumWidth(self.fontMetrics().averageCharWidth() * 26)
+        self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.pages = QStackedWidget()
         self.list_view = PatientListView(self.list_vm)
         self.patient_view = PatientView(self.patient_vm)
         self._add_page("Patients", "patients", self.list_view)
         self._add_page("Patient", "patient", self.patient_view)
+        self.beds_vm = BedsViewModel(session, runner, self)
+        self.beds_view = BedsView(self.beds_vm)
+        self._add_page("Beds & Staff", "beds", self.beds_view)
+        longest = max(self.nav.fontMetrics().horizontalAdvance(self.nav.item(i).text()) for i in range(self.nav.count()))
+        self.nav.setFixedWidth(longest + self.nav.iconSize().width() + self.fontMetrics().averageCharWidth() * 14)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.nav)
         lay.addWidget(self.pages, 1)
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
+        self.nav.currentRowChanged.connect(self._page_shown)
         self.nav.setCurrentRow(0)
         self.nav.item(1).setHidden(True)  # until a patient is opened
 
@@ -52,6 +60,11 @@ class Workspace(QWidget):
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self.patient_view, activated=lambda: self.nav.setCurrentRow(0),
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.list_vm.refresh()
+
+    def _page_shown(self, row: int) -> None:
+        # Pages compute on first view only, so unlocking stays fast.
+        if self.pages.widget(row) is self.beds_view and self.beds_vm.snapshot is None:
+            self.beds_vm.refresh()
 
     def _add_page(self, title: str, icon_name: str, page: QWidget) -> None:
         QListWidgetItem(icon(icon_name), title, self.nav)

@@ -1,0 +1,102 @@
+"""Census, forecast and bed placement on the demo store (services), and the Beds & Staff page."""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from services.accounts import unlock
+from services.beds import BedService
+from services.census import CensusService
+from services.errors import PermissionDenied, ValidationError
+
+NURSE = ("nurse.demo", "wardlens-nurse")
+
+
+def test_inpatient_estimates_are_consistent(demo_store):
+    s = unlock(demo_store, *NURSE)
+    inp = CensusService(s).inpatients()
+    assert len(inp) > 50
+    today = dt.date.today()
+    for p in inp:
+        assert p.los_low <= p.los_high and p.los_low >= min(p.days_in + 1, 15)
+        assert p.discharge_latest >= today or p.days_in >= 14
+        assert p.presence[0] == 1.0 and all(a >= b - 1e-12 for a, b in zip(p.presence, p.presence[1:]))
+        assert 0.0 <= p.p_discharge_48h <= 1.0
+    s.lock()
+
+
+def test_forecast_day_zero_is_todays_census_and_capacity_is_the_wards(demo_store):
+    s = unlock(demo_store, *NURSE)
+    census = CensusService(s)
+    inp = census.inpatients()
+    for f in census.forecasts(inpatients=inp):
+        here = sum(1 for p in inp if p.ward == f.ward)
+        assert f.days[0].mean == pytest.approx(here) and f.days[0].low == f.days[0].high == here
+        assert len(f.days) == 14 and all(d.low <= d.mean + 1e-9 and d.mean <= d.high + 1 for d in f.days)
+        staff = census.staffing(f)
+        assert {x.shift for x in staff} == {"day", "evening", "night"}
+    s.lock()
+
+
+def test_weekday_rates_come_from_the_store_history(demo_store):
+    s = unlock(demo_store, *NURSE)
+    wid = s.db.conn.execute("SELECT id FROM wards WHERE name = 'Medicine A'").fetchone()[0]
+    today = dt.date.today()
+    rates = CensusService(s).weekday_rates(wid, today)
+    start = today - dt.timedelta(days=90)
+    n = s.db.conn.execute("SELECT count(*) FROM encounters WHERE ward_id = ? AND admit_time >= ? AND admit_time < ?",
+                          (wid, start.isoformat(), today.isoformat())).fetchone()[0]
+    assert sum(rates.values()) * 90 / 7 == pytest.approx(n, rel=0.1)
+    dist = CensusService(s).admission_los_distribution(wid, today)
+    assert dist.shape == (14,) and np.isclose(dist.sum(), 1.0)
+    s.lock()
+
+
+def test_recommendations_respect_constraints_and_placement_is_checked_and_audited(demo_store):
+    s = unlock(demo_store, *NURSE)
+    beds = BedService(s)
+    result, waiting, free = beds.recommend()
+    by_id = {str(b.id): b for b in free}
+    wait = {str(w.id): w for w in waiting}
+    for a in result.assignments:
+        b, w = by_id[a.bed_id], wait[a.patient_id]
+        assert b.ward_type == w.ward_type and (b.isolation or not w.needs_isolation)
+        assert b.sex_bay in (None, w.sex)
+    assert len(result.assignments) + len(result.unassigned) == len(waiting)
+    occupied = s.db.conn.execute("SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL").fetchone()[0]
+    with pytest.raises(ValidationError, match="occupied"):
+        beds.place(waiting[0].id, occupied)
+    if result.assignments:
+        a = result.assignments[0]
+        enc = beds.place(int(a.patient_id), int(a.bed_id))
+        row = s.db.conn.execute("SELECT status, bed_id FROM encounters WHERE id = ?", (enc,)).fetchone()
+        assert row == ("inpatient", int(a.bed_id))
+        assert s.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'bed_assigned'").fetchone()[0] == 1
+        with pytest.raises(ValidationError, match="no longer waiting"):
+            beds.place(int(a.patient_id), int(a.bed_id))
+    s.lock()
+    analyst = unlock(demo_store, "analyst.demo", "wardlens-analyst")
+    with pytest.raises(PermissionDenied):
+        BedService(analyst).place(waiting[-1].id, free[0].id)
+    analyst.lock()
+
+
+def test_beds_page_offscreen(qtbot, owner, qt_settings, demo_store):
+    from ui.beds_view import BedsView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.beds_vm import BedsViewModel
+    s = unlock(demo_store, *NURSE)
+    vm = BedsViewModel(s, BackgroundRunner(owner), owner)
+    view = BedsView(vm)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(vm.loaded, timeout=30_000):
+        vm.refresh()
+    assert view.ward.count() == 5
+    vm.select_ward("Medicine A")
+    assert vm.forecast.ward == "Medicine A"
+    assert len(view.chart.mean.getData()[0]) == 14
+    assert vm.inpatients_model.rowCount() > 0 and vm.staff_model.rowCount() == 14
+    assert view.waiting.rowCount() == len(vm.snapshot.recommendations) > 0
+    s.lock()

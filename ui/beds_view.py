@@ -1,0 +1,170 @@
+"""Beds & Staff: the ward's 14-day occupancy forecast against capacity, nurses per shift, expected
+discharges, and recommended beds for waiting admissions."""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QSplitter, QTableView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+
+from viewmodels.beds_vm import BedsViewModel
+
+pg.setConfigOptions(antialias=True, background="w", foreground="#1d2b33")
+
+
+def _table(model) -> QTableView:
+    t = QTableView()
+    t.setModel(model)
+    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    t.verticalHeader().setVisible(False)
+    t.setAlternatingRowColors(True)
+    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    t.horizontalHeader().setStretchLastSection(True)
+    t.setTabKeyNavigation(False)
+    return t
+
+
+class ForecastChart(pg.PlotWidget):
+    """Expected occupancy with its 80% band, the ward's capacity, and the days that may overflow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setMinimumHeight(self.fontMetrics().height() * 14)
+        self.showGrid(x=False, y=True, alpha=0.2)
+        self.setLabel("left", "Occupied beds")
+        self.addLegend(offset=(10, 10))
+        self.low = self.plot(pen=pg.mkPen("#7fb8c6", width=1))
+        self.high = self.plot(pen=pg.mkPen("#7fb8c6", width=1))
+        self.band = pg.FillBetweenItem(self.low, self.high, brush=pg.mkBrush(14, 122, 147, 50))
+        self.addItem(self.band)
+        self.mean = self.plot(pen=pg.mkPen("#0b5f73", width=3), name="expected (80% band)")
+        self.capacity = self.plot(pen=pg.mkPen("#a4161a", width=2, style=Qt.PenStyle.DashLine), name="capacity")
+        self.risk = pg.ScatterPlotItem(symbol="t", size=14, brush=pg.mkBrush("#a4161a"), pen=None,
+                                       name="may exceed capacity")
+        self.addItem(self.risk)
+
+    def show_forecast(self, forecast) -> None:
+        if forecast is None:
+            for item in (self.low, self.high, self.mean, self.capacity):
+                item.setData([], [])
+            self.risk.setData([], [])
+            return
+        days = forecast.days
+        x = list(range(len(days)))
+        self.low.setData(x, [d.low for d in days])
+        self.high.setData(x, [d.high for d in days])
+        self.mean.setData(x, [d.mean for d in days])
+        self.capacity.setData([-0.3, len(days) - 0.7], [forecast.capacity] * 2)
+        risky = [d for d in days if d.at_risk]
+        self.risk.setData([d.day_index for d in risky], [d.high for d in risky])
+        self.getAxis("bottom").setTicks([[(d.day_index, d.date.strftime("%a\n%d %b")) for d in days]])
+        self.setYRange(0, max(forecast.capacity, max(d.high for d in days)) * 1.15 + 1)
+        self.setTitle(f"{forecast.ward}: next 14 days")
+
+
+class BedsView(QWidget):
+    def __init__(self, vm: BedsViewModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.vm = vm
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Beds & Staff", objectName="PageTitle"))
+        top.addStretch(1)
+        top.addWidget(QLabel("&Ward"))
+        self.ward = QComboBox(sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.ward.setAccessibleName("Ward")
+        top.itemAt(top.count() - 1).widget().setBuddy(self.ward)
+        top.addWidget(self.ward)
+        self.refresh_button = QPushButton("&Refresh")
+        top.addWidget(self.refresh_button)
+        lay.addLayout(top)
+        self.status = QLabel(objectName="Subtitle", wordWrap=True)
+        lay.addWidget(self.status)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        upper = QWidget()
+        grid = QGridLayout(upper)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.chart = ForecastChart()
+        grid.addWidget(self.chart, 0, 0)
+        self.staff = _table(vm.staff_model)
+        grid.addWidget(self.staff, 0, 1)
+        grid.setColumnStretch(0, 3)
+        grid.setColumnStretch(1, 2)
+        split.addWidget(upper)
+        lower = QSplitter(Qt.Orientation.Horizontal)
+        box = QWidget()
+        bl = QVBoxLayout(box)
+        bl.setContentsMargins(0, 0, 0, 0)
+        bl.addWidget(QLabel("<b>In the ward now</b> – predicted stay and expected discharge"))
+        self.inpatients = _table(vm.inpatients_model)
+        bl.addWidget(self.inpatients)
+        lower.addWidget(box)
+        wbox = QWidget()
+        wl = QVBoxLayout(wbox)
+        wl.setContentsMargins(0, 0, 0, 0)
+        wl.addWidget(QLabel("<b>Waiting admissions</b> – recommended beds (all wards)"))
+        self.waiting = QTableWidget(0, 5)
+        self.waiting.setHorizontalHeaderLabels(["Patient", "Needs", "Recommended bed", "Bed", ""])
+        self.waiting.verticalHeader().setVisible(False)
+        self.waiting.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.waiting.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.waiting.setWordWrap(True)
+        self.waiting.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        wl.addWidget(self.waiting)
+        lower.addWidget(wbox)
+        lower.setSizes([500, 600])
+        split.addWidget(lower)
+        split.setSizes([380, 320])
+        lay.addWidget(split, 1)
+
+        self.refresh_button.clicked.connect(vm.refresh)
+        self.ward.currentTextChanged.connect(lambda w: w and vm.select_ward(w))
+        vm.loaded.connect(self._loaded)
+        vm.wardChanged.connect(self._ward_changed)
+        vm.statusChanged.connect(self.status.setText)
+
+    def _loaded(self) -> None:
+        self.ward.blockSignals(True)
+        self.ward.clear()
+        for f in self.vm.snapshot.forecasts:
+            self.ward.addItem(f.ward + ("  ⚠" if f.days_at_risk else ""), f.ward)
+        self.ward.blockSignals(False)
+        self._fill_waiting()
+
+    def _ward_changed(self, ward: str) -> None:
+        i = self.ward.findData(ward)
+        if i >= 0 and i != self.ward.currentIndex():
+            self.ward.blockSignals(True)
+            self.ward.setCurrentIndex(i)
+            self.ward.blockSignals(False)
+        self.chart.show_forecast(self.vm.forecast)
+        self.staff.resizeColumnsToContents()
+        self.inpatients.resizeColumnsToContents()
+
+    def _fill_waiting(self) -> None:
+        recs = self.vm.snapshot.recommendations
+        self.waiting.setRowCount(len(recs))
+        for r, rec in enumerate(recs):
+            w = rec.waiting
+            needs = " · ".join(x for x in (w.ward_type, "isolation" if w.needs_isolation else "", w.sex) if x)
+            self.waiting.setItem(r, 0, QTableWidgetItem(w.patient_label))
+            self.waiting.setItem(r, 1, QTableWidgetItem(needs))
+            rec_item = QTableWidgetItem(f"{rec.bed.ward} {rec.bed.label}" if rec.bed else f"none: {rec.reason}")
+            if rec.bed is None:
+                rec_item.setForeground(QColor("#a4161a"))
+            self.waiting.setItem(r, 2, rec_item)
+            choice = QComboBox()
+            choice.setAccessibleName(f"Bed for {w.patient_label}")
+            for b in self.vm.compatible_beds(w):
+                choice.addItem(f"{b.ward} {b.label}", b.id)
+            if rec.bed is not None:
+                choice.setCurrentIndex(max(0, choice.findData(rec.bed.id)))
+            self.waiting.setCellWidget(r, 3, choice)
+            button = QPushButton("Place")
+            button.setEnabled(self.vm.can_place and choice.count() > 0)
+            button.clicked.connect(lambda _=False, w=w, c=choice, rec=rec: self.vm.place(
+                w.id, c.currentData(), rec.bed.id if rec.bed else None))
+            self.waiting.setCellWidget(r, 4, button)

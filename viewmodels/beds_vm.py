@@ -1,0 +1,170 @@
+"""Beds & Staff: per-ward 14-day forecast, staff per shift, the inpatients' expected discharges, and
+recommended beds for waiting admissions."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from models.domain import Permission
+from services.bed_assignment import AssignmentResult
+from services.beds import BedService, FreeBed, WaitingRow
+from services.capacity import ShiftStaffing, WardForecast
+from services.census import CensusService, InpatientEstimate
+from services.session import Session
+from viewmodels.background import BackgroundRunner
+from viewmodels.session_vm import user_message
+from viewmodels.table_model import Column, ListTableModel
+
+INPATIENT_COLUMNS: list[Column[InpatientEstimate]] = [
+    Column("Bed", lambda r: r.bed),
+    Column("Patient", lambda r: r.patient_label),
+    Column("Days in", lambda r: r.days_in, align_right=True),
+    Column("Predicted stay", lambda r: f"{r.los_point:.1f} d ({r.los_low}–{r.los_high})", align_right=True,
+           tooltip="Point estimate and 80% interval, from admission, given the days already spent"),
+    Column("Expected discharge", lambda r: r.expected_discharge.strftime("%a %d %b")),
+    Column("Window (80%)", lambda r: f"{r.discharge_earliest:%d %b} – {r.discharge_latest:%d %b}"),
+    Column("Home ≤ 48 h", lambda r: f"{100 * r.p_discharge_48h:.0f}%", align_right=True),
+]
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    date: dt.date
+    cells: dict[str, ShiftStaffing]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    waiting: WaitingRow
+    bed: FreeBed | None
+    reason: str          # why nobody could be placed, when bed is None
+
+
+def _staff_text(s: ShiftStaffing | None) -> str:
+    if s is None:
+        return ""
+    return str(s.nurses_for_mean) if s.nurses_for_mean == s.nurses_for_high else f"{s.nurses_for_mean}–{s.nurses_for_high}"
+
+
+@dataclass(frozen=True)
+class BedsSnapshot:
+    inpatients: list[InpatientEstimate]
+    forecasts: list[WardForecast]
+    staffing: dict[str, list[ShiftStaffing]]
+    recommendations: list[Recommendation]
+    free_beds: list[FreeBed]
+
+
+class BedsViewModel(QObject):
+    loaded = Signal()
+    wardChanged = Signal(str)
+    statusChanged = Signal(str)
+
+    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.runner = session, runner
+        self.census, self.beds = CensusService(session), BedService(session)
+        self.inpatients_model: ListTableModel[InpatientEstimate] = ListTableModel(INPATIENT_COLUMNS, self)
+        self.staff_model: ListTableModel[StaffRow] = ListTableModel(self._staff_columns(("day", "evening", "night")), self)
+        self.snapshot: BedsSnapshot | None = None
+        self._ward = ""
+        self._status = ""
+
+    @property
+    def can_place(self) -> bool:
+        return self.session.can(Permission.MANAGE_BEDS)
+
+    @property
+    def ward(self) -> str:
+        return self._ward
+
+    @property
+    def wards(self) -> list[str]:
+        return [f.ward for f in self.snapshot.forecasts] if self.snapshot else []
+
+    @property
+    def forecast(self) -> WardForecast | None:
+        if not self.snapshot:
+            return None
+        return next((f for f in self.snapshot.forecasts if f.ward == self._ward), None)
+
+    @property
+    def status(self) -> str:
+        return self._status
+
+    def _set_status(self, text: str) -> None:
+        if text != self._status:
+            self._status = text
+            self.statusChanged.emit(text)
+
+    @staticmethod
+    def _staff_columns(shifts) -> list[Column[StaffRow]]:
+        return [Column("Date", lambda r: r.date.strftime("%a %d %b"))] + [
+            Column(f"{s.capitalize()} nurses", lambda r, s=s: _staff_text(r.cells.get(s)), align_right=True,
+                   tooltip="for the expected census – for the upper end of the 80% band") for s in shifts]
+
+    @Slot()
+    def refresh(self) -> None:
+        self._set_status("Forecasting…")
+
+        def job(progress, cancel):
+            progress(0, 3, "Predicting discharges")
+            inpatients = self.census.inpatients()
+            cancel.raise_if_cancelled()
+            progress(1, 3, "Forecasting occupancy")
+            forecasts = self.census.forecasts(inpatients=inpatients)
+            staffing = {f.ward: self.census.staffing(f) for f in forecasts}
+            cancel.raise_if_cancelled()
+            progress(2, 3, "Recommending beds")
+            result, waiting, free = self.beds.recommend()
+            return BedsSnapshot(inpatients, forecasts, staffing, _recommendations(result, waiting, free), free)
+
+        self.runner.run("Forecasting beds and staff", job, on_success=self._loaded,
+                        on_failure=lambda e: self._set_status(user_message(e)), owner=self)
+
+    def _loaded(self, snap: BedsSnapshot) -> None:
+        self.snapshot = snap
+        at_risk = [f.ward for f in snap.forecasts if f.days_at_risk]
+        self._set_status(f"{len(snap.inpatients)} inpatients, {len(snap.free_beds)} free beds; "
+                         + (f"demand may exceed capacity on {', '.join(at_risk)}" if at_risk else "no ward expected over capacity"))
+        if self._ward not in self.wards:
+            self._ward = ""
+        self.loaded.emit()
+        self.select_ward(self._ward or (self.wards[0] if self.wards else ""), force=True)
+
+    @Slot(str)
+    def select_ward(self, ward: str, force: bool = False) -> None:
+        if ward == self._ward and not force:
+            return
+        self._ward = ward
+        snap = self.snapshot
+        if snap:
+            self.inpatients_model.set_rows([p for p in snap.inpatients if p.ward == ward])
+            by_date: dict[dt.date, dict[str, ShiftStaffing]] = {}
+            for s in snap.staffing.get(ward, []):
+                by_date.setdefault(s.date, {})[s.shift] = s
+            self.staff_model.set_rows([StaffRow(d, cells) for d, cells in sorted(by_date.items())])
+        self.wardChanged.emit(ward)
+
+    def compatible_beds(self, waiting: WaitingRow) -> list[FreeBed]:
+        """Free beds the coordinator may choose instead of the recommendation (same hard constraints)."""
+        if not self.snapshot:
+            return []
+        sex = {"Female": "Female", "Male": "Male"}.get(waiting.sex)
+        return [b for b in self.snapshot.free_beds
+                if (not waiting.ward_type or b.ward_type == waiting.ward_type)
+                and (b.isolation or not waiting.needs_isolation) and (b.sex_bay is None or b.sex_bay == sex)]
+
+    def place(self, waiting_id: int, bed_id: int, recommended_bed_id: int | None) -> None:
+        self.runner.run("Placing patient", lambda p, c: self.beds.place(waiting_id, bed_id, recommended_bed_id),
+                        on_success=lambda _: self.refresh(), on_failure=lambda e: self._set_status(user_message(e)),
+                        owner=self)
+
+
+def _recommendations(result: AssignmentResult, waiting: list[WaitingRow], free: list[FreeBed]) -> list[Recommendation]:
+    beds = {str(b.id): b for b in free}
+    placed = {a.patient_id: beds.get(a.bed_id) for a in result.assignments}
+    reasons = {u.patient_id: u.reason for u in result.unassigned}
+    return [Recommendation(w, placed.get(str(w.id)), reasons.get(str(w.id), "")) for w in waiting]
