@@ -12,6 +12,7 @@ sha256.
 from __future__ import annotations
 
 import csv
+import gzip
 import datetime as dt
 import json
 import os
@@ -123,6 +124,21 @@ def remaining_stay_survival(dist: np.ndarray, days_so_far: int, horizon: int) ->
     return surv[0] if single else surv
 
 
+def presence_curves(dists: np.ndarray, days_so_far: Sequence[int], horizon: int) -> np.ndarray:
+    """(n, horizon) P(inpatient i still in a bed on day d), d = 0 (today, = 1) .. horizon-1.
+
+    The `inpatient_presence` input of services.capacity.forecast_ward.
+    """
+    d = np.atleast_2d(np.asarray(dists, dtype=np.float64))
+    if len(d) != len(days_so_far):
+        raise ValueError("one days_so_far per distribution")
+    out = np.ones((len(d), horizon))
+    for i, t in enumerate(days_so_far):
+        if horizon > 1:
+            out[i, 1:] = remaining_stay_survival(d[i], int(t), horizon - 1)
+    return out
+
+
 # ---------------------------------------------------------------- the service
 @dataclass(frozen=True)
 class LosEstimateRow:
@@ -207,19 +223,38 @@ class LosService:
 
 # ---------------------------------------------------------------- CLI scoring
 class LosCsvError(ValueError):
-    """A file-level problem with a CSV to score (unreadable, empty, missing columns)."""
+    """A file-level problem with a CSV to score (unreadable, empty, not CSV, missing columns)."""
 
 
 def _row_problem(row: dict[str, str]) -> str | None:
     for col in INT_COLUMNS:
         if col == "time_in_hospital":
             continue  # not needed at admission; may be blank for current inpatients
-        v = (row.get(col) or "").strip()
+        v = row.get(col, "").strip()
         try:
             int(v)
         except ValueError:
-            return f"{col} is not an integer: {v!r}"
+            return f"{col} is not an integer: {v!r}" if v else f"{col} is empty"
     return None
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, fields) per record; gzip allowed. Raises LosCsvError for the file."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="") as f:  # type: ignore[operator]
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise LosCsvError(f"{path.name} is empty")
+            rows = []
+            line = reader.line_num
+            for rec in reader:
+                rows.append((line + 1, rec))  # line where the record starts (1-based, header = 1)
+                line = reader.line_num
+    except (UnicodeDecodeError, OSError, EOFError, csv.Error) as e:
+        raise LosCsvError(f"cannot read {path}: {e}") from e
+    return [h.strip() for h in header], rows
 
 
 def score_los_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
@@ -233,19 +268,23 @@ def score_los_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
         raise LosCsvError(f"input file not found: {input_path}")
-    try:
-        raw = pd.read_csv(input_path, dtype=str, keep_default_na=False, na_values=[], compression="infer")
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, EOFError) as e:
-        raise LosCsvError(f"cannot read {input_path}: {e}") from e
-    needed = [c for c in ENCOUNTER_COLUMNS if c not in ("readmitted",)]
-    missing = [c for c in needed if c not in raw.columns]
+    header, records = _read_rows(input_path)
+    needed = [c for c in ENCOUNTER_COLUMNS if c != "readmitted"]
+    missing = [c for c in needed if c not in header]
     if missing:
         raise LosCsvError(f"{input_path.name} lacks columns: {', '.join(missing)}")
+    if len(set(header)) != len(header):
+        raise LosCsvError(f"{input_path.name} has duplicate column names")
     errors: list[dict[str, Any]] = []
-    good: list[int] = []
+    good: list[dict[str, str]] = []
     seen: set[str] = set()
-    for i, row in enumerate(raw.to_dict("records")):
-        line = i + 2  # header is line 1 (rows with embedded newlines would shift this; UCI has none)
+    for line, rec in records:
+        if not rec or all(not v.strip() for v in rec):
+            continue  # blank line
+        if len(rec) != len(header):
+            errors.append({"line": line, "reason": f"has {len(rec)} fields, expected {len(header)}"})
+            continue
+        row = dict(zip(header, rec))
         reason = _row_problem(row)
         if reason is None:
             eid = row["encounter_id"].strip()
@@ -253,20 +292,17 @@ def score_los_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
                 reason = f"duplicate encounter_id {eid}"
             seen.add(eid)
         if reason is None:
-            good.append(i)
+            row["time_in_hospital"] = row["time_in_hospital"].strip() if row["time_in_hospital"].strip().isdigit() else "0"
+            good.append(row)
         else:
             errors.append({"line": line, "reason": reason})
-    frame = raw.iloc[good].copy()
-    frame["time_in_hospital"] = frame["time_in_hospital"].where(frame["time_in_hospital"].str.strip() != "", "0")
-    frame["time_in_hospital"] = pd.to_numeric(frame["time_in_hospital"], errors="coerce").fillna(0).astype(int).astype(str)
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with open(output_path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["encounter_id", "los_days", "los_low", "los_high"])
-        if len(frame):
-            frame = normalise_uci_frame(frame.reset_index(drop=True))
+        if good:
+            frame = normalise_uci_frame(pd.DataFrame(good, columns=header))
             svc = service or LosService()
             for est in svc.estimates(frame):
                 w.writerow([est.encounter_id, f"{est.point_days:.2f}", est.low_days, est.high_days])
     return {"scored": len(good), "rejected": len(errors), "errors": errors, "output": str(output_path)}
-

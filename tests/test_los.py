@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from services.features.los import MODEL_FEATURE_NAMES, build_los_features
-from services.los import (BUNDLE_DIR, LosCsvError, LosService, binned_distribution, dist_mean, dist_quantile,
+from services.los import (BUNDLE_DIR, presence_curves, LosCsvError, LosService, binned_distribution, dist_mean, dist_quantile,
                           interval_from_distribution, los_distribution, nb_distribution, remaining_stay_survival,
                           score_los_csv)
 from services.onnx_runtime import create_session
@@ -87,6 +87,13 @@ def test_survival_beyond_14_days_uses_geometric_tail() -> None:
         remaining_stay_survival(d, -1, 3)
 
 
+def test_presence_curves_feed_capacity() -> None:
+    d = np.zeros(14)
+    d[:4] = [0.1, 0.2, 0.3, 0.4]
+    pres = presence_curves(np.vstack([d, d]), [0, 2], 3)
+    assert np.allclose(pres, [[1.0, 0.9, 0.7], [1.0, 0.4 / 0.7, 0.0]])
+
+
 def test_features_use_only_earlier_encounters() -> None:
     df = uci_rows(8)
     f = build_los_features(df)
@@ -137,13 +144,16 @@ def test_score_los_csv_well_formed_and_reports_bad_rows(tmp_path: Path) -> None:
     df.loc[8, "time_in_hospital"] = ""            # current inpatient: LOS unknown, still scored
     src, out = tmp_path / "in.csv", tmp_path / "out.csv"
     df.to_csv(src, index=False)
+    with open(src, "a") as f:
+        f.write("1,2,3\n")                          # short row (line 12)
     rep = score_los_csv(src, out)
-    assert rep["scored"] == 8 and rep["rejected"] == 2
-    assert [e["line"] for e in rep["errors"]] == [5, 8]
+    assert rep["scored"] == 8 and rep["rejected"] == 3
+    assert [e["line"] for e in rep["errors"]] == [5, 8, 12]
     assert "admission_type_id" in rep["errors"][0]["reason"] and "duplicate" in rep["errors"][1]["reason"]
+    assert "fields" in rep["errors"][2]["reason"]
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 and list(rows[0]) == ["encounter_id", "los_days", "los_low", "los_high"]
+    assert len(rows) == 8 and {r["encounter_id"] for r in rows} == set(df["encounter_id"]) - {"1003"} and list(rows[0]) == ["encounter_id", "los_days", "los_low", "los_high"]
     for r in rows:
         assert 1 <= int(r["los_low"]) <= float(r["los_days"]) + 1 and int(r["los_high"]) <= 14
         assert int(r["los_low"]) <= int(r["los_high"])
@@ -158,5 +168,9 @@ def test_score_los_csv_file_level_errors(tmp_path: Path) -> None:
         score_los_csv(bad, tmp_path / "o.csv")
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    with pytest.raises(LosCsvError, match="cannot read"):
+    with pytest.raises(LosCsvError, match="empty"):
         score_los_csv(empty, tmp_path / "o.csv")
+    binary = tmp_path / "img.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x81")
+    with pytest.raises(LosCsvError):
+        score_los_csv(binary, tmp_path / "o.csv")
