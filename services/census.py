@@ -76,16 +76,19 @@ class CensusService:
     def __init__(self, session: Session) -> None:
         self.s = session
 
-    def inpatients(self, today: dt.date | None = None) -> list[InpatientEstimate]:
-        """Every current inpatient with their predicted stay, judged from admission and the days so far."""
+    def inpatients(self, today: dt.date | None = None, patient_id: int | None = None) -> list[InpatientEstimate]:
+        """Current inpatients (all, or one patient's) with their predicted stay, judged from admission
+        and the days so far."""
         self.s.require(Permission.READ_DEIDENTIFIED, "see the census")
         today = today or dt.date.today()
         c = self.s.db.conn
+        only = "" if patient_id is None else " AND e.patient_id = ?"
         rows = c.execute(
             "SELECT e.patient_id, e.encounter_nbr, coalesce(w.name, ''), e.ward_id, coalesce(b.label, ''), e.admit_time, "
             "p.mrn, p.family_name, p.given_name FROM encounters e JOIN patients p ON p.id = e.patient_id "
             "LEFT JOIN wards w ON w.id = e.ward_id LEFT JOIN beds b ON b.id = e.bed_id "
-            "WHERE e.status = 'inpatient' ORDER BY w.name, b.label").fetchall()
+            f"WHERE e.status = 'inpatient'{only} ORDER BY w.name, b.label", () if patient_id is None else (patient_id,)
+        ).fetchall()
         if not rows:
             return []
         frame = encounters_uci_frame(c, sorted({r[0] for r in rows}))

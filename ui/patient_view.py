@@ -99,6 +99,7 @@ class PatientView(QWidget):
         vm.selectedEncounterChanged.connect(self._show_encounter)
         vm.riskChanged.connect(self.risk.show_risk)
         vm.riskMessageChanged.connect(self.risk.show_message)
+        vm.losChanged.connect(self.risk.show_los)
         self.risk.modelCardRequested.connect(lambda: ModelCardDialog(vm.model_card(), self).exec())
         self.encounters.selectionModel().currentRowChanged.connect(lambda cur, _prev: vm.select_encounter(cur.row()))
 

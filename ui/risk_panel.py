@@ -33,6 +33,9 @@ class RiskPanel(QFrame):
         self.scores = QLabel(wordWrap=True)
         self.scores.setTextFormat(Qt.TextFormat.RichText)
         lay.addWidget(self.scores)
+        self.stay = QLabel(wordWrap=True)
+        self.stay.setTextFormat(Qt.TextFormat.RichText)
+        lay.addWidget(self.stay)
         lay.addStretch(1)
         self.model = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.model)
@@ -40,6 +43,14 @@ class RiskPanel(QFrame):
         lay.addWidget(self.card_button)
         self.card_button.clicked.connect(self.modelCardRequested)
         self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 38)
+
+    def show_los(self, e) -> None:
+        if e is None:
+            self.stay.setText("")
+            return
+        self.stay.setText(f"<b>Length of stay</b> (in hospital {e.days_in} d)<br>expected {e.los_point:.1f} days "
+                          f"(80%: {e.los_low}–{e.los_high}); discharge {e.expected_discharge:%a %d %b} "
+                          f"(80%: {e.discharge_earliest:%d %b} – {e.discharge_latest:%d %b})")
 
     def show_message(self, text: str) -> None:
         if text:

@@ -8,6 +8,7 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from models.domain import Encounter, Patient, PatientRow, Permission
 from models.domain import RiskAssessment
 from services.assessment import AssessmentService
+from services.census import CensusService, InpatientEstimate
 from services.errors import ValidationError
 from services.patients import PatientService
 from services.session import Session
@@ -141,6 +142,7 @@ class PatientViewModel(QObject):
     errorChanged = Signal(str)
     selectedEncounterChanged = Signal(object)
     riskChanged = Signal(object)       # RiskAssessment, or None while scoring / when there is none
+    losChanged = Signal(object)        # InpatientEstimate for an inpatient encounter, else None
     riskMessageChanged = Signal(str)
     saved = Signal(str)
 
@@ -155,6 +157,8 @@ class PatientViewModel(QObject):
         self._error = ""
         self.assessments = AssessmentService(session)
         self.risk: RiskAssessment | None = None
+        self.los: InpatientEstimate | None = None
+        self.census = CensusService(session)
         self.risk_message = ""
         self._risk_generation = 0
 
@@ -201,18 +205,25 @@ class PatientViewModel(QObject):
         """Readmission risk of the encounter in view, off the GUI thread; the newest request wins."""
         self._risk_generation += 1
         gen = self._risk_generation
-        self._set_risk(None, "Scoring…" if enc is not None else "")
+        self._set_risk(None, message="Scoring…" if enc is not None else "")
         if enc is None or self.patient is None or self.patient.id is None:
             return
-        pid, nbr = self.patient.id, enc.encounter_nbr
-        self.runner.run("Scoring readmission risk", lambda p, c: self.assessments.readmission(pid, nbr),
-                        on_success=lambda r: gen == self._risk_generation and self._set_risk(r, ""),
-                        on_failure=lambda e: gen == self._risk_generation and self._set_risk(None, user_message(e)),
+        pid, nbr, inpatient = self.patient.id, enc.encounter_nbr, enc.is_inpatient
+
+        def job(progress, cancel):
+            los = next((e for e in self.census.inpatients(patient_id=pid) if e.encounter_nbr == nbr), None) \
+                if inpatient else None
+            return self.assessments.readmission(pid, nbr), los
+
+        self.runner.run("Scoring readmission risk and stay", job,
+                        on_success=lambda r: gen == self._risk_generation and self._set_risk(*r),
+                        on_failure=lambda e: gen == self._risk_generation and self._set_risk(None, message=user_message(e)),
                         owner=self)
 
-    def _set_risk(self, risk: RiskAssessment | None, message: str) -> None:
-        self.risk = risk
+    def _set_risk(self, risk: RiskAssessment | None, los: InpatientEstimate | None = None, message: str = "") -> None:
+        self.risk, self.los = risk, los
         self.riskChanged.emit(risk)
+        self.losChanged.emit(self.los)
         if message != self.risk_message:
             self.risk_message = message
             self.riskMessageChanged.emit(message)
