@@ -30,26 +30,47 @@ class AssessmentService:
 
     def readmission(self, patient_id: int, encounter_nbr: int) -> RiskAssessment:
         """Score one encounter with the patient's earlier encounters as history (never later ones)."""
+        return self.readmission_many({encounter_nbr: patient_id}, log_each=True)[encounter_nbr]
+
+    def readmission_many(self, encounters: dict[int, int], log_each: bool = False) -> dict[int, RiskAssessment]:
+        """Score many encounters (encounter_nbr -> patient_id) in one model call.
+
+        The frame holds every encounter of those patients; the features of each scored row read only
+        that patient's earlier encounters, so later ones in the frame cannot leak into it.
+        """
         self.s.require(Permission.READ_DEIDENTIFIED, "see risk scores")
-        frame = self.patients.uci_frame([patient_id])
-        frame = frame[frame["encounter_id"] <= encounter_nbr]
-        row = frame[frame["encounter_id"] == encounter_nbr]
-        if row.empty:
-            raise KeyError(f"encounter {encounter_nbr} is not in this patient's record")
-        record = row.iloc[0].to_dict()
+        if not encounters:
+            return {}
+        frame = self.patients.uci_frame(sorted(set(encounters.values())))
+        missing = set(encounters) - set(frame["encounter_id"])
+        if missing:
+            raise KeyError(f"encounters not in the store: {sorted(missing)[:5]}")
         svc = readmission_service()
-        pred = svc.score_frame(frame.drop(columns=["status", "admit_time", "discharge_time", "_pid", "_eid"]),
-                               [encounter_nbr])[0]
-        lace = lace_components(record)
-        hosp = hospital_components(record)
-        self.s.log("score", "encounter", encounter_nbr,
-                   f"readmission {svc.version}: {pred.band} {'' if pred.probability is None else round(pred.probability, 4)}")
-        return RiskAssessment(
-            encounter_nbr=encounter_nbr, eligible=pred.eligible, probability=pred.probability, band=pred.band,
-            factors=tuple(RiskFactor(f.text, f.contribution) for f in pred.factors),
-            lace=sum(lace.values()), lace_components=lace, hospital=sum(hosp.values()),
-            hospital_band=hospital_band(sum(hosp.values())), hospital_components=hosp, model_version=svc.version,
-            threshold=svc.threshold, at_discharge=record.get("status") != "inpatient")
+        wanted = list(encounters)
+        preds = svc.score_frame(frame.drop(columns=["status", "admit_time", "discharge_time", "_pid", "_eid"]), wanted)
+        records = frame.set_index("encounter_id").loc[wanted]
+        out: dict[int, RiskAssessment] = {}
+        for pred, (nbr, rec) in zip(preds, records.iterrows()):
+            record = {**rec.to_dict(), "encounter_id": nbr}
+            lace, hosp = lace_components(record), hospital_components(record)
+            out[nbr] = RiskAssessment(
+                encounter_nbr=nbr, eligible=pred.eligible, probability=pred.probability, band=pred.band,
+                factors=tuple(RiskFactor(f.text, f.contribution) for f in pred.factors),
+                lace=sum(lace.values()), lace_components=lace, hospital=sum(hosp.values()),
+                hospital_band=hospital_band(sum(hosp.values())), hospital_components=hosp, model_version=svc.version,
+                threshold=svc.threshold, at_discharge=record.get("status") != "inpatient")
+            if log_each:
+                self.s.log("score", "encounter", nbr, f"readmission {svc.version}: {pred.band} "
+                           f"{'' if pred.probability is None else round(pred.probability, 4)}")
+        if not log_each:
+            self.s.log("score", "encounters", "", f"readmission {svc.version}: {len(out)} encounters")
+        return out
+
+    def records(self, encounters: dict[int, int]) -> dict[int, dict]:
+        """The UCI-schema record of each encounter (for rules that read the record)."""
+        frame = self.patients.uci_frame(sorted(set(encounters.values())))
+        frame = frame[frame["encounter_id"].isin(list(encounters))]
+        return {int(r["encounter_id"]): r for r in frame.to_dict("records")}
 
     @staticmethod
     def model_card_markdown(name: str = "readmission") -> str:

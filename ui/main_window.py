@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
+from PySide6.QtWidgets import (QHBoxLayout, QVBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QStackedWidget, QWidget)
 
 from viewmodels.session_vm import Session
@@ -13,8 +13,10 @@ from ui.patient_view import PatientView
 from ui.theme import icon
 from ui.unlock_view import UnlockView
 from ui.beds_view import BedsView
+from ui.worklist_view import AlertBanner, WorklistView
 from viewmodels.background import BackgroundRunner
 from viewmodels.beds_vm import BedsViewModel
+from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from viewmodels.session_vm import SessionViewModel
 
@@ -34,21 +36,33 @@ class Workspace(QWidget):
         self.patient_view = PatientView(self.patient_vm)
         self._add_page("Patients", "patients", self.list_view)
         self._add_page("Patient", "patient", self.patient_view)
+        self.worklist_vm = WorklistViewModel(session, runner, self)
+        self.worklist_view = WorklistView(self.worklist_vm)
+        if self.worklist_vm.can_act:  # identified data: not for analysts
+            self._add_page("Discharges", "worklist", self.worklist_view)
         self.beds_vm = BedsViewModel(session, runner, self)
         self.beds_view = BedsView(self.beds_vm)
         self._add_page("Beds & Staff", "beds", self.beds_view)
+        self.alerts_vm = AlertsViewModel(session, runner, self)
+        self.banner = AlertBanner(self.alerts_vm)
         longest = max(self.nav.fontMetrics().horizontalAdvance(self.nav.item(i).text()) for i in range(self.nav.count()))
         self.nav.setFixedWidth(longest + self.nav.iconSize().width() + self.fontMetrics().averageCharWidth() * 14)
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.nav)
-        lay.addWidget(self.pages, 1)
+        right = QVBoxLayout()
+        right.setContentsMargins(0, 0, 0, 0)
+        right.setSpacing(0)
+        right.addWidget(self.banner)
+        right.addWidget(self.pages, 1)
+        lay.addLayout(right, 1)
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.nav.currentRowChanged.connect(self._page_shown)
         self.nav.setCurrentRow(0)
         self.nav.item(1).setHidden(True)  # until a patient is opened
 
         self.list_vm.openPatient.connect(self.open_patient)
+        self.worklist_vm.openPatient.connect(self.open_patient)
         self.patient_view.backRequested.connect(lambda: self.nav.setCurrentRow(0))
         self.list_view.newPatientRequested.connect(self.new_patient)
         self.patient_view.editPatientRequested.connect(self.edit_patient)
@@ -60,11 +74,15 @@ class Workspace(QWidget):
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self.patient_view, activated=lambda: self.nav.setCurrentRow(0),
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.list_vm.refresh()
+        self.alerts_vm.start()
 
     def _page_shown(self, row: int) -> None:
         # Pages compute on first view only, so unlocking stays fast.
-        if self.pages.widget(row) is self.beds_view and self.beds_vm.snapshot is None:
+        page = self.pages.widget(row)
+        if page is self.beds_view and self.beds_vm.snapshot is None:
             self.beds_vm.refresh()
+        elif page is self.worklist_view and self.worklist_vm.model.total == 0 and not self.worklist_vm.status:
+            self.worklist_vm.refresh()
 
     def _add_page(self, title: str, icon_name: str, page: QWidget) -> None:
         QListWidgetItem(icon(icon_name), title, self.nav)

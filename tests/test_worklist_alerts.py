@@ -1,0 +1,91 @@
+"""Discharge worklist, interventions from it, and alerts that stay until acknowledged."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from services.accounts import unlock
+from services.alerts import AlertService
+from services.census import CensusService
+from services.errors import PermissionDenied, ValidationError
+from services.worklist import WorklistService
+
+NURSE = ("nurse.demo", "wardlens-nurse")
+
+
+def test_worklist_is_due_within_48h_sorted_by_risk_with_interventions(demo_store):
+    s = unlock(demo_store, *NURSE)
+    rows = WorklistService(s).discharge_worklist()
+    assert rows, "the demo census has patients due home"
+    limit = dt.date.today() + dt.timedelta(days=2)
+    assert all(r.inpatient.expected_discharge <= limit for r in rows)
+    probs = [r.risk.probability or 0 for r in rows]
+    assert probs == sorted(probs, reverse=True)
+    stored = s.db.conn.execute("SELECT count(*) FROM interventions").fetchone()[0]
+    assert stored == sum(len(r.interventions) for r in rows)
+    ward = rows[0].inpatient.ward
+    assert all(r.inpatient.ward == ward for r in WorklistService(s).discharge_worklist(ward=ward))
+    s.lock()
+
+
+def test_analyst_cannot_work_the_list(demo_store):
+    a = unlock(demo_store, "analyst.demo", "wardlens-analyst")
+    with pytest.raises(PermissionDenied):
+        WorklistService(a).discharge_worklist()
+    a.lock()
+
+
+def test_alerts_raised_once_and_stay_until_acknowledged(demo_store):
+    s = unlock(demo_store, *NURSE)
+    census, alerts = CensusService(s), AlertService(s)
+    inp = census.inpatients()
+    risks = WorklistService(s).inpatient_risks(inp)
+    forecasts = census.forecasts(inpatients=inp)
+    n = alerts.evaluate(inp, risks, forecasts)
+    over = [p for p in inp if (risks[p.encounter_nbr].probability or 0) >= risks[p.encounter_nbr].threshold]
+    assert n == len(over) + sum(1 for f in forecasts if f.days_at_risk)
+    assert alerts.evaluate(inp, risks, forecasts) == 0  # not raised twice
+    open_ = alerts.open_alerts()
+    assert len(open_) == n
+    alerts.acknowledge(open_[0].id)
+    assert len(alerts.open_alerts()) == n - 1
+    with pytest.raises(ValidationError):
+        alerts.acknowledge(open_[0].id)
+    assert s.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'acknowledge'").fetchone()[0] == 1
+    s.lock()
+    a = unlock(demo_store, "analyst.demo", "wardlens-analyst")
+    for alert in AlertService(a).open_alerts():
+        if alert.kind == "risk":
+            assert "," not in alert.message and alert.entity_id == ""  # no names for analysts
+    with pytest.raises(PermissionDenied):
+        AlertService(a).acknowledge(open_[1].id)
+    a.lock()
+
+
+def test_worklist_page_and_banner_offscreen(qtbot, owner, qt_settings, demo_store):
+    from ui.worklist_view import AlertBanner, WorklistView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
+    s = unlock(demo_store, *NURSE)
+    runner = BackgroundRunner(owner)
+    vm = WorklistViewModel(s, runner, owner)
+    view = WorklistView(vm)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(vm.loaded, timeout=30_000):
+        vm.refresh()
+    assert vm.model.rowCount() > 0 and vm.selected is not None
+    rec = next((r for r in vm.selected.interventions if r.status == "recommended"), None)
+    if rec is not None:
+        with qtbot.waitSignal(vm.selectedChanged, timeout=10_000):
+            vm.mark(rec, "done")
+        assert any(r.status == "done" for r in vm.selected.interventions)
+    avm = AlertsViewModel(s, runner, owner)
+    banner = AlertBanner(avm)
+    qtbot.addWidget(banner)
+    with qtbot.waitSignal(avm.alertsChanged, timeout=30_000):
+        avm.refresh()
+    assert avm.alerts and not banner.isHidden()
+    with qtbot.waitSignal(avm.alertsChanged, timeout=10_000):
+        avm.acknowledge(avm.alerts[0].id)
+    s.lock()

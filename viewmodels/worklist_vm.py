@@ -1,0 +1,164 @@
+"""The discharge worklist and the alerts that stay until acknowledged."""
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from models.domain import Permission
+from services.alerts import Alert, AlertService
+from services.census import CensusService
+from services.interventions import InterventionService, Recommendation
+from services.session import Session
+from services.worklist import WorklistRow, WorklistService
+from viewmodels.background import BackgroundRunner
+from viewmodels.session_vm import user_message
+from viewmodels.table_model import Column, ListTableModel
+
+WORKLIST_COLUMNS: list[Column[WorklistRow]] = [
+    Column("Risk", lambda r: r.risk.percent, align_right=True, tooltip="30-day readmission risk if discharged as planned"),
+    Column("Band", lambda r: r.risk.band),
+    Column("Patient", lambda r: r.inpatient.patient_label),
+    Column("Ward / bed", lambda r: f"{r.inpatient.ward} {r.inpatient.bed}"),
+    Column("Days in", lambda r: r.inpatient.days_in, align_right=True),
+    Column("Predicted stay", lambda r: f"{r.inpatient.los_point:.1f} d ({r.inpatient.los_low}–{r.inpatient.los_high})"),
+    Column("Expected discharge", lambda r: r.inpatient.expected_discharge.strftime("%a %d %b")),
+    Column("Top factors", lambda r: "; ".join(f.text for f in r.risk.factors[:2])),
+    Column("To do", lambda r: f"{r.open_interventions} of {len(r.interventions)}", align_right=True,
+           tooltip="recommended interventions still open"),
+]
+
+
+class WorklistViewModel(QObject):
+    loaded = Signal()
+    statusChanged = Signal(str)
+    selectedChanged = Signal(object)   # WorklistRow or None
+    openPatient = Signal(int)
+
+    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.runner = session, runner
+        self.service = WorklistService(session)
+        self.interventions = InterventionService(session)
+        self.model: ListTableModel[WorklistRow] = ListTableModel(WORKLIST_COLUMNS, self)
+        self.wards: list[str] = []
+        self._ward = ""
+        self._all: list[WorklistRow] = []
+        self._selected: WorklistRow | None = None
+        self.status = ""
+
+    @property
+    def can_act(self) -> bool:
+        return self.session.can(Permission.READ_PATIENT)
+
+    @property
+    def selected(self) -> WorklistRow | None:
+        return self._selected
+
+    def _set_status(self, text: str) -> None:
+        if text != self.status:
+            self.status = text
+            self.statusChanged.emit(text)
+
+    @Slot()
+    def refresh(self) -> None:
+        self._set_status("Building the worklist…")
+        self.runner.run("Building the discharge worklist", lambda p, c: self.service.discharge_worklist(),
+                        on_success=self._loaded, on_failure=lambda e: self._set_status(user_message(e)), owner=self)
+
+    def _loaded(self, rows: list[WorklistRow]) -> None:
+        self._all = rows
+        self.wards = sorted({r.inpatient.ward for r in rows})
+        self._apply()
+        self.loaded.emit()
+
+    def _apply(self) -> None:
+        rows = [r for r in self._all if not self._ward or r.inpatient.ward == self._ward]
+        self.model.set_rows(rows)
+        high = sum(1 for r in rows if r.risk.band == "high")
+        todo = sum(r.open_interventions for r in rows)
+        self._set_status(f"{len(rows)} patients expected home within 48 hours"
+                         f"{' on ' + self._ward if self._ward else ''}; {high} at high risk; {todo} interventions open")
+        self.select(0 if rows else -1)
+
+    @Slot(str)
+    def set_ward(self, ward: str) -> None:
+        if ward != self._ward:
+            self._ward = ward
+            self._apply()
+
+    @Slot(int)
+    def select(self, row: int) -> None:
+        sel = self.model.row(row) if 0 <= row < self.model.total else None
+        if sel is not self._selected:
+            self._selected = sel
+            self.selectedChanged.emit(sel)
+
+    @Slot(int)
+    def activate(self, row: int) -> None:
+        if 0 <= row < self.model.total:
+            self.openPatient.emit(self.model.row(row).inpatient.patient_id)
+
+    def mark(self, rec: Recommendation, status: str) -> None:
+        """Done / declined / reopened, then the row is rebuilt from the store."""
+        if rec.id is None:
+            return
+        self.runner.run("Recording intervention", lambda p, c: self.interventions.mark(rec.id, status),
+                        on_success=lambda _: self._marked(), on_failure=lambda e: self._set_status(user_message(e)),
+                        owner=self)
+
+    def _marked(self) -> None:
+        sel = self._selected
+        if sel is None:
+            return
+        fresh = tuple(self.interventions.for_encounter(sel.inpatient.patient_id, sel.inpatient.encounter_nbr, log=False))
+        new = WorklistRow(sel.inpatient, sel.risk, fresh)
+        self._all = [new if r is sel else r for r in self._all]
+        self._selected = None
+        keep = self.model._rows.index(sel) if sel in self.model._rows else 0
+        self._apply()
+        self.select(keep)
+
+
+class AlertsViewModel(QObject):
+    """Evaluates alerts in the background at unlock and every few minutes; open ones stay listed."""
+
+    alertsChanged = Signal(list)
+    INTERVAL_MS = 10 * 60 * 1000
+
+    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.runner = session, runner
+        self.service = AlertService(session)
+        self.census = CensusService(session)
+        self.worklist = WorklistService(session)
+        self.alerts: list[Alert] = []
+        self._timer = QTimer(self)
+        self._timer.setInterval(self.INTERVAL_MS)
+        self._timer.timeout.connect(self.refresh)
+
+    @property
+    def can_acknowledge(self) -> bool:
+        return self.session.can(Permission.READ_PATIENT)
+
+    def start(self) -> None:
+        self._timer.start()
+        self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        def job(progress, cancel):
+            inpatients = self.census.inpatients()
+            risks = self.worklist.inpatient_risks(inpatients)
+            self.service.evaluate(inpatients, risks, self.census.forecasts(inpatients=inpatients))
+            return self.service.open_alerts()
+        self.runner.run("Checking alerts", job, on_success=self._set, owner=self)
+
+    def _set(self, alerts: list[Alert]) -> None:
+        if [a.id for a in alerts] != [a.id for a in self.alerts]:
+            self.alerts = alerts
+            self.alertsChanged.emit(alerts)
+
+    def acknowledge(self, alert_id: int) -> None:
+        def job(progress, cancel):
+            self.service.acknowledge(alert_id)
+            return self.service.open_alerts()
+        self.runner.run("Acknowledging alert", job, on_success=self._set, owner=self)
