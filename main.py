@@ -165,7 +165,17 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_gui(args: argparse.Namespace) -> int:
     from ui.app import run_gui
+    if args.smoke_seconds:
+        _quit_after(args.smoke_seconds)
     return run_gui(Path(args.db) if args.db else default_store_path(), sys.argv[:1])
+
+
+def _quit_after(seconds: float) -> None:
+    """Hidden `gui --smoke-seconds N` (packaging smoke test, installer/smoke_test.py): quit the event loop after N s."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    QTimer.singleShot(int(seconds * 1000), app.quit)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = sub.add_parser("gui", help="open the application (the default)")
     g.add_argument("--db", type=Path, help=f"store file (default {default_store_path()})")
+    g.add_argument("--smoke-seconds", type=float, default=0, help=argparse.SUPPRESS)  # installer/smoke_test.py
     g.set_defaults(func=cmd_gui)
     with_db(sub.add_parser("demo", help="build the demo store"), login=False).set_defaults(func=cmd_demo)
     p = with_db(sub.add_parser("init", help="create a new empty store and its administrator"), login=False)
