@@ -35,6 +35,7 @@ Z95 = 1.959963984540054
 MIN_OUTCOMES = 200      # fewer encounters with a known outcome: no verdict on drift
 MIN_EVENTS = 30         # and at least this many readmissions and as many non-readmissions
 MIN_GROUP = 20          # rate rows with fewer encounters are marked "few" in captions
+MIN_SHOWN = 5           # category rows with fewer encounters are left off the chart (and named in the caption)
 UTILISATION = ("time_in_hospital", "num_lab_procedures", "num_procedures", "num_medications",
                "number_outpatient", "number_emergency", "number_inpatient", "number_diagnoses")
 NUMERIC = UTILISATION + ("age_years",)
@@ -228,9 +229,13 @@ class AnalyticsService:
         return Cohort(df, feats, eligible, prob, known, (df["readmitted"] == "<30").to_numpy(), svc.threshold,
                       tuple(svc.bands), svc.bundle.card, labs)
 
-    def record_export(self, chart: str, path: str) -> None:
-        """Exporting a chart image is an export: role-checked and audited."""
+    def require_export(self) -> None:
+        """Exporting a chart image is an export: role-checked before anything is written..."""
         self.s.require(Permission.EXPORT, "export dashboard charts")
+
+    def record_export(self, chart: str, path: str) -> None:
+        """...and audited once it is on disk."""
+        self.require_export()
         self.s.log("export", "dashboard", chart, path)
 
 
@@ -278,6 +283,13 @@ def rate_rows(keys: pd.Series, events: pd.Series, order: Sequence[str] | None = 
                          *wilson_interval(int(g.at[k, "sum"]), int(g.at[k, "size"]))) for k in labels)
 
 
+def _rate_chart(title: str, rows: Sequence[RateRow], what: str) -> RateChart:
+    shown = tuple(r for r in rows if r.n >= MIN_SHOWN)
+    hidden = [f"{r.label} ({r.events}/{r.n})" for r in rows if r.n < MIN_SHOWN]
+    note = f" Not shown, fewer than {MIN_SHOWN} encounters: {', '.join(hidden)}." if hidden else ""
+    return RateChart(title, shown, _rate_caption(shown, what) + note)
+
+
 def _rate_caption(rows: Sequence[RateRow], what: str) -> str:
     if not rows:
         return f"No discharged encounters with a known 30-day outcome to show by {what}."
@@ -302,10 +314,11 @@ def readmission_dashboard(c: Cohort, months: int = 12) -> ReadmissionDashboard:
     m_cap = (_rate_caption(by_month, "month of discharge") + f" Last {months} months with outcomes; "
              f"overall {overall.rate:.1%} of {n:,} encounters; {unknown:,} discharged encounters without a known "
              "outcome (recent, or not eligible) are left out.")
-    by_ward = rate_rows(f["ward"], y)
+    by_ward = _rate_chart("By ward", rate_rows(f["ward"], y), "ward (ward of the stay)")
     ages = f["age"].str.strip("[)").replace("", "unknown")
-    by_age = rate_rows(ages, y, [b.strip("[)") for b in AGE_BANDS])
-    by_dx = rate_rows(f["diag_1"].map(icd9_group), y, ICD9_GROUPS)
+    by_age = _rate_chart("By age band", rate_rows(ages, y, [b.strip("[)") for b in AGE_BANDS]), "age band")
+    by_dx = _rate_chart("By diagnosis group", rate_rows(f["diag_1"].map(icd9_group), y, ICD9_GROUPS),
+                        "primary diagnosis group (ICD-9, Strack et al.)")
     inpatients = (c.frame["status"] == "inpatient").to_numpy() & c.eligible
     p = c.prob[inpatients]
     edges = np.linspace(0.0, 0.5, 21)
@@ -319,10 +332,7 @@ def readmission_dashboard(c: Cohort, months: int = 12) -> ReadmissionDashboard:
              f". High band = at or above the operating threshold {c.threshold:.1%}.")
     markers = tuple((f"{name} ≥ {lo:.1%}", lo) for name, lo in c.bands if lo > 0)
     return ReadmissionDashboard(RateChart("Readmission rate by month of discharge", by_month, m_cap),
-                                RateChart("By ward", by_ward, _rate_caption(by_ward, "ward (ward of the stay)")),
-                                RateChart("By age band", by_age, _rate_caption(by_age, "age band")),
-                                RateChart("By diagnosis group", by_dx,
-                                          _rate_caption(by_dx, "primary diagnosis group (ICD-9, Strack et al.)")),
+                                by_ward, by_age, by_dx,
                                 Histogram("Risk of current inpatients", edges, counts, markers, r_cap), overall)
 
 
@@ -385,6 +395,7 @@ class LosDashboard:
     actual_counts: np.ndarray
     expected_counts: np.ndarray  # sum of the model's distributions over the same encounters
     actual: np.ndarray        # per discharged encounter (sample for the scatter), days
+    actual_jittered: np.ndarray  # the same plus a little noise, so points on whole days do not hide each other
     predicted: np.ndarray     # LosService point estimate
     mean_predicted_by_day: np.ndarray
     mae: float
@@ -417,8 +428,9 @@ def los_dashboard(c: Cohort, los: LosService | None = None, sample: int = 3000) 
     sc_cap = (f"Predicted (model's point estimate at admission) against actual stay, {min(n, sample):,} encounters "
               f"shown, jittered; line = mean prediction per actual day, dashed = perfect. Mean absolute error "
               f"{mae:.2f} days, bias {bias:+.2f} days, {cover:.0%} of stays inside the 80% interval.")
-    return LosDashboard(days, counts, dist.sum(axis=0), actual[pick].astype(float), point[pick], by_day, mae, bias,
-                        cover, n, dist_cap, sc_cap)
+    jitter = np.random.default_rng(1).uniform(-0.3, 0.3, len(pick))
+    return LosDashboard(days, counts, dist.sum(axis=0), actual[pick].astype(float), actual[pick] + jitter, point[pick],
+                        by_day, mae, bias, cover, n, dist_cap, sc_cap)
 
 
 # ---------------------------------------------------------------- exploration
@@ -486,7 +498,7 @@ def _loads(components: np.ndarray, names: Sequence[str], i: int) -> str:
     return " and ".join(LABELS.get(names[j], names[j]) for j in top)
 
 
-def _short_label(name: str, width: int = 44) -> str:
+def _short_label(name: str, width: int = 60) -> str:
     text = feature_label(name).replace("up to N ", "most ").replace("N ", "").removesuffix(" N")
     return text if len(text) <= width else text[:width - 1].rstrip() + "…"
 
@@ -540,11 +552,12 @@ def _exploration(c: Cohort, service: ReadmissionService | None, sample: int, top
         for j in np.argsort(-np.abs(z[i]))[:3]:
             v, col = raw[i, j], raw[:, j]
             share = (col >= v).mean() if z[i, j] > 0 else (col <= v).mean()
-            why.append(f"{LABELS[NUMERIC[j]]} {v:g} (median {np.median(col):g}; "
-                       f"{'top' if z[i, j] > 0 else 'bottom'} {max(share, 1 / len(col)):.1%})")
+            pct = max(share, 1 / len(col)) * 100
+            where = f"{'top' if z[i, j] > 0 else 'bottom'} " + (f"{pct:.1f}%" if pct >= 1 else f"{pct:.2g}%")
+            why.append(f"{LABELS[NUMERIC[j]]} {v:g} (median {np.median(col):g}; {where})")
         anomalies.append(Anomaly(int(f["encounter_id"].iat[i]), str(f["ward"].iat[i]), float(-score[i]), "; ".join(why)))
     pca_s = Scatter("PCA projection (2-D)", xy[pick, 0], xy[pick, 1], outcome[pick],
-                    ("readmitted < 30 days", "not readmitted < 30 days", "outcome not known"),
+                    ("readmitted within 30 days", "not readmitted within 30 days", "outcome not known"),
                     f"component 1 ({ev[0]:.0%} of variance)", f"component 2 ({ev[1]:.0%})",
                     f"The {len(NUMERIC)} numeric fields (counts on a log scale, standardised) projected on their first two "
                     f"principal components ({ev.sum():.0%} of the variance; {len(pick):,} of {n:,} encounters shown). "
