@@ -12,13 +12,13 @@ sha256.
 from __future__ import annotations
 
 import csv
-import gzip
 import datetime as dt
+import gzip
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -208,10 +208,15 @@ class LosService:
         return [LosEstimateRow(int(ids[i]), float(mu[i]), float(point[i]), int(lo[i]), int(hi[i]),
                                tuple(float(p) for p in dist[i])) for i in range(len(mu))]
 
-    def expected_discharge_date(self, admission_date: dt.date, dist: np.ndarray) -> tuple[dt.date, dt.date, dt.date]:
-        """(point, earliest, latest) discharge dates for one encounter's distribution (14,)."""
+    def expected_discharge_date(self, admission_date: dt.date, dist: np.ndarray,
+                                mu: float | None = None) -> tuple[dt.date, dt.date, dt.date]:
+        """(point, earliest, latest) discharge dates for one encounter's distribution (14,).
+
+        A stay of L days admitted on date A is discharged on A + L days. Pass the model's expected
+        stay `mu` (LosEstimateRow.expected_days) to get exactly the point of `estimates`.
+        """
         d = np.atleast_2d(dist)
-        point = float(self.point(d)[0])
+        point = float(self.point(d, None if mu is None else np.array([mu]))[0])
         lo, hi = self.interval(d)
         return (admission_date + dt.timedelta(days=int(round(point))),
                 admission_date + dt.timedelta(days=int(lo[0])), admission_date + dt.timedelta(days=int(hi[0])))
