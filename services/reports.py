@@ -150,8 +150,9 @@ def _page_canvas(footer_centre: str, running_title: str, fonts: tuple[str, str])
             self.setFont(bold, 7.5)
             self.drawString(18 * mm, 10 * mm, CONFIDENTIAL)
             self.setFont(reg, 7.5)
-            self.drawCentredString(w / 2, 10 * mm, footer_centre)
             self.drawRightString(w - 18 * mm, 10 * mm, f"Page {self._pageNumber} of {total}")
+            self.setFont(reg, 6.8)  # own line: a long printer's name never runs into the notice
+            self.drawString(18 * mm, 6.5 * mm, footer_centre)
             if self._pageNumber > 1:  # patient identity on every page of a clinical document
                 self.drawString(18 * mm, h - 11 * mm, running_title)
                 self.line(18 * mm, h - 13 * mm, w - 18 * mm, h - 13 * mm)
@@ -474,9 +475,9 @@ def _risk_bar(a: RiskAssessment, bands: list[tuple[str, float]], fonts: tuple[st
 def _header_block(data: PatientReportData, st: _Styles) -> Table:
     p, e = data.patient, data.encounter
     if data.sees_names:
-        name, birth = p.display_name, _fmt_date(p.birth_date)
-    else:
-        name, birth = "withheld (de-identified view)", "withheld"
+        name, birth, number = p.display_name, _fmt_date(p.birth_date), p.mrn
+    else:  # a de-identified viewer's report carries no direct identifiers
+        name, birth, number = "withheld (de-identified view)", "withheld", "withheld"
     if e.is_inpatient:
         stay = f"in hospital, day {max(0, (data.printed_at.date() - e.admit_time.date()).days)}"
     else:
@@ -487,7 +488,7 @@ def _header_block(data: PatientReportData, st: _Styles) -> Table:
         return [_p(label, st.label), _p(value, st.cell_bold if bold else st.cell)]
 
     rows = [
-        cell("Patient", name, True) + cell("Patient no.", p.mrn, True) + cell("Birth date", birth),
+        cell("Patient", name, True) + cell("Patient no.", number, True) + cell("Birth date", birth),
         cell("Sex", p.sex) + cell("Age band", e.age_band or p.age_band or "—") + cell("Encounter", str(e.encounter_nbr)),
         cell("Ward / bed", place) + cell("Admitted", _fmt_date(e.admit_time, with_time=True)) + cell("Discharged", stay),
         cell("Admission", ADMISSION_TYPES.get(e.admission_type_id, str(e.admission_type_id)))
@@ -651,7 +652,7 @@ def render_patient_report(data: PatientReportData) -> bytes:
     """Draw the patient risk report (A4 PDF) from collected data."""
     st = _styles()
     fonts = report_fonts()
-    title_name = data.patient.display_name if data.sees_names else f"Patient {data.patient.mrn}"
+    who = f"{data.patient.display_name} · {data.patient.mrn}" if data.sees_names else "de-identified"
     story: list = [
         _p("Patient risk report", st.h1),
         _p(f"WardLens · printed {_fmt_date(data.printed_at, with_time=True)} by {data.printed_by}", st.small),
@@ -667,8 +668,9 @@ def render_patient_report(data: PatientReportData) -> bytes:
     story += _interventions_block(data, st)
     story.append(KeepTogether(_models_block(data, st)))
     footer = f"Printed by {data.printed_by}, {_fmt_date(data.printed_at, with_time=True)}"
-    running = f"Patient risk report · {title_name} · {data.patient.mrn} · encounter {data.encounter.encounter_nbr}"
-    return _build(story, f"Patient risk report {data.patient.mrn}", data.printed_by, footer, running)
+    running = f"Patient risk report · {who} · encounter {data.encounter.encounter_nbr}"
+    title = f"Patient risk report {data.patient.mrn}" if data.sees_names else "Patient risk report"
+    return _build(story, title, data.printed_by, footer, running)
 
 
 def patient_report_pdf(session: Session, patient_id: int, encounter_nbr: int | None = None,

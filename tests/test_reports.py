@@ -1,0 +1,210 @@
+"""PDF reports from the demo store, read back with poppler (pdftotext / pdftoppm)."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from services import reports
+from services.accounts import unlock
+from services.errors import PermissionDenied, ValidationError
+from services.export import export_table
+from services.reports import (XrayFinding, XraySection, collect_patient_report, heatmap_overlay_png,
+                              patient_id_for, patient_report_pdf, render_patient_report, report_fonts,
+                              ward_report_pdf, xray_section_from_study)
+
+NOW = dt.datetime.now().replace(second=0, microsecond=0)
+
+
+def pdf_text(pdf: bytes, tmp_path: Path) -> str:
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed")
+    src = tmp_path / "r.pdf"
+    src.write_bytes(pdf)
+    out = subprocess.run(["pdftotext", str(src), "-"], capture_output=True, check=True, timeout=60)
+    return out.stdout.decode("utf-8")
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def sessions(demo_store):
+    opened = {}
+
+    def get(user: str, pw: str):
+        if user not in opened:
+            opened[user] = unlock(demo_store, user, pw)
+        return opened[user]
+    yield get
+    for s in opened.values():
+        s.lock()
+
+
+def _risky_inpatient(session) -> tuple[int, int, str]:
+    """An inpatient whose report has factors to show (the first by encounter number with 3+ prior stays)."""
+    row = session.db.conn.execute(
+        "SELECT e.patient_id, e.encounter_nbr, p.mrn FROM encounters e JOIN patients p ON p.id = e.patient_id "
+        "WHERE e.status = 'inpatient' ORDER BY e.number_inpatient DESC, e.encounter_nbr LIMIT 1").fetchone()
+    return int(row[0]), int(row[1]), str(row[2])
+
+
+def chest_png(size: int = 320) -> bytes:
+    img = Image.new("L", (size, size), 30)
+    d = ImageDraw.Draw(img)
+    d.ellipse((40, 50, 150, 280), fill=90)
+    d.ellipse((170, 50, 280, 280), fill=95)
+    d.ellipse((120, 150, 230, 260), fill=200)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_patient_report_content(sessions, tmp_path):
+    dr = sessions("dr.demo", "wardlens-clinician")
+    pid, nbr, mrn = _risky_inpatient(dr)
+    data = collect_patient_report(dr, pid, now=NOW)
+    assert data.encounter.encounter_nbr == nbr and data.assessment is not None
+    pdf = patient_report_pdf(dr, pid, now=NOW)
+    assert pdf.startswith(b"%PDF")
+    text = flat(pdf_text(pdf, tmp_path))
+    a = data.assessment
+    assert a.percent in text and f"{a.band.upper()} RISK" in text
+    for f in a.factors:
+        assert (f.text[:1].upper() + f.text[1:]) in text
+    assert mrn in text and data.patient.family_name in text
+    assert "Dr Demo (dr.demo)" in text and "Confidential patient information" in text
+    assert "Page 1 of" in text
+    assert "LACE index" in text and "HOSPITAL score" in text and "proxies" in text
+    assert "Expected discharge" in text or "beyond the model" in text
+    assert a.model_version in text
+    for r in data.interventions:
+        assert r.title in text
+    ev = dr.audit.recent(5)
+    assert any(e.action == "print" and e.entity == "patient" and e.entity_id == str(pid) for e in ev)
+
+
+def test_patient_report_page_renders(sessions, tmp_path):
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) is not installed")
+    dr = sessions("dr.demo", "wardlens-clinician")
+    pid, _, _ = _risky_inpatient(dr)
+    (tmp_path / "r.pdf").write_bytes(patient_report_pdf(dr, pid, now=NOW))
+    subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(tmp_path / "r.pdf"), str(tmp_path / "pg")],
+                   check=True, timeout=60)
+    page = next(tmp_path.glob("pg*.png"))
+    with Image.open(page) as im:
+        assert im.size[1] > im.size[0] > 400  # A4 portrait at 60 dpi: about 496 x 702
+        ink = np.asarray(im.convert("L")) < 200
+    assert ink.mean() > 0.02  # the page carries content, not a blank sheet
+
+
+def test_nurse_prints_but_analyst_cannot_and_sees_no_names(sessions, tmp_path):
+    nurse = sessions("nurse.demo", "wardlens-nurse")
+    pid, _, mrn = _risky_inpatient(nurse)
+    assert mrn in flat(pdf_text(patient_report_pdf(nurse, pid, now=NOW), tmp_path))
+    with pytest.raises(PermissionDenied):
+        export_table(nurse, ["a"], [["b"]], tmp_path / "x.csv", "report")
+    analyst = sessions("analyst.demo", "wardlens-analyst")
+    with pytest.raises(PermissionDenied):
+        patient_report_pdf(analyst, pid)
+    given, family, birth = nurse.db.conn.execute("SELECT given_name, family_name, birth_date FROM patients WHERE id = ?",
+                                                 (pid,)).fetchone()
+    # The report as the analyst's session would draw it: names and birth date withheld.
+    text = flat(pdf_text(render_patient_report(collect_patient_report(analyst, pid, now=NOW)), tmp_path))
+    assert family not in text and given not in text and mrn not in text
+    assert dt.date.fromisoformat(birth).strftime("%d %b %Y") not in text
+    assert "withheld" in text
+
+
+def test_xray_section_from_a_stored_study(sessions, tmp_path):
+    dr = sessions("dr.demo", "wardlens-clinician")
+    pid, nbr, _ = _risky_inpatient(dr)
+    eid = dr.db.conn.execute("SELECT id FROM encounters WHERE encounter_nbr = ?", (nbr,)).fetchone()[0]
+    heat = np.zeros((8, 8))
+    heat[4:7, 3:6] = 2.0
+    results = {"probabilities": {"Cardiomegaly": 0.71, "Effusion": 0.22, "No Finding": 0.10},
+               "flags": {"Cardiomegaly": True, "Effusion": False, "No Finding": False},
+               "heatmap": heat.tolist(), "heatmap_finding": "Cardiomegaly"}
+    with dr.db.transaction() as c:
+        c.execute("INSERT INTO xray_studies (patient_id, encounter_id, taken_at, format, image, width, height, results, "
+                  "model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                  (pid, eid, NOW.isoformat(sep=" "), "png", chest_png(), 320, 320, json.dumps(results), "xray-test-1",
+                   "dr.demo", NOW.isoformat(sep=" ")))
+    text = flat(pdf_text(patient_report_pdf(dr, pid, now=NOW), tmp_path))
+    assert "Chest X-ray findings" in text and "Cardiomegaly" in text and "71%" in text
+    assert "where the model looked for Cardiomegaly" in text and "xray-test-1" in text
+
+
+def test_xray_section_inputs():
+    png = chest_png(200)
+    flat_results = xray_section_from_study(png, json.dumps({"Nodule": 0.4, "Mass": 0.1}))
+    assert {f.name for f in flat_results.findings} == {"Nodule", "Mass"} and flat_results.heatmap_png is None
+    refused = xray_section_from_study(png, json.dumps({"ood": True, "ood_reasons": ["not a chest radiograph"],
+                                                       "probabilities": {}}))
+    assert refused.findings == [] and "not a chest radiograph" in refused.note
+    over = heatmap_overlay_png(png, [[0, 1], [2, 0]])
+    with Image.open(io.BytesIO(over)) as im:
+        assert im.size == (200, 200) and im.mode == "RGB"
+    section = XraySection(png, over, [XrayFinding("Effusion", 0.6, True)])
+    flow = reports.xray_flowables(section)
+    assert len(flow) >= 3
+
+
+def test_report_without_los_bundle_says_not_available(sessions, tmp_path, monkeypatch):
+    def broken():
+        raise FileNotFoundError("resources/models/los/model.onnx")
+    monkeypatch.setattr(reports, "los_service", broken)
+    dr = sessions("dr.demo", "wardlens-clinician")
+    pid, _, _ = _risky_inpatient(dr)
+    text = flat(pdf_text(patient_report_pdf(dr, pid, now=NOW), tmp_path))
+    assert "Length-of-stay estimate not available" in text
+
+
+def test_discharged_encounter_and_resolver(sessions, tmp_path):
+    dr = sessions("dr.demo", "wardlens-clinician")
+    pid, nbr, mrn = dr.db.conn.execute(
+        "SELECT e.patient_id, e.encounter_nbr, p.mrn FROM encounters e JOIN patients p ON p.id = e.patient_id "
+        "WHERE e.status = 'discharged' AND e.discharge_disposition_id = 1 ORDER BY e.encounter_nbr LIMIT 1").fetchone()
+    assert patient_id_for(dr, mrn) == pid
+    assert patient_id_for(dr, str(pid)) in (pid, patient_id_for(dr, str(pid)))
+    with pytest.raises(ValidationError):
+        patient_id_for(dr, "no-such-patient")
+    with pytest.raises(ValidationError):
+        patient_report_pdf(dr, pid, encounter_nbr=1)
+    text = flat(pdf_text(patient_report_pdf(dr, pid, encounter_nbr=nbr, now=NOW), tmp_path))
+    assert "Stayed" in text and "Discharged to home" in text and str(nbr) in text
+
+
+def test_ward_report(sessions, tmp_path):
+    nurse = sessions("nurse.demo", "wardlens-nurse")
+    pdf = ward_report_pdf(nurse, now=NOW)
+    text = flat(pdf_text(pdf, tmp_path))
+    for ward in ("Medicine A", "Medicine B", "Surgery", "Cardiology", "ICU"):
+        assert ward in text
+    assert "Occupancy" in text and "High readmission risk" in text and "Confidential patient information" in text
+    family, bed = nurse.db.conn.execute(
+        "SELECT p.family_name, b.label FROM encounters e JOIN patients p ON p.id = e.patient_id "
+        "JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient' LIMIT 1").fetchone()
+    assert family in text and bed in text
+    one = flat(pdf_text(ward_report_pdf(nurse, ward="ICU", now=NOW), tmp_path))
+    assert "ICU" in one and "Medicine A" not in one
+    with pytest.raises(ValidationError):
+        ward_report_pdf(nurse, ward="Nowhere")
+    assert any(e.action == "print" and e.entity == "ward" for e in nurse.audit.recent(5))
+
+
+def test_fonts_prefer_dejavu():
+    regular, bold = report_fonts()
+    if Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf").exists():
+        assert (regular, bold) == ("WL-Sans", "WL-Sans-Bold")
+    else:
+        assert (regular, bold) == ("Helvetica", "Helvetica-Bold")
