@@ -97,6 +97,7 @@ def _styles() -> _Styles:
         tiny=ParagraphStyle("tiny", parent=body, fontSize=6.8, leading=8.4, textColor=MUTED),
         h1=ParagraphStyle("h1", parent=body, fontName=bold, fontSize=15, leading=19, spaceAfter=2),
         h2=ParagraphStyle("h2", parent=body, fontName=bold, fontSize=11, leading=14, spaceBefore=9, spaceAfter=4,
+                          keepWithNext=1,  # never a heading alone at the foot of a page
                           textColor=colors.HexColor("#102a43")),
         big=ParagraphStyle("big", parent=body, fontName=bold, fontSize=26, leading=30),
         label=ParagraphStyle("label", parent=body, fontSize=7.5, leading=9, textColor=MUTED),
