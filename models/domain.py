@@ -204,3 +204,20 @@ class RiskAssessment:
     @property
     def lace_band(self) -> str:
         return "high" if self.lace >= 10 else "moderate" if self.lace >= 5 else "low"
+
+
+@dataclass(frozen=True)
+class XrayStudy:
+    """A chest radiograph kept inside the encrypted store, with what the model said when it was read."""
+    id: int
+    patient_id: int
+    source_name: str
+    format: str
+    width: int
+    height: int
+    created_at: str
+    created_by: str
+    model_version: str
+    refused: bool                       # out of distribution: not read as a chest radiograph
+    findings: tuple[tuple[str, float, bool], ...]   # (finding, probability, over its threshold), highest first
+    refusal_reasons: tuple[str, ...] = ()

@@ -14,9 +14,11 @@ from ui.theme import icon
 from ui.unlock_view import UnlockView
 from ui.beds_view import BedsView
 from ui.worklist_view import AlertBanner, WorklistView
+from ui.xray_view import XrayView
 from viewmodels.background import BackgroundRunner
 from viewmodels.beds_vm import BedsViewModel
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
+from viewmodels.xray_vm import XrayViewModel
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from viewmodels.session_vm import SessionViewModel
 
@@ -36,6 +38,9 @@ class Workspace(QWidget):
         self.patient_view = PatientView(self.patient_vm)
         self._add_page("Patients", "patients", self.list_view)
         self._add_page("Patient", "patient", self.patient_view)
+        self.xray_vm = XrayViewModel(session, runner, self)
+        self.xray_view = XrayView(self.xray_vm, lambda: self.patient_vm.assessments.model_card_markdown("xray"))
+        self._add_page("X-ray", "xray", self.xray_view)
         self.worklist_vm = WorklistViewModel(session, runner, self)
         self.worklist_view = WorklistView(self.worklist_vm)
         if self.worklist_vm.can_act:  # identified data: not for analysts
@@ -59,8 +64,10 @@ class Workspace(QWidget):
         self.nav.currentRowChanged.connect(self.pages.setCurrentIndex)
         self.nav.currentRowChanged.connect(self._page_shown)
         self.nav.setCurrentRow(0)
-        self.nav.item(1).setHidden(True)  # until a patient is opened
+        for row in (1, 2):  # the patient's pages appear once a patient is opened
+            self.nav.item(row).setHidden(True)
 
+        self.patient_view.xrayRequested.connect(lambda: self.nav.setCurrentRow(2))
         self.list_vm.openPatient.connect(self.open_patient)
         self.worklist_vm.openPatient.connect(self.open_patient)
         self.patient_view.backRequested.connect(lambda: self.nav.setCurrentRow(0))
@@ -79,7 +86,9 @@ class Workspace(QWidget):
     def _page_shown(self, row: int) -> None:
         # Pages compute on first view only, so unlocking stays fast.
         page = self.pages.widget(row)
-        if page is self.beds_view and self.beds_vm.snapshot is None:
+        if page is self.xray_view and self.patient_vm.patient is not None:
+            self.xray_vm.set_patient(self.patient_vm.patient.id, self.patient_vm.header_lines[0])
+        elif page is self.beds_view and self.beds_vm.snapshot is None:
             self.beds_vm.refresh()
         elif page is self.worklist_view and self.worklist_vm.model.total == 0 and not self.worklist_vm.status:
             self.worklist_vm.refresh()
@@ -90,13 +99,17 @@ class Workspace(QWidget):
 
     def open_patient(self, patient_id: int) -> None:
         self.patient_vm.load(patient_id)
-        self.nav.item(1).setHidden(False)
+        self._show_patient_pages()
         self.nav.setCurrentRow(1)
+
+    def _show_patient_pages(self) -> None:
+        for row in (1, 2):
+            self.nav.item(row).setHidden(False)
 
     def new_patient(self) -> None:
         PatientDialog(lambda v: self.patient_vm.save_patient(v), None, self).exec()
         if self.patient_vm.patient is not None:
-            self.nav.item(1).setHidden(False)
+            self._show_patient_pages()
             self.nav.setCurrentRow(1)
 
     def edit_patient(self) -> None:

@@ -36,6 +36,7 @@ class PatientView(QWidget):
     editPatientRequested = Signal()
     addEncounterRequested = Signal()
     editEncounterRequested = Signal()
+    xrayRequested = Signal()
 
     def __init__(self, vm: PatientViewModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,6 +57,8 @@ class PatientView(QWidget):
         for b in (self.edit_patient, self.add_encounter, self.edit_encounter):
             b.setVisible(vm.can_edit)
             top.addWidget(b)
+        self.xray_button = QPushButton("&X-ray…")
+        top.addWidget(self.xray_button)
         lay.addLayout(top)
         self.error = QLabel(objectName="ErrorLabel", wordWrap=True)
         self.error.setVisible(False)
@@ -92,6 +95,7 @@ class PatientView(QWidget):
 
         self.back.clicked.connect(self.backRequested)
         self.edit_patient.clicked.connect(self.editPatientRequested)
+        self.xray_button.clicked.connect(self.xrayRequested)
         self.add_encounter.clicked.connect(self.addEncounterRequested)
         self.edit_encounter.clicked.connect(self.editEncounterRequested)
         vm.loaded.connect(self._loaded)

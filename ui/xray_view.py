@@ -1,0 +1,158 @@
+"""The X-ray page: open an image for the patient, see it with a toggleable heat map, the findings as
+sorted bars against their thresholds, and the model card."""
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QPixmap
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
+                               QPushButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
+
+from ui.risk_panel import ModelCardDialog
+from viewmodels.xray_vm import XrayViewModel
+
+IMAGE_FILTER = "Chest radiographs (*.png *.jpg *.jpeg *.dcm *.dicom);;All files (*)"
+
+
+class ScaledImage(QLabel):
+    """Keeps the radiograph's aspect ratio as the page is resized."""
+
+    def __init__(self) -> None:
+        super().__init__(alignment=Qt.AlignmentFlag.AlignCenter)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
+        self.setMinimumSize(200, 200)
+        self.setAccessibleName("Radiograph")
+        self._pix: QPixmap | None = None
+
+    def set_image(self, image) -> None:
+        self._pix = QPixmap.fromImage(image)
+        self._rescale()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        if self._pix is not None:
+            self.setPixmap(self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                            Qt.TransformationMode.SmoothTransformation))
+
+
+class FindingsChart(pg.PlotWidget):
+    """Horizontal bars, highest first; a tick marks each finding's operating threshold."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 45)
+        self.setXRange(0, 1)
+        self.setLabel("bottom", "probability")
+        self.getViewBox().invertY(True)
+        self.bars = pg.BarGraphItem(x0=0, y=[], width=[], height=0.7, brushes=[])
+        self.addItem(self.bars)
+        self.ticks = pg.ScatterPlotItem(symbol="|", size=18, pen=pg.mkPen("#1d2b33", width=2), brush=None)
+        self.addItem(self.ticks)
+        self.hideButtons()
+        self.setMouseEnabled(False, False)
+
+    def show_findings(self, findings, thresholds: dict[str, float]) -> None:
+        names = [f[0] for f in findings]
+        ys = list(range(len(names)))
+        self.bars.setOpts(x0=0, y=ys, width=[f[1] for f in findings], height=0.7,
+                          brushes=[pg.mkBrush("#a4161a" if f[2] else "#7fb8c6") for f in findings])
+        self.ticks.setData([thresholds.get(n, 0.0) for n in names], ys)
+        self.getAxis("left").setTicks([[(i, n.replace("_", " ")) for i, n in enumerate(names)]])
+        self.setYRange(-0.6, max(len(names), 1) - 0.4)
+
+
+class XrayView(QWidget):
+    def __init__(self, vm: XrayViewModel, card_markdown, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.vm = vm
+        self._card = card_markdown
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        self.title = QLabel("X-ray", objectName="PageTitle")
+        top.addWidget(self.title)
+        top.addStretch(1)
+        self.add_button = QPushButton("&Open image…")
+        self.add_button.setVisible(vm.can_add)
+        self.card_button = QPushButton("Model &card…")
+        top.addWidget(self.add_button)
+        top.addWidget(self.card_button)
+        lay.addLayout(top)
+        self.status = QLabel(objectName="Subtitle", wordWrap=True)
+        lay.addWidget(self.status)
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.list = QListWidget()
+        self.list.setAccessibleName("Studies")
+        self.list.setMaximumWidth(self.fontMetrics().averageCharWidth() * 34)
+        split.addWidget(self.list)
+        centre = QWidget()
+        cl = QVBoxLayout(centre)
+        cl.setContentsMargins(0, 0, 0, 0)
+        controls = QHBoxLayout()
+        self.heat = QCheckBox("&Heat map")
+        self.heat.setChecked(vm.heat_map_on)
+        self.finding = QComboBox()
+        self.finding.setAccessibleName("Heat map of finding")
+        controls.addWidget(self.heat)
+        controls.addWidget(QLabel("for"))
+        controls.addWidget(self.finding)
+        controls.addStretch(1)
+        cl.addLayout(controls)
+        self.image = ScaledImage()
+        cl.addWidget(self.image, 1)
+        split.addWidget(centre)
+        self.chart = FindingsChart()
+        split.addWidget(self.chart)
+        split.setSizes([220, 600, 380])
+        lay.addWidget(split, 1)
+
+        self.add_button.clicked.connect(self._open_file)
+        self.card_button.clicked.connect(lambda: ModelCardDialog(self._card(), self).exec())
+        self.heat.toggled.connect(vm.set_heat_map)
+        self.finding.currentTextChanged.connect(vm.set_finding)
+        self.list.currentItemChanged.connect(lambda cur, _p: cur and vm.open_study(cur.data(Qt.ItemDataRole.UserRole)))
+        vm.studiesChanged.connect(self._studies)
+        vm.openedChanged.connect(self._opened)
+        vm.imageChanged.connect(self.image.set_image)
+        vm.statusChanged.connect(self.status.setText)
+
+    def _open_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a chest radiograph", "", IMAGE_FILTER)
+        if path:
+            self.vm.add_file(path)
+
+    def _studies(self, studies) -> None:
+        self.title.setText(f"X-ray – {self.vm.patient_label}")
+        self.list.blockSignals(True)
+        self.list.clear()
+        for s in studies:
+            verdict = "refused" if s.refused else (", ".join(f for f, _p, flag in s.findings if flag) or "nothing flagged")
+            item = QListWidgetItem(f"{s.created_at[:16]}\n{s.source_name}\n{verdict}")
+            item.setData(Qt.ItemDataRole.UserRole, s.id)
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+
+    def _opened(self, opened) -> None:
+        if opened is None:
+            self.image.clear()
+            self.chart.show_findings([], {})
+            return
+        for i in range(self.list.count()):
+            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == opened.study.id:
+                self.list.blockSignals(True)
+                self.list.setCurrentRow(i)
+                self.list.blockSignals(False)
+        r = opened.result
+        findings = sorted(((k, v, r.flags.get(k, False)) for k, v in r.probabilities.items()), key=lambda t: -t[1])
+        self.chart.show_findings(findings, r.thresholds)
+        self.finding.blockSignals(True)
+        self.finding.clear()
+        self.finding.addItems([f for f, _p, _fl in findings if f != "No Finding"])
+        top = r.top_finding()
+        if top:
+            self.finding.setCurrentText(top)
+        self.finding.blockSignals(False)
+        self.heat.setEnabled(not r.ood)
+        self.finding.setEnabled(not r.ood)

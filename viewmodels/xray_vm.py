@@ -1,0 +1,132 @@
+"""The X-ray page of a patient: studies kept in the store, the selected image with its heat map, and
+the findings against their thresholds. Decoding and inference run off the GUI thread."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtGui import QImage
+
+from models.domain import Permission, XrayStudy
+from services.session import Session
+from services.xray_studies import OpenedStudy, XrayStudyService, overlay_rgba
+from viewmodels.background import BackgroundRunner
+from viewmodels.session_vm import user_message
+
+
+def to_qimage(rgba: np.ndarray) -> QImage:
+    h, w = rgba.shape[:2]
+    data = np.ascontiguousarray(rgba)
+    # copy(): the QImage must own its pixels, the numpy buffer goes away with this frame
+    return QImage(data.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
+
+
+class XrayViewModel(QObject):
+    studiesChanged = Signal(list)
+    openedChanged = Signal(object)     # OpenedStudy or None
+    imageChanged = Signal(QImage)
+    statusChanged = Signal(str)
+
+    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session, self.runner = session, runner
+        self.service = XrayStudyService(session)
+        self.patient_id: int | None = None
+        self.patient_label = ""
+        self.studies: list[XrayStudy] = []
+        self.opened: OpenedStudy | None = None
+        self._heat = True
+        self._finding: str | None = None
+        self.status = ""
+
+    @property
+    def can_add(self) -> bool:
+        return self.session.can(Permission.EDIT_PATIENT)
+
+    @property
+    def heat_map_on(self) -> bool:
+        return self._heat
+
+    def _set_status(self, text: str) -> None:
+        if text != self.status:
+            self.status = text
+            self.statusChanged.emit(text)
+
+    def set_patient(self, patient_id: int, label: str) -> None:
+        if patient_id == self.patient_id:
+            return
+        self.patient_id, self.patient_label = patient_id, label
+        self.opened = None
+        self.openedChanged.emit(None)
+        self.refresh()
+
+    @Slot()
+    def refresh(self) -> None:
+        pid = self.patient_id
+        if pid is None:
+            return
+        self.runner.run("Loading X-ray studies", lambda p, c: self.service.studies(pid), on_success=self._studies,
+                        on_failure=lambda e: self._set_status(user_message(e)), owner=self)
+
+    def _studies(self, studies: list[XrayStudy]) -> None:
+        self.studies = studies
+        self.studiesChanged.emit(studies)
+        self._set_status(f"{len(studies)} studies for {self.patient_label}" if studies
+                         else f"No X-ray studies for {self.patient_label} yet.")
+        if studies and (self.opened is None or self.opened.study.id not in {s.id for s in studies}):
+            self.open_study(studies[0].id)
+
+    def add_file(self, path: str) -> None:
+        pid = self.patient_id
+        if pid is None:
+            return
+        self._set_status(f"Reading {Path(path).name}…")
+        self.runner.run("Reading X-ray", lambda p, c: self.service.add_study(pid, Path(path)),
+                        on_success=lambda s: self._added(s), on_failure=lambda e: self._set_status(user_message(e)),
+                        owner=self)
+
+    def _added(self, study: XrayStudy) -> None:
+        self.opened = None
+        self.refresh()
+
+    @Slot(int)
+    def open_study(self, study_id: int) -> None:
+        self._set_status("Reading the image…")
+        self.runner.run("Opening X-ray", lambda p, c: self.service.open(study_id), on_success=self._opened,
+                        on_failure=lambda e: self._set_status(user_message(e)), owner=self)
+
+    def _opened(self, opened: OpenedStudy) -> None:
+        self.opened = opened
+        self._finding = opened.result.top_finding()
+        r = opened.result
+        self._set_status("Refused: " + "; ".join(r.ood_reasons) if r.ood else
+                         f"{opened.study.source_name}: " + (", ".join(r.flagged) or "no finding above its threshold"))
+        self.openedChanged.emit(opened)
+        self._render()
+
+    @Slot(bool)
+    def set_heat_map(self, on: bool) -> None:
+        if on != self._heat:
+            self._heat = on
+            self._render()
+
+    @Slot(str)
+    def set_finding(self, finding: str) -> None:
+        if finding and finding != self._finding:
+            self._finding = finding
+            self._render()
+
+    def _render(self) -> None:
+        """Blending a large radiograph with its map takes long enough to stay off the GUI thread."""
+        o = self.opened
+        if o is None:
+            return
+        finding, heat_on = self._finding, self._heat
+
+        def job(progress, cancel):
+            heat = o.result.heatmap(finding) if heat_on and not o.result.ood else None
+            return overlay_rgba(o.image.pixels, heat)
+
+        self.runner.run("Drawing heat map", job, on_success=lambda rgba: self.imageChanged.emit(to_qimage(rgba)),
+                        owner=self)
