@@ -121,9 +121,10 @@ class HBarChart(Chart):
         self.getAxis("left").setTicks([[(yy, lab) for yy, lab in zip(y, labels)]])
         self.fit_left_axis(labels)
         fmt = (lambda x: f"{x:.0%}") if self.percent else (lambda x: f"{x:.2g}")
-        step = _nice_step(top * 1.3)
-        self.getAxis("bottom").setTicks([[(t, fmt(t)) for t in np.arange(0, top * 1.3 + 1e-9, step)]])
-        self.setXRange(0, top * 1.3 if top > 0 else 1, padding=0)
+        right = top * 1.45 if top > 0 else 1.0  # room for the value text beside the longest bar
+        step = _nice_step(right)
+        self.getAxis("bottom").setTicks([[(t, fmt(t)) for t in np.arange(0, right + 1e-9, step)]])
+        self.setXRange(0, right, padding=0)
         self.setYRange(-0.6, max(n - 0.4, 0.6), padding=0.02)
 
 
