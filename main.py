@@ -163,6 +163,25 @@ def cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from services.reports import patient_id_for, patient_report_pdf, ward_report_pdf
+    session = _session(args)
+    try:
+        if args.kind == "patient":
+            if not args.patient:
+                raise WardLensError("Give the patient with --patient (patient number or id).")
+            pdf = patient_report_pdf(session, patient_id_for(session, args.patient), args.encounter)
+        else:
+            pdf = ward_report_pdf(session, args.ward)
+    finally:
+        session.lock(reason="command finished")
+    tmp = Path(str(args.output) + ".part")
+    tmp.write_bytes(pdf)
+    tmp.replace(args.output)
+    print(f"{args.kind.capitalize()} report written to {args.output} ({len(pdf) // 1024} KB)")
+    return 0
+
+
 def cmd_gui(args: argparse.Namespace) -> int:
     from ui.app import run_gui
     if args.smoke_seconds:
@@ -210,6 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("config", help="show or change site settings (admin)"))
     p.add_argument("--set", metavar="KEY=VALUE", help="for example idle_lock_minutes=5")
     p.set_defaults(func=cmd_config)
+    p = with_db(sub.add_parser("report", help="write a patient risk report or a ward report as PDF"))
+    p.add_argument("kind", choices=["patient", "ward"])
+    p.add_argument("--patient", help="patient number (or internal id)")
+    p.add_argument("--encounter", type=int, help="encounter number (default: current or latest stay)")
+    p.add_argument("--ward", help="one ward (default: all)")
+    p.add_argument("--output", type=Path, required=True)
+    p.set_defaults(func=cmd_report)
     p = sub.add_parser("score", help="score a CSV in the UCI encounter schema (no store needed)")
     p.add_argument("model", choices=["readmission", "los"])
     p.add_argument("--input", type=Path, required=True, help="CSV, gzip allowed")

@@ -854,3 +854,14 @@ def ward_report_pdf(session: Session, ward: str | None = None, today: dt.date | 
     session.log("print", "ward", ward or "all", f"ward report, {len(lines)} inpatients, "
                                                  f"{'identified' if names else 'de-identified'}")
     return pdf
+
+
+def pdf_page_images(pdf: bytes, dpi: int = 300) -> list:
+    """Each page of a PDF as a PIL image, for printing the very document that was produced."""
+    import pypdfium2 as pdfium  # imported here: only printing needs it
+
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        return [doc[i].render(scale=dpi / 72).to_pil() for i in range(len(doc))]
+    finally:
+        doc.close()

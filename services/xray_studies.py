@@ -90,6 +90,11 @@ class XrayStudyService:
         h, w = image.pixels.shape[:2]
         results = {"probabilities": result.probabilities, "flags": result.flags, "thresholds": result.thresholds,
                    "ood": result.ood, "ood_reasons": result.ood_reasons, "ood_distance": result.ood_distance}
+        top = result.top_finding()
+        if top and not result.ood:  # the coarse map of the top finding travels with the study (for reports)
+            cam = np.maximum(result.cam[result.classes.index(top)], 0.0)
+            results["heatmap"] = np.round(cam / cam.max() if cam.max() > 0 else cam, 3).tolist()
+            results["heatmap_finding"] = top
         now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
         with self.s.db.transaction() as c:
             if not c.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone():

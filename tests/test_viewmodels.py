@@ -145,3 +145,33 @@ def test_patient_page_scores_the_encounter_in_view(qtbot, owner, demo_store):
     assert "Model card" in page.model_card() or "readmission" in page.model_card().lower()
     audit = session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'score'").fetchone()[0]
     assert audit >= 1
+
+
+def test_report_saved_and_printed_from_the_patient_page(qtbot, owner, qt_settings, demo_store, tmp_path):
+    import shutil
+    import subprocess
+    from PySide6.QtPrintSupport import QPrinter
+    from ui.patient_view import PatientView
+    vm, runner, session = _unlocked(qtbot, owner, demo_store)
+    page = PatientViewModel(session, runner, owner)
+    view = PatientView(page)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(page.loaded, timeout=20_000):
+        page.load(1)
+    out = tmp_path / "report.pdf"
+    with qtbot.waitSignal(page.saved, timeout=30_000):
+        page.save_report(str(out))
+    assert out.read_bytes().startswith(b"%PDF") and not (tmp_path / "report.pdf.part").exists()
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+        assert page.patient.mrn in text and "Dr Demo" in text
+    printed = tmp_path / "printed.pdf"
+    view._printer = QPrinter(QPrinter.PrinterMode.HighResolution)
+    view._printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
+    view._printer.setOutputFileName(str(printed))
+    with qtbot.waitSignal(page.reportPagesReady, timeout=30_000) as pages:
+        page.print_report(150)
+    assert pages.args[0] and not pages.args[0][0].isNull()
+    assert printed.exists() and printed.stat().st_size > 10_000
+    prints = session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'print'").fetchone()[0]
+    assert prints == 2

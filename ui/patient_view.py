@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter, QTableView,
+from PySide6.QtGui import QPainter
+from PySide6.QtPrintSupport import QPrintDialog, QPrinter
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter, QTableView,
                                QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 
@@ -59,6 +61,11 @@ class PatientView(QWidget):
             top.addWidget(b)
         self.xray_button = QPushButton("&X-ray…")
         top.addWidget(self.xray_button)
+        self.print_button = QPushButton("&Print…")
+        self.save_button = QPushButton("Save &report…")
+        for b in (self.print_button, self.save_button):
+            b.setVisible(vm.can_print)
+            top.addWidget(b)
         lay.addLayout(top)
         self.error = QLabel(objectName="ErrorLabel", wordWrap=True)
         self.error.setVisible(False)
@@ -96,6 +103,9 @@ class PatientView(QWidget):
         self.back.clicked.connect(self.backRequested)
         self.edit_patient.clicked.connect(self.editPatientRequested)
         self.xray_button.clicked.connect(self.xrayRequested)
+        self.print_button.clicked.connect(self._print)
+        self.save_button.clicked.connect(self._save)
+        vm.reportPagesReady.connect(self._paint_pages)
         self.add_encounter.clicked.connect(self.addEncounterRequested)
         self.edit_encounter.clicked.connect(self.editEncounterRequested)
         vm.loaded.connect(self._loaded)
@@ -106,6 +116,30 @@ class PatientView(QWidget):
         vm.losChanged.connect(self.risk.show_los)
         self.risk.modelCardRequested.connect(lambda: ModelCardDialog(vm.model_card(), self).exec())
         self.encounters.selectionModel().currentRowChanged.connect(lambda cur, _prev: vm.select_encounter(cur.row()))
+
+    def _save(self) -> None:
+        p = self.vm.patient
+        default = f"risk-report-{p.mrn if p else 'patient'}.pdf"
+        path, _ = QFileDialog.getSaveFileName(self, "Save risk report", default, "PDF (*.pdf)")
+        if path:
+            self.vm.save_report(path if path.lower().endswith(".pdf") else path + ".pdf")
+
+    def _print(self) -> None:
+        self._printer = QPrinter(QPrinter.PrinterMode.HighResolution)
+        if QPrintDialog(self._printer, self).exec() == QPrintDialog.DialogCode.Accepted:
+            self.vm.print_report(self._printer.resolution())
+
+    def _paint_pages(self, pages: list) -> None:
+        painter = QPainter(self._printer)
+        try:
+            for i, page in enumerate(pages):
+                if i:
+                    self._printer.newPage()
+                target = self._printer.pageLayout().paintRectPixels(self._printer.resolution())
+                scaled = page.scaled(target.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation)
+                painter.drawImage(target.topLeft(), scaled)
+        finally:
+            painter.end()
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)

@@ -4,12 +4,14 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtGui import QImage
 
 from models.domain import Encounter, Patient, PatientRow, Permission
 from models.domain import RiskAssessment
 from services.assessment import AssessmentService
 from services.census import CensusService, InpatientEstimate
 from services.errors import ValidationError
+from services.reports import patient_report_pdf, pdf_page_images
 from services.patients import PatientService
 from services.session import Session
 from services.uci_schema import ADMISSION_SOURCES, ADMISSION_TYPES, DISCHARGE_DISPOSITIONS
@@ -145,6 +147,7 @@ class PatientViewModel(QObject):
     losChanged = Signal(object)        # InpatientEstimate for an inpatient encounter, else None
     riskMessageChanged = Signal(str)
     saved = Signal(str)
+    reportPagesReady = Signal(list)    # QImages of the report's pages, for the print dialog
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -228,6 +231,39 @@ class PatientViewModel(QObject):
             self.risk_message = message
             self.riskMessageChanged.emit(message)
 
+    @property
+    def can_print(self) -> bool:
+        return self.session.can(Permission.PRINT)
+
+    def save_report(self, path: str) -> None:
+        """The patient's risk report as PDF, written next to `path` first and renamed (never half a file)."""
+        if self.patient is None or self.patient.id is None:
+            return
+        pid, nbr = self.patient.id, self._selected.encounter_nbr if self._selected else None
+
+        def job(progress, cancel):
+            from pathlib import Path
+            pdf = patient_report_pdf(self.session, pid, nbr)
+            tmp = Path(path + ".part")
+            tmp.write_bytes(pdf)
+            tmp.replace(path)
+            return path
+        self.runner.run("Writing the risk report", job, on_success=lambda p: self.saved.emit(f"Report saved to {p}"),
+                        on_failure=lambda e: self._set_error(user_message(e)), owner=self)
+
+    def print_report(self, dpi: int) -> None:
+        """Render the same PDF a save would write, page by page, for the printer chosen in the dialog."""
+        if self.patient is None or self.patient.id is None:
+            return
+        pid, nbr = self.patient.id, self._selected.encounter_nbr if self._selected else None
+
+        def job(progress, cancel):
+            pages = pdf_page_images(patient_report_pdf(self.session, pid, nbr), dpi=min(dpi, 300))
+            return [p.convert("RGB") for p in pages]
+        self.runner.run("Preparing the report for printing", job,
+                        on_success=lambda pages: self.reportPagesReady.emit([_qimage(p) for p in pages]),
+                        on_failure=lambda e: self._set_error(user_message(e)), owner=self)
+
     def model_card(self) -> str:
         return self.assessments.model_card_markdown("readmission")
 
@@ -279,3 +315,9 @@ class PatientViewModel(QObject):
 
 
 
+
+
+def _qimage(pil_rgb) -> QImage:
+    w, h = pil_rgb.size
+    data = pil_rgb.tobytes()
+    return QImage(data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
