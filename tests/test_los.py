@@ -123,6 +123,25 @@ def test_onnx_parity_of_export_path() -> None:
     assert np.max(np.abs(got - m.predict(x[:200]))) <= 1e-5
 
 
+def test_onnx_parity_random_forest_path() -> None:
+    from sklearn.ensemble import RandomForestRegressor
+
+    from training.los import to_onnx
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(400, len(MODEL_FEATURE_NAMES))).astype(np.float32)
+    y = 1 + 3 * (x[:, 0] > 0) + rng.random(400)
+    m = RandomForestRegressor(n_estimators=10, min_samples_leaf=5, random_state=0).fit(x, y)
+    sess = create_session(to_onnx(m, "random_forest", x.shape[1]).SerializeToString())
+    got = sess.run(None, {sess.get_inputs()[0].name: x[:100]})[0].reshape(-1)
+    assert np.max(np.abs(got - m.predict(x[:100]))) <= 1e-5
+
+
+def test_no_in_stay_or_discharge_columns_among_features() -> None:
+    forbidden = ("num_lab_procedures", "num_medications", "num_procedures", "A1C", "glu", "change", "diabetesMed",
+                 "discharge_disposition", "time_in_hospital", "readmitted", *MEDICATIONS)
+    assert not [n for n in MODEL_FEATURE_NAMES if any(f.lower() in n.lower() for f in forbidden)]
+
+
 @pytest.mark.skipif(not HAS_BUNDLE, reason="no committed LOS bundle in resources/models/los")
 def test_service_outputs_and_dates() -> None:
     svc = LosService()

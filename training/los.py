@@ -398,6 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         "metrics_test": test_metrics,
         "metrics_validation": {k: v["value"] for k, v in val_metrics.items()},
         "goals": {"r2": ">= 0.27", "mae_days": "<= 1.95", "interval80_coverage": "0.78 - 0.82"},
+        "goal_status": {"r2": "met" if test_metrics["r2"]["value"] >= 0.27 else "NOT met",
+                        "mae_days": "met" if test_metrics["mae_days"]["value"] <= 1.95 else "NOT met",
+                        "interval80_coverage": "met" if 0.78 <= test_metrics["interval80_coverage"]["value"] <= 0.82
+                        else "NOT met"},
         "calibration_test_by_day": calib,
         "feature_importance": importance(model, chosen),
         "n_trees": int(getattr(model, "best_iteration", -1) + 1) if chosen == "xgboost" else args.rf_trees,
