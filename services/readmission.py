@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -26,7 +27,8 @@ import pandas as pd
 from services.clinical_scores import hospital_band, hospital_score, lace_index
 from services.features.common import eligible_mask, normalise_uci_frame
 from services.features.readmission import FEATURE_NAMES, build_features, describe_feature
-from services.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle, sha256_file
+from services.onnx_runtime import (MODELS_DIR, ModelBundle, ModelIntegrityError, create_session, load_bundle,
+                                  sha256_file)
 from services.uci_schema import (A1C_VALUES, AGE_BANDS, ENCOUNTER_COLUMNS, GENDERS, GLU_SERUM_VALUES, INT_COLUMNS,
                                  MEDICATION_STATUSES, MEDICATIONS, READMITTED_VALUES)
 
@@ -63,15 +65,30 @@ class TreeArrays:
 
     @classmethod
     def load(cls, path: Path) -> "TreeArrays":
-        with np.load(_checked(path), allow_pickle=False) as z:
+        with open(_checked(path), "rb") as f:
+            return cls._read(f)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "TreeArrays":
+        """From the bytes of a trees.npz (the caller has checked their sha256)."""
+        return cls._read(io.BytesIO(data))
+
+    @classmethod
+    def _read(cls, f) -> "TreeArrays":
+        with np.load(f, allow_pickle=False) as z:
             return cls(z["feature"], z["threshold"], z["left"], z["right"], z["default_left"].astype(bool),
                        z["mean"], z["roots"], float(z["base_margin"]))
 
     def save(self, path: Path) -> None:
         with open(path, "wb") as f:  # file handle: np.savez would otherwise append ".npz" to odd names
-            np.savez_compressed(f, feature=self.feature, threshold=self.threshold, left=self.left, right=self.right,
-                                default_left=self.default_left, mean=self.mean, roots=self.roots,
-                                base_margin=np.float64(self.base_margin))
+            f.write(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez_compressed(buf, feature=self.feature, threshold=self.threshold, left=self.left, right=self.right,
+                            default_left=self.default_left, mean=self.mean, roots=self.roots,
+                            base_margin=np.float64(self.base_margin))
+        return buf.getvalue()
 
     def contributions(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Saabas contributions (n, n_features) and bias (n,), with bias + row sum = tree margin."""
@@ -118,12 +135,41 @@ class ReadmissionService:
     """Loads the readmission bundle once and scores encounters in the UCI schema."""
 
     def __init__(self, bundle_dir: Path | str = BUNDLE_DIR) -> None:
-        self.bundle = load_bundle(bundle_dir)
-        directory = self.bundle.directory
-        self.meta: dict[str, Any] = json.loads(_checked(directory / "meta.json").read_text(encoding="utf-8"))
+        bundle = load_bundle(bundle_dir)
+        directory = bundle.directory
+        meta = json.loads(_checked(directory / "meta.json").read_text(encoding="utf-8"))
+        self._setup(bundle, meta, TreeArrays.load(directory / "trees.npz"))
+
+    @classmethod
+    def from_bytes(cls, onnx_bytes: bytes, meta_json: bytes, trees_npz: bytes, sha256: Mapping[str, str],
+                   card: Mapping[str, Any] | None = None, name: str = "readmission",
+                   source: str = "store") -> "ReadmissionService":
+        """The same model from in-memory bytes (a version kept inside the encrypted store).
+
+        sha256 maps "model.onnx", "meta.json" and "trees.npz" to the digests recorded when the version was
+        stored; every part is checked before anything is used, exactly as for the bundled folder, and
+        meta.json must name this model.onnx (model_sha256), so parts of two versions cannot be mixed.
+        """
+        parts = {"model.onnx": onnx_bytes, "meta.json": meta_json, "trees.npz": trees_npz}
+        for part, data in parts.items():
+            expected = str(sha256.get(part, "")).strip().lower()
+            if not expected or hashlib.sha256(data).hexdigest() != expected:
+                raise ModelIntegrityError(f"{source}: {part} does not match its recorded sha256; refusing to load it")
+        meta = json.loads(meta_json.decode("utf-8"))
+        digest = hashlib.sha256(onnx_bytes).hexdigest()
+        if meta.get("model_sha256") not in (None, digest):
+            raise ModelIntegrityError(f"{source}: meta.json belongs to another model.onnx; refusing to load it")
+        bundle = ModelBundle(name, Path(source), dict(card or {}), digest, create_session(onnx_bytes))
+        self = cls.__new__(cls)
+        self._setup(bundle, meta, TreeArrays.from_bytes(trees_npz))
+        return self
+
+    def _setup(self, bundle: ModelBundle, meta: dict[str, Any], trees: TreeArrays) -> None:
+        self.bundle = bundle
+        self.meta: dict[str, Any] = meta
         if tuple(self.meta["feature_names"]) != FEATURE_NAMES:
             raise ModelIntegrityError("the readmission bundle was built for a different feature layout")
-        self.trees = TreeArrays.load(directory / "trees.npz")
+        self.trees = trees
         self.cal_a = float(self.meta["calibration"]["a"])
         self.cal_b = float(self.meta["calibration"]["b"])
         # bands: [{"name": "low", "min": 0.0}, {"name": "medium", "min": ...}, {"name": "high", "min": ...}]

@@ -25,12 +25,13 @@ from services.clinical_scores import PROXIES, hospital_series, lace_series
 from services.features.common import DEFAULT_DATA_ROOT, eligible_mask, read_uci_csv
 from services.features.readmission import FEATURE_NAMES, build_features, feature_label
 from services.onnx_runtime import MODELS_DIR, create_session, write_sha256
-from services.readmission import TreeArrays
+from services.readmission_export import (_logistic_fit, _logit, booster_tree_arrays, brier,  # noqa: F401 - re-exported
+                                         calibration_curve, calibration_intercept, calibration_slope, ece,
+                                         export_onnx, pr_auc, roc_auc)
 from training.cards import bootstrap_ci, group_bootstrap_indices, provenance, write_card
 
 SPLIT_SEED = "wardlens-readmission-v1"
 SPLIT_FRACTIONS = (0.70, 0.15, 0.15)  # train, validation, test (by patient)
-ECE_BINS = 10
 THREADS = 2
 
 
@@ -61,88 +62,6 @@ def load_data(data_dir: Path, sample: int | None = None) -> pd.DataFrame:
 
 
 # ----- metrics ------------------------------------------------------------------------------------
-
-def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
-    y = np.asarray(y, dtype=bool)
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    if n1 == 0 or n0 == 0:
-        raise ValueError("one class only")
-    ranks = pd.Series(p).rank(method="average").to_numpy()
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
-    """Average precision (step-wise area under the precision-recall curve), as scikit-learn computes it."""
-    y = np.asarray(y, dtype=bool)
-    if not y.any():
-        raise ValueError("no positives")
-    order = np.argsort(-np.asarray(p), kind="mergesort")
-    ps, ys = np.asarray(p)[order], y[order]
-    tp = np.cumsum(ys)
-    last = np.r_[np.flatnonzero(np.diff(ps)), len(ps) - 1]  # last index of each tied score
-    tp, k = tp[last], last + 1
-    precision, recall = tp / k, tp / y.sum()
-    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
-
-
-def brier(y: np.ndarray, p: np.ndarray) -> float:
-    return float(np.mean((np.asarray(p, dtype=np.float64) - y) ** 2))
-
-
-def ece(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Expected calibration error over equal-frequency bins (sorted predictions cut into `bins` parts)."""
-    order = np.argsort(p, kind="mergesort")
-    total = 0.0
-    for part in np.array_split(order, bins):
-        if len(part):
-            total += len(part) * abs(float(np.mean(p[part])) - float(np.mean(y[part])))
-    return total / len(p)
-
-
-def calibration_curve(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> list[dict[str, float]]:
-    order = np.argsort(p, kind="mergesort")
-    return [{"bin": i + 1, "n": int(len(part)), "p_min": float(p[part].min()), "p_max": float(p[part].max()),
-             "mean_predicted": float(p[part].mean()), "observed_rate": float(y[part].mean())}
-            for i, part in enumerate(np.array_split(order, bins)) if len(part)]
-
-
-def _logistic_fit(x: np.ndarray, y: np.ndarray, iters: int = 100) -> tuple[float, float]:
-    """Unpenalised 1-D logistic regression y ~ sigmoid(b + a x) by Newton steps; returns (a, b).
-
-    Fitted on standardised x (stable from a zero start for integer scores such as LACE) and mapped back.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if y.min() == y.max():
-        raise ValueError("one class only")
-    mu, sd = float(x.mean()), float(x.std()) or 1.0
-    xs = (x - mu) / sd
-    a, b = 0.0, float(np.log(y.mean() / (1 - y.mean())))
-    for _ in range(iters):
-        q = 1 / (1 + np.exp(-np.clip(a * xs + b, -30, 30)))
-        w = q * (1 - q) + 1e-12
-        g = np.array([np.sum((q - y) * xs), np.sum(q - y)])
-        h = np.array([[np.sum(w * xs * xs), np.sum(w * xs)], [np.sum(w * xs), np.sum(w)]]) + 1e-9 * np.eye(2)
-        step = np.linalg.solve(h, g)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
-            break
-    return float(a / sd), float(b - a * mu / sd)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
-
-
-def calibration_slope(y: np.ndarray, p: np.ndarray) -> float:
-    return _logistic_fit(_logit(p), y)[0]
-
-
-def calibration_intercept(y: np.ndarray, p: np.ndarray) -> float:
-    return _logistic_fit(_logit(p), y)[1]
-
 
 def _confusion(y: np.ndarray, p: np.ndarray, t: float) -> tuple[int, int, int, int]:
     yb, pb = np.asarray(y, dtype=bool), np.asarray(p) >= t
@@ -219,83 +138,6 @@ def train_xgboost(x_tr, y_tr, x_va, y_va, configs: list[dict[str, Any]], max_rou
         if best is None or auc > best[0]:
             best = (auc, b, dict(cfg, rounds=b.num_boosted_rounds()))
     return best[1], best[2]
-
-
-def booster_tree_arrays(booster: Any) -> TreeArrays:
-    """Flatten an XGBoost booster (binary:logistic) from its JSON dump, with cover-weighted node means."""
-    model = json.loads(booster.save_raw("json"))
-    learner = model["learner"]
-    base_score = float(str(learner["learner_model_param"]["base_score"]).strip("[]"))
-    base_margin = float(np.log(base_score / (1 - base_score)))
-    feats, thr, left, right, dleft, mean, roots = [], [], [], [], [], [], []
-    offset = 0
-    for tree in learner["gradient_booster"]["model"]["trees"]:
-        lc = np.asarray(tree["left_children"], dtype=np.int64)
-        rc = np.asarray(tree["right_children"], dtype=np.int64)
-        cond = np.asarray(tree["split_conditions"], dtype=np.float32)
-        hess = np.asarray(tree["sum_hessian"], dtype=np.float64)
-        m = np.zeros(len(lc))
-        for i in range(len(lc) - 1, -1, -1):  # children have larger ids than parents in XGBoost trees
-            m[i] = cond[i] if lc[i] < 0 else (hess[lc[i]] * m[lc[i]] + hess[rc[i]] * m[rc[i]]) / (hess[lc[i]] + hess[rc[i]])
-        leaf = lc < 0
-        feats.append(np.where(leaf, -1, np.asarray(tree["split_indices"], dtype=np.int64)))
-        thr.append(np.where(leaf, 0, cond).astype(np.float32))
-        left.append(np.where(leaf, -1, lc + offset))
-        right.append(np.where(leaf, -1, rc + offset))
-        dleft.append(np.asarray(tree["default_left"], dtype=bool))
-        mean.append(m)
-        roots.append(offset)
-        offset += len(lc)
-    return TreeArrays(np.concatenate(feats).astype(np.int32), np.concatenate(thr), np.concatenate(left).astype(np.int32),
-                      np.concatenate(right).astype(np.int32), np.concatenate(dleft), np.concatenate(mean),
-                      np.asarray(roots, dtype=np.int32), base_margin)
-
-
-def export_onnx(trees: TreeArrays, n_features: int, cal_a: float, cal_b: float) -> bytes:
-    """ONNX graph: TreeEnsembleRegressor (tree margin) -> Platt (a * margin + b) -> sigmoid.
-
-    Built from the same TreeArrays as the explanation sidecar, so ONNX and contributions cannot drift.
-    """
-    import onnx
-    from onnx import TensorProto, helper
-
-    roots = trees.roots
-    tree_of = np.searchsorted(roots, np.arange(len(trees.feature)), side="right") - 1
-    local = np.arange(len(trees.feature)) - roots[tree_of]
-    leaf = trees.left < 0
-    attrs = {
-        "nodes_treeids": tree_of.tolist(), "nodes_nodeids": local.tolist(),
-        "nodes_featureids": np.where(leaf, 0, trees.feature).tolist(),
-        "nodes_values": trees.threshold.astype(np.float32).tolist(),
-        "nodes_modes": ["LEAF" if lf else "BRANCH_LT" for lf in leaf],
-        "nodes_truenodeids": np.where(leaf, 0, trees.left - roots[tree_of]).tolist(),
-        "nodes_falsenodeids": np.where(leaf, 0, trees.right - roots[tree_of]).tolist(),
-        "nodes_missing_value_tracks_true": trees.default_left.astype(int).tolist(),
-        "nodes_hitrates": [1.0] * len(leaf),
-        "target_treeids": tree_of[leaf].tolist(), "target_nodeids": local[leaf].tolist(),
-        "target_ids": [0] * int(leaf.sum()), "target_weights": trees.mean[leaf].astype(np.float32).tolist(),
-        "base_values": [float(trees.base_margin)], "n_targets": 1, "post_transform": "NONE",
-        "aggregate_function": "SUM",
-    }
-    nodes = [
-        helper.make_node("TreeEnsembleRegressor", ["input"], ["margin"], domain="ai.onnx.ml", name="trees", **attrs),
-        helper.make_node("Mul", ["margin", "cal_a"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "cal_b"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["probability"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "readmission",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, n_features])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None, 1]),
-         helper.make_tensor_value_info("margin", TensorProto.FLOAT, [None, 1])],
-        initializer=[helper.make_tensor("cal_a", TensorProto.FLOAT, [], [cal_a]),
-                     helper.make_tensor("cal_b", TensorProto.FLOAT, [], [cal_b])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 3)],
-                              producer_name="wardlens-training")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    return model.SerializeToString()
 
 
 def fit_baselines(x_tr, y_tr, x_va, y_va, quick: bool, log) -> dict[str, Any]:
