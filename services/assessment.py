@@ -15,12 +15,25 @@ _lock = threading.Lock()
 
 
 def readmission_service() -> ReadmissionService:
-    """One hash-checked ONNX session for the whole process, created on first use."""
+    """The readmission model in use: one hash-checked ONNX session for the whole process.
+
+    That is the store's ACTIVE local version once services.model_registry.activate_store_model(session)
+    has installed it (at unlock, and again on every promotion or rollback), else the bundled model,
+    created on first use.
+    """
     global _service
     with _lock:
         if _service is None:
             _service = ReadmissionService()
         return _service
+
+
+def reset_readmission_service(service: ReadmissionService | None = None) -> None:
+    """Replace the model in use: `service` (an already hash-checked local version) or, with None, the
+    bundled model on next use. Called on promotion, rollback, and when a store is opened or locked."""
+    global _service
+    with _lock:
+        _service = service
 
 
 class AssessmentService:
