@@ -80,3 +80,24 @@ def test_window_state_is_remembered(qtbot, qt_settings, demo_store):
     w2 = create_window(demo_store, app, build_demo=False)
     qtbot.addWidget(w2)
     assert (w2.width(), w2.height()) == (720, 520)
+
+
+def test_admin_reads_the_audit_log_and_verifies_the_store(qtbot, window):
+    _login(qtbot, window, "admin", "wardlens-admin")
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    titles = [ws.nav.item(i).text() for i in range(ws.nav.count())]
+    assert "Audit log" in titles
+    ws.nav.setCurrentRow(titles.index("Audit log"))
+    qtbot.waitUntil(lambda: ws.audit_vm.model.rowCount() > 0, timeout=10_000)
+    ws.audit_view.filter.setText("login")
+    assert all("login" in ws.audit_vm.model.row(r).action for r in range(ws.audit_vm.model.rowCount()))
+    ws.audit_vm.verify()
+    qtbot.waitUntil(lambda: "intact" in ws.audit_view.status.text(), timeout=20_000)
+
+
+def test_nurse_has_no_audit_page(qtbot, window):
+    _login(qtbot, window, "nurse.demo", "wardlens-nurse")
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    assert "Audit log" not in [ws.nav.item(i).text() for i in range(ws.nav.count())]

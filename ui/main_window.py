@@ -12,10 +12,12 @@ from ui.patient_list_view import PatientListView
 from ui.patient_view import PatientView
 from ui.theme import icon
 from ui.unlock_view import UnlockView
+from ui.audit_view import AuditView
 from ui.beds_view import BedsView
 from ui.dashboards_view import DashboardsView
 from ui.worklist_view import AlertBanner, WorklistView
 from ui.xray_view import XrayView
+from viewmodels.audit_vm import AuditViewModel
 from viewmodels.background import BackgroundRunner
 from viewmodels.beds_vm import BedsViewModel
 from viewmodels.dashboards_vm import DashboardsViewModel
@@ -53,6 +55,10 @@ class Workspace(QWidget):
         self.dashboards_vm = DashboardsViewModel(session, runner, self)
         self.dashboards_view = DashboardsView(self.dashboards_vm)
         self._add_page("Dashboards", "dashboards", self.dashboards_view)
+        self.audit_vm = AuditViewModel(session, runner, self)
+        self.audit_view = AuditView(self.audit_vm)
+        if self.audit_vm.allowed:
+            self._add_page("Audit log", "audit", self.audit_view)
         self.alerts_vm = AlertsViewModel(session, runner, self)
         self.banner = AlertBanner(self.alerts_vm)
         longest = max(self.nav.fontMetrics().horizontalAdvance(self.nav.item(i).text()) for i in range(self.nav.count()))
@@ -95,6 +101,8 @@ class Workspace(QWidget):
             self.xray_vm.set_patient(self.patient_vm.patient.id, self.patient_vm.header_lines[0])
         elif page is self.beds_view and self.beds_vm.snapshot is None:
             self.beds_vm.refresh()
+        elif page is self.audit_view and self.audit_vm.model.total == 0:
+            self.audit_vm.refresh()
         elif page is self.dashboards_view:
             self.dashboards_vm.ensure_loaded()
         elif page is self.worklist_view and self.worklist_vm.model.total == 0 and not self.worklist_vm.status:
