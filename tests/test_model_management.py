@@ -1,0 +1,265 @@
+"""Model management (admin): registry of models with cards, local retrain / recalibration on the demo
+store, the promotion gate, rollback, integrity checks on store-held models, roles, audit, the view-model
+with progress and cancel, and the view offscreen. Tiny XGBoost settings keep it fast."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+
+import numpy as np
+import pytest
+
+from services import assessment, local_training as lt
+from services.accounts import unlock
+from services.errors import PermissionDenied
+from services.model_registry import ModelRegistry, ModelRegistryError, activate_store_model, load_stored
+from services.onnx_runtime import ModelIntegrityError
+
+TINY = lt.TrainingConfig(max_rounds=20, n_boot_gate=200, n_boot_card=30)
+
+
+@pytest.fixture(autouse=True)
+def _bundled_model_afterwards():
+    """A test that installs a store-held model must not leave it in use for the next test."""
+    yield
+    assessment.reset_readmission_service(None)
+
+
+@pytest.fixture
+def admin(demo_store):
+    s = unlock(demo_store, "admin", "wardlens-admin")
+    yield s
+    if not s.locked:
+        s.lock()
+
+
+def _actions(session) -> list[tuple[str, str]]:
+    return [(e.action, e.detail) for e in session.audit.recent(200)]
+
+
+def _versions(session) -> dict[str, str]:
+    return dict(session.db.conn.execute("SELECT version, status FROM model_versions").fetchall())
+
+
+def _store_degraded_active(session) -> str:
+    """Construct a clearly worse 'active' model: the bundled trees with the calibration slope negated
+    (it ranks patients backwards), stored in the store and made active the way a promotion would."""
+    bundled = assessment.readmission_service()
+    version, onnx, meta, trees, _ = lt._package(bundled.trees, -bundled.cal_a, bundled.cal_b, 0.2,
+                                                [{"name": "low", "min": 0.0}, {"name": "medium", "min": 0.1},
+                                                 {"name": "high", "min": 0.2}], "readmission-degraded", "test")
+    reg = ModelRegistry(session)
+    vid = reg.add_candidate(version, onnx, meta, trees, {"name": "readmission", "kind": "retrain", "title": "degraded"},
+                            bundled.version, "model retrain", "test: deliberately degraded")
+    with session.db.transaction() as c:
+        c.execute("UPDATE model_versions SET status = 'active' WHERE id = ?", (vid,))
+    assert activate_store_model(session).version == version
+    assert assessment.readmission_service().version == version
+    return version
+
+
+# ----- services -----------------------------------------------------------------------------------
+
+def test_registry_lists_models_with_cards_and_checked_hashes(admin) -> None:
+    entries = {e.key: e for e in ModelRegistry(admin).entries()}
+    readm = entries["readmission:bundled"]
+    assert readm.in_use and readm.sha256_ok and readm.status == "in use"
+    assert readm.sha256 == assessment.readmission_service().bundle.sha256
+    assert "intended_use" in readm.card and "metrics" in readm.card and "Model card" in readm.card_markdown
+    assert entries["los:bundled"].sha256_ok
+    assert "xray:bundled" in entries  # listed even where its bundle is not installed
+
+
+def test_retrain_stores_candidate_inside_store_and_gate_refuses_when_not_better(admin, demo_store) -> None:
+    files_before = sorted(p.name for p in demo_store.parent.iterdir())
+    seen: list[tuple[int, str]] = []
+    res = lt.retrain(admin, lambda d, t, m="": seen.append((d, m)), config=TINY)
+    assert seen and seen[-1][0] == 100
+    card = res.card
+    n = card["data"]["encounters_with_known_outcome"]
+    assert 1000 < n < 3000 and card["data"]["readmitted_within_30_days"] >= lt.MIN_EVENTS
+    parts = card["split"]["parts"]
+    assert sum(p["encounters"] for p in parts.values()) == n
+    for k in ("roc_auc", "pr_auc", "brier", "ece", "calibration_slope", "calibration_intercept"):
+        m = card["metrics"]["test_local"][k]
+        assert m["ci_low"] <= m["ci_high"]
+    assert card["intended_use"] and card["limits"]
+    assert card["model"]["onnx_vs_native_max_abs_margin_diff"] < 1e-4
+    gate = card["comparison"]
+    assert gate["against"]["version"] == assessment.readmission_service().version
+    assert {"roc_auc", "brier"} <= set(gate["difference_candidate_minus_active"])
+    # small local data does not beat the bundled model with an interval that says so
+    assert res.gate.better is False and not gate["better"]
+    assert _versions(admin) == {res.version: "candidate"}
+    row = admin.db.conn.execute("SELECT length(onnx), sha256 FROM model_versions").fetchone()
+    assert row[0] > 1000 and len(row[1]) == 64
+    assert sorted(p.name for p in demo_store.parent.iterdir()) == files_before  # no loose model files
+    with pytest.raises(ModelRegistryError, match="Not promoted"):
+        ModelRegistry(admin).promote(res.version_id)
+    assert _versions(admin) == {res.version: "candidate"}
+    assert assessment.readmission_service().version != res.version
+    actions = [a for a, _ in _actions(admin)]
+    assert "model retrain" in actions and "model promote refused" in actions
+    # the stored candidate loads from its bytes and scores like the training run measured
+    svc = load_stored(admin.db.conn, res.version_id)
+    assert svc.version == res.version and svc.bundle.sha256 == row[1]
+    # a tampered ONNX blob or sidecar is refused
+    blob = bytearray(admin.db.conn.execute("SELECT onnx FROM model_versions WHERE id = ?", (res.version_id,)).fetchone()[0])
+    blob[len(blob) // 2] ^= 0x01  # one flipped bit
+    admin.db.conn.execute("UPDATE model_versions SET onnx = ? WHERE id = ?", (bytes(blob), res.version_id))
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        load_stored(admin.db.conn, res.version_id)
+    entry = next(e for e in ModelRegistry(admin).entries() if e.version_id == res.version_id)
+    assert entry.status == "refused" and not entry.sha256_ok
+
+
+def test_promote_when_clearly_better_then_rollback(admin) -> None:
+    degraded = _store_degraded_active(admin)
+    res = lt.retrain(admin, config=TINY)
+    assert res.gate.against == degraded
+    assert res.gate.better, res.gate.reason
+    assert res.gate.differences["roc_auc"]["ci_low"] > 0
+    reg = ModelRegistry(admin)
+    msg = reg.promote(res.version_id)
+    assert res.version in msg
+    assert _versions(admin) == {degraded: "retired", res.version: "active"}
+    assert assessment.readmission_service().version == res.version  # the app scores with it now
+    with pytest.raises(ModelRegistryError, match="candidate"):
+        reg.promote(res.version_id)  # already active
+    # rollback restores the previous active version, then the bundled model
+    reg.rollback()
+    assert _versions(admin) == {degraded: "active", res.version: "retired"}
+    assert assessment.readmission_service().version == degraded
+    reg.rollback()
+    assert "active" not in _versions(admin).values()
+    bundled = assessment.readmission_service()
+    assert bundled.version not in (degraded, res.version)
+    with pytest.raises(ModelRegistryError, match="nothing to roll back"):
+        reg.rollback()
+    actions = [a for a, _ in _actions(admin)]
+    assert actions.count("model rollback") == 2 and "model promote" in actions
+    # a candidate compared with another model than the one active now is not promoted
+    with admin.db.transaction() as c:
+        c.execute("UPDATE model_versions SET status = 'candidate' WHERE version = ?", (res.version,))
+    with pytest.raises(ModelRegistryError, match="compared with"):
+        reg.promote(res.version_id)
+    # a tampered active version is refused at activation: the bundled model is used, and that is audited
+    with admin.db.transaction() as c:
+        c.execute("UPDATE model_versions SET status = 'active' WHERE version = ?", (degraded,))
+        c.execute("UPDATE model_versions SET sidecars = replace(sidecars, '\"meta.json\": \"', '\"meta.json\": \"AA') "
+                  "WHERE version = ?", (degraded,))
+    act = activate_store_model(admin)
+    assert act.origin == "bundled" and "refusing" in act.warning
+    assert assessment.readmission_service().version == bundled.version
+    assert "model refused" in [a for a, _ in _actions(admin)]
+
+
+def test_recalibration_keeps_trees_and_reports_calibration(admin) -> None:
+    res = lt.recalibrate(admin, config=TINY)
+    card = res.card
+    assert card["kind"] == "recalibration" and res.gate.criterion == "brier"
+    before_after = card["calibration"]["before_after_on_test"]
+    assert set(before_after) == {"ece", "brier", "calibration_slope", "calibration_intercept"}
+    for v in before_after.values():
+        assert {"active", "candidate"} <= set(v)
+    assert "ci_low" in res.gate.differences["brier"]
+    assert abs(res.gate.differences["roc_auc"]["value"]) < 1e-9  # a monotone recalibration keeps the ranking
+    svc = load_stored(admin.db.conn, res.version_id)
+    bundled = assessment.readmission_service()
+    assert np.array_equal(svc.trees.feature, bundled.trees.feature) and np.allclose(svc.trees.mean, bundled.trees.mean)
+    assert (svc.cal_a, svc.cal_b) == pytest.approx((card["model"]["calibration"]["a"], card["model"]["calibration"]["b"]))
+    assert _versions(admin) == {res.version: "candidate"}
+    assert "model recalibrate" in [a for a, _ in _actions(admin)]
+    if not res.gate.better:
+        with pytest.raises(ModelRegistryError, match="Not promoted"):
+            ModelRegistry(admin).promote(res.version_id)
+    # discard removes a candidate, audited
+    ModelRegistry(admin).discard(res.version_id)
+    assert _versions(admin) == {}
+    assert "model discard" in [a for a, _ in _actions(admin)]
+
+
+def test_too_few_outcomes_gives_a_clear_message_and_stores_nothing(admin) -> None:
+    with pytest.raises(lt.InsufficientData, match=r"Only \d+ encounters with a known 30-day outcome; at least 300"):
+        lt.retrain(admin, config=TINY, today=dt.date(1990, 1, 1))
+    with pytest.raises(lt.InsufficientData, match="at least 200 are needed to recalibrate"):
+        lt.recalibrate(admin, config=TINY, today=dt.date(1990, 1, 1))
+    assert _versions(admin) == {}
+    assert any(a == "model retrain" and "nothing stored" in d for a, d in _actions(admin))
+
+
+def test_non_admins_are_refused(demo_store) -> None:
+    s = unlock(demo_store, "dr.demo", "wardlens-clinician")
+    reg = ModelRegistry(s)
+    for call in (reg.entries, reg.rollback, lambda: reg.promote(1), lambda: reg.discard(1),
+                 lambda: lt.retrain(s, config=TINY), lambda: lt.recalibrate(s, config=TINY)):
+        with pytest.raises(PermissionDenied):
+            call()
+    assert sum(1 for e in s.audit.recent(50) if e.action == "denied") >= 6
+    # every role still gets the active model installed at unlock
+    assert activate_store_model(s).origin == "bundled"
+    s.lock()
+
+
+# ----- view-model and view ------------------------------------------------------------------------
+
+def _wait(qtbot, cond, timeout=60_000) -> None:
+    qtbot.waitUntil(cond, timeout=timeout)
+
+
+def test_vm_retrain_with_progress_cancel_and_result(admin, owner, qtbot) -> None:
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.models_vm import ModelsViewModel
+
+    runner = BackgroundRunner(owner)
+    vm = ModelsViewModel(admin, runner, owner, config=TINY)
+    vm.refresh()
+    _wait(qtbot, lambda: vm.model.total >= 3)
+    assert "sha256" in vm.card and not vm.can_promote
+
+    progress: list[tuple[int, int, str]] = []
+    vm.progressChanged.connect(lambda d, t, m: (progress.append((d, t, m)), vm.cancel()))
+    with qtbot.waitSignal(vm.trainingFinished, timeout=60_000) as blocker:
+        vm.retrain()
+        assert vm.busy and not vm.can_train
+    assert blocker.args == [None]
+    assert progress and vm.status == "Cancelled; nothing was stored."
+    assert _versions(admin) == {}
+    assert any(a == "model retrain" and "Cancelled" in d for a, d in _actions(admin))
+    vm.progressChanged.disconnect()
+
+    seen: list[int] = []
+    vm.progressChanged.connect(lambda d, t, m: seen.append(d))
+    with qtbot.waitSignal(vm.trainingFinished, timeout=90_000) as blocker:
+        vm.retrain()
+    result = blocker.args[0]
+    assert result is not None and max(seen) == 100
+    _wait(qtbot, lambda: vm.selected is not None and vm.selected.version_id == result.version_id)
+    assert "Comparison with the active model" in vm.card and result.version in vm.card
+    assert vm.can_promote and vm.can_discard
+    assert vm.promote() is False and "Not promoted" in vm.error
+    _wait(qtbot, lambda: not runner.busy)
+
+
+def test_models_view_renders_offscreen(admin, owner, qtbot, qt_settings, tmp_path) -> None:
+    from ui.models_view import ModelsView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.models_vm import ModelsViewModel
+
+    runner = BackgroundRunner(owner)
+    vm = ModelsViewModel(admin, runner, owner, config=TINY)
+    view = ModelsView(vm, confirm=lambda *a: True)
+    qtbot.addWidget(view)
+    view.resize(1300, 800)
+    view.show()
+    _wait(qtbot, lambda: vm.model.total >= 3 and not runner.busy)
+    assert view.table.model().rowCount() >= 3
+    assert "sha256" in view.card.toPlainText() and "intended_use" in view.card.toPlainText()
+    assert not view.promote_button.isEnabled() and not view.rollback_button.isEnabled()
+    assert view.retrain_button.isEnabled() and not view.cancel_button.isVisible()
+    shot = tmp_path / "models_view.png"
+    assert view.grab().save(str(shot)) and shot.stat().st_size > 10_000
+    view.table.selectRow(1)
+    _wait(qtbot, lambda: vm.selected is not None and vm.selected.name == "los")
+    assert "Length of stay" in view.card.toPlainText() or "los" in view.card.toPlainText()
