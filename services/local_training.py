@@ -324,9 +324,9 @@ def _card(kind: str, version: str, sha: str, session: Session, data: LocalData, 
         "intended_use": "Decision support at discharge for adult diabetic inpatients of THIS hospital: rank patients "
                         "for transitional-care follow-up. Never a sole basis for a discharge decision. Use only "
                         "after promotion through the comparison gate.",
-        "limits": [f"Fitted on {data.summary['encounters_with_known_outcome']} local encounters "
-                   f"({data.summary['readmitted_within_30_days']} readmitted): intervals are wide; small "
-                   "differences between models cannot be shown.",
+        "limits": [f"Built from {data.summary['encounters_with_known_outcome']} local encounters with a known outcome "
+                   f"({data.summary['readmitted_within_30_days']} readmitted), split into train, calibration and "
+                   "test patients: intervals are wide and small differences between models cannot be shown.",
                    "Only readmissions recorded in this store are known; readmissions elsewhere are missed.",
                    "Outcomes count only once the patient has been discharged 30 days; recent practice is not yet "
                    "represented.",

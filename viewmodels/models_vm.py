@@ -82,11 +82,52 @@ def entry_markdown(e: ModelEntry) -> str:
             d = diffs.get(k)
             lines.append(f"| {label} | {_ci(c)} | {_ci(a)} | {_ci(d, signed=True) if d else ''} |")
         lines.append("")
+    lines += _glance(e.card)
     body = e.card_markdown
     if body.startswith("# "):
         body = "## " + body[2:]
     lines.append(body)
     return "\n".join(lines)
+
+
+def _headline_metrics(card: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """The test metrics with intervals, wherever the card's pipeline put them."""
+    for holder in (card.get("metrics"), card):
+        if not isinstance(holder, dict):
+            continue
+        for key in ("test_local", "test_chosen_model", "metrics_test", "test"):
+            m = holder.get(key)
+            if isinstance(m, dict) and m and all(isinstance(v, dict) and "value" in v for v in m.values()):
+                return m
+    return {}
+
+
+def _glance(card: dict[str, Any]) -> list[str]:
+    """Data, test metrics with intervals, intended use and limits first; the whole card follows."""
+    if not card:
+        return []
+    out = ["## At a glance", ""]
+    data = card.get("data") or {}
+    if data:
+        size = data.get("encounters_with_known_outcome") or data.get("rows")
+        out.append(f"**Data:** {data.get('source', '')}" + (f" — {size:,} encounters" if isinstance(size, int) else "")
+                   + (f", {data['patients']:,} patients" if isinstance(data.get("patients"), int) else "") + ".")
+        out.append("")
+    metrics = _headline_metrics(card)
+    if metrics:
+        out += ["| test metric | value | 95% CI |", "| --- | --- | --- |"]
+        for k, v in metrics.items():
+            if k in ("tn", "fp", "fn", "tp"):
+                continue
+            out.append(f"| {_METRIC_LABELS.get(k, k.replace('_', ' '))} | {v['value']:.3f} | "
+                       f"{v.get('ci_low', float('nan')):.3f} – {v.get('ci_high', float('nan')):.3f} |")
+        out.append("")
+    if card.get("intended_use"):
+        out += [f"**Intended use:** {card['intended_use']}", ""]
+    limits = card.get("limits") or []
+    if limits:
+        out += ["**Limits:**", ""] + [f"- {x}" for x in (limits if isinstance(limits, list) else [limits])] + [""]
+    return out
 
 
 class ModelsViewModel(QObject):
@@ -147,7 +188,8 @@ class ModelsViewModel(QObject):
     @property
     def can_promote(self) -> bool:
         e = self._selected
-        return not self._busy and e is not None and e.origin == "local" and e.status == "candidate" and e.sha256_ok
+        return (not self._busy and e is not None and e.origin == "local" and e.status == "candidate" and e.sha256_ok
+                and bool(e.gate.get("better")))  # the service enforces the gate again
 
     @property
     def can_discard(self) -> bool:
