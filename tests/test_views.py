@@ -101,3 +101,32 @@ def test_nurse_has_no_audit_page(qtbot, window):
     qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
     ws = window.workspace
     assert "Audit log" not in [ws.nav.item(i).text() for i in range(ws.nav.count())]
+
+
+def test_clinician_exports_the_list_and_analyst_only_deidentified(qtbot, window, tmp_path):
+    from pathlib import Path
+    _login(qtbot, window)
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    qtbot.waitUntil(lambda: ws.list_vm.model.rowCount() > 0, timeout=10_000)
+    out = tmp_path / "patients.csv"
+    with qtbot.waitSignal(ws.exporter.finished, timeout=20_000) as done:
+        ws.exporter.export_model(ws.list_vm.model, str(out), "patient list")
+    assert "exported" in done.args[0]
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[0].startswith("Patient no.,Name") and len(lines) == ws.list_vm.model.total + 1
+    window.vm.lock()
+    qtbot.waitUntil(lambda: window.workspace is None, timeout=5000)
+    window.unlock_view.user.clear()
+    _login(qtbot, window, "analyst.demo", "wardlens-analyst")
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ex = window.workspace.exporter
+    assert not ex.can_export_tables and ex.can_export_deidentified
+    with qtbot.waitSignal(ex.finished, timeout=20_000) as refused:
+        ex.export_model(window.workspace.list_vm.model, str(tmp_path / "x.csv"), "patient list")
+    assert "de-identified" in refused.args[0] and not Path(tmp_path / "x.csv").exists()
+    deid = tmp_path / "deid.csv"
+    with qtbot.waitSignal(ex.finished, timeout=20_000):
+        ex.export_deidentified(str(deid))
+    head = deid.read_text(encoding="utf-8").splitlines()[0]
+    assert "patient_pseudonym" in head and "family_name" not in head

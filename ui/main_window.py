@@ -15,12 +15,14 @@ from ui.unlock_view import UnlockView
 from ui.audit_view import AuditView
 from ui.beds_view import BedsView
 from ui.dashboards_view import DashboardsView
+from ui.export_button import export_button
 from ui.worklist_view import AlertBanner, WorklistView
 from ui.xray_view import XrayView
 from viewmodels.audit_vm import AuditViewModel
 from viewmodels.background import BackgroundRunner
 from viewmodels.beds_vm import BedsViewModel
 from viewmodels.dashboards_vm import DashboardsViewModel
+from viewmodels.export_vm import TableExporter
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.xray_vm import XrayViewModel
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
@@ -59,6 +61,8 @@ class Workspace(QWidget):
         self.audit_view = AuditView(self.audit_vm)
         if self.audit_vm.allowed:
             self._add_page("Audit log", "audit", self.audit_view)
+        self.exporter = TableExporter(session, runner, self)
+        self._add_exports()
         self.alerts_vm = AlertsViewModel(session, runner, self)
         self.banner = AlertBanner(self.alerts_vm)
         longest = max(self.nav.fontMetrics().horizontalAdvance(self.nav.item(i).text()) for i in range(self.nav.count()))
@@ -93,6 +97,23 @@ class Workspace(QWidget):
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.list_vm.refresh()
         self.alerts_vm.start()
+
+    def _add_exports(self) -> None:
+        """CSV buttons where the role may export: identified tables for clinicians and admins, the
+        de-identified encounter export for analysts. The service enforces the same rules."""
+        ex = self.exporter
+        if ex.can_export_tables:
+            for view, model, what in ((self.list_view, self.list_vm.model, "patient list"),
+                                      (self.worklist_view, self.worklist_vm.model, "discharge worklist"),
+                                      (self.audit_view, self.audit_vm.model, "audit log")):
+                view.layout().itemAt(0).layout().addWidget(
+                    export_button(view, "Export &CSV…", f"{what.replace(' ', '-')}.csv",
+                                  lambda path, m=model, w=what: ex.export_model(m, path, w)))
+        elif ex.can_export_deidentified:
+            self.list_view.layout().itemAt(0).layout().addWidget(
+                export_button(self.list_view, "Export de-identified &CSV…", "encounters-deidentified.csv",
+                              ex.export_deidentified))
+        ex.finished.connect(lambda msg: self.window().statusBar().showMessage(msg, 15_000))
 
     def _page_shown(self, row: int) -> None:
         # Pages compute on first view only, so unlocking stays fast.

@@ -45,6 +45,14 @@ class ListTableModel(QAbstractTableModel, Generic[T]):
     def total(self) -> int:
         return len(self._rows)
 
+    @property
+    def headers(self) -> list[str]:
+        return [c.header for c in self._columns]
+
+    def display_rows(self) -> list[list[str]]:
+        """Every row (not only the fetched ones) as the view shows it, for export."""
+        return [["" if (v := c.value(r)) is None else str(v) for c in self._columns] for r in self._rows]
+
     # --- Qt -------------------------------------------------------------------------------------
     def rowCount(self, parent: Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else self._shown
