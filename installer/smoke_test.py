@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Smoke test of the FROZEN WardLens bundle (dist/WardLens/), headless and offline.
+
+    python3 installer/smoke_test.py [--bundle dist/WardLens] [--no-strace] [--keep]
+
+Standard library only: it runs with any python3, never with the project's virtual environments, so the
+frozen executable cannot borrow their modules. Steps (each a run of dist/WardLens/WardLens):
+
+  0. layout: executable, resources (stylesheet, icons, demo sample, every model bundle with a matching
+     sha256), the Qt plugins (platforms offscreen + xcb, imageformats svg, iconengines svg), no torch,
+     and every bundled ELF file resolves its libraries (ldd shows no "not found")
+  1. demo --db TMP/demo.db
+  2. score readmission and score los on the first rows of the bundled demo sample; outputs checked
+  3. verify with the demo admin login (WARDLENS_USER / WARDLENS_PASSWORD)
+  4. xray classify on a generated PNG, when the bundle carries resources/models/xray (else skipped)
+  5. the GUI, offscreen, on the demo store: quits by itself after a few seconds (hidden --smoke-seconds),
+     exit status 0, the platform and SVG icon plugins really loaded
+
+Every run fails the test on a non-zero exit (unless expected), a time-out, or "Traceback" / a Qt plugin
+error in its output. Every run goes under `strace -f -e trace=connect,sendto,sendmsg,sendmmsg`: any
+AF_INET or AF_INET6 address fails the test (AF_UNIX and netlink are fine). HOME, XDG folders and
+WARDLENS_HOME point into the temporary folder, so nothing touches the real user's data, and the test checks
+that onnxruntime left no telemetry folder (~/.cache/Microsoft) behind.
+Exit status 0 when every step passed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import hashlib
+import os
+import re
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+INET = re.compile(r"sa_family=AF_INET6?\b")
+BAD_OUTPUT = (
+    "Traceback (most recent call last)",
+    "ModuleNotFoundError",
+    "ImportError",
+    "Could not load the Qt platform plugin",
+    "Could not find the Qt platform plugin",
+    "This application failed to start",
+    "Fatal Python error",
+    "Segmentation fault",
+)
+
+
+def _strace_fast_flags() -> list[str]:
+    """--seccomp-bpf stops the child only at the traced calls (the demo store build is 5x slower without it)."""
+    try:
+        ok = subprocess.run(["strace", "--seccomp-bpf", "-f", "-qq", "-o", os.devnull, "-e", "trace=connect", "true"],
+                            capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        ok = False
+    return ["--seccomp-bpf"] if ok else []
+
+
+STRACE_FAST: list[str] = []
+
+
+def _strace_sees_inet() -> bool:
+    """The guard must be able to fail: a connect() to 127.0.0.1:9 (refused, nothing leaves the host) is reported."""
+    probe = ("import socket\ns = socket.socket()\ntry:\n    s.connect(('127.0.0.1', 9))\nexcept OSError:\n    pass\n")
+    with tempfile.NamedTemporaryFile("r", suffix=".strace") as trace:
+        subprocess.run(["strace", *STRACE_FAST, "-f", "-qq", "-o", trace.name, "-e",
+                        "trace=connect,sendto,sendmsg,sendmmsg", sys.executable, "-c", probe],
+                       capture_output=True, timeout=60)
+        return any(INET.search(line) for line in Path(trace.name).read_text(errors="replace").splitlines())
+
+
+class SmokeFailure(Exception):
+    pass
+
+
+class Runner:
+    def __init__(self, exe: Path, tmp: Path, use_strace: bool) -> None:
+        self.exe = exe
+        self.tmp = tmp
+        self.use_strace = use_strace
+        self.home = tmp / "home"
+        for d in ("home", "home/.config", "home/.cache", "home/.local/share", "runtime", "wardlens-home"):
+            (tmp / d).mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp / "runtime", 0o700)
+        self.env = {
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(self.home),
+            "XDG_CONFIG_HOME": str(self.home / ".config"),
+            "XDG_CACHE_HOME": str(self.home / ".cache"),
+            "XDG_DATA_HOME": str(self.home / ".local/share"),
+            "XDG_RUNTIME_DIR": str(tmp / "runtime"),
+            "WARDLENS_HOME": str(tmp / "wardlens-home"),
+            "QT_QPA_PLATFORM": "offscreen",
+            "LANG": "C.UTF-8",
+            "TMPDIR": str(tmp),
+        }
+        self.connects: list[str] = []
+        self.runs = 0
+
+    def run(self, name: str, args: list[str], extra_env: dict[str, str] | None = None, timeout: float = 300,
+            ok_codes: tuple[int, ...] = (0,), allow_in_output: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        env = dict(self.env, **(extra_env or {}))
+        cmd = [str(self.exe), *args]
+        trace = self.tmp / f"strace-{self.runs:02d}-{name}.txt"
+        self.runs += 1
+        if self.use_strace:
+            cmd = ["strace", *STRACE_FAST, "-f", "-qq", "-o", str(trace), "-e", "trace=connect,sendto,sendmsg,sendmmsg", *cmd]
+        t0 = time.monotonic()
+        try:
+            proc = subprocess.run(cmd, env=env, cwd=self.tmp, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as exc:
+            raise SmokeFailure(f"{name}: no exit after {timeout:.0f} s\n{_tail(exc.stdout)}{_tail(exc.stderr)}") from None
+        elapsed = time.monotonic() - t0
+        output = proc.stdout + proc.stderr
+        if proc.returncode not in ok_codes:
+            raise SmokeFailure(f"{name}: exit status {proc.returncode} (expected {ok_codes})\n{_tail(output)}")
+        for bad in BAD_OUTPUT:
+            if bad in output and bad not in allow_in_output:
+                raise SmokeFailure(f"{name}: {bad!r} in its output\n{_tail(output)}")
+        if self.use_strace:
+            hits = [line.strip() for line in trace.read_text(errors="replace").splitlines() if INET.search(line)]
+            if hits:
+                self.connects += hits
+                raise SmokeFailure(f"{name}: network access (AF_INET/AF_INET6):\n  " + "\n  ".join(hits[:10]))
+        print(f"  ok  {name:<28} {elapsed:6.1f} s" + ("  (strace: no AF_INET/AF_INET6)" if self.use_strace else ""))
+        return proc
+
+
+def _tail(text: str | bytes | None, n: int = 3000) -> str:
+    if not text:
+        return ""
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    return text[-n:] + ("\n" if not text.endswith("\n") else "")
+
+
+def png_gray(path: Path, width: int = 320, height: int = 320) -> None:
+    """A small 8-bit grayscale PNG (a soft vertical gradient with a bright oval), written with zlib only."""
+    rows = bytearray()
+    for y in range(height):
+        rows.append(0)  # filter: none
+        for x in range(width):
+            dx, dy = (x - width / 2) / (width / 3), (y - height / 2) / (height / 2.4)
+            v = 40 + 120 * y // height + (70 if dx * dx + dy * dy < 1 else 0)
+            rows.append(min(255, v))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b""))
+
+
+def check_layout(bundle: Path) -> Path:
+    exe = bundle / "WardLens"
+    internal = bundle / "_internal"
+    if not exe.is_file() or not os.access(exe, os.X_OK):
+        raise SmokeFailure(f"{exe} missing or not executable: build it with installer/build.sh (make package)")
+    res = internal / "resources"
+    needed = [res / "style.qss", res / "icons" / "wardlens.svg", res / "demo" / "uci_sample.csv.gz"]
+    needed += [internal / "PySide6/Qt/plugins" / p for p in (
+        "platforms/libqoffscreen.so", "platforms/libqxcb.so", "imageformats/libqsvg.so", "iconengines/libqsvgicon.so")]
+    missing = [str(p.relative_to(bundle)) for p in needed if not p.is_file()]
+    # every committed resource of the source tree is in the bundle
+    for src in _tracked_resources():
+        dst = internal / src.relative_to(ROOT)
+        if not dst.is_file():
+            missing.append(str(dst.relative_to(bundle)))
+    if missing:
+        raise SmokeFailure("missing from the bundle (a stale build? run installer/build.sh): " + ", ".join(missing[:20]))
+    models = sorted(p.parent.name for p in (res / "models").glob("*/model.onnx"))
+    for name in models:
+        model = res / "models" / name / "model.onnx"
+        expected = (model.parent / "model.onnx.sha256").read_text().split()[0].lower()
+        if hashlib.sha256(model.read_bytes()).hexdigest() != expected:
+            raise SmokeFailure(f"{model.relative_to(bundle)} does not match its sha256")
+    for forbidden in ("torch", "torchvision", "training", "tests", "onnxruntime/transformers"):
+        if (internal / forbidden).exists():
+            raise SmokeFailure(f"{forbidden} must not be in the bundle")
+    unresolved = []
+    if shutil.which("ldd"):
+        for f in internal.rglob("*.so*"):
+            if f.is_file() and not f.is_symlink():
+                out = subprocess.run(["ldd", str(f)], capture_output=True, text=True,
+                                     env={"LD_LIBRARY_PATH": str(internal), "PATH": "/usr/bin:/bin"}).stdout
+                unresolved += [f"{f.relative_to(bundle)}: {line.strip()}" for line in out.splitlines() if "not found" in line]
+    if unresolved:
+        raise SmokeFailure("libraries not found (a trimmed library is still needed, or a system package is missing):\n  "
+                           + "\n  ".join(unresolved[:20]))
+    size_mb = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file() and not p.is_symlink()) / 1e6
+    print(f"  ok  layout: models {', '.join(models) or 'none'}; {size_mb:.0f} MB; all ELF dependencies resolve")
+    return exe
+
+
+def _tracked_resources() -> list[Path]:
+    """resources/ files that git tracks (all files when this is no git checkout)."""
+    try:
+        out = subprocess.run(["git", "ls-files", "-z", "resources"], cwd=ROOT, capture_output=True, check=True).stdout
+        return [ROOT / name for name in out.decode().split("\0") if name and (ROOT / name).is_file()]
+    except (OSError, subprocess.CalledProcessError):
+        return [p for p in (ROOT / "resources").rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")]
+
+
+def first_rows(sample: Path, out: Path, n: int) -> int:
+    with gzip.open(sample, "rt", newline="", encoding="utf-8") as src, open(out, "w", newline="", encoding="utf-8") as dst:
+        for i, line in enumerate(src):
+            if i > n:
+                break
+            dst.write(line)
+    return n
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        return list(reader.fieldnames or []), list(reader)
+
+
+def check_probabilities(name: str, rows: list[dict[str, str]], n_expected: int) -> None:
+    if len(rows) != n_expected:
+        raise SmokeFailure(f"{name}: {len(rows)} output rows for {n_expected} input rows")
+    numeric = 0
+    for row in rows:
+        for key, value in row.items():
+            if key and ("prob" in key.lower() or "risk" in key.lower()) and value not in ("", None):
+                try:
+                    v = float(value)
+                except ValueError:
+                    continue
+                if not 0.0 <= v <= 1.0 and "percent" not in key.lower():
+                    raise SmokeFailure(f"{name}: {key}={value} is not a probability")
+                numeric += 1
+    if numeric == 0:
+        raise SmokeFailure(f"{name}: no probability/risk column with values in the output ({list(rows[0])})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--bundle", type=Path, default=ROOT / "dist" / "WardLens")
+    ap.add_argument("--no-strace", action="store_true", help="skip the network check (only where strace cannot run)")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary folder (outputs and strace logs)")
+    ap.add_argument("--rows", type=int, default=40, help="rows of the demo sample to score")
+    ap.add_argument("--gui-seconds", type=float, default=4.0)
+    args = ap.parse_args(argv)
+
+    use_strace = not args.no_strace
+    if use_strace and shutil.which("strace") is None:
+        print("smoke_test: strace is needed for the network check: apt-get install strace "
+              "(or run with --no-strace where it cannot be installed)", file=sys.stderr)
+        return 2
+    if use_strace:
+        STRACE_FAST[:] = _strace_fast_flags()
+        if not _strace_sees_inet():
+            print("smoke_test: strace did not report a test connect() to 127.0.0.1; the network check would be blind",
+                  file=sys.stderr)
+            return 2
+    t_start = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="wardlens-smoke-"))
+    print(f"WardLens bundle smoke test: {args.bundle} (temporary folder {tmp})")
+    try:
+        exe = check_layout(args.bundle.resolve())
+        r = Runner(exe, tmp, use_strace)
+        internal = args.bundle.resolve() / "_internal"
+        db = tmp / "demo.db"
+
+        r.run("--help", ["--help"], timeout=60)
+
+        proc = r.run("demo", ["demo", "--db", str(db)], timeout=600)
+        if not db.is_file() or "Demo store written" not in proc.stdout:
+            raise SmokeFailure(f"demo: no store written\n{_tail(proc.stdout + proc.stderr)}")
+
+        rows_csv = tmp / "rows.csv"
+        n = first_rows(internal / "resources" / "demo" / "uci_sample.csv.gz", rows_csv, args.rows)
+        out = tmp / "readmission.csv"
+        proc = r.run("score readmission", ["score", "readmission", "--input", str(rows_csv), "--output", str(out)])
+        header, rows = read_csv(out)
+        scored = re.search(r"(\d+) scored, (\d+) not eligible", proc.stdout)
+        if not scored or int(scored.group(1)) == 0:
+            raise SmokeFailure(f"score readmission: nothing scored: {proc.stdout.strip()}")
+        check_probabilities("score readmission", rows, n)
+        print(f"      {proc.stdout.strip()}; columns: {', '.join(header[:8])}{' ...' if len(header) > 8 else ''}")
+
+        out = tmp / "los.csv"
+        proc = r.run("score los", ["score", "los", "--input", str(rows_csv), "--output", str(out)])
+        header, rows = read_csv(out)
+        if not rows or not re.search(r"(\d+) scored", proc.stdout) or re.search(r"^0 scored", proc.stdout):
+            raise SmokeFailure(f"score los: nothing scored: {proc.stdout.strip()}")
+        print(f"      {proc.stdout.strip()}; columns: {', '.join(header[:8])}{' ...' if len(header) > 8 else ''}")
+
+        r.run("bad input -> clear error", ["score", "readmission", "--input", str(tmp / "absent.csv"),
+                                           "--output", str(tmp / "x.csv")], ok_codes=(1, 2, 3))
+
+        login = {"WARDLENS_USER": "admin", "WARDLENS_PASSWORD": "wardlens-admin"}
+        proc = r.run("verify", ["verify", "--db", str(db)], extra_env=login)
+        if not proc.stdout.startswith("OK:"):
+            raise SmokeFailure(f"verify: {proc.stdout.strip()}")
+        print(f"      {proc.stdout.strip()}")
+        r.run("verify, wrong password", ["verify", "--db", str(db)],
+              extra_env={"WARDLENS_USER": "admin", "WARDLENS_PASSWORD": "not-the-password"}, ok_codes=(1,))
+
+        if (internal / "resources" / "models" / "xray" / "model.onnx").is_file():
+            png = tmp / "synthetic.png"
+            png_gray(png)
+            out = tmp / "xray.csv"
+            proc = r.run("xray classify", ["xray", "classify", "--input", str(png), "--output", str(out)])
+            header, rows = read_csv(out)
+            if len(rows) != 1 or rows[0].get("error"):
+                raise SmokeFailure(f"xray classify: unexpected output {rows}")
+            print(f"      {proc.stdout.strip()}")
+        else:
+            print("  --  xray classify               skipped: the bundle has no resources/models/xray (model not trained yet)")
+
+        proc = r.run("gui (offscreen)", ["gui", "--db", str(db), "--smoke-seconds", str(args.gui_seconds)],
+                     extra_env={"QT_DEBUG_PLUGINS": "1"}, timeout=120 + args.gui_seconds)
+        loaded = proc.stdout + proc.stderr
+        for plugin in ("libqoffscreen.so", "libqsvgicon.so"):
+            if not re.search(re.escape(plugin) + r'"? loaded library', loaded):
+                raise SmokeFailure(f"gui: the Qt plugin {plugin} was not loaded (QT_DEBUG_PLUGINS output)\n{_tail(loaded)}")
+        print("      plugins loaded: offscreen platform, SVG icon engine")
+
+        telemetry = r.home / ".cache" / "Microsoft"
+        if telemetry.exists():
+            raise SmokeFailure(f"onnxruntime wrote {telemetry} (telemetry/device id): ORT_DISABLE_TELEMETRY not effective")
+        print(f"PASSED: {r.runs} runs of the frozen executable in {time.monotonic() - t_start:.0f} s"
+              + (", no AF_INET/AF_INET6 connect/sendto/sendmsg under strace" if use_strace else ", network check skipped"))
+        return 0
+    except SmokeFailure as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        print(f"(outputs and strace logs kept in {tmp})", file=sys.stderr)
+        args.keep = True
+        return 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            print(f"temporary folder kept: {tmp}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
