@@ -312,7 +312,7 @@ def _card(kind: str, version: str, sha: str, session: Session, data: LocalData, 
                                                    "the test patients are scored once, by both models"},
         "features": {"count": len(FEATURE_NAMES),
                      "code": "services/features/readmission.py (the same code the application scores with)"},
-        "metrics": {"test_local": gate.candidate,
+        "metrics": {"test_chosen_model": gate.candidate,  # the key analytics.card_metrics reads for drift
                     "bootstrap": f"{gate.candidate['roc_auc']['n_boot']} resamples of test patients (95% percentile "
                                  "intervals); differences: paired resamples of the same patients for both models"},
         "calibration": {"method": "Platt on the tree margin", "a": model["calibration"]["a"],

@@ -82,7 +82,7 @@ def test_retrain_stores_candidate_inside_store_and_gate_refuses_when_not_better(
     parts = card["split"]["parts"]
     assert sum(p["encounters"] for p in parts.values()) == n
     for k in ("roc_auc", "pr_auc", "brier", "ece", "calibration_slope", "calibration_intercept"):
-        m = card["metrics"]["test_local"][k]
+        m = card["metrics"]["test_chosen_model"][k]
         assert m["ci_low"] <= m["ci_high"]
     assert card["intended_use"] and card["limits"]
     assert card["model"]["onnx_vs_native_max_abs_margin_diff"] < 1e-4

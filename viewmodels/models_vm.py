@@ -95,7 +95,7 @@ def _headline_metrics(card: dict[str, Any]) -> dict[str, dict[str, float]]:
     for holder in (card.get("metrics"), card):
         if not isinstance(holder, dict):
             continue
-        for key in ("test_local", "test_chosen_model", "metrics_test", "test"):
+        for key in ("test_chosen_model", "metrics_test", "test"):
             m = holder.get(key)
             if isinstance(m, dict) and m and all(isinstance(v, dict) and "value" in v for v in m.values()):
                 return m
