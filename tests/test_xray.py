@@ -38,11 +38,12 @@ def _sigmoid_inv(p: np.ndarray) -> np.ndarray:
 
 def test_onnx_parity_dynamic_batch_and_exact_cam(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    net = tx.build_model(width=16).eval()
-    for m in net.modules():  # non-trivial BN statistics so parity is meaningful
+    members = [tx.build_model(width=8).eval() for _ in range(2)]
+    for m in (m for net in members for m in net.modules()):  # non-trivial BN statistics: parity means something
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
+    net = tx.build_ensemble(members, tta=True)
     rng = np.random.default_rng(0)
     feats = tx.predict(net, normalize(rng.integers(0, 255, (40, MODEL_SIZE, MODEL_SIZE)).astype(np.uint8)), features=True)
     mu, whiten = tx.fit_mahalanobis(feats)
@@ -61,6 +62,9 @@ def test_onnx_parity_dynamic_batch_and_exact_cam(tmp_path: Path) -> None:
         np.testing.assert_allclose(got[2], ref[2], rtol=1e-3, atol=1e-2)
         np.testing.assert_allclose(got[0], 1 / (1 + np.exp(-logits)), atol=1e-5)  # same as the training graph
         np.testing.assert_allclose(got[1].mean((2, 3)), logits, atol=1e-4)        # CAM mean is the logit
+        flipped = sess.run(None, {"image": np.ascontiguousarray(x[..., ::-1])})  # mirrored-image averaging
+        np.testing.assert_allclose(flipped[0], got[0], atol=1e-6)
+        np.testing.assert_allclose(flipped[1][..., ::-1], got[1], atol=1e-5)
 
 
 def test_torch_normalize_matches_shared_preprocessing() -> None:
@@ -81,13 +85,14 @@ def test_patient_split_is_stable_and_grouped() -> None:
 def test_pipeline_end_to_end_on_a_tiny_sample(tmp_path: Path) -> None:
     data = shared_path("nih_cxr")
     out = tmp_path / "bundle"
-    rc = tx.main(["--data", str(data), "--sample", "160", "--epochs", "1", "--batch-size", "32", "--width", "8",
+    rc = tx.main(["--data", str(data), "--sample", "160", "--epochs", "1", "--batch-size", "32", "--width", "8", "--members", "2",
                   "--out", str(out), "--n-boot", "10", "--threads", "2"])
     assert rc == 0
     for f in ("model.onnx", "model.onnx.sha256", "card.json", "card.md", SIDECAR, SIDECAR + ".sha256"):
         assert (out / f).exists(), f
     card = json.loads((out / "card.json").read_text())
     assert card["data"]["images"] == 160 and card["data"]["sample"] == 160
+    assert len(card["training"]["members"]) == 2
     assert {"per_class", "mean_roc_auc_14_findings"} <= set(card["metrics_test"])
     assert max(card["model"]["onnx_parity_max_abs_diff"].values()) < 1e-2
     svc = XrayService(out)

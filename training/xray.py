@@ -181,10 +181,54 @@ def build_model(width: int = 32, n_classes: int = len(CLASSES), n_aux: int = 3, 
             return self.head(h), self.aux(h)
 
         def features(self, x):
+            return self.cam_features(x)[1]
+
+        def cam_features(self, x):
+            """CAM (N,15,h,w) from the head weights (its spatial mean equals the eval logit) + pooled features."""
             f3, f4 = self.maps(x)
-            return torch.cat([f3.mean((2, 3)), f4.mean((2, 3))], 1)
+            cam = torch.nn.functional.conv2d(f4, self.head.weight[:, :, None, None], self.head.bias)
+            return cam, torch.cat([f3.mean((2, 3)), f4.mean((2, 3))], 1)
 
     return XrayNet()
+
+
+def build_ensemble(members: list, tta: bool = True):
+    """Average of members, each also run on the left-right mirrored image (test-time augmentation).
+
+    Averaging CAMs keeps them exact: the mean of the averaged CAM is the averaged logit. The flip is a
+    Gather with a constant index so the legacy ONNX exporter handles it.
+    """
+    torch = _torch()
+    nn = torch.nn
+
+    class Ensemble(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = nn.ModuleList(members)
+            self.tta = tta
+            self.register_buffer("rev", torch.arange(MODEL_SIZE - 1, -1, -1))
+            self.register_buffer("rev_cam", torch.arange(MODEL_SIZE // 16 - 1, -1, -1))  # CAM is 1/16 of the input
+
+        def cam_features(self, x):
+            xs = torch.cat([x, x.index_select(3, self.rev)]) if self.tta else x
+            cams, feats = [], []
+            for m in self.members:
+                cam, feat = m.cam_features(xs)
+                if self.tta:  # reshape(2, -1, ...) rather than [:n] slices: keeps the batch dynamic in ONNX
+                    c2 = cam.reshape(2, -1, cam.shape[1], cam.shape[2], cam.shape[3])
+                    cam = 0.5 * (c2[0] + c2[1].index_select(3, self.rev_cam))
+                    feat = feat.reshape(2, -1, feat.shape[1]).mean(0)
+                cams.append(cam)
+                feats.append(feat)
+            return torch.stack(cams).mean(0), torch.cat(feats, 1)
+
+        def forward(self, x):
+            return self.cam_features(x)[0].mean((2, 3)), None
+
+        def features(self, x):
+            return self.cam_features(x)[1]
+
+    return Ensemble().eval()
 
 
 def export_module(net, mu: np.ndarray, whiten: np.ndarray):
@@ -200,11 +244,8 @@ def export_module(net, mu: np.ndarray, whiten: np.ndarray):
             self.register_buffer("whiten", torch.tensor(whiten, dtype=torch.float32))
 
         def forward(self, x):
-            f3, f4 = self.net.maps(x)
-            w = self.net.head.weight[:, :, None, None]
-            cam = torch.nn.functional.conv2d(f4, w, self.net.head.bias)  # (N,15,h,w); mean over h,w = logit
+            cam, feat = self.net.cam_features(x)  # cam (N,15,h,w); its mean over h,w is the logit
             probs = torch.sigmoid(cam.mean((2, 3)))
-            feat = torch.cat([f3.mean((2, 3)), f4.mean((2, 3))], 1)
             z = (feat - self.mu) @ self.whiten
             return probs, cam, (z * z).sum(1)
 
@@ -271,10 +312,10 @@ def mean_auc(y: np.ndarray, p: np.ndarray, cols: list[int] | None = None) -> flo
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def train(data: XrayData, split: np.ndarray, args) -> tuple[object, dict]:
+def train(data: XrayData, split: np.ndarray, args, seed: int) -> tuple[object, dict]:
     torch = _torch()
-    torch.manual_seed(args.seed)
-    gen = torch.Generator().manual_seed(args.seed)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
     tr, va = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
     Xtr = torch.from_numpy(data.images[tr].astype(np.float32) / 255.0)[:, None]
     Ytr = torch.from_numpy(data.labels[tr])
@@ -389,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="npz sample folder or full NIH folder")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--sample", type=int, default=0, help="use only N images (tests, smoke runs)")
-    ap.add_argument("--epochs", type=int, default=40)
+    ap.add_argument("--epochs", type=int, default=32)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=0.05)
@@ -402,6 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ema", type=float, default=0.995)
     ap.add_argument("--ood-quantile", type=float, default=0.995)
     ap.add_argument("--n-boot", type=int, default=200)
+    ap.add_argument("--members", type=int, default=2, help="ensemble size (members differ by seed)")
+    ap.add_argument("--no-tta", action="store_true", help="no mirrored-image averaging in the exported graph")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -420,12 +463,20 @@ def main(argv: list[str] | None = None) -> int:
     counts = {k: int((split == i).sum()) for i, k in enumerate(("train", "val", "test"))}
     print(f"[xray] {len(data)} images, {len(np.unique(data.patient_id))} patients, split {counts}", flush=True)
 
-    net, info = train(data, split, args)
+    members, infos = [], []
+    for k in range(args.members):
+        print(f"[xray] training member {k + 1}/{args.members}", flush=True)
+        m, info = train(data, split, args, seed=args.seed * 1000 + k)
+        members.append(m)
+        infos.append(info)
+    net = build_ensemble(members, tta=not args.no_tta)
     tr, va, te = (np.flatnonzero(split == i) for i in range(3))
     Xva, Xte, Xtr = normalize(data.images[va]), normalize(data.images[te]), normalize(data.images[tr])
 
     # operating thresholds (Youden's J) and the OOD limit: validation only
     p_va = predict(net, Xva)
+    val_auc = mean_auc(data.labels[va], p_va) if len(va) else float("nan")
+    print(f"[xray] ensemble val mean ROC-AUC {val_auc:.4f}", flush=True)
     thresholds = {c: youden_threshold(data.labels[va, i], p_va[:, i]) for i, c in enumerate(CLASSES)}
     mu, whiten = fit_mahalanobis(predict(net, Xtr, features=True))
     exported = export_module(net, mu, whiten)
@@ -470,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     write_sha256(out / SIDECAR)
     n_params = sum(p.numel() for p in net.parameters())
+    history = [{"member": k + 1, **h} for k, i in enumerate(infos) for h in i["history"]]
     elapsed = round(time.time() - t_start, 1)
     from training.cards import provenance, write_card
     card = {
@@ -493,17 +545,21 @@ def main(argv: list[str] | None = None) -> int:
                  "prevalence_train": {c: float(data.labels[tr, i].mean()) for i, c in enumerate(CLASSES)}},
         "preprocessing": "grayscale 0..255 -> uint8 -> Pillow LANCZOS to 128x128 -> per-image standardisation "
                          "(services.xray_image.preprocess, shared by training and the application)",
-        "model": {"architecture": f"compact ResNet (width {args.width}), GAP + linear head, CAM output",
+        "model": {"architecture": f"ensemble of {args.members} compact ResNets (width {args.width}), GAP + linear "
+                                  f"head, CAM output{'' if args.no_tta else ', mirrored-image averaging'}",
                   "parameters": int(n_params), "onnx_bytes": (out / "model.onnx").stat().st_size,
                   "outputs": {"probs": "(N,15) sigmoid", "cam": "(N,15,8,8) class activation maps (mean = logit)",
                               "ood": "(N,) squared Mahalanobis distance of pooled features"},
                   "onnx_parity_max_abs_diff": parity},
         "training": {k: v for k, v in vars(args).items() if k not in ("data", "out")} | {
-            "best_epoch": info["best_epoch"], "best_val_mean_roc_auc": info["best_val_mean_auc"],
-            "train_seconds": info["train_seconds"], "pipeline_seconds": elapsed,
+            "members": [{"best_epoch": i["best_epoch"], "best_val_mean_roc_auc": i["best_val_mean_auc"],
+                         "train_seconds": i["train_seconds"]} for i in infos],
+            "ensemble_val_mean_roc_auc": val_auc, "train_seconds": round(sum(i["train_seconds"] for i in infos), 1),
+            "pipeline_seconds": elapsed,
             "recipe": "AdamW + cosine LR with warm-up, EMA of weights, label smoothing, augmentation "
                       "(affine, flip, gamma/contrast, noise), auxiliary view/sex/age heads at training only; "
                       "epoch chosen on validation mean ROC-AUC"},
+        "validation_history": history,
         "metrics_test": metrics,
         "operating_points_test": op,
         "ood_guard": sidecar["ood"],
