@@ -146,47 +146,65 @@ def _stretch(arr: np.ndarray) -> np.ndarray:
 
 
 def _load_dicom(data: bytes, name: str) -> LoadedImage:
+    # Every pydicom step parses untrusted bytes and raises many unrelated types (struct.error,
+    # NotImplementedError, BytesLengthException, ...): each step maps all of them to one typed error.
+    try:
+        return _decode_dicom(data, name)
+    except XrayImageError:
+        raise
+    except MemoryError as exc:
+        raise ImageTooLarge(f"{name}: the DICOM image is too large to decode.") from exc
+    except Exception as exc:  # noqa: BLE001  (see above)
+        raise CorruptImage(f"{name} is a damaged or truncated DICOM file ({type(exc).__name__}: {exc}).") from exc
+
+
+def _decode_dicom(data: bytes, name: str) -> LoadedImage:
     import pydicom
-    from pydicom.errors import InvalidDicomError
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    try:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on recoverable oddities; hard failures still raise
         ds = pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError) as exc:
-        raise CorruptImage(f"{name} is a damaged or truncated DICOM file ({exc}).") from exc
-    if "PixelData" not in ds:
-        raise UnsupportedImageFormat(f"{name} is a DICOM file without an image (for example a report or plan).")
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-        spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
-    except (AttributeError, TypeError, ValueError) as exc:
-        raise CorruptImage(f"{name}: the DICOM header lacks a valid image size.") from exc
-    _check_pixels(rows * cols * frames * spp, name, f"{cols} x {rows} x {frames} frame(s) x {spp} sample(s)")
-    try:
-        arr = ds.pixel_array
-    except Exception as exc:  # pydicom raises many types for missing codecs and short pixel data
-        raise CorruptImage(f"{name}: the DICOM pixel data cannot be decoded ({type(exc).__name__}: {exc}). "
-                           f"Transfer syntax {getattr(ds.file_meta, 'TransferSyntaxUID', '?')}.") from exc
-    if frames > 1:
-        arr = arr[0]  # multi-frame: a radiograph has one; use the first
-    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
-    colour = 0.0
-    if spp > 1 or arr.ndim == 3:
-        rgb = np.asarray(arr, dtype=np.float32)  # pydicom 3 already converts YBR to RGB in pixel_array
-        colour = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
-        gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-    else:
+        if "PixelData" not in ds:
+            raise UnsupportedImageFormat(f"{name} is a DICOM file without an image (for example a report or plan).")
         try:
-            gray = apply_modality_lut(arr, ds)   # RescaleSlope / RescaleIntercept or a Modality LUT
-            gray = apply_voi_lut(gray, ds)       # WindowCenter/Width or a VOI LUT, where present
-        except Exception as exc:
-            raise CorruptImage(f"{name}: the DICOM intensity tables are invalid ({exc}).") from exc
-        gray = np.asarray(gray, dtype=np.float32)
-    gray = _stretch(gray)
-    if photometric == "MONOCHROME1":
-        gray = 255.0 - gray  # MONOCHROME1: high values are dark; show bone white like MONOCHROME2
-    meta = {k: str(getattr(ds, k, "")) for k in ("Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation")}
+            rows, cols = int(ds.Rows), int(ds.Columns)
+            frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+            spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise CorruptImage(f"{name}: the DICOM header lacks a valid image size.") from exc
+        if min(rows, cols, frames, spp) <= 0:
+            raise CorruptImage(f"{name}: the DICOM header declares an empty image.")
+        _check_pixels(rows * cols * frames * spp, name, f"{cols} x {rows} x {frames} frame(s) x {spp} sample(s)")
+        try:
+            arr = ds.pixel_array
+        except Exception as exc:  # noqa: BLE001  missing codecs and short pixel data raise many types
+            tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
+            raise CorruptImage(f"{name}: the DICOM pixel data cannot be decoded ({type(exc).__name__}: {exc}). "
+                               f"Transfer syntax {tsyntax}.") from exc
+        if frames > 1 and arr.ndim >= 3 and arr.shape[0] == frames:
+            arr = arr[0]  # multi-frame: a radiograph has one; use the first
+        photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+        colour = 0.0
+        if arr.ndim == 3:
+            rgb = np.asarray(arr, dtype=np.float32)  # pydicom 3 already converts YBR to RGB in pixel_array
+            colour = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
+            gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        elif arr.ndim == 2:
+            try:
+                gray = apply_modality_lut(arr, ds)   # RescaleSlope / RescaleIntercept or a Modality LUT
+                gray = apply_voi_lut(gray, ds)       # WindowCenter/Width or a VOI LUT, where present
+            except Exception as exc:  # noqa: BLE001
+                raise CorruptImage(f"{name}: the DICOM intensity tables are invalid ({exc}).") from exc
+            gray = np.asarray(gray, dtype=np.float32)
+        else:
+            raise CorruptImage(f"{name}: the DICOM pixel data has an unexpected shape {arr.shape}.")
+        if not np.isfinite(gray).all():
+            raise CorruptImage(f"{name}: the DICOM pixel data holds invalid values.")
+        gray = _stretch(gray)
+        if photometric == "MONOCHROME1":
+            gray = 255.0 - gray  # MONOCHROME1: high values are dark; show bone white like MONOCHROME2
+        meta = {k: str(ds.get(k, "")) for k in ("Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation")}
     return LoadedImage(np.ascontiguousarray(gray, dtype=np.float32), "dicom", colour, meta)
 
 
