@@ -45,7 +45,7 @@ def test_onnx_parity_dynamic_batch_and_exact_cam(tmp_path: Path) -> None:
             m.running_var.uniform_(0.5, 1.5)
     net = tx.build_ensemble(members, tta=True)
     rng = np.random.default_rng(0)
-    feats = tx.predict(net, normalize(rng.integers(0, 255, (40, MODEL_SIZE, MODEL_SIZE)).astype(np.uint8)), features=True)
+    feats = tx.predict(net, rng.integers(0, 255, (40, MODEL_SIZE, MODEL_SIZE)).astype(np.uint8), features=True)
     mu, whiten = tx.fit_mahalanobis(feats)
     module = tx.export_module(net, mu, whiten)
     tx.export_onnx(module, tmp_path / "m.onnx")

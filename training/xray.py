@@ -293,15 +293,17 @@ def augment(x, gen):
     return x
 
 
-def predict(net, X: np.ndarray, batch: int = 256, features: bool = False) -> np.ndarray:
-    """Sigmoid probabilities (or pooled features) for normalised images X (N,S,S)."""
+def predict(net, images: np.ndarray, batch: int = 256, features: bool = False) -> np.ndarray:
+    """Sigmoid probabilities (or pooled features) for uint8 images (N,S,S), normalised batch by batch
+    with the shared function (the full NIH set would not fit in memory as float32)."""
     torch = _torch()
     net.eval()
+    device = next(net.parameters()).device
     out = []
     with torch.inference_mode():
-        for i in range(0, len(X), batch):
-            xb = torch.from_numpy(X[i:i + batch][:, None])
-            out.append((net.features(xb) if features else torch.sigmoid(net(xb)[0])).numpy())
+        for i in range(0, len(images), batch):
+            xb = torch.from_numpy(normalize(images[i:i + batch])[:, None]).to(device)
+            out.append((net.features(xb) if features else torch.sigmoid(net(xb)[0])).float().cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
 
 
@@ -317,12 +319,13 @@ def train(data: XrayData, split: np.ndarray, args, seed: int) -> tuple[object, d
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     tr, va = np.flatnonzero(split == 0), np.flatnonzero(split == 1)
-    Xtr = torch.from_numpy(data.images[tr].astype(np.float32) / 255.0)[:, None]
+    device = torch.device(args.device)
+    Xtr = torch.from_numpy(data.images[tr])[:, None]  # uint8; scaled per batch (memory on the full set)
     Ytr = torch.from_numpy(data.labels[tr])
     age_mu, age_sd = float(data.age[tr].mean()), float(data.age[tr].std() + 1e-6)
     Atr = torch.from_numpy(np.stack([data.view_pa[tr], data.male[tr], (data.age[tr] - age_mu) / age_sd], 1).astype(np.float32))
-    Xva = normalize(data.images[va])
-    net = build_model(width=args.width, dropout=args.dropout)
+    Xva = data.images[va]
+    net = build_model(width=args.width, dropout=args.dropout).to(device)
     ema = copy.deepcopy(net)
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -345,12 +348,12 @@ def train(data: XrayData, split: np.ndarray, args, seed: int) -> tuple[object, d
         losses = []
         for b in range(steps_per_epoch):
             idx = perm[b * args.batch_size:(b + 1) * args.batch_size]
-            x = torch_normalize(augment(Xtr[idx], gen))
-            y = Ytr[idx] * (1 - args.smooth) + args.smooth / 2  # label smoothing: NIH labels are NLP-mined
-            a = Atr[idx]
+            x = torch_normalize(augment(Xtr[idx].float() / 255.0, gen)).to(device)
+            y = (Ytr[idx] * (1 - args.smooth) + args.smooth / 2).to(device)  # smoothing: NIH labels are NLP-mined
+            a = Atr[idx].to(device)
             if args.mixup > 0 and torch.rand(1, generator=gen).item() < args.mixup_p:
                 lam = float(np.random.default_rng(step).beta(args.mixup, args.mixup))
-                j = torch.randperm(len(idx), generator=gen)
+                j = torch.randperm(len(idx), generator=gen).to(device)
                 x, y, a = lam * x + (1 - lam) * x[j], lam * y + (1 - lam) * y[j], lam * a + (1 - lam) * a[j]
             logits, aux = net(x)
             loss = bce(logits, y) + args.aux_weight * (
@@ -375,7 +378,7 @@ def train(data: XrayData, split: np.ndarray, args, seed: int) -> tuple[object, d
         if not np.isfinite(best[0]) or auc_ema > best[0] or best[1] is None:
             best = (auc_ema, copy.deepcopy(ema.state_dict()), epoch + 1)
     ema.load_state_dict(best[1])
-    ema.eval()
+    ema.to("cpu").eval()  # evaluation and export run on CPU
     return ema, {"history": history, "best_epoch": best[2], "best_val_mean_auc": best[0],
                  "train_seconds": round(time.time() - t0, 1), "age_mean": age_mu, "age_sd": age_sd}
 
@@ -446,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--members", type=int, default=2, help="ensemble size (members differ by seed)")
     ap.add_argument("--no-tta", action="store_true", help="no mirrored-image averaging in the exported graph")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu", help="torch device for training, e.g. cuda for the full NIH set "
+                                                    "(evaluation and export always run on CPU)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
 
@@ -471,7 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         infos.append(info)
     net = build_ensemble(members, tta=not args.no_tta)
     tr, va, te = (np.flatnonzero(split == i) for i in range(3))
-    Xva, Xte, Xtr = normalize(data.images[va]), normalize(data.images[te]), normalize(data.images[tr])
+    Xva, Xte, Xtr = data.images[va], data.images[te], data.images[tr]  # uint8; predict() normalises
 
     # operating thresholds (Youden's J) and the OOD limit: validation only
     p_va = predict(net, Xva)
@@ -481,7 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     mu, whiten = fit_mahalanobis(predict(net, Xtr, features=True))
     exported = export_module(net, mu, whiten)
     with torch.inference_mode():
-        d_va = exported(torch.from_numpy(Xva[:, None]))[2].numpy() if len(va) else np.zeros(1)
+        d_va = (np.concatenate([exported(torch.from_numpy(normalize(Xva[i:i + 256])[:, None]))[2].numpy()
+                                for i in range(0, len(va), 256)]) if len(va) else np.zeros(1))
     ood_limit = float(np.quantile(d_va, args.ood_quantile)) * 1.05
     st_tr = image_stats(np.concatenate([data.images[tr], data.images[va]]))
     intensity = {"min_std": float(np.quantile(st_tr["std"], 0.001)) * 0.5,
@@ -508,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     export_onnx(exported, out / "model.onnx")
     sha = write_sha256(out / "model.onnx")
     with torch.inference_mode():
-        parity_x = torch.from_numpy(Xte[:8, None] if len(te) else Xva[:8, None])
+        parity_x = torch.from_numpy(normalize(Xte[:8] if len(te) else Xva[:8])[:, None])
         ref = [t.numpy() for t in exported(parity_x)]
     from services.onnx_runtime import create_session
     got = create_session(out / "model.onnx").run(None, {"image": parity_x.numpy()})
