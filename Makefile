@@ -39,3 +39,15 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build dist .pytest_cache
+
+# Packaged application (PyInstaller one-folder) from .venv-build (no torch): dist/WardLens/ and the tarball.
+package:
+	bash installer/build.sh
+
+# Build when stale, then run the frozen bundle headless under strace (installer/smoke_test.py).
+package-test:
+	bash installer/build.sh --if-needed
+	@if ! command -v strace >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing strace (the smoke test's network check)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends strace >/dev/null; fi
+	$(PYTHON) installer/smoke_test.py

@@ -12,7 +12,9 @@ frozen executable cannot borrow their modules. Steps (each a run of dist/WardLen
   1. demo --db TMP/demo.db
   2. score readmission and score los on the first rows of the bundled demo sample; outputs checked
   3. verify with the demo admin login (WARDLENS_USER / WARDLENS_PASSWORD)
-  4. xray classify on a generated PNG, when the bundle carries resources/models/xray (else skipped)
+  4. xray classify on a generated PNG (refused as not a radiograph) plus a real radiograph when one is at
+     hand (WARDLENS_SMOKE_XRAY, or ../shared/data/nih_cxr/originals), when the bundle carries
+     resources/models/xray (else skipped with a note)
   5. the GUI, offscreen, on the demo store: quits by itself after a few seconds (hidden --smoke-seconds),
      exit status 0, the platform and SVG icon plugins really loaded
 
@@ -168,6 +170,8 @@ def check_layout(bundle: Path) -> Path:
     needed = [res / "style.qss", res / "icons" / "wardlens.svg", res / "demo" / "uci_sample.csv.gz"]
     needed += [internal / "PySide6/Qt/plugins" / p for p in (
         "platforms/libqoffscreen.so", "platforms/libqxcb.so", "imageformats/libqsvg.so", "iconengines/libqsvgicon.so")]
+    if any("import xgboost" in f.read_text(errors="replace") for f in (ROOT / "services").rglob("*.py")):
+        needed.append(internal / "xgboost" / "lib" / "libxgboost.so")   # no PyInstaller hook; the spec collects it
     missing = [str(p.relative_to(bundle)) for p in needed if not p.is_file()]
     # every committed resource of the source tree is in the bundle
     for src in _tracked_resources():
@@ -200,6 +204,34 @@ def check_layout(bundle: Path) -> Path:
     return exe
 
 
+PROJECT_PACKAGES = ("services", "ui", "viewmodels", "models", "__main__", "main")
+WARN_LINE = re.compile(r"^(missing|excluded) module named '?([\w.]+)'? - imported by (.*)$")
+
+
+def check_build_report(workpath: Path) -> None:
+    """PyInstaller's own report (warn-wardlens.txt): a module that our code imports, even lazily inside a
+    function, and that the bundle lacks (not installed in .venv-build, or excluded by the spec) is an import
+    error waiting for the first user who opens that page."""
+    warn = workpath / "warn-wardlens.txt"
+    if not warn.is_file():
+        print(f"  --  build report                 skipped: {warn} not found (bundle built elsewhere)")
+        return
+    problems = []
+    for line in warn.read_text(errors="replace").splitlines():
+        m = WARN_LINE.match(line.strip())
+        if not m:
+            continue
+        importers = [i.strip() for i in m.group(3).split(", ")]
+        ours = [i for i in importers if i.split(" ")[0].split(".")[0] in PROJECT_PACKAGES]
+        optional = all("optional" in i or "conditional" in i for i in ours)
+        if ours and not optional:
+            problems.append(f"{m.group(1)} module {m.group(2)} (imported by {', '.join(ours)})")
+    if problems:
+        raise SmokeFailure("the bundle lacks modules that WardLens imports (add them to [project.dependencies] "
+                           "or stop excluding them in installer/wardlens.spec):\n  " + "\n  ".join(problems))
+    print("  ok  build report: every module WardLens imports is in the bundle")
+
+
 def _tracked_resources() -> list[Path]:
     """resources/ files that git tracks (all files when this is no git checkout)."""
     try:
@@ -208,6 +240,16 @@ def _tracked_resources() -> list[Path]:
     except (OSError, subprocess.CalledProcessError):
         return [p for p in (ROOT / "resources").rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts and not p.name.startswith(".")]
+
+
+def _real_xray_sample() -> Path | None:
+    """A real chest radiograph when one is at hand: WARDLENS_SMOKE_XRAY, else the first NIH original in ../shared/data."""
+    env = os.environ.get("WARDLENS_SMOKE_XRAY")
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    originals = ROOT.parent / "shared" / "data" / "nih_cxr" / "originals"
+    found = sorted(originals.glob("*.png"))[:1] if originals.is_dir() else []
+    return found[0] if found else None
 
 
 def first_rows(sample: Path, out: Path, n: int) -> int:
@@ -246,6 +288,8 @@ def check_probabilities(name: str, rows: list[dict[str, str]], n_expected: int) 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", type=Path, default=ROOT / "dist" / "WardLens")
+    ap.add_argument("--workpath", type=Path, default=ROOT / "build" / "pyinstaller" / "wardlens",
+                    help="PyInstaller's work folder of that build (for its missing-module report)")
     ap.add_argument("--no-strace", action="store_true", help="skip the network check (only where strace cannot run)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (outputs and strace logs)")
     ap.add_argument("--rows", type=int, default=40, help="rows of the demo sample to score")
@@ -268,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"WardLens bundle smoke test: {args.bundle} (temporary folder {tmp})")
     try:
         exe = check_layout(args.bundle.resolve())
+        check_build_report(args.workpath)
         r = Runner(exe, tmp, use_strace)
         internal = args.bundle.resolve() / "_internal"
         db = tmp / "demo.db"
@@ -310,12 +355,18 @@ def main(argv: list[str] | None = None) -> int:
         if (internal / "resources" / "models" / "xray" / "model.onnx").is_file():
             png = tmp / "synthetic.png"
             png_gray(png)
+            inputs = [png]
+            real = _real_xray_sample()
+            if real is not None:
+                inputs.append(real)
             out = tmp / "xray.csv"
-            proc = r.run("xray classify", ["xray", "classify", "--input", str(png), "--output", str(out)])
+            proc = r.run("xray classify", ["xray", "classify", "--input", *map(str, inputs), "--output", str(out)])
             header, rows = read_csv(out)
-            if len(rows) != 1 or rows[0].get("error"):
+            if len(rows) != len(inputs) or any(row.get("error") for row in rows):
                 raise SmokeFailure(f"xray classify: unexpected output {rows}")
-            print(f"      {proc.stdout.strip()}")
+            if real is not None and not proc.stdout.startswith("1 of"):
+                raise SmokeFailure(f"xray classify: the real radiograph {real.name} was not classified: {proc.stdout.strip()}")
+            print(f"      {proc.stdout.strip()}" + (f" (synthetic PNG + {real.name})" if real else " (synthetic PNG only)"))
         else:
             print("  --  xray classify               skipped: the bundle has no resources/models/xray (model not trained yet)")
 
