@@ -16,7 +16,8 @@ frozen executable cannot borrow their modules. Steps (each a run of dist/WardLen
      hand (WARDLENS_SMOKE_XRAY, or ../shared/data/nih_cxr/originals), when the bundle carries
      resources/models/xray (else skipped with a note)
   5. the GUI, offscreen, on the demo store: quits by itself after a few seconds (hidden --smoke-seconds),
-     exit status 0, the platform and SVG icon plugins really loaded
+     exit status 0, the platform and SVG icon plugins really loaded; again with the xcb platform under Xvfb
+     when xvfb-run is installed (the X server is not traced; only WardLens is)
 
 Every run fails the test on a non-zero exit (unless expected), a time-out, or "Traceback" / a Qt plugin
 error in its output. Every run goes under `strace -f -e trace=connect,sendto,sendmsg,sendmmsg`: any
@@ -108,13 +109,15 @@ class Runner:
         self.runs = 0
 
     def run(self, name: str, args: list[str], extra_env: dict[str, str] | None = None, timeout: float = 300,
-            ok_codes: tuple[int, ...] = (0,), allow_in_output: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+            ok_codes: tuple[int, ...] = (0,), allow_in_output: tuple[str, ...] = (),
+            wrapper: list[str] | None = None) -> subprocess.CompletedProcess:
         env = dict(self.env, **(extra_env or {}))
         cmd = [str(self.exe), *args]
         trace = self.tmp / f"strace-{self.runs:02d}-{name}.txt"
         self.runs += 1
         if self.use_strace:
             cmd = ["strace", *STRACE_FAST, "-f", "-qq", "-o", str(trace), "-e", "trace=connect,sendto,sendmsg,sendmmsg", *cmd]
+        cmd = [*(wrapper or []), *cmd]   # e.g. xvfb-run: the X server itself is not traced
         t0 = time.monotonic()
         try:
             proc = subprocess.run(cmd, env=env, cwd=self.tmp, capture_output=True, text=True, timeout=timeout)
@@ -377,6 +380,16 @@ def main(argv: list[str] | None = None) -> int:
             if not re.search(re.escape(plugin) + r'"? loaded library', loaded):
                 raise SmokeFailure(f"gui: the Qt plugin {plugin} was not loaded (QT_DEBUG_PLUGINS output)\n{_tail(loaded)}")
         print("      plugins loaded: offscreen platform, SVG icon engine")
+
+        if shutil.which("xvfb-run") and shutil.which("Xvfb"):
+            proc = r.run("gui (xcb under Xvfb)", ["gui", "--db", str(db), "--smoke-seconds", str(args.gui_seconds)],
+                         extra_env={"QT_QPA_PLATFORM": "xcb", "QT_DEBUG_PLUGINS": "1"}, timeout=120 + args.gui_seconds,
+                         wrapper=["xvfb-run", "-a", "-s", "-nolisten tcp -screen 0 1280x800x24"])
+            if not re.search(r'libqxcb\.so"? loaded library', proc.stdout + proc.stderr):
+                raise SmokeFailure(f"gui (xcb): the xcb platform plugin was not loaded\n{_tail(proc.stdout + proc.stderr)}")
+            print("      plugins loaded: xcb platform (the X11/XWayland path of real desktops)")
+        else:
+            print("  --  gui (xcb under Xvfb)         skipped: xvfb-run not installed (apt-get install xvfb xauth)")
 
         telemetry = r.home / ".cache" / "Microsoft"
         if telemetry.exists():
