@@ -11,6 +11,7 @@ import datetime as dt
 import gzip
 import io
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -27,6 +28,7 @@ from services.validation import diagnosis_system
 REQUIRED = [c for c in ENCOUNTER_COLUMNS if c != "readmitted"]
 OPTIONAL = ("readmitted", "given_name", "family_name", "birth_date", "admit_time", "discharge_time", "ward")
 BATCH = 2000
+MAX_LINE_CHARS = 1 << 20  # one physical line; memory stays bounded even for a file with no line breaks
 MAX_REPORTED = 10_000
 INT_LIMITS = {"time_in_hospital": (1, 365), "num_lab_procedures": (0, 1000), "num_procedures": (0, 100),
               "num_medications": (0, 500), "number_outpatient": (0, 1000), "number_emergency": (0, 1000),
@@ -67,10 +69,26 @@ def _open_text(source: Path | BinaryIO) -> tuple[io.TextIOBase, BinaryIO]:
     return io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline=""), raw
 
 
+class _LineTooLong(Exception):
+    pass
+
+
+def _bounded_lines(text: io.TextIOBase) -> Iterator[str]:
+    """Physical lines of at most MAX_LINE_CHARS: iterating the file itself would hold a whole
+    line in memory however long it is (a multi-gigabyte file without a line break)."""
+    while True:
+        chunk = text.readline(MAX_LINE_CHARS)
+        if not chunk:
+            return
+        if len(chunk) >= MAX_LINE_CHARS and not chunk.endswith(("\n", "\r")):
+            raise _LineTooLong()
+        yield chunk
+
+
 def _rows(source: Path | BinaryIO) -> Iterator[tuple[int, list[str], int]]:
     """(line number, fields, bytes read so far); raises ImportFileError on file-level faults."""
     text, raw = _open_text(source)
-    reader = csv.reader(text, strict=True)
+    reader = csv.reader(_bounded_lines(text), strict=True)
     line = 1
     try:
         for fields in reader:
@@ -78,9 +96,12 @@ def _rows(source: Path | BinaryIO) -> Iterator[tuple[int, list[str], int]]:
             line = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise ImportFileError(f"Line {line}: the file is not UTF-8 text ({exc.reason}). Nothing was imported.") from exc
+    except _LineTooLong:
+        raise ImportFileError(f"Line {line}: a line is longer than {MAX_LINE_CHARS:,} characters; this is not an "
+                              "encounter file. Nothing was imported.") from None
     except csv.Error as exc:
         raise ImportFileError(f"Line {line}: the CSV is malformed ({exc}). Nothing was imported.") from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise ImportFileError(f"The file could not be read ({exc}). Nothing was imported.") from exc
     finally:
         text.close()
@@ -89,7 +110,9 @@ def _rows(source: Path | BinaryIO) -> Iterator[tuple[int, list[str], int]]:
 def _check_row(row: dict[str, str]) -> str | None:
     for col in INT_COLUMNS:
         v = row[col].strip()
-        if not v.lstrip("-").isdigit():
+        # isdecimal (ASCII digits only), not isdigit: '²' passes isdigit() and then int('²') raises.
+        digits = v[1:] if v.startswith("-") else v
+        if not (digits.isascii() and digits.isdecimal()):
             return f"{col} must be a whole number (found {v[:20]!r})"
         lo, hi = INT_LIMITS.get(col, (0, 10**9))
         if not lo <= int(v) <= hi:
@@ -106,7 +129,7 @@ def _check_row(row: dict[str, str]) -> str | None:
             return f"{drug} has an unknown value {row[drug][:20]!r}"
     for col in ("diag_1", "diag_2", "diag_3"):
         code = row[col].strip()
-        if code != "?" and diagnosis_system(code) is None:
+        if code != "?" and (not code.isascii() or diagnosis_system(code) is None):
             return f"{col} is not an ICD-9 or ICD-10 code ({code[:20]!r})"
     for col in ("admit_time", "discharge_time", "birth_date"):
         v = row.get(col, "")
