@@ -74,6 +74,7 @@ def test_analyst_list_has_no_names_and_no_edit_buttons(qtbot, window):
 def test_window_state_is_remembered(qtbot, qt_settings, demo_store):
     app = QApplication.instance()
     w = create_window(demo_store, app, build_demo=False)
+    qtbot.addWidget(w)  # deleted by qtbot on the GUI thread, never by a garbage collection elsewhere
     w.resize(720, 520)
     w.show()
     w.close()

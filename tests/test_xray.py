@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +12,7 @@ from PIL import Image, ImageDraw
 
 from services.onnx_runtime import ModelIntegrityError, clear_cache, create_session
 from services.xray import DEFAULT_BUNDLE, SIDECAR, XrayService, classify_paths
-from services.xray_image import MODEL_SIZE, load_xray, normalize
+from services.xray_image import MODEL_SIZE, normalize
 from tests.conftest import shared_path
 from tests.test_xray_image import pydicom_file
 
@@ -208,17 +206,6 @@ def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Pa
     assert rows["a.png"]["error"] == "" and rows["blank.png"]["ood"] == "1" and rows["blank.png"]["Hernia"] == ""
     for bad in ("notes.txt", "cut.png", "missing.dcm"):
         assert rows[bad]["error"] and rows[bad]["Cardiomegaly"] == ""
-
-
-def test_inference_time_per_image(service: XrayService) -> None:
-    p = shared_path("nih_cxr", "originals", "00027426_000.png")
-    img = load_xray(p)
-    service.classify_image(img)
-    t = time.perf_counter()
-    for _ in range(5):
-        service.classify_image(img)
-    per = (time.perf_counter() - t) / 5
-    assert per < 0.3, f"{per * 1000:.0f} ms per image (target <= ~100 ms; 0.3 s allows for a busy CI machine)"
 
 
 def test_committed_card_metrics_recomputed_from_committed_model(service: XrayService) -> None:

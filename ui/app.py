@@ -18,8 +18,8 @@ ACTIVITY_EVENTS = {QEvent.Type.KeyPress, QEvent.Type.MouseButtonPress, QEvent.Ty
 class ActivityFilter(QObject):
     """Any key, click or scroll counts as activity for the idle lock."""
 
-    def __init__(self, vm: SessionViewModel) -> None:
-        super().__init__()
+    def __init__(self, vm: SessionViewModel, parent: QObject) -> None:
+        super().__init__(parent)  # dies with the window, in the GUI thread, never by a stray GC
         self.vm = vm
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt name
@@ -36,8 +36,9 @@ def create_window(store_path: Path, app: QApplication, build_demo: bool = True) 
     runner = BackgroundRunner(app)
     vm = SessionViewModel(store_path, runner, build_demo_if_missing=build_demo, parent=app)
     window = MainWindow(vm, runner, QSettings())
-    window._activity = ActivityFilter(vm)  # kept alive with the window
-    app.installEventFilter(window._activity)
+    activity = ActivityFilter(vm, window)
+    app.installEventFilter(activity)
+    window.destroyed.connect(lambda: app.removeEventFilter(activity))
     QTimer.singleShot(0, vm.prepare)
     return window
 

@@ -6,7 +6,7 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QVBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QStackedWidget, QWidget)
 
-from viewmodels.session_vm import Session
+from viewmodels.session_vm import Permission, Session
 from ui.patient_dialogs import EncounterDialog, PatientDialog
 from ui.patient_list_view import PatientListView
 from ui.patient_view import PatientView
@@ -14,6 +14,7 @@ from ui.theme import icon
 from ui.unlock_view import UnlockView
 from ui.audit_view import AuditView
 from ui.beds_view import BedsView
+from ui.models_view import ModelsView
 from ui.dashboards_view import DashboardsView
 from ui.export_button import export_button
 from ui.worklist_view import AlertBanner, WorklistView
@@ -21,12 +22,13 @@ from ui.xray_view import XrayView
 from viewmodels.audit_vm import AuditViewModel
 from viewmodels.background import BackgroundRunner
 from viewmodels.beds_vm import BedsViewModel
+from viewmodels.models_vm import ModelsViewModel
 from viewmodels.dashboards_vm import DashboardsViewModel
 from viewmodels.export_vm import TableExporter
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.xray_vm import XrayViewModel
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
-from viewmodels.session_vm import SessionViewModel
+from viewmodels.session_vm import Permission, SessionViewModel
 
 
 class Workspace(QWidget):
@@ -40,6 +42,7 @@ class Workspace(QWidget):
         self.nav.setAccessibleName("Navigation")
         self.nav.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.pages = QStackedWidget()
+        self._models_loaded = False
         self.list_view = PatientListView(self.list_vm)
         self.patient_view = PatientView(self.patient_vm)
         self._add_page("Patients", "patients", self.list_view)
@@ -61,6 +64,10 @@ class Workspace(QWidget):
         self.audit_view = AuditView(self.audit_vm)
         if self.audit_vm.allowed:
             self._add_page("Audit log", "audit", self.audit_view)
+        self.models_vm = ModelsViewModel(session, runner, self)
+        self.models_view = ModelsView(self.models_vm)
+        if session.can(Permission.MANAGE_MODELS):
+            self._add_page("Models", "models", self.models_view)
         self.exporter = TableExporter(session, runner, self)
         self._add_exports()
         self.alerts_vm = AlertsViewModel(session, runner, self)
@@ -124,6 +131,9 @@ class Workspace(QWidget):
             self.beds_vm.refresh()
         elif page is self.audit_view and self.audit_vm.model.total == 0:
             self.audit_vm.refresh()
+        elif page is self.models_view and not self._models_loaded:
+            self._models_loaded = True
+            self.models_vm.refresh()
         elif page is self.dashboards_view:
             self.dashboards_vm.ensure_loaded()
         elif page is self.worklist_view and self.worklist_vm.model.total == 0 and not self.worklist_vm.status:
@@ -199,6 +209,7 @@ class MainWindow(QMainWindow):
         self.lock_action.triggered.connect(session_vm.lock)
         self.lock_button.clicked.connect(session_vm.lock)
         session_vm.sessionChanged.connect(self._session_changed)
+        session_vm.notice.connect(lambda text: QMessageBox.warning(self, "WardLens", text))
         runner.busyChanged.connect(self.busy.setVisible)
         runner.busyChanged.connect(self.cancel_button.setVisible)
         runner.taskStarted.connect(lambda t: self.statusBar().showMessage(f"{t.label}…"))

@@ -6,6 +6,7 @@ the worker and cancel is a services.progress.CancelToken the job checks at safe 
 """
 from __future__ import annotations
 
+import gc
 import traceback
 from typing import Any, Callable
 
@@ -58,6 +59,9 @@ class Task(QObject):
     def _done(self) -> None:
         self.running = False
         self.finished.emit()
+
+
+_RUNNING: set = set()  # jobs of every runner in the process (the collector is process-wide)
 
 
 def _guarded(owner: QObject, fn: Callable | None) -> Callable | None:
@@ -116,6 +120,11 @@ class BackgroundRunner(QObject):
         if on_progress:
             task.progress.connect(on_progress)
         was_busy = self.busy
+        if not _RUNNING:
+            # Python's cyclic collector runs on whichever thread allocates; collecting a Qt object on a
+            # worker would destroy it there and crash. While jobs run, cycles wait for the GUI thread.
+            gc.disable()
+        _RUNNING.add(task)
         self._tasks.append(task)
         self.taskStarted.emit(task)
         if not was_busy:
@@ -129,9 +138,16 @@ class BackgroundRunner(QObject):
         for t in self._tasks:
             t.cancel()
 
+    def wait_idle(self, timeout_ms: int = 10_000) -> bool:
+        """Block until no job of the pool is running (used before the store is closed at lock)."""
+        return self._pool.waitForDone(timeout_ms)
+
     @Slot()
     def _finish(self) -> None:
         task = self.sender()
+        _RUNNING.discard(task)
+        if not _RUNNING:
+            gc.enable()
         if task in self._tasks:
             self._tasks.remove(task)
         self.taskFinished.emit(task)

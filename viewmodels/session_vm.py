@@ -7,7 +7,10 @@ from PySide6.QtCore import Property, QObject, QTimer, Signal, Slot
 
 from services import accounts
 from services.demo import build_demo_store
+from services.assessment import reset_readmission_service
 from services.errors import WardLensError
+from services.model_registry import activate_store_model
+from models.domain import Permission  # noqa: F401 - re-exported for views, which may not import services
 from services.session import Session
 from viewmodels.background import BackgroundRunner
 from viewmodels.observable import set_if_changed
@@ -28,6 +31,7 @@ class SessionViewModel(QObject):
     progressChanged = Signal(str)
     demoLoginsChanged = Signal(list)
     sessionChanged = Signal(object)   # a Session, or None when locked
+    notice = Signal(str)              # something the user should know after unlocking (e.g. a refused model)
     storeReady = Signal()
 
     def __init__(self, store_path: Path, runner: BackgroundRunner, build_demo_if_missing: bool = True,
@@ -117,15 +121,25 @@ class SessionViewModel(QObject):
         self._set_error("")
         self._set_busy(True)
         self._set_progress("Unlocking…")
-        self.runner.run("Unlocking", lambda p, c: accounts.unlock(self.store_path, username, password),
-                        on_success=self._unlocked, on_failure=self._failed, owner=self)
+        def job(progress, cancel):
+            session = accounts.unlock(self.store_path, username, password)
+            try:  # the store's active readmission model (a promoted local version, else the bundled one)
+                active = activate_store_model(session)
+            except Exception:
+                session.lock(reason="model check failed")
+                raise
+            return session, active.warning
 
-    def _unlocked(self, session: Session) -> None:
+        self.runner.run("Unlocking", job, on_success=lambda r: self._unlocked(*r), on_failure=self._failed, owner=self)
+
+    def _unlocked(self, session: Session, warning: str = "") -> None:
         self._set_busy(False)
         self._set_progress("")
         self._session = session
         self._idle.start()
         self.sessionChanged.emit(session)
+        if warning:
+            self.notice.emit(warning)
 
     def _failed(self, exc: BaseException) -> None:
         self._set_busy(False)
@@ -136,11 +150,18 @@ class SessionViewModel(QObject):
     def lock(self) -> None:
         if self._session is None:
             return
-        self.runner.cancel_all()
         session, self._session = self._session, None
         self._idle.stop()
+        self._stop_jobs(session)
         session.lock(reason="user")
+        reset_readmission_service()
         self.sessionChanged.emit(None)
+
+    def _stop_jobs(self, session: Session) -> None:
+        """No worker may be inside SQLite when the store closes: cancel, interrupt, then wait."""
+        self.runner.cancel_all()
+        session.db.interrupt()
+        self.runner.wait_idle()
 
     @Slot()
     def note_activity(self) -> None:
@@ -150,8 +171,10 @@ class SessionViewModel(QObject):
     @Slot()
     def check_idle(self) -> None:
         s = self._session
-        if s is not None and s.check_idle():
-            self.runner.cancel_all()
+        if s is not None and s.idle_for() >= s.idle_seconds > 0:
+            self._stop_jobs(s)
+            s.check_idle()
+            reset_readmission_service()
             self._session = None
             self._idle.stop()
             self._set_error("Locked after inactivity. Log in again to continue.")
