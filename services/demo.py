@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import random
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from models.domain import Role
 from services.accounts import AccountService, create_store, unlock
+from services.errors import WardLensError
 from services.importer import import_uci_csv
 from services.keyfile import KdfParams, KeyFile, key_file_path
 from services.progress import ProgressFn, no_progress
@@ -187,12 +189,19 @@ def _add_waiting(session: Session, today: dt.date) -> None:
 
 def build_demo_store(path: Path | str, kdf: KdfParams | None = None, progress: ProgressFn = no_progress,
                      today: dt.date | None = None) -> Path:
+    """Build the demo store beside `path` and move it into place only when complete, so an interrupted
+    first start (the window closed, the machine off) never leaves a half-built store behind."""
     path = Path(path)
+    if path.exists() or key_file_path(path).exists():
+        raise WardLensError(f"{path} already exists; WardLens will not overwrite a store.")
+    work = path.with_name(path.name + ".building")
+    for leftover in (work, key_file_path(work), Path(str(work) + "-wal"), Path(str(work) + "-shm")):
+        leftover.unlink(missing_ok=True)
     kdf = kdf or KdfParams.calibrated()
     admin_user, admin_pw, _, admin_name = DEMO_LOGINS[0]
     progress(0, 5, "Creating the encrypted store")
-    create_store(path, admin_user, admin_pw, kdf, admin_name)
-    session = unlock(path, admin_user, admin_pw)
+    create_store(work, admin_user, admin_pw, kdf, admin_name)
+    session = unlock(work, admin_user, admin_pw)
     try:
         accounts = AccountService(session, kdf)
         for i, (user, pw, role, name) in enumerate(DEMO_LOGINS[1:], start=1):
@@ -208,10 +217,15 @@ def build_demo_store(path: Path | str, kdf: KdfParams | None = None, progress: P
         _assign_beds(session)
         _add_waiting(session, today or dt.date.today())
         session.log("demo_built", "store", "", report.summary())
+        session.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         session.lock(reason="demo built")
-    keys = KeyFile.load(key_file_path(path))
+    keys = KeyFile.load(key_file_path(work))
     keys.set_demo_logins([{"username": u, "password": p, "role": r.value} for u, p, r, _ in DEMO_LOGINS])
     keys.save()
+    for suffix in ("-wal", "-shm"):  # empty after the checkpoint and close; the store is one file now
+        Path(str(work) + suffix).unlink(missing_ok=True)
+    os.replace(key_file_path(work), key_file_path(path))
+    os.replace(work, path)
     progress(5, 5, "Demo store ready")
     return path

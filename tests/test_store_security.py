@@ -137,3 +137,19 @@ def test_kdf_is_calibrated_to_about_half_a_second():
 def test_create_refuses_to_overwrite(empty_store):
     with pytest.raises(accounts.WardLensError):
         create_store(empty_store.path, "admin", "admin-password", FAST)
+
+
+def test_interrupted_demo_build_leaves_no_store_and_can_be_redone(tmp_path):
+    from services.demo import build_demo_store
+
+    def stop_at_import(done, total, message=""):
+        if "Importing" in message:
+            raise KeyboardInterrupt("window closed")
+
+    target = tmp_path / "demo.db"
+    with pytest.raises(KeyboardInterrupt):
+        build_demo_store(target, kdf=FAST, progress=stop_at_import)
+    assert not target.exists() and not key_file_path(target).exists()
+    build_demo_store(target, kdf=FAST)
+    unlock(target, "admin", "wardlens-admin").lock()
+    assert not list(tmp_path.glob("*.building*"))

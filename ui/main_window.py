@@ -257,4 +257,6 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.vm.lock()
+        self.runner.cancel_all()
+        self.runner.wait_idle(3000)  # a first-start demo build still running is discarded, never half-kept
         super().closeEvent(event)
