@@ -9,7 +9,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
                                QPushButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
 from ui.risk_panel import ModelCardDialog
-from viewmodels.xray_vm import XrayViewModel
+from viewmodels.xray_vm import XrayViewModel, default_finding
 
 IMAGE_FILTER = "Chest radiographs (*.png *.jpg *.jpeg *.dcm *.dicom);;All files (*)"
 
@@ -93,7 +93,7 @@ class XrayView(QWidget):
         controls = QHBoxLayout()
         self.heat = QCheckBox("&Heat map")
         self.heat.setChecked(vm.heat_map_on)
-        self.finding = QComboBox()
+        self.finding = QComboBox(sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.finding.setAccessibleName("Heat map of finding")
         controls.addWidget(self.heat)
         controls.addWidget(QLabel("for"))
@@ -150,9 +150,9 @@ class XrayView(QWidget):
         self.finding.blockSignals(True)
         self.finding.clear()
         self.finding.addItems([f for f, _p, _fl in findings if f != "No Finding"])
-        top = r.top_finding()
-        if top:
-            self.finding.setCurrentText(top)
+        shown = default_finding(r)
+        if shown:
+            self.finding.setCurrentText(shown)
         self.finding.blockSignals(False)
         self.heat.setEnabled(not r.ood)
         self.finding.setEnabled(not r.ood)

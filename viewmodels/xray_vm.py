@@ -22,6 +22,14 @@ def to_qimage(rgba: np.ndarray) -> QImage:
     return QImage(data.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
 
 
+def default_finding(result) -> str | None:
+    """The map shown first: the flagged finding furthest above its threshold, else the most likely one."""
+    flagged = [f for f in result.flagged if f != "No Finding"]
+    if flagged:
+        return max(flagged, key=lambda f: result.probabilities[f] / max(result.thresholds.get(f, 1e-6), 1e-6))
+    return result.top_finding()
+
+
 class XrayViewModel(QObject):
     studiesChanged = Signal(list)
     openedChanged = Signal(object)     # OpenedStudy or None
@@ -98,7 +106,7 @@ class XrayViewModel(QObject):
 
     def _opened(self, opened: OpenedStudy) -> None:
         self.opened = opened
-        self._finding = opened.result.top_finding()
+        self._finding = default_finding(opened.result)
         r = opened.result
         self._set_status("Refused: " + "; ".join(r.ood_reasons) if r.ood else
                          f"{opened.study.source_name}: " + (", ".join(r.flagged) or "no finding above its threshold"))
@@ -126,7 +134,13 @@ class XrayViewModel(QObject):
 
         def job(progress, cancel):
             heat = o.result.heatmap(finding) if heat_on and not o.result.ood else None
-            return overlay_rgba(o.image.pixels, heat)
+            return overlay_rgba(o.image.pixels, heat), heat is not None and not heat.any()
 
-        self.runner.run("Drawing heat map", job, on_success=lambda rgba: self.imageChanged.emit(to_qimage(rgba)),
-                        owner=self)
+        def shown(result) -> None:
+            rgba, empty = result
+            self.imageChanged.emit(to_qimage(rgba))
+            if empty:  # all of the map argues against the finding: say so rather than show nothing silently
+                self._set_status(f"No region of the image raises {finding.replace('_', ' ')}: the model's evidence "
+                                 "for it is negative everywhere.")
+
+        self.runner.run("Drawing heat map", job, on_success=shown, owner=self)
