@@ -43,6 +43,7 @@ from services.progress import CancelToken, ProgressFn, no_progress
 from services.readmission import ReadmissionService, TreeArrays
 from services.readmission_export import (booster_tree_arrays, bootstrap_interval, brier, calibration_curve,
                                          core_metrics, ece, export_onnx, group_bootstrap_indices, logistic_fit,
+                                         recalibrate_onnx,
                                          roc_auc)
 from services.session import Session
 from services.uci_schema import ENCOUNTER_COLUMNS, READMITTED_VALUES
@@ -282,9 +283,8 @@ class _Rounds:
         return Callback()
 
 
-def _package(trees: TreeArrays, cal_a: float, cal_b: float, thr: float, bands: list[dict[str, Any]], prefix: str,
-             origin: str) -> tuple[str, bytes, bytes, bytes, ReadmissionService]:
-    onnx_bytes = export_onnx(trees, len(FEATURE_NAMES), cal_a, cal_b)
+def _package(onnx_bytes: bytes, trees: TreeArrays, cal_a: float, cal_b: float, thr: float, bands: list[dict[str, Any]],
+             prefix: str, origin: str) -> tuple[str, bytes, bytes, bytes, ReadmissionService]:
     sha = sha256_hex(onnx_bytes)
     version = f"{prefix}-{sha[:12]}"
     meta = {"version": version, "feature_names": list(FEATURE_NAMES), "calibration": {"a": cal_a, "b": cal_b},
@@ -365,7 +365,8 @@ def retrain(session: Session, progress: ProgressFn = no_progress, cancel: Cancel
                                      f"{cal_a:.3f} is not positive); nothing was stored.")
         p_ca_raw = 1 / (1 + np.exp(-(cal_a * booster.predict(dca, output_margin=True) + cal_b)))
         thr, bands = _bands(data.y[ca], p_ca_raw)
-        version, onnx_bytes, meta_json, trees_npz, cand = _package(trees, cal_a, cal_b, thr, bands, "readmission-local",
+        version, onnx_bytes, meta_json, trees_npz, cand = _package(export_onnx(booster, len(FEATURE_NAMES), cal_a, cal_b),
+                                                                   trees, cal_a, cal_b, thr, bands, "readmission-local",
                                                                    "local retrain")
         native = booster.predict(xgb.DMatrix(data.x[te]), output_margin=True)
         p_te, margin_te = cand.predict_matrix(data.x[te])
@@ -375,7 +376,7 @@ def retrain(session: Session, progress: ProgressFn = no_progress, cancel: Cancel
         p_act = active.predict_matrix(data.x[te])[0]
         gate = compare(data.y[te], p_te, p_act, data.groups[te], "retrain", act.version, config.n_boot_gate,
                        config.n_boot_card)
-        model = {"type": "XGBoost gradient-boosted trees, Platt-calibrated, ONNX (TreeEnsembleRegressor + sigmoid)",
+        model = {"type": "XGBoost gradient-boosted trees, Platt-calibrated, ONNX (onnxmltools TreeEnsembleRegressor + sigmoid)",
                  "hyperparameters": {**config.xgb_params(), "rounds": booster.num_boosted_rounds()},
                  "calibration": {"method": "Platt on the tree margin (calibration patients)", "a": cal_a, "b": cal_b},
                  "operating_threshold": thr, "bands": bands, "parent_version": act.version,
@@ -413,7 +414,8 @@ def recalibrate(session: Session, progress: ProgressFn = no_progress, cancel: Ca
         cancel and cancel.raise_if_cancelled()
         p_fit = 1 / (1 + np.exp(-(cal_a * margin_fit + cal_b)))
         thr, bands = _bands(data.y[fit], p_fit)
-        version, onnx_bytes, meta_json, trees_npz, cand = _package(active.trees, cal_a, cal_b, thr, bands,
+        version, onnx_bytes, meta_json, trees_npz, cand = _package(recalibrate_onnx(active.model_bytes(), cal_a, cal_b),
+                                                                   active.trees, cal_a, cal_b, thr, bands,
                                                                    "readmission-recal", "local recalibration")
         progress(50, 100, "Comparing with the active model on the test patients")
         p_te = cand.predict_matrix(data.x[te])[0]

@@ -162,10 +162,12 @@ class ReadmissionService:
         bundle = ModelBundle(name, Path(source), dict(card or {}), digest, create_session(onnx_bytes))
         self = cls.__new__(cls)
         self._setup(bundle, meta, TreeArrays.from_bytes(trees_npz))
+        self._onnx_bytes = onnx_bytes
         return self
 
     def _setup(self, bundle: ModelBundle, meta: dict[str, Any], trees: TreeArrays) -> None:
         self.bundle = bundle
+        self._onnx_bytes: bytes | None = None
         self.meta: dict[str, Any] = meta
         if tuple(self.meta["feature_names"]) != FEATURE_NAMES:
             raise ModelIntegrityError("the readmission bundle was built for a different feature layout")
@@ -182,6 +184,15 @@ class ReadmissionService:
     @property
     def version(self) -> str:
         return str(self.meta.get("version", self.bundle.version))
+
+    def model_bytes(self) -> bytes:
+        """The model.onnx bytes this service scores with (re-read and sha256-checked for a bundle folder)."""
+        if self._onnx_bytes is not None:
+            return self._onnx_bytes
+        data = (self.bundle.directory / "model.onnx").read_bytes()
+        if hashlib.sha256(data).hexdigest() != self.bundle.sha256:
+            raise ModelIntegrityError(f"{self.bundle.directory / 'model.onnx'} changed since it was loaded")
+        return data
 
     def band(self, probability: float) -> str:
         name = self.bands[0][0]

@@ -2,12 +2,13 @@
 retraining in the application (services/local_training.py), so both produce bundles the same way.
 
 - booster_tree_arrays: flatten an XGBoost booster into TreeArrays (the explanation sidecar trees.npz);
-- export_onnx: ONNX graph TreeEnsembleRegressor (margin) -> Platt (a * margin + b) -> sigmoid, built from
-  those TreeArrays with onnx.helper only (no onnxmltools / skl2onnx needed);
+- export_onnx: the booster converted by onnxmltools.convert_xgboost (TreeEnsembleRegressor giving the margin),
+  then Platt (a * margin + b) -> sigmoid appended with onnx.helper; recalibrate_onnx swaps the Platt constants;
 - metrics: ROC-AUC, PR-AUC, Brier, ECE, calibration curve, slope and intercept, and Platt fitting;
 - patient-grouped bootstrap: intervals for one model and paired intervals for differences between two.
 
-Needs the `onnx` package at run time (export only); numpy and pandas otherwise. No pickle anywhere.
+export_onnx needs `onnxmltools`, `onnx` and `xgboost` at run time (in-app retraining); recalibrate_onnx needs
+`onnx` only; numpy and pandas otherwise. No pickle anywhere.
 """
 from __future__ import annotations
 
@@ -194,48 +195,85 @@ def booster_tree_arrays(booster: Any) -> TreeArrays:
                       np.asarray(roots, dtype=np.int32), base_margin)
 
 
-def export_onnx(trees: TreeArrays, n_features: int, cal_a: float, cal_b: float) -> bytes:
-    """ONNX graph: TreeEnsembleRegressor (tree margin) -> Platt (a * margin + b) -> sigmoid.
+def _margin_booster(booster: Any) -> Any:
+    """The same trees as a squared-error booster whose prediction IS the binary:logistic margin.
 
-    Built from the same TreeArrays as the explanation sidecar, so ONNX and contributions cannot drift.
+    onnxmltools converts a binary:logistic booster into a TreeEnsembleClassifier with a built-in logistic
+    transform (no margin output); a reg:squarederror booster becomes a plain TreeEnsembleRegressor. The
+    trees are untouched; only the objective and the base score (moved from probability to log-odds, since
+    the identity link applies it as is) are changed in XGBoost's own JSON model format.
     """
+    import xgboost as xgb
+
+    model = json.loads(booster.save_raw("json"))
+    learner = model["learner"]
+    if learner["objective"]["name"] != "binary:logistic":
+        raise ValueError(f"expected a binary:logistic booster, not {learner['objective']['name']}")
+    base_score = float(str(learner["learner_model_param"]["base_score"]).strip("[]"))
+    learner["objective"] = {"name": "reg:squarederror", "reg_loss_param": {"scale_pos_weight": "1"}}
+    learner["learner_model_param"]["base_score"] = repr(float(np.log(base_score / (1 - base_score))))
+    out = xgb.Booster(model_file=bytearray(json.dumps(model).encode("utf-8")))
+    out.feature_names = None  # onnxmltools wants f0, f1, ... (see shared/STACK.md)
+    return out
+
+
+def _with_platt(model: Any, cal_a: float, cal_b: float) -> bytes:
+    """Append Platt calibration to a graph with output "margin": logit = a * margin + b, probability = sigmoid."""
     import onnx
     from onnx import TensorProto, helper
 
-    roots = trees.roots
-    tree_of = np.searchsorted(roots, np.arange(len(trees.feature)), side="right") - 1
-    local = np.arange(len(trees.feature)) - roots[tree_of]
-    leaf = trees.left < 0
-    attrs = {
-        "nodes_treeids": tree_of.tolist(), "nodes_nodeids": local.tolist(),
-        "nodes_featureids": np.where(leaf, 0, trees.feature).tolist(),
-        "nodes_values": trees.threshold.astype(np.float32).tolist(),
-        "nodes_modes": ["LEAF" if lf else "BRANCH_LT" for lf in leaf],
-        "nodes_truenodeids": np.where(leaf, 0, trees.left - roots[tree_of]).tolist(),
-        "nodes_falsenodeids": np.where(leaf, 0, trees.right - roots[tree_of]).tolist(),
-        "nodes_missing_value_tracks_true": trees.default_left.astype(int).tolist(),
-        "nodes_hitrates": [1.0] * len(leaf),
-        "target_treeids": tree_of[leaf].tolist(), "target_nodeids": local[leaf].tolist(),
-        "target_ids": [0] * int(leaf.sum()), "target_weights": trees.mean[leaf].astype(np.float32).tolist(),
-        "base_values": [float(trees.base_margin)], "n_targets": 1, "post_transform": "NONE",
-        "aggregate_function": "SUM",
-    }
-    nodes = [
-        helper.make_node("TreeEnsembleRegressor", ["input"], ["margin"], domain="ai.onnx.ml", name="trees", **attrs),
-        helper.make_node("Mul", ["margin", "cal_a"], ["scaled"]),
-        helper.make_node("Add", ["scaled", "cal_b"], ["logit"]),
-        helper.make_node("Sigmoid", ["logit"], ["probability"]),
-    ]
-    graph = helper.make_graph(
-        nodes, "readmission",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [None, n_features])],
-        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None, 1]),
-         helper.make_tensor_value_info("margin", TensorProto.FLOAT, [None, 1])],
-        initializer=[helper.make_tensor("cal_a", TensorProto.FLOAT, [], [cal_a]),
-                     helper.make_tensor("cal_b", TensorProto.FLOAT, [], [cal_b])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 3)],
-                              producer_name="wardlens-training")
-    model.ir_version = 8
+    graph = model.graph
+    for name in ("cal_a", "cal_b", "probability"):
+        if any(name in (i.name for i in seq) for seq in (graph.initializer, graph.output)):
+            raise ValueError(f"the margin graph already has {name!r}")
+    graph.initializer.extend([helper.make_tensor("cal_a", TensorProto.FLOAT, [], [cal_a]),
+                              helper.make_tensor("cal_b", TensorProto.FLOAT, [], [cal_b])])
+    graph.node.extend([helper.make_node("Mul", ["margin", "cal_a"], ["scaled"], name="platt_scale"),
+                       helper.make_node("Add", ["scaled", "cal_b"], ["logit"], name="platt_shift"),
+                       helper.make_node("Sigmoid", ["logit"], ["probability"], name="sigmoid")])
+    margin_out = [o for o in graph.output if o.name == "margin"][0]
+    del graph.output[:]
+    graph.output.extend([helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None, 1]), margin_out])
+    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("", 15))
+    model.producer_name = "wardlens-training (onnxmltools)"
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def export_onnx(booster: Any, n_features: int, cal_a: float, cal_b: float) -> bytes:
+    """ONNX graph: the booster's margin (converted by onnxmltools) -> Platt (a * margin + b) -> sigmoid.
+
+    Inputs: "input" float32 [N, n_features]; outputs "probability" [N, 1] and "margin" [N, 1] (the raw
+    tree log-odds, what booster.predict(..., output_margin=True) returns). Needs onnxmltools at run time.
+    """
+    from onnxmltools import convert_xgboost
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    model = convert_xgboost(_margin_booster(booster), initial_types=[("input", FloatTensorType([None, n_features]))],
+                            target_opset=15)
+    graph = model.graph
+    (out,) = graph.output
+    old = out.name
+    for node in graph.node:
+        node.output[:] = ["margin" if o == old else o for o in node.output]
+    out.name = "margin"
+    return _with_platt(model, cal_a, cal_b)
+
+
+def recalibrate_onnx(onnx_bytes: bytes, cal_a: float, cal_b: float) -> bytes:
+    """The same exported model with new Platt constants (the initializers cal_a and cal_b); trees untouched."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load_from_string(onnx_bytes)
+    found = set()
+    for init in model.graph.initializer:
+        if init.name in ("cal_a", "cal_b"):
+            init.CopyFrom(numpy_helper.from_array(np.array(cal_a if init.name == "cal_a" else cal_b, dtype=np.float32),
+                                                  init.name))
+            found.add(init.name)
+    if found != {"cal_a", "cal_b"}:
+        raise ValueError("the model has no Platt initializers cal_a and cal_b")
     onnx.checker.check_model(model)
     return model.SerializeToString()

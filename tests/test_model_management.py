@@ -46,7 +46,8 @@ def _store_degraded_active(session) -> str:
     """Construct a clearly worse 'active' model: the bundled trees with the calibration slope negated
     (it ranks patients backwards), stored in the store and made active the way a promotion would."""
     bundled = assessment.readmission_service()
-    version, onnx, meta, trees, _ = lt._package(bundled.trees, -bundled.cal_a, bundled.cal_b, 0.2,
+    version, onnx, meta, trees, _ = lt._package(lt.recalibrate_onnx(bundled.model_bytes(), -bundled.cal_a, bundled.cal_b),
+                                                bundled.trees, -bundled.cal_a, bundled.cal_b, 0.2,
                                                 [{"name": "low", "min": 0.0}, {"name": "medium", "min": 0.1},
                                                  {"name": "high", "min": 0.2}], "readmission-degraded", "test")
     reg = ModelRegistry(session)

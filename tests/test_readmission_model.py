@@ -23,7 +23,7 @@ def trained():
                          "tree_method": "hist", "base_score": 0.2}, xgb.DMatrix(x, label=y), 40)
     trees = booster_tree_arrays(booster)
     a, b = _logistic_fit(booster.predict(xgb.DMatrix(x), output_margin=True), y)
-    session = create_session(export_onnx(trees, x.shape[1], a, b))
+    session = create_session(export_onnx(booster, x.shape[1], a, b))
     return x, y, booster, trees, a, b, session
 
 
@@ -37,7 +37,7 @@ def test_onnx_matches_native_xgboost(trained) -> None:
 
 
 def test_contributions_sum_to_margin_and_match_saabas(trained, tmp_path) -> None:
-    x, _, booster, trees, a, b, _ = trained
+    x, _, booster, trees, a, b, session = trained
     trees.save(tmp_path / "t.npz")
     (tmp_path / "t.npz.sha256").write_text(__import__("hashlib").sha256((tmp_path / "t.npz").read_bytes()).hexdigest())
     loaded = TreeArrays.load(tmp_path / "t.npz")
@@ -49,6 +49,11 @@ def test_contributions_sum_to_margin_and_match_saabas(trained, tmp_path) -> None
     assert np.max(np.abs(contrib - ref[:, :-1])) < 1e-4
     # calibrated: a * contributions + (a * bias + b) is the calibrated logit
     assert np.allclose((a * contrib).sum(1) + a * bias + b, a * native + b, atol=1e-5)
+    # ... and the logit of the ONNX graph itself (trees.npz from the booster, ONNX from onnxmltools)
+    prob, margin = (v.ravel().astype(np.float64) for v in session.run(["probability", "margin"], {"input": x[:500]}))
+    logit = (a * contrib).sum(1) + a * bias + b
+    assert np.max(np.abs(logit - (a * margin + b))) < 1e-5
+    assert np.max(np.abs(1 / (1 + np.exp(-logit)) - prob)) < 1e-6
 
 
 def test_metric_helpers_match_sklearn() -> None:
@@ -61,3 +66,36 @@ def test_metric_helpers_match_sklearn() -> None:
     assert pr_auc(y, p) == pytest.approx(average_precision_score(y, p), abs=1e-12)
     a, b = _logistic_fit(3 * rng.normal(size=400), y)
     assert np.isfinite([a, b]).all()
+
+
+def test_onnx_is_converted_by_onnxmltools_with_platt_appended(trained) -> None:
+    import onnx
+
+    x, _, booster, _, a, b, _ = trained
+    model = onnx.load_from_string(export_onnx(booster, x.shape[1], a, b))
+    ops = [n.op_type for n in model.graph.node]
+    assert ops == ["TreeEnsembleRegressor", "Mul", "Add", "Sigmoid"]
+    assert "onnxmltools" in model.producer_name
+    assert [o.name for o in model.graph.output] == ["probability", "margin"]
+
+
+def test_booster_with_feature_names_converts(trained) -> None:
+    x, y, _, _, a, b, _ = trained
+    names = [f"feat_{i}" for i in range(x.shape[1])]
+    booster = xgb.train({"objective": "binary:logistic", "max_depth": 3, "nthread": 2}, xgb.DMatrix(x, label=y,
+                        feature_names=names), 10)
+    session = create_session(export_onnx(booster, x.shape[1], a, b))
+    margin = session.run(["margin"], {"input": x[:200]})[0].ravel()
+    assert np.max(np.abs(margin - booster.predict(xgb.DMatrix(x[:200], feature_names=names), output_margin=True))) < 1e-5
+    assert booster.feature_names == names  # the caller's booster is not changed
+
+
+def test_recalibrate_onnx_changes_only_platt(trained) -> None:
+    from services.readmission_export import recalibrate_onnx
+
+    x, _, booster, _, a, b, session = trained
+    new = create_session(recalibrate_onnx(export_onnx(booster, x.shape[1], a, b), 0.5, -1.0))
+    p0, m0 = session.run(["probability", "margin"], {"input": x[:300]})
+    p1, m1 = new.run(["probability", "margin"], {"input": x[:300]})
+    assert np.array_equal(m0, m1)
+    assert np.max(np.abs(p1.ravel() - 1 / (1 + np.exp(-(0.5 * m1.ravel().astype(np.float64) - 1.0))))) < 1e-6

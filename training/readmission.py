@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     import xgboost as xgb
     margin_va = booster.predict(xgb.DMatrix(x_va), output_margin=True)
     cal_a, cal_b = _logistic_fit(margin_va, y_va)
-    onnx_bytes = export_onnx(trees, x_all.shape[1], cal_a, cal_b)
+    onnx_bytes = export_onnx(booster, x_all.shape[1], cal_a, cal_b)
     sess = create_session(onnx_bytes, threads=THREADS)
 
     def onnx_predict(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -318,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen_test = comparison[chosen]["test"]
     card = {
         "name": "readmission", "title": "30-day readmission risk at discharge (diabetic inpatients)", "version": version,
-        "model": {"chosen": chosen, "type": "XGBoost gradient-boosted trees, Platt-calibrated on validation, ONNX (TreeEnsembleRegressor + sigmoid)",
+        "model": {"chosen": chosen, "type": "XGBoost gradient-boosted trees, Platt-calibrated on validation, ONNX (onnxmltools TreeEnsembleRegressor + Platt + sigmoid)",
                   "why_chosen": f"deployable with exact per-feature contributions; validation ROC-AUC {val_auc[chosen]:.4f} "
                                 f"(best on validation: {best_val} {val_auc[best_val]:.4f})",
                   "hyperparameters": configs_used[chosen], "calibration": {"method": "Platt on the tree margin", "a": cal_a, "b": cal_b},
