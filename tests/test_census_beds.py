@@ -100,3 +100,18 @@ def test_beds_page_offscreen(qtbot, owner, qt_settings, demo_store):
     assert vm.inpatients_model.rowCount() > 0 and vm.staff_model.rowCount() == 14
     assert view.waiting.rowCount() == len(vm.snapshot.recommendations) > 0
     s.lock()
+
+
+def test_ward_report_saved_from_the_beds_page(qtbot, owner, demo_store, tmp_path):
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.beds_vm import BedsViewModel
+    s = unlock(demo_store, *NURSE)
+    vm = BedsViewModel(s, BackgroundRunner(owner), owner)
+    with qtbot.waitSignal(vm.loaded, timeout=30_000):
+        vm.refresh()
+    vm.select_ward("Surgery")
+    out = tmp_path / "ward.pdf"
+    with qtbot.waitSignal(vm.statusChanged, timeout=30_000, check_params_cb=lambda t: "saved" in t):
+        vm.save_ward_report(str(out))
+    assert out.read_bytes().startswith(b"%PDF")
+    s.lock()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
                                QSplitter, QTableView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from viewmodels.beds_vm import BedsViewModel
@@ -79,6 +79,9 @@ class BedsView(QWidget):
         top.addWidget(self.ward)
         self.refresh_button = QPushButton("&Refresh")
         top.addWidget(self.refresh_button)
+        self.report_button = QPushButton("Ward re&port…")
+        self.report_button.setVisible(vm.can_print)
+        top.addWidget(self.report_button)
         lay.addLayout(top)
         self.status = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.status)
@@ -121,10 +124,17 @@ class BedsView(QWidget):
         lay.addWidget(split, 1)
 
         self.refresh_button.clicked.connect(vm.refresh)
+        self.report_button.clicked.connect(self._save_report)
         self.ward.currentTextChanged.connect(lambda w: w and vm.select_ward(w))
         vm.loaded.connect(self._loaded)
         vm.wardChanged.connect(self._ward_changed)
         vm.statusChanged.connect(self.status.setText)
+
+    def _save_report(self) -> None:
+        name = (self.vm.ward or "all-wards").replace(" ", "-").lower()
+        path, _ = QFileDialog.getSaveFileName(self, "Save ward report", f"ward-report-{name}.pdf", "PDF (*.pdf)")
+        if path:
+            self.vm.save_ward_report(path if path.lower().endswith(".pdf") else path + ".pdf")
 
     def _loaded(self) -> None:
         self.ward.blockSignals(True)

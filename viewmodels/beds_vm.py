@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -12,6 +13,7 @@ from services.bed_assignment import AssignmentResult
 from services.beds import BedService, FreeBed, WaitingRow
 from services.capacity import ShiftStaffing, WardForecast
 from services.census import CensusService, InpatientEstimate
+from services.reports import ward_report_pdf
 from services.session import Session
 from viewmodels.background import BackgroundRunner
 from viewmodels.session_vm import user_message
@@ -156,6 +158,23 @@ class BedsViewModel(QObject):
         return [b for b in self.snapshot.free_beds
                 if (not waiting.ward_type or b.ward_type == waiting.ward_type)
                 and (b.isolation or not waiting.needs_isolation) and (b.sex_bay is None or b.sex_bay == sex)]
+
+    @property
+    def can_print(self) -> bool:
+        return self.session.can(Permission.PRINT)
+
+    def save_ward_report(self, path: str) -> None:
+        """Census, high-risk list and forecast of the ward in view as PDF (audited as a print)."""
+        ward = self._ward or None
+
+        def job(progress, cancel):
+            pdf = ward_report_pdf(self.session, ward)
+            tmp = Path(path + ".part")
+            tmp.write_bytes(pdf)
+            tmp.replace(path)
+            return path
+        self.runner.run("Writing the ward report", job, on_success=lambda p: self._set_status(f"Ward report saved to {p}"),
+                        on_failure=lambda e: self._set_status(user_message(e)), owner=self)
 
     def place(self, waiting_id: int, bed_id: int, recommended_bed_id: int | None) -> None:
         self.runner.run("Placing patient", lambda p, c: self.beds.place(waiting_id, bed_id, recommended_bed_id),
