@@ -99,3 +99,16 @@ def test_recalibrate_onnx_changes_only_platt(trained) -> None:
     p1, m1 = new.run(["probability", "margin"], {"input": x[:300]})
     assert np.array_equal(m0, m1)
     assert np.max(np.abs(p1.ravel() - 1 / (1 + np.exp(-(0.5 * m1.ravel().astype(np.float64) - 1.0))))) < 1e-6
+
+
+def test_refit_with_oof_scales_trees_and_gives_out_of_fold_margins(trained) -> None:
+    from training.readmission import refit_with_oof
+
+    x, y, _, _, _, _, _ = trained
+    groups = np.arange(len(y)) // 3  # three encounters per patient
+    final, oof, info = refit_with_oof(x, y, groups, {"max_depth": 3, "eta": 0.2, "rounds": 20}, 2000, 3, lambda m: None)
+    assert info["rounds"] == 30 and final.num_boosted_rounds() == 30  # 20 rounds for 2000 rows -> 30 for 3000
+    assert oof.shape == (len(y),) and np.isfinite(oof).all()
+    assert roc_auc(y, oof) > 0.6
+    in_sample = final.predict(xgb.DMatrix(x), output_margin=True)
+    assert not np.allclose(oof, in_sample)  # out-of-fold, not the refit model's own (in-sample) margins

@@ -2,11 +2,13 @@
 
 Trains the 30-day readmission model on UCI Diabetes 130 (target readmitted == "<30"), compares it
 on one patient-grouped split with logistic regression, random forest, an MLP and the LACE / HOSPITAL
-scores, calibrates the chosen XGBoost model on validation (Platt on the tree margin), exports ONNX
+scores, calibrates the chosen XGBoost model on validation (Platt on the tree margin; with --refit: refits
+it on train + validation and fits Platt on patient-grouped out-of-fold margins), exports ONNX
 plus hash-checked sidecars and writes the model card from what was measured on the test split.
 
-Rules kept here: patients (patient_nbr), never rows, are split; tuning and calibration use the
-validation patients only; the test patients are scored once at the end.
+Rules kept here: patients (patient_nbr), never rows, are split; hyper-parameters and the number of
+trees are chosen on the validation patients only; the refit and its out-of-fold calibration use train
+and validation patients, never test; the test patients are scored once at the end.
 """
 from __future__ import annotations
 
@@ -140,6 +142,39 @@ def train_xgboost(x_tr, y_tr, x_va, y_va, configs: list[dict[str, Any]], max_rou
     return best[1], best[2]
 
 
+def refit_with_oof(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: dict[str, Any], n_train_sel: int,
+                   folds: int, log) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """Refit the chosen configuration on train + validation, and out-of-fold margins for calibration.
+
+    The number of trees chosen by early stopping on validation (for `n_train_sel` training rows) is scaled
+    by the number of rows each fit sees. Folds are patient-grouped (keyed hash), so no patient's
+    encounters are both fitted and predicted; the out-of-fold margins are what Platt is fitted on.
+    """
+    import xgboost as xgb
+
+    rounds_sel = int(cfg["rounds"])
+    params = _xgb_params({k: v for k, v in cfg.items() if k != "rounds"})
+    fold = np.minimum((patient_unit(groups, salt="wardlens-readmission-oof") * folds).astype(int), folds - 1)
+    oof = np.zeros(len(y))
+    for k in range(folds):
+        t = time.time()
+        fit = fold != k
+        rounds = max(1, int(round(rounds_sel * fit.sum() / n_train_sel)))
+        b = xgb.train(params, xgb.DMatrix(x[fit], label=y[fit]), rounds)
+        oof[~fit] = b.predict(xgb.DMatrix(x[~fit]), output_margin=True)
+        log(f"  out-of-fold {k + 1}/{folds}: {rounds} rounds, fold AUC {roc_auc(y[~fit], oof[~fit]):.4f} "
+            f"({time.time() - t:.0f}s)")
+    rounds_full = max(1, int(round(rounds_sel * len(y) / n_train_sel)))
+    t = time.time()
+    final = xgb.train(params, xgb.DMatrix(x, label=y), rounds_full)
+    log(f"  refit on train + validation: {rounds_full} rounds ({time.time() - t:.0f}s); out-of-fold AUC "
+        f"{roc_auc(y, oof):.4f}")
+    info = {"rows": int(len(y)), "rounds_chosen_on_validation": rounds_sel, "rounds": rounds_full, "folds": folds,
+            "out_of_fold_roc_auc": roc_auc(y, oof),
+            "rule": "trees scaled by rows: rounds = validation-chosen rounds x rows / training rows"}
+    return final, oof, info
+
+
 def fit_baselines(x_tr, y_tr, x_va, y_va, quick: bool, log) -> dict[str, Any]:
     """Logistic regression, random forest and MLP: small grids tuned on validation ROC-AUC."""
     from sklearn.ensemble import RandomForestClassifier
@@ -203,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sample", type=int, default=None, help="train on about N rows (whole patients) for a smoke run")
     ap.add_argument("--n-boot", type=int, default=200, help="patient bootstrap resamples for the intervals")
     ap.add_argument("--quick", action="store_true", help="few trees, one config per model (tests)")
+    ap.add_argument("--refit", action="store_true",
+                    help="refit the chosen XGBoost configuration on train + validation, Platt on patient-grouped "
+                         "out-of-fold margins (tried in the second attempt: no validation gain, see docs/readmission.md)")
     args = ap.parse_args(argv)
     t0 = time.time()
 
@@ -228,11 +266,24 @@ def main(argv: list[str] | None = None) -> int:
         {"max_depth": 4, "eta": 0.03, "min_child_weight": 30, "subsample": 0.8, "colsample_bytree": 0.5, "reg_lambda": 5},
         {"max_depth": 6, "eta": 0.02, "min_child_weight": 50, "subsample": 0.7, "colsample_bytree": 0.4, "reg_lambda": 10},
     ])
-    booster, xgb_cfg = train_xgboost(x_tr, y_tr, x_va, y_va, configs, 30 if args.quick else 3000, log)
-    trees = booster_tree_arrays(booster)
+    booster_sel, xgb_cfg = train_xgboost(x_tr, y_tr, x_va, y_va, configs, 30 if args.quick else 3000, log)
     import xgboost as xgb
-    margin_va = booster.predict(xgb.DMatrix(x_va), output_margin=True)
-    cal_a, cal_b = _logistic_fit(margin_va, y_va)
+    sel_val_auc = roc_auc(y_va, booster_sel.predict(xgb.DMatrix(x_va)))
+    refit_info: dict[str, Any] | None = None
+    if args.refit:
+        # refit on train + validation with the validation-chosen configuration; Platt on out-of-fold margins
+        trva = m["train"] | m["val"]
+        booster, oof_margin, refit_info = refit_with_oof(x_all[trva], y_all[trva], df["patient_nbr"].to_numpy()[trva],
+                                                         xgb_cfg, len(y_tr), 3 if args.quick else 5, log)
+        cal_a, cal_b = _logistic_fit(oof_margin, y_all[trva])
+        xgb_cfg = dict(xgb_cfg, rounds=refit_info["rounds"],
+                       rounds_chosen_on_validation=refit_info["rounds_chosen_on_validation"])
+        # validation predictions of the refit model would be in-sample: use its out-of-fold ones there
+        p_va_oof = 1 / (1 + np.exp(-(cal_a * oof_margin[m["val"][trva]] + cal_b)))
+    else:
+        booster = booster_sel
+        cal_a, cal_b = _logistic_fit(booster.predict(xgb.DMatrix(x_va), output_margin=True), y_va)
+    trees = booster_tree_arrays(booster)
     onnx_bytes = export_onnx(booster, x_all.shape[1], cal_a, cal_b)
     sess = create_session(onnx_bytes, threads=THREADS)
 
@@ -240,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         prob, margin = sess.run(["probability", "margin"], {"input": np.ascontiguousarray(x, dtype=np.float32)})
         return prob.reshape(-1).astype(np.float64), margin.reshape(-1).astype(np.float64)
 
-    p_va_xgb, _ = onnx_predict(x_va)
+    p_va_xgb = p_va_oof if args.refit else onnx_predict(x_va)[0]
     p_te_xgb, margin_te = onnx_predict(x_te)
     native_te = booster.predict(xgb.DMatrix(x_te), output_margin=True)
     onnx_diff = float(np.max(np.abs(margin_te - native_te)))
@@ -266,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         configs_used[name] = {"score_to_probability": f"Platt on validation: a={a:.4f}, b={b:.4f}"}
 
     val_auc = {k: roc_auc(y_va, v) for k, v in preds_va.items()}
+    val_auc["xgboost"] = sel_val_auc  # the train-only fit that chose the configuration (out-of-fold: refit_info)
     thresholds = {k: best_f1_threshold(y_va, v) for k, v in preds_va.items()}
     chosen = "xgboost"
     best_val = max(val_auc, key=val_auc.get)
@@ -318,10 +370,14 @@ def main(argv: list[str] | None = None) -> int:
     chosen_test = comparison[chosen]["test"]
     card = {
         "name": "readmission", "title": "30-day readmission risk at discharge (diabetic inpatients)", "version": version,
-        "model": {"chosen": chosen, "type": "XGBoost gradient-boosted trees, Platt-calibrated on validation, ONNX (onnxmltools TreeEnsembleRegressor + Platt + sigmoid)",
+        "model": {"chosen": chosen, "type": ("XGBoost gradient-boosted trees refit on train + validation, Platt-calibrated on patient-grouped out-of-fold margins"
+                           if args.refit else "XGBoost gradient-boosted trees, Platt-calibrated on validation") + ", ONNX (onnxmltools TreeEnsembleRegressor + Platt + sigmoid)",
                   "why_chosen": f"deployable with exact per-feature contributions; validation ROC-AUC {val_auc[chosen]:.4f} "
                                 f"(best on validation: {best_val} {val_auc[best_val]:.4f})",
-                  "hyperparameters": configs_used[chosen], "calibration": {"method": "Platt on the tree margin", "a": cal_a, "b": cal_b},
+                  "hyperparameters": configs_used[chosen], **({"refit": refit_info} if refit_info else {}),
+                  "calibration": {"method": (f"Platt on out-of-fold tree margins (train + validation patients, "
+                                             f"{refit_info['folds']} patient-grouped folds)" if refit_info else
+                                             "Platt on the tree margin (validation)"), "a": cal_a, "b": cal_b},
                   "onnx_vs_native_max_abs_margin_diff": onnx_diff, "contribution_sum_max_abs_diff": contrib_diff,
                   "explanations": "Saabas path contributions from trees.npz (sum + intercept = calibrated logit)"},
         "data": {"source": "UCI Diabetes 130-US hospitals 1999-2008 (Strack et al. 2014), CC BY 4.0, ~10% of patients withheld by the project",
@@ -331,7 +387,11 @@ def main(argv: list[str] | None = None) -> int:
                  "prevalence": {s: float(y_all[v].mean()) for s, v in m.items()}},
         "split": {"method": f"by patient_nbr with a keyed hash ({SPLIT_SEED}), fractions {SPLIT_FRACTIONS}",
                   "patients": n_pat, "eligible_encounters": {s: int(v.sum()) for s, v in m.items()},
-                  "tuning": "hyper-parameters, calibration, thresholds and bands chosen on validation only; test scored once"},
+                  "tuning": ("hyper-parameters and the number of trees chosen on validation (model fitted on train); the chosen XGBoost "
+                             "configuration then refit on train + validation with Platt on out-of-fold margins; operating "
+                             "threshold from the out-of-fold predictions of the validation patients; comparators fitted on "
+                             "train and calibrated on validation; test scored once" if refit_info else
+                             "hyper-parameters, calibration, thresholds and bands chosen on validation only; test scored once")},
         "features": {"count": len(FEATURE_NAMES), "code": "services/features/readmission.py (shared by training, batch scoring and the app)",
                      "history": "only the patient's earlier encounters by encounter_id; earlier '<30' labels are known at the current discharge (see module docstring); race is not an input",
                      "list": [{"name": n, "label": feature_label(n)} for n in FEATURE_NAMES]},
