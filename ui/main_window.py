@@ -6,7 +6,7 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QVBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QStackedWidget, QWidget)
 
-from viewmodels.session_vm import Permission, Session
+from viewmodels.session_vm import Session
 from ui.patient_dialogs import EncounterDialog, PatientDialog
 from ui.patient_list_view import PatientListView
 from ui.patient_view import PatientView

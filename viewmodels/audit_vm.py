@@ -1,12 +1,13 @@
 """The audit log for administrators: recent events, a filter, and a check of the whole store."""
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Slot
 
 from models.domain import AuditEvent, Permission
 from services.session import Session
 from services.verify import verify_connection
 from viewmodels.background import BackgroundRunner
+from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
 
@@ -20,8 +21,7 @@ AUDIT_COLUMNS: list[Column[AuditEvent]] = [
 ]
 
 
-class AuditViewModel(QObject):
-    statusChanged = Signal(str)
+class AuditViewModel(StatusViewModel):
     LIMIT = 5000
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
@@ -30,16 +30,11 @@ class AuditViewModel(QObject):
         self.model: ListTableModel[AuditEvent] = ListTableModel(AUDIT_COLUMNS, self)
         self._events: list[AuditEvent] = []
         self._filter = ""
-        self.status = ""
 
     @property
     def allowed(self) -> bool:
         return self.session.can(Permission.READ_AUDIT)
 
-    def _set_status(self, text: str) -> None:
-        if text != self.status:
-            self.status = text
-            self.statusChanged.emit(text)
 
     @Slot()
     def refresh(self) -> None:

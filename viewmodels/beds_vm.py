@@ -16,6 +16,7 @@ from services.census import CensusService, InpatientEstimate
 from services.reports import ward_report_pdf
 from services.session import Session
 from viewmodels.background import BackgroundRunner
+from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
 
@@ -59,10 +60,9 @@ class BedsSnapshot:
     free_beds: list[FreeBed]
 
 
-class BedsViewModel(QObject):
+class BedsViewModel(StatusViewModel):
     loaded = Signal()
     wardChanged = Signal(str)
-    statusChanged = Signal(str)
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -72,7 +72,6 @@ class BedsViewModel(QObject):
         self.staff_model: ListTableModel[StaffRow] = ListTableModel(self._staff_columns(("day", "evening", "night")), self)
         self.snapshot: BedsSnapshot | None = None
         self._ward = ""
-        self._status = ""
 
     @property
     def can_place(self) -> bool:
@@ -92,14 +91,7 @@ class BedsViewModel(QObject):
             return None
         return next((f for f in self.snapshot.forecasts if f.ward == self._ward), None)
 
-    @property
-    def status(self) -> str:
-        return self._status
 
-    def _set_status(self, text: str) -> None:
-        if text != self._status:
-            self._status = text
-            self.statusChanged.emit(text)
 
     @staticmethod
     def _staff_columns(shifts) -> list[Column[StaffRow]]:

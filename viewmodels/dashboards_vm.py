@@ -19,6 +19,7 @@ from services import analytics
 from services.errors import Cancelled
 from services.session import Session
 from viewmodels.background import BackgroundRunner
+from viewmodels.base import StatusViewModel
 from viewmodels.observable import set_if_changed
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
@@ -65,14 +66,13 @@ ANOMALY_COLUMNS: list[Column[analytics.Anomaly]] = [
 ]
 
 
-class DashboardsViewModel(QObject):
+class DashboardsViewModel(StatusViewModel):
     readmissionChanged = Signal(object)    # analytics.ReadmissionDashboard
     performanceChanged = Signal(object)    # analytics.PerformanceDashboard
     losChanged = Signal(object)            # analytics.LosDashboard
     explorationChanged = Signal(object)    # analytics.ExplorationDashboard
     busyChanged = Signal(bool)
     progressChanged = Signal(int, int, str)
-    statusChanged = Signal(str)
     errorChanged = Signal(str)
     driftChanged = Signal(str)             # drift message ("" until known)
     refreshed = Signal()                   # all four dashboards of one refresh are in
@@ -86,7 +86,6 @@ class DashboardsViewModel(QObject):
         self.anomalies_model: ListTableModel[analytics.Anomaly] = ListTableModel(ANOMALY_COLUMNS, self)
         self.results: dict[str, Any] = {name: None for name in DASHBOARDS}
         self._busy = False
-        self._status = ""
         self._error = ""
         self._drift = ""
         self._generation = 0
@@ -98,9 +97,6 @@ class DashboardsViewModel(QObject):
     def busy(self) -> bool:
         return self._busy
 
-    @property
-    def status(self) -> str:
-        return self._status
 
     @property
     def error(self) -> str:
@@ -116,9 +112,6 @@ class DashboardsViewModel(QObject):
 
     def _set_busy(self, v: bool) -> None:
         set_if_changed(self, "_busy", v, "busyChanged")
-
-    def _set_status(self, v: str) -> None:
-        set_if_changed(self, "_status", v, "statusChanged")
 
     def _set_error(self, v: str) -> None:
         set_if_changed(self, "_error", v, "errorChanged")

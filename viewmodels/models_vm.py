@@ -18,6 +18,7 @@ from services.model_registry import ModelEntry, ModelRegistry
 from services.onnx_runtime import ModelIntegrityError
 from services.session import Session
 from viewmodels.background import BackgroundRunner, Task
+from viewmodels.base import StatusViewModel
 from viewmodels.observable import set_if_changed
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
@@ -130,10 +131,9 @@ def _glance(card: dict[str, Any]) -> list[str]:
     return out
 
 
-class ModelsViewModel(QObject):
+class ModelsViewModel(StatusViewModel):
     busyChanged = Signal(bool)
     progressChanged = Signal(int, int, str)
-    statusChanged = Signal(str)
     errorChanged = Signal(str)
     cardChanged = Signal(str)
     actionsChanged = Signal()
@@ -149,7 +149,6 @@ class ModelsViewModel(QObject):
         self.model: ListTableModel[ModelEntry] = ListTableModel(MODEL_COLUMNS, self)
         self._busy = False
         self._training = False
-        self._status = ""
         self._error = ""
         self._card = ""
         self._selected: ModelEntry | None = None
@@ -169,9 +168,6 @@ class ModelsViewModel(QObject):
     def training(self) -> bool:
         return self._training
 
-    @property
-    def status(self) -> str:
-        return self._status
 
     @property
     def error(self) -> str:
@@ -208,9 +204,6 @@ class ModelsViewModel(QObject):
     def _set_busy(self, v: bool) -> None:
         if set_if_changed(self, "_busy", v, "busyChanged"):
             self.actionsChanged.emit()
-
-    def _set_status(self, v: str) -> None:
-        set_if_changed(self, "_status", v, "statusChanged")
 
     def _set_error(self, v: str) -> None:
         set_if_changed(self, "_error", v, "errorChanged")

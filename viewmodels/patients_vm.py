@@ -14,8 +14,9 @@ from services.errors import ValidationError
 from services.reports import patient_report_pdf, pdf_page_images
 from services.patients import PatientService
 from services.session import Session
-from services.uci_schema import ADMISSION_SOURCES, ADMISSION_TYPES, DISCHARGE_DISPOSITIONS
+from services.uci_schema import ADMISSION_TYPES
 from viewmodels.background import BackgroundRunner
+from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
 
@@ -49,11 +50,10 @@ ENCOUNTER_COLUMNS: list[Column[Encounter]] = [
 ]
 
 
-class PatientListViewModel(QObject):
+class PatientListViewModel(StatusViewModel):
     """Search runs off the GUI thread, debounced, newest query wins."""
 
     searchTextChanged = Signal(str)
-    statusChanged = Signal(str)
     busyChanged = Signal(bool)
     openPatient = Signal(int)
 
@@ -66,7 +66,6 @@ class PatientListViewModel(QObject):
         self.runner = runner
         self.model: ListTableModel[PatientRow] = ListTableModel(PATIENT_COLUMNS, self)
         self._search_text = ""
-        self._status = ""
         self._busy = False
         self._generation = 0
         self._debounce = QTimer(self)
@@ -82,9 +81,6 @@ class PatientListViewModel(QObject):
     def search_text(self) -> str:
         return self._search_text
 
-    @property
-    def status(self) -> str:
-        return self._status
 
     @property
     def busy(self) -> bool:
@@ -121,10 +117,6 @@ class PatientListViewModel(QObject):
             self._set_status(user_message(exc))
             self._set_busy(False)
 
-    def _set_status(self, v: str) -> None:
-        if v != self._status:
-            self._status = v
-            self.statusChanged.emit(v)
 
     def _set_busy(self, v: bool) -> None:
         if v != self._busy:

@@ -10,6 +10,7 @@ from services.interventions import InterventionService, Recommendation
 from services.session import Session
 from services.worklist import WorklistRow, WorklistService
 from viewmodels.background import BackgroundRunner
+from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
 
@@ -27,9 +28,8 @@ WORKLIST_COLUMNS: list[Column[WorklistRow]] = [
 ]
 
 
-class WorklistViewModel(QObject):
+class WorklistViewModel(StatusViewModel):
     loaded = Signal()
-    statusChanged = Signal(str)
     selectedChanged = Signal(object)   # WorklistRow or None
     openPatient = Signal(int)
 
@@ -43,7 +43,6 @@ class WorklistViewModel(QObject):
         self._ward = ""
         self._all: list[WorklistRow] = []
         self._selected: WorklistRow | None = None
-        self.status = ""
 
     @property
     def can_act(self) -> bool:
@@ -53,10 +52,6 @@ class WorklistViewModel(QObject):
     def selected(self) -> WorklistRow | None:
         return self._selected
 
-    def _set_status(self, text: str) -> None:
-        if text != self.status:
-            self.status = text
-            self.statusChanged.emit(text)
 
     @Slot()
     def refresh(self) -> None:

@@ -12,6 +12,7 @@ from models.domain import Permission, XrayStudy
 from services.session import Session
 from services.xray_studies import OpenedStudy, XrayStudyService, overlay_rgba
 from viewmodels.background import BackgroundRunner
+from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
 
 
@@ -30,11 +31,10 @@ def default_finding(result) -> str | None:
     return result.top_finding()
 
 
-class XrayViewModel(QObject):
+class XrayViewModel(StatusViewModel):
     studiesChanged = Signal(list)
     openedChanged = Signal(object)     # OpenedStudy or None
     imageChanged = Signal(QImage)
-    statusChanged = Signal(str)
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -46,7 +46,6 @@ class XrayViewModel(QObject):
         self.opened: OpenedStudy | None = None
         self._heat = True
         self._finding: str | None = None
-        self.status = ""
 
     @property
     def can_add(self) -> bool:
@@ -56,10 +55,6 @@ class XrayViewModel(QObject):
     def heat_map_on(self) -> bool:
         return self._heat
 
-    def _set_status(self, text: str) -> None:
-        if text != self.status:
-            self.status = text
-            self.statusChanged.emit(text)
 
     def set_patient(self, patient_id: int, label: str) -> None:
         if patient_id == self.patient_id:
