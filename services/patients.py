@@ -82,7 +82,15 @@ class PatientService:
                              f"WHERE e3.ward_id IN ({','.join('?' * len(ward_ids))})")
                 args += ward_ids
             where = f"WHERE p.id IN ({' UNION '.join(parts)})"
-        rows = self._c.execute(f"{LIST_SQL} {where} ORDER BY p.search_name, p.mrn LIMIT ?", (*args, limit)).fetchall()
+        if limit < SEARCH_LIMIT:
+            # A page of results: order and cut on the patients table alone (its search_name index), then
+            # join the latest encounter, ward and diagnosis for the rows returned only. 2-4x faster for
+            # broad queries; for "everything" the plain join is faster (docs/performance.md).
+            sql = (f"{LIST_SQL} JOIN (SELECT p.id AS hit FROM patients p {where} ORDER BY p.search_name, p.mrn "
+                   "LIMIT ?) top ON top.hit = p.id ORDER BY p.search_name, p.mrn")
+        else:
+            sql = f"{LIST_SQL} {where} ORDER BY p.search_name, p.mrn LIMIT ?"
+        rows = self._c.execute(sql, (*args, limit)).fetchall()
         self.s.log("search", "patients", "", f"query={q[:40]!r} results={len(rows)}")
         out = []
         for pid, mrn, given, family, sex, age, ward, admit, n, dx, inpt in rows:
