@@ -245,10 +245,11 @@ class MainWindow(QMainWindow):
 
     def _restore_state(self) -> None:
         geometry = self.settings.value("window/geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1200, 780)
+        restored = isinstance(geometry, QByteArray) and not geometry.isEmpty() and self.restoreGeometry(geometry)
+        if not restored or self.width() < 640 or self.height() < 480:
+            # First start, or a geometry saved on a tiny screen: a size where every page is readable.
+            screen = self.screen().availableGeometry()
+            self.resize(min(1200, screen.width()), min(780, screen.height()))
         state = self.settings.value("window/state")
         if isinstance(state, QByteArray):
             self.restoreState(state)
