@@ -120,10 +120,12 @@ class Encounter:
     medications: list[Medication] = field(default_factory=list)
     labs: list[LabResult] = field(default_factory=list)
     comorbidities: list[str] = field(default_factory=list)
+    status: str = ""                  # "inpatient" / "discharged"; empty: judged from the discharge time
 
     @property
     def is_inpatient(self) -> bool:
-        return self.discharge_time is None
+        # Imported historical stays have no dates at all, so the recorded status decides when there is one.
+        return self.status == "inpatient" if self.status else self.discharge_time is None
 
     def length_of_stay(self, now: datetime | None = None) -> int:
         """Whole days in hospital (at least 1, as the UCI data counts them)."""

@@ -151,7 +151,10 @@ def patient_unit(keys: np.ndarray, salt: str = SPLIT_SALT) -> np.ndarray:
 def known_outcome_mask(df: pd.DataFrame, today: dt.date) -> np.ndarray:
     """Eligible, discharged at least OUTCOME_DAYS before `today` (or no discharge time), labelled."""
     discharged = pd.to_datetime(df["discharge_time"], errors="coerce")
-    matured = (discharged.isna() | (discharged.dt.date <= today - dt.timedelta(days=OUTCOME_DAYS))).to_numpy()
+    # Timestamps, not .dt.date: a column with no dates at all (imported history) is datetime64 of NaT,
+    # whose .dt.date cannot be compared with a date.
+    cutoff = pd.Timestamp(today - dt.timedelta(days=OUTCOME_DAYS))
+    matured = (discharged.isna() | (discharged <= cutoff)).to_numpy()
     return (eligible_mask(df).to_numpy() & (df["status"] == "discharged").to_numpy()
             & df["readmitted"].isin(READMITTED_VALUES).to_numpy() & matured)
 

@@ -128,7 +128,7 @@ class PatientService:
         for r in rows:
             enc = Encounter(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
                             r[13], r[14], r[15], r[16], r[17], r[18], r[19], r[20], "None", "None", r[21], r[22], r[23],
-                            r[24], r[25])
+                            r[24], r[25], status=r[26])
             enc.diagnoses = [Diagnosis(c, s, p) for p, c, s in self._c.execute(
                 "SELECT position, code, system FROM diagnoses WHERE encounter_id = ? ORDER BY position", (r[0],))]
             enc.medications = [Medication(d, st) for d, st in self._c.execute(

@@ -479,8 +479,10 @@ def _header_block(data: PatientReportData, st: _Styles) -> Table:
         name, birth, number = p.display_name, _fmt_date(p.birth_date), p.mrn
     else:  # a de-identified viewer's report carries no direct identifiers
         name, birth, number = "withheld (de-identified view)", "withheld", "withheld"
-    if e.is_inpatient:
+    if e.is_inpatient and e.admit_time is not None:
         stay = f"in hospital, day {max(0, (data.printed_at.date() - e.admit_time.date()).days)}"
+    elif e.is_inpatient:
+        stay = "in hospital"
     else:
         stay = _fmt_date(e.discharge_time, with_time=True)
     place = " / ".join(x for x in (e.ward_name, e.bed_label) if x) or "—"

@@ -9,8 +9,8 @@ from services.uci_schema import (A1C_VALUES, ADMISSION_SOURCES, ADMISSION_TYPES,
                                  GENDERS, GLU_SERUM_VALUES, MEDICATION_STATUSES, RACES)
 
 # The UCI data drops leading zeros (038 is stored as "38"), so 1-3 digits are accepted.
-ICD9_RE = re.compile(r"^(\d{1,3}(\.\d{1,2})?|V\d{2}(\.\d{1,2})?|E\d{3}(\.\d)?)$")
-ICD10_RE = re.compile(r"^[A-TV-Z]\d[0-9A-Z](\.[0-9A-Z]{1,4})?$")
+ICD9_RE = re.compile(r"^(\d{1,3}(\.\d{1,2})?|V\d{2}(\.\d{1,2})?|E\d{3}(\.\d)?)$", re.ASCII)
+ICD10_RE = re.compile(r"^[A-TV-Z]\d[0-9A-Z](\.[0-9A-Z]{1,4})?$", re.ASCII)
 MRN_RE = re.compile(r"^[A-Za-z0-9-]{1,20}$")
 
 
