@@ -165,7 +165,8 @@ def test_recalibration_keeps_trees_and_reports_calibration(admin) -> None:
     for v in before_after.values():
         assert {"active", "candidate"} <= set(v)
     assert "ci_low" in res.gate.differences["brier"]
-    assert abs(res.gate.differences["roc_auc"]["value"]) < 1e-9  # a monotone recalibration keeps the ranking
+    # A monotone recalibration keeps the ranking; float32 sigmoid outputs can still tie a few neighbours.
+    assert abs(res.gate.differences["roc_auc"]["value"]) < 1e-4
     svc = load_stored(admin.db.conn, res.version_id)
     bundled = assessment.readmission_service()
     assert np.array_equal(svc.trees.feature, bundled.trees.feature) and np.allclose(svc.trees.mean, bundled.trees.mean)
