@@ -175,3 +175,23 @@ def test_report_saved_and_printed_from_the_patient_page(qtbot, owner, qt_setting
     assert printed.exists() and printed.stat().st_size > 10_000
     prints = session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'print'").fetchone()[0]
     assert prints == 2
+
+
+def test_damaged_store_offers_the_last_verified_backup_and_restores_it(qtbot, owner, demo_store, tmp_path):
+    from services.backup import backup
+    s = unlock(demo_store, "admin", "wardlens-admin")
+    backup(s, tmp_path / "backups" / "b1.db")
+    s.lock()
+    data = bytearray(demo_store.read_bytes())
+    for i in range(8192, 16384):
+        data[i] ^= 0xA5
+    demo_store.write_bytes(bytes(data))
+    vm = SessionViewModel(demo_store, BackgroundRunner(owner), build_demo_if_missing=False, parent=owner)
+    with qtbot.waitSignal(vm.backupOffered, timeout=20_000) as offered:
+        vm.unlock("admin", "wardlens-admin")
+    assert offered.args[0] is not None and "damaged" in vm.error
+    with qtbot.waitSignal(vm.sessionChanged, timeout=20_000) as opened:
+        vm.restore_offered_backup()
+    assert opened.args[0] is not None and vm.error == ""
+    assert list(demo_store.parent.glob("*.before-restore-*")), "the damaged store is kept beside"
+    vm.lock()

@@ -57,6 +57,9 @@ class UnlockView(QWidget):
         self.progress_text = QLabel(objectName="Subtitle")
         lay.addWidget(self.progress)
         lay.addWidget(self.progress_text)
+        self.restore_button = QPushButton("&Restore the last verified backup")
+        self.restore_button.setVisible(False)
+        lay.addWidget(self.restore_button)
         self.unlock_button = QPushButton("&Unlock", objectName="Primary")
         self.unlock_button.setDefault(True)
         lay.addWidget(self.unlock_button)
@@ -74,6 +77,8 @@ class UnlockView(QWidget):
         vm.busyChanged.connect(self._show_busy)
         vm.progressChanged.connect(self.progress_text.setText)
         vm.demoLoginsChanged.connect(self._show_demo)
+        vm.backupOffered.connect(self._show_offer)
+        self.restore_button.clicked.connect(vm.restore_offered_backup)
         self.setTabOrder(self.user, self.password)
         self.setTabOrder(self.password, self.unlock_button)
         self._show_demo(vm.demo_logins)
@@ -88,6 +93,12 @@ class UnlockView(QWidget):
         if text:
             self.password.clear()
             self.password.setFocus()
+
+    def _show_offer(self, backup) -> None:
+        self.restore_button.setVisible(backup is not None)
+        if backup is not None:
+            self.restore_button.setText(f"&Restore the verified backup of {backup.created_at[:16].replace('T', ' ')}")
+            self.restore_button.setToolTip(backup.how)
 
     def _show_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)

@@ -8,7 +8,8 @@ from PySide6.QtCore import Property, QObject, QTimer, Signal, Slot
 from services import accounts
 from services.demo import build_demo_store
 from services.assessment import reset_readmission_service
-from services.errors import WardLensError
+from services.backup import VerifiedBackup, latest_verified_backup, restore
+from services.errors import StoreDamaged, WardLensError
 from services.model_registry import activate_store_model
 from models.domain import Permission  # noqa: F401 - re-exported for views, which may not import services
 from services.session import Session
@@ -33,6 +34,7 @@ class SessionViewModel(QObject):
     sessionChanged = Signal(object)   # a Session, or None when locked
     notice = Signal(str)              # something the user should know after unlocking (e.g. a refused model)
     storeReady = Signal()
+    backupOffered = Signal(object)    # a VerifiedBackup to restore after a damaged store, or None
 
     def __init__(self, store_path: Path, runner: BackgroundRunner, build_demo_if_missing: bool = True,
                  idle_check_ms: int = 15_000, parent: QObject | None = None) -> None:
@@ -45,6 +47,8 @@ class SessionViewModel(QObject):
         self._progress = ""
         self._demo_logins: list[dict] = []
         self._session: Session | None = None
+        self.offered_backup: VerifiedBackup | None = None
+        self._credentials: tuple[str, str] = ("", "")
         self._idle = QTimer(self)
         self._idle.setInterval(idle_check_ms)
         self._idle.timeout.connect(self.check_idle)
@@ -130,7 +134,8 @@ class SessionViewModel(QObject):
                 raise
             return session, active.warning
 
-        self.runner.run("Unlocking", job, on_success=lambda r: self._unlocked(*r), on_failure=self._failed, owner=self)
+        self.runner.run("Unlocking", job, on_success=lambda r: self._unlocked(*r),
+                        on_failure=lambda e: self._unlock_failed(e, username, password), owner=self)
 
     def _unlocked(self, session: Session, warning: str = "") -> None:
         self._set_busy(False)
@@ -145,6 +150,41 @@ class SessionViewModel(QObject):
         self._set_busy(False)
         self._set_progress("")
         self._set_error(user_message(exc))
+
+    def _unlock_failed(self, exc: BaseException, username: str, password: str) -> None:
+        self._failed(exc)
+        if isinstance(exc, StoreDamaged):  # offer the newest backup that verifies now
+            self._credentials = (username, password)
+            self.runner.run("Looking for a verified backup",
+                            lambda p, c: latest_verified_backup(self.store_path, username, password),
+                            on_success=self._offer, owner=self)
+
+    def _offer(self, backup: VerifiedBackup | None) -> None:
+        self.offered_backup = backup
+        self.backupOffered.emit(backup)
+        if backup is None:
+            self._set_error(self._error + " No verified backup of this store was found; ask your IT administrator.")
+
+    @Slot()
+    def restore_offered_backup(self) -> None:
+        """Put the offered backup in place (the damaged store is kept beside it), then log in."""
+        backup, (username, password) = self.offered_backup, self._credentials
+        if backup is None or not username:
+            return
+        self._set_busy(True)
+        self._set_progress("Restoring the verified backup…")
+
+        def job(progress, cancel):
+            restore(backup.path, self.store_path, username, password)
+            return accounts.unlock(self.store_path, username, password)
+
+        def done(session: Session) -> None:
+            self.offered_backup, self._credentials = None, ("", "")
+            self.backupOffered.emit(None)
+            self._set_error("")
+            self._unlocked(session)
+
+        self.runner.run("Restoring backup", job, on_success=done, on_failure=self._failed, owner=self)
 
     @Slot()
     def lock(self) -> None:
