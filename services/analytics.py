@@ -13,7 +13,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score, roc_curve
 
 from models.domain import Permission
 from services.assessment import readmission_service
@@ -199,6 +198,8 @@ def performance_dashboard(c: Cohort) -> PerformanceDashboard:
     card = card_metrics(c.card)
     verdict = drift_check(y, p, card)
     both = pos > 0 and n - pos > 0
+    from sklearn.metrics import roc_auc_score, roc_curve  # on first use: sklearn is slow to import
+
     fpr, tpr = (roc_curve(y, p)[:2] if both else (np.zeros(0), np.zeros(0)))
     auc = float(roc_auc_score(y, p)) if both else None
     brier = float(np.mean((p - y) ** 2)) if n else None

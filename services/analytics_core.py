@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 Z95 = 1.959963984540054
 MIN_OUTCOMES = 200      # fewer encounters with a known outcome: no verdict on drift
@@ -111,6 +110,8 @@ def card_metrics(card: dict[str, Any]) -> dict[str, tuple[float, float, float]]:
 
 def drift_check(y: np.ndarray, p: np.ndarray, card: dict[str, tuple[float, float, float]]) -> DriftVerdict:
     """Local AUC, Brier and ECE against the card's 95% intervals, judged only with enough outcomes."""
+    from sklearn.metrics import roc_auc_score  # sklearn loads on first use, not at application start
+
     y, p = np.asarray(y).astype(int), np.asarray(p, dtype=np.float64)
     n, pos = len(y), int(y.sum())
     enough = n >= MIN_OUTCOMES and pos >= MIN_EVENTS and n - pos >= MIN_EVENTS

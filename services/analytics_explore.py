@@ -7,11 +7,6 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
-from sklearn.decomposition import PCA
-from sklearn.ensemble import IsolationForest
-from sklearn.metrics import silhouette_score
-from threadpoolctl import threadpool_limits
 
 from services.analytics_core import LABELS, MIN_GROUP, NUMERIC, UTILISATION, Cohort
 from services.uci_schema import ENCOUNTER_COLUMNS
@@ -102,6 +97,8 @@ def missing_values(frame: pd.DataFrame) -> Bars:
 
 def exploration_dashboard(c: Cohort, service: ReadmissionService | None = None, sample: int = 3000,
                           top_anomalies: int = 10, seed: int = 0) -> ExplorationDashboard:
+    from threadpoolctl import threadpool_limits  # sklearn and friends load on first use, not at start-up
+
     # one BLAS/OpenMP thread: K-means on small data is ten times faster so on 2 shared cores, and the GUI keeps one
     with threadpool_limits(1):
         return _exploration(c, service, sample, top_anomalies, seed)
@@ -109,6 +106,9 @@ def exploration_dashboard(c: Cohort, service: ReadmissionService | None = None, 
 
 def _exploration(c: Cohort, service: ReadmissionService | None, sample: int, top_anomalies: int,
                  seed: int) -> ExplorationDashboard:
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import IsolationForest
+
     f, rng = c.frame, np.random.default_rng(seed)
     n = len(f)
     pick = np.sort(rng.choice(n, min(n, sample), replace=False))
@@ -166,6 +166,10 @@ def _exploration(c: Cohort, service: ReadmissionService | None, sample: int, top
 
 
 def _clusters(c: Cohort, z_all: np.ndarray, xy_all: np.ndarray, pick: np.ndarray, seed: int) -> Scatter:
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+    from sklearn.metrics import silhouette_score
+
     labs = c.labs
     both = labs.dropna() if {"bmi", "glucose"} <= set(labs.columns) else pd.DataFrame()
     if len(both) >= 50:

@@ -17,8 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import lil_matrix
 
 
 @dataclass(frozen=True)
@@ -130,6 +128,9 @@ def assign_beds(patients: Sequence[WaitingAdmission], beds: Sequence[Bed], wards
         n = len(pairs)
         # minimise sum(pair cost - BIG*priority) over chosen pairs == maximise placed priority first
         c = np.array([pair_cost(patients[i], beds[j]) - BIG * patients[i].priority for i, j in pairs])
+        from scipy.optimize import Bounds, LinearConstraint, milp  # imported on first use: start-up time
+        from scipy.sparse import lil_matrix
+
         a = lil_matrix((len(patients) + len(beds) + len(wards), n))
         ub = np.zeros(a.shape[0])
         for k, (i, j) in enumerate(pairs):

@@ -19,7 +19,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
 
 HORIZON_DAYS = 14
 
@@ -86,6 +85,8 @@ def occupancy_pmf(present_probs: Sequence[float] | np.ndarray, poisson_mean: flo
     pb = poisson_binomial_pmf(present_probs)
     if poisson_mean <= 0:
         return pb
+    from scipy import stats  # here, not at import: scipy.stats costs ~0.6 s of application start-up
+
     kmax = int(stats.poisson.isf(tail, poisson_mean)) + 1
     po = stats.poisson.pmf(np.arange(kmax + 1), poisson_mean)
     return np.convolve(pb, po)

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from services.features.common import normalise_uci_frame
 from services.features.los import MODEL_FEATURE_NAMES, los_model_matrix
@@ -38,6 +37,7 @@ BUNDLE_DIR = MODELS_DIR / "los"
 # ---------------------------------------------------------------- pure distribution maths
 def nb_distribution(mu: np.ndarray, disp_a: float, disp_b: float) -> np.ndarray:
     """(n, 14): 1 + NegativeBinomial(mean mu-1, size r) truncated to 1..14, log r = a + b log mu."""
+    from scipy import stats  # on first use: scipy.stats costs ~0.6 s of start-up
     mu = np.clip(np.asarray(mu, dtype=np.float64), 1.0, MAX_DAYS)
     m1 = np.maximum(mu - 1.0, 1e-3)[:, None]
     r = np.exp(disp_a + disp_b * np.log(mu))[:, None]
