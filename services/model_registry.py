@@ -29,6 +29,7 @@ from models.domain import Permission
 from services import assessment
 from services.audit import append as audit_append
 from services.errors import WardLensError
+from services.model_cards import card_markdown  # noqa: F401 - the Models view renders cards with it
 from services.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle
 from services.readmission import BUNDLE_DIR, ReadmissionService
 from services.session import Session
@@ -169,45 +170,6 @@ def activate_store_model(session: Session) -> ActiveModel:
 
 
 # ----- card page ----------------------------------------------------------------------------------
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4f}" if abs(v) < 1000 else f"{v:.1f}"
-    return str(v)
-
-
-def _render(obj: Any, level: int, lines: list[str]) -> None:
-    if isinstance(obj, dict):
-        if obj and all(isinstance(v, dict) and {"value", "ci_low", "ci_high"} <= set(v) for v in obj.values()):
-            lines += ["| metric | value | 95% CI |", "| --- | --- | --- |"]
-            lines += [f"| {k} | {_fmt(v['value'])} | {_fmt(v['ci_low'])} – {_fmt(v['ci_high'])} |" for k, v in obj.items()]
-            lines.append("")
-            return
-        for k, v in obj.items():
-            if isinstance(v, (dict, list)) and v:
-                lines += [f"{'#' * min(level, 6)} {k}", ""]
-                _render(v, level + 1, lines)
-            else:
-                lines.append(f"- **{k}**: {_fmt(v)}")
-        lines.append("")
-    elif isinstance(obj, list):
-        if obj and all(isinstance(r, dict) for r in obj):
-            cols = list(dict.fromkeys(k for r in obj for k in r))
-            lines += ["| " + " | ".join(cols) + " |", "| " + " | ".join("---" for _ in cols) + " |"]
-            lines += ["| " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |" for r in obj]
-            lines.append("")
-        else:
-            lines += [f"- {_fmt(v)}" for v in obj] + [""]
-    else:
-        lines += [_fmt(obj), ""]
-
-
-def card_markdown(card: dict[str, Any]) -> str:
-    """The readable page of a card (same layout as the bundled card.md files)."""
-    lines = [f"# Model card: {card.get('title', card.get('name', 'model'))}", ""]
-    _render({k: v for k, v in card.items() if k != "title"}, 2, lines)
-    return "\n".join(lines)
-
 
 # ----- registry -----------------------------------------------------------------------------------
 

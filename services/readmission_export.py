@@ -16,6 +16,8 @@ import json
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from services.model_cards import group_bootstrap_indices  # noqa: F401 - shared with the pipelines
 import pandas as pd
 
 from services.readmission import TreeArrays
@@ -117,21 +119,6 @@ def logit(p: np.ndarray) -> np.ndarray:
 
 
 # ----- patient-grouped bootstrap ------------------------------------------------------------------
-
-def group_bootstrap_indices(groups: Sequence, n_boot: int, seed: int = 0) -> list[np.ndarray]:
-    """Row indices of `n_boot` resamples that draw whole groups (patients) with replacement."""
-    groups = np.asarray(groups)
-    uniq, inverse = np.unique(groups, return_inverse=True)
-    order = np.argsort(inverse, kind="stable")
-    counts = np.bincount(inverse, minlength=len(uniq))
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        out.append(np.concatenate([order[starts[g]:starts[g] + counts[g]] for g in pick]))
-    return out
-
 
 def bootstrap_interval(metric: Callable[..., float], arrays: Sequence[np.ndarray], indices: list[np.ndarray],
                        alpha: float = 0.05) -> dict[str, float]:
