@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from services.model_cards import group_bootstrap_indices  # noqa: F401 - shared with the pipelines
+from services.model_cards import bootstrap_ci, group_bootstrap_indices  # noqa: F401 - shared with the pipelines
 import pandas as pd
 
 from services.readmission import TreeArrays
@@ -128,20 +128,7 @@ def bootstrap_interval(metric: Callable[..., float], arrays: Sequence[np.ndarray
     ``lambda y, p1, p0: roc_auc(y, p1) - roc_auc(y, p0)``: each resample then draws the same patients
     for both models. Resamples where the metric is undefined (one class only) are skipped.
     """
-    arrays = [np.asarray(a) for a in arrays]
-    point = float(metric(*arrays))
-    vals = []
-    for idx in indices:
-        try:
-            v = float(metric(*(a[idx] for a in arrays)))
-        except ValueError:
-            continue
-        if np.isfinite(v):
-            vals.append(v)
-    if not vals:
-        return {"value": point, "ci_low": float("nan"), "ci_high": float("nan"), "n_boot": 0}
-    lo, hi = np.quantile(vals, [alpha / 2, 1 - alpha / 2])
-    return {"value": point, "ci_low": float(lo), "ci_high": float(hi), "n_boot": len(vals)}
+    return bootstrap_ci(metric, arrays, (), indices=indices, alpha=alpha)
 
 
 def core_metrics() -> dict[str, Callable[[np.ndarray, np.ndarray], float]]:
