@@ -195,3 +195,12 @@ def test_damaged_store_offers_the_last_verified_backup_and_restores_it(qtbot, ow
     assert opened.args[0] is not None and vm.error == ""
     assert list(demo_store.parent.glob("*.before-restore-*")), "the damaged store is kept beside"
     vm.lock()
+
+
+def test_typed_search_returns_a_page_and_says_so(qtbot, owner, demo_store):
+    vm, runner, session = _unlocked(qtbot, owner, demo_store)
+    plist = PatientListViewModel(session, runner, owner)
+    plist.PAGE = 50
+    with qtbot.waitSignal(plist.statusChanged, timeout=10_000):
+        plist.set_search_text("2")  # diagnosis codes starting with 2: hundreds of patients
+    assert plist.model.total == 50 and "type more" in plist.status

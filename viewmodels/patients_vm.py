@@ -12,7 +12,7 @@ from services.assessment import AssessmentService
 from services.census import CensusService, InpatientEstimate
 from services.errors import ValidationError
 from services.reports import patient_report_pdf, pdf_page_images
-from services.patients import PatientService
+from services.patients import SEARCH_LIMIT, PatientService
 from services.session import Session
 from services.uci_schema import ADMISSION_TYPES
 from viewmodels.background import BackgroundRunner
@@ -58,6 +58,7 @@ class PatientListViewModel(StatusViewModel):
     openPatient = Signal(int)
 
     DEBOUNCE_MS = 250
+    PAGE = 2000
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -98,8 +99,10 @@ class PatientListViewModel(StatusViewModel):
     def refresh(self) -> None:
         self._generation += 1
         gen, text = self._generation, self._search_text
+        # Typing gets a page of matches (fast at 100,000 encounters); the empty query lists everyone.
+        limit = self.PAGE if text.strip() else SEARCH_LIMIT
         self._set_busy(True)
-        self.runner.run("Searching patients", lambda p, c: self.service.search(text),
+        self.runner.run("Searching patients", lambda p, c: self.service.search(text, limit),
                         on_success=lambda rows: self._loaded(gen, rows), on_failure=lambda e: self._failed(gen, e),
                         owner=self)
 
@@ -108,8 +111,10 @@ class PatientListViewModel(StatusViewModel):
             return  # an older query finished after a newer one started
         self.model.set_rows(rows)
         inpatients = sum(r.inpatient for r in rows)
-        what = f"matching “{self._search_text}”" if self._search_text.strip() else "in the store"
-        self._set_status(f"{len(rows):,} patients {what}, {inpatients} in hospital now")
+        typed = self._search_text.strip()
+        what = f"matching “{self._search_text}”" if typed else "in the store"
+        more = " (the first ones: type more to narrow the search)" if typed and len(rows) >= self.PAGE else ""
+        self._set_status(f"{len(rows):,} patients {what}{more}, {inpatients} in hospital now")
         self._set_busy(False)
 
     def _failed(self, gen: int, exc: BaseException) -> None:
