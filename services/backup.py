@@ -3,7 +3,6 @@ it is called done, and restored only after the copy itself verifies."""
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from models.domain import Permission
 from services.accounts import unlock
 from services.database import DatabaseError, DiskFull, connect_raw, is_disk_full
 from services.errors import KeyFileError, WardLensError, WrongPassword
+from services.files import sha256_file
 from services.keyfile import KeyFile, key_file_path
 from services.session import Session
 from services.verify import VerifyReport, verify_connection
@@ -101,14 +101,6 @@ def backup_index_path(store_path: Path | str) -> Path:
     return Path(str(store_path) + ".backups.json")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_index(store_path: Path) -> list[dict]:
     try:
         data = json.loads(backup_index_path(store_path).read_text(encoding="utf-8"))
@@ -122,8 +114,8 @@ def _record_in_index(store_path: Path, dest: Path, report: VerifyReport) -> None
     try:
         entries = [e for e in _read_index(store_path) if e.get("path") != str(dest.resolve())]
         entries.append({"path": str(dest.resolve()), "created_at": dt.datetime.now().isoformat(timespec="microseconds"),
-                        "size": dest.stat().st_size, "sha256": _sha256(dest),
-                        "keys_sha256": _sha256(key_file_path(dest)), "audit_rows": report.audit_rows})
+                        "size": dest.stat().st_size, "sha256": sha256_file(dest),
+                        "keys_sha256": sha256_file(key_file_path(dest)), "audit_rows": report.audit_rows})
         idx = backup_index_path(store_path)
         tmp = idx.with_name(idx.name + ".tmp")
         tmp.write_text(json.dumps({"format": "wardlens-backups", "backups": entries[-200:]}, indent=1),
@@ -182,7 +174,7 @@ def check_backup(path: Path | str, username: str | None = None, password: str | 
     if not path.is_file() or not kpath.is_file():
         return None
     try:
-        if expected_sha256 and _sha256(path) != expected_sha256:
+        if expected_sha256 and sha256_file(path) != expected_sha256:
             return None
         st = path.stat()
         created = dt.datetime.fromtimestamp(st.st_mtime).isoformat(timespec="seconds")

@@ -6,7 +6,6 @@ file is refused rather than silently used.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import threading
@@ -20,20 +19,14 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 import onnxruntime as ort  # noqa: E402
 
+from services.files import sha256_file  # noqa: E402,F401 - re-exported for the model services
+
 MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider")
 
 
 class ModelIntegrityError(RuntimeError):
     """The model file does not match its recorded sha256."""
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_sha256(model_path: Path) -> str:
