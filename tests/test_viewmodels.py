@@ -50,6 +50,51 @@ def test_background_runner_delivers_results_errors_progress_and_cancel(qtbot, ow
     assert isinstance(cancelled[0], Cancelled)
 
 
+def test_background_runner_under_churn_releases_everything_on_the_gui_thread(qtbot, owner):
+    """Hundreds of short jobs whose closures hold Qt objects, owners deleted while jobs run: every
+    live result arrives once, dropped ones never, and the hub keeps no task or job afterwards (a
+    per-job QObject released on a worker thread once crashed the suite)."""
+    import threading
+
+    from PySide6.QtCore import QObject
+
+    from viewmodels import background
+
+    runner = BackgroundRunner(owner)
+    got: list[int] = []
+    gui = threading.get_ident()
+    released_on: list[int] = []
+
+    class Held(QObject):  # a view-model stand-in that a job's closure keeps alive
+        def __del__(self):
+            released_on.append(threading.get_ident())
+
+    import shiboken6
+
+    doomed = [QObject() for _ in range(50)]
+    gate = threading.Event()  # the doomed owners' jobs finish only after their owners are gone
+
+    def job(report, cancel, i, held):
+        if i % 3 == 0:
+            gate.wait(10)
+        report(i, 300)
+        return i
+
+    with qtbot.waitSignal(runner.busyChanged, timeout=30_000, check_params_cb=lambda b: b is False):
+        for i in range(300):
+            held = Held()
+            runner.run(f"job {i}", lambda r, c, i=i, held=held: job(r, c, i, held),
+                       on_success=got.append, owner=doomed[i % 50] if i % 3 == 0 else None)
+            del held
+        for d in doomed:
+            shiboken6.delete(d)
+        gate.set()
+    qtbot.wait(50)
+    assert sorted(got) == [i for i in range(300) if i % 3]  # the deleted owners' results were dropped
+    assert background._HUB is not None and not background._HUB.live and not background._HUB.jobs
+    assert len(released_on) == 300 and set(released_on) == {gui}
+
+
 def test_unlock_success_and_failure(qtbot, owner, demo_store):
     runner = BackgroundRunner(owner)
     vm = SessionViewModel(demo_store, runner, build_demo_if_missing=False, parent=owner)

@@ -7,6 +7,7 @@ the worker and cancel is a services.progress.CancelToken the job checks at safe 
 from __future__ import annotations
 
 import gc
+import itertools
 import traceback
 from typing import Any, Callable
 
@@ -16,25 +17,78 @@ from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
 from services.progress import CancelToken, Job
 
 
-class _Signals(QObject):
-    progress = Signal(int, int, str)
-    succeeded = Signal(object)
-    failed = Signal(object)
-    done = Signal()
+class _Hub(QObject):
+    """The only QObject a worker touches. Created once on the GUI thread and never deleted, so no Qt
+    object's last reference can die on a worker (per-job signal objects did: a worker releasing its
+    closure after the GUI thread had dropped the task destroyed a GUI-thread QObject off-thread).
+    Workers emit with the job's key; Qt queues each emit to the GUI thread, where it is routed to the
+    job's Task."""
+
+    progress = Signal(int, int, int, str)
+    succeeded = Signal(int, object)
+    failed = Signal(int, object)
+    done = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.live: dict[int, Task] = {}
+        self.jobs: dict[int, Job] = {}
+        self.progress.connect(self._progress)
+        self.succeeded.connect(self._succeeded)
+        self.failed.connect(self._failed)
+        self.done.connect(self._done)
+
+    @Slot(int, int, int, str)
+    def _progress(self, key: int, done: int, total: int, message: str) -> None:
+        if (task := self.live.get(key)) is not None:
+            task.progress.emit(done, total, message)
+
+    @Slot(int, object)
+    def _succeeded(self, key: int, result: object) -> None:
+        if (task := self.live.get(key)) is not None:
+            task.succeeded.emit(result)
+
+    @Slot(int, object)
+    def _failed(self, key: int, exc: object) -> None:
+        if (task := self.live.get(key)) is not None:
+            task.failed.emit(exc)
+
+    @Slot(int)
+    def _done(self, key: int) -> None:
+        self.jobs.pop(key, None)
+        if (task := self.live.pop(key, None)) is not None:
+            task._done()
 
 
-def _work(job: Job, token: CancelToken, signals: _Signals) -> None:
+_HUB: _Hub | None = None
+_KEYS = itertools.count(1)
+
+
+def _hub() -> _Hub:
+    global _HUB
+    if _HUB is None:  # first job: we are on the GUI thread, so the hub lives there
+        _HUB = _Hub()
+    return _HUB
+
+
+def _work(box: list, token: CancelToken, key: int, hub: _Hub) -> None:
     """Runs on a pool thread. A plain callable, not a QRunnable subclass: PySide's ownership of
-    auto-deleted Python runnables has led to double frees; the closure keeps `signals` alive."""
+    auto-deleted Python runnables has led to double frees. The job comes in a box emptied here, so
+    the worker holds no reference to it (a view-model in its closure, say) once `done` is emitted:
+    the hub's copy is released last, on the GUI thread."""
+    job = box.pop()
     try:
-        result = job(lambda d, t, m="": signals.progress.emit(int(d), int(t), str(m)), token)
+        result = job(lambda d, t, m="": hub.progress.emit(key, int(d), int(t), str(m)), token)
     except BaseException as exc:  # delivered to the GUI thread, never lost in the pool
         exc.__wardlens_traceback__ = traceback.format_exc()  # type: ignore[attr-defined]
-        signals.failed.emit(exc)
+        hub.failed.emit(key, exc)
+        del exc
     else:
-        signals.succeeded.emit(result)
+        hub.succeeded.emit(key, result)
+        del result
     finally:
-        signals.done.emit()
+        del job
+        hub.done.emit(key)
 
 
 class Task(QObject):
@@ -48,7 +102,6 @@ class Task(QObject):
     def __init__(self, label: str) -> None:
         super().__init__()
         self.label = label
-        self._signals: _Signals | None = None
         self.token = CancelToken()
         self.running = True
 
@@ -99,16 +152,8 @@ class BackgroundRunner(QObject):
             on_progress: Callable[[int, int, str], None] | None = None, owner: QObject | None = None) -> Task:
         """`owner`: the view-model the callbacks belong to. When it is deleted first (a workspace torn
         down at lock, say), the job is cancelled and its late result is dropped, not delivered."""
-        # Both objects are created here, in the GUI thread, and kept alive by Python references (the
-        # runner holds the task until it finishes), so the worker's emits are queued to this thread.
+        hub = _hub()
         task = Task(label)
-        signals = _Signals()
-        task._signals = signals
-        signals.progress.connect(task.progress)
-        signals.succeeded.connect(task.succeeded)
-        signals.failed.connect(task.failed)
-        # Signal-to-slot on QObjects living in the GUI thread: Qt queues the worker's emits to it.
-        signals.done.connect(task._done)
         task.finished.connect(self._finish)
         if owner is not None:
             owner.destroyed.connect(task.cancel)
@@ -126,11 +171,15 @@ class BackgroundRunner(QObject):
             gc.disable()
         _RUNNING.add(task)
         self._tasks.append(task)
+        key = next(_KEYS)
+        hub.live[key], hub.jobs[key] = task, job  # held on the GUI thread until the job's done arrives
         self.taskStarted.emit(task)
         if not was_busy:
             self.busyChanged.emit(True)
-        token = task.token  # the closure must not hold the task: its last reference would die off-thread
-        self._pool.start(lambda: _work(job, token, signals))
+        token = task.token  # the closure holds no Qt object but the immortal hub
+        box = [job]
+        del job
+        self._pool.start(lambda: _work(box, token, key, hub))
         return task
 
     @Slot()

@@ -140,17 +140,27 @@ class DashboardsViewModel(StatusViewModel):
         if gen != self._generation:
             return
         self._pending = set(DASHBOARDS)
-        self.progressChanged.emit(0, len(DASHBOARDS), "Computing dashboards")
-        for name in DASHBOARDS:
-            fn = _COMPUTE[name]
-
-            def job(p, c, fn=fn):
-                c.raise_if_cancelled()
-                return fn(cohort)
-            self.runner.run(f"Computing the {_TITLES[name]} dashboard", job,
-                            on_success=lambda r, name=name: self._computed(gen, name, r),
-                            on_failure=lambda e: self._failed(gen, e), owner=self)
         self._encounters = len(cohort.frame)
+        self.progressChanged.emit(0, len(DASHBOARDS), "Computing dashboards")
+        self._compute_next(gen, cohort, list(DASHBOARDS))
+
+    def _compute_next(self, gen: int, cohort: analytics.Cohort, queue: list[str]) -> None:
+        """One dashboard at a time: each already uses the cores through numpy, BLAS and OpenMP, so
+        running them side by side on the shared cohort bought no speed, only contention."""
+        if gen != self._generation or not queue:
+            return
+        name, rest = queue[0], queue[1:]
+        fn = _COMPUTE[name]
+
+        def job(p, c):
+            c.raise_if_cancelled()
+            return fn(cohort)
+
+        def done(result: Any) -> None:
+            self._computed(gen, name, result)
+            self._compute_next(gen, cohort, rest)
+        self.runner.run(f"Computing the {_TITLES[name]} dashboard", job, on_success=done,
+                        on_failure=lambda e: self._failed(gen, e), owner=self)
 
     def _computed(self, gen: int, name: str, result: Any) -> None:
         if gen != self._generation:
