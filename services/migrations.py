@@ -231,6 +231,30 @@ CREATE TABLE model_versions (
 );
 """
 
+# v6: diagnosis-code search without a lookup per diagnosis row. patient_codes holds each (code, patient)
+# pair once, kept by triggers: inserts (bulk import) take the cheap path, every other change recomputes
+# the one patient concerned. (search_name, mrn) is the list's order, so a name-ordered walk needs no sort.
+_CODES_REFRESH = """DELETE FROM patient_codes WHERE patient_id = {p};
+  INSERT INTO patient_codes (code, patient_id) SELECT d.code, e.patient_id FROM encounters e
+    JOIN diagnoses d ON d.encounter_id = e.id WHERE e.patient_id = {p} AND true ON CONFLICT DO NOTHING;"""
+_ENC_OF = "(SELECT patient_id FROM encounters WHERE id = {e})"
+V6 = f"""
+CREATE TABLE patient_codes (
+    code TEXT NOT NULL,
+    patient_id INTEGER NOT NULL REFERENCES patients(id) ON DELETE CASCADE,
+    PRIMARY KEY (code, patient_id)
+) WITHOUT ROWID;
+CREATE INDEX patient_codes_patient ON patient_codes(patient_id);
+INSERT INTO patient_codes (code, patient_id) SELECT d.code, e.patient_id FROM diagnoses d JOIN encounters e ON e.id = d.encounter_id WHERE true ON CONFLICT DO NOTHING;
+CREATE TRIGGER diagnoses_codes_insert AFTER INSERT ON diagnoses BEGIN INSERT INTO patient_codes (code, patient_id) SELECT NEW.code, patient_id FROM encounters WHERE id = NEW.encounter_id AND true ON CONFLICT DO NOTHING; END;
+CREATE TRIGGER diagnoses_codes_delete AFTER DELETE ON diagnoses BEGIN {_CODES_REFRESH.format(p=_ENC_OF.format(e="OLD.encounter_id"))} END;
+CREATE TRIGGER diagnoses_codes_update AFTER UPDATE OF code, encounter_id ON diagnoses BEGIN {_CODES_REFRESH.format(p=_ENC_OF.format(e="NEW.encounter_id"))} {_CODES_REFRESH.format(p=_ENC_OF.format(e="OLD.encounter_id"))} END;
+CREATE TRIGGER encounters_codes_delete AFTER DELETE ON encounters BEGIN {_CODES_REFRESH.format(p="OLD.patient_id")} END;
+CREATE TRIGGER encounters_codes_update AFTER UPDATE OF patient_id ON encounters WHEN OLD.patient_id IS NOT NEW.patient_id BEGIN {_CODES_REFRESH.format(p="NEW.patient_id")} {_CODES_REFRESH.format(p="OLD.patient_id")} END;
+DROP INDEX patients_search_name;
+CREATE INDEX patients_name_mrn ON patients(search_name, mrn);
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -245,6 +269,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "per-site settings table", V3),
     Migration(4, "patient list summary columns kept by triggers", V4),
     Migration(5, "x-ray studies, interventions, alerts, waiting admissions, local model versions", V5),
+    Migration(6, "patient-level diagnosis codes and a (name, number) index for fast search", V6),
 )
 LATEST = MIGRATIONS[-1].version
 

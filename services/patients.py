@@ -18,6 +18,10 @@ from services.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 from services.validation import diagnosis_system, validate_encounter, validate_patient
 
 SEARCH_LIMIT = 100_000
+# Matches above which a page walks the list order instead of sorting every match: walking costs about
+# page x patients / matches index probes, sorting about one lookup per match; they cross near
+# sqrt(page x patients), about 5,000 for a page of 500 among 66,000 patients (docs/performance.md).
+BROAD = 5_000
 
 
 def _iso(v: dt.datetime | dt.date | None) -> str | None:
@@ -60,32 +64,41 @@ class PatientService:
 
     # --- the list -------------------------------------------------------------------------------
     def search(self, text: str = "", limit: int = SEARCH_LIMIT) -> list[PatientRow]:
-        """Patients whose number, name, latest ward or any diagnosis code starts with `text` (all when empty).
+        """Patients whose number, name, latest ward or any diagnosis code starts with `text` (all when empty),
+        in list order (name, then number), at most `limit` of them.
 
-        Each alternative is an index range; their union of patient ids drives the list query.
+        Each alternative is an index range. A page of a broad query (more than BROAD matches, such as the
+        code 250) walks the (name, number) index and tests each patient, stopping at the page; anything
+        narrower collects the matches and sorts them. Both cost about a page, not the whole result.
         """
         self._require_read()
         names = self.s.sees_names
         q = text.strip()
         where, args = "", []
         if q:
-            parts = ["SELECT id FROM patients WHERE mrn >= ? AND mrn < ?",
-                     "SELECT e2.patient_id FROM diagnoses d2 JOIN encounters e2 ON e2.id = d2.encounter_id "
-                     "WHERE d2.code >= ? AND d2.code < ?"]
-            args = [*_prefix_range(q), *_prefix_range(q.upper())]
+            alts = [("SELECT id FROM patients WHERE mrn >= ? AND mrn < ?", "(p.mrn >= ? AND p.mrn < ?)",
+                     _prefix_range(q)),
+                    ("SELECT patient_id FROM patient_codes WHERE code >= ? AND code < ?",
+                     "EXISTS (SELECT 1 FROM patient_codes pc WHERE pc.patient_id = p.id AND pc.code >= ? AND pc.code < ?)",
+                     _prefix_range(q.upper()))]
             if names:  # an analyst cannot find patients by name
-                parts.append("SELECT id FROM patients WHERE search_name >= ? AND search_name < ?")
-                args += list(_prefix_range(q.lower()))
-            ward_ids = [w.id for w in self.wards() if w.name.lower().startswith(q.lower())]
+                alts.append(("SELECT id FROM patients WHERE search_name >= ? AND search_name < ?",
+                             "(p.search_name >= ? AND p.search_name < ?)", _prefix_range(q.lower())))
+            ward_ids = tuple(w.id for w in self.wards() if w.name.lower().startswith(q.lower()))
             if ward_ids:
-                parts.append("SELECT p3.id FROM patients p3 JOIN encounters e3 ON e3.id = p3.latest_encounter_id "
-                             f"WHERE e3.ward_id IN ({','.join('?' * len(ward_ids))})")
-                args += ward_ids
-            where = f"WHERE p.id IN ({' UNION '.join(parts)})"
+                marks = ",".join("?" * len(ward_ids))
+                alts.append((f"SELECT p3.id FROM patients p3 JOIN encounters e3 ON e3.id = p3.latest_encounter_id "
+                             f"WHERE e3.ward_id IN ({marks})", "EXISTS (SELECT 1 FROM encounters e3 WHERE "
+                             f"e3.id = p.latest_encounter_id AND e3.ward_id IN ({marks}))", ward_ids))
+            args = [a for _, _, part_args in alts for a in part_args]
+            if limit < SEARCH_LIMIT and self._at_least(alts, BROAD):
+                where = f"WHERE {' OR '.join(test for _, test, _ in alts)}"
+            else:
+                where = f"WHERE p.id IN ({' UNION '.join(sel for sel, _, _ in alts)})"
         if limit < SEARCH_LIMIT:
-            # A page of results: order and cut on the patients table alone (its search_name index), then
-            # join the latest encounter, ward and diagnosis for the rows returned only. 2-4x faster for
-            # broad queries; for "everything" the plain join is faster (docs/performance.md).
+            # A page of results: order and cut on the patients table alone (its (name, number) index), then
+            # join the latest encounter, ward and diagnosis for the rows returned only. For "everything" the
+            # plain join is faster (docs/performance.md).
             sql = (f"{LIST_SQL} JOIN (SELECT p.id AS hit FROM patients p {where} ORDER BY p.search_name, p.mrn "
                    "LIMIT ?) top ON top.hit = p.id ORDER BY p.search_name, p.mrn")
         else:
@@ -97,6 +110,16 @@ class PatientService:
             name = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {mrn}") if names else f"Patient {mrn}"
             out.append(PatientRow(pid, mrn, name, sex, age, ward, (admit or "")[:10], n, dx, bool(inpt)))
         return out
+
+    def _at_least(self, alts: list[tuple[str, str, tuple]], n: int) -> bool:
+        """Whether the alternatives reach n matches, counting no further than n in each (an estimate: a
+        patient found by two of them counts twice)."""
+        total = 0
+        for sel, _, part_args in alts:
+            total += self._c.execute(f"SELECT count(*) FROM ({sel} LIMIT ?)", (*part_args, n)).fetchone()[0]
+            if total >= n:
+                return True
+        return False
 
     # --- one patient ----------------------------------------------------------------------------
     def get_patient(self, patient_id: int) -> Patient:

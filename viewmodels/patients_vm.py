@@ -58,7 +58,7 @@ class PatientListViewModel(StatusViewModel):
     openPatient = Signal(int)
 
     DEBOUNCE_MS = 250
-    PAGE = 2000
+    PAGE = 500  # a screenful many times over; broad queries cost about a page (services/patients.py)
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -1,0 +1,46 @@
+"""Patient search: the two strategies for a page (walk the list order, or collect and sort) and the
+unpaged search return exactly what a brute-force filter over every patient returns, in list order."""
+from __future__ import annotations
+
+import pytest
+
+from services import patients as patients_mod
+from services.accounts import unlock
+from services.patients import PatientService
+
+QUERIES = ["250", "428", "4", "V5", "996.0", "E8", "smi", "a", "ca", "1000", "10", "zz", "Med", "medicine b", "Card", "ICU", "sur"]
+
+
+def _reference(c, q: str, names: bool) -> list[int]:
+    """Every patient tested in Python against every alternative the search documents."""
+    wards = {wid for wid, name in c.execute("SELECT id, name FROM wards") if name.lower().startswith(q.lower())}
+    codes: dict[int, set[str]] = {}
+    for code, pid in c.execute("SELECT d.code, e.patient_id FROM diagnoses d JOIN encounters e ON e.id = d.encounter_id"):
+        codes.setdefault(pid, set()).add(code)
+    hits = []
+    for pid, mrn, name, ward in c.execute(
+            "SELECT p.id, p.mrn, p.search_name, e.ward_id FROM patients p "
+            "LEFT JOIN encounters e ON e.id = p.latest_encounter_id ORDER BY p.search_name, p.mrn"):
+        if (mrn.startswith(q) or any(code.startswith(q.upper()) for code in codes.get(pid, ()))
+                or (names and name.startswith(q.lower())) or ward in wards):
+            hits.append(pid)
+    return hits
+
+
+@pytest.mark.parametrize("user,password,names", [("dr.demo", "wardlens-clinician", True),
+                                                  ("analyst.demo", "wardlens-analyst", False)])
+def test_every_strategy_returns_the_reference_in_list_order(demo_store, monkeypatch, user, password, names):
+    s = unlock(demo_store, user, password)
+    try:
+        svc = PatientService(s)
+        c = s.db.conn
+        for q in QUERIES:
+            want = _reference(c, q, names)
+            assert [r.patient_id for r in svc.search(q)] == want, q  # unpaged
+            for broad in (1, 10**9):  # force the walk, then force collect-and-sort
+                monkeypatch.setattr(patients_mod, "BROAD", broad)
+                for limit in (1, 7, 500):
+                    assert [r.patient_id for r in svc.search(q, limit)] == want[:limit], (q, broad, limit)
+        assert len(_reference(c, "250", names)) > 100  # the broad cases really are broad on the demo store
+    finally:
+        s.lock()
