@@ -171,32 +171,47 @@ def batch_onnx_vs_xgboost(rows_n: int = 50_000) -> list[dict]:
         return out
     booster = xgb.train({"max_depth": 4, "eta": 0.05, "objective": "binary:logistic", "nthread": 1},
                         xgb.DMatrix(x, label=y), num_boost_round=300)
-    clf = xgb.XGBClassifier()
-    clf._Booster = booster
-    clf.n_classes_ = 2
-    onx = convert_xgboost(booster, initial_types=[("input", FloatTensorType([None, x.shape[1]]))], target_opset=15)
-    name = None
+    from onnx import helper
+
+    from services.readmission_export import _margin_booster
+    # The form the bundle ships (services/readmission_export.py): the trees as a TreeEnsembleRegressor on
+    # the margin, then Sigmoid. 15-20 % faster in onnxruntime than onnxmltools' TreeEnsembleClassifier.
+    onx = convert_xgboost(_margin_booster(booster), initial_types=[("input", FloatTensorType([None, x.shape[1]]))],
+                          target_opset=15)
+    (node,), (output,) = onx.graph.node, onx.graph.output
+    node.output[0] = "margin"
+    onx.graph.node.append(helper.make_node("Sigmoid", ["margin"], ["probability"]))
+    if not any(o.domain in ("", "ai.onnx") for o in onx.opset_import):
+        onx.opset_import.append(helper.make_opsetid("", 15))
+    output.name = "probability"
     res = {}
     for threads in (1, os.cpu_count() or 1):
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
         sess = ort.InferenceSession(onx.SerializeToString(), so, providers=["CPUExecutionProvider"])
         name = sess.get_inputs()[0].name
         booster.set_param({"nthread": threads})
-        t_onnx, _ = min((timed(sess.run, None, {name: x}) for _ in range(3)), key=lambda t: t[0])
-        t_xgb, _ = min((timed(booster.inplace_predict, x) for _ in range(3)), key=lambda t: t[0])
-        res[threads] = (t_onnx, t_xgb)
+        t_onnx, _ = min((timed(sess.run, None, {name: x}) for _ in range(5)), key=lambda t: t[0])
+        t_xgb, _ = min((timed(booster.inplace_predict, x) for _ in range(5)), key=lambda t: t[0])
+        t_dm, _ = min((timed(lambda: booster.predict(xgb.DMatrix(x))) for _ in range(5)), key=lambda t: t[0])
+        res[threads] = (t_onnx, t_xgb, t_dm)
         if threads == 1:
-            diff = float(np.abs(sess.run(None, {name: x})[1][:, 1] - booster.inplace_predict(x)).max())
-    t_onnx, t_xgb = res[1]
+            diff = float(np.abs(sess.run(None, {name: x})[0].reshape(-1) - booster.inplace_predict(x)).max())
+    t_onnx, t_xgb, t_dm = res[1]
     out += [row("batch", "same 300 trees via ONNX, 1 thread", len(x) / t_onnx, "rows/s", higher_is_better=True,
-                note="TreeEnsembleClassifier (ai.onnx.ml 1, onnxmltools)"),
-            row("batch", "same 300 trees via native XGBoost, 1 thread", len(x) / t_xgb, "rows/s", higher_is_better=True),
-            row("batch", "ONNX / native throughput, 1 thread", t_xgb / t_onnx, "x", 1.0, higher_is_better=True,
-                note=f"max |p diff| {diff:.1e}")]
+                note="TreeEnsembleRegressor on the margin + Sigmoid, as the bundle ships"),
+            row("batch", "same 300 trees via native XGBoost inplace_predict, 1 thread", len(x) / t_xgb, "rows/s",
+                higher_is_better=True, note="XGBoost's fastest path"),
+            row("batch", "same 300 trees via XGBoost DMatrix + predict, 1 thread", len(x) / t_dm, "rows/s",
+                higher_is_better=True),
+            row("batch", "ONNX / native throughput (inplace_predict), 1 thread", t_xgb / t_onnx, "x", 1.0,
+                higher_is_better=True, note=f"max |p diff| {diff:.1e}"),
+            row("batch", "ONNX / XGBoost DMatrix + predict, 1 thread", t_dm / t_onnx, "x",
+                higher_is_better=True, note="context only: not the fastest native path")]
     if len(res) > 1:
         n = max(res)
-        t_onnx, t_xgb = res[n]
+        t_onnx, t_xgb, _ = res[n]
         out.append(row("batch", f"ONNX / native throughput, {n} threads", t_xgb / t_onnx, "x", 1.0, higher_is_better=True,
                        note="threads compete with other users of this shared machine"))
     return out

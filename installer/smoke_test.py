@@ -32,6 +32,7 @@ import argparse
 import csv
 import gzip
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -110,9 +111,9 @@ class Runner:
 
     def run(self, name: str, args: list[str], extra_env: dict[str, str] | None = None, timeout: float = 300,
             ok_codes: tuple[int, ...] = (0,), allow_in_output: tuple[str, ...] = (),
-            wrapper: list[str] | None = None) -> subprocess.CompletedProcess:
+            wrapper: list[str] | None = None, exe: Path | None = None) -> subprocess.CompletedProcess:
         env = dict(self.env, **(extra_env or {}))
-        cmd = [str(self.exe), *args]
+        cmd = [str(exe or self.exe), *args]
         trace = self.tmp / f"strace-{self.runs:02d}-{name}.txt"
         self.runs += 1
         if self.use_strace:
@@ -235,6 +236,17 @@ def check_build_report(workpath: Path) -> None:
     print("  ok  build report: every module WardLens imports is in the bundle")
 
 
+def check_executable(workpath: Path, bundle: Path) -> Path | None:
+    """The check executable that installer/wardlens.spec builds beside WardLens in the work folder, when it comes
+    from the same build as the bundle (the work folder's WardLens is byte for byte the bundle's)."""
+    checker, built = workpath / "wardlens-check", workpath / "WardLens"
+    if not (checker.is_file() and built.is_file() and (bundle / "WardLens").is_file()):
+        return None
+    same = built.stat().st_size == (bundle / "WardLens").stat().st_size and \
+        hashlib.sha256(built.read_bytes()).digest() == hashlib.sha256((bundle / "WardLens").read_bytes()).digest()
+    return checker if same else None
+
+
 def _tracked_resources() -> list[Path]:
     """resources/ files that git tracks (all files when this is no git checkout)."""
     try:
@@ -288,6 +300,184 @@ def check_probabilities(name: str, rows: list[dict[str, str]], n_expected: int) 
         raise SmokeFailure(f"{name}: no probability/risk column with values in the output ({list(rows[0])})")
 
 
+def dicom_gray(path: Path, width: int = 256, height: int = 256) -> None:
+    """A small 16-bit MONOCHROME2 DICOM (explicit VR little endian) with rescale and window, standard library only:
+    `xray classify` must decode it through pydicom (pixel data, modality LUT, VOI LUT) without an error."""
+    def el(group: int, elem: int, vr: str, value: bytes) -> bytes:
+        if vr in ("OB", "OW", "UN", "SQ", "UT"):
+            return struct.pack("<HH2sHI", group, elem, vr.encode(), 0, len(value)) + value
+        return struct.pack("<HH2sH", group, elem, vr.encode(), len(value)) + value
+
+    def text(v: str, pad: bytes = b" ") -> bytes:
+        b = v.encode("ascii")
+        return b + pad if len(b) % 2 else b
+
+    def uid(v: str) -> bytes:
+        return text(v, b"\0")
+
+    sop_class, sop_instance = "1.2.840.10008.5.1.4.1.1.1.1", "1.2.826.0.1.3680043.10.1234.1"
+    meta_body = (el(0x0002, 0x0001, "OB", b"\0\1") + el(0x0002, 0x0002, "UI", uid(sop_class))
+                 + el(0x0002, 0x0003, "UI", uid(sop_instance)) + el(0x0002, 0x0010, "UI", uid("1.2.840.10008.1.2.1")))
+    meta = el(0x0002, 0x0000, "UL", struct.pack("<I", len(meta_body))) + meta_body
+    pixels = bytearray()
+    for y in range(height):
+        for x in range(width):
+            dx, dy = (x - width / 2) / (width / 3), (y - height / 2) / (height / 2.4)
+            pixels += struct.pack("<H", 400 + 2000 * y // height + (900 if dx * dx + dy * dy < 1 else 0))
+    us = lambda v: struct.pack("<H", v)  # noqa: E731
+    body = (el(0x0008, 0x0016, "UI", uid(sop_class)) + el(0x0008, 0x0018, "UI", uid(sop_instance))
+            + el(0x0008, 0x0060, "CS", text("DX")) + el(0x0018, 0x0015, "CS", text("CHEST"))
+            + el(0x0028, 0x0002, "US", us(1)) + el(0x0028, 0x0004, "CS", text("MONOCHROME2"))
+            + el(0x0028, 0x0010, "US", us(height)) + el(0x0028, 0x0011, "US", us(width))
+            + el(0x0028, 0x0100, "US", us(16)) + el(0x0028, 0x0101, "US", us(12)) + el(0x0028, 0x0102, "US", us(11))
+            + el(0x0028, 0x0103, "US", us(0)) + el(0x0028, 0x1050, "DS", text("1400")) + el(0x0028, 0x1051, "DS", text("2800"))
+            + el(0x0028, 0x1052, "DS", text("0")) + el(0x0028, 0x1053, "DS", text("1"))
+            + el(0x7FE0, 0x0010, "OW", bytes(pixels)))
+    path.write_bytes(b"\0" * 128 + b"DICM" + meta + body)
+
+
+def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
+    """Runs INSIDE the bundle, through the build's check executable (installer/wardlens.spec: the same code archive
+    and runtime hooks as WardLens, beside the bundle's _internal/): the features that no sub-command of main.py
+    reaches. The workspace of an administrator with every page shown and a patient opened; the dashboards
+    (pandas, scikit-learn, SciPy) computed and drawn, a chart exported to PNG (pyqtgraph); beds and staff
+    (scipy.stats forecast, scipy.optimize.milp recommendation); a ward and a patient report (reportlab),
+    rendered by pypdfium2 and painted on a QPrinter (QtPrintSupport); local retraining and recalibration
+    (xgboost, onnxmltools, onnx, onnxruntime). One line per check; exit status 0 when all passed."""
+    from PySide6.QtCore import QEventLoop, QObject, QTimer
+    from PySide6.QtGui import QImage, QPainter
+    from PySide6.QtWidgets import QApplication
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    owner = QObject()
+
+    def wait_until(cond, what: str, failed=lambda: "", timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not cond():
+            if failed():
+                raise SmokeFailure(f"{what}: {failed()}")
+            if time.monotonic() > deadline:
+                raise SmokeFailure(f"{what}: not done within {timeout_s:.0f} s")
+            loop = QEventLoop()
+            QTimer.singleShot(50, loop.quit)
+            loop.exec()
+
+    def ok(name: str, t0: float, detail: str) -> None:
+        print(f"  ok  {name:<28} {time.monotonic() - t0:6.1f} s  {detail}", flush=True)
+
+    from services.accounts import unlock
+    from services.patients import PatientService
+    from viewmodels.background import BackgroundRunner
+
+    # every page of an administrator's workspace, a patient opened (risk, LOS, scores), each page drawn
+    t0 = time.monotonic()
+    from ui.main_window import Workspace
+    admin = unlock(db, "admin", "wardlens-admin")
+    runner = BackgroundRunner(owner)
+    ws = Workspace(admin, runner)
+    ws.resize(1300, 850)
+    ws.show()
+    patient = PatientService(admin).search("", limit=5)[0].patient_id
+    ws.open_patient(patient)
+    vm = ws.dashboards_vm
+    pages = []
+    for row in range(ws.nav.count()):
+        ws.nav.setCurrentRow(row)   # pages compute on first view, off the GUI thread
+        wait_until(lambda: not runner.busy and not vm.busy, f"workspace page {ws.nav.item(row).text()}",
+                   lambda: vm.error)
+        if ws.pages.currentWidget().grab().isNull():
+            raise SmokeFailure(f"workspace: page {ws.nav.item(row).text()} did not draw")
+        pages.append(ws.nav.item(row).text())
+    ok("workspace pages", t0, ", ".join(pages))
+
+    # dashboards: all four computed (sklearn roc_auc/roc_curve, PCA, IsolationForest, KMeans, silhouette; LOS)
+    t0 = time.monotonic()
+    from viewmodels.dashboards_vm import DASHBOARDS
+    ws.nav.setCurrentRow(pages.index("Dashboards"))
+    vm.refresh()
+    wait_until(lambda: not vm.busy, "dashboards", lambda: vm.error)
+    missing = [n for n in DASHBOARDS if vm.results.get(n) is None]
+    if missing or vm.error:
+        raise SmokeFailure(f"dashboards: {missing} not computed; error {vm.error!r}")
+    view = ws.dashboards_view
+    for i in range(view.tabs.count()):
+        view.tabs.setCurrentIndex(i)
+        if view.tabs.currentWidget().grab().isNull():
+            raise SmokeFailure(f"dashboards: tab {view.tabs.tabText(i)} did not draw")
+    png = work / "chart.png"
+    if not vm.export_chart("readmission_ward", str(png), view.cards["readmission_ward"].export_to) \
+            or not png.is_file() or png.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
+        raise SmokeFailure(f"dashboards: chart export to PNG failed ({vm.error})")
+    ok("dashboards", t0, f"{', '.join(DASHBOARDS)}; AUC {vm.results['performance'].auc:.3f}; "
+                         f"chart PNG {png.stat().st_size} bytes")
+
+    # beds and staff: forecasts (scipy.stats) and recommendations (scipy.optimize.milp, also on a fixed case)
+    t0 = time.monotonic()
+    from services.bed_assignment import Bed, WaitingAdmission, Ward, assign_beds
+    beds = ws.beds_vm
+    snap = beds.snapshot
+    if snap is None or not snap.forecasts:
+        raise SmokeFailure(f"beds: no forecast ({beds.status!r})")
+    res = assign_beds([WaitingAdmission("iso", "M", "medical", needs_isolation=True, priority=2),
+                       WaitingAdmission("fem", "F", "medical"), WaitingAdmission("s1", "F", "surgical")],
+                      [Bed("M1", "Med", isolation=True), Bed("M2", "Med", bay_sex="F"), Bed("S1", "Surg")],
+                      [Ward("Med", "medical"), Ward("Surg", "surgical")])
+    got = {a.patient_id: a.bed_id for a in res.assignments}
+    if got != {"iso": "M1", "fem": "M2", "s1": "S1"}:
+        raise SmokeFailure(f"beds: milp assignment {got}")
+    ok("beds + staff", t0, f"{len(snap.forecasts)} ward forecasts, {len(snap.recommendations)} recommendations; "
+                           "milp case solved")
+
+    # reports and printing: reportlab, pages rendered by pypdfium2, painted on a QPrinter (PDF output)
+    t0 = time.monotonic()
+    from PySide6.QtPrintSupport import QPrinter
+    from services.reports import patient_report_pdf, pdf_page_images, ward_report_pdf
+    ward_pdf = ward_report_pdf(admin, None)
+    patient_pdf = patient_report_pdf(admin, patient)
+    images = [p.convert("RGB") for p in pdf_page_images(patient_pdf, dpi=150)]
+    printer = QPrinter(QPrinter.PrinterMode.HighResolution)
+    printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
+    printer.setOutputFileName(str(work / "printed.pdf"))
+    painter = QPainter(printer)
+    for i, page in enumerate(images):
+        if i:
+            printer.newPage()
+        w, h = page.size
+        painter.drawImage(0, 0, QImage(page.tobytes(), w, h, 3 * w, QImage.Format.Format_RGB888).copy())
+    painter.end()
+    printed = (work / "printed.pdf").read_bytes()
+    if not (ward_pdf[:5] == patient_pdf[:5] == printed[:5] == b"%PDF-"):
+        raise SmokeFailure("reports: a PDF is not a PDF")
+    ok("reports + printing", t0, f"ward {len(ward_pdf) // 1024} KB, patient {len(patient_pdf) // 1024} KB, "
+                                 f"{len(images)} page(s) printed to PDF")
+
+    # local retraining and recalibration, tiny settings (xgboost, onnxmltools, onnx, onnxruntime)
+    t0 = time.monotonic()
+    from services import local_training as lt
+    tiny = lt.TrainingConfig(max_rounds=20, n_boot_gate=200, n_boot_card=30)
+    r1 = lt.retrain(admin, config=tiny)
+    r2 = lt.recalibrate(admin, config=tiny)
+    diff = r1.card["model"]["onnx_vs_native_max_abs_margin_diff"]
+    if not diff < 1e-4:
+        raise SmokeFailure(f"retrain: the ONNX export differs from the booster by {diff}")
+    ok("retrain + recalibrate", t0, f"{r1.version} and {r2.version}; ONNX vs booster {diff:.1e}")
+
+    ws.close()
+    ws.deleteLater()
+    owner.deleteLater()
+    app.processEvents()
+    admin.lock()
+    if trace_json is not None:   # what this process loaded (discovery of unused parts of the bundle)
+        maps = set()
+        with open("/proc/self/maps") as fh:
+            for line in fh:
+                parts = line.split(None, 5)
+                if len(parts) == 6 and parts[5].startswith("/"):
+                    maps.add(parts[5].strip())
+        trace_json.write_text(json.dumps({"modules": sorted(sys.modules), "maps": sorted(maps)}))
+    print("FROZEN CHECKS PASSED", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--bundle", type=Path, default=ROOT / "dist" / "WardLens")
@@ -297,7 +487,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", action="store_true", help="keep the temporary folder (outputs and strace logs)")
     ap.add_argument("--rows", type=int, default=40, help="rows of the demo sample to score")
     ap.add_argument("--gui-seconds", type=float, default=4.0)
+    # inside the bundle (the build's check executable runs this file): see frozen_checks()
+    ap.add_argument("--frozen-checks", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--db", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--trace-json", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.frozen_checks:
+        try:
+            return frozen_checks(args.db, args.work, args.trace_json)
+        except SmokeFailure as exc:
+            print(f"FAILED: {exc}", file=sys.stderr)
+            return 1
 
     use_strace = not args.no_strace
     if use_strace and shutil.which("strace") is None:
@@ -358,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
         if (internal / "resources" / "models" / "xray" / "model.onnx").is_file():
             png = tmp / "synthetic.png"
             png_gray(png)
-            inputs = [png]
+            dcm = tmp / "synthetic.dcm"
+            dicom_gray(dcm)   # decoded by pydicom (no error in its row), then judged like any image
+            inputs = [png, dcm]
             real = _real_xray_sample()
             if real is not None:
                 inputs.append(real)
@@ -369,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
                 raise SmokeFailure(f"xray classify: unexpected output {rows}")
             if real is not None and not proc.stdout.startswith("1 of"):
                 raise SmokeFailure(f"xray classify: the real radiograph {real.name} was not classified: {proc.stdout.strip()}")
-            print(f"      {proc.stdout.strip()}" + (f" (synthetic PNG + {real.name})" if real else " (synthetic PNG only)"))
+            print(f"      {proc.stdout.strip()}" + (f" (synthetic PNG and DICOM + {real.name})" if real
+                                                    else " (synthetic PNG and DICOM only)"))
         else:
             print("  --  xray classify               skipped: the bundle has no resources/models/xray (model not trained yet)")
 
@@ -390,6 +594,30 @@ def main(argv: list[str] | None = None) -> int:
             print("      plugins loaded: xcb platform (the X11/XWayland path of real desktops)")
         else:
             print("  --  gui (xcb under Xvfb)         skipped: xvfb-run not installed (apt-get install xvfb xauth)")
+
+        ward_pdf = tmp / "ward.pdf"
+        proc = r.run("report ward", ["report", "ward", "--db", str(db), "--output", str(ward_pdf)], extra_env=login)
+        if not ward_pdf.is_file() or ward_pdf.read_bytes()[:5] != b"%PDF-":
+            raise SmokeFailure(f"report ward: no PDF written\n{_tail(proc.stdout + proc.stderr)}")
+        print(f"      {proc.stdout.strip()}")
+
+        checker = check_executable(args.workpath, args.bundle.resolve())
+        if checker is not None:
+            # The features no sub-command reaches, run inside the bundle (see frozen_checks): the check
+            # executable is copied beside a link to the bundle's _internal/, so it loads exactly what WardLens loads.
+            chk = tmp / "check"
+            chk.mkdir()
+            shutil.copy2(checker, chk / "WardLens-check")
+            (chk / "_internal").symlink_to(internal, target_is_directory=True)
+            proc = r.run("frozen checks", [str(Path(__file__).resolve()), "--frozen-checks", "--db", str(db),
+                                           "--work", str(tmp)], exe=chk / "WardLens-check", timeout=900)
+            if "FROZEN CHECKS PASSED" not in proc.stdout:
+                raise SmokeFailure(f"frozen checks: incomplete\n{_tail(proc.stdout + proc.stderr)}")
+            for line in proc.stdout.splitlines():
+                if line.startswith("  ok  "):
+                    print("    " + line.strip())
+        else:
+            print(f"  --  frozen checks                skipped: no check executable of this build in {args.workpath}")
 
         telemetry = r.home / ".cache" / "Microsoft"
         if telemetry.exists():

@@ -76,3 +76,19 @@ def test_plain_words() -> None:
     assert describe_feature("disp_1", 0).startswith("not")
     for n in FEATURE_NAMES:
         assert describe_feature(n, 1.0) and feature_label(n) and "{" not in feature_label(n)
+
+
+def test_one_patient_at_the_bedside_equals_the_same_rows_in_a_batch() -> None:
+    """Frames of a few rows take the object-array path, large ones pandas Series: same numbers."""
+    from services.demo import SAMPLE
+    from services.features.common import read_uci_csv
+    df = read_uci_csv(SAMPLE)
+    batch = build_features(df)
+    assert len(df) > 64
+    counts = df["patient_nbr"].value_counts()
+    for pid in list(counts.index[:15]) + list(counts.index[-15:]):  # patients with most and fewest stays
+        rows = df[df["patient_nbr"] == pid].sample(frac=1, random_state=0)  # any order in, same rows out
+        one = build_features(rows)
+        assert np.array_equal(one.to_numpy(), batch.loc[rows.index].to_numpy()), pid
+        assert list(one.index) == list(rows.index)
+    assert build_features(df.iloc[:0]).shape == (0, len(FEATURE_NAMES))

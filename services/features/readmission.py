@@ -20,6 +20,8 @@ Race is deliberately not a model input (it is used only for the subgroup table o
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 
@@ -110,17 +112,52 @@ FEATURE_NAMES: tuple[str, ...] = _feature_names()
 _CARE_DISPOSITIONS = frozenset({3, 4, 5, 6, 15, 22, 23, 24})
 
 
-def _onehot(values: pd.Series, codes: tuple, prefix: str, other: str = "other") -> dict[str, np.ndarray]:
-    v = values.to_numpy()
-    out = {f"{prefix}_{c}": (v == c).astype(np.float64) for c in codes}
-    out[f"{prefix}_{other}"] = (~np.isin(v, list(codes))).astype(np.float64)
+def _columns(df: pd.DataFrame) -> dict[str, pd.Series | np.ndarray]:
+    """The frame's columns: for a few rows as object arrays from one conversion (taking 60 columns
+    one by one from pandas would cost more than all the features), for many rows as the Series."""
+    if len(df) > 64:
+        return {c: df[c] for c in df.columns}
+    values = df.to_numpy(dtype=object)
+    return {c: values[:, i] for i, c in enumerate(df.columns)}
+
+
+def _strs(values: pd.Series | np.ndarray) -> np.ndarray:
+    """A column as an object array of str, as `Series.astype(str)` gives it (NaN -> "nan")."""
+    if isinstance(values, pd.Series):
+        return values.astype(str).to_numpy()
+    return np.array([str(v) for v in values], dtype=object)
+
+
+def _in(values: np.ndarray, members: frozenset | set) -> np.ndarray:
+    """Element-wise membership as float64 (Python set lookups: fast for one row and for 100,000)."""
+    return np.fromiter((v in members for v in values), dtype=np.float64, count=len(values))
+
+
+def _eq(values: np.ndarray, x: object) -> np.ndarray:
+    return (values == x).astype(np.float64)
+
+
+def _onehot(values: np.ndarray, codes: tuple, prefix: str, other: str = "other") -> dict[str, np.ndarray]:
+    out = {f"{prefix}_{c}": _eq(values, c) for c in codes}
+    out[f"{prefix}_{other}"] = 1.0 - _in(values, frozenset(codes))
     return out
 
 
-def _diag_numeric(codes: pd.Series) -> np.ndarray:
-    s = codes.astype(str).str.strip()
-    num = pd.to_numeric(s.where(~s.str[:1].str.upper().isin(["V", "E"])), errors="coerce")
-    return num.to_numpy(dtype=np.float64)
+@lru_cache(maxsize=4096)
+def _code_number(code: str) -> float:
+    """An ICD-9 code's numeric value (NaN for V/E codes and anything not a number), from its string."""
+    c = code.strip()
+    if c[:1].upper() in ("V", "E"):
+        return np.nan
+    try:
+        return float(c)
+    except ValueError:
+        return np.nan
+
+
+_group = lru_cache(maxsize=4096)(icd9_group)
+_conditions = lru_cache(maxsize=4096)(charlson_conditions)
+_AGE_INDEX = {b: float(i) for i, b in enumerate(AGE_BANDS)}
 
 
 def build_features(encounters: pd.DataFrame) -> pd.DataFrame:
@@ -128,54 +165,58 @@ def build_features(encounters: pd.DataFrame) -> pd.DataFrame:
 
     Rows keep the input's index and order. History uses only earlier encounter_ids of the same
     patient_nbr present in `encounters`; pass the patient's history rows along with the rows to score.
+
+    Written on numpy arrays and cached per-code functions, not pandas operations: the same code scores
+    one encounter at the bedside in about a millisecond and the whole UCI table in training.
     """
     df = encounters
     if df["encounter_id"].duplicated().any():
         raise ValueError("duplicate encounter_id in the encounters passed to build_features")
     n = len(df)
+    if n == 0:
+        return pd.DataFrame(np.zeros((0, len(FEATURE_NAMES))), columns=list(FEATURE_NAMES), index=df.index)
+    col = _columns(df)
     f: dict[str, np.ndarray] = {}
-    age_idx = df["age"].map({b: i for i, b in enumerate(AGE_BANDS)})
-    f["age_years"] = (age_idx.fillna(6).to_numpy(dtype=np.float64) * 10 + 5)  # unknown band -> 65, the median
-    f["male"] = (df["gender"] == "Male").to_numpy(dtype=np.float64)
+    # an unknown age band counts as 60-70 (65), the median
+    f["age_years"] = np.array([_AGE_INDEX.get(a, 6.0) for a in np.asarray(col["age"])], dtype=np.float64) * 10 + 5
+    f["male"] = _eq(np.asarray(col["gender"]), "Male")
     for c in _NUMERIC:
-        f[c] = df[c].to_numpy(dtype=np.float64)
+        f[c] = np.asarray(col[c], dtype=np.float64)
     f["total_visits"] = f["number_outpatient"] + f["number_emergency"] + f["number_inpatient"]
     f["labs_per_day"] = f["num_lab_procedures"] / np.maximum(f["time_in_hospital"], 1)
     f["meds_per_day"] = f["num_medications"] / np.maximum(f["time_in_hospital"], 1)
-    diags = df[["diag_1", "diag_2", "diag_3"]].astype(str)
-    d1 = diags["diag_1"].str.strip().to_numpy()
+    diags = [_strs(col[k]) for k in ("diag_1", "diag_2", "diag_3")]
+    d1 = np.array([v.strip() for v in diags[0]], dtype=object)
     for c in TOP_DIAG1:
-        f[f"dx1_{c}"] = (d1 == c).astype(np.float64)
-    d2 = diags["diag_2"].str.strip().str.split(".").str[0].to_numpy()
-    d3 = diags["diag_3"].str.strip().str.split(".").str[0].to_numpy()
+        f[f"dx1_{c}"] = _eq(d1, c)
+    d2, d3 = (np.array([v.strip().split(".")[0] for v in d], dtype=object) for d in diags[1:])
     for c in TOP_DIAG23:
         f[f"dx23_{c}"] = ((d2 == c) | (d3 == c)).astype(np.float64)
-    f["charlson"] = np.array([charlson_index(r) for r in diags.itertuples(index=False, name=None)], dtype=np.float64)
-    f.update(_onehot(df["admission_type_id"], ADMISSION_TYPE_CODES, "adm_type"))
-    f.update(_onehot(df["admission_source_id"], ADMISSION_SOURCE_CODES, "adm_src"))
-    f.update(_onehot(df["discharge_disposition_id"], DISPOSITION_CODES, "disp"))
-    spec = df["medical_specialty"].astype(str)
+    f["charlson"] = np.array([charlson_index(r) for r in zip(*diags)], dtype=np.float64)
+    f.update(_onehot(np.asarray(col["admission_type_id"]), ADMISSION_TYPE_CODES, "adm_type"))
+    f.update(_onehot(np.asarray(col["admission_source_id"]), ADMISSION_SOURCE_CODES, "adm_src"))
+    f.update(_onehot(np.asarray(col["discharge_disposition_id"]), DISPOSITION_CODES, "disp"))
+    spec = _strs(col["medical_specialty"])
     for s in SPECIALTIES:
-        f[f"spec_{s}"] = (spec == s).to_numpy(dtype=np.float64)
-    f["spec_missing"] = spec.isin(["?", ""]).to_numpy(dtype=np.float64)
-    f["spec_other"] = (~spec.isin(list(SPECIALTIES) + ["?", ""])).to_numpy(dtype=np.float64)
-    payer = df["payer_code"].astype(str)
+        f[f"spec_{s}"] = _eq(spec, s)
+    f["spec_missing"] = _in(spec, {"?", ""})
+    f["spec_other"] = 1.0 - _in(spec, {*SPECIALTIES, "?", ""})
+    payer = _strs(col["payer_code"])
     for p in PAYERS:
-        f[f"payer_{p}"] = (payer == p).to_numpy(dtype=np.float64)
-    f["payer_missing"] = payer.isin(["?", ""]).to_numpy(dtype=np.float64)
-    f["payer_other"] = (~payer.isin(list(PAYERS) + ["?", ""])).to_numpy(dtype=np.float64)
+        f[f"payer_{p}"] = _eq(payer, p)
+    f["payer_missing"] = _in(payer, {"?", ""})
+    f["payer_other"] = 1.0 - _in(payer, {*PAYERS, "?", ""})
 
-    groups = {k: diags[k].map(icd9_group) for k in diags.columns}
+    groups = [np.array([_group(v) for v in d], dtype=object) for d in diags]
     for g in ICD9_GROUPS:
-        f[f"diag1_{g}"] = (groups["diag_1"] == g).to_numpy(dtype=np.float64)
+        f[f"diag1_{g}"] = _eq(groups[0], g)
     for g in ICD9_GROUPS:
         if g != "Missing":
-            f[f"diag23_{g}"] = ((groups["diag_2"] == g) | (groups["diag_3"] == g)).to_numpy(dtype=np.float64)
-    conds = [diags[k].map(charlson_conditions) for k in diags.columns]
+            f[f"diag23_{g}"] = ((groups[1] == g) | (groups[2] == g)).astype(np.float64)
+    conds = [[_conditions(v) for v in d] for d in diags]
     for c in COMORBIDITIES:
-        f[f"cm_{c}"] = np.logical_or.reduce([s.map(lambda x, c=c: c in x).to_numpy(dtype=bool) for s in conds]
-                                            ).astype(np.float64)
-    nums = [_diag_numeric(diags[k]) for k in diags.columns]
+        f[f"cm_{c}"] = np.fromiter((c in a or c in b or c in e for a, b, e in zip(*conds)), dtype=np.float64, count=n)
+    nums = [np.array([_code_number(v) for v in d], dtype=np.float64) for d in diags]
     tenths = [np.floor((v - 250) * 10 + 1e-6) for v in nums]
     f["diab_complicated"] = np.logical_or.reduce(
         [(np.floor(v) == 250) & (t >= 4) & (t <= 7) for v, t in zip(nums, tenths)]).astype(np.float64)
@@ -183,32 +224,41 @@ def build_features(encounters: pd.DataFrame) -> pd.DataFrame:
     fifth = np.round((nums[0] - np.floor(nums[0] * 10 + 1e-6) / 10) * 100)
     f["diag1_diabetes_uncontrolled"] = ((np.floor(nums[0]) == 250) & np.isin(fifth, [2, 3])).astype(np.float64)
 
-    glu = df["max_glu_serum"].astype(str)
-    f["glu_measured"] = glu.isin(["Norm", ">200", ">300"]).to_numpy(dtype=np.float64)
-    f["glu_level"] = glu.map({">200": 1.0, ">300": 2.0}).fillna(0.0).to_numpy(dtype=np.float64)
-    a1c = df["A1Cresult"].astype(str)
-    f["a1c_measured"] = a1c.isin(["Norm", ">7", ">8"]).to_numpy(dtype=np.float64)
-    f["a1c_level"] = a1c.map({">7": 1.0, ">8": 2.0}).fillna(0.0).to_numpy(dtype=np.float64)
-    meds = df[list(_USED_MEDS)].astype(str)
+    glu = _strs(col["max_glu_serum"])
+    f["glu_measured"] = _in(glu, {"Norm", ">200", ">300"})
+    f["glu_level"] = _eq(glu, ">200") + 2.0 * _eq(glu, ">300")
+    a1c = _strs(col["A1Cresult"])
+    f["a1c_measured"] = _in(a1c, {"Norm", ">7", ">8"})
+    f["a1c_level"] = _eq(a1c, ">7") + 2.0 * _eq(a1c, ">8")
+    meds = {m: _strs(col[m]) for m in _USED_MEDS}
     for m in MAIN_MEDS:
-        f[f"med_{m}_on"] = meds[m].isin(["Steady", "Up", "Down"]).to_numpy(dtype=np.float64)
-        f[f"med_{m}_up"] = (meds[m] == "Up").to_numpy(dtype=np.float64)
-        f[f"med_{m}_down"] = (meds[m] == "Down").to_numpy(dtype=np.float64)
-    f["n_meds_on"] = meds.isin(["Steady", "Up", "Down"]).sum(axis=1).to_numpy(dtype=np.float64)
-    f["n_meds_up"] = (meds == "Up").sum(axis=1).to_numpy(dtype=np.float64)
-    f["n_meds_down"] = (meds == "Down").sum(axis=1).to_numpy(dtype=np.float64)
-    f["change"] = (df["change"].astype(str) == "Ch").to_numpy(dtype=np.float64)
-    f["diabetes_med"] = (df["diabetesMed"].astype(str) == "Yes").to_numpy(dtype=np.float64)
-    f.update(_history(df, f))
-    out = pd.DataFrame({k: f[k] for k in FEATURE_NAMES}, index=df.index)
+        f[f"med_{m}_up"] = _eq(meds[m], "Up")
+        f[f"med_{m}_down"] = _eq(meds[m], "Down")
+        f[f"med_{m}_on"] = f[f"med_{m}_up"] + f[f"med_{m}_down"] + _eq(meds[m], "Steady")
+    f["n_meds_up"] = np.add.reduce([_eq(v, "Up") for v in meds.values()])
+    f["n_meds_down"] = np.add.reduce([_eq(v, "Down") for v in meds.values()])
+    f["n_meds_on"] = f["n_meds_up"] + f["n_meds_down"] + np.add.reduce([_eq(v, "Steady") for v in meds.values()])
+    f["change"] = _eq(_strs(col["change"]), "Ch")
+    f["diabetes_med"] = _eq(_strs(col["diabetesMed"]), "Yes")
+    f.update(_history(col, f, groups[0], d1))
+    out = pd.DataFrame(np.column_stack([f[k] for k in FEATURE_NAMES]), columns=list(FEATURE_NAMES), index=df.index)
     assert out.shape == (n, len(FEATURE_NAMES))
     return out
 
 
-def _history(df: pd.DataFrame, f: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _segment_cummax(x: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """Running maximum of x restarting at each segment (seg: non-decreasing segment numbers)."""
+    if not len(x):
+        return x.astype(np.float64)
+    lift = (np.abs(x).max() + 2.0) * 2.0  # any later segment's values sit above every earlier one's
+    return np.maximum.accumulate(x + seg * lift) - seg * lift
+
+
+def _history(col: dict[str, pd.Series | np.ndarray], f: dict[str, np.ndarray], group1: np.ndarray, code1: np.ndarray
+             ) -> dict[str, np.ndarray]:
     """Features from the patient's earlier encounters: cumulative sums shifted by one row, per patient."""
-    order = np.lexsort((df["encounter_id"].to_numpy(), df["patient_nbr"].to_numpy()))
-    pat = df["patient_nbr"].to_numpy()[order]
+    order = np.lexsort((np.asarray(col["encounter_id"]), np.asarray(col["patient_nbr"])))
+    pat = np.asarray(col["patient_nbr"])[order]
     first = np.r_[True, pat[1:] != pat[:-1]]  # first encounter of each patient in sorted order
     seg = np.cumsum(first) - 1
 
@@ -224,19 +274,19 @@ def _history(df: pd.DataFrame, f: dict[str, np.ndarray]) -> dict[str, np.ndarray
         return p
 
     ones = np.ones(len(order))
-    lt30 = (df["readmitted"].astype(str).to_numpy()[order] == "<30").astype(np.float64)
+    lt30 = _eq(_strs(col["readmitted"])[order], "<30")
     los = f["time_in_hospital"][order]
     emerg = f["adm_type_1"][order]
     insulin = f["med_insulin_on"][order]
-    grp = df["diag_1"].astype(str).map(icd9_group).to_numpy()[order]
-    care = df["discharge_disposition_id"].isin(_CARE_DISPOSITIONS).to_numpy(dtype=np.float64)[order]
+    grp = group1[order]
+    care = _in(np.asarray(col["discharge_disposition_id"]), _CARE_DISPOSITIONS)[order]
     nmeds = f["num_medications"][order]
     has_prev = (~first).astype(np.float64)
-    code = df["diag_1"].astype(str).str.strip().str.split(".").str[0].to_numpy()[order]
+    code = np.array([c.split(".")[0] for c in code1], dtype=object)[order]
     prev_code = np.r_[[""], code[:-1]]
     inp = f["number_inpatient"][order]
     # running maximum of number_inpatient over strictly earlier rows of the patient (-1 = none)
-    prior_max = pd.Series(np.where(first, -1.0, np.r_[-1.0, inp[:-1]])).groupby(seg).cummax().to_numpy()
+    prior_max = _segment_cummax(np.where(first, -1.0, np.r_[-1.0, inp[:-1]]), seg)
     n_prior = prior_sum(ones)
     prev_grp = np.r_[[""], grp[:-1]]
     h = {
