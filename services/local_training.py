@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from services.readmission_export import (booster_tree_arrays, bootstrap_interval
                                          recalibrate_onnx,
                                          roc_auc)
 from services.session import Session
-from services.uci_schema import ENCOUNTER_COLUMNS, READMITTED_VALUES
+from services.uci_schema import READMITTED_VALUES
 
 OUTCOME_DAYS = 30
 SPLIT_SALT = "wardlens-local-split-v1"
@@ -79,7 +80,8 @@ class TrainingConfig:
     early_stopping_rounds: int = 30
     n_boot_gate: int = 1000      # paired patient bootstrap for the differences
     n_boot_card: int = 200       # intervals of each model's metrics
-    threads: int = 2
+    # one core stays with the GUI thread: XGBoost on every core starved it for ~200 ms at a time
+    threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) - 1))
 
     def xgb_params(self) -> dict[str, Any]:
         return {"objective": "binary:logistic", "eval_metric": "logloss", "tree_method": "hist", "max_bin": 128,
@@ -174,7 +176,7 @@ def local_dataset(conn, today: dt.date | None = None, min_known: int = MIN_KNOWN
                                f"are needed to {action}.")
     df = normalise_uci_frame(raw)
     progress(5, 100, "Building features")
-    feats = build_features(df[list(ENCOUNTER_COLUMNS)]).to_numpy(dtype=np.float32)
+    feats = build_features(df).to_numpy(dtype=np.float32)  # reads only its columns; a selection would copy
     cancel and cancel.raise_if_cancelled()
     known = known_outcome_mask(df, today)
     y = (df["readmitted"] == "<30").to_numpy()[known].astype(np.int64)

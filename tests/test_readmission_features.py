@@ -92,3 +92,14 @@ def test_one_patient_at_the_bedside_equals_the_same_rows_in_a_batch() -> None:
         assert np.array_equal(one.to_numpy(), batch.loc[rows.index].to_numpy()), pid
         assert list(one.index) == list(rows.index)
     assert build_features(df.iloc[:0]).shape == (0, len(FEATURE_NAMES))
+
+
+def test_normalising_leaves_the_callers_frame_as_it_was() -> None:
+    """normalise_uci_frame copies shallowly (a deep copy of a 100,000-row frame stalled the GUI):
+    the caller's columns must still be the strings it passed in."""
+    from services.demo import SAMPLE
+    raw = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False, nrows=200).drop(columns=["readmitted"])
+    before = raw.copy(deep=True)
+    out = normalise_uci_frame(raw)
+    pd.testing.assert_frame_equal(raw, before)
+    assert out["encounter_id"].dtype == np.int64 and (out["readmitted"] == "").all()

@@ -137,8 +137,12 @@ def test_patient_list_search_and_open(qtbot, owner, demo_store):
     with qtbot.waitSignal(plist.statusChanged, timeout=10_000):
         plist.refresh()
     total = plist.model.total
-    assert total > 2000 and plist.model.rowCount() == min(total, 500)  # fetched in batches
+    stored = session.db.conn.execute("SELECT count(*) FROM patients").fetchone()[0]
+    assert stored > total == plist.BROWSE and plist.model.rowCount() == 500  # the first by name, in batches
     assert plist.model.canFetchMore()
+    everyone = [r.patient_id for r in plist.service.search("")]
+    assert [r.patient_id for r in plist.model._rows] == everyone[:plist.BROWSE]
+    assert f"{stored:,} patients in the store" in plist.status and "type to find the others" in plist.status
     with qtbot.waitSignal(plist.statusChanged, timeout=10_000):
         plist.set_search_text("Medicine A")
     assert 0 < plist.model.total < total

@@ -131,3 +131,19 @@ def test_clinician_exports_the_list_and_analyst_only_deidentified(qtbot, window,
         ex.export_deidentified(str(deid))
     head = deid.read_text(encoding="utf-8").splitlines()[0]
     assert "patient_pseudonym" in head and "family_name" not in head
+
+
+def test_dashboards_page_is_built_on_first_visit_and_fills_in(qtbot, window):
+    _login(qtbot, window, "analyst.demo", "wardlens-analyst")
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    assert ws.dashboards_page.view is None  # unlocking did not pay for 17 charts
+    titles = [ws.nav.item(i).text() for i in range(ws.nav.count())]
+    with qtbot.waitSignal(ws.dashboards_vm.refreshed, timeout=60_000):
+        ws.nav.setCurrentRow(titles.index("Dashboards"))
+    view = ws.dashboards_page.view
+    assert view is not None and view.isVisible() and view.tabs.count() == 4
+    assert len(view.ward.bars.opts["width"]) == len(ws.dashboards_vm.results["readmission"].by_ward.rows)
+    ws.nav.setCurrentRow(0)
+    ws.nav.setCurrentRow(titles.index("Dashboards"))
+    assert ws.dashboards_page.view is view  # built once

@@ -12,7 +12,7 @@ from services.assessment import AssessmentService
 from services.census import CensusService, InpatientEstimate
 from services.errors import ValidationError
 from services.reports import patient_report_pdf, pdf_page_images
-from services.patients import SEARCH_LIMIT, PatientService
+from services.patients import PatientService
 from services.session import Session
 from services.uci_schema import ADMISSION_TYPES
 from viewmodels.background import BackgroundRunner
@@ -59,6 +59,7 @@ class PatientListViewModel(StatusViewModel):
 
     DEBOUNCE_MS = 250
     PAGE = 500  # a screenful many times over; broad queries cost about a page (services/patients.py)
+    BROWSE = 2000  # the list before anything is typed: the first patients by name, plus the store's counts
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -99,22 +100,30 @@ class PatientListViewModel(StatusViewModel):
     def refresh(self) -> None:
         self._generation += 1
         gen, text = self._generation, self._search_text
-        # Typing gets a page of matches (fast at 100,000 encounters); the empty query lists everyone.
-        limit = self.PAGE if text.strip() else SEARCH_LIMIT
-        self._set_busy(True)
-        self.runner.run("Searching patients", lambda p, c: self.service.search(text, limit),
-                        on_success=lambda rows: self._loaded(gen, rows), on_failure=lambda e: self._failed(gen, e),
-                        owner=self)
+        # Typing gets a page of matches; the empty query the first patients by name and the counts. Both
+        # cost about a page at 100,000 encounters (the whole list took half a second there).
+        typed = bool(text.strip())
 
-    def _loaded(self, gen: int, rows: list[PatientRow]) -> None:
+        def job(progress, cancel):
+            rows = self.service.search(text, self.PAGE if typed else self.BROWSE)
+            return rows, None if typed else self.service.counts()
+        self._set_busy(True)
+        self.runner.run("Searching patients", job, on_success=lambda r: self._loaded(gen, *r),
+                        on_failure=lambda e: self._failed(gen, e), owner=self)
+
+    def _loaded(self, gen: int, rows: list[PatientRow], counts: tuple[int, int] | None) -> None:
         if gen != self._generation:
             return  # an older query finished after a newer one started
         self.model.set_rows(rows)
-        inpatients = sum(r.inpatient for r in rows)
-        typed = self._search_text.strip()
-        what = f"matching “{self._search_text}”" if typed else "in the store"
-        more = " (the first ones: type more to narrow the search)" if typed and len(rows) >= self.PAGE else ""
-        self._set_status(f"{len(rows):,} patients {what}{more}, {inpatients} in hospital now")
+        if counts is None:
+            more = " (the first ones: type more to narrow the search)" if len(rows) >= self.PAGE else ""
+            inpatients = sum(r.inpatient for r in rows)
+            self._set_status(f"{len(rows):,} patients matching “{self._search_text}”{more}, "
+                             f"{inpatients} in hospital now")
+        else:
+            total, inpatients = counts
+            listed = f"; the first {len(rows):,} by name are listed: type to find the others" if total > len(rows) else ""
+            self._set_status(f"{total:,} patients in the store, {inpatients} in hospital now{listed}")
         self._set_busy(False)
 
     def _failed(self, gen: int, exc: BaseException) -> None:

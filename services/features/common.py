@@ -27,7 +27,7 @@ def normalise_uci_frame(df: pd.DataFrame, require_target: bool = False) -> pd.Da
     missing = [c for c in needed if c not in df.columns]
     if missing:
         raise ValueError(f"missing columns: {', '.join(missing)}")
-    out = df.copy()
+    out = df.copy(deep=False)  # columns are replaced, never written into: a deep copy only cost time
     if "readmitted" not in out.columns:
         out["readmitted"] = ""
     for col in INT_COLUMNS:
