@@ -57,3 +57,6 @@ class PatientListView(QWidget):
         if self.vm.model.rowCount():
             self.table.selectRow(0)
             self.table.resizeColumnsToContents()  # the first batch only (500 rows), so it stays cheap
+            header = self.table.horizontalHeader()  # a resize to contents can leave the last column unstretched
+            header.setStretchLastSection(False)
+            header.setStretchLastSection(True)

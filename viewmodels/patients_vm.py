@@ -119,7 +119,7 @@ class PatientListViewModel(StatusViewModel):
             more = " (the first ones: type more to narrow the search)" if len(rows) >= self.PAGE else ""
             inpatients = sum(r.inpatient for r in rows)
             self._set_status(f"{len(rows):,} patients matching “{self._search_text}”{more}, "
-                             f"{inpatients} in hospital now")
+                             f"{inpatients} of them in hospital now")
         else:
             total, inpatients = counts
             listed = f"; the first {len(rows):,} by name are listed: type to find the others" if total > len(rows) else ""
