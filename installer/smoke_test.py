@@ -407,7 +407,10 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
 
     # every page of an administrator's workspace, a patient opened (risk, LOS, scores), each page drawn
     t0 = time.monotonic()
+    from ui.dashboards_view import DashboardsView
     from ui.main_window import Workspace
+    from viewmodels.beds_vm import BedsViewModel
+    from viewmodels.dashboards_vm import DASHBOARDS, DashboardsViewModel
     admin = unlock(db, "admin", "wardlens-admin")
     runner = BackgroundRunner(owner)
     ws = Workspace(admin, runner)
@@ -415,7 +418,7 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
     ws.show()
     patient = PatientService(admin).search("", limit=5)[0].patient_id
     ws.open_patient(patient)
-    vm = ws.dashboards_vm
+    vm = ws.findChild(DashboardsViewModel)   # found by type: the workspace builds some pages on first view
     pages = []
     for row in range(ws.nav.count()):
         ws.nav.setCurrentRow(row)   # pages compute on first view, off the GUI thread
@@ -428,14 +431,13 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
 
     # dashboards: all four computed (sklearn roc_auc/roc_curve, PCA, IsolationForest, KMeans, silhouette; LOS)
     t0 = time.monotonic()
-    from viewmodels.dashboards_vm import DASHBOARDS
     ws.nav.setCurrentRow(pages.index("Dashboards"))
     vm.refresh()
     wait_until(lambda: not vm.busy, "dashboards", lambda: vm.error)
     missing = [n for n in DASHBOARDS if vm.results.get(n) is None]
     if missing or vm.error:
         raise SmokeFailure(f"dashboards: {missing} not computed; error {vm.error!r}")
-    view = ws.dashboards_view
+    view = ws.findChild(DashboardsView)
     for i in range(view.tabs.count()):
         view.tabs.setCurrentIndex(i)
         if view.tabs.currentWidget().grab().isNull():
@@ -450,7 +452,7 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
     # beds and staff: forecasts (scipy.stats) and recommendations (scipy.optimize.milp, also on a fixed case)
     t0 = time.monotonic()
     from services.bed_assignment import Bed, WaitingAdmission, Ward, assign_beds
-    beds = ws.beds_vm
+    beds = ws.findChild(BedsViewModel)
     snap = beds.snapshot
     if snap is None or not snap.forecasts:
         raise SmokeFailure(f"beds: no forecast ({beds.status!r})")
