@@ -87,11 +87,12 @@ tar --sort=name --owner=0 --group=0 --numeric-owner -C "$DIST" -cf - WardLens | 
 mv "$TARBALL.part" "$TARBALL"
 t3=$(date +%s)
 
-size_dir="$(du -sm "$APPDIR" | cut -f1)"
-size_tar="$(du -sm "$TARBALL" | cut -f1)"
-echo "build.sh: $APPDIR ${size_dir} MiB, $TARBALL ${size_tar} MiB"
+# Sizes: bytes of the files (du -sb) in MB (10^6) and MiB (2^20); du -sh counts whole disk blocks and says a little more.
+bytes_dir="$(du -sb "$APPDIR" | cut -f1)"
+bytes_tar="$(du -sb "$TARBALL" | cut -f1)"
+echo "build.sh: $APPDIR $((bytes_dir / 1000000)) MB = $((bytes_dir / 1048576)) MiB (du -sh: $(du -sh "$APPDIR" | cut -f1)), $TARBALL $((bytes_tar / 1000000)) MB"
 echo "build.sh: times: venv $((t1 - t0)) s, pyinstaller $((t2 - t1)) s, desktop files + tarball $((t3 - t2)) s, total $((t3 - t0)) s"
 MAX_MB="${WARDLENS_PACKAGE_MAX_MB:-350}"
-if [ "$size_dir" -ge "$MAX_MB" ]; then
-  echo "build.sh: WARNING: the bundle is ${size_dir} MiB, over the ${MAX_MB} MB target (see installer/README.md)" >&2
+if [ "$bytes_dir" -ge "$((MAX_MB * 1000000))" ]; then
+  echo "build.sh: WARNING: the bundle is $((bytes_dir / 1000000)) MB, over the ${MAX_MB} MB target (see installer/README.md)" >&2
 fi
