@@ -58,6 +58,10 @@ WORKLOADS = ("edit", "import", "backup", "migrate", "edit", "import")
 
 # --- the child ----------------------------------------------------------------------------------
 
+_TRUTH = "SELECT d.code, e.patient_id FROM diagnoses d JOIN encounters e ON e.id = d.encounter_id"
+PATIENT_CODES_DRIFT = (f"SELECT (SELECT count(*) FROM (SELECT code, patient_id FROM patient_codes EXCEPT {_TRUTH})) "
+                       f"+ (SELECT count(*) FROM ({_TRUTH} EXCEPT SELECT code, patient_id FROM patient_codes))")
+
 class Acks:
     def __init__(self, path: Path) -> None:
         self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -204,6 +208,10 @@ class Checker:
                     self.fail(kill, f"import {tag} is half-applied: {got} of {IMPORT_ROWS} rows")
                 if tag in self.imports_acked and got != IMPORT_ROWS:
                     self.fail(kill, f"acknowledged import {tag} is lost ({got} rows)")
+            # the search table kept by triggers must equal what the diagnoses say (same transaction)
+            drift = c.execute(PATIENT_CODES_DRIFT).fetchone()[0]
+            if drift:
+                self.fail(kill, f"patient_codes differs from the diagnoses in {drift} pairs")
             for dest in self.backups_begun:
                 d = Path(dest)
                 must = dest in self.backups_acked
