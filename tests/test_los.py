@@ -193,3 +193,67 @@ def test_score_los_csv_file_level_errors(tmp_path: Path) -> None:
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe\x00\x81")
     with pytest.raises(LosCsvError):
         score_los_csv(binary, tmp_path / "o.csv")
+
+
+def test_encoding_keys_use_admission_columns_only() -> None:
+    from services.features.los import ENCODING_KEYS, ENCODINGS
+    allowed = {"diag_1", "diag_2", "diag_3", "medical_specialty", "admission_source_id", "admission_type_id", "age",
+               "payer_code", "number_diagnoses"}
+    used = {c.split(":")[0] for cols in ENCODING_KEYS.values() for c in cols}
+    assert used <= allowed
+    assert {k for k, _ in ENCODINGS} <= set(ENCODING_KEYS) and {t for _, t in ENCODINGS} == {"los", "long", "short"}
+
+
+def test_target_encodings_prefix_keys_and_short_share() -> None:
+    from services.features.los import apply_target_encodings, encoding_key, fit_target_encodings
+    df = uci_rows(12)
+    # "diag_1:3" keys group every 250.x under 250
+    assert set(encoding_key(df, "d1p")) == {"428", "250", "V57", "414"}
+    los = df["time_in_hospital"].astype(float).to_numpy()
+    tables = fit_target_encodings(df, los, smoothing=0.0, min_count=1)
+    assert tables["te_d1_short"]["prior"] == pytest.approx(float((los <= 2).mean()))
+    enc = apply_target_encodings(df, tables)
+    sel = df["diag_1"] == "428"
+    assert enc.loc[sel, "te_d1_short"].iloc[0] == pytest.approx(float((los[sel.to_numpy()] <= 2).mean()), abs=1e-5)
+    # unseen codes fall back to the prior
+    other = df.copy()
+    other["diag_1"] = "999"
+    assert apply_target_encodings(other, tables)["te_d1_los"].iloc[0] == pytest.approx(tables["te_d1_los"]["prior"], abs=1e-5)
+
+
+def test_seed_average_is_one_tree_ensemble_with_onnx_parity() -> None:
+    import xgboost as xgb
+
+    from training.los import average_models, quantize_leaves, to_onnx
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(900, len(MODEL_FEATURE_NAMES))).astype(np.float32)
+    y = 1 + 13 / (1 + np.exp(-x[:, 0] - x[:, 3])) + rng.normal(size=900)
+    members = [xgb.XGBRegressor(n_estimators=300, max_depth=3, learning_rate=0.1, subsample=0.8, random_state=s,
+                                early_stopping_rounds=10, n_jobs=1).fit(x[:600], y[:600], eval_set=[(x[600:], y[600:])],
+                                                                         verbose=False) for s in range(3)]
+    avg = np.mean([m.predict(x) for m in members], axis=0)
+    merged = average_models(members)
+    assert merged.get_booster().num_boosted_rounds() == sum(m.best_iteration + 1 for m in members)
+    assert np.max(np.abs(merged.predict(x) - avg)) <= 1e-4
+    merged = quantize_leaves(merged)
+    assert np.max(np.abs(merged.predict(x) - avg)) <= 0.01
+    sess = create_session(to_onnx(merged, "xgboost", x.shape[1]).SerializeToString())
+    got = sess.run(None, {sess.get_inputs()[0].name: x[:200]})[0].reshape(-1)
+    assert np.max(np.abs(got - merged.predict(x[:200]))) <= 1e-5
+
+
+def test_point_blend_rule_takes_the_smallest_weight_under_the_mae_limit() -> None:
+    from training.los import fit_median_weight, mae
+    rng = np.random.default_rng(3)
+    mu = rng.uniform(2, 8, 3000)
+    y = np.clip(np.round(1 + rng.gamma(1.5, (mu - 1) / 1.5)), 1, 14)
+    groups = np.arange(3000)
+    dist = nb_distribution(mu, 1.0, 0.0)
+    w, info = fit_median_weight(mu, dist, y, groups, seed=0, mae_goal=10.0, n_boot=20)
+    assert w == 0.0 and info["chosen_w"] == 0.0  # a loose goal: the mean alone (best R2)
+    w, info = fit_median_weight(mu, dist, y, groups, seed=0, mae_goal=0.0, n_boot=20)
+    assert w == min(info["grid"], key=lambda r: r["val_mae"])["w"]  # unreachable goal: the lowest MAE
+    rows = {r["w"]: r["val_mae"] for r in info["grid"]}
+    target = sorted(rows.values())[len(rows) // 2] + info["val_mae_se"]
+    w, info = fit_median_weight(mu, dist, y, groups, seed=0, mae_goal=target, n_boot=20)
+    assert rows[w] <= info["val_mae_limit"] and all(rows[v] > info["val_mae_limit"] for v in rows if v < w)

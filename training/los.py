@@ -1,11 +1,15 @@
-"""`python -m training los [--data DIR] [--out DIR] [--sample N] [--n-boot B]`: length-of-stay model.
+"""`python -m training los [--data DIR] [--out DIR] [--sample N] [--n-boot B] [--seeds K] [--refit auto|no]`: length-of-stay model.
 
 Real stays: time_in_hospital (1-14 days) of the UCI Diabetes 130 encounters, predicted from what is
 known at admission (services.features.los). Patients are split 60/20/20 (train/validation/test) by
 patient_nbr. A random forest and gradient boosting (XGBoost) are compared as mean regressors; the
-better on validation RMSE is kept. Everything else (dispersion of the predictive distribution, the
-mean/median blend of the point estimate, the 80% interval tails) is tuned on validation only; the
-test patients are touched once, for the card.
+better on validation RMSE is kept. Decided on validation only: the XGBoost configuration and its
+early stopping, whether averaging K seeds (one merged tree ensemble) helps, and whether to refit on
+train + validation (when the validation learning curve from 75% to 100% of the training patients
+still rises). The dispersion of the predictive distribution, the mean/median blend of the point
+estimate (the most R² whose MAE stays one standard error under the 1.95-day goal) and the 80%
+interval tails are fitted on validation, or after a refit on patient-grouped out-of-fold predictions
+of train + validation. The test patients are touched once, for the card.
 """
 from __future__ import annotations
 
@@ -71,8 +75,7 @@ def patient_split(patients: np.ndarray, seed: int, fractions: tuple[float, float
 def oof_encodings(df: pd.DataFrame, y: np.ndarray, patients: np.ndarray, folds: int, seed: int) -> pd.DataFrame:
     """Out-of-fold target encodings for training rows (patient folds), so trees never see a row's own
     outcome inside its encoding; validation/test rows get the full-train tables instead."""
-    uniq = np.unique(patients)
-    fold_of = np.random.default_rng(seed).integers(0, folds, len(uniq))[np.searchsorted(uniq, patients)]
+    fold_of = patient_folds(patients, folds, seed)
     parts = []
     for f in range(folds):
         fit, app = fold_of != f, fold_of == f
@@ -89,21 +92,72 @@ XGB_GRID: tuple[dict[str, float], ...] = (
 )
 
 
-def fit_xgb(x_tr, y_tr, x_va, y_va, seed: int, n_jobs: int, max_rounds: int,
-            grid: tuple[dict[str, float], ...] = XGB_GRID) -> tuple[Any, list[dict[str, Any]]]:
-    """A modest grid (early stopping on validation); the lowest validation RMSE wins."""
+def _xgb(hp: dict[str, float], seed: int, n_jobs: int, rounds: int, early_stopping: bool) -> Any:
     import xgboost as xgb
-    best, best_rmse, rows = None, np.inf, []
+    return xgb.XGBRegressor(n_estimators=rounds, learning_rate=0.03, subsample=0.8, reg_lambda=1.0,
+                            n_jobs=n_jobs, random_state=seed, tree_method="hist",
+                            early_stopping_rounds=60 if early_stopping else None, **hp)
+
+
+def fit_xgb(x_tr, y_tr, x_va, y_va, seed: int, n_jobs: int, max_rounds: int,
+            grid: tuple[dict[str, float], ...] = XGB_GRID) -> tuple[Any, dict[str, float], list[dict[str, Any]]]:
+    """A modest grid (early stopping on validation); the lowest validation RMSE wins.
+
+    Returns the winner unquantized (still cut at its early-stopping iteration by predict), its
+    hyperparameters and one row per configuration."""
+    best, best_hp, best_rmse, rows = None, None, np.inf, []
     for hp in grid:
-        m = xgb.XGBRegressor(n_estimators=max_rounds, learning_rate=0.03, subsample=0.8, reg_lambda=1.0,
-                             n_jobs=n_jobs, random_state=seed, tree_method="hist", early_stopping_rounds=60,
-                             **hp)
+        m = _xgb(hp, seed, n_jobs, max_rounds, True)
         m.fit(x_tr, y_tr, eval_set=[(x_va, y_va)], verbose=False)
         score = rmse(y_va, m.predict(x_va))
         rows.append(dict(hp, trees=int(m.best_iteration + 1), val_rmse=round(score, 4)))
         if score < best_rmse:
-            best, best_rmse = m, score
-    return quantize_leaves(best), rows
+            best, best_hp, best_rmse = m, hp, score
+    return best, dict(best_hp), rows
+
+
+def patient_folds(patients: np.ndarray, folds: int, seed: int) -> np.ndarray:
+    """Fold 0..folds-1 per row, drawn per patient (the same folds as the out-of-fold encodings)."""
+    uniq = np.unique(patients)
+    return np.random.default_rng(seed).integers(0, folds, len(uniq))[np.searchsorted(uniq, patients)]
+
+
+def average_models(models: list[Any]) -> Any:
+    """One XGBoost regressor whose prediction is the mean of `models` (each cut at its early-stopping
+    iteration): the trees of all, every leaf value divided by len(models), base score averaged.
+
+    A squared-error booster is additive in its leaves, so this is exactly the averaged ensemble and
+    exports as one ONNX tree ensemble the app loads like any other.
+    """
+    import xgboost as xgb
+    k = len(models)
+    raws = []
+    for m in models:
+        booster = m.get_booster()
+        n = int(m.best_iteration + 1) if getattr(m, "best_iteration", None) is not None else booster.num_boosted_rounds()
+        raws.append(json.loads(bytes(booster[:n].save_raw("json"))))
+    out = raws[0]
+    trees = []
+    for raw in raws:
+        for tree in raw["learner"]["gradient_booster"]["model"]["trees"]:
+            for i, left in enumerate(tree["left_children"]):
+                if left == -1:
+                    tree["split_conditions"][i] /= k
+                    tree["base_weights"][i] /= k
+            tree["id"] = len(trees)
+            trees.append(tree)
+    gb = out["learner"]["gradient_booster"]["model"]
+    gb["trees"] = trees
+    gb["tree_info"] = [0] * len(trees)
+    gb["gbtree_model_param"]["num_trees"] = str(len(trees))
+    if "iteration_indptr" in gb:
+        gb["iteration_indptr"] = list(range(len(trees) + 1))
+    bases = [float(str(r["learner"]["learner_model_param"]["base_score"]).strip("[]")) for r in raws]
+    mp = out["learner"]["learner_model_param"]
+    mp["base_score"] = f"[{float(np.mean(bases))!r}]" if str(mp["base_score"]).startswith("[") else repr(float(np.mean(bases)))
+    merged = xgb.XGBRegressor()
+    merged.load_model(bytearray(json.dumps(out).encode("utf-8")))
+    return merged
 
 
 def quantize_leaves(model: Any, step: float = 2.0 ** -16) -> Any:
@@ -192,15 +246,29 @@ def choose_distribution(mu: np.ndarray, y: np.ndarray, groups: np.ndarray, seed:
     return fits[best](np.arange(len(mu))), rows
 
 
-def fit_median_weight(mu: np.ndarray, dist: np.ndarray, y: np.ndarray, max_r2_loss: float = 0.005) -> float:
-    """Largest step toward the median that lowers validation MAE while costing at most `max_r2_loss` R²."""
-    base = r2(y, point_from_distribution(mu, dist, 0.0))
-    best_w, best_mae = 0.0, mae(y, point_from_distribution(mu, dist, 0.0))
-    for w in np.round(np.arange(0.05, 1.0001, 0.05), 2):
-        p = point_from_distribution(mu, dist, float(w))
-        if base - r2(y, p) <= max_r2_loss and mae(y, p) < best_mae:
-            best_w, best_mae = float(w), mae(y, p)
-    return best_w
+def fit_median_weight(mu: np.ndarray, dist: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int,
+                      mae_goal: float = 1.95, n_boot: int = 200,
+                      se_rows: np.ndarray | None = None) -> tuple[float, dict[str, Any]]:
+    """Smallest step w toward the median (the most R², since the mean is the squared-error optimum) whose
+    held-out MAE stays at least one patient-bootstrap standard error under the MAE goal.
+
+    The standard error is that of a split the size of `se_rows` (default: all rows; after a refit, the
+    validation rows among the out-of-fold predictions, a test-sized set). If no w on the grid gets
+    there, the w with the lowest MAE. Held-out data only.
+    """
+    grid = [float(w) for w in np.round(np.arange(0.0, 1.0001, 0.05), 2)]
+    points = {w: point_from_distribution(mu, dist, w) for w in grid}
+    sel = np.arange(len(y)) if se_rows is None else np.flatnonzero(se_rows) if se_rows.dtype == bool else se_rows
+    idx = group_bootstrap_indices(groups[sel], n_boot, seed)
+    p0, y0 = points[0.0][sel], y[sel]
+    se = float(np.std([mae(y0[i], p0[i]) for i in idx], ddof=1)) if n_boot > 1 else 0.0
+    limit = mae_goal - se
+    rows = [{"w": w, "val_r2": round(r2(y, p), 5), "val_mae": round(mae(y, p), 5)} for w, p in points.items()]
+    ok = [r["w"] for r in rows if r["val_mae"] <= limit]
+    w = min(ok) if ok else min(rows, key=lambda r: r["val_mae"])["w"]
+    return w, {"rule": "smallest w with held-out MAE <= goal - 1 patient-bootstrap SE of a validation-sized MAE",
+               "mae_goal": mae_goal, "val_mae_se": round(se, 5), "val_mae_limit": round(limit, 5), "chosen_w": w,
+               "grid": rows}
 
 
 def fit_interval_tails(dist: np.ndarray, y: np.ndarray, target: float = 0.80,
@@ -278,6 +346,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-jobs", type=int, default=2)
     ap.add_argument("--rf-trees", type=int, default=150)
     ap.add_argument("--max-rounds", type=int, default=3000)
+    ap.add_argument("--seeds", type=int, default=3,
+                    help="XGBoost seeds averaged into one tree ensemble (kept only if validation RMSE improves)")
+    ap.add_argument("--refit", choices=("auto", "no"), default="auto",
+                    help="auto: refit on train + validation when the validation learning curve (75%% vs 100%% of the "
+                         "training patients) still rises; calibration then on patient-grouped out-of-fold predictions")
+    ap.add_argument("--folds", type=int, default=5, help="out-of-fold folds for encodings and the refit's calibration")
     args = ap.parse_args(argv)
     t0 = time.time()
 
@@ -305,7 +379,24 @@ def main(argv: list[str] | None = None) -> int:
 
     candidates: dict[str, Any] = {}
     t = time.time()
-    candidates["xgboost"], xgb_search = fit_xgb(x[tr], y[tr], x[va], y[va], args.seed, args.n_jobs, args.max_rounds)
+    xgb_first, xgb_hp, xgb_search = fit_xgb(x[tr], y[tr], x[va], y[va], args.seed, args.n_jobs, args.max_rounds)
+    # more seeds of the chosen configuration, averaged; kept only if validation RMSE improves
+    members = [xgb_first]
+    for k in range(1, max(1, args.seeds)):
+        m = _xgb(xgb_hp, args.seed + k, args.n_jobs, args.max_rounds, True)
+        m.fit(x[tr], y[tr], eval_set=[(x[va], y[va])], verbose=False)
+        members.append(m)
+    single_rmse = rmse(y[va], xgb_first.predict(x[va]))
+    avg_rmse = rmse(y[va], np.mean([m.predict(x[va]) for m in members], axis=0))
+    use_avg = len(members) > 1 and avg_rmse < single_rmse
+    kept = members if use_avg else members[:1]
+    ensemble_info = {"seeds_tried": len(members), "seeds_kept": len(kept),
+                     "member_trees": [int(m.best_iteration + 1) for m in members],
+                     "val_rmse_single": round(single_rmse, 5), "val_rmse_average": round(avg_rmse, 5),
+                     "rule": "average the seeds' predictions when that lowers validation RMSE"}
+    candidates["xgboost"] = quantize_leaves(average_models(kept))
+    print(f"[los] xgboost {xgb_hp}: val RMSE single {single_rmse:.4f}, {len(members)}-seed average {avg_rmse:.4f}",
+          flush=True)
     fit_s = {"xgboost": time.time() - t}
     t = time.time()
     candidates["random_forest"] = fit_rf(x[tr], y[tr], args.seed, args.n_jobs, args.rf_trees)
@@ -316,27 +407,84 @@ def main(argv: list[str] | None = None) -> int:
         mu_va = np.clip(model.predict(x[va]), 1, 14)
         dist_params, family_rows = choose_distribution(mu_va, y[va], patients[va], args.seed)
         d_va = los_distribution(mu_va, dist_params)
-        w = fit_median_weight(mu_va, d_va, y[va])
+        w, w_info = fit_median_weight(mu_va, d_va, y[va], patients[va], args.seed)
         tl, th, cov_va = fit_interval_tails(d_va, y[va])
         params = dict(dist_params, median_weight=w, tail_low=tl, tail_high=th)
         val = evaluate(y[va], mu_va, params, patients[va], 0, args.seed)
-        mu_te = np.clip(model.predict(x[te]), 1, 14)
-        test = evaluate(y[te], mu_te, params, patients[te], args.n_boot, args.seed)
-        fitted[name] = (params, mu_te, test, val, family_rows)
+        fitted[name] = (params, val, family_rows, w_info)
         comparison.append({"model": name, "val_rmse": round(val["rmse_days"]["value"], 4),
                            "val_r2": round(val["r2"]["value"], 4), "val_mae": round(val["mae_days"]["value"], 4),
                            "val_interval80_coverage": round(val["interval80_coverage"]["value"], 4),
-                           "distribution": params["family"],
-                           "test_r2": round(test["r2"]["value"], 4), "test_mae": round(test["mae_days"]["value"], 4),
-                           "test_rmse": round(test["rmse_days"]["value"], 4),
-                           "test_interval80_coverage": round(test["interval80_coverage"]["value"], 4),
-                           "fit_seconds": round(fit_s[name], 1)})
+                           "distribution": params["family"], "fit_seconds": round(fit_s[name], 1)})
         print(f"[los] {name}: val RMSE {val['rmse_days']['value']:.3f} R2 {val['r2']['value']:.4f} "
-              f"MAE {val['mae_days']['value']:.3f} cov {cov_va:.3f} | test R2 {test['r2']['value']:.4f} "
-              f"MAE {test['mae_days']['value']:.3f} cov {test['interval80_coverage']['value']:.3f}", flush=True)
+              f"MAE {val['mae_days']['value']:.3f} cov {cov_va:.3f}", flush=True)
     chosen = min(comparison, key=lambda r: r["val_rmse"])["model"]  # selection on validation only
     model = candidates[chosen]
-    params, mu_te, test_metrics, val_metrics, family_rows = fitted[chosen]
+    params, val_metrics, family_rows, w_info = fitted[chosen]
+
+    # refit on train + validation? Decided on validation: does R2 still rise from 75% to 100% of the
+    # training patients? (The same configuration, seed and early stopping.)
+    refit_info: dict[str, Any] = {"option": args.refit, "applied": False}
+    if chosen == "xgboost" and args.refit == "auto":
+        uniq_tr = np.unique(patients[tr])
+        keep = np.random.default_rng(args.seed + 7).random(len(uniq_tr)) < 0.75
+        sub = tr[keep[np.searchsorted(uniq_tr, patients[tr])]]
+        m75 = _xgb(xgb_hp, args.seed, args.n_jobs, args.max_rounds, True)
+        m75.fit(x[sub], y[sub], eval_set=[(x[va], y[va])], verbose=False)
+        r2_75, r2_100 = r2(y[va], m75.predict(x[va])), r2(y[va], xgb_first.predict(x[va]))
+        refit_info.update(learning_curve_val_r2={"75%_of_train": round(r2_75, 5), "100%_of_train": round(r2_100, 5)},
+                          applied=bool(r2_100 > r2_75))
+        print(f"[los] learning curve on validation: R2 {r2_75:.4f} (75% of train) -> {r2_100:.4f} (100%): "
+              f"refit {'yes' if refit_info['applied'] else 'no'}", flush=True)
+    if refit_info["applied"]:
+        t = time.time()
+        trva = np.concatenate([tr, va])
+        tables = fit_target_encodings(df.iloc[trva], y[trva])
+        enc = pd.concat([oof_encodings(df.iloc[trva], y[trva], patients[trva], args.folds, args.seed),
+                         apply_target_encodings(df.iloc[te], tables)]).loc[df.index]
+        x = np.hstack([base.to_numpy(np.float32), enc.to_numpy(np.float32)])
+        scale = len(trva) / len(tr)
+        fold = patient_folds(patients[trva], args.folds, args.seed)
+        oof = np.zeros(len(trva))
+        for f in range(args.folds):
+            fit_rows = fold != f
+            rounds = max(1, int(round((xgb_first.best_iteration + 1) * fit_rows.sum() / len(tr))))
+            m = _xgb(xgb_hp, args.seed + f, args.n_jobs, rounds, False).fit(x[trva[fit_rows]], y[trva[fit_rows]])
+            oof[~fit_rows] = m.predict(x[trva[~fit_rows]])
+            print(f"[los]   out-of-fold {f + 1}/{args.folds}: {rounds} trees, fold R2 "
+                  f"{r2(y[trva[~fit_rows]], oof[~fit_rows]):.4f}", flush=True)
+        finals = []
+        for k, m_sel in enumerate(kept):
+            rounds = max(1, int(round((m_sel.best_iteration + 1) * scale)))
+            finals.append(_xgb(xgb_hp, args.seed + k, args.n_jobs, rounds, False).fit(x[trva], y[trva]))
+        model = quantize_leaves(average_models(finals))
+        # the distribution, point blend and interval tails on out-of-fold predictions (no row's own fit)
+        mu_oof = np.clip(oof, 1, 14)
+        dist_params, family_rows = choose_distribution(mu_oof, y[trva], patients[trva], args.seed)
+        d_oof = los_distribution(mu_oof, dist_params)
+        is_va = np.zeros(len(trva), bool)
+        is_va[len(tr):] = True
+        w, w_info = fit_median_weight(mu_oof, d_oof, y[trva], patients[trva], args.seed, se_rows=is_va)
+        tl, th, cov_oof = fit_interval_tails(d_oof, y[trva])
+        params = dict(dist_params, median_weight=w, tail_low=tl, tail_high=th)
+        val_metrics = evaluate(y[va], mu_oof[is_va], params, patients[va], 0, args.seed)
+        oof_all = evaluate(y[trva], mu_oof, params, patients[trva], 0, args.seed)
+        refit_info.update(rows=int(len(trva)), folds=args.folds, trees=[int(m.n_estimators) for m in finals],
+                          rule="trees = each seed's validation early-stopping trees x rows / training rows",
+                          calibration="distribution, point blend and interval tails fitted on patient-grouped "
+                                      "out-of-fold predictions of train + validation",
+                          out_of_fold={k: round(v["value"], 5) for k, v in oof_all.items()},
+                          seconds=round(time.time() - t, 1))
+        print(f"[los] refit on train + validation ({time.time() - t:.0f}s): out-of-fold R2 {oof_all['r2']['value']:.4f} "
+              f"MAE {oof_all['mae_days']['value']:.3f} cov {cov_oof:.3f}", flush=True)
+    mu_te = np.clip(model.predict(x[te]), 1, 14)
+    test_metrics = evaluate(y[te], mu_te, params, patients[te], args.n_boot, args.seed)
+    row = next(r for r in comparison if r["model"] == chosen)
+    row.update(final_val_r2=round(val_metrics["r2"]["value"], 4), final_val_mae=round(val_metrics["mae_days"]["value"], 4),
+               final_val_interval80_coverage=round(val_metrics["interval80_coverage"]["value"], 4),
+               test_r2=round(test_metrics["r2"]["value"], 4), test_mae=round(test_metrics["mae_days"]["value"], 4),
+               test_rmse=round(test_metrics["rmse_days"]["value"], 4),
+               test_interval80_coverage=round(test_metrics["interval80_coverage"]["value"], 4))
 
     # ONNX export with the distribution parameters and encoding tables in its (hashed) metadata
     onx = to_onnx(model, chosen, x.shape[1])
@@ -373,7 +521,9 @@ def main(argv: list[str] | None = None) -> int:
         "split": {"method": "by patient_nbr, 60/20/20 train/validation/test, seeded", "seed": args.seed,
                   "rows": {"train": int(len(tr)), "validation": int(len(va)), "test": int(len(te))},
                   "patients": {k: int(len(np.unique(patients[i]))) for k, i in (("train", tr), ("validation", va), ("test", te))},
-                  "tuning": "early stopping, dispersion, point blend and interval tails on validation only; test used once"},
+                  "tuning": "configuration, early stopping, seed averaging and the refit decision on validation; dispersion, "
+                            "point blend and interval tails on validation (or, after a refit on train + validation, on "
+                            "patient-grouped out-of-fold predictions); test used once"},
         "features": {"count": len(MODEL_FEATURE_NAMES),
                      "used": "age band, sex, race, weight recorded, admission type and source, admitting specialty, payer, "
                              "prior-year outpatient/emergency/inpatient visits, diagnoses (ICD-9 codes, groups, count), "
@@ -386,12 +536,15 @@ def main(argv: list[str] | None = None) -> int:
         "model_comparison": comparison,
         "chosen_model": chosen,
         "xgboost_search_on_validation": xgb_search,
+        "xgboost_seed_average": ensemble_info,
+        "refit": refit_info,
         "distribution": {"family": params["family"],
                          "families": {"nb": "1 + NegativeBinomial(mean mu-1, size r) truncated to 1..14, log r = a + b log mu",
                                       "binned": "observed stay histograms of validation patients in equal-count bins of "
                                                 "predicted mu, interpolated between bin centres"},
                          "family_choice": family_rows,
                          "point_estimate": f"(1-w)*expected + w*median, w = {params['median_weight']}",
+                         "point_blend_choice": w_info,
                          "interval80": f"[q({params['tail_low']}), q(1-{params['tail_high']})] inclusive, tails "
                                        "calibrated on validation for integer endpoints",
                          "beyond_14_days": "discharge hazard held at its day 10-13 level"},
@@ -404,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
                         else "NOT met"},
         "calibration_test_by_day": calib,
         "feature_importance": importance(model, chosen),
-        "n_trees": int(getattr(model, "best_iteration", -1) + 1) if chosen == "xgboost" else args.rf_trees,
+        "n_trees": int(model.get_booster().num_boosted_rounds()) if chosen == "xgboost" else args.rf_trees,
         "onnx": {"opset": 15, "input": "input float32 [n, %d]" % len(MODEL_FEATURE_NAMES),
                  "output": "expected stay in days", "parity_max_abs_diff": parity,
                  "metadata": ["wardlens_los_params", "wardlens_los_encodings"]},

@@ -180,26 +180,47 @@ ENCODING_KEYS: dict[str, tuple[str, ...]] = {
     "d123": ("diag_1", "diag_2", "diag_3"), "spec": ("medical_specialty",),
     "d1spec": ("diag_1", "medical_specialty"), "d1src": ("diag_1", "admission_source_id"),
     "d1type": ("diag_1", "admission_type_id"), "d1age": ("diag_1", "age"),
+    # "col:3" = the column's first 3 characters (the ICD-9 category, e.g. 428 for every 428.x)
+    "d1p": ("diag_1:3",), "d1pd2p": ("diag_1:3", "diag_2:3"), "d2d3": ("diag_2", "diag_3"),
+    "d1d3": ("diag_1", "diag_3"), "d1pay": ("diag_1", "payer_code"),
+    "specsrc": ("medical_specialty", "admission_source_id"), "spectype": ("medical_specialty", "admission_type_id"),
+    "srctypespec": ("admission_source_id", "admission_type_id", "medical_specialty"),
+    "d1ndiag": ("diag_1", "number_diagnoses"), "d1pspec": ("diag_1:3", "medical_specialty"),
+    "d1pagesrc": ("diag_1:3", "age", "admission_source_id"),
 }
-# (key, target): "los" = mean stay in days, "long" = share of stays of 7 days or more.
-ENCODINGS: tuple[tuple[str, str], ...] = tuple((k, "los") for k in ENCODING_KEYS) + (
+_BASE_ENCODING_KEYS = ("d1", "d2", "d3", "d1d2", "d123", "spec", "d1spec", "d1src", "d1type", "d1age")
+# (key, target): "los" = mean stay in days, "long" = share of stays of 7 days or more, "short" = share
+# of stays of 1-2 days.
+ENCODINGS: tuple[tuple[str, str], ...] = tuple((k, "los") for k in _BASE_ENCODING_KEYS) + (
     ("d1", "long"), ("d2", "long"), ("d1d2", "long"),
+) + tuple((k, "los") for k in ENCODING_KEYS if k not in _BASE_ENCODING_KEYS) + (
+    ("d1", "short"), ("d1src", "short"), ("d1p", "long"),
 )
 ENCODING_NAMES: tuple[str, ...] = tuple(f"te_{k}_{t}" for k, t in ENCODINGS)
 MODEL_FEATURE_NAMES: tuple[str, ...] = FEATURE_NAMES + ENCODING_NAMES
 
 
+def _key_column(df: pd.DataFrame, col: str) -> pd.Series:
+    if col.endswith(":3"):
+        return df[col[:-2]].astype(str).str[:3]
+    return df[col].astype(str)
+
+
 def encoding_key(df: pd.DataFrame, key: str) -> pd.Series:
     cols = ENCODING_KEYS[key]
-    out = df[cols[0]].astype(str)
+    out = _key_column(df, cols[0])
     for c in cols[1:]:
-        out = out + "|" + df[c].astype(str)
+        out = out + "|" + _key_column(df, c)
     return out
 
 
 def encoding_target(los: np.ndarray, target: str) -> np.ndarray:
     los = np.asarray(los, dtype=np.float64)
-    return los if target == "los" else (los >= 7).astype(np.float64)
+    if target == "los":
+        return los
+    if target == "short":
+        return (los <= 2).astype(np.float64)
+    return (los >= 7).astype(np.float64)
 
 
 def fit_target_encodings(df: pd.DataFrame, los: np.ndarray, smoothing: float = 20.0,
