@@ -84,6 +84,10 @@ def _birth_date(patient_nbr: int, age_band: str, at: dt.date) -> str:
 def demo_frame(sample: Path = SAMPLE, today: dt.date | None = None, seed: int = 2026) -> pd.DataFrame:
     """The sample with names, birth dates, admission/discharge times and wards added."""
     today = today or dt.date.today()
+    # an inpatient admitted "today" must not show an admission later than the clock on the wall
+    now = dt.datetime.now() if today == dt.date.today() else dt.datetime.combine(today, dt.time(23, 59))
+    latest_admit = max(dt.datetime.combine(today, dt.time(0, 0)), now - dt.timedelta(hours=1)).replace(second=0,
+                                                                                                       microsecond=0)
     df = pd.read_csv(sample, dtype=str, keep_default_na=False)
     df["_eid"] = df["encounter_id"].astype(int)
     df = df.sort_values(["patient_nbr", "_eid"]).reset_index(drop=True)
@@ -109,7 +113,7 @@ def demo_frame(sample: Path = SAMPLE, today: dt.date | None = None, seed: int = 
                 discharge = admit - dt.timedelta(days=gap)
                 admit = discharge - dt.timedelta(days=int(df.at[pos, "time_in_hospital"]))
             hour = rng.randint(7, 22)
-            admits[pos] = dt.datetime.combine(admit, dt.time(hour, rng.choice((0, 15, 30, 45))))
+            admits[pos] = min(dt.datetime.combine(admit, dt.time(hour, rng.choice((0, 15, 30, 45)))), latest_admit)
             discharges[pos] = (dt.datetime.combine(discharge, dt.time(rng.randint(10, 17), 0))
                                if discharge is not None else None)
             wards[pos] = ward_for(df.at[pos, "medical_specialty"], int(df.at[pos, "admission_type_id"]), rng)

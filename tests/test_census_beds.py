@@ -115,3 +115,14 @@ def test_ward_report_saved_from_the_beds_page(qtbot, owner, demo_store, tmp_path
         vm.save_ward_report(str(out))
     assert out.read_bytes().startswith(b"%PDF")
     s.lock()
+
+
+def test_no_demo_admission_lies_in_the_future():
+    """Inpatients admitted 'today' get an admission time before now, whatever the hour of the build."""
+    import datetime as dt
+
+    from services.demo import demo_frame
+    frame = demo_frame()
+    admits = [dt.datetime.fromisoformat(a) for a in frame["admit_time"] if a]
+    assert admits and max(admits) <= dt.datetime.now()
+    assert any(a.date() == dt.date.today() for a in admits) or dt.datetime.now().hour < 1  # today's admissions exist
