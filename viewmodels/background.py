@@ -12,7 +12,7 @@ import traceback
 from typing import Any, Callable
 
 import shiboken6
-from PySide6.QtCore import QObject, QThreadPool, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal, Slot
 
 from services.progress import CancelToken, Job
 
@@ -66,8 +66,11 @@ _KEYS = itertools.count(1)
 
 def _hub() -> _Hub:
     global _HUB
-    if _HUB is None:  # first job: we are on the GUI thread, so the hub lives there
+    if _HUB is None:
         _HUB = _Hub()
+        app = QCoreApplication.instance()
+        if app is not None:  # created from a worker, it would otherwise live there
+            _HUB.moveToThread(app.thread())  # the hub must live where the callbacks are to run
     return _HUB
 
 
