@@ -60,11 +60,12 @@ class AssessmentService:
             raise KeyError(f"encounters not in the store: {sorted(missing)[:5]}")
         svc = readmission_service()
         wanted = list(encounters)
-        preds = svc.score_frame(frame.drop(columns=["status", "admit_time", "discharge_time", "_pid", "_eid"]), wanted)
-        records = frame.set_index("encounter_id").loc[wanted]
+        # the extra columns (status, times, ids) ride along unread: dropping them would copy the frame
+        preds = svc.score_frame(frame, wanted)
+        rows = {r["encounter_id"]: r for r in frame.to_dict("records")}
         out: dict[int, RiskAssessment] = {}
-        for pred, (nbr, rec) in zip(preds, records.iterrows()):
-            record = {**rec.to_dict(), "encounter_id": nbr}
+        for pred, nbr in zip(preds, wanted):
+            record = rows[nbr]
             lace, hosp = lace_components(record), hospital_components(record)
             out[nbr] = RiskAssessment(
                 encounter_nbr=nbr, eligible=pred.eligible, probability=pred.probability, band=pred.band,

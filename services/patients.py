@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
 from models.domain import Bed, Diagnosis, Encounter, LabResult, Medication, Patient, PatientRow, Permission, Ward
@@ -317,28 +318,36 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
         "e.number_diagnoses, e.change_flag AS change, e.diabetes_med AS diabetesMed, e.readmitted, e.status, "
         "e.admit_time, e.discharge_time, e.patient_id AS _pid "
         f"FROM encounters e JOIN patients p ON p.id = e.patient_id {where} ORDER BY e.encounter_nbr", conn, args)
-    eids = tuple(int(x) for x in base["_eid"])
+    eids = [int(x) for x in base["_eid"]]
     placeholders = ",".join("?" * len(eids)) or "NULL"
-    dx = _frame(f"SELECT encounter_id AS _eid, position, code FROM diagnoses WHERE position <= 3 "
-                           f"AND encounter_id IN ({placeholders})", conn, eids)
-    meds = _frame(f"SELECT encounter_id AS _eid, drug, status FROM medications WHERE encounter_id IN ({placeholders})",
-                  conn, eids)
-    labs = _frame(f"SELECT encounter_id AS _eid, name, value_text FROM lab_results "
-                             f"WHERE name IN ('max_glu_serum','A1Cresult') AND encounter_id IN ({placeholders})", conn, eids)
-    df = base
+    # Plain dictionaries and lists, not pandas maps: a patient's few rows then cost about a millisecond
+    # (the bedside score reads them every time), and 100,000 rows stay a few hundred milliseconds.
+    dx = {(e, pos): code for e, pos, code in conn.execute(
+        f"SELECT encounter_id, position, code FROM diagnoses WHERE position <= 3 AND encounter_id IN ({placeholders})",
+        eids)}
+    labs = {(e, name): value for e, name, value in conn.execute(
+        "SELECT encounter_id, name, value_text FROM lab_results WHERE name IN ('max_glu_serum','A1Cresult') "
+        f"AND encounter_id IN ({placeholders})", eids)}
+    meds: dict[str, dict[int, str]] = {}
+    for e, drug, status in conn.execute(
+            f"SELECT encounter_id, drug, status FROM medications WHERE encounter_id IN ({placeholders})", eids):
+        meds.setdefault(drug, {})[e] = status
+
+    def column(values: list) -> np.ndarray:
+        return np.array(values, dtype=object) if values else np.array([], dtype=object)
+
+    cols: dict[str, Any] = {c: base[c].to_numpy() for c in base.columns}
     for pos in (1, 2, 3):
-        m = dx[dx.position == pos].set_index("_eid")["code"]
-        df[f"diag_{pos}"] = df["_eid"].map(m).fillna("?")
+        cols[f"diag_{pos}"] = column([dx.get((e, pos), "?") for e in eids])
     for name in ("max_glu_serum", "A1Cresult"):
-        m = labs[labs.name == name].set_index("_eid")["value_text"]
-        df[name] = df["_eid"].map(m).fillna("None")
-    wide = meds.pivot(index="_eid", columns="drug", values="status") if len(meds) else pd.DataFrame()
+        cols[name] = column([v if (v := labs.get((e, name))) is not None else "None" for e in eids])
     for drug in MEDICATIONS:
-        df[drug] = df["_eid"].map(wide[drug]).fillna("No") if drug in wide.columns else "No"
+        given = meds.get(drug, {})
+        cols[drug] = column([v if (v := given.get(e)) is not None else "No" for e in eids])
     # Non-numeric hospital numbers still need a distinct integer key for the per-patient history features.
-    nbr = pd.to_numeric(df["patient_nbr"], errors="coerce")
-    df["patient_nbr"] = nbr.fillna(df["_pid"] + 10**12).astype("int64")
+    nbr = pd.to_numeric(base["patient_nbr"], errors="coerce")
+    cols["patient_nbr"] = nbr.fillna(base["_pid"] + 10**12).astype("int64").to_numpy()
     extra = ["status", "admit_time", "discharge_time", "_pid", "_eid"]
-    # One block per column, no copy: selecting columns of the consolidated object block copied ~50
+    # One block per column, no copy: selecting columns of a consolidated object block copied ~50
     # million references under the GIL for a 100,000-encounter store (a GUI stall of 100-250 ms).
-    return pd.DataFrame({c: df[c].to_numpy() for c in [*ENCOUNTER_COLUMNS, *extra]}, copy=False)
+    return pd.DataFrame({c: cols[c] for c in [*ENCOUNTER_COLUMNS, *extra]}, copy=False)
