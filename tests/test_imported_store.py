@@ -25,3 +25,23 @@ def test_imported_history_reports_and_local_dataset(empty_store):
     data = local_dataset(s.db.conn)
     assert data is not None
     s.lock()
+
+
+def test_one_patients_frame_equals_their_rows_of_the_whole_store(demo_store):
+    """The bedside reads one patient's encounters; retraining reads all: the same rows either way."""
+    import pandas as pd
+
+    s = unlock(demo_store, "admin", "wardlens-admin")
+    try:
+        c = s.db.conn
+        whole = encounters_uci_frame(c)
+        assert len(whole) == c.execute("SELECT count(*) FROM encounters").fetchone()[0]
+        assert (whole[["max_glu_serum", "A1Cresult"]] != "None").any().all()  # labs and
+        assert (whole["insulin"] != "No").any() and (whole["diag_3"] != "?").any()  # drugs really joined
+        for (pid,) in c.execute("SELECT id FROM patients ORDER BY id DESC LIMIT 25").fetchall():
+            one = encounters_uci_frame(c, [pid])
+            want = whole[whole["_pid"] == pid].reset_index(drop=True)
+            pd.testing.assert_frame_equal(one, want, check_exact=True)
+        assert encounters_uci_frame(c, [10**9]).empty
+    finally:
+        s.lock()
