@@ -169,7 +169,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         if args.kind == "patient":
             if not args.patient:
-                raise WardLensError("Give the patient with --patient (patient number or id).")
+                raise WardLensError("Give the patient with --patient (the patient number).")
             pdf = patient_report_pdf(session, patient_id_for(session, args.patient), args.encounter)
         else:
             pdf = ward_report_pdf(session, args.ward)
@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
     p = with_db(sub.add_parser("report", help="write a patient risk report or a ward report as PDF"))
     p.add_argument("kind", choices=["patient", "ward"])
-    p.add_argument("--patient", help="patient number (or internal id)")
+    p.add_argument("--patient", help="patient number, as on the patient list")
     p.add_argument("--encounter", type=int, help="encounter number (default: current or latest stay)")
     p.add_argument("--ward", help="one ward (default: all)")
     p.add_argument("--output", type=Path, required=True)

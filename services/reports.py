@@ -348,17 +348,15 @@ class PatientReportData:
 
 
 def patient_id_for(session: Session, ref: str | int) -> int:
-    """Resolve a patient reference from the command line: the patient number (mrn) first, since that
-    is what staff type, then the store's internal id."""
+    """Resolve the patient number (mrn) staff type on the command line. Only the number: falling back to
+    the store's internal row id turned a mistyped number into another patient's report."""
     session.require(Permission.READ_DEIDENTIFIED, "look up patients")
     text = str(ref).strip()
     if not text:
-        raise ValidationError({"patient": "give a patient number or id"})
+        raise ValidationError({"patient": "give a patient number"})
     row = session.db.conn.execute("SELECT id FROM patients WHERE mrn = ?", (text,)).fetchone()
-    if row is None and text.isdigit():
-        row = session.db.conn.execute("SELECT id FROM patients WHERE id = ?", (int(text),)).fetchone()
     if row is None:
-        raise ValidationError({"patient": f"no patient with number or id {text!r}"})
+        raise ValidationError({"patient": f"no patient with number {text!r}: check the number on the patient list"})
     return int(row[0])
 
 

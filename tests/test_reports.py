@@ -175,7 +175,10 @@ def test_discharged_encounter_and_resolver(sessions, tmp_path):
         "SELECT e.patient_id, e.encounter_nbr, p.mrn FROM encounters e JOIN patients p ON p.id = e.patient_id "
         "WHERE e.status = 'discharged' AND e.discharge_disposition_id = 1 ORDER BY e.encounter_nbr LIMIT 1").fetchone()
     assert patient_id_for(dr, mrn) == pid
-    assert patient_id_for(dr, str(pid)) in (pid, patient_id_for(dr, str(pid)))
+    other = dr.db.conn.execute("SELECT id FROM patients WHERE mrn != ? AND CAST(id AS TEXT) != mrn LIMIT 1",
+                               (mrn,)).fetchone()[0]
+    with pytest.raises(ValidationError, match="no patient with number"):
+        patient_id_for(dr, str(other))  # an internal row id is not a patient number: never another patient
     with pytest.raises(ValidationError):
         patient_id_for(dr, "no-such-patient")
     with pytest.raises(ValidationError):
