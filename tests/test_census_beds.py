@@ -99,6 +99,13 @@ def test_beds_page_offscreen(qtbot, owner, qt_settings, demo_store):
     assert len(view.chart.mean.getData()[0]) == 14
     assert vm.inpatients_model.rowCount() > 0 and vm.staff_model.rowCount() == 14
     assert view.waiting.rowCount() == len(vm.snapshot.recommendations) > 0
+    # picking a ward in the combo, including one marked "⚠" for possible overflow, shows that ward
+    for i in range(view.ward.count()):
+        view.ward.setCurrentIndex(i)
+        assert vm.forecast is not None and vm.forecast.ward == view.ward.itemData(i)
+        assert f"{view.ward.itemData(i)}: next 14 days" in view.chart.getPlotItem().titleLabel.text
+        assert vm.staff_model.rowCount() == 14
+    assert any("⚠" in view.ward.itemText(i) for i in range(view.ward.count()))
     s.lock()
 
 

@@ -125,7 +125,8 @@ class BedsView(QWidget):
 
         self.refresh_button.clicked.connect(vm.refresh)
         self.report_button.clicked.connect(self._save_report)
-        self.ward.currentTextChanged.connect(lambda w: w and vm.select_ward(w))
+        # the item's data is the ward's name; its text may carry a "⚠" for wards that may overflow
+        self.ward.currentIndexChanged.connect(lambda i: i >= 0 and vm.select_ward(self.ward.itemData(i)))
         vm.loaded.connect(self._loaded)
         vm.wardChanged.connect(self._ward_changed)
         vm.statusChanged.connect(self.status.setText)
