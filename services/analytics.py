@@ -52,6 +52,8 @@ class AnalyticsService:
         progress(1, 3, "Scoring readmission risk")
         df = normalise_uci_frame(raw)
         df["ward"] = df["_eid"].map(wards).fillna("No ward")
+        # what a row may be called on screen: the encounter number for the care team, else a pseudonym
+        df["ref"] = [self.s.encounter_ref(e, n) for e, n in zip(df["_eid"], df["encounter_id"])]
         feats = build_features(df[list(ENCOUNTER_COLUMNS)]).to_numpy(np.float32)
         eligible = eligible_mask(df).to_numpy()
         svc = self._readmission or readmission_service()

@@ -50,7 +50,7 @@ class BedService:
             "w.ward_type, w.needs_isolation, w.note FROM waiting_admissions w JOIN patients p ON p.id = w.patient_id "
             "WHERE w.status = 'waiting' ORDER BY w.requested_at").fetchall()
         return [WaitingRow(i, pid, (f"{fam or ''}, {giv or ''}".strip(", ") or f"Patient {mrn}") if names
-                           else f"Patient {mrn}", sex, age, req, wt, bool(iso), note)
+                           else f"Patient {self.s.patient_ref(pid, mrn)}", sex, age, req, wt, bool(iso), note)
                 for i, pid, mrn, fam, giv, sex, age, req, wt, iso, note in rows]
 
     def free_beds(self) -> list[FreeBed]:

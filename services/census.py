@@ -106,9 +106,10 @@ class CensusService:
             surv = svc.remaining_stay_survival(dist, min(days_in, 13), HORIZON_DAYS - 1)
             presence = (1.0, *map(float, surv))
             point, low, high = _conditional_stay(svc, dist, days_in, e)
-            label = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {mrn}") if names else f"Patient {mrn}"
+            ref = self.s.patient_ref(pid, mrn)
+            label = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {ref}") if names else f"Patient {ref}"
             out.append(InpatientEstimate(
-                pid, label, mrn, nbr, ward, ward_id, bed, admit_dt, days_in, round(point, 1), low, high,
+                pid, label, ref, nbr, ward, ward_id, bed, admit_dt, days_in, round(point, 1), low, high,
                 admit_dt.date() + dt.timedelta(days=int(round(point))), admit_dt.date() + dt.timedelta(days=low),
                 admit_dt.date() + dt.timedelta(days=high), float(1.0 - presence[2]), presence))
         self.s.log("read", "census", "", f"{len(out)} inpatients")

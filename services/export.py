@@ -10,8 +10,6 @@ Rules enforced here, not in the UI:
 from __future__ import annotations
 
 import csv
-import hashlib
-import hmac
 import io
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +19,7 @@ from typing import IO, Any
 from models.domain import Permission
 from services.errors import PermissionDenied
 from services.patients import encounters_uci_frame
+from services.pseudonyms import Pseudonymiser
 from services.session import Session
 from services.uci_schema import MEDICATIONS
 
@@ -140,19 +139,6 @@ def year_of(timestamp: Any) -> str:
     """Safe Harbor: of a date only the year may stay."""
     text = "" if timestamp is None else str(timestamp).strip()
     return text[:4] if len(text) >= 4 and text[:4].isdigit() else ""
-
-
-class Pseudonymiser:
-    """Keyed hash (HMAC-SHA256) of identifiers: the same patient gets the same pseudonym within one
-    export, and a fresh random key per export makes pseudonyms unlinkable across exports and
-    irreversible without the key (which is never stored)."""
-
-    def __init__(self, key: bytes | None = None) -> None:
-        self._key = key if key is not None else os.urandom(32)
-
-    def __call__(self, prefix: str, value: Any) -> str:
-        digest = hmac.new(self._key, f"{prefix}:{value}".encode("utf-8"), hashlib.sha256).hexdigest()
-        return f"{prefix}-{digest[:16]}"
 
 
 def deidentified_encounters(session: Session, key: bytes | None = None) -> list[dict[str, str]]:

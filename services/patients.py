@@ -77,12 +77,12 @@ class PatientService:
         q = text.strip()
         where, args = "", []
         if q:
-            alts = [("SELECT id FROM patients WHERE mrn >= ? AND mrn < ?", "(p.mrn >= ? AND p.mrn < ?)",
-                     _prefix_range(q)),
-                    ("SELECT patient_id FROM patient_codes WHERE code >= ? AND code < ?",
+            alts = [("SELECT patient_id FROM patient_codes WHERE code >= ? AND code < ?",
                      "EXISTS (SELECT 1 FROM patient_codes pc WHERE pc.patient_id = p.id AND pc.code >= ? AND pc.code < ?)",
                      _prefix_range(q.upper()))]
-            if names:  # an analyst cannot find patients by name
+            if names:  # an analyst finds patients neither by name nor by hospital number
+                alts.append(("SELECT id FROM patients WHERE mrn >= ? AND mrn < ?", "(p.mrn >= ? AND p.mrn < ?)",
+                             _prefix_range(q)))
                 alts.append(("SELECT id FROM patients WHERE search_name >= ? AND search_name < ?",
                              "(p.search_name >= ? AND p.search_name < ?)", _prefix_range(q.lower())))
             ward_ids = tuple(w.id for w in self.wards() if w.name.lower().startswith(q.lower()))
@@ -108,8 +108,9 @@ class PatientService:
         self.s.log("search", "patients", "", f"query={q[:40]!r} results={len(rows)}")
         out = []
         for pid, mrn, given, family, sex, age, ward, admit, n, dx, inpt in rows:
-            name = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {mrn}") if names else f"Patient {mrn}"
-            out.append(PatientRow(pid, mrn, name, sex, age, ward, (admit or "")[:10], n, dx, bool(inpt)))
+            ref = self.s.patient_ref(pid, mrn)
+            name = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {ref}") if names else f"Patient {ref}"
+            out.append(PatientRow(pid, ref, name, sex, age, ward, (admit or "")[:10], n, dx, bool(inpt)))
         return out
 
     def counts(self) -> tuple[int, int]:
@@ -132,7 +133,7 @@ class PatientService:
 
     # --- one patient ----------------------------------------------------------------------------
     def get_patient(self, patient_id: int) -> Patient:
-        self._require_read()
+        self.s.require(Permission.READ_PATIENT, "open a patient's record (the care team's page)")
         r = self._c.execute("SELECT id, mrn, given_name, family_name, birth_date, sex, race FROM patients WHERE id = ?",
                             (patient_id,)).fetchone()
         if r is None:
@@ -146,7 +147,7 @@ class PatientService:
                        age[0] if age else "")
 
     def encounters(self, patient_id: int) -> list[Encounter]:
-        self._require_read()
+        self.s.require(Permission.READ_PATIENT, "open a patient's record (the care team's page)")
         rows = self._c.execute(
             "SELECT e.id, e.patient_id, e.encounter_nbr, e.admit_time, e.discharge_time, e.admission_type_id, "
             "e.admission_source_id, e.discharge_disposition_id, e.ward_id, e.bed_id, e.medical_specialty, e.payer_code, "

@@ -10,6 +10,7 @@ from models.domain import ROLE_PERMISSIONS, Permission, User
 from services.audit import AuditLog
 from services.database import Database
 from services.errors import PermissionDenied, SessionLocked
+from services.pseudonyms import Pseudonymiser
 
 DEFAULT_IDLE_MINUTES = 10.0
 
@@ -26,6 +27,7 @@ class Session:
         self._last_activity = clock()
         self._lock = threading.Lock()
         self._locked = False
+        self._pseudonyms = Pseudonymiser()  # a fresh key per session, never stored
 
     # --- permissions ----------------------------------------------------------------------------
     def can(self, permission: Permission) -> bool:
@@ -41,6 +43,14 @@ class Session:
     @property
     def sees_names(self) -> bool:
         return self.can(Permission.READ_PATIENT)
+
+    def patient_ref(self, patient_id: int, number: str) -> str:
+        """The patient's number for the care team; for a de-identified role a pseudonym (a hospital
+        number is an identifier too), stable within this session only."""
+        return str(number) if self.sees_names else self._pseudonyms("P", int(patient_id))
+
+    def encounter_ref(self, encounter_id: int, number: int | str) -> str:
+        return str(number) if self.sees_names else self._pseudonyms("E", int(encounter_id))
 
     # --- locking --------------------------------------------------------------------------------
     @property

@@ -40,11 +40,23 @@ def test_analyst_sees_no_names_and_cannot_search_by_name(demo_store):
     svc = PatientService(a)
     assert all(r.name.startswith("Patient ") for r in svc.search(""))
     assert svc.search(family.lower()) == [] or all(family not in r.name for r in svc.search(family.lower()))
-    p = svc.get_patient(pid)
-    assert p.given_name is None and p.family_name is None and p.birth_date is None
+    with pytest.raises(PermissionDenied):  # the record (dates, beds, every stay) is the care team's page
+        svc.get_patient(pid)
+    with pytest.raises(PermissionDenied):
+        svc.encounters(pid)
     with pytest.raises(PermissionDenied):
         svc.add_patient({"mrn": "X1", "family_name": "Doe"})
+    # a hospital number is an identifier too: pseudonyms on screen, and no search by number
+    mrn = a.db.conn.execute("SELECT mrn FROM patients WHERE id = ?", (pid,)).fetchone()[0]
+    seen = {r.patient_id: r.mrn for r in svc.search("")}
+    assert all(ref.startswith("P-") and ref != mrn for ref in seen.values()) and mrn not in seen.values()
+    assert all(r.name == f"Patient {r.mrn}" for r in svc.search(""))
+    assert pid not in {r.patient_id for r in svc.search(mrn)}  # an 8-digit number is no diagnosis-code prefix
+    assert {r.patient_id: r.mrn for r in svc.search("")} == seen  # stable within the session
     a.lock()
+    b = unlock(demo_store, *ANALYST)
+    assert PatientService(b).search("")[0].mrn != seen[PatientService(b).search("")[0].patient_id]  # not across
+    b.lock()
 
 
 def test_reads_and_changes_are_audited(demo_store):

@@ -1,6 +1,8 @@
 """Census, forecast and bed placement on the demo store (services), and the Beds & Staff page."""
 from __future__ import annotations
 
+import re
+
 import datetime as dt
 
 import numpy as np
@@ -133,3 +135,17 @@ def test_no_demo_admission_lies_in_the_future():
     admits = [dt.datetime.fromisoformat(a) for a in frame["admit_time"] if a]
     assert admits and max(admits) <= dt.datetime.now()
     assert any(a.date() == dt.date.today() for a in admits) or dt.datetime.now().hour < 1  # today's admissions exist
+
+
+def test_an_analyst_sees_pseudonyms_not_hospital_numbers_on_the_bed_pages(demo_store):
+    s = unlock(demo_store, "analyst.demo", "wardlens-analyst")
+    try:
+        numbers = {m for (m,) in s.db.conn.execute("SELECT mrn FROM patients")}
+        inp = CensusService(s).inpatients()
+        assert inp and all(e.mrn.startswith("P-") and e.patient_label == f"Patient {e.mrn}" for e in inp)
+        waiting = BedService(s).waiting()
+        assert waiting and all(w.patient_label.startswith("Patient P-") for w in waiting)
+        refs = {e.mrn for e in inp} | {w.patient_label.removeprefix("Patient ") for w in waiting}
+        assert all(re.fullmatch(r"P-[0-9a-f]{16}", r) for r in refs) and not refs & numbers
+    finally:
+        s.lock()

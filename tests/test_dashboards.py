@@ -34,6 +34,7 @@ def test_refresh_publishes_each_dashboard_and_replaces_results(qtbot, analyst_vm
     first = dict(vm.results)
     assert all(first[name] is not None for name in DASHBOARDS) and busy == [True, False]
     assert vm.metrics_model.rowCount() == 3 and vm.anomalies_model.rowCount() == 10
+    assert all(a.encounter.startswith("E-") for a in first["exploration"].anomalies)  # de-identified
     assert vm.drift and "encounters, de-identified" in vm.status and vm.error == ""
     with qtbot.waitSignal(vm.refreshed, timeout=60_000):
         vm.refresh()

@@ -12,7 +12,8 @@ QUERIES = ["250", "428", "4", "V5", "996.0", "E8", "smi", "a", "ca", "1000", "10
 
 
 def _reference(c, q: str, names: bool) -> list[int]:
-    """Every patient tested in Python against every alternative the search documents."""
+    """Every patient tested in Python against every alternative the search documents (a de-identified
+    role finds patients by diagnosis code and ward only)."""
     wards = {wid for wid, name in c.execute("SELECT id, name FROM wards") if name.lower().startswith(q.lower())}
     codes: dict[int, set[str]] = {}
     for code, pid in c.execute("SELECT d.code, e.patient_id FROM diagnoses d JOIN encounters e ON e.id = d.encounter_id"):
@@ -21,7 +22,7 @@ def _reference(c, q: str, names: bool) -> list[int]:
     for pid, mrn, name, ward in c.execute(
             "SELECT p.id, p.mrn, p.search_name, e.ward_id FROM patients p "
             "LEFT JOIN encounters e ON e.id = p.latest_encounter_id ORDER BY p.search_name, p.mrn"):
-        if (mrn.startswith(q) or any(code.startswith(q.upper()) for code in codes.get(pid, ()))
+        if ((names and mrn.startswith(q)) or any(code.startswith(q.upper()) for code in codes.get(pid, ()))
                 or (names and name.startswith(q.lower())) or ward in wards):
             hits.append(pid)
     return hits

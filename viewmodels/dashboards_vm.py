@@ -59,7 +59,7 @@ METRIC_COLUMNS: list[Column[MetricRow]] = [
     Column("Verdict", lambda r: r.status),
 ]
 ANOMALY_COLUMNS: list[Column[analytics.Anomaly]] = [
-    Column("Encounter", lambda a: a.encounter_id),
+    Column("Encounter", lambda a: a.encounter),
     Column("Ward", lambda a: a.ward),
     Column("Score", lambda a: f"{a.score:.3f}", align_right=True, tooltip="Isolation Forest anomaly score (higher = more unusual)"),
     Column("Why", lambda a: a.why),
@@ -176,7 +176,8 @@ class DashboardsViewModel(StatusViewModel):
         done = len(DASHBOARDS) - len(self._pending)
         self.progressChanged.emit(done, len(DASHBOARDS), f"{_TITLES[name].capitalize()} ready")
         if not self._pending:
-            self._set_status(f"{self._encounters:,} encounters, de-identified; updated {dt.datetime.now():%H:%M}")
+            deid = "" if self.session.sees_names else ", de-identified"
+            self._set_status(f"{self._encounters:,} encounters{deid}; updated {dt.datetime.now():%H:%M}")
             self._set_busy(False)
             self.refreshed.emit()
 

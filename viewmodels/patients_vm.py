@@ -139,6 +139,9 @@ class PatientListViewModel(StatusViewModel):
 
     @Slot(int)
     def activate_row(self, row: int) -> None:
+        if not self.service.s.sees_names:  # the service refuses too; say why instead of showing an error
+            self._set_status("Patient records are for the care team; this role sees de-identified data only.")
+            return
         if 0 <= row < self.model.rowCount():
             self.openPatient.emit(self.model.row(row).patient_id)
 
