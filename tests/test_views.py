@@ -147,3 +147,22 @@ def test_dashboards_page_is_built_on_first_visit_and_fills_in(qtbot, window):
     ws.nav.setCurrentRow(0)
     ws.nav.setCurrentRow(titles.index("Dashboards"))
     assert ws.dashboards_page.view is view  # built once
+
+
+def test_a_result_message_outlives_the_task_that_produced_it(qtbot, window):
+    """The status bar's "working…" line is cleared when the task ends, but not a message shown by its
+    result (an export's "rows exported to …" vanished in the same millisecond before)."""
+    _login(qtbot, window)
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    bar, runner = window.statusBar(), window.runner
+    qtbot.waitUntil(lambda: not runner.busy, timeout=30_000)  # the jobs the workspace starts at unlock
+    task = runner.run("Exporting", lambda p, c: 1,
+                      on_success=lambda _: bar.showMessage("42 rows exported to x.csv", 15_000))
+    qtbot.waitUntil(lambda: not task.running and not runner.busy, timeout=10_000)
+    assert bar.currentMessage() == "42 rows exported to x.csv"
+    task = runner.run("Quiet work", lambda p, c: 1)
+    assert bar.currentMessage() == "Quiet work…"
+    qtbot.waitUntil(lambda: not task.running and not runner.busy, timeout=10_000)
+    assert bar.currentMessage() == ""  # its own line is cleared
+    window.workspace.beds_vm.notice.emit("Patient P placed in Surgery S1-1")
+    assert bar.currentMessage() == "Patient P placed in Surgery S1-1"

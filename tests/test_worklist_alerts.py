@@ -77,9 +77,12 @@ def test_worklist_page_and_banner_offscreen(qtbot, owner, qt_settings, demo_stor
     assert vm.model.rowCount() > 0 and vm.selected is not None
     rec = next((r for r in vm.selected.interventions if r.status == "recommended"), None)
     if rec is not None:
+        notices = []
+        vm.notice.connect(notices.append)
         with qtbot.waitSignal(vm.selectedChanged, timeout=10_000):
             vm.mark(rec, "done")
         assert any(r.status == "done" for r in vm.selected.interventions)
+        assert notices == [f"{rec.title}: recorded as done"]  # the window shows it in the status bar
     avm = AlertsViewModel(s, runner, owner)
     banner = AlertBanner(avm)
     qtbot.addWidget(banner)

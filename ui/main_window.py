@@ -100,6 +100,8 @@ class Workspace(QWidget):
         self.patient_view.addEncounterRequested.connect(lambda: self.edit_encounter(new=True))
         self.patient_view.editEncounterRequested.connect(lambda: self.edit_encounter(new=False))
         self.patient_vm.saved.connect(lambda _msg: self.list_vm.refresh())
+        for source in (self.patient_vm.saved, self.beds_vm.notice, self.worklist_vm.notice):
+            source.connect(lambda msg: self.window().statusBar().showMessage(msg, 15_000))
         for i in range(self.nav.count()):
             QShortcut(QKeySequence(f"Ctrl+{i + 1}"), self, activated=lambda i=i: self.nav.setCurrentRow(i))
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self.patient_view, activated=lambda: self.nav.setCurrentRow(0),
@@ -216,7 +218,9 @@ class MainWindow(QMainWindow):
         runner.busyChanged.connect(self.busy.setVisible)
         runner.busyChanged.connect(self.cancel_button.setVisible)
         runner.taskStarted.connect(lambda t: self.statusBar().showMessage(f"{t.label}…"))
-        runner.taskFinished.connect(lambda t: self.statusBar().clearMessage())
+        # clear only the task's own "working…" line: a result message shown meanwhile must stay readable
+        runner.taskFinished.connect(lambda t: self.statusBar().currentMessage() == f"{t.label}…"
+                                    and self.statusBar().clearMessage())
         self.cancel_button.clicked.connect(runner.cancel_all)
         self._restore_state()
 

@@ -6,6 +6,7 @@ from PySide6.QtCore import QObject, Signal
 
 class StatusViewModel(QObject):
     statusChanged = Signal(str)
+    notice = Signal(str)  # a confirmation the window shows for a while ("Placed …", "Recorded …")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)

@@ -169,9 +169,16 @@ class BedsViewModel(StatusViewModel):
                         on_failure=lambda e: self._set_status(user_message(e)), owner=self)
 
     def place(self, waiting_id: int, bed_id: int, recommended_bed_id: int | None) -> None:
+        snap = self.snapshot
+        who = next((r.waiting.patient_label for r in (snap.recommendations if snap else ()) if r.waiting.id == waiting_id),
+                   "The patient")
+        bed = next((f"{b.ward} {b.label}" for b in (snap.free_beds if snap else ()) if b.id == bed_id), "the bed")
+
+        def done(_: object) -> None:
+            self.notice.emit(f"{who} placed in {bed}")
+            self.refresh()
         self.runner.run("Placing patient", lambda p, c: self.beds.place(waiting_id, bed_id, recommended_bed_id),
-                        on_success=lambda _: self.refresh(), on_failure=lambda e: self._set_status(user_message(e)),
-                        owner=self)
+                        on_success=done, on_failure=lambda e: self._set_status(user_message(e)), owner=self)
 
 
 def _recommendations(result: AssignmentResult, waiting: list[WaitingRow], free: list[FreeBed]) -> list[Recommendation]:

@@ -118,8 +118,8 @@ class PatientListViewModel(StatusViewModel):
         if counts is None:
             more = " (the first ones: type more to narrow the search)" if len(rows) >= self.PAGE else ""
             inpatients = sum(r.inpatient for r in rows)
-            self._set_status(f"{len(rows):,} patients matching “{self._search_text}”{more}, "
-                             f"{inpatients} of them in hospital now")
+            self._set_status(f"{len(rows):,} patient{'' if len(rows) == 1 else 's'} matching “{self._search_text}”{more}"
+                             + (f", {inpatients} of these in hospital now" if rows else ""))
         else:
             total, inpatients = counts
             listed = f"; the first {len(rows):,} by name are listed: type to find the others" if total > len(rows) else ""

@@ -96,9 +96,13 @@ class WorklistViewModel(StatusViewModel):
         """Done / declined / reopened, then the row is rebuilt from the store."""
         if rec.id is None:
             return
+        words = {"done": "done", "declined": "declined", "recommended": "reopened"}.get(status, status)
+
+        def done(_: object) -> None:
+            self.notice.emit(f"{rec.title}: recorded as {words}")
+            self._marked()
         self.runner.run("Recording intervention", lambda p, c: self.interventions.mark(rec.id, status),
-                        on_success=lambda _: self._marked(), on_failure=lambda e: self._set_status(user_message(e)),
-                        owner=self)
+                        on_success=done, on_failure=lambda e: self._set_status(user_message(e)), owner=self)
 
     def _marked(self) -> None:
         sel = self._selected
