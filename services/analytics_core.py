@@ -129,7 +129,8 @@ def drift_check(y: np.ndarray, p: np.ndarray, card: dict[str, tuple[float, float
             cv, clo, chi = card[name]
             upper = max(chi, floor) if name == "ece" else chi  # ECE: chance alone reaches `floor` here
             status = ("too few outcomes" if not enough else "below card interval" if v < clo
-                      else "above card interval" if v > upper else "within card interval")
+                      else "above card interval" if v > upper
+                      else "within chance level" if v > chi else "within card interval")
             checks.append(MetricCheck(name, v, lo, hi, cv, clo, chi, status, enough and status.endswith("card interval")
                                       and not status.startswith("within")))
     names = {"roc_auc": "ROC AUC", "brier": "Brier score", "ece": "calibration error (ECE)"}
@@ -145,7 +146,12 @@ def drift_check(y: np.ndarray, p: np.ndarray, card: dict[str, tuple[float, float
                          f"{c.card_low:.3f}–{c.card_high:.3f}" + ("" if strong else " (local interval still covers the card value)"))
         msg = "Possible drift: " + "; ".join(parts) + ". Review the model on local data before relying on it."
     else:
-        msg = f"No drift: local ROC AUC, Brier and ECE lie within the model card's 95% intervals ({n} outcomes)."
+        chance = [f"{names[c.name]} {c.local:.3f} is above the card's interval {c.card_low:.3f}–{c.card_high:.3f} but "
+                  f"within what chance alone reaches with {n} outcomes (up to {c.local_high:.3f})"
+                  for c in checks if c.status == "within chance level"]
+        msg = (f"No drift: local ROC AUC, Brier and ECE lie within the model card's 95% intervals ({n} outcomes)."
+               if not chance else f"No drift ({n} outcomes): " + "; ".join(chance)
+               + "; the other figures lie within the card's 95% intervals.")
     return DriftVerdict(bool(outside), enough, msg, tuple(checks))
 
 

@@ -71,6 +71,11 @@ def test_no_drift_inside_the_interval_and_no_verdict_on_few_outcomes():
     card = {"roc_auc": (a, a - 0.02, a + 0.02), "brier": (b, b - 0.01, b + 0.01), "ece": (0.01, 0.0, 0.03)}
     v = A.drift_check(y, p, card)
     assert v.enough and not v.drift and all(c.status == "within card interval" for c in v.checks)
+    tight = A.drift_check(y, p, {**card, "ece": (0.001, 0.0, 0.002)})  # above the card, within chance here
+    ece = next(c for c in tight.checks if c.name == "ece")
+    assert ece.local > 0.002 and ece.status == "within chance level" and not tight.drift
+    assert "above the card's interval" in tight.message and "within what chance alone reaches" in tight.message
+    assert "lie within the model card's 95% intervals" not in tight.message
     few = A.drift_check(y[:150], p[:150] * 0 + 0.5, CARD)  # AUC 0.5, far outside, but only 150 outcomes
     assert not few.enough and not few.drift and few.message.startswith("Too few outcomes")
     assert all(c.status == "too few outcomes" for c in few.checks)
