@@ -166,7 +166,7 @@ def _assign_beds(session: Session) -> int:
                     break
             if choice is None:
                 c.execute("UPDATE encounters SET status = 'discharged', discharge_time = max(admit_time, ?), "
-                          "time_in_hospital = max(1, CAST(julianday(?) - julianday(admit_time) AS INTEGER)) WHERE id = ?",
+                          "time_in_hospital = max(1, CAST(julianday(date(?)) - julianday(date(admit_time)) AS INTEGER)) WHERE id = ?",
                           (yesterday.isoformat(sep=" ", timespec="minutes"),) * 2 + (eid,))
                 continue
             beds.remove(choice)

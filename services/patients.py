@@ -313,8 +313,9 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
     base = _frame(
         "SELECT e.id AS _eid, e.encounter_nbr AS encounter_id, p.mrn AS patient_nbr, p.race, p.sex AS gender, "
         "e.age_band AS age, e.weight, e.admission_type_id, coalesce(e.discharge_disposition_id, 1) AS discharge_disposition_id, "
-        "e.admission_source_id, coalesce(e.time_in_hospital, max(1, CAST(julianday(coalesce(e.discharge_time, 'now', 'localtime')) "
-        "- julianday(e.admit_time) AS INTEGER))) AS time_in_hospital, e.payer_code, e.medical_specialty, e.num_lab_procedures, "
+        "e.admission_source_id, coalesce(e.time_in_hospital, max(1, CAST(julianday(date(coalesce(e.discharge_time, "
+        "datetime('now', 'localtime')))) - julianday(date(e.admit_time)) AS INTEGER))) AS time_in_hospital, "
+        "e.payer_code, e.medical_specialty, e.num_lab_procedures, "
         "e.num_procedures, e.num_medications, e.number_outpatient, e.number_emergency, e.number_inpatient, "
         "e.number_diagnoses, e.change_flag AS change, e.diabetes_med AS diabetesMed, e.readmitted, e.status, "
         "e.admit_time, e.discharge_time, e.patient_id AS _pid "

@@ -45,3 +45,22 @@ def test_one_patients_frame_equals_their_rows_of_the_whole_store(demo_store):
         assert encounters_uci_frame(c, [10**9]).empty
     finally:
         s.lock()
+
+
+def test_days_in_hospital_are_counted_the_same_everywhere(demo_store):
+    """The model's time_in_hospital for an inpatient, the Days column and the census use calendar days
+    since admission (a stay admitted 19:30 ten days ago is 10 days, not 9 by elapsed hours)."""
+    from services.census import CensusService
+
+    s = unlock(demo_store, "dr.demo", "wardlens-clinician")
+    try:
+        frame = encounters_uci_frame(s.db.conn)
+        model_days = dict(zip(frame["encounter_id"], frame["time_in_hospital"]))
+        census = CensusService(s).inpatients()
+        assert census
+        svc = PatientService(s)
+        for est in census[:30]:
+            enc = next(e for e in svc.encounters(est.patient_id) if e.encounter_nbr == est.encounter_nbr)
+            assert model_days[est.encounter_nbr] == enc.length_of_stay() == max(1, est.days_in)
+    finally:
+        s.lock()
