@@ -166,3 +166,16 @@ def test_a_result_message_outlives_the_task_that_produced_it(qtbot, window):
     assert bar.currentMessage() == ""  # its own line is cleared
     window.workspace.beds_vm.notice.emit("Patient P placed in Surgery S1-1")
     assert bar.currentMessage() == "Patient P placed in Surgery S1-1"
+
+
+def test_every_page_fits_a_1280_pixel_screen(qtbot, window):
+    """Hospital workstations often have 1280-px screens: no page may force the window wider."""
+    _login(qtbot, window, "admin", "wardlens-admin")
+    qtbot.waitUntil(lambda: window.workspace is not None and window.workspace.list_vm.model.rowCount() > 0,
+                    timeout=10_000)
+    ws = window.workspace
+    ws.list_vm.activate_row(0)
+    qtbot.waitUntil(lambda: ws.patient_vm.patient is not None, timeout=10_000)
+    for row in range(ws.nav.count()):
+        ws.nav.setCurrentRow(row)
+        assert window.minimumSizeHint().width() <= 1280, ws.nav.item(row).text()

@@ -48,8 +48,9 @@ class PatientView(QWidget):
         self.back = QPushButton("← &Back to list")
         top.addWidget(self.back)
         titles = QVBoxLayout()
-        self.name = QLabel(objectName="PageTitle")
-        self.facts = QLabel(objectName="Subtitle")
+        # wrapping labels: a long name or facts line must not force the window past a 1280-px screen
+        self.name = QLabel(objectName="PageTitle", wordWrap=True)
+        self.facts = QLabel(objectName="Subtitle", wordWrap=True)
         titles.addWidget(self.name)
         titles.addWidget(self.facts)
         top.addLayout(titles, 1)
