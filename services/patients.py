@@ -83,8 +83,9 @@ class PatientService:
             if names:  # an analyst finds patients neither by name nor by hospital number
                 alts.append(("SELECT id FROM patients WHERE mrn >= ? AND mrn < ?", "(p.mrn >= ? AND p.mrn < ?)",
                              _prefix_range(q)))
-                alts.append(("SELECT id FROM patients WHERE search_name >= ? AND search_name < ?",
-                             "(p.search_name >= ? AND p.search_name < ?)", _prefix_range(q.lower())))
+                for name in _name_queries(q):
+                    alts.append(("SELECT id FROM patients WHERE search_name >= ? AND search_name < ?",
+                                 "(p.search_name >= ? AND p.search_name < ?)", _prefix_range(name)))
             ward_ids = tuple(w.id for w in self.wards() if w.name.lower().startswith(q.lower()))
             if ward_ids:
                 marks = ",".join("?" * len(ward_ids))
@@ -281,6 +282,16 @@ class PatientService:
         frame = encounters_uci_frame(self._c, patient_ids)
         self.s.log("read", "encounters", "", f"uci view of {frame['patient_nbr'].nunique()} patients")
         return frame
+
+
+def _name_queries(text: str) -> list[str]:
+    """Prefixes of the stored "family given" name a typed name stands for: "Allen, Noah" as the list
+    shows it, "allen noah", and "Noah Allen" the other way round."""
+    words = text.lower().replace(",", " ").split()
+    out = [" ".join(words)] if words else []
+    if len(words) == 2:
+        out.append(f"{words[1]} {words[0]}")
+    return out
 
 
 def _search_name(family: str | None, given: str | None) -> str:

@@ -8,7 +8,12 @@ from services import patients as patients_mod
 from services.accounts import unlock
 from services.patients import PatientService
 
-QUERIES = ["250", "428", "4", "V5", "996.0", "E8", "smi", "a", "ca", "1000", "10", "zz", "Med", "medicine b", "Card", "ICU", "sur"]
+QUERIES = ["250", "428", "4", "V5", "996.0", "E8", "smi", "a", "ca", "1000", "10", "zz", "Med", "medicine b", "Card", "ICU", "sur", "adams, d", "Adams,Donna", "donna adams", "smith j"]
+
+
+def _name_forms(q: str) -> list[str]:
+    words = q.lower().replace(",", " ").split()
+    return [" ".join(words)] + ([f"{words[1]} {words[0]}"] if len(words) == 2 else [])
 
 
 def _reference(c, q: str, names: bool) -> list[int]:
@@ -23,7 +28,7 @@ def _reference(c, q: str, names: bool) -> list[int]:
             "SELECT p.id, p.mrn, p.search_name, e.ward_id FROM patients p "
             "LEFT JOIN encounters e ON e.id = p.latest_encounter_id ORDER BY p.search_name, p.mrn"):
         if ((names and mrn.startswith(q)) or any(code.startswith(q.upper()) for code in codes.get(pid, ()))
-                or (names and name.startswith(q.lower())) or ward in wards):
+                or (names and any(name.startswith(n) for n in _name_forms(q))) or ward in wards):
             hits.append(pid)
     return hits
 
@@ -43,5 +48,9 @@ def test_every_strategy_returns_the_reference_in_list_order(demo_store, monkeypa
                 for limit in (1, 7, 500):
                     assert [r.patient_id for r in svc.search(q, limit)] == want[:limit], (q, broad, limit)
         assert len(_reference(c, "250", names)) > 100  # the broad cases really are broad on the demo store
+        if names:  # a name typed as the list shows it, or given name first, finds the patient
+            for typed in ("Adams, Donna", "donna adams", "ADAMS donna"):
+                found = svc.search(typed)
+                assert found and all(r.name.startswith("Adams, Donna") for r in found), typed
     finally:
         s.lock()
