@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from services.errors import WardLensError
+
 MODEL_SIZE = 128                 # network input is MODEL_SIZE x MODEL_SIZE, like nih_cxr14_128.npz
 MAX_PIXELS = 40_000_000          # a large CR/DR detector is ~4300 x 3500 = 15 M pixels; 40 M leaves room
 MAX_FILE_BYTES = 256 * 1024 * 1024
@@ -29,8 +31,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-class XrayImageError(ValueError):
-    """The file cannot be used as an X-ray image; str(error) is a complete sentence for the user."""
+class XrayImageError(WardLensError, ValueError):
+    """The file cannot be used as an X-ray image; str(error) is a complete sentence for the user (so the
+    application shows it as it is, not as an unexpected fault)."""
 
 
 class UnsupportedImageFormat(XrayImageError):

@@ -207,3 +207,10 @@ def test_preprocess_shape_and_per_image_standardisation() -> None:
     np.testing.assert_allclose(normalize(batch)[1], normalize(255 - u8), atol=1e-6)
     assert to_model_size(u8) is not None and np.array_equal(to_model_size(u8), u8)
     assert np.isfinite(preprocess(np.zeros((50, 50)))).all()  # blank input stays finite
+
+
+def test_a_refused_file_is_told_plainly_not_as_an_unexpected_fault():
+    from services.xray_image import UnsupportedImageFormat
+    from viewmodels.session_vm import user_message
+    exc = UnsupportedImageFormat("wardlens.svg is not a PNG, JPEG or DICOM image.")
+    assert user_message(exc) == "wardlens.svg is not a PNG, JPEG or DICOM image." and isinstance(exc, ValueError)
