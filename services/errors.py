@@ -14,7 +14,8 @@ class WrongPassword(WardLensError):
 class LoginThrottled(WardLensError):
     def __init__(self, wait_s: float) -> None:
         self.wait_s = wait_s
-        super().__init__(f"Too many failed attempts. Try again in {int(wait_s + 0.999)} seconds.")
+        n = int(wait_s + 0.999)
+        super().__init__(f"Too many failed attempts. Try again in {n} second{'' if n == 1 else 's'}.")
 
 
 class StoreDamaged(WardLensError):

@@ -70,7 +70,7 @@ class WorklistViewModel(StatusViewModel):
         self.model.set_rows(rows)
         high = sum(1 for r in rows if r.risk.band == "high")
         todo = sum(r.open_interventions for r in rows)
-        self._set_status(f"{len(rows)} patients expected home within 48 hours"
+        self._set_status(f"{len(rows)} patient{'' if len(rows) == 1 else 's'} expected home within 48 hours"
                          f"{' on ' + self._ward if self._ward else ''}; {high} at high risk; {todo} interventions open")
         self.select(0 if rows else -1)
 
