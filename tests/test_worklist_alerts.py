@@ -1,6 +1,8 @@
 """Discharge worklist, interventions from it, and alerts that stay until acknowledged."""
 from __future__ import annotations
 
+from PySide6.QtWidgets import QLabel
+
 import datetime as dt
 
 import pytest
@@ -89,6 +91,15 @@ def test_worklist_page_and_banner_offscreen(qtbot, owner, qt_settings, demo_stor
     with qtbot.waitSignal(avm.alertsChanged, timeout=30_000):
         avm.refresh()
     assert avm.alerts and not banner.isHidden()
+    n = len(avm.alerts)
+    rows = lambda: [w for w in banner.findChildren(QLabel) if w.accessibleName() == "Alert" and not w.isHidden()]  # noqa: E731
+    banner.show()
+    qtbot.waitUntil(lambda: len(rows()) == banner.SHOWN, timeout=5_000)
+    assert n > banner.SHOWN and f"Show all {n}" in banner.more.text()
+    banner.more.click()
+    qtbot.waitUntil(lambda: len(rows()) == n, timeout=5_000)  # every open alert, scrolling past five
+    banner.more.click()
+    qtbot.waitUntil(lambda: len(rows()) == banner.SHOWN, timeout=5_000)
     with qtbot.waitSignal(avm.alertsChanged, timeout=10_000):
         avm.acknowledge(avm.alerts[0].id)
     s.lock()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QScrollArea, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 
@@ -107,23 +107,42 @@ class WorklistView(QWidget):
 
 
 class AlertBanner(QFrame):
-    """Open alerts at the top of the workspace; each stays until someone acknowledges it."""
+    """Open alerts at the top of the workspace; each stays until someone acknowledges it. Two show by
+    default so the page stays usable; "Show all" lists every one (scrolling past a few)."""
 
     SHOWN = 2
 
     def __init__(self, vm: AlertsViewModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.vm = vm
+        self.expanded = False
+        self._alerts: list = []
         self.setStyleSheet("AlertBanner { background: #fff4e5; border-bottom: 2px solid #b35c00; }")
-        self.lay = QVBoxLayout(self)
-        self.lay.setContentsMargins(12, 6, 12, 6)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(12, 6, 12, 6)
+        self.scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.scroll.setStyleSheet("QScrollArea, QScrollArea > QWidget > QWidget { background: transparent; }")
+        body = QWidget()
+        self.lay = QVBoxLayout(body)
+        self.lay.setContentsMargins(0, 0, 0, 0)
+        self.scroll.setWidget(body)
+        outer.addWidget(self.scroll)
+        self.more = QPushButton(flat=True)
+        self.more.clicked.connect(self._toggle)
+        outer.addWidget(self.more, 0, Qt.AlignmentFlag.AlignLeft)
         self.setVisible(False)
         vm.alertsChanged.connect(self.show_alerts)
 
+    def _toggle(self) -> None:
+        self.expanded = not self.expanded
+        self.show_alerts(self._alerts)
+
     def show_alerts(self, alerts: list) -> None:
+        self._alerts = list(alerts)
         _clear(self.lay)
         self.setVisible(bool(alerts))
-        for a in alerts[:self.SHOWN]:
+        shown = alerts if self.expanded else alerts[:self.SHOWN]
+        for a in shown:
             row = QHBoxLayout()
             what = "Capacity" if a.kind == "capacity" else "Readmission risk"
             text = QLabel(f"⚠ <b>{what}:</b> {a.message}", wordWrap=True)
@@ -134,14 +153,18 @@ class AlertBanner(QFrame):
             ack.clicked.connect(lambda _=False, i=a.id: self.vm.acknowledge(i))
             row.addWidget(ack)
             self.lay.addLayout(row)
-        if len(alerts) > self.SHOWN:
-            self.lay.addWidget(QLabel(f"… and {len(alerts) - self.SHOWN} more open alerts"))
+        extra = len(alerts) - self.SHOWN
+        self.more.setVisible(extra > 0)
+        self.more.setText("Show fewer alerts" if self.expanded else f"Show all {len(alerts)} open alerts ({extra} more)")
+        rows = max(1, len(shown))
+        self.scroll.setFixedHeight(min(rows, 5) * 42)  # up to five rows; more scroll
 
 
 def _clear(layout) -> None:
     while layout.count():
         item = layout.takeAt(0)
         if item.widget():
+            item.widget().hide()  # at once: deleteLater alone leaves it painted until the next event pass
             item.widget().deleteLater()
         elif item.layout():
             _clear(item.layout())
