@@ -30,7 +30,8 @@ class TableExporter(QObject):
     def export_model(self, model: ListTableModel, path: str, what: str) -> None:
         headers, rows = model.headers, model.display_rows()  # a snapshot taken on the GUI thread
         self.runner.run(f"Exporting {what}", lambda p, c: export_table(self.session, headers, rows, path, what),
-                        on_success=lambda n: self.finished.emit(f"{n:,} rows exported to {path}"),
+                        on_success=lambda n: self.finished.emit(f"{n:,} rows exported to {path} (the rows listed; "
+                                                                "search first to export others)"),
                         on_failure=lambda e: self.finished.emit(user_message(e)), owner=self)
 
     def export_deidentified(self, path: str) -> None:
