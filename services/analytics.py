@@ -52,8 +52,6 @@ class AnalyticsService:
         progress(1, 3, "Scoring readmission risk")
         df = normalise_uci_frame(raw)
         df["ward"] = df["_eid"].map(wards).fillna("No ward")
-        # what a row may be called on screen: the encounter number for the care team, else a pseudonym
-        df["ref"] = [self.s.encounter_ref(e, n) for e, n in zip(df["_eid"], df["encounter_id"])]
         feats = build_features(df[list(ENCOUNTER_COLUMNS)]).to_numpy(np.float32)
         eligible = eligible_mask(df).to_numpy()
         svc = self._readmission or readmission_service()
@@ -66,7 +64,7 @@ class AnalyticsService:
         self.s.log("read", "analytics", "", f"dashboards: {len(df)} encounters, de-identified aggregates")
         progress(2, 3, "Encounters loaded")
         return Cohort(df, feats, eligible, prob, known, (df["readmitted"] == "<30").to_numpy(), svc.threshold,
-                      tuple(svc.bands), svc.bundle.card, labs)
+                      tuple(svc.bands), svc.bundle.card, labs, self.s.encounter_ref)
 
     def require_export(self) -> None:
         """Exporting a chart image is an export: role-checked before anything is written..."""

@@ -3,7 +3,7 @@ tests), the drift rule against a model card, and the Cohort read from the store.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -168,5 +168,7 @@ class Cohort:
     bands: tuple[tuple[str, float], ...]
     card: dict[str, Any]
     labs: pd.DataFrame       # numeric BMI / glucose per encounter where the store has them (may be empty)
+    # (store id, encounter number) -> what a row may be called on screen: the number, or a pseudonym
+    encounter_ref: Callable[[int, int], str]
 
 

@@ -141,7 +141,7 @@ def _exploration(c: Cohort, service: ReadmissionService | None, sample: int, top
             pct = max(share, 1 / len(col)) * 100
             where = f"{'top' if z[i, j] > 0 else 'bottom'} " + (f"{pct:.1f}%" if pct >= 1 else f"{pct:.2g}%")
             why.append(f"{LABELS[NUMERIC[j]]} {v:g} (median {np.median(col):g}; {where})")
-        anomalies.append(Anomaly(str(f["ref"].iat[i]), str(f["ward"].iat[i]), float(-score[i]), "; ".join(why)))
+        anomalies.append(Anomaly(c.encounter_ref(int(f["_eid"].iat[i]), int(f["encounter_id"].iat[i])), str(f["ward"].iat[i]), float(-score[i]), "; ".join(why)))
     pca_s = Scatter("PCA projection (2-D)", xy[pick, 0], xy[pick, 1], outcome[pick],
                     ("readmitted within 30 days", "not readmitted within 30 days", "outcome not known"),
                     f"component 1 ({ev[0]:.0%} of variance)", f"component 2 ({ev[1]:.0%})",

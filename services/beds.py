@@ -43,14 +43,12 @@ class BedService:
 
     def waiting(self) -> list[WaitingRow]:
         self.s.require(Permission.READ_DEIDENTIFIED, "see waiting admissions")
-        names = self.s.sees_names
         rows = self.s.db.conn.execute(
             "SELECT w.id, w.patient_id, p.mrn, p.family_name, p.given_name, p.sex, "
             "coalesce((SELECT age_band FROM encounters WHERE id = p.latest_encounter_id), ''), w.requested_at, "
             "w.ward_type, w.needs_isolation, w.note FROM waiting_admissions w JOIN patients p ON p.id = w.patient_id "
             "WHERE w.status = 'waiting' ORDER BY w.requested_at").fetchall()
-        return [WaitingRow(i, pid, (f"{fam or ''}, {giv or ''}".strip(", ") or f"Patient {mrn}") if names
-                           else f"Patient {self.s.patient_ref(pid, mrn)}", sex, age, req, wt, bool(iso), note)
+        return [WaitingRow(i, pid, self.s.patient_label(pid, mrn, fam, giv), sex, age, req, wt, bool(iso), note)
                 for i, pid, mrn, fam, giv, sex, age, req, wt, iso, note in rows]
 
     def free_beds(self) -> list[FreeBed]:

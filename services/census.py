@@ -97,7 +97,6 @@ class CensusService:
         # History rows are fed along so the features can use earlier stays; only inpatient rows are read.
         est = {e.encounter_id: e for e in svc.estimates(_uci_model_frame(frame)) if e.encounter_id in wanted}
         out = []
-        names = self.s.sees_names
         for pid, nbr, ward, ward_id, bed, admit, mrn, family, given in rows:
             e = est[nbr]
             admit_dt = dt.datetime.fromisoformat(admit) if admit else dt.datetime.combine(today, dt.time())
@@ -106,10 +105,8 @@ class CensusService:
             surv = svc.remaining_stay_survival(dist, min(days_in, 13), HORIZON_DAYS - 1)
             presence = (1.0, *map(float, surv))
             point, low, high = _conditional_stay(svc, dist, days_in, e)
-            ref = self.s.patient_ref(pid, mrn)
-            label = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {ref}") if names else f"Patient {ref}"
             out.append(InpatientEstimate(
-                pid, label, ref, nbr, ward, ward_id, bed, admit_dt, days_in, round(point, 1), low, high,
+                pid, self.s.patient_label(pid, mrn, family, given), self.s.patient_ref(pid, mrn), nbr, ward, ward_id, bed, admit_dt, days_in, round(point, 1), low, high,
                 admit_dt.date() + dt.timedelta(days=int(round(point))), admit_dt.date() + dt.timedelta(days=low),
                 admit_dt.date() + dt.timedelta(days=high), float(1.0 - presence[2]), presence))
         self.s.log("read", "census", "", f"{len(out)} inpatients")

@@ -109,9 +109,8 @@ class PatientService:
         self.s.log("search", "patients", "", f"query={q[:40]!r} results={len(rows)}")
         out = []
         for pid, mrn, given, family, sex, age, ward, admit, n, dx, inpt in rows:
-            ref = self.s.patient_ref(pid, mrn)
-            name = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {ref}") if names else f"Patient {ref}"
-            out.append(PatientRow(pid, ref, name, sex, age, ward, (admit or "")[:10], n, dx, bool(inpt)))
+            out.append(PatientRow(pid, self.s.patient_ref(pid, mrn), self.s.patient_label(pid, mrn, family, given),
+                                  sex, age, ward, (admit or "")[:10], n, dx, bool(inpt)))
         return out
 
     def counts(self) -> tuple[int, int]:
@@ -347,7 +346,7 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
         meds.setdefault(drug, {})[e] = status
 
     def column(values: list) -> np.ndarray:
-        return np.array(values, dtype=object) if values else np.array([], dtype=object)
+        return np.array(values, dtype=object)
 
     cols: dict[str, Any] = {c: base[c].to_numpy() for c in base.columns}
     for pos in (1, 2, 3):

@@ -49,6 +49,11 @@ class Session:
         number is an identifier too), stable within this session only."""
         return str(number) if self.sees_names else self._pseudonyms("P", int(patient_id))
 
+    def patient_label(self, patient_id: int, number: str, family: str | None, given: str | None) -> str:
+        """"Family, Given" for the care team; "Patient <number or pseudonym>" otherwise or without a name."""
+        name = f"{family or ''}, {given or ''}".strip(", ") if self.sees_names else ""
+        return name or f"Patient {self.patient_ref(patient_id, number)}"
+
     def encounter_ref(self, encounter_id: int, number: int | str) -> str:
         return str(number) if self.sees_names else self._pseudonyms("E", int(encounter_id))
 
