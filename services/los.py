@@ -262,13 +262,19 @@ def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
     return [h.strip() for h in header], rows
 
 
+LOS_OUTPUT_COLUMNS: tuple[str, ...] = ("line", "encounter_id", "los_days", "los_low", "los_high", "error")
+
+
 def score_los_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
                   service: LosService | None = None) -> dict[str, Any]:
-    """Score a UCI-schema CSV: writes encounter_id, los_days, los_low, los_high per good row.
+    """Score a UCI-schema CSV: one output row per input row, in input order.
 
-    Bad rows are skipped and reported as {"line": n, "reason": ...} (line 1 is the header). Earlier
-    encounters of the same patient in the file feed the history features. Raises LosCsvError for
-    file-level problems. Returns {"scored", "rejected", "errors", "output"}.
+    Columns (LOS_OUTPUT_COLUMNS): `line` is the row's line in the input file (the header is line 1), then
+    encounter_id, los_days (point estimate), los_low and los_high (80% interval, whole days), and `error`:
+    empty for a scored row, else the reason the row was not scored (its estimate columns stay empty), as
+    `score readmission` does. Earlier encounters of the same patient in the file feed the history
+    features; rejected rows do not. Raises LosCsvError for file-level problems.
+    Returns {"rows", "scored", "rejected", "errors": [{"line", "encounter_id", "reason"}], "messages", "output"}.
     """
     input_path, output_path = Path(input_path), Path(output_path)
     if not input_path.is_file():
@@ -281,33 +287,42 @@ def score_los_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
     if len(set(header)) != len(header):
         raise LosCsvError(f"{input_path.name} has duplicate column names")
     errors: list[dict[str, Any]] = []
+    results: dict[int, dict[str, Any]] = {}  # line -> output row
+    order: list[int] = []
     good: list[dict[str, str]] = []
-    seen: set[str] = set()
+    good_lines: list[int] = []
+    seen: dict[str, int] = {}
     for line, rec in records:
         if not rec or all(not v.strip() for v in rec):
             continue  # blank line
-        if len(rec) != len(header):
-            errors.append({"line": line, "reason": f"has {len(rec)} fields, expected {len(header)}"})
-            continue
-        row = dict(zip(header, rec))
-        reason = _row_problem(row)
-        if reason is None:
-            eid = row["encounter_id"].strip()
-            if eid in seen:
-                reason = f"duplicate encounter_id {eid}"
-            seen.add(eid)
-        if reason is None:
-            row["time_in_hospital"] = row["time_in_hospital"].strip() if row["time_in_hospital"].strip().isdigit() else "0"
-            good.append(row)
+        order.append(line)
+        row = dict(zip(header, rec)) if len(rec) == len(header) else {}
+        eid = row.get("encounter_id", "").strip()
+        if not row:
+            reason: str | None = f"has {len(rec)} fields, expected {len(header)}"
         else:
-            errors.append({"line": line, "reason": reason})
+            reason = _row_problem(row)
+            if reason is None and eid in seen:
+                reason = f"duplicate encounter_id {eid} (first on line {seen[eid]})"
+        if reason is not None:
+            errors.append({"line": line, "encounter_id": eid, "reason": reason})
+            results[line] = {"line": line, "encounter_id": eid, "error": reason}
+            continue
+        seen[eid] = line
+        row["time_in_hospital"] = row["time_in_hospital"].strip() if row["time_in_hospital"].strip().isdigit() else "0"
+        good.append(row)
+        good_lines.append(line)
+    if good:
+        frame = normalise_uci_frame(pd.DataFrame(good, columns=header))
+        svc = service or LosService()
+        for line, est in zip(good_lines, svc.estimates(frame)):
+            results[line] = {"line": line, "encounter_id": est.encounter_id, "los_days": f"{est.point_days:.2f}",
+                             "los_low": est.low_days, "los_high": est.high_days, "error": ""}
     output_path.parent.mkdir(parents=True, exist_ok=True)
     with open(output_path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["encounter_id", "los_days", "los_low", "los_high"])
-        if good:
-            frame = normalise_uci_frame(pd.DataFrame(good, columns=header))
-            svc = service or LosService()
-            for est in svc.estimates(frame):
-                w.writerow([est.encounter_id, f"{est.point_days:.2f}", est.low_days, est.high_days])
-    return {"scored": len(good), "rejected": len(errors), "errors": errors, "output": str(output_path)}
+        w = csv.DictWriter(f, fieldnames=list(LOS_OUTPUT_COLUMNS), restval="")
+        w.writeheader()
+        for line in order:
+            w.writerow(results[line])
+    return {"rows": len(order), "scored": len(good), "rejected": len(errors), "errors": errors,
+            "messages": [f"line {e['line']}: {e['reason']}" for e in errors], "output": str(output_path)}

@@ -84,3 +84,27 @@ def test_bad_input_gives_clear_errors(tmp_path):
     assert r.returncode == 1 and "unencrypted" in r.stderr
     r = run("import", "--db", str(plain))
     assert r.returncode == 2  # --input is required
+
+
+def test_score_los_reports_bad_rows_with_line_and_reason(tmp_path):
+    """`score los` answers every input row: line, encounter_id, los_days, los_low, los_high, error (like
+    `score readmission`), and names each rejected row on stderr with a non-zero exit."""
+    import csv
+    import gzip
+    with gzip.open(ROOT / "resources" / "demo" / "uci_sample.csv.gz", "rt", encoding="utf-8") as f:
+        lines = [next(f) for _ in range(5)]  # header + 4 encounters
+    fields = lines[2].rstrip("\n").split(",")
+    fields[6] = "urgent"                     # admission_type_id must be a number
+    lines[2] = ",".join(fields) + "\n"
+    src, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    src.write_text("".join(lines) + "1,2,3\n", encoding="utf-8")
+    r = run("score", "los", "--input", str(src), "--output", str(out))
+    assert r.returncode == 3, r.stderr
+    assert "3 scored, 2 rejected" in r.stdout
+    assert "line 3: admission_type_id is not an integer" in r.stderr and "line 6: has 3 fields" in r.stderr
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == ["line", "encounter_id", "los_days", "los_low", "los_high", "error"]
+    assert [r["line"] for r in rows] == ["2", "3", "4", "5", "6"]
+    assert rows[1]["error"].startswith("admission_type_id") and rows[1]["los_days"] == ""
+    assert rows[0]["error"] == "" and float(rows[0]["los_days"]) >= 1

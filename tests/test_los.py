@@ -166,14 +166,23 @@ def test_score_los_csv_well_formed_and_reports_bad_rows(tmp_path: Path) -> None:
     with open(src, "a") as f:
         f.write("1,2,3\n")                          # short row (line 12)
     rep = score_los_csv(src, out)
-    assert rep["scored"] == 8 and rep["rejected"] == 3
+    assert rep["scored"] == 8 and rep["rejected"] == 3 and rep["rows"] == 11
     assert [e["line"] for e in rep["errors"]] == [5, 8, 12]
     assert "admission_type_id" in rep["errors"][0]["reason"] and "duplicate" in rep["errors"][1]["reason"]
-    assert "fields" in rep["errors"][2]["reason"]
+    assert "first on line 7" in rep["errors"][1]["reason"] and "fields" in rep["errors"][2]["reason"]
+    assert rep["messages"][0].startswith("line 5: admission_type_id")
     with open(out, newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8 and {r["encounter_id"] for r in rows} == set(df["encounter_id"]) - {"1003"} and list(rows[0]) == ["encounter_id", "los_days", "los_low", "los_high"]
-    for r in rows:
+    # every input row has its output row, in input order, with its line and the reason it was not scored
+    assert list(rows[0]) == ["line", "encounter_id", "los_days", "los_low", "los_high", "error"]
+    assert [int(r["line"]) for r in rows] == list(range(2, 13))
+    bad = {int(r["line"]): r for r in rows if r["error"]}
+    assert set(bad) == {5, 8, 12} and all(r["los_days"] == r["los_low"] == r["los_high"] == "" for r in bad.values())
+    assert bad[5]["encounter_id"] == df.loc[3, "encounter_id"] and "admission_type_id" in bad[5]["error"]
+    assert "duplicate" in bad[8]["error"] and "fields" in bad[12]["error"]
+    ok = [r for r in rows if not r["error"]]
+    assert len(ok) == 8 and {r["encounter_id"] for r in ok} == set(df["encounter_id"]) - {"1003"}
+    for r in ok:
         assert 1 <= int(r["los_low"]) <= float(r["los_days"]) + 1 and int(r["los_high"]) <= 14
         assert int(r["los_low"]) <= int(r["los_high"])
 
