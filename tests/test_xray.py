@@ -93,9 +93,21 @@ def test_pipeline_end_to_end_on_a_tiny_sample(tmp_path: Path) -> None:
     assert len(card["training"]["members"]) == 2
     assert {"per_class", "mean_roc_auc_14_findings"} <= set(card["metrics_test"])
     assert max(card["model"]["onnx_parity_max_abs_diff"].values()) < 1e-2
+    assert card["thresholds"]["derived_by"] == "training" and len(card["operating_points_test"]) == 15
+    assert "findings_flagged_mean" in card["flags_per_image_test"]
     svc = XrayService(out)
     r = svc.classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
     assert r.cam.shape[0] == 15
+
+    # --rethreshold on the same bundle: draws the same 160-image sample, rewrites sidecar and card, loads again
+    assert tx.main(["--rethreshold", "--data", str(data), "--out", str(out), "--min-specificity", "0.9"]) == 0
+    again = json.loads((out / "card.json").read_text())
+    assert again["thresholds"]["derived_by"].startswith("--rethreshold") and again["thresholds"]["min_specificity"] == 0.9
+    assert again["training"] == card["training"]
+    for a, b in zip(again["metrics_test"]["per_class"], card["metrics_test"]["per_class"]):  # ONNX vs torch scores
+        assert (a["roc_auc"] is None) == (b["roc_auc"] is None) and a["roc_auc"] == pytest.approx(b["roc_auc"], abs=1e-3)
+    clear_cache()
+    assert XrayService(out).thresholds == {r["class"]: r["threshold"] for r in again["operating_points_test"]}
 
 
 def test_full_nih_layout_is_detected_and_loaded(tmp_path: Path) -> None:
@@ -226,3 +238,59 @@ def test_committed_card_metrics_recomputed_from_committed_model(service: XraySer
     mean14 = float(np.mean([roc_auc_score(y[:, c], probs[:, c]) for c in range(1, 15)]))
     assert abs(mean14 - card["metrics_test"]["mean_roc_auc_14_findings"]["value"]) < 1e-3
     assert card["metrics_test"]["mean_roc_auc_14_findings"]["ci_low"] < mean14 < card["metrics_test"]["mean_roc_auc_14_findings"]["ci_high"]
+
+
+def test_threshold_rule_keeps_a_specificity_floor_and_youden_above_it() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random(2000) < 0.1).astype(np.float32)
+    weak = np.clip(0.3 + 0.1 * y + rng.normal(0, 0.1, 2000), 0, 1)      # Youden's cut is far below the floor
+    t, how = tx.choose_threshold(y, weak, 0.85)
+    assert how.startswith("specificity floor") and ((weak < t) & (y == 0)).sum() / (y == 0).sum() >= 0.85
+    assert ((weak < t) & (y == 0)).sum() / (y == 0).sum() < 0.85 + 2 / (y == 0).sum()  # the lowest such cut
+    strong = np.clip(0.2 + 0.6 * y + rng.normal(0, 0.05, 2000), 0, 1)   # Youden's cut is already specific
+    t, how = tx.choose_threshold(y, strong, 0.85)
+    assert how == "Youden's J" and t == tx.youden_threshold(y, strong)
+    assert not np.any(np.isclose(strong, t, atol=1e-9))  # cuts lie between scores, never on one
+    assert tx.choose_threshold(np.zeros(10), np.linspace(0, 1, 10), 0.85)[0] == 0.5  # undefined: no positives
+
+
+def test_rethreshold_refuses_a_tampered_sidecar(tmp_path: Path) -> None:
+    shutil.copytree(DEFAULT_BUNDLE, tmp_path / "xray")
+    meta = tmp_path / "xray" / SIDECAR
+    meta.write_text(meta.read_text().replace('"thresholds"', '"thresholds" ', 1))
+    with pytest.raises(SystemExit, match="does not match its .sha256"):
+        tx.main(["--rethreshold", "--out", str(tmp_path / "xray")])
+    assert meta.read_text().count('"thresholds" ') == 1  # nothing rewritten
+
+
+def test_committed_thresholds_and_operating_points_recomputed_from_committed_model(service: XrayService) -> None:
+    """The sidecar's thresholds follow from the card's rule on validation; the card's operating points and
+    flags per image from those thresholds on test (what `--rethreshold` would write again)."""
+    card = service.card
+    if card["data"].get("sample") or card["data"]["layout"] != "npz":
+        pytest.skip("the committed card was not trained on the npz sample")
+    npz = np.load(shared_path("nih_cxr", "nih_cxr14_128.npz"), allow_pickle=False)
+    split = tx.patient_split(npz["patient_id"])
+    va, te = np.flatnonzero(split == 1), np.flatnonzero(split == 2)
+    session = service.bundle.session
+    p_va, p_te = tx.onnx_probs(session, npz["images"][va]), tx.onnx_probs(session, npz["images"][te])
+    y_va, y_te = npz["labels"][va].astype(np.float32), npz["labels"][te].astype(np.float32)
+    floor = card["thresholds"]["min_specificity"]
+    assert service.meta["threshold_rule"] == card["thresholds"]["rule"] == tx.threshold_rule(floor)
+    rows = {r["class"]: r for r in card["operating_points_test"]}
+    for i, c in enumerate(service.classes):
+        t, how = tx.choose_threshold(y_va[:, i], p_va[:, i], floor)
+        assert t == pytest.approx(service.thresholds[c], abs=1e-7) and rows[c]["threshold"] == service.thresholds[c], c
+        assert rows[c]["chosen_by"] == how
+        flag_va, flag = p_va[:, i] >= t, p_te[:, i] >= t
+        val_spec = float((~flag_va & (y_va[:, i] == 0)).sum() / (y_va[:, i] == 0).sum())
+        assert val_spec == pytest.approx(rows[c]["val_specificity"]) and val_spec >= floor, c
+        assert rows[c]["sensitivity"] == pytest.approx((flag & (y_te[:, i] == 1)).sum() / y_te[:, i].sum()), c
+        assert rows[c]["specificity"] == pytest.approx((~flag & (y_te[:, i] == 0)).sum() / (y_te[:, i] == 0).sum()), c
+        assert rows[c]["sensitivity_ci"][0] <= rows[c]["sensitivity"] <= rows[c]["sensitivity_ci"][1]
+    cut = np.array([service.thresholds[c] for c in service.classes])
+    assert card["flags_per_image_test"]["findings_flagged_mean"] == pytest.approx((p_te >= cut)[:, 1:].sum(1).mean())
+    prev = card["thresholds"].get("previous")
+    if prev:  # re-derived: the earlier thresholds' flag count is recomputable too, and was higher
+        old = np.array([prev["thresholds"][c] for c in service.classes])
+        assert prev["flags_per_image_test"]["findings_flagged_mean"] == pytest.approx((p_te >= old)[:, 1:].sum(1).mean())

@@ -6,9 +6,16 @@ Data layouts (`--data` is detected):
   any resolution); every image is resized with the same function the application uses.
 
 Split by patient with a keyed hash (70/15/15): thresholds and the OOD limit are chosen on validation,
-the test split is scored once. The exported ONNX graph has a dynamic batch and three outputs:
-probs (N,15), cam (N,15,h,w) class activation maps whose spatial mean is exactly the logit, and
-ood (N,) Mahalanobis distance of the pooled features to the training images.
+the test split is scored once. Per-class thresholds: Youden's J, raised where needed to a validation
+specificity of at least --min-specificity (0.85), so that a typical film shows few flags.
+
+`python -m training xray --rethreshold [--data DIR] [--min-specificity F]` trains nothing: it re-derives the
+thresholds and the card's operating points of the bundle in --out from its model.onnx (same data, sample
+and split as its card records) and rewrites xray_meta.json, card.json and card.md with their hashes.
+
+The exported ONNX graph has a dynamic batch and three outputs: probs (N,15), cam (N,15,h,w) class
+activation maps whose spatial mean is exactly the logit, and ood (N,) Mahalanobis distance of the pooled
+features to the training images.
 """
 from __future__ import annotations
 
@@ -35,6 +42,22 @@ CLASSES = ["No Finding", "Atelectasis", "Cardiomegaly", "Effusion", "Infiltratio
            "Pleural_Thickening", "Hernia"]
 FINDINGS = CLASSES[1:]
 SPLIT_KEY = "wardlens-xray-split-v1"
+INTENDED_USE = ("Decision support for clinicians reading frontal (PA/AP) adult chest radiographs: flags findings for "
+                "attention and shows where the network looked. Not a diagnosis; every flag needs a clinician's "
+                "reading of the image.")
+LIMITS = ["Trained from scratch on a small, enriched subset of ChestX-ray14: prevalence and calibration do not "
+          "transfer to a hospital's case mix; probabilities are relative scores.",
+          "Labels were mined from reports by NLP (about 90% accurate per NIH).",
+          "Low resolution (128 px): small nodules and subtle pneumothorax can be missed.",
+          "Flags are set for specificity (see thresholds): most films show few flags, but sensitivity at these "
+          "thresholds is modest (see operating_points_test), so a finding that is not flagged is not excluded.",
+          "Images unlike the training radiographs (other body parts, photos, CT/MR, blank or noise) are refused by "
+          "the OOD guard; lateral views and paediatric films were not validated.",
+          "Rare findings (Hernia, Edema, Emphysema, Fibrosis) have few test positives: wide intervals."]
+# the order of card.json / card.md, whichever code path (training or --rethreshold) wrote it
+CARD_ORDER = ["name", "title", "version", "intended_use", "limits", "data", "preprocessing", "model", "training",
+              "validation_history", "metrics_test", "thresholds", "operating_points_test", "flags_per_image_test",
+              "flags_per_image_val", "ood_guard", "provenance"]
 
 
 # ------------------------------------------------------------------------------------------ data
@@ -113,6 +136,18 @@ def load_data(path: Path, workers: int = 2) -> XrayData:
     return XrayData(imgs, _labels_from_strings(df["Finding Labels"].tolist()), df["Patient ID"].to_numpy(np.int64),
                     df["Image Index"].to_numpy(str), (df["View Position"] == "PA").to_numpy(np.float32),
                     (df["Patient Gender"] == "M").to_numpy(np.float32), df["Patient Age"].to_numpy(np.float32), layout)
+
+
+def load_split(path: Path, sample: int, seed: int, workers: int) -> tuple[XrayData, np.ndarray, dict[str, int]]:
+    """The data set (or the same random sample of it as training drew) and its patient split."""
+    data = load_data(path, workers=workers)
+    if sample and sample < len(data):
+        pick = np.sort(np.random.default_rng(seed).choice(len(data), sample, replace=False))
+        data = data.subset(pick)
+    split = patient_split(data.patient_id)
+    counts = {k: int((split == i).sum()) for i, k in enumerate(("train", "val", "test"))}
+    print(f"[xray] {len(data)} images, {len(np.unique(data.patient_id))} patients, split {counts}", flush=True)
+    return data, split, counts
 
 
 def patient_split(patient_id: np.ndarray, val: float = 0.15, test: float = 0.15) -> np.ndarray:
@@ -385,15 +420,6 @@ def train(data: XrayData, split: np.ndarray, args, seed: int) -> tuple[object, d
 
 # ------------------------------------------------------------------------------------------ evaluation
 
-def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    from sklearn.metrics import roc_curve
-    if not 0 < y.sum() < len(y):
-        return 0.5
-    fpr, tpr, thr = roc_curve(y, p)
-    i = int(np.argmax(tpr - fpr))
-    return float(min(max(thr[i], 1e-6), 1 - 1e-6))
-
-
 def fit_mahalanobis(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and a whitening matrix W (precision = W W^T) from Ledoit-Wolf shrunk covariance."""
     from sklearn.covariance import LedoitWolf
@@ -428,6 +454,196 @@ def evaluate(y: np.ndarray, p: np.ndarray, groups: np.ndarray, n_boot: int, seed
     return {"per_class": per_class, "mean_roc_auc_14_findings": mean14}
 
 
+# ------------------------------------------------------------------------------------------ operating thresholds
+
+MIN_SPECIFICITY = 0.85  # default floor of the threshold rule (see choose_threshold)
+
+
+def _between(lower: float, upper: float | None) -> float:
+    """A cut halfway between two adjacent distinct scores, so that the ~1e-6 differences between the torch
+    and ONNX outputs cannot move an image across it."""
+    t = lower + 1e-6 if upper is None else 0.5 * (lower + upper)
+    return float(min(max(t, 1e-6), 1 - 1e-6))
+
+
+def youden_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The cut maximising sensitivity + specificity - 1 (flag when p >= cut)."""
+    from sklearn.metrics import roc_curve
+    if not 0 < y.sum() < len(y):
+        return 0.5
+    fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)  # every distinct score a candidate
+    i = int(np.argmax((tpr - fpr)[1:])) + 1  # thr[0] is +inf (nothing flagged)
+    below = float(thr[i + 1]) if i + 1 < len(thr) else None  # next lower distinct score
+    return _between(below, float(thr[i])) if below is not None else _between(float(thr[i]) - 2e-6, float(thr[i]))
+
+
+def specificity_floor_threshold(y: np.ndarray, p: np.ndarray, min_specificity: float) -> float:
+    """The lowest cut at which at least `min_specificity` of the negatives score below it."""
+    neg = np.sort(p[y == 0].astype(np.float64))
+    k = int(math.ceil(min_specificity * len(neg) - 1e-9))
+    if k <= 0:
+        return 1e-6
+    above = p[p > neg[k - 1]]
+    return _between(float(neg[k - 1]), float(above.min()) if len(above) else None)
+
+
+def threshold_rule(min_specificity: float) -> str:
+    return (f"Per class, the cut of Youden's J on the validation split, raised where needed so that validation "
+            f"specificity is at least {min_specificity:.2f}: with 14 findings, less specific cuts put several false "
+            f"flags on a typical film. The floor point is used rather than the best J above the floor because with "
+            f"few validation positives that maximum sits on single positives and is unstable.")
+
+
+def choose_threshold(y: np.ndarray, p: np.ndarray, min_specificity: float = MIN_SPECIFICITY) -> tuple[float, str]:
+    """Per-class operating threshold and which part of the rule set it (validation data only)."""
+    if not 0 < y.sum() < len(y):
+        return 0.5, "undefined (one class only in validation)"
+    t_j = youden_threshold(y, p)
+    t_floor = specificity_floor_threshold(y, p, min_specificity)
+    return (t_j, "Youden's J") if t_j >= t_floor else (t_floor, f"specificity floor {min_specificity:.2f}")
+
+
+def _rates(y: np.ndarray, flag: np.ndarray) -> tuple[float, float, float]:
+    pos, neg = y == 1, y == 0
+    sens = float((flag & pos).sum() / pos.sum()) if pos.any() else float("nan")
+    spec = float((~flag & neg).sum() / neg.sum()) if neg.any() else float("nan")
+    ppv = float((flag & pos).sum() / flag.sum()) if flag.any() else float("nan")
+    return sens, spec, ppv
+
+
+def flags_per_image(y: np.ndarray, p: np.ndarray, thresholds: dict[str, float]) -> dict:
+    """How many of the 14 findings a film shows flagged, against how many it is labelled with."""
+    cut = np.array([thresholds[c] for c in CLASSES])
+    flags = (p >= cut)[:, 1:]
+    return {"findings_flagged_mean": float(flags.sum(1).mean()) if len(p) else float("nan"),
+            "images_with_no_finding_flagged": float((flags.sum(1) == 0).mean()) if len(p) else float("nan"),
+            "findings_labelled_mean": float(y[:, 1:].sum(1).mean()) if len(y) else float("nan"),
+            "images_labelled_no_finding": float(y[:, 0].mean()) if len(y) else float("nan")}
+
+
+def operating_points(y_va: np.ndarray, p_va: np.ndarray, y_te: np.ndarray, p_te: np.ndarray, g_te: np.ndarray,
+                     min_specificity: float, n_boot: int, seed: int, derived_by: str,
+                     model_version_trained: str) -> tuple[dict[str, float], dict]:
+    """Thresholds chosen on validation, then measured once on test (with patient-bootstrap intervals).
+
+    Returns the thresholds and the card's parts: `thresholds` (rule, when and how derived),
+    `operating_points_test` (per class) and `flags_per_image_test`. Full training and --rethreshold both
+    write the card from this function.
+    """
+    from training.cards import bootstrap_ci, group_bootstrap_indices
+    thresholds, chosen_by = {}, {}
+    for i, c in enumerate(CLASSES):
+        thresholds[c], chosen_by[c] = choose_threshold(y_va[:, i], p_va[:, i], min_specificity)
+    idx = group_bootstrap_indices(g_te, n_boot, seed) if len(y_te) else []
+    rows = []
+    for i, c in enumerate(CLASSES):
+        row: dict = {"class": c, "threshold": thresholds[c], "chosen_by": chosen_by[c]}
+        vs, vsp, _ = _rates(y_va[:, i], p_va[:, i] >= thresholds[c])
+        row |= {"val_sensitivity": vs, "val_specificity": vsp}
+        if len(y_te):
+            y, f = y_te[:, i], p_te[:, i] >= thresholds[c]
+            sens, spec, ppv = _rates(y, f)
+            row |= {"n_pos": int(y.sum()), "sensitivity": sens, "specificity": spec, "ppv": ppv,
+                    "flagged_share": float(f.mean())}
+            for k, j in (("sensitivity", 0), ("specificity", 1)):
+                if np.isfinite(row[k]):
+                    def metric(yy, ff, j=j):
+                        r = _rates(yy, ff)[j]
+                        if not np.isfinite(r):
+                            raise ValueError("undefined in this resample")
+                        return r
+                    r = bootstrap_ci(metric, [y, f], g_te, indices=idx)
+                    row[k + "_ci"] = [r["ci_low"], r["ci_high"]]
+        rows.append(row)
+    section = {"rule": threshold_rule(min_specificity), "min_specificity": min_specificity,
+               "chosen_on": f"validation split ({len(y_va)} images)",
+               "derived_by": derived_by, "derived_at": _dt_now(), "model_version_trained": model_version_trained}
+    parts = {"thresholds": section, "operating_points_test": rows,
+             "flags_per_image_val": flags_per_image(y_va, p_va, thresholds)}
+    if len(y_te):
+        parts["flags_per_image_test"] = flags_per_image(y_te, p_te, thresholds)
+    return thresholds, parts
+
+
+def _dt_now() -> str:
+    import datetime as dt
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_bundle_texts(out: Path, card: dict, thresholds: dict[str, float], ood: dict, model_sha256: str) -> None:
+    """The sidecar (thresholds, OOD limits; + .sha256) and the card (json + md), for training and --rethreshold."""
+    from services.onnx_runtime import write_sha256
+    from services.xray import SIDECAR
+    from training.cards import write_card
+    sidecar = {"classes": CLASSES, "input_size": MODEL_SIZE, "thresholds": {c: thresholds[c] for c in CLASSES},
+               "threshold_rule": card["thresholds"]["rule"], "ood": ood, "model_sha256": model_sha256}
+    (out / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
+    write_sha256(out / SIDECAR)
+    ordered = {k: card[k] for k in CARD_ORDER if k in card} | {k: v for k, v in card.items() if k not in CARD_ORDER}
+    write_card(out, ordered)
+
+
+def onnx_probs(session, images: np.ndarray, batch: int = 128) -> np.ndarray:
+    """Probabilities of the exported graph for uint8 images (N,S,S), normalised as the application does."""
+    out = [session.run(None, {"image": normalize(images[i:i + batch])[:, None]})[0] for i in range(0, len(images), batch)]
+    return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+
+
+def rethreshold(args) -> int:
+    """Re-derive the thresholds and operating points of the bundle in args.out from its model.onnx: no training
+    and no torch. Same data, sample and patient split as the card records; thresholds from validation only,
+    operating points and ranking metrics measured once on test; sidecar and card rewritten with their hashes."""
+    import warnings
+    warnings.filterwarnings("ignore", module="sklearn")
+    from services.files import sha256_file
+    from services.onnx_runtime import load_bundle
+    from services.xray import SIDECAR
+    out = args.out
+    bundle = load_bundle(out, use_cache=False)  # refuses a model.onnx that does not match its sha256
+    meta_path = out / SIDECAR
+    sha_path = meta_path.with_name(SIDECAR + ".sha256")
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    if not sha_path.exists() or sha256_file(meta_path) != sha_path.read_text(encoding="utf-8").split()[0].strip():
+        raise SystemExit(f"{meta_path} does not match its .sha256: restore the bundle before re-deriving thresholds")
+    if meta.get("model_sha256") != bundle.sha256:
+        raise SystemExit(f"{meta_path} belongs to another model.onnx: restore the bundle before re-deriving thresholds")
+    card = copy.deepcopy(bundle.card)
+    trained = card.get("training", {})
+    seed, n_boot = int(trained.get("seed", 0)), int(trained.get("n_boot", args.n_boot))
+    data, split, counts = load_split(args.data, int(card["data"].get("sample") or 0), seed, args.threads)
+    want = {k: card["data"]["split"].get(k) for k in counts}
+    if len(data) != card["data"]["images"] or counts != want:
+        raise SystemExit(f"{args.data}: {len(data)} images split {counts}, but the model was trained on "
+                         f"{card['data']['images']} images split {want}; use the data it was trained on")
+    va, te = np.flatnonzero(split == 1), np.flatnonzero(split == 2)
+    t0 = time.time()
+    p_va, p_te = onnx_probs(bundle.session, data.images[va]), onnx_probs(bundle.session, data.images[te])
+    y_va, y_te, g_te = data.labels[va], data.labels[te], data.patient_id[te]
+    before = meta["thresholds"]
+    trained_version = card.get("thresholds", {}).get("model_version_trained", card.get("version", "unknown"))
+    thresholds, parts = operating_points(y_va, p_va, y_te, p_te, g_te, args.min_specificity, n_boot, seed,
+                                         derived_by="--rethreshold: re-derived from the committed model.onnx, "
+                                                    "no retraining", model_version_trained=trained_version)
+    parts["thresholds"]["previous"] = {
+        "rule": card.get("thresholds", {}).get("rule", meta.get("threshold_rule")), "thresholds": before,
+        "flags_per_image_test": flags_per_image(y_te, p_te, before),
+        "flags_per_image_val": flags_per_image(y_va, p_va, before)}
+    metrics = evaluate(y_te, p_te, g_te, n_boot, seed)
+    old_mean = card.get("metrics_test", {}).get("mean_roc_auc_14_findings", {}).get("value")
+    new_mean = metrics["mean_roc_auc_14_findings"]["value"]
+    if old_mean is not None and abs(old_mean - new_mean) > 2e-3:
+        raise SystemExit(f"test mean ROC-AUC of the committed model is {new_mean:.4f}, the card says {old_mean:.4f}: "
+                         "the data or the model differ from the card's; nothing written")
+    card.update(version=f"{trained_version}+thresholds.{time.strftime('%Y.%m.%d')}", intended_use=INTENDED_USE,
+                limits=LIMITS, metrics_test=metrics, **parts)
+    write_bundle_texts(out, card, thresholds, meta["ood"], bundle.sha256)
+    b, a = parts["thresholds"]["previous"]["flags_per_image_test"], parts["flags_per_image_test"]
+    print(f"[xray] thresholds re-derived ({time.time() - t0:.0f}s): findings flagged per test image "
+          f"{b['findings_flagged_mean']:.2f} -> {a['findings_flagged_mean']:.2f} (labelled {a['findings_labelled_mean']:.2f}); "
+          f"bundle in {out}", flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training xray", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="npz sample folder or full NIH folder")
@@ -452,7 +668,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cpu", help="torch device for training, e.g. cuda for the full NIH set "
                                                     "(evaluation and export always run on CPU)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--min-specificity", type=float, default=MIN_SPECIFICITY,
+                    help="specificity floor of the per-class thresholds, on validation (default %(default)s)")
+    ap.add_argument("--rethreshold", action="store_true",
+                    help="no training: re-derive the thresholds and operating points of the bundle in --out from its "
+                         "model.onnx on the same validation/test split, and rewrite its sidecar and card")
     args = ap.parse_args(argv)
+    if not 0.5 <= args.min_specificity < 1:
+        ap.error("--min-specificity must lie in [0.5, 1)")
+    if args.rethreshold:
+        return rethreshold(args)
 
     import warnings
     warnings.filterwarnings("ignore", module="sklearn")  # single-class bootstrap resamples are skipped anyway
@@ -460,13 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     # 2 threads at most (shared build machine); under heavy contention 1 thread was 2.5x faster here
     torch.set_num_threads(args.threads)
     t_start = time.time()
-    data = load_data(args.data, workers=args.threads)
-    if args.sample and args.sample < len(data):
-        pick = np.sort(np.random.default_rng(args.seed).choice(len(data), args.sample, replace=False))
-        data = data.subset(pick)
-    split = patient_split(data.patient_id)
-    counts = {k: int((split == i).sum()) for i, k in enumerate(("train", "val", "test"))}
-    print(f"[xray] {len(data)} images, {len(np.unique(data.patient_id))} patients, split {counts}", flush=True)
+    data, split, counts = load_split(args.data, args.sample, args.seed, args.threads)
 
     members, infos = [], []
     for k in range(args.members):
@@ -478,11 +697,10 @@ def main(argv: list[str] | None = None) -> int:
     tr, va, te = (np.flatnonzero(split == i) for i in range(3))
     Xva, Xte, Xtr = data.images[va], data.images[te], data.images[tr]  # uint8; predict() normalises
 
-    # operating thresholds (Youden's J) and the OOD limit: validation only
+    # operating thresholds (below, from p_va only) and the OOD limit: validation only
     p_va = predict(net, Xva)
     val_auc = mean_auc(data.labels[va], p_va) if len(va) else float("nan")
     print(f"[xray] ensemble val mean ROC-AUC {val_auc:.4f}", flush=True)
-    thresholds = {c: youden_threshold(data.labels[va, i], p_va[:, i]) for i, c in enumerate(CLASSES)}
     mu, whiten = fit_mahalanobis(predict(net, Xtr, features=True))
     exported = export_module(net, mu, whiten)
     with torch.inference_mode():
@@ -498,19 +716,15 @@ def main(argv: list[str] | None = None) -> int:
     # test split: scored once
     p_te = predict(net, Xte)
     metrics = evaluate(data.labels[te], p_te, data.patient_id[te], args.n_boot, args.seed) if len(te) else {}
-    op = []
-    for i, c in enumerate(CLASSES):
-        y, s = data.labels[te, i], p_te[:, i] >= thresholds[c]
-        pos, neg = y.sum(), (1 - y).sum()
-        op.append({"class": c, "threshold": thresholds[c],
-                   "sensitivity": float((s & (y == 1)).sum() / pos) if pos else None,
-                   "specificity": float((~s & (y == 0)).sum() / neg) if neg else None})
+    version = time.strftime("%Y.%m.%d")
+    thresholds, threshold_parts = operating_points(
+        data.labels[va], p_va, data.labels[te], p_te, data.patient_id[te], args.min_specificity, args.n_boot,
+        args.seed, derived_by="training", model_version_trained=version)
 
     # export and bundle
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     from services.onnx_runtime import write_sha256
-    from services.xray import SIDECAR
     export_onnx(exported, out / "model.onnx")
     sha = write_sha256(out / "model.onnx")
     with torch.inference_mode():
@@ -519,30 +733,17 @@ def main(argv: list[str] | None = None) -> int:
     from services.onnx_runtime import create_session
     got = create_session(out / "model.onnx").run(None, {"image": parity_x.numpy()})
     parity = {k: float(np.abs(a - b).max()) for k, a, b in zip(("probs", "cam", "ood"), ref, got)}
-    sidecar = {"classes": CLASSES, "input_size": MODEL_SIZE, "thresholds": thresholds,
-               "threshold_rule": "Youden's J on the validation split",
-               "ood": {"mahalanobis_limit": ood_limit,
-                       "rule": f"{args.ood_quantile:.3f} quantile of validation distances x 1.05", **intensity},
-               "model_sha256": sha}
-    (out / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
-    write_sha256(out / SIDECAR)
+    ood = {"mahalanobis_limit": ood_limit, "rule": f"{args.ood_quantile:.3f} quantile of validation distances x 1.05",
+           **intensity}
     n_params = sum(p.numel() for p in net.parameters())
     history = [{"member": k + 1, **h} for k, i in enumerate(infos) for h in i["history"]]
     elapsed = round(time.time() - t_start, 1)
-    from training.cards import provenance, write_card
+    from training.cards import provenance
     card = {
         "name": "xray", "title": "Chest X-ray findings (NIH ChestX-ray14, 14 findings + No Finding)",
-        "version": time.strftime("%Y.%m.%d"),
-        "intended_use": "Decision support for clinicians reading frontal (PA/AP) adult chest radiographs: "
-                        "flags findings for attention and shows where the network looked. Not a diagnosis; "
-                        "every flag needs a clinician's reading of the image.",
-        "limits": ["Trained from scratch on a small, enriched subset of ChestX-ray14: prevalence and calibration "
-                   "do not transfer to a hospital's case mix; probabilities are relative scores.",
-                   "Labels were mined from reports by NLP (about 90% accurate per NIH).",
-                   "Low resolution (128 px): small nodules and subtle pneumothorax can be missed.",
-                   "Images unlike the training radiographs (other body parts, photos, CT/MR, blank or noise) "
-                   "are refused by the OOD guard; lateral views and paediatric films were not validated.",
-                   "Rare findings (Hernia, Edema, Emphysema, Fibrosis) have few test positives: wide intervals."],
+        "version": version,
+        "intended_use": INTENDED_USE,
+        "limits": LIMITS,
         "data": {"source": "NIH ChestX-ray14 (Wang et al., CVPR 2017)", "layout": data.layout,
                  "path": str(args.data), "images": len(data), "patients": int(len(np.unique(data.patient_id))),
                  "sample": args.sample or None,
@@ -567,11 +768,11 @@ def main(argv: list[str] | None = None) -> int:
                       "epoch chosen on validation mean ROC-AUC"},
         "validation_history": history,
         "metrics_test": metrics,
-        "operating_points_test": op,
-        "ood_guard": sidecar["ood"],
+        **threshold_parts,
+        "ood_guard": ood,
         "provenance": provenance(),
     }
-    write_card(out, card)
+    write_bundle_texts(out, card, thresholds, ood, sha)
     m = metrics.get("mean_roc_auc_14_findings", {}) if metrics else {}
     print(f"[xray] test mean ROC-AUC (14 findings) {m.get('value', float('nan')):.4f} "
           f"[{m.get('ci_low', float('nan')):.4f}, {m.get('ci_high', float('nan')):.4f}]; bundle in {out} ({elapsed:.0f}s)",
