@@ -1,11 +1,13 @@
 """Risk at the bedside: the readmission model and the clinical scores for an encounter in the store."""
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
 from models.domain import Permission, RiskAssessment, RiskFactor
 from services.clinical_scores import hospital_band, hospital_components, lace_components
+from services.model_cards import readable_card_markdown
 from services.patients import PatientService
 from services.readmission import ReadmissionService
 from services.session import Session
@@ -88,5 +90,22 @@ class AssessmentService:
 
     @staticmethod
     def model_card_markdown(name: str = "readmission") -> str:
-        path = Path(__file__).resolve().parents[1] / "resources" / "models" / name / "card.md"
-        return path.read_text(encoding="utf-8") if path.exists() else f"No model card found for {name}."
+        """The card of the model in use, as people read it (services.model_cards.readable_card_markdown).
+
+        For readmission that is the loaded model's own card: a promoted local version has its own. Reads the
+        bundled card.json when no model is loaded yet, rather than loading one on the caller's (GUI) thread.
+        """
+        with _lock:
+            svc = _service if name == "readmission" else None
+        if svc is not None:
+            origin = svc.meta.get("origin")
+            return readable_card_markdown(svc.bundle.card, svc.version,
+                                          f"{origin} (this hospital)" if origin else "bundled with WardLens")
+        path = Path(__file__).resolve().parents[1] / "resources" / "models" / name / "card.json"
+        if not path.exists():
+            return f"No model card found for the {name} model."
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            return f"The {name} model card is damaged."
+        return readable_card_markdown(card, source="bundled with WardLens")

@@ -258,11 +258,38 @@ def test_models_view_renders_offscreen(admin, owner, qtbot, qt_settings, tmp_pat
     view.show()
     _wait(qtbot, lambda: vm.model.total >= 3 and not runner.busy)
     assert view.table.model().rowCount() >= 3
-    assert "sha256" in view.card.toPlainText() and "intended_use" in view.card.toPlainText()
+    text = view.card.toPlainText()
+    # people first: what it is for and its limits, then the headline metrics in words, then the details
+    assert text.index("What it is for") < text.index("Limits") < text.index("How well it did") < text.index("Details")
+    assert "Ranking (ROC AUC)" in text and "95% interval" in text and "sha256" in text
+    assert vm.status.startswith("In use: readmission model, version ") and "(bundled)" in vm.status
+    assert "readmission readmission-" not in vm.status and "length-of-stay model, version" in vm.status
     assert not view.promote_button.isEnabled() and not view.rollback_button.isEnabled()
     assert view.retrain_button.isEnabled() and not view.cancel_button.isVisible()
     shot = tmp_path / "models_view.png"
     assert view.grab().save(str(shot)) and shot.stat().st_size > 10_000
+    dialog = view.open_card()
+    assert dialog is not None and dialog.isVisible() and "What it is for" in dialog.view.toPlainText()
+    dialog.buttons.button(dialog.buttons.StandardButton.Close).click()
+    assert not dialog.isVisible()
     view.table.selectRow(1)
     _wait(qtbot, lambda: vm.selected is not None and vm.selected.name == "los")
-    assert "Length of stay" in view.card.toPlainText() or "los" in view.card.toPlainText()
+    text = view.card.toPlainText()
+    assert "Length of stay" in text and "Typical error: 1.9" in text and "80% interval coverage" in text
+
+
+@pytest.mark.parametrize("name", ["readmission", "los", "xray"])
+def test_readable_card_puts_use_and_limits_before_figures_in_words(name) -> None:
+    from services.model_cards import readable_card_markdown
+    from services.onnx_runtime import MODELS_DIR
+    path = MODELS_DIR / name / "card.json"
+    if not path.exists():
+        pytest.skip(f"no bundled {name} card")
+    card = json.loads(path.read_text(encoding="utf-8"))
+    md = readable_card_markdown(card, source="bundled with WardLens")
+    heads = [md.index(h) for h in ("### What it is for", "### Limits", "### How well it did", "### Details")]
+    assert heads == sorted(heads) and card["intended_use"] in md and all(x in md for x in card["limits"])
+    # each headline figure in words with its 95% interval, e.g. "Typical error: 1.92 days (95% interval 1.90 to 1.95 days)"
+    figures = [line for line in md.splitlines() if line.startswith("- **") and "95% interval" in line]
+    assert figures and all(": " in f and " to " in f for f in figures)
+    assert "intended_use" not in md.split("### Details")[1]  # not repeated among the details

@@ -191,7 +191,9 @@ def test_patient_page_scores_the_encounter_in_view(qtbot, owner, demo_store):
         assert 0.0 < r.probability < 1.0 and r.band in ("low", "medium", "high")
         assert all(f.contribution > 0 and f.text for f in r.factors)
     assert r.lace == sum(r.lace_components.values()) and 0 <= r.lace <= 19
-    assert "Model card" in page.model_card() or "readmission" in page.model_card().lower()
+    card = page.model_card()  # the card of the model in use, for people: use and limits before figures
+    assert card.index("What it is for") < card.index("Limits") < card.index("How well it did") < card.index("Details")
+    assert "Version readmission-" in card and "Ranking (ROC AUC)" in card
     audit = session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'score'").fetchone()[0]
     assert audit >= 1
 

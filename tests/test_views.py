@@ -179,3 +179,28 @@ def test_every_page_fits_a_1280_pixel_screen(qtbot, window):
     for row in range(ws.nav.count()):
         ws.nav.setCurrentRow(row)
         assert window.minimumSizeHint().width() <= 1280, ws.nav.item(row).text()
+
+
+def test_model_card_dialog_reads_use_and_limits_first_and_closes(qtbot, window):
+    """The patient page's model card: intended use and limits before the figures, figures in words with their
+    intervals, a Close button, Esc closes it, and it fits a 1280x800 screen."""
+    from PySide6.QtWidgets import QDialogButtonBox
+    _login(qtbot, window)
+    qtbot.waitUntil(lambda: window.workspace is not None and window.workspace.list_vm.model.rowCount() > 0,
+                    timeout=10_000)
+    ws = window.workspace
+    ws.list_vm.activate_row(0)
+    qtbot.waitUntil(lambda: ws.patient_vm.patient is not None, timeout=10_000)
+    dialog = ws.patient_view.open_model_card()
+    qtbot.waitUntil(dialog.isVisible, timeout=5000)
+    text = dialog.view.toPlainText()
+    assert text.index("What it is for") < text.index("Limits") < text.index("How well it did") < text.index("Details")
+    assert "Ranking (ROC AUC): 0.6" in text and "95% interval" in text
+    assert dialog.width() <= 1280 and dialog.height() <= 800
+    assert dialog.buttons.button(QDialogButtonBox.StandardButton.Close) is not None
+    qtbot.keyClick(dialog.view, Qt.Key.Key_Escape)
+    assert not dialog.isVisible()
+    again = ws.patient_view.open_model_card()
+    qtbot.waitUntil(again.isVisible, timeout=5000)
+    again.buttons.button(QDialogButtonBox.StandardButton.Close).click()
+    assert not again.isVisible()

@@ -6,6 +6,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLab
                                QPushButton, QSplitter, QTableView, QTextBrowser, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 
+from ui.model_card_dialog import ModelCardDialog
 from viewmodels.models_vm import ModelsViewModel
 
 
@@ -18,6 +19,9 @@ class ModelsView(QWidget):
         top = QHBoxLayout()
         top.addWidget(QLabel("Models", objectName="PageTitle"))
         top.addStretch(1)
+        self.card_button = QPushButton("&Open card…")
+        self.card_button.setToolTip("The selected model's card in a window of its own")
+        top.addWidget(self.card_button)
         self.refresh_button = QPushButton("&Refresh")
         top.addWidget(self.refresh_button)
         lay.addLayout(top)
@@ -71,6 +75,7 @@ class ModelsView(QWidget):
         lay.addWidget(split, 1)
 
         self.refresh_button.clicked.connect(vm.refresh)
+        self.card_button.clicked.connect(self.open_card)
         self.retrain_button.clicked.connect(self._retrain)
         self.recalibrate_button.clicked.connect(self._recalibrate)
         self.promote_button.clicked.connect(self._promote)
@@ -106,7 +111,17 @@ class ModelsView(QWidget):
 
     def _show_card(self, md: str) -> None:
         self.card.setMarkdown(md or "Select a model to see its card.")
+        self.card_button.setEnabled(bool(md))
         self._reselect()
+
+    def open_card(self) -> ModelCardDialog | None:
+        e = self.vm.selected
+        if e is None or not self.vm.card:
+            return None
+        dialog = ModelCardDialog(self.vm.card, self, f"Model card: {e.title}")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()  # window-modal, returns at once; Close or Esc dismisses it
+        return dialog
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)

@@ -10,7 +10,8 @@ from PySide6.QtCore import Qt
 
 from models.domain import Encounter
 from viewmodels.codes import ADMISSION_SOURCES, DISCHARGE_DISPOSITIONS
-from ui.risk_panel import ModelCardDialog, RiskPanel
+from ui.model_card_dialog import ModelCardDialog
+from ui.risk_panel import RiskPanel
 from viewmodels.patients_vm import PatientViewModel
 
 
@@ -115,8 +116,14 @@ class PatientView(QWidget):
         vm.riskChanged.connect(self.risk.show_risk)
         vm.riskMessageChanged.connect(self.risk.show_message)
         vm.losChanged.connect(self.risk.show_los)
-        self.risk.modelCardRequested.connect(lambda: ModelCardDialog(vm.model_card(), self).exec())
+        self.risk.modelCardRequested.connect(self.open_model_card)
         self.encounters.selectionModel().currentRowChanged.connect(lambda cur, _prev: vm.select_encounter(cur.row()))
+
+    def open_model_card(self) -> ModelCardDialog:
+        dialog = ModelCardDialog(self.vm.model_card(), self, "Model card: 30-day readmission risk")
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()  # window-modal, returns at once; Close or Esc dismisses it
+        return dialog
 
     def _save(self) -> None:
         p = self.vm.patient

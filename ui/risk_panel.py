@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QDialog, QFrame, QLabel, QPushButton, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from models.domain import RiskAssessment
+from ui.model_card_dialog import ModelCardDialog  # noqa: F401 - ui/xray_view.py imports it from here
 
 BAND_COLOURS = {"high": "#a4161a", "medium": "#b35c00", "low": "#2b7a3d"}
 BAND_MEANING = {  # the cut-offs themselves come from the model bundle (see the model card)
@@ -76,13 +77,3 @@ class RiskPanel(QFrame):
         self.scores.setText(f"<b>LACE</b> {r.lace} ({r.lace_band}; {lace})<br><b>HOSPITAL</b> {r.hospital} "
                             f"({r.hospital_band}) <br><i>Both computed from the record with documented proxies.</i>")
         self.model.setText(f"Model {r.model_version}; operating threshold {100 * r.threshold:.1f}%")
-
-
-class ModelCardDialog(QDialog):
-    def __init__(self, markdown: str, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setWindowTitle("Model card")
-        self.resize(900, 700)
-        view = QTextBrowser()
-        view.setMarkdown(markdown)
-        QVBoxLayout(self).addWidget(view)

@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from models.domain import Permission
 from services import local_training
 from services.errors import Cancelled
+from services.model_cards import readable_card_markdown
 from services.model_registry import ModelEntry, ModelRegistry
 from services.onnx_runtime import ModelIntegrityError
 from services.session import Session
@@ -25,12 +26,24 @@ from viewmodels.table_model import Column, ListTableModel
 
 _ORIGIN = {"bundled": "bundled with WardLens", "local": "this hospital (in the store)"}
 _KIND = {"bundled": "bundled", "retrain": "local retrain", "recalibration": "local recalibration"}
+_MODEL_WORDS = {"readmission": "readmission model", "los": "length-of-stay model", "xray": "chest X-ray model"}
 _METRIC_LABELS = {"roc_auc": "ROC AUC", "pr_auc": "PR AUC", "brier": "Brier score", "ece": "Calibration error (ECE)",
                   "calibration_slope": "Calibration slope", "calibration_intercept": "Calibration intercept"}
 
+
+def short_version(e: ModelEntry) -> str:
+    """The version without the model's name in front ("readmission-4cdbfaa703dc" -> "4cdbfaa703dc")."""
+    return e.version[len(e.name) + 1:] if e.version.startswith(e.name + "-") else e.version
+
+
+def model_label(e: ModelEntry) -> str:
+    """"readmission model, version 4cdbfaa703dc (bundled)": how the page names a model in sentences."""
+    return f"{_MODEL_WORDS.get(e.name, e.name + ' model')}, version {short_version(e)} ({_KIND.get(e.kind, e.kind)})"
+
+
 MODEL_COLUMNS: list[Column[ModelEntry]] = [
-    Column("Model", lambda e: e.name),
-    Column("Version", lambda e: e.version),
+    Column("Model", lambda e: _MODEL_WORDS.get(e.name, e.name).removesuffix(" model")),
+    Column("Version", short_version),
     Column("Source", lambda e: _KIND.get(e.kind, e.kind)),
     Column("Status", lambda e: e.status, tooltip="in use: the model scoring patients now"),
     Column("sha256", lambda e: (e.sha256[:8] + ("" if e.sha256_ok else " ✗ refused")) if e.sha256 else "",
@@ -52,22 +65,18 @@ def _ci(v: dict[str, float], digits: int = 3, signed: bool = False) -> str:
 
 
 def entry_markdown(e: ModelEntry) -> str:
-    """The card pane: who/what/which hash first, the gate verdict for local versions, then the card itself."""
-    lines = [f"# {e.title}", "",
-             f"**{e.name}** · version `{e.version}` · {_ORIGIN.get(e.origin, e.origin)} · **{e.status}**", ""]
-    if e.sha256:
-        check = "matched its recorded value" if e.sha256_ok else "**does not match its recorded value: refused**"
-        lines += [f"sha256 `{e.sha256}` — {check} ({'at load' if e.origin == 'bundled' else 'when listed'}).", ""]
-    if e.created_at:
-        lines += [f"Made {e.created_at} by {e.created_by}" + (f"; derived from / replaces {e.parent_version}."
-                                                              if e.parent_version else "."), ""]
+    """The card pane: the card as people read it (use, limits, headline metrics), the comparison with the
+    active model for a local version, then where it came from, its sha256 check, and every detail."""
+    if not e.card:
+        return e.card_markdown  # not installed, refused or damaged: the service wrote the reason
+    lines: list[str] = []
     if e.problem:
         lines += [f"> **Problem:** {e.problem}", ""]
     gate = e.gate if e.origin == "local" else {}
     if gate:
         verdict = "Better — may be promoted" if gate.get("better") else "Not shown to be better — cannot be promoted"
         t = gate.get("test", {})
-        lines += ["## Comparison with the active model", "",
+        lines += ["### Comparison with the active model", "",
                   f"**{verdict}.** Against `{gate.get('against', {}).get('version', '?')}` on the same "
                   f"{t.get('encounters', '?')} local test encounters ({t.get('readmitted', '?')} readmitted, "
                   f"{t.get('patients', '?')} patients). Rule: the 95% patient-bootstrap interval of the "
@@ -83,52 +92,17 @@ def entry_markdown(e: ModelEntry) -> str:
             d = diffs.get(k)
             lines.append(f"| {label} | {_ci(c)} | {_ci(a)} | {_ci(d, signed=True) if d else ''} |")
         lines.append("")
-    lines += _glance(e.card)
-    body = e.card_markdown
-    if body.startswith("# "):
-        body = "## " + body[2:]
-    lines.append(body)
-    return "\n".join(lines)
-
-
-def _headline_metrics(card: dict[str, Any]) -> dict[str, dict[str, float]]:
-    """The test metrics with intervals, wherever the card's pipeline put them."""
-    for holder in (card.get("metrics"), card):
-        if not isinstance(holder, dict):
-            continue
-        for key in ("test_chosen_model", "metrics_test", "test"):
-            m = holder.get(key)
-            if isinstance(m, dict) and m and all(isinstance(v, dict) and "value" in v for v in m.values()):
-                return m
-    return {}
-
-
-def _glance(card: dict[str, Any]) -> list[str]:
-    """Data, test metrics with intervals, intended use and limits first; the whole card follows."""
-    if not card:
-        return []
-    out = ["## At a glance", ""]
-    data = card.get("data") or {}
-    if data:
-        size = data.get("encounters_with_known_outcome") or data.get("rows")
-        out.append(f"**Data:** {data.get('source', '')}" + (f" — {size:,} encounters" if isinstance(size, int) else "")
-                   + (f", {data['patients']:,} patients" if isinstance(data.get("patients"), int) else "") + ".")
-        out.append("")
-    metrics = _headline_metrics(card)
-    if metrics:
-        out += ["| test metric | value | 95% CI |", "| --- | --- | --- |"]
-        for k, v in metrics.items():
-            if k in ("tn", "fp", "fn", "tp"):
-                continue
-            out.append(f"| {_METRIC_LABELS.get(k, k.replace('_', ' '))} | {v['value']:.3f} | "
-                       f"{v.get('ci_low', float('nan')):.3f} – {v.get('ci_high', float('nan')):.3f} |")
-        out.append("")
-    if card.get("intended_use"):
-        out += [f"**Intended use:** {card['intended_use']}", ""]
-    limits = card.get("limits") or []
-    if limits:
-        out += ["**Limits:**", ""] + [f"- {x}" for x in (limits if isinstance(limits, list) else [limits])] + [""]
-    return out
+    lines += ["### Origin and integrity", "", f"- **status**: {e.status}", f"- **version**: `{e.version}`",
+              f"- **source**: {_ORIGIN.get(e.origin, e.origin)}"]
+    if e.created_at:
+        lines.append(f"- **made**: {e.created_at} by {e.created_by}"
+                     + (f"; derived from / replaces `{e.parent_version}`" if e.parent_version else ""))
+    if e.sha256:
+        check = "matched its recorded value" if e.sha256_ok else "**does not match its recorded value: refused**"
+        lines.append(f"- **sha256**: `{e.sha256}` — {check} ({'at load' if e.origin == 'bundled' else 'when listed'})")
+    lines.append("")
+    source = f"{_KIND.get(e.kind, e.kind)} · **{e.status}**"
+    return readable_card_markdown(e.card, short_version(e), source, before_details=lines)
 
 
 class ModelsViewModel(StatusViewModel):
@@ -226,7 +200,7 @@ class ModelsViewModel(StatusViewModel):
         self.model.set_rows(rows)
         keys = [r.key for r in rows]
         self.select(keys.index(keep) if keep in keys else 0)
-        in_use = "; ".join(f"{r.name} {r.version}" for r in rows if r.in_use)
+        in_use = "; ".join(model_label(r) for r in rows if r.in_use)
         candidates = sum(1 for r in rows if r.status == "candidate")
         if announce and not self._training:
             self._set_status(f"In use: {in_use or 'none'}" + (f" · {candidates} candidate(s) stored" if candidates else ""))
