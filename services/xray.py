@@ -9,12 +9,15 @@ features to those of the training radiographs.
 
 An image is refused (ood=True, no probabilities) when it fails simple intensity checks (blank, noise,
 colour photo, mostly saturated) or when its features are farther from chest radiographs than the limit.
+A refusal is told in plain words (`ood_reasons`, `refusal_message`); the measured values against their
+limits (`ood_details`) are for a details pane, the log and the CSV, not for the sentence a clinician reads.
 No torch, no Qt here: usable from the command line, tests and view-models alike.
 """
 from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -28,6 +31,9 @@ from services.xray_image import (MODEL_SIZE, LoadedImage, XrayImageError, load_x
 
 SIDECAR = "xray_meta.json"
 DEFAULT_BUNDLE = MODELS_DIR / "xray"
+NOT_A_CHEST_FILM = "This does not look like a frontal chest radiograph"
+UNLIKE_TRAINING = "it does not resemble the chest radiographs the model learned from"
+_log = logging.getLogger(__name__)
 
 
 def intensity_stats(u8: np.ndarray) -> dict[str, float]:
@@ -59,6 +65,15 @@ class XrayResult:
     image: np.ndarray = field(repr=False)        # display pixels, float32 0..255, original size
     classes: list[str] = field(default_factory=list)
     source_format: str = ""
+    ood_details: list[str] = field(default_factory=list)  # measured values against their limits (technical)
+
+    @property
+    def refusal_message(self) -> str:
+        """One plain sentence for a refused image ('' if it was not refused)."""
+        if not self.ood:
+            return ""
+        because = [r for r in self.ood_reasons if r != UNLIKE_TRAINING]  # the generic reason adds nothing to it
+        return NOT_A_CHEST_FILM + (f" ({'; '.join(because)})" if because else "") + ", so no findings are shown."
 
     @property
     def flagged(self) -> list[str]:
@@ -113,30 +128,37 @@ class XrayService:
         probs, cam, ood = self.bundle.session.run(None, {"image": np.ascontiguousarray(batch, dtype=np.float32)})
         return probs, cam, ood
 
-    def intensity_reasons(self, u8: np.ndarray, colourfulness: float = 0.0) -> list[str]:
+    def intensity_checks(self, u8: np.ndarray, colourfulness: float = 0.0) -> list[tuple[str, str]]:
+        """(plain reason, technical detail) for each intensity check the image fails."""
         s, lim = intensity_stats(u8), self.ood_limits
-        reasons = []
+        failed = []
         if colourfulness > lim["max_colourfulness"]:
-            reasons.append("colour image (a photograph, not a radiograph)")
+            failed.append(("it is a colour picture, like a photograph",
+                           f"colourfulness {colourfulness:.1f} > limit {lim['max_colourfulness']:.1f}"))
         if s["std"] < lim["min_std"]:
-            reasons.append("blank or almost uniform image")
+            failed.append(("it is blank or almost uniform",
+                           f"grey-level standard deviation {s['std']:.1f} < limit {lim['min_std']:.1f}"))
         if s["hf_ratio"] > lim["max_hf_ratio"]:
-            reasons.append("noise-like texture, not a radiograph")
+            failed.append(("it looks like noise, not an X-ray picture",
+                           f"high-frequency ratio {s['hf_ratio']:.3f} > limit {lim['max_hf_ratio']:.3f}"))
         if s["saturated"] > lim["max_saturated"]:
-            reasons.append("mostly saturated (black/white) pixels")
-        return reasons
+            failed.append(("most of it is pure black or pure white",
+                           f"saturated pixels {100 * s['saturated']:.0f}% > limit {100 * lim['max_saturated']:.0f}%"))
+        return failed
 
     def classify_image(self, image: LoadedImage) -> XrayResult:
         u8 = to_model_size(image.pixels)
-        reasons = self.intensity_reasons(u8, image.colourfulness)
+        failed = self.intensity_checks(u8, image.colourfulness)
         probs, cam, dist = self.run_batch(normalize(u8)[None, None])
         d = float(dist[0])
-        if d > self.ood_limits["mahalanobis_limit"]:
-            reasons.append(f"unlike the chest radiographs the model was trained on (distance {d:.0f} > "
-                           f"{self.ood_limits['mahalanobis_limit']:.0f})")
-        if reasons:
+        limit = self.ood_limits["mahalanobis_limit"]
+        if d > limit:
+            failed.append((UNLIKE_TRAINING, f"Mahalanobis distance of the image features {d:.0f} > limit {limit:.0f}"))
+        if failed:
+            reasons, details = [r for r, _ in failed], [t for _, t in failed]
+            _log.info("image refused as not a chest radiograph: %s", "; ".join(details))
             return XrayResult({}, {}, dict(self.thresholds), True, reasons, d, cam[0], image.pixels,
-                              self.classes, image.source_format)
+                              self.classes, image.source_format, details)
         p = {c: float(v) for c, v in zip(self.classes, probs[0])}
         flags = {c: p[c] >= self.thresholds[c] for c in self.classes}
         return XrayResult(p, flags, dict(self.thresholds), False, [], d, cam[0], image.pixels,
@@ -164,8 +186,8 @@ def _expand(paths: Iterable[str]) -> list[Path]:
 def classify_paths(paths: list[str], output_csv: str, service: XrayService | None = None) -> dict[str, Any]:
     """Classify files and folders (recursively) into a CSV: one row per file, errors reported in-row.
 
-    Columns: image, one probability per class, ood (0/1), ood_reason, flagged (';'-joined findings at
-    their operating thresholds), error. Refused and unreadable files have empty probabilities.
+    Columns: image, one probability per class, ood (0/1), ood_reason (plain words), ood_detail (the
+    measured values against their limits), flagged (';'-joined findings at their operating thresholds), error. Refused and unreadable files have empty probabilities.
     Returns counts: images, classified, ood, errors, and the CSV path.
     """
     svc = service or XrayService()
@@ -175,20 +197,21 @@ def classify_paths(paths: list[str], output_csv: str, service: XrayService | Non
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
-        w.writerow(["image", *svc.classes, "ood", "ood_reason", "flagged", "error"])
+        w.writerow(["image", *svc.classes, "ood", "ood_reason", "ood_detail", "flagged", "error"])
         for f in files:
             try:
                 r = svc.classify_file(f)
             except XrayImageError as exc:
                 counts["errors"] += 1
-                w.writerow([str(f), *[""] * len(svc.classes), "", "", "", str(exc)])
+                w.writerow([str(f), *[""] * len(svc.classes), "", "", "", "", str(exc)])
                 continue
             if r.ood:
                 counts["ood"] += 1
-                w.writerow([str(f), *[""] * len(svc.classes), 1, "; ".join(r.ood_reasons), "", ""])
+                w.writerow([str(f), *[""] * len(svc.classes), 1, "; ".join(r.ood_reasons), "; ".join(r.ood_details),
+                            "", ""])
             else:
                 counts["classified"] += 1
-                w.writerow([str(f), *[f"{r.probabilities[c]:.6f}" for c in svc.classes], 0, "",
+                w.writerow([str(f), *[f"{r.probabilities[c]:.6f}" for c in svc.classes], 0, "", "",
                             ";".join(r.flagged), ""])
     return {**counts, "output_csv": str(out)}
 

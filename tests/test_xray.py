@@ -193,6 +193,11 @@ def test_ood_guard_refuses_non_radiographs(kind: str, service: XrayService, tmp_
     r = service.classify_file(p)
     assert r.ood and r.ood_reasons, (kind, r.ood_distance)
     assert r.probabilities == {} and r.flags == {}
+    # told in plain words; the measured values against their limits only in the details
+    assert r.refusal_message.startswith("This does not look like a frontal chest radiograph")
+    assert r.refusal_message.endswith("so no findings are shown.")
+    assert not any(ch.isdigit() for ch in r.refusal_message) and "distance" not in r.refusal_message
+    assert len(r.ood_details) == len(r.ood_reasons) and all("limit" in d for d in r.ood_details)
 
 
 def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Path) -> None:
@@ -203,7 +208,7 @@ def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Pa
     n = len(list(originals.glob("*.png")))
     assert summary["images"] == n == len(rows) == 13 and summary["errors"] == 0 and summary["classified"] == n
     assert list(rows[0])[:16] == ["image", *service.classes]
-    assert {"ood", "ood_reason", "flagged", "error"} <= set(rows[0])
+    assert {"ood", "ood_reason", "ood_detail", "flagged", "error"} <= set(rows[0])
     assert all(r["ood"] == "0" and r["error"] == "" and 0 <= float(r["Cardiomegaly"]) <= 1 for r in rows)
 
     mixed = tmp_path / "mixed"
@@ -216,6 +221,7 @@ def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Pa
     rows = {Path(r["image"]).name: r for r in csv.DictReader(open(out, encoding="utf-8"))}
     assert summary == {"images": 5, "classified": 1, "ood": 1, "errors": 3, "output_csv": str(out)}
     assert rows["a.png"]["error"] == "" and rows["blank.png"]["ood"] == "1" and rows["blank.png"]["Hernia"] == ""
+    assert rows["blank.png"]["ood_reason"].startswith("it is blank or almost uniform") and "limit" in rows["blank.png"]["ood_detail"]
     for bad in ("notes.txt", "cut.png", "missing.dcm"):
         assert rows[bad]["error"] and rows[bad]["Cardiomegaly"] == ""
 
