@@ -1,5 +1,10 @@
 """X-ray studies of a patient: the image bytes live inside the encrypted store (never as a loose file);
-each study is decoded, checked and classified off the GUI thread by the caller."""
+each study is decoded, checked and classified off the GUI thread by the caller.
+
+An image the model refuses as not a chest radiograph is not stored: the record keeps only films it can read
+(the patient report shows the latest study; a wrongly picked photo or another body part does not belong in
+the record), the refusal is audited, and the caller gets ImageRefused with the decoded image and the verdict
+so that the user sees what was refused and why. Studies refused before this rule stay listed as refused."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,7 +19,7 @@ from PIL import Image
 
 from models.domain import Permission, XrayStudy
 from services import audit
-from services.errors import ValidationError
+from services.errors import ValidationError, WardLensError
 from services.session import Session
 from services.xray import XrayResult, XrayService
 from services.xray_image import MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes
@@ -33,9 +38,21 @@ def xray_service() -> XrayService:
 
 @dataclass
 class OpenedStudy:
-    study: XrayStudy
+    study: XrayStudy | None  # None: an image that was refused and therefore not stored
     image: LoadedImage
     result: XrayResult
+
+
+class ImageRefused(WardLensError):
+    """The image decoded but is not a chest radiograph the model can read; nothing was stored."""
+
+    def __init__(self, source_name: str, image: LoadedImage, result: XrayResult) -> None:
+        self.source_name, self.image, self.result = source_name, image, result
+        super().__init__(f"{result.refusal_message} {source_name or 'The image'} was not added to the patient's record.")
+
+    @property
+    def opened(self) -> OpenedStudy:
+        return OpenedStudy(None, self.image, self.result)
 
 
 def _to_study(row) -> XrayStudy:
@@ -76,9 +93,9 @@ class XrayStudyService:
         self.s = session
 
     def add_study(self, patient_id: int, data: bytes | Path, source_name: str = "") -> XrayStudy:
-        """Decode (with its guards), classify and store an image for a patient; nothing is stored if the
-        file is refused as unreadable. An image the model refuses as not a chest radiograph is stored
-        with that verdict, so the record shows what was looked at."""
+        """Decode (with its guards), classify and store an image for a patient. Nothing is stored when the
+        file is unreadable (XrayImageError) or when the model refuses it as not a chest radiograph
+        (ImageRefused, audited with its measured reasons)."""
         self.s.require(Permission.EDIT_PATIENT, "add X-ray images")
         if isinstance(data, Path):
             source_name = source_name or data.name
@@ -87,11 +104,18 @@ class XrayStudyService:
             data = data.read_bytes()
         image = load_xray_bytes(data, source_name or "image")
         result = xray_service().classify_image(image)
+        if result.ood:
+            with self.s.db.transaction() as c:
+                if not c.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone():
+                    raise ValidationError({"patient": f"no patient with id {patient_id}"})
+                audit.append(c, self.s.user.username, "xray_refused", "patient", patient_id,
+                             f"{source_name[:60]} not stored: not a chest radiograph ({'; '.join(result.ood_details)})"[:200])
+            raise ImageRefused(source_name, image, result)
         h, w = image.pixels.shape[:2]
         results = {"probabilities": result.probabilities, "flags": result.flags, "thresholds": result.thresholds,
-                   "ood": result.ood, "ood_reasons": result.ood_reasons, "ood_distance": result.ood_distance}
+                   "ood": False, "ood_reasons": [], "ood_distance": result.ood_distance}
         top = result.top_finding()
-        if top and not result.ood:  # the coarse map of the top finding travels with the study (for reports)
+        if top:  # the coarse map of the top finding travels with the study (for reports)
             cam = np.maximum(result.cam[result.classes.index(top)], 0.0)
             results["heatmap"] = np.round(cam / cam.max() if cam.max() > 0 else cam, 3).tolist()
             results["heatmap_finding"] = top
@@ -105,7 +129,7 @@ class XrayStudyService:
                             (patient_id, enc[0] if enc else None, now, source_name[:200], image.source_format, data, w, h,
                              json.dumps(results), xray_service().version, self.s.user.username, now))
             sid = int(cur.lastrowid)
-            verdict = "refused: " + "; ".join(result.ood_reasons) if result.ood else ", ".join(result.flagged) or "no finding flagged"
+            verdict = ", ".join(result.flagged) or "no finding flagged"
             audit.append(c, self.s.user.username, "create", "xray_study", sid, f"patient {patient_id}: {verdict}"[:200])
         return self.study(sid, log=False)
 

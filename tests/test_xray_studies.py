@@ -10,7 +10,8 @@ from PIL import Image
 from services.accounts import unlock
 from services.errors import PermissionDenied
 from services.xray_image import XrayImageError
-from services.xray_studies import XrayStudyService, overlay_rgba
+from services.xray import NOT_A_CHEST_FILM
+from services.xray_studies import ImageRefused, XrayStudyService, overlay_rgba
 from tests.conftest import shared_path
 
 CLIN = ("dr.demo", "wardlens-clinician")
@@ -53,10 +54,27 @@ def test_bad_files_are_refused_and_nothing_is_stored(demo_store, tmp_path):
     with pytest.raises(XrayImageError):
         svc.add_study(1, trunc)
     assert s.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
+    s.lock()
+
+
+def test_refused_image_is_not_stored_but_audited_and_told_in_plain_words(demo_store, tmp_path):
+    s = unlock(demo_store, *CLIN)
+    svc = XrayStudyService(s)
     blank = tmp_path / "blank.png"
     blank.write_bytes(_png(np.full((256, 256), 255, np.uint8)))
-    study = svc.add_study(1, blank)
-    assert study.refused and study.refusal_reasons and study.findings == ()
+    with pytest.raises(ImageRefused) as info:
+        svc.add_study(1, blank)
+    message = str(info.value)
+    assert message.startswith(NOT_A_CHEST_FILM) and "so no findings are shown" in message
+    assert "blank.png was not added to the patient's record" in message
+    assert "distance" not in message and ">" not in message and "limit" not in message  # no jargon in the sentence
+    assert info.value.result.ood_details and all("limit" in d for d in info.value.result.ood_details)
+    assert info.value.opened.study is None and info.value.opened.image.pixels.shape == (256, 256)
+    assert s.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
+    assert svc.studies(1) == []
+    action, entity, detail = s.db.conn.execute(
+        "SELECT action, entity, detail FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET 1").fetchone()  # then the read
+    assert (action, entity) == ("xray_refused", "patient") and "blank.png not stored" in detail and "limit" in detail
     s.lock()
 
 
@@ -93,4 +111,71 @@ def test_xray_page_offscreen(qtbot, owner, qt_settings, demo_store):
     assert view.image.pixmap() is not None and not view.image.pixmap().isNull()
     with qtbot.waitSignal(vm.imageChanged, timeout=10_000):
         view.heat.setChecked(False)
+    s.lock()
+
+
+def _legacy_refused_study(s, patient_id: int = 1) -> int:
+    """A refused image as earlier versions stored it (with technical reasons), before refusals were dropped."""
+    results = {"probabilities": {}, "flags": {}, "thresholds": {}, "ood": True,
+               "ood_reasons": ["unlike the chest radiographs the model was trained on (distance 2148 > 1131)"],
+               "ood_distance": 2148.0}
+    with s.db.transaction() as c:
+        cur = c.execute("INSERT INTO xray_studies (patient_id, taken_at, source_name, format, image, width, height, "
+                        "results, model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                        (patient_id, "2026-01-02 10:00:00", "holiday.png", "png", _png(np.zeros((64, 64), np.uint8)),
+                         64, 64, __import__("json").dumps(results), "old", "dr.demo", "2026-01-02 10:00:00"))
+        return int(cur.lastrowid)
+
+
+def test_xray_page_refusal_is_plain_and_nothing_is_listed(qtbot, owner, qt_settings, demo_store, tmp_path):
+    from ui.xray_view import XrayView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.xray_vm import XrayViewModel
+    s = unlock(demo_store, *CLIN)
+    vm = XrayViewModel(s, BackgroundRunner(owner), owner)
+    view = XrayView(vm, lambda: "card")
+    qtbot.addWidget(view)
+    view.show()
+    vm.set_patient(1, "Test patient")
+    qtbot.waitUntil(lambda: "No X-ray studies" in vm.status, timeout=10_000)
+    blank = tmp_path / "blank.png"
+    blank.write_bytes(_png(np.full((256, 256), 255, np.uint8)))
+    with qtbot.waitSignal(vm.imageChanged, timeout=30_000):
+        vm.add_file(str(blank))
+    assert vm.status == "blank.png was not added to the patient's record."
+    assert view.refusal.isVisible() and view.refusal.text().startswith(NOT_A_CHEST_FILM)
+    assert "limit" not in view.refusal.text() and "limit" in view.refusal.toolTip()
+    assert "limit" in view.status.toolTip() and "limit" not in view.status.text()
+    assert view.list.count() == 0 and vm.opened.study is None
+    assert not view.heat.isVisible() and not view.chart.isVisible()  # no heat map, no findings chart
+    assert view.image.pixmap() is not None and not view.image.pixmap().isNull()  # the refused picture is shown
+    assert s.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
+
+    with qtbot.waitSignal(vm.imageChanged, timeout=30_000):  # a real film afterwards: listed, banner gone
+        vm.add_file(str(shared_path("nih_cxr", "originals", "00000001_000.png")))
+    qtbot.waitUntil(lambda: view.list.count() == 1 and not view.refusal.isVisible(), timeout=10_000)
+    assert view.heat.isVisible() and view.chart.isVisible() and view.list.currentRow() == 0
+    assert vm.status.startswith("00000001_000.png: ") and "refused" not in vm.status and view.status.toolTip() == ""
+    s.lock()
+
+
+def test_a_refused_study_kept_by_an_earlier_version_is_marked_refused(qtbot, owner, qt_settings, demo_store):
+    from ui.xray_view import XrayView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.xray_vm import XrayViewModel, study_verdict
+    s = unlock(demo_store, *CLIN)
+    sid = _legacy_refused_study(s)
+    study = XrayStudyService(s).study(sid)
+    assert study.refused and study_verdict(study) == "Refused: not a chest X-ray"
+    vm = XrayViewModel(s, BackgroundRunner(owner), owner)
+    view = XrayView(vm, lambda: "card")
+    qtbot.addWidget(view)
+    view.show()
+    with qtbot.waitSignal(vm.imageChanged, timeout=30_000):
+        vm.set_patient(1, "Test patient")
+    item = view.list.item(0)
+    assert "Refused: not a chest X-ray" in item.text() and item.font().italic() and item.toolTip()
+    assert item.foreground().color().name() == "#a4161a"
+    assert view.refusal.isVisible() and view.refusal.text().startswith(NOT_A_CHEST_FILM)
+    assert vm.status == "holiday.png: refused when it was added; it has no findings."
     s.lock()

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QPixmap
+from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
                                QPushButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
-from ui.risk_panel import ModelCardDialog
-from viewmodels.xray_vm import XrayViewModel, default_finding
+from ui.model_card_dialog import ModelCardDialog
+from viewmodels.xray_vm import XrayViewModel, default_finding, study_verdict
 
 IMAGE_FILTER = "Chest radiographs (*.png *.jpg *.jpeg *.dcm *.dicom);;All files (*)"
+REFUSED_COLOUR = "#a4161a"
 
 
 class ScaledImage(QLabel):
@@ -82,6 +83,12 @@ class XrayView(QWidget):
         lay.addLayout(top)
         self.status = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.status)
+        # a refused image: said above the picture in words, the measured values in the tooltip
+        self.refusal = QLabel(wordWrap=True, objectName="RefusalBanner")
+        self.refusal.setAccessibleName("Refusal")
+        self.refusal.setStyleSheet(f"#RefusalBanner {{ background: #fbeaea; border: 1px solid {REFUSED_COLOUR}; "
+                                   f"border-radius: 6px; padding: 8px; color: {REFUSED_COLOUR}; font-weight: 600; }}")
+        self.refusal.setVisible(False)
         split = QSplitter(Qt.Orientation.Horizontal)
         self.list = QListWidget()
         self.list.setAccessibleName("Studies")
@@ -95,11 +102,13 @@ class XrayView(QWidget):
         self.heat.setChecked(vm.heat_map_on)
         self.finding = QComboBox(sizeAdjustPolicy=QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.finding.setAccessibleName("Heat map of finding")
+        self.for_label = QLabel("for")
         controls.addWidget(self.heat)
-        controls.addWidget(QLabel("for"))
+        controls.addWidget(self.for_label)
         controls.addWidget(self.finding)
         controls.addStretch(1)
         cl.addLayout(controls)
+        cl.addWidget(self.refusal)
         self.image = ScaledImage()
         cl.addWidget(self.image, 1)
         split.addWidget(centre)
@@ -117,6 +126,7 @@ class XrayView(QWidget):
         vm.openedChanged.connect(self._opened)
         vm.imageChanged.connect(self.image.set_image)
         vm.statusChanged.connect(self.status.setText)
+        vm.detailChanged.connect(self.status.setToolTip)
 
     def _open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a chest radiograph", "", IMAGE_FILTER)
@@ -128,9 +138,16 @@ class XrayView(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for s in studies:
-            verdict = "refused" if s.refused else (", ".join(f for f, _p, flag in s.findings if flag) or "nothing flagged")
+            verdict = study_verdict(s)
             item = QListWidgetItem(f"{s.created_at[:16]}\n{s.source_name}\n{verdict}")
             item.setData(Qt.ItemDataRole.UserRole, s.id)
+            if s.refused:  # kept from before refused images were no longer stored: unmistakably not a study
+                item.setText(f"{s.created_at[:16]}\n{s.source_name}\n⚠ {verdict}")
+                item.setForeground(QColor(REFUSED_COLOUR))
+                font = item.font()
+                font.setItalic(True)
+                item.setFont(font)
+                item.setToolTip("The model refused this image as not a chest radiograph; it has no findings.")
             self.list.addItem(item)
         self.list.blockSignals(False)
 
@@ -138,13 +155,19 @@ class XrayView(QWidget):
         if opened is None:
             self.image.clear()
             self.chart.show_findings([], {})
+            self.refusal.setVisible(False)
             return
+        self.list.blockSignals(True)
+        self.list.setCurrentRow(-1)  # a refused image is not in the list: nothing stays selected
         for i in range(self.list.count()):
-            if self.list.item(i).data(Qt.ItemDataRole.UserRole) == opened.study.id:
-                self.list.blockSignals(True)
+            if opened.study is not None and self.list.item(i).data(Qt.ItemDataRole.UserRole) == opened.study.id:
                 self.list.setCurrentRow(i)
-                self.list.blockSignals(False)
+        self.list.blockSignals(False)
         r = opened.result
+        if r.ood:
+            self.refusal.setText(r.refusal_message)
+            self.refusal.setToolTip("Measured against the model's limits: " + "; ".join(r.ood_details))
+        self.refusal.setVisible(r.ood)
         findings = sorted(((k, v, r.flags.get(k, False)) for k, v in r.probabilities.items()), key=lambda t: -t[1])
         self.chart.show_findings(findings, r.thresholds)
         self.finding.blockSignals(True)
@@ -154,5 +177,5 @@ class XrayView(QWidget):
         if shown:
             self.finding.setCurrentText(shown)
         self.finding.blockSignals(False)
-        self.heat.setEnabled(not r.ood)
-        self.finding.setEnabled(not r.ood)
+        for w in (self.heat, self.for_label, self.finding, self.chart):  # no map and no findings for a refused image
+            w.setVisible(not r.ood)

@@ -10,7 +10,7 @@ from PySide6.QtGui import QImage
 
 from models.domain import Permission, XrayStudy
 from services.session import Session
-from services.xray_studies import OpenedStudy, XrayStudyService, overlay_rgba
+from services.xray_studies import ImageRefused, OpenedStudy, XrayStudyService, overlay_rgba
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -31,10 +31,19 @@ def default_finding(result) -> str | None:
     return result.top_finding()
 
 
+def study_verdict(study: XrayStudy) -> str:
+    """What the study list says about a study, in a clinician's words."""
+    if study.refused:
+        return "Refused: not a chest X-ray"
+    return ", ".join(f.replace("_", " ") for f, _p, flag in study.findings if flag and f != "No Finding") \
+        or "No finding flagged"
+
+
 class XrayViewModel(StatusViewModel):
     studiesChanged = Signal(list)
-    openedChanged = Signal(object)     # OpenedStudy or None
+    openedChanged = Signal(object)     # OpenedStudy (its study is None for a refused image, not stored) or None
     imageChanged = Signal(QImage)
+    detailChanged = Signal(str)        # technical detail behind the status line (tooltip), '' if none
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -46,6 +55,8 @@ class XrayViewModel(StatusViewModel):
         self.opened: OpenedStudy | None = None
         self._heat = True
         self._finding: str | None = None
+        self._detail = ""
+        self._summary = ""  # the status of the image in view, before any note about its heat map
 
     @property
     def can_add(self) -> bool:
@@ -55,6 +66,16 @@ class XrayViewModel(StatusViewModel):
     def heat_map_on(self) -> bool:
         return self._heat
 
+    @property
+    def detail(self) -> str:
+        return self._detail
+
+    def _set_status(self, text: str, detail: str = "") -> None:
+        """Every status replaces the detail behind it (the measured values of a refusal, say)."""
+        if detail != self._detail:
+            self._detail = detail
+            self.detailChanged.emit(detail)
+        super()._set_status(text)
 
     def set_patient(self, patient_id: int, label: str) -> None:
         if patient_id == self.patient_id:
@@ -77,7 +98,8 @@ class XrayViewModel(StatusViewModel):
         self.studiesChanged.emit(studies)
         self._set_status(f"{len(studies)} studies for {self.patient_label}" if studies
                          else f"No X-ray studies for {self.patient_label} yet.")
-        if studies and (self.opened is None or self.opened.study.id not in {s.id for s in studies}):
+        if studies and (self.opened is None or self.opened.study is None
+                        or self.opened.study.id not in {s.id for s in studies}):
             self.open_study(studies[0].id)
 
     def add_file(self, path: str) -> None:
@@ -86,8 +108,13 @@ class XrayViewModel(StatusViewModel):
             return
         self._set_status(f"Reading {Path(path).name}…")
         self.runner.run("Reading X-ray", lambda p, c: self.service.add_study(pid, Path(path)),
-                        on_success=lambda s: self._added(s), on_failure=lambda e: self._set_status(user_message(e)),
-                        owner=self)
+                        on_success=lambda s: self._added(s), on_failure=self._add_failed, owner=self)
+
+    def _add_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, ImageRefused):  # show what was refused (the view says why), though it was not stored
+            self._show(exc.opened, f"{exc.source_name} was not added to the patient's record.")
+        else:
+            self._set_status(user_message(exc))
 
     def _added(self, study: XrayStudy) -> None:
         self.opened = None
@@ -100,11 +127,22 @@ class XrayViewModel(StatusViewModel):
                         on_failure=lambda e: self._set_status(user_message(e)), owner=self)
 
     def _opened(self, opened: OpenedStudy) -> None:
+        r = opened.result
+        if r.ood:  # a study stored before refused images were no longer kept
+            text = f"{opened.study.source_name}: refused when it was added; it has no findings."
+        else:
+            flagged = [f.replace("_", " ") for f in r.flagged if f != "No Finding"]
+            text = f"{opened.study.source_name}: " + (", ".join(flagged) + " flagged." if flagged
+                                                      else "no finding above its threshold.")
+        self._show(opened, text)
+
+    def _show(self, opened: OpenedStudy, text: str) -> None:
         self.opened = opened
         self._finding = default_finding(opened.result)
-        r = opened.result
-        self._set_status("Refused: " + "; ".join(r.ood_reasons) if r.ood else
-                         f"{opened.study.source_name}: " + (", ".join(r.flagged) or "no finding above its threshold"))
+        details = opened.result.ood_details
+        self._summary = text
+        self._set_status(text, "Why it was refused (measured against the model's limits): " + "; ".join(details)
+                         if details else "")
         self.openedChanged.emit(opened)
         self._render()
 
@@ -134,8 +172,8 @@ class XrayViewModel(StatusViewModel):
         def shown(result) -> None:
             rgba, empty = result
             self.imageChanged.emit(to_qimage(rgba))
-            if empty:  # all of the map argues against the finding: say so rather than show nothing silently
-                self._set_status(f"No region of the image raises {finding.replace('_', ' ')}: the model's evidence "
-                                 "for it is negative everywhere.")
+            note = (f" The heat map of {finding.replace('_', ' ')} is empty: the model's evidence for it is negative "
+                    "everywhere." if empty else "")  # say so rather than show nothing silently
+            self._set_status(self._summary + note, self._detail)
 
         self.runner.run("Drawing heat map", job, on_success=shown, owner=self)
