@@ -94,7 +94,7 @@ def test_pipeline_end_to_end_on_a_tiny_sample(tmp_path: Path) -> None:
     assert {"per_class", "mean_roc_auc_14_findings"} <= set(card["metrics_test"])
     assert max(card["model"]["onnx_parity_max_abs_diff"].values()) < 1e-2
     assert card["thresholds"]["derived_by"] == "training" and len(card["operating_points_test"]) == 15
-    assert "findings_flagged_mean" in card["flags_per_image_test"]
+    assert "findings_flagged_per_image" in card["flags_per_image_test"]
     svc = XrayService(out)
     r = svc.classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
     assert r.cam.shape[0] == 15
@@ -295,8 +295,8 @@ def test_committed_thresholds_and_operating_points_recomputed_from_committed_mod
         assert rows[c]["specificity"] == pytest.approx((~flag & (y_te[:, i] == 0)).sum() / (y_te[:, i] == 0).sum()), c
         assert rows[c]["sensitivity_ci"][0] <= rows[c]["sensitivity"] <= rows[c]["sensitivity_ci"][1]
     cut = np.array([service.thresholds[c] for c in service.classes])
-    assert card["flags_per_image_test"]["findings_flagged_mean"] == pytest.approx((p_te >= cut)[:, 1:].sum(1).mean())
+    assert card["flags_per_image_test"]["findings_flagged_per_image"] == pytest.approx((p_te >= cut)[:, 1:].sum(1).mean())
     prev = card["thresholds"].get("previous")
     if prev:  # re-derived: the earlier thresholds' flag count is recomputable too, and was higher
         old = np.array([prev["thresholds"][c] for c in service.classes])
-        assert prev["flags_per_image_test"]["findings_flagged_mean"] == pytest.approx((p_te >= old)[:, 1:].sum(1).mean())
+        assert prev["flags_per_image_test"]["findings_flagged_per_image"] == pytest.approx((p_te >= old)[:, 1:].sum(1).mean())

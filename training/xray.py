@@ -45,15 +45,20 @@ SPLIT_KEY = "wardlens-xray-split-v1"
 INTENDED_USE = ("Decision support for clinicians reading frontal (PA/AP) adult chest radiographs: flags findings for "
                 "attention and shows where the network looked. Not a diagnosis; every flag needs a clinician's "
                 "reading of the image.")
-LIMITS = ["Trained from scratch on a small, enriched subset of ChestX-ray14: prevalence and calibration do not "
-          "transfer to a hospital's case mix; probabilities are relative scores.",
-          "Labels were mined from reports by NLP (about 90% accurate per NIH).",
-          "Low resolution (128 px): small nodules and subtle pneumothorax can be missed.",
-          "Flags are set for specificity (see thresholds): most films show few flags, but sensitivity at these "
-          "thresholds is modest (see operating_points_test), so a finding that is not flagged is not excluded.",
-          "Images unlike the training radiographs (other body parts, photos, CT/MR, blank or noise) are refused by "
-          "the OOD guard; lateral views and paediatric films were not validated.",
-          "Rare findings (Hernia, Edema, Emphysema, Fibrosis) have few test positives: wide intervals."]
+def limits(min_specificity: float) -> list[str]:
+    return [
+        "Trained from scratch on a small, enriched subset of ChestX-ray14: prevalence and calibration do not "
+        "transfer to a hospital's case mix; probabilities are relative scores.",
+        "Labels were mined from reports by NLP (about 90% accurate per NIH).",
+        "Low resolution (128 px): small nodules and subtle pneumothorax can be missed.",
+        f"Flags are set for specificity: each finding's threshold leaves at least {100 * min_specificity:.0f}% of "
+        "validation films without that finding unflagged. Sensitivity at these thresholds is modest (see the "
+        "operating points), so a finding that is not flagged is not excluded.",
+        "Images unlike the training radiographs (other body parts, photos, CT/MR, blank or noise) are refused by "
+        "the OOD guard; lateral views and paediatric films were not validated.",
+        "Rare findings (Hernia, Edema, Emphysema, Fibrosis) have few test positives: wide intervals."]
+
+
 # the order of card.json / card.md, whichever code path (training or --rethreshold) wrote it
 CARD_ORDER = ["name", "title", "version", "intended_use", "limits", "data", "preprocessing", "model", "training",
               "validation_history", "metrics_test", "thresholds", "operating_points_test", "flags_per_image_test",
@@ -515,10 +520,11 @@ def flags_per_image(y: np.ndarray, p: np.ndarray, thresholds: dict[str, float]) 
     """How many of the 14 findings a film shows flagged, against how many it is labelled with."""
     cut = np.array([thresholds[c] for c in CLASSES])
     flags = (p >= cut)[:, 1:]
-    return {"findings_flagged_mean": float(flags.sum(1).mean()) if len(p) else float("nan"),
-            "images_with_no_finding_flagged": float((flags.sum(1) == 0).mean()) if len(p) else float("nan"),
-            "findings_labelled_mean": float(y[:, 1:].sum(1).mean()) if len(y) else float("nan"),
-            "images_labelled_no_finding": float(y[:, 0].mean()) if len(y) else float("nan")}
+    nan = float("nan")
+    return {"findings_flagged_per_image": float(flags.sum(1).mean()) if len(p) else nan,
+            "share_of_images_without_any_flag": float((flags.sum(1) == 0).mean()) if len(p) else nan,
+            "findings_labelled_per_image": float(y[:, 1:].sum(1).mean()) if len(y) else nan,
+            "share_of_images_labelled_no_finding": float(y[:, 0].mean()) if len(y) else nan}
 
 
 def operating_points(y_va: np.ndarray, p_va: np.ndarray, y_te: np.ndarray, p_te: np.ndarray, g_te: np.ndarray,
@@ -635,11 +641,12 @@ def rethreshold(args) -> int:
         raise SystemExit(f"test mean ROC-AUC of the committed model is {new_mean:.4f}, the card says {old_mean:.4f}: "
                          "the data or the model differ from the card's; nothing written")
     card.update(version=f"{trained_version}+thresholds.{time.strftime('%Y.%m.%d')}", intended_use=INTENDED_USE,
-                limits=LIMITS, metrics_test=metrics, **parts)
+                limits=limits(args.min_specificity), metrics_test=metrics, **parts)
     write_bundle_texts(out, card, thresholds, meta["ood"], bundle.sha256)
     b, a = parts["thresholds"]["previous"]["flags_per_image_test"], parts["flags_per_image_test"]
     print(f"[xray] thresholds re-derived ({time.time() - t0:.0f}s): findings flagged per test image "
-          f"{b['findings_flagged_mean']:.2f} -> {a['findings_flagged_mean']:.2f} (labelled {a['findings_labelled_mean']:.2f}); "
+          f"{b['findings_flagged_per_image']:.2f} -> {a['findings_flagged_per_image']:.2f} "
+          f"(labelled {a['findings_labelled_per_image']:.2f}); "
           f"bundle in {out}", flush=True)
     return 0
 
@@ -743,7 +750,7 @@ def main(argv: list[str] | None = None) -> int:
         "name": "xray", "title": "Chest X-ray findings (NIH ChestX-ray14, 14 findings + No Finding)",
         "version": version,
         "intended_use": INTENDED_USE,
-        "limits": LIMITS,
+        "limits": limits(args.min_specificity),
         "data": {"source": "NIH ChestX-ray14 (Wang et al., CVPR 2017)", "layout": data.layout,
                  "path": str(args.data), "images": len(data), "patients": int(len(np.unique(data.patient_id))),
                  "sample": args.sample or None,
