@@ -24,7 +24,7 @@ from services.patients import encounters_uci_frame
 from services.progress import CancelToken, ProgressFn, no_progress
 from services.readmission import ReadmissionService
 from services.session import Session
-from services.uci_schema import AGE_BANDS, ENCOUNTER_COLUMNS, READMITTED_VALUES
+from services.uci_schema import AGE_BANDS, ENCOUNTER_COLUMNS, READMITTED_VALUES, age_band_text
 
 from services.analytics_core import *  # noqa: F401,F403 - the dashboards' shared parts, re-exported
 from services.analytics_core import (MIN_GROUP, MIN_SHOWN, Cohort, calibration_bins, card_metrics,
@@ -152,8 +152,8 @@ def readmission_dashboard(c: Cohort, months: int = 12) -> ReadmissionDashboard:
              f"overall {overall.rate:.1%} of {n:,} encounters; {unknown:,} discharged encounters without a known "
              "outcome (recent, or not eligible) are left out.")
     by_ward = _rate_chart("By ward", rate_rows(f["ward"], y), "ward (ward of the stay)")
-    ages = f["age"].str.strip("[)").replace("", "unknown")
-    by_age = _rate_chart("By age band", rate_rows(ages, y, [b.strip("[)") for b in AGE_BANDS]), "age band")
+    ages = f["age"].map(age_band_text).replace("", "unknown")  # "[70-80)" shown as "70–79", as everywhere
+    by_age = _rate_chart("By age band", rate_rows(ages, y, [age_band_text(b) for b in AGE_BANDS]), "age band")
     by_dx = _rate_chart("By diagnosis group", rate_rows(f["diag_1"].map(icd9_group), y, ICD9_GROUPS),
                         "primary diagnosis group (ICD-9, Strack et al.)")
     inpatients = (c.frame["status"] == "inpatient").to_numpy() & c.eligible

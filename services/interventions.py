@@ -18,7 +18,7 @@ from services import audit
 from services.clinical_scores import LACE_HIGH_RISK, lace_components
 from services.errors import ValidationError
 from services.session import Session
-from services.uci_schema import INELIGIBLE_DISPOSITIONS, MEDICATIONS
+from services.uci_schema import INELIGIBLE_DISPOSITIONS, MEDICATIONS, age_band_text
 
 # Thresholds, named so the report and the tests quote the same numbers.
 POLYPHARMACY_MIN = 15        # medications given during the stay (UCI median is 15)
@@ -164,7 +164,7 @@ def _home_health(record: Mapping[str, Any], a: RiskAssessment | None) -> RuleRes
     days = _int(record, "time_in_hospital")
     if age not in ("[80-90)", "[90-100)") or days < LONG_STAY_DAYS:
         return None
-    return f"Age band {age} and a stay of {days} days ({LONG_STAY_DAYS} or more)."
+    return f"Aged {age_band_text(age)} and a stay of {days} days ({LONG_STAY_DAYS} or more)."
 
 
 @dataclass(frozen=True)

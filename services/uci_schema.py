@@ -2,6 +2,8 @@
 export for scoring, the training pipelines and the `score` commands."""
 from __future__ import annotations
 
+import re
+
 MEDICATIONS: tuple[str, ...] = (
     "metformin", "repaglinide", "nateglinide", "chlorpropamide", "glimepiride", "acetohexamide",
     "glipizide", "glyburide", "tolbutamide", "pioglitazone", "rosiglitazone", "acarbose", "miglitol",
@@ -81,3 +83,98 @@ LAB_VITAL_UNITS: dict[str, str] = {
     "bloodureanitro": "mg/dL", "creatinine": "mg/dL", "bmi": "kg/m²", "pulse": "beats/min",
     "respiration": "breaths/min",
 }
+
+
+# ----- plain words for people ----------------------------------------------------------------------
+# The tables above are the source's own names (IDs_mapping.csv: "NULL", "Discharged/transferred to SNF",
+# "Left AMA") and stay as they are for validation and import. Everything shown to staff (the app, the
+# reports, the risk factors) goes through the functions below. Stored values never change.
+NOT_RECORDED = "Not recorded"
+ADMISSION_TYPE_WORDS: dict[int, str] = {
+    1: "Emergency", 2: "Urgent", 3: "Elective", 4: "Newborn", 5: NOT_RECORDED, 6: NOT_RECORDED, 7: "Trauma centre",
+    8: NOT_RECORDED,
+}
+ADMISSION_SOURCE_WORDS: dict[int, str] = {
+    1: "Physician referral", 2: "Clinic referral", 3: "HMO referral", 4: "Transfer from another hospital",
+    5: "Transfer from a skilled nursing facility", 6: "Transfer from another health-care facility",
+    7: "Emergency department", 8: "Court or law enforcement", 9: NOT_RECORDED,
+    10: "Transfer from a critical access hospital", 11: "Normal delivery", 12: "Premature delivery", 13: "Sick baby",
+    14: "Born outside this hospital", 15: NOT_RECORDED, 17: NOT_RECORDED, 18: "Transfer from another home-health agency",
+    19: "Readmission to the same home-health agency", 20: NOT_RECORDED, 21: NOT_RECORDED,
+    22: "Transfer within this hospital (separate claim)", 23: "Born inside this hospital", 24: "Born outside this hospital",
+    25: "Transfer from an ambulatory surgery centre", 26: "Transfer from hospice",
+}
+DISPOSITION_WORDS: dict[int, str] = {
+    1: "Home", 2: "Transfer to another short-stay hospital", 3: "Transfer to a skilled nursing facility",
+    4: "Transfer to an intermediate care facility", 5: "Transfer to another inpatient care institution",
+    6: "Home with home-health care", 7: "Left against medical advice", 8: "Home with home IV therapy",
+    9: "Admitted as an inpatient to this hospital", 10: "Neonate transferred for aftercare", 11: "Died",
+    12: "Still a patient, or to return as an outpatient", 13: "Hospice at home", 14: "Hospice in a medical facility",
+    15: "Transfer to a swing bed within this hospital", 16: "Referred to another institution as an outpatient",
+    17: "Referred to this hospital as an outpatient", 18: NOT_RECORDED, 19: "Died at home (hospice)",
+    20: "Died in a medical facility (hospice)", 21: "Died, place unknown (hospice)",
+    22: "Transfer to a rehabilitation facility", 23: "Transfer to a long-term care hospital",
+    24: "Transfer to a nursing facility (Medicaid only)", 25: NOT_RECORDED, 26: NOT_RECORDED,
+    27: "Transfer to a federal health-care facility", 28: "Transfer to a psychiatric hospital or unit",
+    29: "Transfer to a critical access hospital", 30: "Transfer to another kind of health-care institution",
+}
+# The study publishes no key to its payer codes; the common ones are unambiguous, the rest are named as codes.
+PAYER_WORDS: dict[str, str] = {
+    "MC": "Medicare", "MD": "Medicaid", "HM": "HMO", "SP": "Self-pay", "BC": "Blue Cross / Blue Shield",
+    "CP": "Private insurance", "CH": "CHAMPUS (military)", "WC": "Workers' compensation", "OT": "Other payer",
+}
+
+
+def _code(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
+
+
+def admission_type_text(code: object) -> str:
+    """1 -> "Emergency"; 6 ("NULL") -> "Not recorded"."""
+    return ADMISSION_TYPE_WORDS.get(_code(code) or 0, NOT_RECORDED if code in (None, "", "?") else f"Code {code}")
+
+
+def admission_source_text(code: object) -> str:
+    """7 -> "Emergency department"; 17 ("NULL") -> "Not recorded"."""
+    return ADMISSION_SOURCE_WORDS.get(_code(code) or 0, NOT_RECORDED if code in (None, "", "?") else f"Code {code}")
+
+
+def disposition_text(code: object) -> str:
+    """3 -> "Transfer to a skilled nursing facility"; 7 -> "Left against medical advice"."""
+    return DISPOSITION_WORDS.get(_code(code) or 0, NOT_RECORDED if code in (None, "", "?", 0) else f"Code {code}")
+
+
+def payer_text(code: object) -> str:
+    """"MC" -> "Medicare"; "?" -> "Not recorded"; an undocumented code -> "Payer code UN"."""
+    c = str(code or "").strip()
+    if c in ("", "?"):
+        return NOT_RECORDED
+    return PAYER_WORDS.get(c, f"Payer code {c}")
+
+
+def specialty_text(value: object) -> str:
+    """The source's run-together specialty names as words: "InternalMedicine" -> "Internal medicine",
+    "Orthopedics-Reconstructive" -> "Orthopedics (reconstructive)", "Family/GeneralPractice" -> "Family / general
+    practice", "?" -> "Not recorded". Words with spaces also wrap in narrow table cells and printed reports."""
+    s = str(value or "").strip()
+    if s in ("", "?"):
+        return NOT_RECORDED
+    head, _, tail = s.partition("-")
+
+    def words(part: str) -> str:
+        part = re.sub(r"([a-z])and([A-Z])", r"\1 and \2", part)      # "ObstetricsandGynecology"
+        part = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", part)              # "InternalMedicine"
+        return " / ".join(p.strip() for p in part.split("/") if p.strip())
+    text = words(head) + (f" ({words(tail)})" if tail else "")
+    return text[:1].upper() + text[1:].lower()
+
+
+def age_band_text(band: object) -> str:
+    """"[70-80)" -> "70–79" (one form everywhere people read it); "" -> ""; anything else as given."""
+    m = re.fullmatch(r"\[(\d+)-(\d+)\)", str(band or "").strip())
+    if not m:
+        return str(band or "").strip()
+    return f"{int(m.group(1))}–{int(m.group(2)) - 1}"

@@ -81,7 +81,7 @@ def test_social_work_needs_prior_stays_and_home():
 
 def test_other_rules_and_no_recommendations_after_death():
     assert "3 emergency visits" in kinds(rec(number_emergency=3))["care_coordination"]
-    assert "[80-90)" in kinds(rec(age="[80-90)", time_in_hospital=8))["home_health"]
+    assert "Aged 80–89" in kinds(rec(age="[80-90)", time_in_hospital=8))["home_health"]  # the age band in words
     loaded = rec(number_inpatient=4, num_medications=30, A1Cresult=">8", diag_1="428.0", discharge_disposition_id=11)
     assert recommend(loaded) == []
     assert len(RULES) == len({r.id for r in RULES})

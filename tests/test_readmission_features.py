@@ -78,6 +78,38 @@ def test_plain_words() -> None:
         assert describe_feature(n, 1.0) and feature_label(n) and "{" not in feature_label(n)
 
 
+def test_factors_use_plain_words_not_the_source_codes() -> None:
+    """Factors are read by clinicians: payer, admission and discharge codes in words, no raw UCI names."""
+    assert describe_feature("payer_MC", 1) == "payer: Medicare"
+    assert describe_feature("disp_3", 1) == "discharged to a skilled nursing facility"
+    assert describe_feature("disp_7", 1) == "left against medical advice"
+    assert describe_feature("disp_1", 0) == "not discharged home"
+    assert describe_feature("adm_src_7", 1) == "admitted via emergency department"
+    assert describe_feature("adm_src_4", 1) == "transferred from another hospital"
+    assert describe_feature("adm_type_6", 1) == "admission type not recorded"
+    assert describe_feature("adm_type_1", 0) == "not an emergency admission"
+    assert describe_feature("spec_Orthopedics-Reconstructive", 1) == "admitting specialty orthopedics (reconstructive)"
+    assert describe_feature("age_years", 75) == "age 70–79"
+    raw = ("NULL", "null", "Not Mapped", "not mapped", "snf", "icf", " ama", "transferred/", "/transferred", " fac ",
+           "InternalMedicine", "payer MC", "UN payer", "not:")
+    for n in FEATURE_NAMES:
+        for v in (0.0, 1.0):
+            text = describe_feature(n, v)
+            assert not any(r in text for r in raw), (n, v, text)
+
+
+def test_display_words_for_codes_and_age_bands() -> None:
+    from services.uci_schema import (AGE_BANDS, admission_source_text, admission_type_text, age_band_text,
+                                     disposition_text, payer_text, specialty_text)
+    assert [age_band_text(b) for b in AGE_BANDS[6:8]] == ["60–69", "70–79"] and age_band_text("") == ""
+    assert payer_text("MC") == "Medicare" and payer_text("?") == "Not recorded" and payer_text("UN") == "Payer code UN"
+    assert admission_type_text(6) == admission_type_text(8) == "Not recorded" and admission_type_text(1) == "Emergency"
+    assert admission_source_text(7) == "Emergency department" and disposition_text(None) == "Not recorded"
+    assert disposition_text(22) == "Transfer to a rehabilitation facility"
+    assert specialty_text("Family/GeneralPractice") == "Family / general practice"
+    assert specialty_text("ObstetricsandGynecology") == "Obstetrics and gynecology" and specialty_text("?") == "Not recorded"
+
+
 def test_one_patient_at_the_bedside_equals_the_same_rows_in_a_batch() -> None:
     """Frames of a few rows take the object-array path, large ones pandas Series: same numbers."""
     from services.demo import SAMPLE

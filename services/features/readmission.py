@@ -27,7 +27,8 @@ import pandas as pd
 
 from services.clinical_scores import charlson_conditions, charlson_index
 from services.features.common import ICD9_GROUPS, icd9_group
-from services.uci_schema import ADMISSION_SOURCES, ADMISSION_TYPES, AGE_BANDS, DISCHARGE_DISPOSITIONS, MEDICATIONS
+from services.uci_schema import (AGE_BANDS, MEDICATIONS, NOT_RECORDED, PAYER_WORDS, admission_source_text,
+                                 admission_type_text, age_band_text, disposition_text, specialty_text)
 
 # Fixed vocabularies so that the layout never depends on the data being scored; others map to "other".
 SPECIALTIES: tuple[str, ...] = (
@@ -364,9 +365,14 @@ _NEGATED: dict[str, str] = {
     "payer_missing": "payer recorded", "glu_measured": "blood glucose not measured", "a1c_measured": "HbA1c not measured",
     "diabetes_med": "not on diabetes medication", "change": "diabetes medication not changed",
     "hx_prev_lt30": "not readmitted within 30 days of the last discharge",
+    "diab_complicated": "diabetes with chronic complications not coded",
+    "hx_prev_same_group": "main diagnosis group differs from the last stay",
+    "hx_prev_same_code": "main diagnosis differs from the last stay",
+    "hx_prev_care_disp": "neither a care facility nor home health after the last stay",
+    "hx_prior_insulin": "not on insulin at an earlier stay",
+    "diag1_Other": "main diagnosis in one of the common groups",
+    "diag23_Other": "no secondary diagnosis outside the common groups",
 }
-_PAYER_WORDS = {"MC": "Medicare", "MD": "Medicaid", "HM": "HMO", "SP": "self-pay", "BC": "Blue Cross",
-                "CP": "private insurer (CP)", "UN": "UN payer", "CM": "CM payer"}
 
 
 def _plural(template: str, n: int) -> str:
@@ -396,7 +402,7 @@ def describe_feature(name: str, value: float) -> str:
         return f"{v:.1f} {'lab tests' if name == 'labs_per_day' else 'medications'} per hospital day"
     if name == "age_years":
         lo = int(v // 10 * 10)
-        return f"age {lo}-{lo + 9}"
+        return f"age {age_band_text(f'[{lo}-{lo + 10})')}"
     if name == "hx_meds_delta":
         return f"{abs(n)} medication{'' if abs(n) == 1 else 's'} {'more' if n >= 0 else 'fewer'} than at the last stay"
     if name in ("glu_level", "a1c_level"):
@@ -412,26 +418,88 @@ def describe_feature(name: str, value: float) -> str:
     if v < 0.5 and name.startswith("med_") and name.endswith("_on"):
         return f"not on {name[4:-3]}"
     text = _indicator_text(name)
-    return text if v >= 0.5 else f"not: {text}"
+    return text if v >= 0.5 else _negated_indicator(name, text)
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _admission_type_words(code: int) -> str:
+    w = admission_type_text(code)
+    return "admission type not recorded" if w == NOT_RECORDED else f"{w.lower()} admission"
+
+
+def _admission_source_words(code: int) -> str:
+    w = admission_source_text(code)
+    if w == NOT_RECORDED:
+        return "admission source not recorded"
+    return _lower_first(w.replace("Transfer from", "transferred from")) if w.startswith("Transfer") else \
+        f"admitted via {_lower_first(w)}"
+
+
+def _disposition_words(code: int) -> str:
+    w = disposition_text(code)
+    if w == NOT_RECORDED:
+        return "discharge destination not recorded"
+    if w.startswith("Transfer to"):
+        return "discharged to" + w[len("Transfer to"):]
+    if w.startswith("Home"):
+        return "discharged home" + w[len("Home"):]
+    return _lower_first(w)
+
+
+def _negated_indicator(name: str, text: str) -> str:
+    """Natural negation of an indicator's words ("not an emergency admission", "payer not Medicare")."""
+    if text.endswith(" not recorded"):
+        return text[: -len(" not recorded")] + " recorded"
+    if text.startswith("less common "):
+        return "a more common " + text[len("less common "):]
+    if text == "left against medical advice":
+        return "did not leave against medical advice"
+    if text.endswith((" coded", " increased", " decreased")):  # "heart failure coded", "insulin dose increased"
+        head, _, last = text.rpartition(" ")
+        return f"{head} not {last}"
+    if name.startswith("dx23_"):
+        return "no secondary diagnosis of " + text[len("secondary diagnosis "):]
+    for prefix, lead in (("admitted via ", "not admitted via "), ("transferred from ", "not transferred from "),
+                         ("discharged ", "not discharged "), ("admitting specialty ", "admitting specialty not "),
+                         ("payer: ", "payer not "), ("payer code ", "payer not code "),
+                         ("main diagnosis in ", "main diagnosis not in "), ("secondary diagnosis in ", "no secondary diagnosis in "),
+                         ("main diagnosis: ", "main diagnosis not "),
+                         ("main diagnosis ", "main diagnosis not "), ("on ", "not on ")):
+        if text.startswith(prefix):
+            return lead + text[len(prefix):]
+    if name.startswith("adm_type_"):
+        return f"not an {text}" if text[:1] in "aeiou" else f"not a {text}"
+    return f"not: {text}"
 
 
 def _indicator_text(name: str) -> str:
     if name in _FLAG_WORDS:
         return _FLAG_WORDS[name]
     if name.startswith("adm_type_"):
-        return f"admission type {ADMISSION_TYPES.get(int(name.rsplit('_', 1)[1]), '?').lower()}"
+        return _admission_type_words(int(name.rsplit("_", 1)[1]))
     if name.startswith("adm_src_"):
-        return f"admitted via {ADMISSION_SOURCES.get(int(name.rsplit('_', 1)[1]), '?').lower()}"
+        return _admission_source_words(int(name.rsplit("_", 1)[1]))
     if name.startswith("disp_"):
-        return DISCHARGE_DISPOSITIONS.get(int(name.split("_", 1)[1]), "?").lower()
+        return _disposition_words(int(name.split("_", 1)[1]))
     if name.startswith("spec_"):
-        return f"admitting specialty {name[5:]}"
+        return f"admitting specialty {specialty_text(name[5:]).lower()}"
     if name.startswith("payer_"):
-        return f"payer {_PAYER_WORDS.get(name[6:], name[6:])}"
+        code = name[6:]
+        if code not in PAYER_WORDS:
+            return f"payer code {code}"  # the study does not say what these codes mean
+        words = PAYER_WORDS[code]
+        return f"payer: {words if code in ('MC', 'MD', 'HM', 'BC', 'CH') else words.lower()}"  # names keep capitals
+    if name in ("diag1_Missing", "diag1_Other"):
+        return "main diagnosis not recorded" if name == "diag1_Missing" else "main diagnosis outside the common groups"
+    if name == "diag23_Other":
+        return "secondary diagnosis outside the common groups"
     if name.startswith("diag1_"):
-        return f"main diagnosis group {name[6:].lower()}"
+        return f"main diagnosis in the {name[6:].lower()} group"
     if name.startswith("diag23_"):
-        return f"secondary diagnosis {name[7:].lower()}"
+        return f"secondary diagnosis in the {name[7:].lower()} group"
     if name.startswith("dx1_"):
         return f"main diagnosis {ICD9_NAMES.get(name[4:], 'ICD-9 ' + name[4:])}"
     if name.startswith("dx23_"):
