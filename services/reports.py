@@ -33,11 +33,11 @@ from reportlab.platypus import (Image, KeepTogether, Paragraph, SimpleDocTemplat
 from xml.sax.saxutils import escape
 
 from models.domain import Encounter, Patient, Permission, RiskAssessment
-from services.clinical_scores import LACE_HIGH_RISK, PROXIES
+from services.clinical_scores import LACE_HIGH_RISK
 from services.errors import ValidationError
 from services.interventions import CARE_PERMISSION, InterventionService, Recommendation, recommend
 from services.session import Session
-from services.uci_schema import ADMISSION_TYPES, DISCHARGE_DISPOSITIONS
+from services.uci_schema import admission_type_text, age_band_text, disposition_text, specialty_text
 
 CONFIDENTIAL = "Confidential patient information"
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path(__file__).resolve().parents[1] / "resources" / "report_assets")
@@ -86,24 +86,31 @@ class _Styles:
     cell: ParagraphStyle
     cell_bold: ParagraphStyle
     right: ParagraphStyle
+    pad: float = 2.5        # cell padding of tables (points)
 
 
-def _styles() -> _Styles:
+def _styles(compact: bool = False) -> _Styles:
+    """The report's type; `compact` is a little tighter, for a report that would spill a few lines onto page 2."""
     reg, bold = report_fonts()
-    body = ParagraphStyle("body", fontName=reg, fontSize=9.5, leading=12.5, textColor=INK)
+    body = ParagraphStyle("body", fontName=reg, fontSize=9 if compact else 9.5, leading=11.5 if compact else 12.5,
+                          textColor=INK)
+    gap = 0.7 if compact else 1.0   # heading space scale
+    cell = 8.2 if compact else 8.5
     return _Styles(
         body=body,
         small=ParagraphStyle("small", parent=body, fontSize=8, leading=10, textColor=MUTED),
         tiny=ParagraphStyle("tiny", parent=body, fontSize=6.8, leading=8.4, textColor=MUTED),
         h1=ParagraphStyle("h1", parent=body, fontName=bold, fontSize=15, leading=19, spaceAfter=2),
-        h2=ParagraphStyle("h2", parent=body, fontName=bold, fontSize=11, leading=14, spaceBefore=9, spaceAfter=4,
+        h2=ParagraphStyle("h2", parent=body, fontName=bold, fontSize=11, leading=14, spaceBefore=7 * gap,
+                          spaceAfter=3 * gap,
                           keepWithNext=1,  # never a heading alone at the foot of a page
                           textColor=colors.HexColor("#102a43")),
         big=ParagraphStyle("big", parent=body, fontName=bold, fontSize=26, leading=30),
         label=ParagraphStyle("label", parent=body, fontSize=7.5, leading=9, textColor=MUTED),
-        cell=ParagraphStyle("cell", parent=body, fontSize=8.5, leading=10.5),
-        cell_bold=ParagraphStyle("cellb", parent=body, fontName=bold, fontSize=8.5, leading=10.5),
-        right=ParagraphStyle("right", parent=body, fontSize=8.5, leading=10.5, alignment=TA_RIGHT),
+        cell=ParagraphStyle("cell", parent=body, fontSize=cell, leading=cell + 2),
+        cell_bold=ParagraphStyle("cellb", parent=body, fontName=bold, fontSize=cell, leading=cell + 2),
+        right=ParagraphStyle("right", parent=body, fontSize=cell, leading=cell + 2, alignment=TA_RIGHT),
+        pad=1.5 if compact else 2.5,
     )
 
 
@@ -162,19 +169,25 @@ def _page_canvas(footer_centre: str, running_title: str, fonts: tuple[str, str])
     return NumberedCanvas
 
 
-def _build(story: list, title: str, author: str, footer_centre: str, running_title: str) -> bytes:
+def _build_counted(story: list, title: str, author: str, footer_centre: str, running_title: str) -> tuple[bytes, int]:
+    """The PDF and its number of pages."""
     buf = io.BytesIO()
     doc = SimpleDocTemplate(buf, pagesize=A4, leftMargin=18 * mm, rightMargin=18 * mm, topMargin=16 * mm,
                             bottomMargin=20 * mm, title=title, author=author, subject=CONFIDENTIAL,
                             creator="WardLens")
     doc.build(story, canvasmaker=_page_canvas(footer_centre, running_title, report_fonts()))
-    return buf.getvalue()
+    return buf.getvalue(), doc.page
 
 
-def _grid(data: list[list[Any]], widths: Sequence[float], header: bool = True, zebra: bool = False) -> Table:
+def _build(story: list, title: str, author: str, footer_centre: str, running_title: str) -> bytes:
+    return _build_counted(story, title, author, footer_centre, running_title)[0]
+
+
+def _grid(data: list[list[Any]], widths: Sequence[float], header: bool = True, zebra: bool = False,
+          pad: float = 2.5) -> Table:
     t = Table(data, colWidths=list(widths), repeatRows=1 if header else 0, hAlign="LEFT")
-    style = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 2.5),
-             ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5), ("LEFTPADDING", (0, 0), (-1, -1), 4),
+    style = [("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), pad),
+             ("BOTTOMPADDING", (0, 0), (-1, -1), pad), ("LEFTPADDING", (0, 0), (-1, -1), 4),
              ("RIGHTPADDING", (0, 0), (-1, -1), 4), ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE)]
     if header:
         style += [("BACKGROUND", (0, 0), (-1, 0), SHADE), ("LINEBELOW", (0, 0), (-1, 0), 0.6, MUTED)]
@@ -434,6 +447,17 @@ HOSPITAL_PARTS = (("H", "Haemoglobin low at discharge*"), ("O", "Oncology servic
                   ("T", "Admissions in the year before"), ("A", "Length of stay 5 days or more"))
 
 
+# The proxies in words for the printed page; the technical definitions (services.clinical_scores.PROXIES) are in
+# the readmission model card. One short paragraph keeps a typical report on one page.
+SCORE_PROXY_NOTE = (
+    "These scores are computed from the coded record, which lacks some of their inputs, so parts are proxies and they "
+    "are not the validated LACE and HOSPITAL scores. C: Charlson index from the three coded diagnoses only (diabetes "
+    "always counts), so it under-counts comorbidity. E: emergency visits in the whole year before (not 6 months), at "
+    "most 4. T: inpatient stays in the year before. *H and S: no laboratory values; 1 point for a coded anaemia "
+    "(ICD-9 280–285) or hyponatraemia (276.1). O: oncology or haematology/oncology specialty. P: any procedure other "
+    "than lab tests. The readmission model card gives the exact definitions.")
+
+
 def _band_text(a: RiskAssessment, bands: list[tuple[str, float]]) -> str:
     cuts = {name: lower for name, lower in bands}
     lo_med, lo_high = cuts.get("medium", a.threshold), cuts.get("high", a.threshold)
@@ -490,12 +514,11 @@ def _header_block(data: PatientReportData, st: _Styles) -> Table:
 
     rows = [
         cell("Patient", name, True) + cell("Patient no.", number, True) + cell("Birth date", birth),
-        cell("Sex", p.sex) + cell("Age band", e.age_band or p.age_band or "—") + cell("Encounter", str(e.encounter_nbr)),
+        cell("Sex", p.sex) + cell("Age band", age_band_text(e.age_band or p.age_band) or "—")
+        + cell("Encounter", str(e.encounter_nbr)),
         cell("Ward / bed", place) + cell("Admitted", _fmt_date(e.admit_time, with_time=True)) + cell("Discharged", stay),
-        cell("Admission", ADMISSION_TYPES.get(e.admission_type_id, str(e.admission_type_id)))
-        + cell("Specialty", e.medical_specialty if e.medical_specialty not in ("", "?") else "not recorded")
-        + cell("Discharge to", "not yet decided" if e.is_inpatient else
-               DISCHARGE_DISPOSITIONS.get(e.discharge_disposition_id or 0, "not recorded")),
+        cell("Admission", admission_type_text(e.admission_type_id)) + cell("Specialty", specialty_text(e.medical_specialty))
+        + cell("Discharge to", "Not yet decided" if e.is_inpatient else disposition_text(e.discharge_disposition_id)),
     ]
     widths = [w * mm for w in (19, 41, 19, 35, 21, 33)]
     t = Table(rows, colWidths=widths, hAlign="LEFT")
@@ -550,7 +573,7 @@ def _scores_block(data: PatientReportData, st: _Styles) -> list:
         rows = [[Paragraph(f"<b>{escape(title)}</b> · {escape(band)}", st.cell),
                  Paragraph(f"<b>{total}</b> of {maximum}", st.right)]]
         rows += [[_p(f"{k}   {text}", st.cell), _p(str(comps.get(k, 0)), st.right)] for k, text in parts]
-        return _grid(rows, [62 * mm, 18 * mm])
+        return _grid(rows, [62 * mm, 18 * mm], pad=st.pad)
 
     lace = table("LACE index", a.lace, 19, f"{a.lace_band} (high at {LACE_HIGH_RISK}+)", LACE_PARTS, a.lace_components)
     hosp = table("HOSPITAL score", a.hospital, 13, f"{a.hospital_band} (high at 7+)", HOSPITAL_PARTS,
@@ -558,11 +581,8 @@ def _scores_block(data: PatientReportData, st: _Styles) -> list:
     both = Table([[lace, hosp]], colWidths=[84 * mm, 84 * mm], hAlign="LEFT")
     both.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     out.append(both)
-    proxy = ("These scores are computed from the coded record, which lacks some of their inputs (* no laboratory "
-             "values), so parts are proxies and they are not the validated LACE and HOSPITAL scores: "
-             + " ".join(f"{k.split('.')[0].upper()}-{k.split('.')[1]}: {v}" for k, v in PROXIES.items()))
-    out.append(Spacer(1, 3))
-    out.append(_p(proxy, st.tiny))
+    out.append(Spacer(1, 2))
+    out.append(_p(SCORE_PROXY_NOTE, st.tiny))
     return out
 
 
@@ -638,7 +658,7 @@ def _interventions_block(data: PatientReportData, st: _Styles) -> list:
         else:
             status = f"{r.status.capitalize()} {(r.done_at or '')[:10]} by {r.done_by or '?'}"
         rows.append([_p(r.title, st.cell_bold), _p(r.why, st.cell), _p(status, st.cell)])
-    out.append(_grid(rows, [56 * mm, 80 * mm, 32 * mm], zebra=True))
+    out.append(_grid(rows, [56 * mm, 80 * mm, 32 * mm], zebra=True, pad=st.pad))
     out.append(_p("From fixed rules on the record and the risk band; each line says what triggered it.", st.small))
     return out
 
@@ -650,8 +670,21 @@ def _models_block(data: PatientReportData, st: _Styles) -> list:
 
 
 def render_patient_report(data: PatientReportData) -> bytes:
-    """Draw the patient risk report (A4 PDF) from collected data."""
-    st = _styles()
+    """Draw the patient risk report (A4 PDF) from collected data.
+
+    A report that spills onto a second page is drawn again a little tighter, and that version is kept when it
+    needs fewer pages: a typical report is one page, never one page plus a near-empty second.
+    """
+    pdf, pages = _render_patient_report(data, compact=False)
+    if pages > 1:
+        tight, tight_pages = _render_patient_report(data, compact=True)
+        if tight_pages < pages:
+            return tight
+    return pdf
+
+
+def _render_patient_report(data: PatientReportData, compact: bool) -> tuple[bytes, int]:
+    st = _styles(compact)
     fonts = report_fonts()
     who = f"{data.patient.display_name} · {data.patient.mrn}" if data.sees_names else "de-identified"
     story: list = [
@@ -671,7 +704,7 @@ def render_patient_report(data: PatientReportData) -> bytes:
     footer = f"Printed by {data.printed_by}, {_fmt_date(data.printed_at, with_time=True)}"
     running = f"Patient risk report · {who} · encounter {data.encounter.encounter_nbr}"
     title = f"Patient risk report {data.patient.mrn}" if data.sees_names else "Patient risk report"
-    return _build(story, title, data.printed_by, footer, running)
+    return _build_counted(story, title, data.printed_by, footer, running)
 
 
 def patient_report_pdf(session: Session, patient_id: int, encounter_nbr: int | None = None,

@@ -179,7 +179,7 @@ def test_discharged_encounter_and_resolver(sessions, tmp_path):
     with pytest.raises(ValidationError):
         patient_report_pdf(dr, pid, encounter_nbr=1)
     text = flat(pdf_text(patient_report_pdf(dr, pid, encounter_nbr=nbr, now=NOW), tmp_path))
-    assert "Stayed" in text and "Discharged to home" in text and str(nbr) in text
+    assert "Stayed" in text and "Discharge to Home" in text and str(nbr) in text
 
 
 def test_ward_report(sessions, tmp_path):
@@ -206,3 +206,30 @@ def test_fonts_prefer_dejavu():
         assert (regular, bold) == ("WL-Sans", "WL-Sans-Bold")
     else:
         assert (regular, bold) == ("Helvetica", "Helvetica-Bold")
+
+
+def test_patient_report_in_plain_words_whole_words_and_one_page(sessions, tmp_path):
+    """Codes in words (no 'NULL', '[70-80)', 'Discharged/transferred to SNF'), no word broken across lines,
+    and a typical report on one page (no near-empty second page)."""
+    dr = sessions("dr.demo", "wardlens-clinician")
+    pid, nbr = dr.db.conn.execute(
+        "SELECT patient_id, encounter_nbr FROM encounters WHERE status = 'discharged' ORDER BY encounter_nbr "
+        "LIMIT 1").fetchone()
+    with dr.db.transaction() as c:
+        c.execute("UPDATE encounters SET medical_specialty = 'Orthopedics-Reconstructive', discharge_disposition_id = 22, "
+                  "admission_type_id = 6, age_band = '[70-80)', payer_code = 'MC' WHERE encounter_nbr = ?", (nbr,))
+    pdf = patient_report_pdf(dr, pid, encounter_nbr=nbr, now=NOW)
+    text = flat(pdf_text(pdf, tmp_path))
+    # flat() joins lines with a space, so a word broken across lines would not be found whole
+    for words in ("Orthopedics (reconstructive)", "Transfer to a rehabilitation facility", "Age band 70–79",
+                  "Admission Not recorded"):
+        assert words in text, words
+    for raw in ("NULL", "[70-80)", "Orthopedics-Recons", "Discharged/transf", "Not Mapped"):
+        assert raw not in text, raw
+    assert "Page 1 of 1" in text
+    # typical reports (no X-ray study) fit one page
+    ids = [r[0] for r in dr.db.conn.execute(
+        "SELECT DISTINCT patient_id FROM encounters WHERE status = 'inpatient' ORDER BY patient_id LIMIT 6")]
+    ids += [r[0] for r in dr.db.conn.execute("SELECT id FROM patients ORDER BY id LIMIT 6")]
+    for p in ids:
+        assert len(reports.pdf_page_images(patient_report_pdf(dr, p, now=NOW), dpi=10)) == 1, p
