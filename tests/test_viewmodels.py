@@ -255,3 +255,23 @@ def test_typed_search_returns_a_page_and_says_so(qtbot, owner, demo_store):
     with qtbot.waitSignal(plist.statusChanged, timeout=10_000):
         plist.set_search_text("2")  # diagnosis codes starting with 2: hundreds of patients
     assert plist.model.total == 50 and "type more" in plist.status
+
+
+def test_patient_page_shows_codes_and_age_band_in_words() -> None:
+    """Stay tab, encounter table and patient list: plain words and one age form ("70–79"); stored codes unchanged."""
+    import datetime as dt
+
+    from models.domain import Encounter, PatientRow
+    from viewmodels.patients_vm import ENCOUNTER_COLUMNS, PATIENT_COLUMNS, PatientViewModel
+    e = Encounter(1, 1, 10, dt.datetime(2026, 1, 5, 9), dt.datetime(2026, 1, 9, 12), admission_type_id=6,
+                  admission_source_id=7, discharge_disposition_id=3, medical_specialty="Family/GeneralPractice",
+                  payer_code="MC", age_band="[70-80)")
+    rows = dict(PatientViewModel.stay_rows(e))
+    assert rows["Admission source"] == "Emergency department" and rows["Payer"] == "Medicare"
+    assert rows["Discharge disposition"] == "Transfer to a skilled nursing facility"
+    assert rows["Age at admission"] == "70–79"
+    cols = {c.header: c.value(e) for c in ENCOUNTER_COLUMNS}
+    assert cols["Admission"] == "Not recorded" and cols["Specialty"] == "Family / general practice"
+    row = PatientRow(1, "100", "Adams, Donna", "Female", "[70-80)", "Medicine A", "2026-01-05", 1, "428", True)
+    assert {c.header: c.value(row) for c in PATIENT_COLUMNS}["Age"] == "70–79"
+    assert e.age_band == "[70-80)" and e.payer_code == "MC"  # what is stored stays as it was

@@ -204,3 +204,26 @@ def test_model_card_dialog_reads_use_and_limits_first_and_closes(qtbot, window):
     qtbot.waitUntil(again.isVisible, timeout=5000)
     again.buttons.button(QDialogButtonBox.StandardButton.Close).click()
     assert not again.isVisible()
+
+
+def test_labs_tab_says_when_a_patient_has_no_lab_results(qtbot, window):
+    _login(qtbot, window)
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    conn = ws.patient_vm.session.db.conn
+    has_labs = "EXISTS (SELECT 1 FROM encounters e JOIN lab_results l ON l.encounter_id = e.id WHERE e.patient_id = p.id)"
+    without = conn.execute(f"SELECT id FROM patients p WHERE NOT {has_labs} ORDER BY id LIMIT 1").fetchone()[0]
+    with_labs = conn.execute(
+        "SELECT e.patient_id FROM encounters e JOIN lab_results l ON l.encounter_id = e.id "
+        "WHERE e.encounter_nbr = (SELECT max(encounter_nbr) FROM encounters WHERE patient_id = e.patient_id) "
+        "ORDER BY e.patient_id LIMIT 1").fetchone()[0]
+    view = ws.patient_view
+    ws.open_patient(without)
+    qtbot.waitUntil(lambda: ws.patient_vm.patient is not None and ws.patient_vm.patient.id == without
+                    and ws.patient_vm.selected_encounter is not None, timeout=10_000)
+    assert view.labs_page.currentWidget() is view.labs_empty
+    assert view.labs_empty.text() == "No lab results recorded for this patient."
+    ws.open_patient(with_labs)
+    qtbot.waitUntil(lambda: ws.patient_vm.patient.id == with_labs and ws.patient_vm.selected_encounter is not None
+                    and bool(ws.patient_vm.selected_encounter.labs), timeout=10_000)
+    assert view.labs_page.currentWidget() is view.labs and view.labs.rowCount() > 0

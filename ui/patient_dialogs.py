@@ -9,8 +9,8 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QDateEdit, QDateTimeEdit, Q
                                QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
 
 from models.domain import Encounter, Patient
-from viewmodels.codes import (A1C_VALUES, ADMISSION_SOURCES, ADMISSION_TYPES, AGE_BANDS, DISCHARGE_DISPOSITIONS,
-                                 GENDERS, GLU_SERUM_VALUES, MEDICATION_STATUSES, MEDICATIONS, RACES)
+from viewmodels.codes import (A1C_VALUES, ADMISSION_SOURCE_CHOICES, ADMISSION_TYPE_CHOICES, AGE_BAND_CHOICES,
+                              DISPOSITION_CHOICES, GENDERS, GLU_SERUM_VALUES, MEDICATION_STATUSES, MEDICATIONS, RACES)
 
 Saver = Callable[[dict[str, Any]], dict[str, str]]
 
@@ -104,16 +104,16 @@ class EncounterDialog(_FormDialog):
                                   QDateTimeEdit(calendarPopup=True, displayFormat="yyyy-MM-dd HH:mm"))
         self.discharge.setDateTime(QDateTime(e.discharge_time) if e and e.discharge_time else now)
         self.adm_type = self.add("admission_type_id", "Admission &type",
-                                 _combo([(v, k) for k, v in ADMISSION_TYPES.items()], e.admission_type_id if e else 1))
+                                 _combo(ADMISSION_TYPE_CHOICES, e.admission_type_id if e else 1))
         self.adm_source = self.add("admission_source_id", "Admission &source",
-                                   _combo([(v, k) for k, v in ADMISSION_SOURCES.items()], e.admission_source_id if e else 7))
+                                   _combo(ADMISSION_SOURCE_CHOICES, e.admission_source_id if e else 7))
         self.disposition = self.add("discharge_disposition_id", "Discharge dis&position",
-                                    _combo([("—", None)] + [(v, k) for k, v in DISCHARGE_DISPOSITIONS.items()],
+                                    _combo([("—", None)] + DISPOSITION_CHOICES,
                                            e.discharge_disposition_id if e else None))
         self.ward = self.add("ward_id", "&Ward", _combo([("—", None)] + [(w.name, w.id) for w in wards], e.ward_id if e else None))
         self.bed = self.add("bed_id", "&Bed", QComboBox())
         self._keep_bed = e.bed_id if e else None
-        self.age = self.add("age_band", "A&ge band", _combo([(a, a) for a in AGE_BANDS], e.age_band if e else None))
+        self.age = self.add("age_band", "A&ge band", _combo(AGE_BAND_CHOICES, e.age_band if e else None))
         self.specialty = self.add("medical_specialty", "Spe&cialty",
                                   QLineEdit("" if not e or e.medical_specialty == "?" else e.medical_specialty))
         self.diagnoses = self.add("diagnoses", "&Diagnoses (ICD-9/10, primary first)",

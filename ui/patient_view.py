@@ -4,12 +4,11 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtPrintSupport import QPrintDialog, QPrinter
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter, QTableView,
-                               QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
+                               QStackedWidget, QTableView, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 
 from models.domain import Encounter
-from viewmodels.codes import ADMISSION_SOURCES, DISCHARGE_DISPOSITIONS
 from ui.model_card_dialog import ModelCardDialog
 from ui.risk_panel import RiskPanel
 from viewmodels.patients_vm import PatientViewModel
@@ -90,10 +89,16 @@ class PatientView(QWidget):
         self.diagnoses = _table(["#", "Code", "System"])
         self.medications = _table(["Medication", "Change during stay"])
         self.labs = _table(["Test", "Result", "Unit"])
+        # an empty table alone looks like a fault: the tab says when a stay has no results
+        self.labs_empty = QLabel(objectName="Subtitle", wordWrap=True)
+        self.labs_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.labs_page = QStackedWidget()
+        self.labs_page.addWidget(self.labs)
+        self.labs_page.addWidget(self.labs_empty)
         self.tabs.addTab(self.summary, "&Stay")
         self.tabs.addTab(self.diagnoses, "&Diagnoses")
         self.tabs.addTab(self.medications, "&Medications")
-        self.tabs.addTab(self.labs, "&Labs")
+        self.tabs.addTab(self.labs_page, "&Labs")
         split.addWidget(self.tabs)
         split.setSizes([200, 300])
         body = QHBoxLayout()
@@ -166,19 +171,14 @@ class PatientView(QWidget):
         if e is None:
             for t in (self.summary, self.diagnoses, self.medications, self.labs):
                 t.setRowCount(0)
+            self._show_labs_message("")
             return
-        disp = DISCHARGE_DISPOSITIONS.get(e.discharge_disposition_id or 0, "")
-        _fill(self.summary, [
-            ("Admission source", ADMISSION_SOURCES.get(e.admission_source_id, e.admission_source_id)),
-            ("Discharge disposition" + (" (planned)" if e.is_inpatient else ""), disp),
-            ("Age at admission", e.age_band), ("Payer", "" if e.payer_code == "?" else e.payer_code),
-            ("Lab procedures", e.num_lab_procedures), ("Procedures", e.num_procedures),
-            ("Medications given", e.num_medications),
-            ("Visits in the year before (outpatient / emergency / inpatient)",
-             f"{e.number_outpatient} / {e.number_emergency} / {e.number_inpatient}"),
-            ("Diabetes medication", e.diabetes_med), ("Medication changed", "yes" if e.change == "Ch" else "no"),
-            ("Comorbidity flags", ", ".join(e.comorbidities)),
-        ])
+        _fill(self.summary, self.vm.stay_rows(e))
         _fill(self.diagnoses, [(d.position, d.code, d.system) for d in e.diagnoses])
         _fill(self.medications, [(m.drug, m.status) for m in e.medications])
         _fill(self.labs, [(lab.name, lab.value_text if lab.value_num is None else lab.value_num, lab.unit) for lab in e.labs])
+        self._show_labs_message(self.vm.labs_message(e))
+
+    def _show_labs_message(self, text: str) -> None:
+        self.labs_empty.setText(text)
+        self.labs_page.setCurrentWidget(self.labs_empty if text else self.labs)

@@ -14,7 +14,8 @@ from services.errors import ValidationError
 from services.reports import patient_report_pdf, pdf_page_images
 from services.patients import PatientService
 from services.session import Session
-from services.uci_schema import ADMISSION_TYPES
+from services.uci_schema import (admission_source_text, admission_type_text, age_band_text, disposition_text,
+                                 payer_text, specialty_text)
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -24,7 +25,7 @@ PATIENT_COLUMNS: list[Column[PatientRow]] = [
     Column("Patient no.", lambda r: r.mrn),
     Column("Name", lambda r: r.name),
     Column("Sex", lambda r: r.sex),
-    Column("Age", lambda r: r.age_band.strip("[)").replace("-", "–")),
+    Column("Age", lambda r: age_band_text(r.age_band)),
     Column("Ward", lambda r: r.ward),
     Column("Status", lambda r: "Inpatient" if r.inpatient else "Discharged"),
     Column("Last admission", lambda r: r.last_admit),
@@ -43,8 +44,8 @@ ENCOUNTER_COLUMNS: list[Column[Encounter]] = [
     Column("Discharged", lambda e: _fmt_time(e.discharge_time) or ("in hospital" if e.is_inpatient else "")),
     Column("Days", lambda e: e.length_of_stay() if e.admit_time else "", align_right=True),
     Column("Ward / bed", lambda e: " / ".join(x for x in (e.ward_name, e.bed_label) if x)),
-    Column("Admission", lambda e: ADMISSION_TYPES.get(e.admission_type_id, e.admission_type_id)),
-    Column("Specialty", lambda e: "" if e.medical_specialty == "?" else e.medical_specialty),
+    Column("Admission", lambda e: admission_type_text(e.admission_type_id)),
+    Column("Specialty", lambda e: "" if e.medical_specialty in ("", "?") else specialty_text(e.medical_specialty)),
     Column("Outcome (30 d)", lambda e: {"<30": "readmitted < 30 d", ">30": "readmitted > 30 d", "NO": "not readmitted"}
            .get(e.readmitted, "not yet known")),
 ]
@@ -276,12 +277,36 @@ class PatientViewModel(QObject):
     def model_card(self) -> str:
         return self.assessments.model_card_markdown("readmission")
 
+    def labs_message(self, e: Encounter | None) -> str:
+        """What the Labs tab says instead of an empty table ("" when the stay has results)."""
+        if e is None or e.labs:
+            return ""
+        others = any(x.labs for x in (self.encounters_model.row(i) for i in range(self.encounters_model.total)))
+        return ("No lab results recorded for this stay; other stays of this patient have some." if others
+                else "No lab results recorded for this patient.")
+
+    @staticmethod
+    def stay_rows(e: Encounter) -> list[tuple[str, str]]:
+        """The Stay tab of an encounter: (field, value) in plain words; the stored codes stay as they are."""
+        return [
+            ("Admission source", admission_source_text(e.admission_source_id)),
+            ("Discharge disposition" + (" (planned)" if e.is_inpatient else ""),
+             "" if e.discharge_disposition_id is None else disposition_text(e.discharge_disposition_id)),
+            ("Age at admission", age_band_text(e.age_band)), ("Payer", payer_text(e.payer_code)),
+            ("Lab procedures", str(e.num_lab_procedures)), ("Procedures", str(e.num_procedures)),
+            ("Medications given", str(e.num_medications)),
+            ("Visits in the year before (outpatient / emergency / inpatient)",
+             f"{e.number_outpatient} / {e.number_emergency} / {e.number_inpatient}"),
+            ("Diabetes medication", e.diabetes_med), ("Medication changed", "yes" if e.change == "Ch" else "no"),
+            ("Comorbidity flags", ", ".join(e.comorbidities)),
+        ]
+
     @property
     def header_lines(self) -> tuple[str, str]:
         p = self.patient
         if p is None:
             return "", ""
-        born = f"born {p.birth_date.isoformat()}" if p.birth_date else (f"age {p.age_band}" if p.age_band else "")
+        born = f"born {p.birth_date.isoformat()}" if p.birth_date else (f"age {age_band_text(p.age_band)}" if p.age_band else "")
         facts = [f"Patient no. {p.mrn}", p.sex, born, p.race if p.race != "?" else ""]
         return p.display_name, " · ".join(x for x in facts if x)
 
