@@ -227,3 +227,22 @@ def test_labs_tab_says_when_a_patient_has_no_lab_results(qtbot, window):
     qtbot.waitUntil(lambda: ws.patient_vm.patient.id == with_labs and ws.patient_vm.selected_encounter is not None
                     and bool(ws.patient_vm.selected_encounter.labs), timeout=10_000)
     assert view.labs_page.currentWidget() is view.labs and view.labs.rowCount() > 0
+
+
+def test_worklist_fits_1280_pixels_with_factor_text_elided_and_in_tooltips(qtbot, window):
+    _login(qtbot, window, "nurse.demo", "wardlens-nurse")
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    window.resize(1280, 800)
+    titles = [ws.nav.item(i).text() for i in range(ws.nav.count())]
+    ws.nav.setCurrentRow(titles.index("Discharges"))
+    qtbot.waitUntil(lambda: ws.worklist_vm.model.rowCount() > 0, timeout=30_000)
+    qtbot.wait(200)  # let the columns resize to their contents
+    t, model = ws.worklist_view.table, ws.worklist_vm.model
+    last = model.columnCount() - 1
+    widths = [t.columnWidth(c) for c in range(model.columnCount())]
+    assert sum(widths) <= t.viewport().width() + 1 and not t.horizontalScrollBar().isVisible(), widths
+    assert model.headerData(last, Qt.Orientation.Horizontal) == "Top factors" and widths[last] >= 120
+    row = next(r for r in range(model.rowCount()) if model.row(r).risk.factors)
+    tip = model.index(row, last).data(Qt.ItemDataRole.ToolTipRole)
+    assert all(f.text in tip for f in model.row(row).risk.factors)

@@ -19,7 +19,8 @@ class Column(Generic[T]):
     header: str
     value: Callable[[T], Any]
     align_right: bool = False
-    tooltip: str = ""
+    tooltip: str = ""                                # the header's tooltip
+    cell_tooltip: Callable[[T], str] | None = None   # a cell's tooltip, e.g. the full text of an elided cell
 
 
 class ListTableModel(QAbstractTableModel, Generic[T]):
@@ -82,6 +83,8 @@ class ListTableModel(QAbstractTableModel, Generic[T]):
             return "" if v is None else str(v)
         if role == Qt.ItemDataRole.TextAlignmentRole and col.align_right:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and col.cell_tooltip is not None:
+            return col.cell_tooltip(self._rows[index.row()]) or None
         return None
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:

@@ -14,17 +14,25 @@ from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
 
+def _factors_tip(r: WorklistRow) -> str:
+    return "What raises the risk:\n" + "\n".join(f"• {f.text}" for f in r.risk.factors) if r.risk.factors else ""
+
+
+# Fits a 1280-px screen beside the detail pane: short values first, the long factor text last, where the
+# view lets it take what is left (elided, the full list in its tooltip and in the detail pane).
 WORKLIST_COLUMNS: list[Column[WorklistRow]] = [
-    Column("Risk", lambda r: r.risk.percent, align_right=True, tooltip="30-day readmission risk if discharged as planned"),
-    Column("Band", lambda r: r.risk.band),
+    Column("Risk", lambda r: f"{r.risk.percent} {r.risk.band}", align_right=True,
+           tooltip="30-day readmission risk if discharged as planned, and its band"),
     Column("Patient", lambda r: r.inpatient.patient_label),
     Column("Ward / bed", lambda r: f"{r.inpatient.ward} {r.inpatient.bed}"),
-    Column("Days in", lambda r: r.inpatient.days_in, align_right=True),
-    Column("Predicted stay", lambda r: f"{r.inpatient.los_point:.1f} d ({r.inpatient.los_low}–{r.inpatient.los_high})"),
-    Column("Expected discharge", lambda r: r.inpatient.expected_discharge.strftime("%a %d %b")),
-    Column("Top factors", lambda r: "; ".join(f.text for f in r.risk.factors[:2])),
+    Column("Days", lambda r: r.inpatient.days_in, align_right=True, tooltip="Days in hospital so far"),
+    Column("Predicted stay", lambda r: f"{r.inpatient.los_point:.1f} d ({r.inpatient.los_low}–{r.inpatient.los_high})",
+           tooltip="Point estimate and 80% interval in days"),
+    Column("Discharge", lambda r: r.inpatient.expected_discharge.strftime("%a %d %b"), tooltip="Expected discharge date"),
     Column("To do", lambda r: f"{r.open_interventions} of {len(r.interventions)}", align_right=True,
            tooltip="recommended interventions still open"),
+    Column("Top factors", lambda r: "; ".join(f.text for f in r.risk.factors[:2]), cell_tooltip=_factors_tip,
+           tooltip="What raises the risk most (all factors in the tooltip and the pane on the right)"),
 ]
 
 
