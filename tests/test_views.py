@@ -229,13 +229,18 @@ def test_labs_tab_says_when_a_patient_has_no_lab_results(qtbot, window):
     assert view.labs_page.currentWidget() is view.labs and view.labs.rowCount() > 0
 
 
-def test_worklist_fits_1280_pixels_with_factor_text_elided_and_in_tooltips(qtbot, window):
+def _nurse_on_page_at_1280(qtbot, window, title: str):
+    """Log in as the nurse, make the window 1280x800 (a common ward screen) and show the page `title`."""
     _login(qtbot, window, "nurse.demo", "wardlens-nurse")
     qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
     ws = window.workspace
     window.resize(1280, 800)
-    titles = [ws.nav.item(i).text() for i in range(ws.nav.count())]
-    ws.nav.setCurrentRow(titles.index("Discharges"))
+    ws.nav.setCurrentRow([ws.nav.item(i).text() for i in range(ws.nav.count())].index(title))
+    return ws
+
+
+def test_worklist_fits_1280_pixels_with_factor_text_elided_and_in_tooltips(qtbot, window):
+    ws = _nurse_on_page_at_1280(qtbot, window, "Discharges")
     qtbot.waitUntil(lambda: ws.worklist_vm.model.rowCount() > 0, timeout=30_000)
     qtbot.wait(200)  # let the columns resize to their contents
     t, model = ws.worklist_view.table, ws.worklist_vm.model
@@ -246,3 +251,19 @@ def test_worklist_fits_1280_pixels_with_factor_text_elided_and_in_tooltips(qtbot
     row = next(r for r in range(model.rowCount()) if model.row(r).risk.factors)
     tip = model.index(row, last).data(Qt.ItemDataRole.ToolTipRole)
     assert all(f.text in tip for f in model.row(row).risk.factors)
+
+
+def test_beds_page_headers_readable_and_forecast_dates_do_not_overlap(qtbot, window):
+    ws = _nurse_on_page_at_1280(qtbot, window, "Beds & Staff")
+    qtbot.waitUntil(lambda: ws.beds_vm.snapshot is not None and ws.beds_view.waiting.rowCount() > 0, timeout=60_000)
+    qtbot.wait(200)
+    t = ws.beds_view.waiting
+    fm = t.horizontalHeader().fontMetrics()
+    for c in range(t.columnCount()):
+        label = t.horizontalHeaderItem(c).text()
+        assert t.columnWidth(c) >= fm.horizontalAdvance(label) + 8, (label, t.columnWidth(c))
+    chart = ws.beds_view.chart
+    major = chart.tick_labels
+    per_label = chart.getPlotItem().getViewBox().width() / len(ws.beds_vm.forecast.days) * chart.tick_step
+    widest = max(chart.fontMetrics().horizontalAdvance(text) for _, text in major)
+    assert "\n" not in "".join(text for _, text in major) and per_label >= widest, (per_label, widest, major)

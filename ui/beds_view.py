@@ -2,6 +2,8 @@
 discharges, and recommended beds for waiting admissions."""
 from __future__ import annotations
 
+import math
+
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
@@ -59,9 +61,27 @@ class ForecastChart(pg.PlotWidget):
         self.capacity.setData([-0.3, len(days) - 0.7], [forecast.capacity] * 2)
         risky = [d for d in days if d.at_risk]
         self.risk.setData([d.day_index for d in risky], [d.high for d in risky])
-        self.getAxis("bottom").setTicks([[(d.day_index, d.date.strftime("%a\n%d %b")) for d in days]])
+        self._days = [(d.day_index, d.date) for d in days]
+        self._ticks()
         self.setYRange(0, max(forecast.capacity, max(d.high for d in days)) * 1.15 + 1)
-        self.setTitle(f"{forecast.ward}: next 14 days")
+        self.setTitle(f"{forecast.ward}: next {len(days)} days ({days[0].date:%d %b} – {days[-1].date:%d %b})")
+
+    def _ticks(self) -> None:
+        """Short labels ("Sun 22") on as many days as fit without overlapping; a plain tick on the others."""
+        days = getattr(self, "_days", [])
+        if not days:
+            return
+        label = self.fontMetrics().horizontalAdvance("Wed 30") + self.fontMetrics().averageCharWidth() * 2
+        per_day = max(1.0, self.getPlotItem().getViewBox().width() / max(len(days), 1))
+        self.tick_step = max(1, math.ceil(label / per_day))
+        major = [(i, d.strftime("%a %d")) for n, (i, d) in enumerate(days) if n % self.tick_step == 0]
+        minor = [(i, "") for n, (i, _) in enumerate(days) if n % self.tick_step]
+        self.tick_labels = major
+        self.getAxis("bottom").setTicks([major, minor])
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
+        super().resizeEvent(event)
+        self._ticks()  # a narrower chart labels fewer days
 
 
 class BedsView(QWidget):
@@ -110,10 +130,17 @@ class BedsView(QWidget):
         wl.setContentsMargins(0, 0, 0, 0)
         wl.addWidget(QLabel("<b>Waiting admissions</b> – recommended beds (all wards)"))
         self.waiting = QTableWidget(0, 5)
-        self.waiting.setHorizontalHeaderLabels(["Patient", "Needs", "Recommended bed", "Bed", ""])
+        self.waiting.setHorizontalHeaderLabels(["Patient", "Needs", "Recommended", "Bed", ""])
+        self.waiting.horizontalHeaderItem(2).setToolTip("The recommended bed (all wards), or why none fits")
+        self.waiting.horizontalHeaderItem(3).setToolTip("The bed to place the patient in: the recommendation or "
+                                                         "another free bed that meets the same constraints")
         self.waiting.verticalHeader().setVisible(False)
-        self.waiting.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.waiting.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        # the two text columns share what the patient, bed and button columns leave and wrap: every header
+        # stays readable at 1280 px (a single stretching column was squeezed to "ommended" there)
+        header = self.waiting.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.waiting.setWordWrap(True)
         self.waiting.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         wl.addWidget(self.waiting)
@@ -162,8 +189,11 @@ class BedsView(QWidget):
             w = rec.waiting
             needs = " · ".join(x for x in (w.ward_type, "isolation" if w.needs_isolation else "", w.sex) if x)
             self.waiting.setItem(r, 0, QTableWidgetItem(w.patient_label))
-            self.waiting.setItem(r, 1, QTableWidgetItem(needs))
+            needs_item = QTableWidgetItem(needs)
+            needs_item.setToolTip(needs)
+            self.waiting.setItem(r, 1, needs_item)
             rec_item = QTableWidgetItem(f"{rec.bed.ward} {rec.bed.label}" if rec.bed else f"none: {rec.reason}")
+            rec_item.setToolTip(rec_item.text())
             if rec.bed is None:
                 rec_item.setForeground(QColor("#a4161a"))
             self.waiting.setItem(r, 2, rec_item)
@@ -179,3 +209,4 @@ class BedsView(QWidget):
             button.clicked.connect(lambda _=False, w=w, c=choice, rec=rec: self.vm.place(
                 w.id, c.currentData(), rec.bed.id if rec.bed else None))
             self.waiting.setCellWidget(r, 4, button)
+        self.waiting.resizeRowsToContents()
