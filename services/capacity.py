@@ -47,6 +47,23 @@ class WardForecast:
     def days_at_risk(self) -> list[dt.date]:
         return [d.date for d in self.days if d.at_risk]
 
+    @property
+    def peak(self) -> DayForecast | None:
+        """The day of the whole forecast with the highest expected occupancy (the earliest of equal days).
+
+        The one peak every view states: the Beds & Staff chart marks it and the ward report prints it, so the
+        two always agree (the report once took the busiest of the first 7 days while the chart showed 14).
+        """
+        return max(self.days, key=lambda d: (round(d.mean, 1), -d.day_index)) if self.days else None
+
+    @property
+    def peak_text(self) -> str:
+        """"28.2 beds on Tue 01 Dec (80% band 21–35)": the peak in words, for the chart and the report."""
+        p = self.peak
+        if p is None:
+            return "no forecast"
+        return f"{p.mean:.1f} beds on {p.date:%a %d %b} (80% band {p.low}–{p.high})"
+
 
 @dataclass(frozen=True)
 class ShiftStaffing:

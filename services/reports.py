@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image as PILImage
-from reportlab.graphics.shapes import Drawing, Line, Polygon, Rect, String
+from reportlab.graphics.shapes import Circle, Drawing, Line, Polygon, Rect, String
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
@@ -798,6 +798,51 @@ def _risk_cell(line: CensusLine, st: _Styles) -> Paragraph:
     return Paragraph(f'<font color="{colour}">{100 * line.risk:.0f}% {escape(line.band)}</font>', st.cell)
 
 
+def forecast_drawing(f: Any, fonts: tuple[str, str], width: float = 168 * mm, height: float = 42 * mm) -> Drawing:
+    """The ward's forecast as the Beds & Staff chart draws it: expected occupancy with its 80% band, the
+    capacity, the days that may overflow (triangles) and the peak (ring, WardForecast.peak)."""
+    d = Drawing(width, height)
+    days = f.days
+    if not days:
+        return d
+    left, right, bottom, top = 22.0, 6.0, 14.0, 6.0
+    pw, ph = width - left - right, height - bottom - top
+    y_max = max(f.capacity, max(x.high for x in days)) * 1.15 + 1
+
+    def px(i: float) -> float:
+        return left + pw * (i + 0.5) / len(days)
+
+    def py(v: float) -> float:
+        return bottom + ph * v / y_max
+
+    step = max(1, int(round(y_max / 5)))
+    for v in range(0, int(y_max) + 1, step):  # y grid and labels
+        d.add(Line(left, py(v), left + pw, py(v), strokeColor=RULE, strokeWidth=0.3))
+        d.add(String(left - 3, py(v) - 2.5, str(v), fontName=fonts[0], fontSize=6.5, fillColor=MUTED,
+                     textAnchor="end"))
+    band = [(px(x.day_index), py(x.high)) for x in days] + [(px(x.day_index), py(x.low)) for x in reversed(days)]
+    d.add(Polygon([c for xy in band for c in xy], fillColor=colors.HexColor("#0e7a93"), fillOpacity=0.18,
+                  strokeColor=None))
+    d.add(Line(left, py(f.capacity), left + pw, py(f.capacity), strokeColor=BAND_COLOURS["high"], strokeWidth=1,
+               strokeDashArray=[3, 2]))
+    for a, b in zip(days, days[1:]):
+        d.add(Line(px(a.day_index), py(a.mean), px(b.day_index), py(b.mean), strokeColor=colors.HexColor("#0b5f73"),
+                   strokeWidth=1.6))
+    for x in days:
+        if x.at_risk:
+            cx, cy = px(x.day_index), py(x.high)
+            d.add(Polygon([cx - 2.5, cy + 4, cx + 2.5, cy + 4, cx, cy], fillColor=BAND_COLOURS["high"], strokeColor=None))
+        if x.day_index % 2 == 0:
+            d.add(String(px(x.day_index), 3, x.date.strftime("%a %d"), fontName=fonts[0], fontSize=6.5,
+                         fillColor=MUTED, textAnchor="middle"))
+    peak = f.peak
+    d.add(Circle(px(peak.day_index), py(peak.mean), 2.6, fillColor=colors.white,
+                 strokeColor=colors.HexColor("#0b5f73"), strokeWidth=1.4))
+    d.add(String(left + pw, py(f.capacity) + 2.5, f"capacity {f.capacity}", fontName=fonts[0], fontSize=6.5,
+                 fillColor=BAND_COLOURS["high"], textAnchor="end"))
+    return d
+
+
 def ward_report_pdf(session: Session, ward: str | None = None, today: dt.date | None = None,
                     now: dt.datetime | None = None) -> bytes:
     """Census per ward (bed, patient, days in, predicted stay, expected discharge, risk), the high-risk
@@ -830,7 +875,7 @@ def ward_report_pdf(session: Session, ward: str | None = None, today: dt.date | 
     fc = {f.ward: f for f in forecasts}
     head = ["Ward", "Beds", "Occupied", "Free", "Occupancy"]
     if fc:
-        head += ["Peak next 7 days (80% band)", "Days at risk (14 d)"]
+        head += ["Peak expected in 14 days (80% band)", "Days at risk (14 d)"]
     rows = [[_p(h, st.cell_bold) for h in head]]
     for w, cap in wards:
         occ = sum(1 for x in lines if x.ward == w)
@@ -838,20 +883,18 @@ def ward_report_pdf(session: Session, ward: str | None = None, today: dt.date | 
              _p(f"{100 * occ / cap:.0f}%" if cap else "—", st.right)]
         if fc:
             f = fc.get(w)
-            if f is not None and f.days:
-                week = f.days[:7]
-                peak = max(week, key=lambda d: d.mean)
-                r += [_p(f"{peak.mean:.1f} ({peak.low}–{peak.high}) on {peak.date.strftime('%a %d %b')}", st.cell),
-                      _p(len(f.days_at_risk), st.right)]
+            if f is not None and f.days:  # the peak the chart below (and the Beds & Staff page) marks
+                r += [_p(f.peak_text, st.cell), _p(len(f.days_at_risk), st.right)]
             else:
                 r += [_p("—", st.cell), _p("—", st.right)]
         rows.append(r)
-    widths = [30, 12, 20, 12, 22] + ([50, 22] if fc else [])
+    widths = [24, 12, 19, 12, 22] + ([58, 21] if fc else [])
     story.append(_grid(rows, [w * mm for w in widths]))
     if fc:
         story.append(_p("Forecast: expected occupancy with its 80% band from each inpatient's predicted stay and the "
                         "ward's recent admissions per weekday; a day is at risk when the band exceeds the beds or "
-                        "overflow has 10% probability or more.", st.small))
+                        "overflow has 10% probability or more. Each ward's chart below marks the peak (ring) and the "
+                        "days at risk (triangles).", st.small))
 
     # high-risk list
     high = sorted((x for x in lines if x.band == "high"), key=lambda x: -(x.risk or 0.0))
@@ -870,6 +913,11 @@ def ward_report_pdf(session: Session, ward: str | None = None, today: dt.date | 
     for w, cap in wards:
         mine = [x for x in lines if x.ward == w]
         story.append(_p(f"{w} · {len(mine)} of {cap} beds occupied", st.h2))
+        f = fc.get(w)
+        if f is not None and f.days:
+            story.append(KeepTogether([forecast_drawing(f, report_fonts()),
+                                       _p(f"Next {len(f.days)} days: expected occupied beds with the 80% band; peak "
+                                          f"{f.peak_text}.", st.small), Spacer(1, 4)]))
         if not mine:
             story.append(_p("No inpatients.", st.body))
             continue

@@ -84,3 +84,16 @@ def test_staffing_ceil_per_shift() -> None:
     rows = staff_needed(f, ratios)
     assert [(r.shift, r.nurses_for_mean, r.nurses_for_high) for r in rows[:2]] == [("day", 3, 3), ("night", 2, 2)]
     assert len(rows) == 4 and math.isclose(rows[0].patients_per_nurse, 2.0)
+
+
+def test_peak_is_the_busiest_day_of_the_whole_forecast() -> None:
+    """One peak for the chart and the ward report: over all 14 days, not the first 7 (the report's old rule)."""
+    from services.capacity import DayForecast, WardForecast
+    means = [20.0, 19.0, 18.5, 18.0, 18.0, 18.2, 19.0, 19.5, 21.04, 22.3, 22.34, 21.0, 20.0, 19.0]
+    days = [DayForecast(MONDAY + dt.timedelta(days=i), i, m, 1.0, int(m) - 3, int(m) + 3, 24, 0.0, False)
+            for i, m in enumerate(means)]
+    f = WardForecast("A", 24, 0.8, days)
+    assert f.peak is days[9]  # 22.3 and 22.34 show as the same figure: the earlier day
+    assert f.peak_text == "22.3 beds on Wed 02 Dec (80% band 19–25)"
+    assert max(days[:7], key=lambda d: d.mean).mean == 20.0 != f.peak.mean
+    assert WardForecast("B", 10, 0.8, []).peak is None

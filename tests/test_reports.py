@@ -193,6 +193,11 @@ def test_ward_report(sessions, tmp_path):
         "SELECT p.family_name, b.label FROM encounters e JOIN patients p ON p.id = e.patient_id "
         "JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient' LIMIT 1").fetchone()
     assert family in text and bed in text
+    # the stated peak is the one the chart marks: the busiest day of the same 14-day forecast
+    from services.census import CensusService
+    for f in CensusService(nurse).forecasts(NOW.date()):
+        assert f"peak {f.peak_text}" in text, f.ward
+    assert "Peak next 7 days" not in text
     one = flat(pdf_text(ward_report_pdf(nurse, ward="ICU", now=NOW), tmp_path))
     assert "ICU" in one and "Medicine A" not in one
     with pytest.raises(ValidationError):

@@ -267,3 +267,8 @@ def test_beds_page_headers_readable_and_forecast_dates_do_not_overlap(qtbot, win
     per_label = chart.getPlotItem().getViewBox().width() / len(ws.beds_vm.forecast.days) * chart.tick_step
     widest = max(chart.fontMetrics().horizontalAdvance(text) for _, text in major)
     assert "\n" not in "".join(text for _, text in major) and per_label >= widest, (per_label, widest, major)
+    # the chart marks the peak the ward report prints (WardForecast.peak), and says it
+    peak = ws.beds_vm.forecast.peak
+    xs, ys = chart.peak.getData()
+    assert list(xs) == [peak.day_index] and list(ys) == [peak.mean]
+    assert ws.beds_vm.forecast.peak_text in chart.getPlotItem().titleLabel.text

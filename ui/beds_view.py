@@ -46,12 +46,17 @@ class ForecastChart(pg.PlotWidget):
         self.risk = pg.ScatterPlotItem(symbol="t", size=14, brush=pg.mkBrush("#a4161a"), pen=None,
                                        name="may exceed capacity")
         self.addItem(self.risk)
+        # the peak the ward report prints (WardForecast.peak): marked here so the two visibly agree
+        self.peak = pg.ScatterPlotItem(symbol="o", size=11, brush=pg.mkBrush("#ffffff"),
+                                       pen=pg.mkPen("#0b5f73", width=2.5), name="peak (expected)")
+        self.addItem(self.peak)
 
     def show_forecast(self, forecast) -> None:
         if forecast is None:
             for item in (self.low, self.high, self.mean, self.capacity):
                 item.setData([], [])
             self.risk.setData([], [])
+            self.peak.setData([], [])
             return
         days = forecast.days
         x = list(range(len(days)))
@@ -64,7 +69,10 @@ class ForecastChart(pg.PlotWidget):
         self._days = [(d.day_index, d.date) for d in days]
         self._ticks()
         self.setYRange(0, max(forecast.capacity, max(d.high for d in days)) * 1.15 + 1)
-        self.setTitle(f"{forecast.ward}: next {len(days)} days ({days[0].date:%d %b} – {days[-1].date:%d %b})")
+        peak = forecast.peak
+        self.peak.setData([peak.day_index], [peak.mean])
+        self.setTitle(f"{forecast.ward}: next {len(days)} days ({days[0].date:%d %b} – {days[-1].date:%d %b})<br>"
+                      f"<span style='font-size:9pt'>peak {forecast.peak_text}</span>")
 
     def _ticks(self) -> None:
         """Short labels ("Sun 22") on as many days as fit without overlapping; a plain tick on the others."""
