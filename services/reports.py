@@ -374,10 +374,20 @@ def patient_id_for(session: Session, ref: str | int) -> int:
 
 
 def _latest_xray(session: Session, patient_id: int, encounter_id: int | None) -> tuple | None:
-    return session.db.conn.execute(
-        "SELECT image, results, coalesce(taken_at, created_at), coalesce(model_version, '') FROM xray_studies "
-        "WHERE patient_id = ? ORDER BY encounter_id IS ? DESC, coalesce(taken_at, created_at) DESC, id DESC LIMIT 1",
-        (patient_id, encounter_id)).fetchone()
+    """The latest study of this stay (else of the patient) that the model read: images refused as unlike chest
+    radiographs are no longer stored, but earlier versions kept some, and a refusal is no finding to print."""
+    conn = session.db.conn
+    for sid, results in conn.execute(
+            "SELECT id, results FROM xray_studies WHERE patient_id = ? "
+            "ORDER BY encounter_id IS ? DESC, coalesce(taken_at, created_at) DESC, id DESC", (patient_id, encounter_id)):
+        try:
+            refused = bool(json.loads(results).get("ood"))
+        except (TypeError, ValueError, AttributeError):
+            refused = False  # unreadable results: let the section say the study could not be shown
+        if not refused:
+            return conn.execute("SELECT image, results, coalesce(taken_at, created_at), coalesce(model_version, '') "
+                                "FROM xray_studies WHERE id = ?", (sid,)).fetchone()
+    return None
 
 
 def collect_patient_report(session: Session, patient_id: int, encounter_nbr: int | None = None,

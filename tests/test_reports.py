@@ -134,9 +134,16 @@ def test_xray_section_from_a_stored_study(sessions, tmp_path):
                   "model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                   (pid, eid, NOW.isoformat(sep=" "), "png", chest_png(), 320, 320, json.dumps(results), "xray-test-1",
                    "dr.demo", NOW.isoformat(sep=" ")))
+        # a later photo that an earlier version kept as a refused study: no finding to print, so not "the latest"
+        later = (NOW + dt.timedelta(hours=1)).isoformat(sep=" ")
+        c.execute("INSERT INTO xray_studies (patient_id, encounter_id, taken_at, format, image, width, height, results, "
+                  "model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                  (pid, eid, later, "png", chest_png(), 320, 320,
+                   json.dumps({"ood": True, "ood_reasons": ["a colour picture"]}), "xray-test-0", "dr.demo", later))
     text = flat(pdf_text(patient_report_pdf(dr, pid, now=NOW), tmp_path))
     assert "Chest X-ray findings" in text and "Cardiomegaly" in text and "71%" in text
     assert "where the model looked for Cardiomegaly" in text and "xray-test-1" in text
+    assert "refused" not in text and "xray-test-0" not in text
 
 
 def test_xray_section_inputs():
