@@ -76,4 +76,5 @@ class RiskPanel(QFrame):
         lace = " + ".join(f"{k}{v}" for k, v in r.lace_components.items())
         self.scores.setText(f"<b>LACE</b> {r.lace} ({r.lace_band}; {lace})<br><b>HOSPITAL</b> {r.hospital} "
                             f"({r.hospital_band}) <br><i>Both computed from the record with documented proxies.</i>")
-        self.model.setText(f"Model {r.model_version}; operating threshold {100 * r.threshold:.1f}%")
+        version = r.model_version.removeprefix("readmission-")
+        self.model.setText(f"Readmission model, version {version}; high risk from {100 * r.threshold:.1f}%")

@@ -115,10 +115,11 @@ class WorklistView(QWidget):
 
 
 class AlertBanner(QFrame):
-    """Open alerts at the top of the workspace; each stays until someone acknowledges it. Two show by
-    default so the page stays usable; "Show all" lists every one (scrolling past a few)."""
+    """Open alerts at the top of the workspace; each stays until someone acknowledges it. One line shows by
+    default, with "Show all" beside it, so a 800-px-high screen keeps its page; expanded, every alert is listed
+    (scrolling past five)."""
 
-    SHOWN = 2
+    SHOWN = 1
 
     def __init__(self, vm: AlertsViewModel, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -126,18 +127,18 @@ class AlertBanner(QFrame):
         self.expanded = False
         self._alerts: list = []
         self.setStyleSheet("AlertBanner { background: #fff4e5; border-bottom: 2px solid #b35c00; }")
-        outer = QVBoxLayout(self)
-        outer.setContentsMargins(12, 6, 12, 6)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(12, 4, 12, 4)
         self.scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
         self.scroll.setStyleSheet("QScrollArea, QScrollArea > QWidget > QWidget { background: transparent; }")
         body = QWidget()
         self.lay = QVBoxLayout(body)
         self.lay.setContentsMargins(0, 0, 0, 0)
         self.scroll.setWidget(body)
-        outer.addWidget(self.scroll)
+        outer.addWidget(self.scroll, 1)
         self.more = QPushButton(flat=True)
         self.more.clicked.connect(self._toggle)
-        outer.addWidget(self.more, 0, Qt.AlignmentFlag.AlignLeft)
+        outer.addWidget(self.more, 0, Qt.AlignmentFlag.AlignTop)
         self.setVisible(False)
         vm.alertsChanged.connect(self.show_alerts)
 
@@ -163,7 +164,7 @@ class AlertBanner(QFrame):
             self.lay.addLayout(row)
         extra = len(alerts) - self.SHOWN
         self.more.setVisible(extra > 0)
-        self.more.setText("Show fewer alerts" if self.expanded else f"Show all {len(alerts)} open alerts ({extra} more)")
+        self.more.setText("Show fewer" if self.expanded else f"Show all {len(alerts)} open alerts ({extra} more)")
         rows = max(1, len(shown))
         self.scroll.setFixedHeight(min(rows, 5) * 42)  # up to five rows; more scroll
 

@@ -297,7 +297,7 @@ class PatientViewModel(QObject):
             ("Medications given", str(e.num_medications)),
             ("Visits in the year before (outpatient / emergency / inpatient)",
              f"{e.number_outpatient} / {e.number_emergency} / {e.number_inpatient}"),
-            ("Diabetes medication", e.diabetes_med), ("Medication changed", "yes" if e.change == "Ch" else "no"),
+            ("Diabetes medication", e.diabetes_med), ("Medication changed", "Yes" if e.change == "Ch" else "No"),
             ("Comorbidity flags", ", ".join(e.comorbidities)),
         ]
 
