@@ -256,12 +256,16 @@ def test_worklist_fits_1280_pixels_with_factor_text_elided_and_in_tooltips(qtbot
 def test_beds_page_headers_readable_and_forecast_dates_do_not_overlap(qtbot, window):
     ws = _nurse_on_page_at_1280(qtbot, window, "Beds & Staff")
     qtbot.waitUntil(lambda: ws.beds_vm.snapshot is not None and ws.beds_view.waiting.rowCount() > 0, timeout=60_000)
+    ws.beds_view.lower.setCurrentIndex(1)
+    assert ws.beds_view.lower.tabText(1) == f"Waiting admissions ({ws.beds_view.waiting.rowCount()})"
     qtbot.wait(200)
     t = ws.beds_view.waiting
     fm = t.horizontalHeader().fontMetrics()
     for c in range(t.columnCount()):
         label = t.horizontalHeaderItem(c).text()
         assert t.columnWidth(c) >= fm.horizontalAdvance(label) + 8, (label, t.columnWidth(c))
+    ws.beds_view.lower.setCurrentIndex(0)  # the census of the ward fits without a sideways scroll
+    qtbot.waitUntil(lambda: not ws.beds_view.inpatients.horizontalScrollBar().isVisible(), timeout=2_000)
     chart = ws.beds_view.chart
     major = chart.tick_labels
     per_label = chart.getPlotItem().getViewBox().width() / len(ws.beds_vm.forecast.days) * chart.tick_step

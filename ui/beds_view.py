@@ -8,7 +8,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QSplitter, QTableView, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QSplitter, QTableView, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from viewmodels.beds_vm import BedsViewModel
 
@@ -36,7 +37,8 @@ class ForecastChart(pg.PlotWidget):
         self.setMinimumHeight(self.fontMetrics().height() * 14)
         self.showGrid(x=False, y=True, alpha=0.2)
         self.setLabel("left", "Occupied beds")
-        self.addLegend(offset=(10, 10))
+        # two columns across the top, on white, above the headroom left by show_forecast: no line runs through it
+        self.addLegend(offset=(10, 4), colCount=2, brush=pg.mkBrush(255, 255, 255, 230), pen=pg.mkPen("#d0d7dc"))
         self.low = self.plot(pen=pg.mkPen("#7fb8c6", width=1))
         self.high = self.plot(pen=pg.mkPen("#7fb8c6", width=1))
         self.band = pg.FillBetweenItem(self.low, self.high, brush=pg.mkBrush(14, 122, 147, 50))
@@ -68,7 +70,7 @@ class ForecastChart(pg.PlotWidget):
         self.risk.setData([d.day_index for d in risky], [d.high for d in risky])
         self._days = [(d.day_index, d.date) for d in days]
         self._ticks()
-        self.setYRange(0, max(forecast.capacity, max(d.high for d in days)) * 1.15 + 1)
+        self.setYRange(0, max(forecast.capacity, max(d.high for d in days)) * 1.45 + 1, padding=0)
         peak = forecast.peak
         self.peak.setData([peak.day_index], [peak.mean])
         self.setTitle(f"{forecast.ward}: next {len(days)} days ({days[0].date:%d %b} – {days[-1].date:%d %b})<br>"
@@ -125,18 +127,19 @@ class BedsView(QWidget):
         grid.setColumnStretch(0, 3)
         grid.setColumnStretch(1, 2)
         split.addWidget(upper)
-        lower = QSplitter(Qt.Orientation.Horizontal)
+        # two tabs, not two half-width tables: at 1280 px neither fitted beside the other without scrolling
+        self.lower = QTabWidget()
         box = QWidget()
         bl = QVBoxLayout(box)
         bl.setContentsMargins(0, 0, 0, 0)
-        bl.addWidget(QLabel("<b>In the ward now</b> – predicted stay and expected discharge"))
+        bl.addWidget(QLabel("Patients in the chosen ward: predicted stay and expected discharge"))
         self.inpatients = _table(vm.inpatients_model)
         bl.addWidget(self.inpatients)
-        lower.addWidget(box)
+        self.lower.addTab(box, "In the ward now")
         wbox = QWidget()
         wl = QVBoxLayout(wbox)
         wl.setContentsMargins(0, 0, 0, 0)
-        wl.addWidget(QLabel("<b>Waiting admissions</b> – recommended beds (all wards)"))
+        wl.addWidget(QLabel("Patients waiting for a bed, all wards: the recommended bed, or why none fits"))
         self.waiting = QTableWidget(0, 5)
         self.waiting.setHorizontalHeaderLabels(["Patient", "Needs", "Recommended", "Bed", ""])
         self.waiting.horizontalHeaderItem(2).setToolTip("The recommended bed (all wards), or why none fits")
@@ -152,9 +155,8 @@ class BedsView(QWidget):
         self.waiting.setWordWrap(True)
         self.waiting.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         wl.addWidget(self.waiting)
-        lower.addWidget(wbox)
-        lower.setSizes([500, 600])
-        split.addWidget(lower)
+        self.lower.addTab(wbox, "Waiting admissions")
+        split.addWidget(self.lower)
         split.setSizes([380, 320])
         lay.addWidget(split, 1)
 
@@ -192,6 +194,7 @@ class BedsView(QWidget):
 
     def _fill_waiting(self) -> None:
         recs = self.vm.snapshot.recommendations
+        self.lower.setTabText(1, f"Waiting admissions ({len(recs)})")
         self.waiting.setRowCount(len(recs))
         for r, rec in enumerate(recs):
             w = rec.waiting

@@ -26,9 +26,11 @@ INPATIENT_COLUMNS: list[Column[InpatientEstimate]] = [
     Column("Days in", lambda r: r.days_in, align_right=True),
     Column("Predicted stay", lambda r: f"{r.los_point:.1f} d ({r.los_low}–{r.los_high})", align_right=True,
            tooltip="Point estimate and 80% interval, from admission, given the days already spent"),
-    Column("Expected discharge", lambda r: r.expected_discharge.strftime("%a %d %b")),
-    Column("Window (80%)", lambda r: f"{r.discharge_earliest:%d %b} – {r.discharge_latest:%d %b}"),
-    Column("Home ≤ 48 h", lambda r: f"{100 * r.p_discharge_48h:.0f}%", align_right=True),
+    Column("Expected home", lambda r: r.expected_discharge.strftime("%a %d %b"), tooltip="Expected discharge date"),
+    Column("80% window", lambda r: f"{r.discharge_earliest:%a %d %b} – {r.discharge_latest:%a %d %b}",
+           tooltip="Discharge falls in this window for 8 in 10 such patients"),
+    Column("Home within 48 h", lambda r: f"{100 * r.p_discharge_48h:.0f}%", align_right=True,
+           tooltip="Chance of going home within the next 48 hours"),
 ]
 
 
