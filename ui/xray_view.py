@@ -23,7 +23,16 @@ class ScaledImage(QLabel):
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
         self.setMinimumSize(200, 200)
         self.setAccessibleName("Radiograph")
+        self.setWordWrap(True)
         self._pix: QPixmap | None = None
+        self.show_empty()
+
+    def show_empty(self) -> None:
+        """An empty pane says what goes there rather than showing a blank area."""
+        self._pix = None
+        self.clear()
+        self.setText("No radiograph shown.\n\nChoose a study on the left, or use “Open image…” to add a chest "
+                     "radiograph (PNG, JPEG or DICOM) to this patient's record.")
 
     def set_image(self, image) -> None:
         self._pix = QPixmap.fromImage(image)
@@ -153,7 +162,7 @@ class XrayView(QWidget):
 
     def _opened(self, opened) -> None:
         if opened is None:
-            self.image.clear()
+            self.image.show_empty()
             self.chart.show_findings([], {})
             self.refusal.setVisible(False)
             return
