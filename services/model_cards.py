@@ -157,6 +157,25 @@ def _test_set(card: dict[str, Any]) -> str:
     return f"{images:,} images" if isinstance(images, int) else ""
 
 
+def _operating_points(card: dict[str, Any]) -> list[str]:
+    """Per-finding flags on the test images (X-ray card): what a flag on the screen is worth, in one table."""
+    points = card.get("operating_points_test")
+    if not isinstance(points, list) or not all(isinstance(p, dict) and "sensitivity" in p for p in points):
+        return []
+    rule = next((p.get("chosen_by") for p in points if p.get("chosen_by")), "")
+    lines = ["### What a flag means", "",
+             "Each finding is flagged above its own threshold" + (f" ({rule}, chosen on validation images)" if rule
+                                                                 else "") + ". On the test images: of those with the "
+             "finding, the share flagged (sensitivity); of those without it, the share not flagged (specificity); of "
+             "the flagged, the share that had it (PPV, which depends on how common the finding is).", "",
+             "| Finding | Test images with it | Sensitivity | Specificity | PPV |", "| --- | ---: | ---: | ---: | ---: |"]
+    for p in points:
+        pct = lambda k: f"{100 * float(p[k]):.0f}%" if isinstance(p.get(k), (int, float)) else "–"  # noqa: E731
+        lines.append(f"| {str(p.get('class', '')).replace('_', ' ')} | {p.get('n_pos', '–')} | {pct('sensitivity')} | "
+                     f"{pct('specificity')} | {pct('ppv')} |")
+    return lines + [""]
+
+
 def readable_card_markdown(card: dict[str, Any], version: str = "", source: str = "",
                            before_details: Sequence[str] = ()) -> str:
     """The model card for people: what it is for and its limits first, then how well it did on patients
@@ -196,6 +215,7 @@ def readable_card_markdown(card: dict[str, Any], version: str = "", source: str 
                       f"{_plain_value(fmt, float(v['ci_high']))})")
             lines.append(f"- **{label}: {_plain_value(fmt, float(v['value']))}**{ci}: {meaning}.")
         lines.append("")
+    lines += _operating_points(card)
     lines += list(before_details)
     details = {k: v for k, v in card.items() if k not in _CARD_FRONT}
     if details:

@@ -293,3 +293,25 @@ def test_readable_card_puts_use_and_limits_before_figures_in_words(name) -> None
     figures = [line for line in md.splitlines() if line.startswith("- **") and "95% interval" in line]
     assert figures and all(": " in f and " to " in f for f in figures)
     assert "intended_use" not in md.split("### Details")[1]  # not repeated among the details
+
+
+def test_xray_card_says_what_a_flag_means_per_finding() -> None:
+    """The X-ray card for people tabulates each finding's test sensitivity, specificity and PPV before the details,
+    from the card's operating points (the numbers a clinician weighs a flag by)."""
+    from services.model_cards import readable_card_markdown
+    from services.onnx_runtime import MODELS_DIR
+    path = MODELS_DIR / "xray" / "card.json"
+    if not path.exists():
+        pytest.skip("no bundled xray card")
+    card = json.loads(path.read_text(encoding="utf-8"))
+    md = readable_card_markdown(card)
+    assert md.index("### How well it did") < md.index("### What a flag means") < md.index("### Details")
+    rows = [line for line in md.split("### What a flag means")[1].split("###")[0].splitlines()
+            if line.startswith("| ") and not line.startswith(("| Finding", "| ---"))]
+    assert len(rows) == len(card["operating_points_test"])
+    for row, p in zip(rows, card["operating_points_test"]):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == p["class"].replace("_", " ") and cells[2] == f"{100 * p['sensitivity']:.0f}%"
+        assert cells[3] == f"{100 * p['specificity']:.0f}%"
+    readmission = json.loads((MODELS_DIR / "readmission" / "card.json").read_text(encoding="utf-8"))
+    assert "### What a flag means" not in readable_card_markdown(readmission)  # no per-finding flags there
