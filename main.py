@@ -10,6 +10,7 @@ from pathlib import Path
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before anything imports onnxruntime
 
 from services.errors import WardLensError  # noqa: E402
+from services.files import check_command_paths  # noqa: E402
 from services.paths import default_store_path  # noqa: E402
 
 
@@ -127,6 +128,7 @@ def _print_counts(result: dict, errors_key: str = "errors") -> None:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """No store, no login: a CSV in the UCI encounter schema in, scores out."""
+    check_command_paths(args.output, (args.input,))
     if args.model == "readmission":
         from services.readmission import score_readmission_csv
         result = score_readmission_csv(args.input, args.output)
@@ -142,6 +144,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_xray(args: argparse.Namespace) -> int:
     from services.xray import classify_paths
+    check_command_paths(args.output, tuple(args.input), input_files_only=False)
     result = classify_paths([str(p) for p in args.input], str(args.output))
     print(f"{result['classified']} of {result['images']} images classified, {result['ood']} refused as not chest "
           f"radiographs, {result['errors']} unreadable -> {args.output}")
@@ -165,6 +168,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from services.reports import patient_id_for, patient_report_pdf, ward_report_pdf
+    check_command_paths(args.output)  # before the login and the work, not after
     session = _session(args)
     try:
         if args.kind == "patient":

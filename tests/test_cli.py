@@ -108,3 +108,24 @@ def test_score_los_reports_bad_rows_with_line_and_reason(tmp_path):
     assert [r["line"] for r in rows] == ["2", "3", "4", "5", "6"]
     assert rows[1]["error"].startswith("admission_type_id") and rows[1]["los_days"] == ""
     assert rows[0]["error"] == "" and float(rows[0]["los_days"]) >= 1
+
+
+@pytest.mark.parametrize("model", ["readmission", "los"])
+def test_scoring_never_overwrites_its_input_and_refuses_bad_output_paths_up_front(tmp_path, model):
+    """One typo must not cost the analyst the source file: output = input is refused before anything is written,
+    as are a folder as output, a missing output folder (not silently created) and a folder as input."""
+    import gzip
+    with gzip.open(ROOT / "resources" / "demo" / "uci_sample.csv.gz", "rt", encoding="utf-8") as f:
+        text = "".join(next(f) for _ in range(4))
+    src = tmp_path / "in.csv"
+    src.write_text(text, encoding="utf-8")
+    cases = {str(src): "is the input file", str(tmp_path): "is a folder",
+             str(tmp_path / "missing" / "o.csv"): "does not exist"}
+    for out, said in cases.items():
+        r = run("score", model, "--input", str(src), "--output", out)
+        assert r.returncode == 1 and said in r.stderr and "Errno" not in r.stderr, (out, r.stderr)
+    assert src.read_text(encoding="utf-8") == text and not (tmp_path / "missing").exists()
+    r = run("score", model, "--input", str(tmp_path), "--output", str(tmp_path / "o.csv"))
+    assert r.returncode == 1 and "is a folder; give the CSV file" in r.stderr
+    r = run("report", "ward", "--db", str(tmp_path / "x.db"), "--output", str(tmp_path / "missing" / "w.pdf"))
+    assert r.returncode == 1 and "does not exist" in r.stderr  # told before any login is asked for
