@@ -77,7 +77,8 @@ class XrayResult:
 
     @property
     def flagged(self) -> list[str]:
-        return [c for c, f in self.flags.items() if f]
+        """Findings above their thresholds; "No Finding" is a class of the model, not a finding to flag."""
+        return [c for c, f in self.flags.items() if f and c != "No Finding"]
 
     def top_finding(self) -> str | None:
         """The finding (not No Finding) with the highest probability, or None for a refused image."""
@@ -187,7 +188,7 @@ def classify_paths(paths: list[str], output_csv: str, service: XrayService | Non
     """Classify files and folders (recursively) into a CSV: one row per file, errors reported in-row.
 
     Columns: image, one probability per class, ood (0/1), ood_reason (plain words), ood_detail (the
-    measured values against their limits), flagged (';'-joined findings at their operating thresholds), error. Refused and unreadable files have empty probabilities.
+    measured values against their limits), flagged (';'-joined findings at their operating thresholds, never No Finding; empty: none reached its threshold), error. Refused and unreadable files have empty probabilities.
     Returns counts: images, classified, ood, errors, and the CSV path.
     """
     svc = service or XrayService()

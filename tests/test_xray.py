@@ -210,6 +210,7 @@ def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Pa
     assert list(rows[0])[:16] == ["image", *service.classes]
     assert {"ood", "ood_reason", "ood_detail", "flagged", "error"} <= set(rows[0])
     assert all(r["ood"] == "0" and r["error"] == "" and 0 <= float(r["Cardiomegaly"]) <= 1 for r in rows)
+    assert all("No Finding" not in r["flagged"].split(";") for r in rows)  # a class, not a finding to flag
 
     mixed = tmp_path / "mixed"
     mixed.mkdir()
