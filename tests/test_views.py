@@ -69,6 +69,7 @@ def test_analyst_list_has_no_names_and_no_edit_buttons(qtbot, window):
     names = {ws.list_vm.model.index(r, 1).data() for r in range(20)}
     assert all(n.startswith("Patient ") for n in names)
     assert not ws.list_view.new_button.isVisible()
+    assert "name" not in ws.list_view.search.placeholderText().split(";")[0]  # says what it can search by
 
 
 def test_window_state_is_remembered(qtbot, qt_settings, demo_store):

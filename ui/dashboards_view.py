@@ -20,7 +20,7 @@ from viewmodels.dashboards_vm import DashboardsViewModel
 
 def _month(label: str) -> str:
     try:
-        return dt.datetime.strptime(label, "%Y-%m").strftime("%b %y")
+        return dt.datetime.strptime(label, "%Y-%m").strftime("%b %Y")  # "Nov 2025": "Nov 25" read as a day
     except ValueError:
         return label
 

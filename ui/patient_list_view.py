@@ -23,7 +23,7 @@ class PatientListView(QWidget):
         self.new_button.setVisible(vm.can_edit)
         top.addWidget(self.new_button)
         lay.addLayout(top)
-        self.search = QLineEdit(placeholderText="Search by name, patient number, ward or diagnosis code (Ctrl+F)")
+        self.search = QLineEdit(placeholderText=vm.search_hint)
         self.search.setClearButtonEnabled(True)
         self.search.setAccessibleName("Search patients")
         lay.addWidget(self.search)

@@ -79,7 +79,8 @@ class WorklistView(QWidget):
         if row is None:
             return
         p, r = row.inpatient, row.risk
-        head = QLabel(f"<b>{p.patient_label}</b><br>{p.ward} {p.bed} · day {p.days_in + 1} · risk <b>{r.percent}</b> "
+        days = f"{p.days_in} {'day' if p.days_in == 1 else 'days'} in hospital"  # as the table's Days column
+        head = QLabel(f"<b>{p.patient_label}</b><br>{p.ward} {p.bed} · {days} · risk <b>{r.percent}</b> "
                       f"({r.band})<br>LACE {r.lace} · HOSPITAL {r.hospital}", wordWrap=True)
         self.detail_layout.addWidget(head)
         factors = "".join(f"<li>{f.text}</li>" for f in r.factors) or "<li>none</li>"

@@ -81,6 +81,13 @@ class PatientListViewModel(StatusViewModel):
         return self.session.can(Permission.EDIT_PATIENT)
 
     @property
+    def search_hint(self) -> str:
+        """What this role can search by: analysts see pseudonyms, so neither names nor numbers find anyone."""
+        if self.service.s.sees_names:
+            return "Search by name, patient number, ward or diagnosis code (Ctrl+F)"
+        return "Search by ward or diagnosis code (Ctrl+F); names and numbers are hidden for this role"
+
+    @property
     def search_text(self) -> str:
         return self._search_text
 
