@@ -73,7 +73,7 @@ def test_plain_words() -> None:
     assert describe_feature("number_inpatient", 1) == "1 inpatient stay in the year before"
     assert describe_feature("med_insulin_up", 1) == "insulin dose increased"
     assert describe_feature("hx_n_prior_lt30", 2) == "2 earlier readmissions within 30 days"
-    assert describe_feature("disp_1", 0).startswith("not")
+    assert describe_feature("disp_1", 0).startswith("discharge destination other than home")
     for n in FEATURE_NAMES:
         assert describe_feature(n, 1.0) and feature_label(n) and "{" not in feature_label(n)
 
@@ -83,7 +83,7 @@ def test_factors_use_plain_words_not_the_source_codes() -> None:
     assert describe_feature("payer_MC", 1) == "payer: Medicare"
     assert describe_feature("disp_3", 1) == "discharged to a skilled nursing facility"
     assert describe_feature("disp_7", 1) == "left against medical advice"
-    assert describe_feature("disp_1", 0) == "not discharged home"
+    assert describe_feature("disp_1", 0) == "discharge destination other than home (self-care)"
     assert describe_feature("adm_src_7", 1) == "admitted via emergency department"
     assert describe_feature("adm_src_4", 1) == "transferred from another hospital"
     assert describe_feature("adm_type_6", 1) == "admission type not recorded"

@@ -361,7 +361,7 @@ _FLAG_WORDS: dict[str, str] = {
 }
 # Natural wording for indicators whose ABSENT value often carries risk.
 _NEGATED: dict[str, str] = {
-    "disp_1": "not discharged home", "male": "female", "spec_missing": "admitting specialty recorded",
+    "disp_1": "discharge destination other than home (self-care)", "male": "female", "spec_missing": "admitting specialty recorded",
     "payer_missing": "payer recorded", "glu_measured": "blood glucose not measured", "a1c_measured": "HbA1c not measured",
     "diabetes_med": "not on diabetes medication", "change": "diabetes medication not changed",
     "hx_prev_lt30": "not readmitted within 30 days of the last discharge",
@@ -382,7 +382,8 @@ def _plural(template: str, n: int) -> str:
 def describe_feature(name: str, value: float) -> str:
     """Plain words for one feature value, e.g. ("number_inpatient", 3) -> "3 inpatient stays in the year before".
 
-    Indicator features with value 0 are described negated ("not discharged home"), because a missing
+    Indicator features with value 0 are described negated ("discharge destination other than home (self-care)",
+    which is what disp_1 = 0 means: home with home health and "not recorded" count as other), because a missing
     property can raise or lower risk too.
     """
     v = float(value)
