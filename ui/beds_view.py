@@ -11,20 +11,14 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFileDialog, QGridL
                                QSplitter, QTableView, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout,
                                QWidget)
 
+from ui.tables import read_only_table
 from viewmodels.beds_vm import BedsViewModel
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#1d2b33")
 
 
 def _table(model) -> QTableView:
-    t = QTableView()
-    t.setModel(model)
-    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.verticalHeader().setVisible(False)
-    t.setAlternatingRowColors(True)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-    t.horizontalHeader().setStretchLastSection(True)
+    t = read_only_table(model)
     t.setTabKeyNavigation(False)
     return t
 

@@ -10,11 +10,12 @@ import datetime as dt
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QGridLayout, QHBoxLayout, QHeaderView, QLabel,
+from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QScrollArea, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
 from ui.charts import AMBER, INK, RED, ChartCard, HBarChart, HeatMapChart, HistogramChart, LineChart, ScatterChart, \
     TrendChart
+from ui.tables import read_only_table
 from viewmodels.dashboards_vm import DashboardsViewModel
 
 
@@ -26,15 +27,8 @@ def _month(label: str) -> str:
 
 
 def _table(model) -> QTableView:
-    t = QTableView()
-    t.setModel(model)
-    t.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    t.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-    t.setAlternatingRowColors(True)
+    t = read_only_table(model)
     t.setWordWrap(True)
-    t.verticalHeader().setVisible(False)
-    t.horizontalHeader().setStretchLastSection(True)
-    t.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     t.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
 
     def fit() -> None:  # show every row: the page scrolls, not the table

@@ -5,12 +5,13 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QPainter
 from PySide6.QtPrintSupport import QPrintDialog, QPrinter
 from PySide6.QtWidgets import (QAbstractItemView, QFileDialog, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
-                               QStackedWidget, QTableView, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
+                               QStackedWidget, QTableWidget, QTableWidgetItem, QTabWidget, QVBoxLayout, QWidget)
 from PySide6.QtCore import Qt
 
 from models.domain import Encounter
 from ui.model_card_dialog import ModelCardDialog
 from ui.risk_panel import RiskPanel
+from ui.tables import read_only_table
 from viewmodels.patients_vm import PatientViewModel
 
 
@@ -73,15 +74,8 @@ class PatientView(QWidget):
         lay.addWidget(self.error)
 
         split = QSplitter(Qt.Orientation.Vertical)
-        self.encounters = QTableView()
-        self.encounters.setModel(vm.encounters_model)
-        self.encounters.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.encounters = read_only_table(vm.encounters_model)
         self.encounters.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.encounters.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.encounters.verticalHeader().setVisible(False)
-        self.encounters.setAlternatingRowColors(True)
-        self.encounters.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.encounters.horizontalHeader().setStretchLastSection(True)
         self.encounters.setTabKeyNavigation(False)
         split.addWidget(self.encounters)
         self.tabs = QTabWidget()

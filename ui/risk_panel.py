@@ -5,7 +5,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from models.domain import RiskAssessment
-from ui.model_card_dialog import ModelCardDialog  # noqa: F401 - ui/xray_view.py imports it from here
 
 BAND_COLOURS = {"high": "#a4161a", "medium": "#b35c00", "low": "#2b7a3d"}
 BAND_MEANING = {  # the cut-offs themselves come from the model bundle (see the model card)

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QPushButton,
-                               QScrollArea, QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QScrollArea, QSplitter, QVBoxLayout, QWidget)
 
+from ui.tables import read_only_table
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 
 
@@ -28,13 +29,8 @@ class WorklistView(QWidget):
         self.status = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.status)
         split = QSplitter(Qt.Orientation.Horizontal)
-        self.table = QTableView()
-        self.table.setModel(vm.model)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table = read_only_table(vm.model)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.setAlternatingRowColors(True)
         # short columns sized to their contents, the factor text (last) takes the rest, elided, full in its
         # tooltip: the table fits a 1280-px screen beside the detail pane without a horizontal scroll bar
         header = self.table.horizontalHeader()
