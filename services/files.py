@@ -25,7 +25,8 @@ def check_command_paths(output: Path, inputs: tuple[Path, ...] = (), input_files
         src = Path(src)
         if input_files_only and src.is_dir():
             raise WardLensError(f"{src} is a folder; give the CSV file to read.")
-        if out.exists() and src.exists() and out.samefile(src) or out.resolve() == src.resolve():
+        same = out.resolve() == src.resolve() or (out.exists() and src.exists() and out.samefile(src))  # + hard links
+        if same:
             raise WardLensError(f"--output {out} is the input file; it would be overwritten. Choose another name.")
     if out.is_dir():
         raise WardLensError(f"--output {out} is a folder; give a file name in it.")

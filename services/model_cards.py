@@ -169,10 +169,12 @@ def _operating_points(card: dict[str, Any]) -> list[str]:
              "finding, the share flagged (sensitivity); of those without it, the share not flagged (specificity); of "
              "the flagged, the share that had it (PPV, which depends on how common the finding is).", "",
              "| Finding | Test images with it | Sensitivity | Specificity | PPV |", "| --- | ---: | ---: | ---: | ---: |"]
+    def pct(p: dict[str, Any], key: str) -> str:
+        return f"{100 * float(p[key]):.0f}%" if isinstance(p.get(key), (int, float)) else "–"
+
     for p in points:
-        pct = lambda k: f"{100 * float(p[k]):.0f}%" if isinstance(p.get(k), (int, float)) else "–"  # noqa: E731
-        lines.append(f"| {str(p.get('class', '')).replace('_', ' ')} | {p.get('n_pos', '–')} | {pct('sensitivity')} | "
-                     f"{pct('specificity')} | {pct('ppv')} |")
+        lines.append(f"| {str(p.get('class', '')).replace('_', ' ')} | {p.get('n_pos', '–')} | {pct(p, 'sensitivity')} | "
+                     f"{pct(p, 'specificity')} | {pct(p, 'ppv')} |")
     return lines + [""]
 
 

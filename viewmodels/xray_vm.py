@@ -25,7 +25,7 @@ def to_qimage(rgba: np.ndarray) -> QImage:
 
 def default_finding(result) -> str | None:
     """The map shown first: the flagged finding furthest above its threshold, else the most likely one."""
-    flagged = [f for f in result.flagged if f != "No Finding"]
+    flagged = result.flagged  # findings only: XrayResult.flagged never lists No Finding
     if flagged:
         return max(flagged, key=lambda f: result.probabilities[f] / max(result.thresholds.get(f, 1e-6), 1e-6))
     return result.top_finding()
@@ -131,7 +131,7 @@ class XrayViewModel(StatusViewModel):
         if r.ood:  # a study stored before refused images were no longer kept
             text = f"{opened.study.source_name}: refused when it was added; it has no findings."
         else:
-            flagged = [f.replace("_", " ") for f in r.flagged if f != "No Finding"]
+            flagged = [f.replace("_", " ") for f in r.flagged]
             text = f"{opened.study.source_name}: " + (", ".join(flagged) + " flagged." if flagged
                                                       else "no finding above its threshold.")
         self._show(opened, text)
