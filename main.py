@@ -9,9 +9,9 @@ from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before anything imports onnxruntime
 
-from services.errors import WardLensError  # noqa: E402
-from services.files import check_command_paths  # noqa: E402
-from services.paths import default_store_path  # noqa: E402
+from services.core.errors import WardLensError  # noqa: E402
+from services.core.files import check_command_paths  # noqa: E402
+from services.core.paths import default_store_path  # noqa: E402
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str]:
@@ -30,7 +30,7 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _session(args: argparse.Namespace):
-    from services.accounts import unlock, unlock_with_recovery
+    from services.site.accounts import unlock, unlock_with_recovery
     recovery = os.environ.get("WARDLENS_RECOVERY_KEY")
     if recovery and not args.user and not os.environ.get("WARDLENS_USER"):
         return unlock_with_recovery(args.db, recovery)
@@ -39,7 +39,7 @@ def _session(args: argparse.Namespace):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from services.demo import DEMO_LOGINS, build_demo_store
+    from services.records.demo import DEMO_LOGINS, build_demo_store
     build_demo_store(args.db, progress=lambda d, t, m="": print(f"[{d}/{t}] {m}", file=sys.stderr))
     print(f"Demo store written to {args.db}")
     for user, pw, role, _ in DEMO_LOGINS:
@@ -48,7 +48,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from services.accounts import create_store
+    from services.site.accounts import create_store
     password = os.environ.get("WARDLENS_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
@@ -64,7 +64,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from services.importer import import_uci_csv
+    from services.records.importer import import_uci_csv
     session = _session(args)
     try:
         report = import_uci_csv(session, args.input,
@@ -81,7 +81,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from services.backup import backup
+    from services.site.backup import backup
     session = _session(args)
     try:
         report = backup(session, args.output)
@@ -93,7 +93,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
-    from services.backup import restore
+    from services.site.backup import restore
     user, password = _credentials(args)
     kept = restore(args.backup, args.db, user, password)
     print(f"Restored {args.db} from {args.backup}; the previous store was kept as {kept}")
@@ -101,7 +101,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from services.verify import verify_connection
+    from services.store.verify import verify_connection
     session = _session(args)
     try:
         report = verify_connection(session.db.conn)
@@ -130,12 +130,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     """No store, no login: a CSV in the UCI encounter schema in, scores out."""
     check_command_paths(args.output, (args.input,))
     if args.model == "readmission":
-        from services.readmission import score_readmission_csv
+        from services.risk.readmission import score_readmission_csv
         result = score_readmission_csv(args.input, args.output)
         print(f"{result['scored']} scored, {result['not_eligible']} not eligible (death/hospice), "
               f"{len(result['errors'])} rejected -> {args.output}")
     else:
-        from services.los import score_los_csv
+        from services.capacity.los import score_los_csv
         result = score_los_csv(args.input, args.output)
         print(f"{result['scored']} scored, {result['rejected']} rejected -> {args.output}")
     _print_counts(result)
@@ -143,7 +143,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_xray(args: argparse.Namespace) -> int:
-    from services.xray import classify_paths
+    from services.imaging.xray import classify_paths
     check_command_paths(args.output, tuple(args.input), input_files_only=False)
     result = classify_paths([str(p) for p in args.input], str(args.output))
     print(f"{result['classified']} of {result['images']} images classified, {result['ood']} refused as not chest "
@@ -152,7 +152,7 @@ def cmd_xray(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from services.settings import KNOWN, SettingsService
+    from services.site.settings import KNOWN, SettingsService
     session = _session(args)
     try:
         svc = SettingsService(session)
@@ -167,7 +167,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from services.reports import patient_id_for, patient_report_pdf, ward_report_pdf
+    from services.reports.pdf import patient_id_for, patient_report_pdf, ward_report_pdf
     check_command_paths(args.output)  # before the login and the work, not after
     session = _session(args)
     try:

@@ -32,11 +32,11 @@ def _pct(xs, q):
 
 def import_encrypted_vs_plain(quick: bool = False, repeats: int = 2) -> list[dict]:
     from models.domain import Role, User
-    from services.database import Database
-    from services.importer import import_uci_csv
-    from services.keyfile import new_data_key
-    from services.migrations import migrate
-    from services.session import Session
+    from services.store.database import Database
+    from services.records.importer import import_uci_csv
+    from services.store.keyfile import new_data_key
+    from services.store.migrations import migrate
+    from services.site.session import Session
     if not UCI.exists():
         return [row("import", "UCI table", None, "s", note=f"skipped: {UCI} absent")]
     data = uci_bytes(20_000 if quick else None)
@@ -62,14 +62,14 @@ def import_encrypted_vs_plain(quick: bool = False, repeats: int = 2) -> list[dic
 # --- search at 100,000 encounters ---------------------------------------------------------------------
 
 def _session():
-    from services.accounts import unlock
+    from services.site.accounts import unlock
     return unlock(big_store(), USER, PASSWORD)
 
 
 def search(n_queries: int = 300) -> list[dict]:
     """Typed queries of 3+ characters: 70 % patient-number prefixes, 30 % diagnosis-code prefixes drawn
     from stored diagnoses (so common codes such as 250 come up as often as clinicians would type them)."""
-    from services.patients import PatientService
+    from services.records.patients import PatientService
     s = _session()
     try:
         svc = PatientService(s)
@@ -113,7 +113,7 @@ def search(n_queries: int = 300) -> list[dict]:
 # --- readmission risk -----------------------------------------------------------------------------------
 
 def risk(n: int = 200) -> list[dict]:
-    from services.assessment import AssessmentService, readmission_service
+    from services.risk.assessment import AssessmentService, readmission_service
     s = _session()
     try:
         c = s.db.conn
@@ -152,9 +152,9 @@ def batch_onnx_vs_xgboost(rows_n: int = 50_000) -> list[dict]:
         return [row("batch", "ONNX vs XGBoost", None, "x", note=f"skipped: {UCI} absent")]
     import pandas as pd
     import xgboost as xgb
-    from services.assessment import readmission_service
-    from services.features.readmission import build_features
-    from services.readmission import normalise_uci_frame
+    from services.risk.assessment import readmission_service
+    from services.risk.features import build_features
+    from services.risk.readmission import normalise_uci_frame
     df = normalise_uci_frame(pd.read_csv(UCI, dtype=str, keep_default_na=False, nrows=rows_n))
     x = build_features(df).to_numpy(dtype=np.float32)
     y = (df["readmitted"] == "<30").to_numpy().astype(np.float32)
@@ -173,8 +173,8 @@ def batch_onnx_vs_xgboost(rows_n: int = 50_000) -> list[dict]:
                         xgb.DMatrix(x, label=y), num_boost_round=300)
     from onnx import helper
 
-    from services.readmission_export import _margin_booster
-    # The form the bundle ships (services/readmission_export.py): the trees as a TreeEnsembleRegressor on
+    from services.modelops.readmission_build import _margin_booster
+    # The form the bundle ships (services/modelops/readmission_build.py): the trees as a TreeEnsembleRegressor on
     # the margin, then Sigmoid. 15-20 % faster in onnxruntime than onnxmltools' TreeEnsembleClassifier.
     onx = convert_xgboost(_margin_booster(booster), initial_types=[("input", FloatTensorType([None, x.shape[1]]))],
                           target_opset=15)
@@ -226,7 +226,7 @@ def xray() -> list[dict]:
                     note="skipped: resources/models/xray is not committed yet"),
                 row("xray", "heat map", None, "ms", 1000.0, note="skipped: no X-ray bundle")]
     from PIL import Image
-    from services.xray import XrayService
+    from services.imaging.xray import XrayService
     svc = XrayService()
     with tempfile.TemporaryDirectory() as d:
         p = Path(d) / "cxr.png"
@@ -266,9 +266,9 @@ def memory() -> list[dict]:
     code = f"""
 import json, resource, sys
 sys.path.insert(0, '.')
-from services.accounts import unlock
-from services.patients import PatientService
-from services.assessment import AssessmentService
+from services.site.accounts import unlock
+from services.records.patients import PatientService
+from services.risk.assessment import AssessmentService
 s = unlock({str(store)!r}, {USER!r}, {PASSWORD!r})
 rows = PatientService(s).search('')
 a = AssessmentService(s)
@@ -304,9 +304,9 @@ def import_peak_rss(rows: int = 300_000) -> list[dict]:
 import json, resource, sys, tempfile, time
 sys.path.insert(0, '.')
 from pathlib import Path
-from services.accounts import create_store, unlock
-from services.importer import import_uci_csv
-from services.keyfile import KdfParams
+from services.site.accounts import create_store, unlock
+from services.records.importer import import_uci_csv
+from services.store.keyfile import KdfParams
 d = Path(tempfile.mkdtemp())
 create_store(d / 's.db', 'admin', 'admin-password', KdfParams.fast())
 s = unlock(d / 's.db', 'admin', 'admin-password')

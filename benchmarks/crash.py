@@ -8,7 +8,7 @@ is present, and that no transaction is half-applied.
 Workloads (rotated per kill):
   edit     PatientService.add_patient / update_patient, one acknowledgement per commit
   import   import_uci_csv of a generated 400-row file; its encounters must be all there or none
-  backup   services.backup.backup; an acknowledged backup must verify, an unfinished one must not exist
+  backup   services.site.backup.backup; an acknowledged backup must verify, an unfinished one must not exist
            under its final name (only its '.partial' may be left, which the next backup clears)
   migrate  a store taken up the schema one migration at a time; its version never goes back and its
            tables always match exactly one version
@@ -39,15 +39,15 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from services import backup as backup_mod  # noqa: E402
-from services.accounts import create_store, unlock  # noqa: E402
-from services.database import Database  # noqa: E402
-from services.importer import import_uci_csv  # noqa: E402
-from services.keyfile import KdfParams, KeyFile, key_file_path  # noqa: E402
-from services.migrations import LATEST, MIGRATIONS, _statements, current_version, migrate  # noqa: E402
-from services.patients import PatientService  # noqa: E402
-from services.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS  # noqa: E402
-from services.verify import verify_connection  # noqa: E402
+from services.site import backup as backup_mod  # noqa: E402
+from services.site.accounts import create_store, unlock  # noqa: E402
+from services.store.database import Database  # noqa: E402
+from services.records.importer import import_uci_csv  # noqa: E402
+from services.store.keyfile import KdfParams, KeyFile, key_file_path  # noqa: E402
+from services.store.migrations import LATEST, MIGRATIONS, _statements, current_version, migrate  # noqa: E402
+from services.records.patients import PatientService  # noqa: E402
+from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS  # noqa: E402
+from services.store.verify import verify_connection  # noqa: E402
 
 USER, PASSWORD = "admin", "admin-password"
 IMPORT_ROWS = 400

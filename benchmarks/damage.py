@@ -1,6 +1,6 @@
 """Damaged stores: many mutated copies of a real encrypted store (bit flips in the file and in its WAL,
 truncation, zeroed pages, a stale -wal from an earlier moment), each opened the way the application
-opens it (services.accounts.unlock, then the patient list and every patient's record read back) in its
+opens it (services.site.accounts.unlock, then the patient list and every patient's record read back) in its
 own forked process, so that a segfault or a hang is caught and classified rather than taking the run down.
 
     python -m benchmarks.damage --copies 500 [--seed 1] [--json benchmarks/results/damage.json]
@@ -37,12 +37,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from services.accounts import create_store, unlock  # noqa: E402
-from services.backup import backup, latest_verified_backup  # noqa: E402
-from services.errors import WardLensError  # noqa: E402
-from services.importer import import_uci_csv  # noqa: E402
-from services.keyfile import KdfParams, key_file_path  # noqa: E402
-from services.patients import PatientService  # noqa: E402
+from services.site.accounts import create_store, unlock  # noqa: E402
+from services.site.backup import backup, latest_verified_backup  # noqa: E402
+from services.core.errors import WardLensError  # noqa: E402
+from services.records.importer import import_uci_csv  # noqa: E402
+from services.store.keyfile import KdfParams, key_file_path  # noqa: E402
+from services.records.patients import PatientService  # noqa: E402
 
 USER, PASSWORD = "admin", "admin-password"
 SAMPLE = ROOT / "resources" / "demo" / "uci_sample.csv.gz"

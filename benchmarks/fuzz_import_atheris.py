@@ -22,11 +22,11 @@ if str(ROOT) not in sys.path:
 import atheris  # noqa: E402
 
 with atheris.instrument_imports():
-    from services import importer  # noqa: E402
+    from services.records import importer  # noqa: E402
 
-from services.accounts import create_store, unlock  # noqa: E402
-from services.errors import ImportFileError  # noqa: E402
-from services.keyfile import KdfParams  # noqa: E402
+from services.site.accounts import create_store, unlock  # noqa: E402
+from services.core.errors import ImportFileError  # noqa: E402
+from services.store.keyfile import KdfParams  # noqa: E402
 
 _work = Path(tempfile.mkdtemp(prefix="wardlens-atheris-"))
 create_store(_work / "site.db", "admin", "admin-password", KdfParams.fast())

@@ -52,7 +52,7 @@ out["list_rows"] = window.workspace.list_vm.model.rowCount()
 session = vm.session
 
 # key derivation alone, with the parameters stored for this user
-from services.keyfile import KeyFile, derive, key_file_path, KdfParams, _unb64
+from services.store.keyfile import KeyFile, derive, key_file_path, KdfParams, _unb64
 e = KeyFile.load(key_file_path(store)).data["entries"]["user:" + os.environ["BENCH_USER"]]
 p = KdfParams(int(e["kdf_n"]), int(e["kdf_r"]), int(e["kdf_p"]))
 t = time.perf_counter(); derive(b"x", _unb64(e["salt"]), p); out["kdf_s"] = time.perf_counter() - t
@@ -79,18 +79,18 @@ def measure(label, job):
 
 import io
 from benchmarks.store import topup_bytes
-from services.importer import import_uci_csv
+from services.records.importer import import_uci_csv
 data = topup_bytes(int(os.environ.get("BENCH_IMPORT_ROWS", "20000")))
 data = data.replace(b"\n", b"\n", 1)
 lines = data.splitlines(keepends=True)
 data = lines[0] + b"".join(l.replace(b",", b"5,", 1) for l in lines[1:])  # fresh encounter numbers
 measure("import", lambda p, c: import_uci_csv(session, io.BytesIO(data), progress=p, cancel=c).imported)
 
-from services.assessment import AssessmentService
+from services.risk.assessment import AssessmentService
 picks = session.db.conn.execute("SELECT encounter_nbr, patient_id FROM encounters ORDER BY random() LIMIT 5000").fetchall()
 measure("scoring 5,000 encounters", lambda p, c: len(AssessmentService(session).readmission_many(dict(picks))))
 
-from services.reports import patient_report_pdf, ward_report_pdf
+from services.reports.pdf import patient_report_pdf, ward_report_pdf
 # patient reports need encounters with dates (imported UCI rows have none; see the report), so the
 # ward report over the whole store is timed, plus patient reports where dated encounters exist
 measure("ward report (PDF)", lambda p, c: len(ward_report_pdf(session)))
@@ -100,7 +100,7 @@ if pids:
     measure("5 patient reports (PDF)", lambda p, c: sum(len(patient_report_pdf(session, pid)) for pid in pids))
 
 if os.environ.get("BENCH_RETRAIN", "1") == "1":
-    from services.local_training import retrain
+    from services.modelops.local_training import retrain
     measure("retraining", lambda p, c: str(retrain(session, progress=p, cancel=c))[:80])
 hb.stop()
 print(json.dumps(out))

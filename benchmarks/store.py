@@ -41,8 +41,8 @@ def topup_bytes(n: int) -> bytes:
 def big_store(log=print) -> Path:
     """An encrypted store with 100,000 encounters (the whole UCI table plus 8,378 renumbered rows),
     created with the calibrated (production) key derivation."""
-    from services.accounts import create_store, unlock
-    from services.importer import import_uci_csv
+    from services.site.accounts import create_store, unlock
+    from services.records.importer import import_uci_csv
     path = CACHE / "big" / "wardlens.db"
     if path.exists() and (path.parent / "ready").exists():
         return path

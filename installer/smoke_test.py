@@ -411,8 +411,8 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
         raise SmokeFailure(f"Qt text services (ICU): failed {[k for k, v in got.items() if not v]}")
     ok("Qt text services (ICU)", t0, f"{len(got)} probes: collation, time-zone names, case, encodings")
 
-    from services.accounts import unlock
-    from services.patients import PatientService
+    from services.site.accounts import unlock
+    from services.records.patients import PatientService
     from viewmodels.background import BackgroundRunner
 
     # every page of an administrator's workspace, a patient opened (risk, LOS, scores), each page drawn
@@ -461,7 +461,7 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
 
     # beds and staff: forecasts (scipy.stats) and recommendations (scipy.optimize.milp, also on a fixed case)
     t0 = time.monotonic()
-    from services.bed_assignment import Bed, WaitingAdmission, Ward, assign_beds
+    from services.capacity.bed_assignment import Bed, WaitingAdmission, Ward, assign_beds
     beds = ws.findChild(BedsViewModel)
     snap = beds.snapshot
     if snap is None or not snap.forecasts:
@@ -479,7 +479,7 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
     # reports and printing: reportlab, pages rendered by pypdfium2, painted on a QPrinter (PDF output)
     t0 = time.monotonic()
     from PySide6.QtPrintSupport import QPrinter
-    from services.reports import patient_report_pdf, pdf_page_images, ward_report_pdf
+    from services.reports.pdf import patient_report_pdf, pdf_page_images, ward_report_pdf
     ward_pdf = ward_report_pdf(admin, None)
     patient_pdf = patient_report_pdf(admin, patient)
     images = [p.convert("RGB") for p in pdf_page_images(patient_pdf, dpi=150)]
@@ -501,7 +501,7 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
 
     # local retraining and recalibration, tiny settings (xgboost, onnxmltools, onnx, onnxruntime)
     t0 = time.monotonic()
-    from services import local_training as lt
+    from services.modelops import local_training as lt
     tiny = lt.TrainingConfig(max_rounds=20, n_boot_gate=200, n_boot_card=30)
     r1 = lt.retrain(admin, config=tiny)
     r2 = lt.recalibrate(admin, config=tiny)

@@ -27,7 +27,7 @@ def shared_path(*parts: str) -> Path:
 # --- stores -------------------------------------------------------------------------------------
 import shutil  # noqa: E402
 
-from services.keyfile import KdfParams, key_file_path  # noqa: E402
+from services.store.keyfile import KdfParams, key_file_path  # noqa: E402
 
 FAST = KdfParams.fast()  # same code path as production, a fraction of the cost
 
@@ -44,7 +44,7 @@ def copy_store(src: Path, dst_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def _demo_master(tmp_path_factory) -> Path:
-    from services.demo import build_demo_store
+    from services.records.demo import build_demo_store
     path = tmp_path_factory.mktemp("demo_master") / "demo.db"
     build_demo_store(path, kdf=FAST)
     return path
@@ -58,7 +58,7 @@ def demo_store(_demo_master, tmp_path) -> Path:
 
 @pytest.fixture
 def empty_store(tmp_path):
-    from services.accounts import create_store
+    from services.site.accounts import create_store
     created = create_store(tmp_path / "store" / "site.db", "admin", "admin-password", FAST)
     return created
 

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from services import analytics as A
-from services.accounts import unlock
-from services.errors import PermissionDenied
+from services.analytics import dashboards as A
+from services.site.accounts import unlock
+from services.core.errors import PermissionDenied
 from tests.conftest import copy_store
 
 
@@ -82,7 +82,7 @@ def test_no_drift_inside_the_interval_and_no_verdict_on_few_outcomes():
 
 
 def test_card_metrics_reads_the_bundled_card():
-    from services.assessment import readmission_service
+    from services.risk.assessment import readmission_service
     m = A.card_metrics(readmission_service().bundle.card)
     value, low, high = m["roc_auc"]
     assert low < value < high and {"brier", "ece"} <= set(m)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from services.accounts import unlock
-from services.audit import verify_chain
-from services.backup import backup
-from services.errors import PermissionDenied, SessionLocked
-from services.importer import import_uci_csv
-from services.patients import PatientService
-from services.session import Session
+from services.site.accounts import unlock
+from services.store.audit import verify_chain
+from services.site.backup import backup
+from services.core.errors import PermissionDenied, SessionLocked
+from services.records.importer import import_uci_csv
+from services.records.patients import PatientService
+from services.site.session import Session
 
 CLIN = ("dr.demo", "wardlens-clinician")
 NURSE = ("nurse.demo", "wardlens-nurse")
@@ -134,8 +134,8 @@ def test_idle_lock_drops_the_key(demo_store):
 
 
 def test_idle_time_is_a_site_setting_only_admins_change(demo_store):
-    from services.errors import ValidationError
-    from services.settings import SettingsService
+    from services.core.errors import ValidationError
+    from services.site.settings import SettingsService
     admin = unlock(demo_store, "admin", "wardlens-admin")
     SettingsService(admin).set("idle_lock_minutes", "3")
     with pytest.raises(ValidationError):

@@ -6,7 +6,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.bed_assignment import (BIG, Bed, WaitingAdmission, Ward, assign_beds, compatible, pair_cost)
+from services.capacity.bed_assignment import (BIG, Bed, WaitingAdmission, Ward, assign_beds, compatible, pair_cost)
 
 WARD_TYPES = ("medical", "surgical")
 

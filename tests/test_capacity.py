@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from services.capacity import (StaffingRatios, admissions_present_mean, forecast_ward, nurses_for,
+from services.capacity.forecast import (StaffingRatios, admissions_present_mean, forecast_ward, nurses_for,
                                occupancy_pmf, poisson_binomial_pmf, staff_needed, weekday_admission_rates)
 
 MONDAY = dt.date(2026, 11, 23)
@@ -88,7 +88,7 @@ def test_staffing_ceil_per_shift() -> None:
 
 def test_peak_is_the_busiest_day_of_the_whole_forecast() -> None:
     """One peak for the chart and the ward report: over all 14 days, not the first 7 (the report's old rule)."""
-    from services.capacity import DayForecast, WardForecast
+    from services.capacity.forecast import DayForecast, WardForecast
     means = [20.0, 19.0, 18.5, 18.0, 18.0, 18.2, 19.0, 19.5, 21.04, 22.3, 22.34, 21.0, 20.0, 19.0]
     days = [DayForecast(MONDAY + dt.timedelta(days=i), i, m, 1.0, int(m) - 3, int(m) + 3, 24, 0.0, False)
             for i, m in enumerate(means)]

@@ -8,10 +8,10 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from services.accounts import unlock
-from services.beds import BedService
-from services.census import CensusService
-from services.errors import PermissionDenied, ValidationError
+from services.site.accounts import unlock
+from services.capacity.beds import BedService
+from services.capacity.census import CensusService
+from services.core.errors import PermissionDenied, ValidationError
 
 NURSE = ("nurse.demo", "wardlens-nurse")
 
@@ -130,7 +130,7 @@ def test_no_demo_admission_lies_in_the_future():
     """Inpatients admitted 'today' get an admission time before now, whatever the hour of the build."""
     import datetime as dt
 
-    from services.demo import demo_frame
+    from services.records.demo import demo_frame
     frame = demo_frame()
     admits = [dt.datetime.fromisoformat(a) for a in frame["admit_time"] if a]
     assert admits and max(admits) <= dt.datetime.now()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from services.clinical_scores import (PROXIES, charlson_index, hospital_band, hospital_components, hospital_score,
+from services.risk.clinical_scores import (PROXIES, charlson_index, hospital_band, hospital_components, hospital_score,
                                       hospital_series, lace_components, lace_index, lace_series)
 from tests.test_readmission_helpers import make_row
 

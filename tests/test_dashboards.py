@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.accounts import unlock
+from services.site.accounts import unlock
 from tests.conftest import copy_store
 from viewmodels.background import BackgroundRunner
 from viewmodels.dashboards_vm import DASHBOARDS, DashboardsViewModel

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from services.accounts import unlock
-from services.errors import PermissionDenied
-from services.export import (BOM, DEID_COLUMNS, IDENTIFIED_COLUMNS, age_group, csv_bytes, deidentified_encounters,
+from services.site.accounts import unlock
+from services.core.errors import PermissionDenied
+from services.records.export import (BOM, DEID_COLUMNS, IDENTIFIED_COLUMNS, age_group, csv_bytes, deidentified_encounters,
                              escape_cell, export_encounters_csv, export_table, year_of)
 
 

@@ -11,10 +11,10 @@ import io
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from services.accounts import unlock
-from services.errors import ImportFileError
-from services.importer import MAX_LINE_CHARS, import_uci_csv
-from services.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
+from services.site.accounts import unlock
+from services.core.errors import ImportFileError
+from services.records.importer import MAX_LINE_CHARS, import_uci_csv
+from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 
 GOOD = {"encounter_id": "1", "patient_nbr": "77", "race": "Caucasian", "gender": "Female", "age": "[70-80)",
         "weight": "?", "admission_type_id": "1", "discharge_disposition_id": "1", "admission_source_id": "7",
@@ -73,7 +73,7 @@ def _counts(session) -> tuple:
 
 @pytest.fixture(scope="module")
 def session(tmp_path_factory):
-    from services.accounts import create_store
+    from services.site.accounts import create_store
     from tests.conftest import FAST
     path = tmp_path_factory.mktemp("fuzz") / "site.db"
     create_store(path, "admin", "admin-password", FAST)

@@ -1,4 +1,4 @@
-"""Fuzzing the X-ray image loader (services/xray_image.py belongs to the imaging engineer: these tests
+"""Fuzzing the X-ray image loader (services/imaging/xray_image.py belongs to the imaging engineer: these tests
 only add checks). Any input must end in an XrayImageError with a message, never another exception,
 and refusing a bomb must not cost the memory the bomb declares."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from PIL import Image
 
-from services.xray_image import ImageTooLarge, XrayImageError, load_xray_bytes
+from services.imaging.xray_image import ImageTooLarge, XrayImageError, load_xray_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
@@ -110,7 +110,7 @@ sys.path.insert(0, '.')
 import numpy as np, pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
-from services.xray_image import load_xray_bytes, ImageTooLarge
+from services.imaging.xray_image import load_xray_bytes, ImageTooLarge
 def chunk(k, d): return struct.pack('>I', len(d)) + k + d + struct.pack('>I', zlib.crc32(k + d) & 0xFFFFFFFF)
 png = b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 65535, 65535, 8, 2, 0, 0, 0)) + \
       chunk(b'IDAT', zlib.compress(b'\0' * 1_000_000, 9)) + chunk(b'IEND', b'')

@@ -7,13 +7,13 @@ import io
 import pandas as pd
 import pytest
 
-from services.accounts import unlock
-from services.backup import BackupError, backup, restore
-from services.errors import Cancelled, ImportFileError
-from services.importer import import_uci_csv
-from services.progress import CancelToken
-from services.verify import verify_connection
-from services.demo import SAMPLE
+from services.site.accounts import unlock
+from services.site.backup import BackupError, backup, restore
+from services.core.errors import Cancelled, ImportFileError
+from services.records.importer import import_uci_csv
+from services.core.progress import CancelToken
+from services.store.verify import verify_connection
+from services.records.demo import SAMPLE
 
 ADMIN = ("admin", "wardlens-admin")
 TABLES = ("patients", "encounters", "diagnoses", "medications", "lab_results", "audit_log")

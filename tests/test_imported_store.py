@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.accounts import unlock
-from services.demo import SAMPLE
-from services.importer import import_uci_csv
-from services.local_training import known_outcome_mask, local_dataset
-from services.patients import PatientService, encounters_uci_frame
-from services.reports import patient_report_pdf
+from services.site.accounts import unlock
+from services.records.demo import SAMPLE
+from services.records.importer import import_uci_csv
+from services.modelops.local_training import known_outcome_mask, local_dataset
+from services.records.patients import PatientService, encounters_uci_frame
+from services.reports.pdf import patient_report_pdf
 
 
 def test_imported_history_reports_and_local_dataset(empty_store):
@@ -50,7 +50,7 @@ def test_one_patients_frame_equals_their_rows_of_the_whole_store(demo_store):
 def test_days_in_hospital_are_counted_the_same_everywhere(demo_store):
     """The model's time_in_hospital for an inpatient, the Days column and the census use calendar days
     since admission (a stay admitted 19:30 ten days ago is 10 days, not 9 by elapsed hours)."""
-    from services.census import CensusService
+    from services.capacity.census import CensusService
 
     s = unlock(demo_store, "dr.demo", "wardlens-clinician")
     try:

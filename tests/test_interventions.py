@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 from models.domain import RiskAssessment
-from services.accounts import unlock
-from services.errors import PermissionDenied, ValidationError
-from services.interventions import RULES, InterventionService, recommend
-from services.uci_schema import MEDICATIONS
+from services.site.accounts import unlock
+from services.core.errors import PermissionDenied, ValidationError
+from services.risk.interventions import RULES, InterventionService, recommend
+from services.records.uci_schema import MEDICATIONS
 
 BLAND = {
     "encounter_id": 1, "patient_nbr": 1, "status": "discharged", "age": "[50-60)", "gender": "Female",

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.features.los import MODEL_FEATURE_NAMES, build_los_features
-from services.los import (BUNDLE_DIR, presence_curves, LosCsvError, LosService, binned_distribution, dist_mean, dist_quantile,
+from services.capacity.features import MODEL_FEATURE_NAMES, build_los_features
+from services.capacity.los import (BUNDLE_DIR, presence_curves, LosCsvError, LosService, binned_distribution, dist_mean, dist_quantile,
                           interval_from_distribution, los_distribution, nb_distribution, remaining_stay_survival,
                           score_los_csv)
-from services.onnx_runtime import create_session
-from services.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
+from services.inference.onnx_runtime import create_session
+from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 
 HAS_BUNDLE = (BUNDLE_DIR / "model.onnx").exists()
 
@@ -205,7 +205,7 @@ def test_score_los_csv_file_level_errors(tmp_path: Path) -> None:
 
 
 def test_encoding_keys_use_admission_columns_only() -> None:
-    from services.features.los import ENCODING_KEYS, ENCODINGS
+    from services.capacity.features import ENCODING_KEYS, ENCODINGS
     allowed = {"diag_1", "diag_2", "diag_3", "medical_specialty", "admission_source_id", "admission_type_id", "age",
                "payer_code", "number_diagnoses"}
     used = {c.split(":")[0] for cols in ENCODING_KEYS.values() for c in cols}
@@ -214,7 +214,7 @@ def test_encoding_keys_use_admission_columns_only() -> None:
 
 
 def test_target_encodings_prefix_keys_and_short_share() -> None:
-    from services.features.los import apply_target_encodings, encoding_key, fit_target_encodings
+    from services.capacity.features import apply_target_encodings, encoding_key, fit_target_encodings
     df = uci_rows(12)
     # "diag_1:3" keys group every 250.x under 250
     assert set(encoding_key(df, "d1p")) == {"428", "250", "V57", "414"}

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.features.common import read_uci_csv
-from services.los import BUNDLE_DIR, LosService
+from services.records.uci_table import read_uci_csv
+from services.capacity.los import BUNDLE_DIR, LosService
 from tests.conftest import shared_path
 from training.los import evaluate, patient_split
 

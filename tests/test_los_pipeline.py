@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from services.los import LosService, score_los_csv
-from services.onnx_runtime import load_bundle
+from services.capacity.los import LosService, score_los_csv
+from services.inference.onnx_runtime import load_bundle
 from tests.conftest import shared_path
 from training.los import main
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.database import Database
-from services.errors import StoreDamaged
-from services.keyfile import new_data_key
-from services.migrations import LATEST, MIGRATIONS, current_version, migrate
+from services.store.database import Database
+from services.core.errors import StoreDamaged
+from services.store.keyfile import new_data_key
+from services.store.migrations import LATEST, MIGRATIONS, current_version, migrate
 
 NOW = "2026-01-01 00:00:00"
 
@@ -48,7 +48,7 @@ def test_newer_store_is_refused(tmp_path):
 
 
 def test_failed_migration_leaves_version_unchanged(tmp_path, monkeypatch):
-    from services import migrations
+    from services.store import migrations
     db = Database(tmp_path / "s.db", new_data_key())
     migrate(db.conn, target=1)
     broken = migrations.Migration(2, "broken", "CREATE TABLE x (a);\nSELECT * FROM no_such_table;")

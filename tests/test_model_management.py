@@ -10,11 +10,13 @@ import time
 import numpy as np
 import pytest
 
-from services import assessment, local_training as lt
-from services.accounts import unlock
-from services.errors import PermissionDenied
-from services.model_registry import ModelRegistry, ModelRegistryError, activate_store_model, load_stored
-from services.onnx_runtime import ModelIntegrityError
+from services.risk import assessment
+
+from services.modelops import local_training as lt
+from services.site.accounts import unlock
+from services.core.errors import PermissionDenied
+from services.modelops.registry import ModelRegistry, ModelRegistryError, activate_store_model, load_stored
+from services.inference.onnx_runtime import ModelIntegrityError
 
 TINY = lt.TrainingConfig(max_rounds=20, n_boot_gate=200, n_boot_card=30)
 
@@ -280,8 +282,8 @@ def test_models_view_renders_offscreen(admin, owner, qtbot, qt_settings, tmp_pat
 
 @pytest.mark.parametrize("name", ["readmission", "los", "xray"])
 def test_readable_card_puts_use_and_limits_before_figures_in_words(name) -> None:
-    from services.model_cards import readable_card_markdown
-    from services.onnx_runtime import MODELS_DIR
+    from services.inference.model_cards import readable_card_markdown
+    from services.inference.onnx_runtime import MODELS_DIR
     path = MODELS_DIR / name / "card.json"
     if not path.exists():
         pytest.skip(f"no bundled {name} card")
@@ -298,8 +300,8 @@ def test_readable_card_puts_use_and_limits_before_figures_in_words(name) -> None
 def test_xray_card_says_what_a_flag_means_per_finding() -> None:
     """The X-ray card for people tabulates each finding's test sensitivity, specificity and PPV before the details,
     from the card's operating points (the numbers a clinician weighs a flag by)."""
-    from services.model_cards import readable_card_markdown
-    from services.onnx_runtime import MODELS_DIR
+    from services.inference.model_cards import readable_card_markdown
+    from services.inference.onnx_runtime import MODELS_DIR
     path = MODELS_DIR / "xray" / "card.json"
     if not path.exists():
         pytest.skip("no bundled xray card")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services import patients as patients_mod
-from services.accounts import unlock
-from services.patients import PatientService
+from services.records import patients as patients_mod
+from services.site.accounts import unlock
+from services.records.patients import PatientService
 
 QUERIES = ["250", "428", "4", "V5", "996.0", "E8", "smi", "a", "ca", "1000", "10", "zz", "Med", "medicine b", "Card", "ICU", "sur", "adams, d", "Adams,Donna", "donna adams", "smith j"]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from services.features.common import normalise_uci_frame
-from services.features.readmission import FEATURE_NAMES, HISTORY_FEATURES, build_features, describe_feature, feature_label
+from services.records.uci_table import normalise_uci_frame
+from services.risk.features import FEATURE_NAMES, HISTORY_FEATURES, build_features, describe_feature, feature_label
 from tests.test_readmission_helpers import make_row
 
 
@@ -99,7 +99,7 @@ def test_factors_use_plain_words_not_the_source_codes() -> None:
 
 
 def test_display_words_for_codes_and_age_bands() -> None:
-    from services.uci_schema import (AGE_BANDS, admission_source_text, admission_type_text, age_band_text,
+    from services.records.uci_schema import (AGE_BANDS, admission_source_text, admission_type_text, age_band_text,
                                      disposition_text, payer_text, specialty_text)
     assert [age_band_text(b) for b in AGE_BANDS[6:8]] == ["60–69", "70–79"] and age_band_text("") == ""
     assert payer_text("MC") == "Medicare" and payer_text("?") == "Not recorded" and payer_text("UN") == "Payer code UN"
@@ -112,8 +112,8 @@ def test_display_words_for_codes_and_age_bands() -> None:
 
 def test_one_patient_at_the_bedside_equals_the_same_rows_in_a_batch() -> None:
     """Frames of a few rows take the object-array path, large ones pandas Series: same numbers."""
-    from services.demo import SAMPLE
-    from services.features.common import read_uci_csv
+    from services.records.demo import SAMPLE
+    from services.records.uci_table import read_uci_csv
     df = read_uci_csv(SAMPLE)
     batch = build_features(df)
     assert len(df) > 64
@@ -129,7 +129,7 @@ def test_one_patient_at_the_bedside_equals_the_same_rows_in_a_batch() -> None:
 def test_normalising_leaves_the_callers_frame_as_it_was() -> None:
     """normalise_uci_frame copies shallowly (a deep copy of a 100,000-row frame stalled the GUI):
     the caller's columns must still be the strings it passed in."""
-    from services.demo import SAMPLE
+    from services.records.demo import SAMPLE
     raw = pd.read_csv(SAMPLE, dtype=str, keep_default_na=False, nrows=200).drop(columns=["readmitted"])
     before = raw.copy(deep=True)
     out = normalise_uci_frame(raw)

@@ -1,7 +1,7 @@
 """Constructed UCI encounter rows for the readmission tests (no shared data needed)."""
 from __future__ import annotations
 
-from services.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
+from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 
 
 def make_row(encounter_id: int, patient_nbr: int, **overrides: object) -> dict[str, str]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.onnx_runtime import create_session
-from services.readmission import TreeArrays
+from services.inference.onnx_runtime import create_session
+from services.risk.readmission import TreeArrays
 from training.readmission import _logistic_fit, booster_tree_arrays, export_onnx, pr_auc, roc_auc
 
 xgb = pytest.importorskip("xgboost")
@@ -91,7 +91,7 @@ def test_booster_with_feature_names_converts(trained) -> None:
 
 
 def test_recalibrate_onnx_changes_only_platt(trained) -> None:
-    from services.readmission_export import recalibrate_onnx
+    from services.modelops.readmission_build import recalibrate_onnx
 
     x, _, booster, _, a, b, session = trained
     new = create_session(recalibrate_onnx(export_onnx(booster, x.shape[1], a, b), 0.5, -1.0))

@@ -13,8 +13,8 @@ from tests.conftest import shared_path
 
 def test_pipeline_end_to_end_on_a_small_sample(tmp_path: Path) -> None:
     data = shared_path("diabetes130", "diabetic_data.csv.gz").parent
-    from services.onnx_runtime import clear_cache
-    from services.readmission import ReadmissionService
+    from services.inference.onnx_runtime import clear_cache
+    from services.risk.readmission import ReadmissionService
     from training.readmission import main
 
     out = tmp_path / "bundle"
@@ -40,9 +40,9 @@ def test_pipeline_end_to_end_on_a_small_sample(tmp_path: Path) -> None:
 
 def test_committed_card_metrics_recompute_from_committed_model() -> None:
     path = shared_path("diabetes130", "diabetic_data.csv.gz")
-    from services.features.common import eligible_mask, read_uci_csv
-    from services.features.readmission import build_features
-    from services.readmission import BUNDLE_DIR, ReadmissionService
+    from services.records.uci_table import eligible_mask, read_uci_csv
+    from services.risk.features import build_features
+    from services.risk.readmission import BUNDLE_DIR, ReadmissionService
     from training.readmission import assign_split, point_metrics
 
     if not (BUNDLE_DIR / "card.json").exists():

@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.features.common import normalise_uci_frame
-from services.features.readmission import build_features
-from services.onnx_runtime import ModelIntegrityError, clear_cache
-from services.readmission import BUNDLE_DIR, ReadmissionInputError, ReadmissionService, score_readmission_csv
-from services.uci_schema import ENCOUNTER_COLUMNS
+from services.records.uci_table import normalise_uci_frame
+from services.risk.features import build_features
+from services.inference.onnx_runtime import ModelIntegrityError, clear_cache
+from services.risk.readmission import BUNDLE_DIR, ReadmissionInputError, ReadmissionService, score_readmission_csv
+from services.records.uci_schema import ENCOUNTER_COLUMNS
 from tests.test_readmission_helpers import make_row
 
 if not (BUNDLE_DIR / "model.onnx").exists():

@@ -33,8 +33,8 @@ def test_random_kills_lose_nothing_and_leave_nothing_half_done(tmp_path):
 def test_the_checker_notices_a_lost_commit_and_a_half_import(tmp_path):
     """The harness itself must be able to fail: feed it acknowledgements the store does not hold."""
     from benchmarks.crash import IMPORT_ROWS, TAG_SPAN, USER, PASSWORD, Checker
-    from services.accounts import create_store, unlock
-    from services.keyfile import KdfParams
+    from services.site.accounts import create_store, unlock
+    from services.store.keyfile import KdfParams
     store = tmp_path / "s.db"
     create_store(store, USER, PASSWORD, KdfParams.fast())
     s = unlock(store, USER, PASSWORD)

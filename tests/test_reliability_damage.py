@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from services.accounts import unlock
-from services.backup import backup, check_backup, latest_verified_backup
-from services.errors import StoreDamaged
+from services.site.accounts import unlock
+from services.site.backup import backup, check_backup, latest_verified_backup
+from services.core.errors import StoreDamaged
 
 ROOT = Path(__file__).resolve().parents[1]
 

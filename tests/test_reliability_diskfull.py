@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from services.accounts import create_store, unlock
-from services.backup import BackupError, backup
-from services.database import DiskFull
-from services.importer import import_uci_csv
-from services.verify import verify_connection
+from services.site.accounts import create_store, unlock
+from services.site.backup import BackupError, backup
+from services.store.database import DiskFull
+from services.records.importer import import_uci_csv
+from services.store.verify import verify_connection
 from tests.conftest import FAST
 
 SAMPLE = Path(__file__).resolve().parents[1] / "resources" / "demo" / "uci_sample.csv.gz"

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from services import reports
-from services.accounts import unlock
-from services.errors import PermissionDenied, ValidationError
-from services.export import export_table
-from services.reports import (XrayFinding, XraySection, collect_patient_report, heatmap_overlay_png,
+from services.reports import pdf as reports
+from services.site.accounts import unlock
+from services.core.errors import PermissionDenied, ValidationError
+from services.records.export import export_table
+from services.reports.pdf import (XrayFinding, XraySection, collect_patient_report, heatmap_overlay_png,
                               patient_id_for, patient_report_pdf, render_patient_report, report_fonts,
                               ward_report_pdf, xray_section_from_study)
 
@@ -201,7 +201,7 @@ def test_ward_report(sessions, tmp_path):
         "JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient' LIMIT 1").fetchone()
     assert family in text and bed in text
     # the stated peak is the one the chart marks: the busiest day of the same 14-day forecast
-    from services.census import CensusService
+    from services.capacity.census import CensusService
     for f in CensusService(nurse).forecasts(NOW.date()):
         assert f"peak {f.peak_text}" in text, f.ward
     assert "Peak next 7 days" not in text

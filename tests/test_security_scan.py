@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from services import accounts, keyfile
-from services.accounts import AccountService, create_store, unlock
-from services.backup import backup
-from services.errors import LoginThrottled, WrongPassword
-from services.importer import import_uci_csv
-from services.keyfile import FREE_ATTEMPTS, LOCKOUT_AFTER, LOCKOUT_S, KeyFile, key_file_path
-from services.settings import SettingsService
+from services.site import accounts
+
+from services.store import keyfile
+from services.site.accounts import AccountService, create_store, unlock
+from services.site.backup import backup
+from services.core.errors import LoginThrottled, WrongPassword
+from services.records.importer import import_uci_csv
+from services.store.keyfile import FREE_ATTEMPTS, LOCKOUT_AFTER, LOCKOUT_S, KeyFile, key_file_path
+from services.site.settings import SettingsService
 from models.domain import Role
 from tests.conftest import FAST
 
@@ -111,7 +113,7 @@ def test_wrong_passwords_throttle_then_lock_out_and_every_failure_is_audited(emp
 
 
 def test_recovery_key_attempts_are_throttled_too(empty_store):
-    from services.accounts import unlock_with_recovery
+    from services.site.accounts import unlock_with_recovery
     for _ in range(FREE_ATTEMPTS):
         with pytest.raises(WrongPassword):
             unlock_with_recovery(empty_store.path, "AAAA-BBBB")

@@ -5,10 +5,10 @@ import sqlite3
 
 import pytest
 
-from services import accounts
-from services.accounts import AccountService, create_store, unlock, unlock_with_recovery
-from services.errors import KeyFileError, LoginThrottled, NotEncrypted, StoreDamaged, WrongPassword
-from services.keyfile import FREE_ATTEMPTS, KdfParams, KeyFile, key_file_path
+from services.site import accounts
+from services.site.accounts import AccountService, create_store, unlock, unlock_with_recovery
+from services.core.errors import KeyFileError, LoginThrottled, NotEncrypted, StoreDamaged, WrongPassword
+from services.store.keyfile import FREE_ATTEMPTS, KdfParams, KeyFile, key_file_path
 from tests.conftest import FAST
 
 
@@ -126,7 +126,7 @@ def test_change_password(empty_store):
 
 def test_kdf_is_calibrated_to_about_half_a_second():
     import time
-    from services.keyfile import derive
+    from services.store.keyfile import derive
     params = KdfParams.calibrated(0.5)
     t = time.perf_counter()
     derive(b"pw", b"salt-salt-salt-1", params)
@@ -140,7 +140,7 @@ def test_create_refuses_to_overwrite(empty_store):
 
 
 def test_interrupted_demo_build_leaves_no_store_and_can_be_redone(tmp_path):
-    from services.demo import build_demo_store
+    from services.records.demo import build_demo_store
 
     def stop_at_import(done, total, message=""):
         if "Importing" in message:

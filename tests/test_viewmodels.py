@@ -4,8 +4,8 @@ from __future__ import annotations
 from viewmodels.background import BackgroundRunner
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from viewmodels.session_vm import SessionViewModel
-from services.accounts import unlock
-from services.errors import Cancelled
+from services.site.accounts import unlock
+from services.core.errors import Cancelled
 
 
 def _unlocked(qtbot, owner, demo_store, user="dr.demo", pw="wardlens-clinician"):
@@ -229,7 +229,7 @@ def test_report_saved_and_printed_from_the_patient_page(qtbot, owner, qt_setting
 
 
 def test_damaged_store_offers_the_last_verified_backup_and_restores_it(qtbot, owner, demo_store, tmp_path):
-    from services.backup import backup
+    from services.site.backup import backup
     s = unlock(demo_store, "admin", "wardlens-admin")
     backup(s, tmp_path / "backups" / "b1.db")
     s.lock()

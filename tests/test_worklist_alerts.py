@@ -7,11 +7,11 @@ import datetime as dt
 
 import pytest
 
-from services.accounts import unlock
-from services.alerts import AlertService
-from services.census import CensusService
-from services.errors import PermissionDenied, ValidationError
-from services.worklist import WorklistService
+from services.site.accounts import unlock
+from services.risk.alerts import AlertService
+from services.capacity.census import CensusService
+from services.core.errors import PermissionDenied, ValidationError
+from services.risk.worklist import WorklistService
 
 NURSE = ("nurse.demo", "wardlens-nurse")
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from services.onnx_runtime import ModelIntegrityError, clear_cache, create_session
-from services.xray import DEFAULT_BUNDLE, SIDECAR, XrayService, classify_paths
-from services.xray_image import MODEL_SIZE, normalize
+from services.inference.onnx_runtime import ModelIntegrityError, clear_cache, create_session
+from services.imaging.xray import DEFAULT_BUNDLE, SIDECAR, XrayService, classify_paths
+from services.imaging.xray_image import MODEL_SIZE, normalize
 from tests.conftest import shared_path
 from tests.test_xray_image import pydicom_file
 

@@ -1,4 +1,4 @@
-"""services.xray_image: format allow-list by content, guards, DICOM decoding, shared preprocessing."""
+"""services.imaging.xray_image: format allow-list by content, guards, DICOM decoding, shared preprocessing."""
 from __future__ import annotations
 
 import io
@@ -13,8 +13,8 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from services import xray_image as xi
-from services.xray_image import (CorruptImage, ImageTooLarge, UnsupportedImageFormat, XrayImageError, load_xray,
+from services.imaging import xray_image as xi
+from services.imaging.xray_image import (CorruptImage, ImageTooLarge, UnsupportedImageFormat, XrayImageError, load_xray,
                                  load_xray_bytes, normalize, preprocess, sniff_format, to_model_size)
 from tests.conftest import shared_path
 
@@ -210,7 +210,7 @@ def test_preprocess_shape_and_per_image_standardisation() -> None:
 
 
 def test_a_refused_file_is_told_plainly_not_as_an_unexpected_fault():
-    from services.xray_image import UnsupportedImageFormat
+    from services.imaging.xray_image import UnsupportedImageFormat
     from viewmodels.session_vm import user_message
     exc = UnsupportedImageFormat("wardlens.svg is not a PNG, JPEG or DICOM image.")
     assert user_message(exc) == "wardlens.svg is not a PNG, JPEG or DICOM image." and isinstance(exc, ValueError)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.accounts import unlock
-from services.errors import PermissionDenied
-from services.xray_image import XrayImageError
-from services.xray import NOT_A_CHEST_FILM
-from services.xray_studies import ImageRefused, XrayStudyService, overlay_rgba
+from services.site.accounts import unlock
+from services.core.errors import PermissionDenied
+from services.imaging.xray_image import XrayImageError
+from services.imaging.xray import NOT_A_CHEST_FILM
+from services.imaging.studies import ImageRefused, XrayStudyService, overlay_rgba
 from tests.conftest import shared_path
 
 CLIN = ("dr.demo", "wardlens-clinician")

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 
-from services.model_cards import MetricFn, bootstrap_ci, card_markdown, group_bootstrap_indices  # noqa: F401
+from services.inference.model_cards import MetricFn, bootstrap_ci, card_markdown, group_bootstrap_indices  # noqa: F401
 
 
 def provenance() -> dict[str, Any]:

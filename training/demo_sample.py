@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from services.features.common import DEFAULT_DATA_ROOT
+from services.records.uci_table import DEFAULT_DATA_ROOT
 
 OUT = Path(__file__).resolve().parents[1] / "resources" / "demo" / "uci_sample.csv.gz"
 

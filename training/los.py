@@ -1,7 +1,7 @@
 """`python -m training los [--data DIR] [--out DIR] [--sample N] [--n-boot B] [--seeds K] [--refit auto|no]`: length-of-stay model.
 
 Real stays: time_in_hospital (1-14 days) of the UCI Diabetes 130 encounters, predicted from what is
-known at admission (services.features.los). Patients are split 60/20/20 (train/validation/test) by
+known at admission (services.capacity.features). Patients are split 60/20/20 (train/validation/test) by
 patient_nbr. A random forest and gradient boosting (XGBoost) are compared as mean regressors; the
 better on validation RMSE is kept. Decided on validation only: the XGBoost configuration and its
 early stopping, whether averaging K seeds (one merged tree ensemble) helps, and whether to refit on
@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from services.features.common import DEFAULT_DATA_ROOT, read_uci_csv
-from services.features.los import (ENCODINGS, MODEL_FEATURE_NAMES, apply_target_encodings, build_los_features,
+from services.records.uci_table import DEFAULT_DATA_ROOT, read_uci_csv
+from services.capacity.features import (ENCODINGS, MODEL_FEATURE_NAMES, apply_target_encodings, build_los_features,
                                    fit_target_encodings)
-from services.los import (DAYS, MAX_DAYS, interval_from_distribution, los_distribution, nb_distribution,
+from services.capacity.los import (DAYS, MAX_DAYS, interval_from_distribution, los_distribution, nb_distribution,
                           point_from_distribution)
-from services.onnx_runtime import MODELS_DIR, create_session, write_sha256
+from services.inference.onnx_runtime import MODELS_DIR, create_session, write_sha256
 from training.cards import bootstrap_ci, group_bootstrap_indices, provenance, write_card
 
 TARGET = "time_in_hospital"

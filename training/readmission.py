@@ -23,11 +23,11 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-from services.clinical_scores import PROXIES, hospital_series, lace_series
-from services.features.common import DEFAULT_DATA_ROOT, eligible_mask, read_uci_csv
-from services.features.readmission import FEATURE_NAMES, build_features, feature_label
-from services.onnx_runtime import MODELS_DIR, create_session, write_sha256
-from services.readmission_export import (_logistic_fit, _logit, booster_tree_arrays, brier,  # noqa: F401 - re-exported
+from services.risk.clinical_scores import PROXIES, hospital_series, lace_series
+from services.records.uci_table import DEFAULT_DATA_ROOT, eligible_mask, read_uci_csv
+from services.risk.features import FEATURE_NAMES, build_features, feature_label
+from services.inference.onnx_runtime import MODELS_DIR, create_session, write_sha256
+from services.modelops.readmission_build import (_logistic_fit, _logit, booster_tree_arrays, brier,  # noqa: F401 - re-exported
                                          calibration_curve, calibration_intercept, calibration_slope, ece,
                                          export_onnx, pr_auc, roc_auc)
 from training.cards import bootstrap_ci, group_bootstrap_indices, provenance, write_card
@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
                              "threshold from the out-of-fold predictions of the validation patients; comparators fitted on "
                              "train and calibrated on validation; test scored once" if refit_info else
                              "hyper-parameters, calibration, thresholds and bands chosen on validation only; test scored once")},
-        "features": {"count": len(FEATURE_NAMES), "code": "services/features/readmission.py (shared by training, batch scoring and the app)",
+        "features": {"count": len(FEATURE_NAMES), "code": "services/risk/features.py (shared by training, batch scoring and the app)",
                      "history": "only the patient's earlier encounters by encounter_id; earlier '<30' labels are known at the current discharge (see module docstring); race is not an input",
                      "list": [{"name": n, "label": feature_label(n)} for n in FEATURE_NAMES]},
         "metrics": {"test_chosen_model": chosen_test,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.xray_image import MODEL_SIZE, _NORM_CLIP, _NORM_EPS, normalize, to_model_size
+from services.imaging.xray_image import MODEL_SIZE, _NORM_CLIP, _NORM_EPS, normalize, to_model_size
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nih_cxr"
@@ -108,7 +108,7 @@ def _labels_from_strings(findings: list[str]) -> np.ndarray:
 
 
 def _load_png(p: str) -> np.ndarray:
-    from services.xray_image import load_xray
+    from services.imaging.xray_image import load_xray
     return to_model_size(load_xray(p).pixels)
 
 
@@ -304,7 +304,7 @@ def export_onnx(module, path: Path) -> None:
 # ------------------------------------------------------------------------------------------ training
 
 def torch_normalize(x):
-    """Same formula as services.xray_image.normalize, on a float tensor in 0..1 (for augmented batches)."""
+    """Same formula as services.imaging.xray_image.normalize, on a float tensor in 0..1 (for augmented batches)."""
     mean = x.mean((-2, -1), keepdim=True)
     std = x.std((-2, -1), keepdim=True, unbiased=False)
     return ((x - mean) / std.clamp_min(_NORM_EPS)).clamp(-_NORM_CLIP, _NORM_CLIP)
@@ -435,8 +435,8 @@ def fit_mahalanobis(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def image_stats(u8: np.ndarray) -> dict[str, np.ndarray]:
-    """Simple intensity checks used by the OOD guard (same code in services.xray)."""
-    from services.xray import intensity_stats
+    """Simple intensity checks used by the OOD guard (same code in services.imaging.xray)."""
+    from services.imaging.xray import intensity_stats
     rows = [intensity_stats(im) for im in u8]
     return {k: np.array([r[k] for r in rows]) for k in rows[0]}
 
@@ -578,8 +578,8 @@ def _dt_now() -> str:
 
 def write_bundle_texts(out: Path, card: dict, thresholds: dict[str, float], ood: dict, model_sha256: str) -> None:
     """The sidecar (thresholds, OOD limits; + .sha256) and the card (json + md), for training and --rethreshold."""
-    from services.onnx_runtime import write_sha256
-    from services.xray import SIDECAR
+    from services.inference.onnx_runtime import write_sha256
+    from services.imaging.xray import SIDECAR
     from training.cards import write_card
     sidecar = {"classes": CLASSES, "input_size": MODEL_SIZE, "thresholds": {c: thresholds[c] for c in CLASSES},
                "threshold_rule": card["thresholds"]["rule"], "ood": ood, "model_sha256": model_sha256}
@@ -601,9 +601,9 @@ def rethreshold(args) -> int:
     operating points and ranking metrics measured once on test; sidecar and card rewritten with their hashes."""
     import warnings
     warnings.filterwarnings("ignore", module="sklearn")
-    from services.files import sha256_file
-    from services.onnx_runtime import load_bundle
-    from services.xray import SIDECAR
+    from services.core.files import sha256_file
+    from services.inference.onnx_runtime import load_bundle
+    from services.imaging.xray import SIDECAR
     out = args.out
     bundle = load_bundle(out, use_cache=False)  # refuses a model.onnx that does not match its sha256
     meta_path = out / SIDECAR
@@ -731,13 +731,13 @@ def main(argv: list[str] | None = None) -> int:
     # export and bundle
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
-    from services.onnx_runtime import write_sha256
+    from services.inference.onnx_runtime import write_sha256
     export_onnx(exported, out / "model.onnx")
     sha = write_sha256(out / "model.onnx")
     with torch.inference_mode():
         parity_x = torch.from_numpy(normalize(Xte[:8] if len(te) else Xva[:8])[:, None])
         ref = [t.numpy() for t in exported(parity_x)]
-    from services.onnx_runtime import create_session
+    from services.inference.onnx_runtime import create_session
     got = create_session(out / "model.onnx").run(None, {"image": parity_x.numpy()})
     parity = {k: float(np.abs(a - b).max()) for k, a, b in zip(("probs", "cam", "ood"), ref, got)}
     ood = {"mahalanobis_limit": ood_limit, "rule": f"{args.ood_quantile:.3f} quantile of validation distances x 1.05",
@@ -758,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
                            "key": SPLIT_KEY, **counts},
                  "prevalence_train": {c: float(data.labels[tr, i].mean()) for i, c in enumerate(CLASSES)}},
         "preprocessing": "grayscale 0..255 -> uint8 -> Pillow LANCZOS to 128x128 -> per-image standardisation "
-                         "(services.xray_image.preprocess, shared by training and the application)",
+                         "(services.imaging.xray_image.preprocess, shared by training and the application)",
         "model": {"architecture": f"ensemble of {args.members} compact ResNets (width {args.width}), GAP + linear "
                                   f"head, CAM output{'' if args.no_tta else ', mirrored-image averaging'}",
                   "parameters": int(n_params), "onnx_bytes": (out / "model.onnx").stat().st_size,

@@ -4,8 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Slot
 
 from models.domain import AuditEvent, Permission
-from services.session import Session
-from services.verify import verify_connection
+from services.site.session import Session
+from services.store.verify import verify_connection
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message

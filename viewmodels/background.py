@@ -2,7 +2,7 @@
 deliver the result or the error back on the GUI thread (the way Anki runs its collection operations).
 
 A job is `fn(progress, cancel) -> result`, where progress(done, total, message) may be called from
-the worker and cancel is a services.progress.CancelToken the job checks at safe points.
+the worker and cancel is a services.core.progress.CancelToken the job checks at safe points.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, Callable
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QThreadPool, Signal, Slot
 
-from services.progress import CancelToken, Job
+from services.core.progress import CancelToken, Job
 
 
 class _Hub(QObject):

@@ -9,12 +9,12 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from models.domain import Permission
-from services.bed_assignment import AssignmentResult
-from services.beds import BedService, FreeBed, WaitingRow
-from services.capacity import ShiftStaffing, WardForecast
-from services.census import CensusService, InpatientEstimate
-from services.reports import ward_report_pdf
-from services.session import Session
+from services.capacity.bed_assignment import AssignmentResult
+from services.capacity.beds import BedService, FreeBed, WaitingRow
+from services.capacity.forecast import ShiftStaffing, WardForecast
+from services.capacity.census import CensusService, InpatientEstimate
+from services.reports.pdf import ward_report_pdf
+from services.site.session import Session
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message

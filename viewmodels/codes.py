@@ -1,13 +1,13 @@
 """Code tables and choices for forms, handed to views so they never reach into services.
 
-Forms show plain words (services.uci_schema's *_WORDS) and store the code; codes whose words coincide
+Forms show plain words (services.records.uci_schema's *_WORDS) and store the code; codes whose words coincide
 ("Not recorded" for NULL, Not Available, Not Mapped) say their code so each stays choosable."""
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
 
-from services.uci_schema import (A1C_VALUES, ADMISSION_SOURCE_WORDS, ADMISSION_SOURCES, ADMISSION_TYPE_WORDS,
+from services.records.uci_schema import (A1C_VALUES, ADMISSION_SOURCE_WORDS, ADMISSION_SOURCES, ADMISSION_TYPE_WORDS,
                                  ADMISSION_TYPES, AGE_BANDS, DISCHARGE_DISPOSITIONS, DISPOSITION_WORDS, GENDERS,
                                  GLU_SERUM_VALUES, MEDICATION_STATUSES, MEDICATIONS, RACES, age_band_text)
 

@@ -1,6 +1,6 @@
 """The analyst's dashboards: readmission, model performance, length of stay and exploration.
 
-refresh() reads the store once off the GUI thread (services.analytics.AnalyticsService.load), then
+refresh() reads the store once off the GUI thread (services.analytics.dashboards.AnalyticsService.load), then
 computes the four dashboards as separate background jobs; each result replaces the previous one and
 is announced by its own signal, so views update their charts in place as each arrives. A newer
 refresh wins over an older one still running. Chart export goes through export_chart(), which
@@ -15,9 +15,9 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal, Slot
 
 from models.domain import Permission
-from services import analytics
-from services.errors import Cancelled
-from services.session import Session
+from services.analytics import dashboards as analytics
+from services.core.errors import Cancelled
+from services.site.session import Session
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.observable import set_if_changed

@@ -4,8 +4,8 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from models.domain import Permission
-from services.export import export_encounters_csv, export_table
-from services.session import Session
+from services.records.export import export_encounters_csv, export_table
+from services.site.session import Session
 from viewmodels.background import BackgroundRunner
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import ListTableModel

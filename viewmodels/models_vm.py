@@ -1,7 +1,7 @@
 """The admin's Models page: every model in use with its card, and local retraining of the readmission model.
 
-refresh() lists the models off the GUI thread (services.model_registry.ModelRegistry.entries). retrain()
-and recalibrate() run services.local_training off the GUI thread with progress and cancel; the result
+refresh() lists the models off the GUI thread (services.modelops.registry.ModelRegistry.entries). retrain()
+and recalibrate() run services.modelops.local_training off the GUI thread with progress and cancel; the result
 is a stored candidate whose gate verdict the card pane shows. promote(), rollback() and discard() act on
 the selection (quick, on the GUI thread). Errors arrive as user sentences in `error`.
 """
@@ -12,12 +12,12 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal, Slot
 
 from models.domain import Permission
-from services import local_training
-from services.errors import Cancelled
-from services.model_cards import readable_card_markdown
-from services.model_registry import ModelEntry, ModelRegistry
-from services.onnx_runtime import ModelIntegrityError
-from services.session import Session
+from services.modelops import local_training
+from services.core.errors import Cancelled
+from services.inference.model_cards import readable_card_markdown
+from services.modelops.registry import ModelEntry, ModelRegistry
+from services.inference.onnx_runtime import ModelIntegrityError
+from services.site.session import Session
 from viewmodels.background import BackgroundRunner, Task
 from viewmodels.base import StatusViewModel
 from viewmodels.observable import set_if_changed

@@ -8,13 +8,13 @@ from PySide6.QtGui import QImage
 
 from models.domain import Encounter, Patient, PatientRow, Permission
 from models.domain import RiskAssessment
-from services.assessment import AssessmentService
-from services.census import CensusService, InpatientEstimate
-from services.errors import ValidationError
-from services.reports import patient_report_pdf, pdf_page_images
-from services.patients import PatientService
-from services.session import Session
-from services.uci_schema import (admission_source_text, admission_type_text, age_band_text, disposition_text,
+from services.risk.assessment import AssessmentService
+from services.capacity.census import CensusService, InpatientEstimate
+from services.core.errors import ValidationError
+from services.reports.pdf import patient_report_pdf, pdf_page_images
+from services.records.patients import PatientService
+from services.site.session import Session
+from services.records.uci_schema import (admission_source_text, admission_type_text, age_band_text, disposition_text,
                                  payer_text, specialty_text)
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
@@ -59,7 +59,7 @@ class PatientListViewModel(StatusViewModel):
     openPatient = Signal(int)
 
     DEBOUNCE_MS = 250
-    PAGE = 500  # a screenful many times over; broad queries cost about a page (services/patients.py)
+    PAGE = 500  # a screenful many times over; broad queries cost about a page (services/records/patients.py)
     BROWSE = 2000  # the list before anything is typed: the first patients by name, plus the store's counts
 
     def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:

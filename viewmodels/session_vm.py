@@ -5,14 +5,14 @@ from pathlib import Path
 
 from PySide6.QtCore import Property, QObject, QTimer, Signal, Slot
 
-from services import accounts
-from services.demo import build_demo_store
-from services.assessment import reset_readmission_service
-from services.backup import VerifiedBackup, latest_verified_backup, restore
-from services.errors import StoreDamaged, WardLensError
-from services.model_registry import activate_store_model
+from services.site import accounts
+from services.records.demo import build_demo_store
+from services.risk.assessment import reset_readmission_service
+from services.site.backup import VerifiedBackup, latest_verified_backup, restore
+from services.core.errors import StoreDamaged, WardLensError
+from services.modelops.registry import activate_store_model
 from models.domain import Permission  # noqa: F401 - re-exported for views, which may not import services
-from services.session import Session
+from services.site.session import Session
 from viewmodels.background import BackgroundRunner
 from viewmodels.observable import set_if_changed
 

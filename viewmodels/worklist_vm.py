@@ -4,11 +4,11 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models.domain import Permission
-from services.alerts import Alert, AlertService
-from services.census import CensusService
-from services.interventions import InterventionService, Recommendation
-from services.session import Session
-from services.worklist import WorklistRow, WorklistService
+from services.risk.alerts import Alert, AlertService
+from services.capacity.census import CensusService
+from services.risk.interventions import InterventionService, Recommendation
+from services.site.session import Session
+from services.risk.worklist import WorklistRow, WorklistService
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message

@@ -9,8 +9,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
 from models.domain import Permission, XrayStudy
-from services.session import Session
-from services.xray_studies import ImageRefused, OpenedStudy, XrayStudyService, overlay_rgba
+from services.site.session import Session
+from services.imaging.studies import ImageRefused, OpenedStudy, XrayStudyService, overlay_rgba
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message

@@ -1,0 +1,172 @@
+"""X-ray studies of a patient: the image bytes live inside the encrypted store (never as a loose file);
+each study is decoded, checked and classified off the GUI thread by the caller.
+
+An image the model refuses as not a chest radiograph is not stored: the record keeps only films it can read
+(the patient report shows the latest study; a wrongly picked photo or another body part does not belong in
+the record), the refusal is audited, and the caller gets ImageRefused with the decoded image and the verdict
+so that the user sees what was refused and why. Studies refused before this rule stay listed as refused."""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from models.domain import Permission, XrayStudy
+from services.store import audit
+from services.core.errors import ValidationError, WardLensError
+from services.site.session import Session
+from services.imaging.xray import XrayResult, XrayService
+from services.imaging.xray_image import MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes
+
+_service: XrayService | None = None
+_lock = threading.Lock()
+
+
+def xray_service() -> XrayService:
+    global _service
+    with _lock:
+        if _service is None:
+            _service = XrayService()
+        return _service
+
+
+@dataclass
+class OpenedStudy:
+    study: XrayStudy | None  # None: an image that was refused and therefore not stored
+    image: LoadedImage
+    result: XrayResult
+
+
+class ImageRefused(WardLensError):
+    """The image decoded but is not a chest radiograph the model can read; nothing was stored."""
+
+    def __init__(self, source_name: str, image: LoadedImage, result: XrayResult) -> None:
+        self.source_name, self.image, self.result = source_name, image, result
+        super().__init__(f"{result.refusal_message} {source_name or 'The image'} was not added to the patient's record.")
+
+    @property
+    def opened(self) -> OpenedStudy:
+        return OpenedStudy(None, self.image, self.result)
+
+
+def _to_study(row) -> XrayStudy:
+    sid, pid, name, fmt, w, h, created, by, version, results = row
+    r = json.loads(results or "{}")
+    probs: dict[str, float] = r.get("probabilities", {})
+    flags: dict[str, bool] = r.get("flags", {})
+    findings = tuple(sorted(((k, float(v), bool(flags.get(k))) for k, v in probs.items()), key=lambda t: -t[1]))
+    return XrayStudy(sid, pid, name, fmt, w, h, created, by, version or "", bool(r.get("ood")), findings,
+                     tuple(r.get("ood_reasons", [])))
+
+
+def overlay_rgba(gray: np.ndarray, heat: np.ndarray | None, alpha: float = 0.45) -> np.ndarray:
+    """The radiograph as RGBA, with the heat map blended in (red-yellow where the model looked)."""
+    g = np.clip(gray, 0, 255).astype(np.float32)
+    rgb = np.repeat(g[..., None], 3, axis=2)
+    if heat is not None:
+        h = np.clip(heat, 0.0, 1.0)[..., None]
+        colour = np.concatenate([np.full_like(h, 255.0), 255.0 * h, np.zeros_like(h)], axis=2)
+        a = alpha * np.where(h > 0.15, h, 0.0)
+        rgb = rgb * (1 - a) + colour * a
+    out = np.empty(g.shape + (4,), np.uint8)
+    out[..., :3] = np.clip(rgb, 0, 255).astype(np.uint8)
+    out[..., 3] = 255
+    return out
+
+
+def png_bytes(rgba_or_gray: np.ndarray, max_side: int = 1024) -> bytes:
+    im = Image.fromarray(rgba_or_gray)
+    im.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    im.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+class XrayStudyService:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def add_study(self, patient_id: int, data: bytes | Path, source_name: str = "") -> XrayStudy:
+        """Decode (with its guards), classify and store an image for a patient. Nothing is stored when the
+        file is unreadable (XrayImageError) or when the model refuses it as not a chest radiograph
+        (ImageRefused, audited with its measured reasons)."""
+        self.s.require(Permission.EDIT_PATIENT, "add X-ray images")
+        if isinstance(data, Path):
+            source_name = source_name or data.name
+            if data.stat().st_size > MAX_FILE_BYTES:
+                raise ImageTooLarge(f"{data.name} is larger than {MAX_FILE_BYTES // 2**20} MB and is refused.")
+            data = data.read_bytes()
+        image = load_xray_bytes(data, source_name or "image")
+        result = xray_service().classify_image(image)
+        if result.ood:
+            with self.s.db.transaction() as c:
+                if not c.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone():
+                    raise ValidationError({"patient": f"no patient with id {patient_id}"})
+                audit.append(c, self.s.user.username, "xray_refused", "patient", patient_id,
+                             f"{source_name[:60]} not stored: not a chest radiograph ({'; '.join(result.ood_details)})"[:200])
+            raise ImageRefused(source_name, image, result)
+        h, w = image.pixels.shape[:2]
+        results = {"probabilities": result.probabilities, "flags": result.flags, "thresholds": result.thresholds,
+                   "ood": False, "ood_reasons": [], "ood_distance": result.ood_distance}
+        top = result.top_finding()
+        if top:  # the coarse map of the top finding travels with the study (for reports)
+            cam = np.maximum(result.cam[result.classes.index(top)], 0.0)
+            results["heatmap"] = np.round(cam / cam.max() if cam.max() > 0 else cam, 3).tolist()
+            results["heatmap_finding"] = top
+        now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
+        with self.s.db.transaction() as c:
+            if not c.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone():
+                raise ValidationError({"patient": f"no patient with id {patient_id}"})
+            enc = c.execute("SELECT id FROM encounters WHERE patient_id = ? AND status = 'inpatient'", (patient_id,)).fetchone()
+            cur = c.execute("INSERT INTO xray_studies (patient_id, encounter_id, taken_at, source_name, format, image, width, "
+                            "height, results, model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                            (patient_id, enc[0] if enc else None, now, source_name[:200], image.source_format, data, w, h,
+                             json.dumps(results), xray_service().version, self.s.user.username, now))
+            sid = int(cur.lastrowid)
+            verdict = ", ".join(result.flagged) or "no finding flagged"
+            audit.append(c, self.s.user.username, "create", "xray_study", sid, f"patient {patient_id}: {verdict}"[:200])
+        return self.study(sid, log=False)
+
+    def _rows(self, where: str, args: tuple):
+        return self.s.db.conn.execute(
+            "SELECT id, patient_id, source_name, format, width, height, created_at, created_by, model_version, results "
+            f"FROM xray_studies WHERE {where} ORDER BY id DESC", args).fetchall()
+
+    def studies(self, patient_id: int) -> list[XrayStudy]:
+        self.s.require(Permission.READ_DEIDENTIFIED, "see X-ray studies")
+        out = [_to_study(r) for r in self._rows("patient_id = ?", (patient_id,))]
+        self.s.log("read", "xray_studies", patient_id, f"{len(out)} studies")
+        return out
+
+    def study(self, study_id: int, log: bool = True) -> XrayStudy:
+        rows = self._rows("id = ?", (study_id,))
+        if not rows:
+            raise ValidationError({"study": f"no X-ray study {study_id}"})
+        if log:
+            self.s.log("read", "xray_study", study_id)
+        return _to_study(rows[0])
+
+    def open(self, study_id: int) -> OpenedStudy:
+        """Decode the stored image and run the model again for its heat map (maps are not stored)."""
+        self.s.require(Permission.READ_DEIDENTIFIED, "see X-ray studies")
+        row = self.s.db.conn.execute("SELECT image, source_name FROM xray_studies WHERE id = ?", (study_id,)).fetchone()
+        if row is None:
+            raise ValidationError({"study": f"no X-ray study {study_id}"})
+        try:
+            image = load_xray_bytes(bytes(row[0]), row[1] or "stored image")
+        except XrayImageError as exc:  # should not happen: it decoded when stored
+            raise ValidationError({"study": f"the stored image cannot be decoded: {exc}"}) from exc
+        return OpenedStudy(self.study(study_id), image, xray_service().classify_image(image))
+
+    def report_images(self, study_id: int) -> tuple[bytes, bytes | None, list[tuple[str, float, bool]]]:
+        """PNG of the image, PNG with the heat map of the top finding (None if refused), and the findings."""
+        opened = self.open(study_id)
+        plain = png_bytes(overlay_rgba(opened.image.pixels, None))
+        heat = None if opened.result.ood else png_bytes(overlay_rgba(opened.image.pixels, opened.result.heatmap()))
+        return plain, heat, list(opened.study.findings)

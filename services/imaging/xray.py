@@ -1,0 +1,220 @@
+"""Chest X-ray classification with the bundled ONNX model: 15 probabilities, flags, heat map, OOD guard.
+
+The bundle resources/models/xray/ holds model.onnx (+ .sha256), card.json/card.md and the sidecar
+xray_meta.json (+ .sha256: class order, per-class thresholds chosen on validation, OOD limits). Both
+hashes are checked before anything is used. The ONNX graph returns, for a batch of preprocessed images:
+probs (N,15), cam (N,15,8,8) class activation maps (their spatial mean is the logit, so the heat map
+explains exactly the score shown) and ood (N,) the squared Mahalanobis distance of the network's pooled
+features to those of the training radiographs.
+
+An image is refused (ood=True, no probabilities) when it fails simple intensity checks (blank, noise,
+colour photo, mostly saturated) or when its features are farther from chest radiographs than the limit.
+A refusal is told in plain words (`ood_reasons`, `refusal_message`); the measured values against their
+limits (`ood_details`) are for a details pane, the log and the CSV, not for the sentence a clinician reads.
+No torch, no Qt here: usable from the command line, tests and view-models alike.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+from PIL import Image
+
+from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle, sha256_file
+from services.imaging.xray_image import (MODEL_SIZE, LoadedImage, XrayImageError, load_xray, normalize, preprocess,
+                                 to_model_size)
+
+SIDECAR = "xray_meta.json"
+DEFAULT_BUNDLE = MODELS_DIR / "xray"
+NOT_A_CHEST_FILM = "This does not look like a frontal chest radiograph"
+UNLIKE_TRAINING = "it does not resemble the chest radiographs the model learned from"
+_log = logging.getLogger(__name__)
+
+
+def intensity_stats(u8: np.ndarray) -> dict[str, float]:
+    """Cheap statistics of a MODEL_SIZE uint8 image; the same code set the limits at training time.
+
+    std: contrast (blank images have ~0); hf_ratio: mean |x - 3x3 box blur| / std, large for noise since
+    radiographs are smooth at 128 px; saturated: fraction of pixels at the ends of the range.
+    """
+    x = np.asarray(u8, dtype=np.float32)
+    std = float(x.std())
+    pad = np.pad(x, 1, mode="edge")
+    blur = sum(pad[i:i + x.shape[0], j:j + x.shape[1]] for i in range(3) for j in range(3)) / 9.0
+    hf = float(np.abs(x - blur).mean() / max(std, 1e-3))
+    sat = float(((x <= 2) | (x >= 253)).mean())
+    return {"std": std, "hf_ratio": hf, "saturated": sat}
+
+
+@dataclass
+class XrayResult:
+    """Outcome for one image. When `ood` is True the image was refused: probabilities and flags are empty."""
+
+    probabilities: dict[str, float]
+    flags: dict[str, bool]
+    thresholds: dict[str, float]
+    ood: bool
+    ood_reasons: list[str]
+    ood_distance: float
+    cam: np.ndarray = field(repr=False)          # (15, h, w) raw class activation maps (logit units)
+    image: np.ndarray = field(repr=False)        # display pixels, float32 0..255, original size
+    classes: list[str] = field(default_factory=list)
+    source_format: str = ""
+    ood_details: list[str] = field(default_factory=list)  # measured values against their limits (technical)
+
+    @property
+    def refusal_message(self) -> str:
+        """One plain sentence for a refused image ('' if it was not refused)."""
+        if not self.ood:
+            return ""
+        because = [r for r in self.ood_reasons if r != UNLIKE_TRAINING]  # the generic reason adds nothing to it
+        return NOT_A_CHEST_FILM + (f" ({'; '.join(because)})" if because else "") + ", so no findings are shown."
+
+    @property
+    def flagged(self) -> list[str]:
+        """Findings above their thresholds; "No Finding" is a class of the model, not a finding to flag."""
+        return [c for c, f in self.flags.items() if f and c != "No Finding"]
+
+    def top_finding(self) -> str | None:
+        """The finding (not No Finding) with the highest probability, or None for a refused image."""
+        cands = {c: p for c, p in self.probabilities.items() if c != "No Finding"}
+        return max(cands, key=cands.__getitem__) if cands else None
+
+    def heatmap(self, finding: str | None = None, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """CAM of `finding` (default: top finding) bilinearly upsampled to `shape` (default: the image),
+        scaled to 0..1 over the image (positive evidence only)."""
+        name = finding or self.top_finding() or self.classes[1]
+        c = self.classes.index(name)
+        h, w = shape or self.image.shape[:2]
+        cam = np.maximum(self.cam[c].astype(np.float32), 0.0)
+        up = np.asarray(Image.fromarray(cam, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
+        top = float(up.max())
+        return up / top if top > 0 else np.zeros((h, w), np.float32)
+
+
+class XrayService:
+    """Loads the bundle once (hash-checked) and classifies chest radiographs."""
+
+    def __init__(self, bundle_dir: Path | str = DEFAULT_BUNDLE) -> None:
+        self.bundle = load_bundle(bundle_dir)
+        meta_path = self.bundle.directory / SIDECAR
+        sha_path = meta_path.with_name(SIDECAR + ".sha256")
+        if not meta_path.exists() or not sha_path.exists():
+            raise FileNotFoundError(f"{meta_path} or its .sha256 is missing; the X-ray bundle is incomplete")
+        if sha256_file(meta_path) != sha_path.read_text(encoding="utf-8").split()[0].strip().lower():
+            raise ModelIntegrityError(f"{meta_path} does not match its recorded sha256; refusing to use it")
+        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        if self.meta.get("model_sha256") not in (None, self.bundle.sha256):
+            raise ModelIntegrityError(f"{meta_path} belongs to another model.onnx; retrain or restore the bundle")
+        self.classes: list[str] = list(self.meta["classes"])
+        self.thresholds: dict[str, float] = {c: float(self.meta["thresholds"][c]) for c in self.classes}
+        self.ood_limits: dict[str, float] = {k: float(v) for k, v in self.meta["ood"].items() if not isinstance(v, str)}
+        assert int(self.meta.get("input_size", MODEL_SIZE)) == MODEL_SIZE
+
+    @property
+    def version(self) -> str:
+        return self.bundle.version
+
+    @property
+    def card(self) -> dict[str, Any]:
+        return self.bundle.card
+
+    def run_batch(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Raw model outputs (probs, cam, ood distance) for preprocessed images (N,1,S,S) float32."""
+        probs, cam, ood = self.bundle.session.run(None, {"image": np.ascontiguousarray(batch, dtype=np.float32)})
+        return probs, cam, ood
+
+    def intensity_checks(self, u8: np.ndarray, colourfulness: float = 0.0) -> list[tuple[str, str]]:
+        """(plain reason, technical detail) for each intensity check the image fails."""
+        s, lim = intensity_stats(u8), self.ood_limits
+        failed = []
+        if colourfulness > lim["max_colourfulness"]:
+            failed.append(("it is a colour picture, like a photograph",
+                           f"colourfulness {colourfulness:.1f} > limit {lim['max_colourfulness']:.1f}"))
+        if s["std"] < lim["min_std"]:
+            failed.append(("it is blank or almost uniform",
+                           f"grey-level standard deviation {s['std']:.1f} < limit {lim['min_std']:.1f}"))
+        if s["hf_ratio"] > lim["max_hf_ratio"]:
+            failed.append(("it looks like noise, not an X-ray picture",
+                           f"high-frequency ratio {s['hf_ratio']:.3f} > limit {lim['max_hf_ratio']:.3f}"))
+        if s["saturated"] > lim["max_saturated"]:
+            failed.append(("most of it is pure black or pure white",
+                           f"saturated pixels {100 * s['saturated']:.0f}% > limit {100 * lim['max_saturated']:.0f}%"))
+        return failed
+
+    def classify_image(self, image: LoadedImage) -> XrayResult:
+        u8 = to_model_size(image.pixels)
+        failed = self.intensity_checks(u8, image.colourfulness)
+        probs, cam, dist = self.run_batch(normalize(u8)[None, None])
+        d = float(dist[0])
+        limit = self.ood_limits["mahalanobis_limit"]
+        if d > limit:
+            failed.append((UNLIKE_TRAINING, f"Mahalanobis distance of the image features {d:.0f} > limit {limit:.0f}"))
+        if failed:
+            reasons, details = [r for r, _ in failed], [t for _, t in failed]
+            _log.info("image refused as not a chest radiograph: %s", "; ".join(details))
+            return XrayResult({}, {}, dict(self.thresholds), True, reasons, d, cam[0], image.pixels,
+                              self.classes, image.source_format, details)
+        p = {c: float(v) for c, v in zip(self.classes, probs[0])}
+        flags = {c: p[c] >= self.thresholds[c] for c in self.classes}
+        return XrayResult(p, flags, dict(self.thresholds), False, [], d, cam[0], image.pixels,
+                          self.classes, image.source_format)
+
+    def classify_file(self, path: str | Path) -> XrayResult:
+        """Load and classify one file; raises XrayImageError (with a user-facing message) if unreadable."""
+        return self.classify_image(load_xray(path))
+
+    def classify_array(self, gray: np.ndarray) -> XrayResult:
+        """Classify a grayscale 0..255 array of any size (for callers that decoded the image themselves)."""
+        return self.classify_image(LoadedImage(np.asarray(gray, dtype=np.float32), "array"))
+
+
+def _expand(paths: Iterable[str]) -> list[Path]:
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        else:
+            out.append(p)  # missing files become error rows, not silent drops
+    return out
+
+
+def classify_paths(paths: list[str], output_csv: str, service: XrayService | None = None) -> dict[str, Any]:
+    """Classify files and folders (recursively) into a CSV: one row per file, errors reported in-row.
+
+    Columns: image, one probability per class, ood (0/1), ood_reason (plain words), ood_detail (the
+    measured values against their limits), flagged (';'-joined findings at their operating thresholds, never No Finding; empty: none reached its threshold), error. Refused and unreadable files have empty probabilities.
+    Returns counts: images, classified, ood, errors, and the CSV path.
+    """
+    svc = service or XrayService()
+    files = _expand(paths)
+    counts = {"images": len(files), "classified": 0, "ood": 0, "errors": 0}
+    out = Path(output_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["image", *svc.classes, "ood", "ood_reason", "ood_detail", "flagged", "error"])
+        for f in files:
+            try:
+                r = svc.classify_file(f)
+            except XrayImageError as exc:
+                counts["errors"] += 1
+                w.writerow([str(f), *[""] * len(svc.classes), "", "", "", "", str(exc)])
+                continue
+            if r.ood:
+                counts["ood"] += 1
+                w.writerow([str(f), *[""] * len(svc.classes), 1, "; ".join(r.ood_reasons), "; ".join(r.ood_details),
+                            "", ""])
+            else:
+                counts["classified"] += 1
+                w.writerow([str(f), *[f"{r.probabilities[c]:.6f}" for c in svc.classes], 0, "", "",
+                            ";".join(r.flagged), ""])
+    return {**counts, "output_csv": str(out)}
+
+
+__all__ = ["XrayService", "XrayResult", "classify_paths", "intensity_stats", "preprocess", "SIDECAR", "DEFAULT_BUNDLE"]

@@ -1,0 +1,240 @@
+"""Chest X-ray image loading (PNG, JPEG, DICOM) with input guards, and the one shared preprocessing step.
+
+`preprocess` is imported by training/xray.py as well as by services/imaging/xray.py so that the network sees
+exactly the same pixels at training time and in the application. This module must stay free of torch
+and onnxruntime so that both sides can import it cheaply.
+
+Guards: the format is decided by the file's content (magic bytes), never by its name; only PNG, JPEG
+and DICOM are accepted; images above MAX_PIXELS are refused before their pixels are decoded (PNG/JPEG
+"decompression bombs" and DICOM headers claiming huge sizes); truncated or damaged files raise a
+typed error with a message a user can act on.
+"""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from services.core.errors import WardLensError
+
+MODEL_SIZE = 128                 # network input is MODEL_SIZE x MODEL_SIZE, like nih_cxr14_128.npz
+MAX_PIXELS = 40_000_000          # a large CR/DR detector is ~4300 x 3500 = 15 M pixels; 40 M leaves room
+MAX_FILE_BYTES = 256 * 1024 * 1024
+_NORM_EPS = 1e-2                 # floor for the per-image std on the 0..1 scale (blank images stay finite)
+_NORM_CLIP = 5.0
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+JPEG_MAGIC = b"\xff\xd8\xff"
+
+
+class XrayImageError(WardLensError, ValueError):
+    """The file cannot be used as an X-ray image; str(error) is a complete sentence for the user (so the
+    application shows it as it is, not as an unexpected fault)."""
+
+
+class UnsupportedImageFormat(XrayImageError):
+    pass
+
+
+class ImageTooLarge(XrayImageError):
+    pass
+
+
+class CorruptImage(XrayImageError):
+    pass
+
+
+@dataclass
+class LoadedImage:
+    """A decoded image ready for display and for `preprocess`.
+
+    pixels: float32 grayscale on a 0..255 scale, already inverted for MONOCHROME1 and windowed for DICOM.
+    colourfulness: mean per-pixel channel spread (0..255) of the original; 0 for grayscale sources.
+    """
+
+    pixels: np.ndarray
+    source_format: str
+    colourfulness: float = 0.0
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def sniff_format(head: bytes) -> str | None:
+    """'png', 'jpeg' or 'dicom' from the first 132 bytes, else None (allow-list by content)."""
+    if head.startswith(PNG_MAGIC):
+        return "png"
+    if head.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return "dicom"
+    return None
+
+
+def load_xray(path: str | Path) -> LoadedImage:
+    """Decode a PNG, JPEG or DICOM file into a grayscale LoadedImage, or raise an XrayImageError."""
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ImageTooLarge(f"{path.name} is {size / 2**20:.0f} MB; files above {MAX_FILE_BYTES // 2**20} MB are refused.")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise XrayImageError(f"{path.name} cannot be read: {exc.strerror or exc}.") from exc
+    return load_xray_bytes(data, path.name)
+
+
+def load_xray_bytes(data: bytes, name: str = "image") -> LoadedImage:
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageTooLarge(f"{name} is larger than {MAX_FILE_BYTES // 2**20} MB and is refused.")
+    fmt = sniff_format(data[:132])
+    if fmt is None:
+        if not data:
+            raise CorruptImage(f"{name} is empty.")
+        raise UnsupportedImageFormat(f"{name} is not a PNG, JPEG or DICOM image (checked by content, not by name).")
+    if fmt == "dicom":
+        return _load_dicom(data, name)
+    return _load_pil(data, name, fmt)
+
+
+def _check_pixels(n: int, name: str, what: str) -> None:
+    if n > MAX_PIXELS:
+        raise ImageTooLarge(f"{name} declares {what} ({n / 1e6:.0f} M pixels); images above "
+                            f"{MAX_PIXELS / 1e6:.0f} M pixels are refused as a possible decompression bomb.")
+
+
+def _load_pil(data: bytes, name: str, fmt: str) -> LoadedImage:
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make the warning an error too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as im:
+                w, h = im.size
+                _check_pixels(w * h, name, f"{w} x {h}")
+                im.load()  # decode now, inside the guards
+                return _from_pil(im, fmt)
+    except XrayImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageTooLarge(f"{name} is refused as a possible decompression bomb ({exc}).") from exc
+    except UnidentifiedImageError as exc:
+        raise CorruptImage(f"{name} looks like {fmt.upper()} but cannot be decoded; the file is damaged.") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # Pillow's truncated/broken-stream errors
+        raise CorruptImage(f"{name} is a damaged or truncated {fmt.upper()} file ({exc}).") from exc
+
+
+def _from_pil(im: Image.Image, fmt: str) -> LoadedImage:
+    colour = 0.0
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        arr = _stretch(arr)  # 16-bit grayscale: map its own range to 0..255
+    else:
+        if im.mode not in ("L", "RGB"):
+            im = im.convert("RGBA").convert("RGB") if im.mode in ("P", "PA", "LA", "RGBA") else im.convert("RGB")
+        if im.mode == "RGB":
+            rgb = np.asarray(im, dtype=np.float32)
+            colour = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
+            im = im.convert("L")  # ITU-R 601 luma, what Pillow used for the training images
+        arr = np.asarray(im, dtype=np.float32)
+    return LoadedImage(np.ascontiguousarray(arr), fmt, colour)
+
+
+def _stretch(arr: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(arr)), float(np.max(arr))
+    if hi <= lo:
+        return np.zeros(arr.shape, np.float32)
+    return ((arr - lo) * (255.0 / (hi - lo))).astype(np.float32)
+
+
+def _load_dicom(data: bytes, name: str) -> LoadedImage:
+    # Every pydicom step parses untrusted bytes and raises many unrelated types (struct.error,
+    # NotImplementedError, BytesLengthException, ...): each step maps all of them to one typed error.
+    try:
+        return _decode_dicom(data, name)
+    except XrayImageError:
+        raise
+    except MemoryError as exc:
+        raise ImageTooLarge(f"{name}: the DICOM image is too large to decode.") from exc
+    except Exception as exc:  # noqa: BLE001  (see above)
+        raise CorruptImage(f"{name} is a damaged or truncated DICOM file ({type(exc).__name__}: {exc}).") from exc
+
+
+def _decode_dicom(data: bytes, name: str) -> LoadedImage:
+    import pydicom
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on recoverable oddities; hard failures still raise
+        ds = pydicom.dcmread(io.BytesIO(data))
+        if "PixelData" not in ds:
+            raise UnsupportedImageFormat(f"{name} is a DICOM file without an image (for example a report or plan).")
+        try:
+            rows, cols = int(ds.Rows), int(ds.Columns)
+            frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+            spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise CorruptImage(f"{name}: the DICOM header lacks a valid image size.") from exc
+        if min(rows, cols, frames, spp) <= 0:
+            raise CorruptImage(f"{name}: the DICOM header declares an empty image.")
+        _check_pixels(rows * cols * frames * spp, name, f"{cols} x {rows} x {frames} frame(s) x {spp} sample(s)")
+        try:
+            arr = ds.pixel_array
+        except Exception as exc:  # noqa: BLE001  missing codecs and short pixel data raise many types
+            tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
+            raise CorruptImage(f"{name}: the DICOM pixel data cannot be decoded ({type(exc).__name__}: {exc}). "
+                               f"Transfer syntax {tsyntax}.") from exc
+        if frames > 1 and arr.ndim >= 3 and arr.shape[0] == frames:
+            arr = arr[0]  # multi-frame: a radiograph has one; use the first
+        photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
+        colour = 0.0
+        if arr.ndim == 3:
+            rgb = np.asarray(arr, dtype=np.float32)  # pydicom 3 already converts YBR to RGB in pixel_array
+            colour = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
+            gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+        elif arr.ndim == 2:
+            try:
+                gray = apply_modality_lut(arr, ds)   # RescaleSlope / RescaleIntercept or a Modality LUT
+                gray = apply_voi_lut(gray, ds)       # WindowCenter/Width or a VOI LUT, where present
+            except Exception as exc:  # noqa: BLE001
+                raise CorruptImage(f"{name}: the DICOM intensity tables are invalid ({exc}).") from exc
+            gray = np.asarray(gray, dtype=np.float32)
+        else:
+            raise CorruptImage(f"{name}: the DICOM pixel data has an unexpected shape {arr.shape}.")
+        if not np.isfinite(gray).all():
+            raise CorruptImage(f"{name}: the DICOM pixel data holds invalid values.")
+        gray = _stretch(gray)
+        if photometric == "MONOCHROME1":
+            gray = 255.0 - gray  # MONOCHROME1: high values are dark; show bone white like MONOCHROME2
+        meta = {k: str(ds.get(k, "")) for k in ("Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation")}
+    return LoadedImage(np.ascontiguousarray(gray, dtype=np.float32), "dicom", colour, meta)
+
+
+# ---------------------------------------------------------------- shared preprocessing (training + app)
+
+def to_model_size(gray: np.ndarray, size: int = MODEL_SIZE) -> np.ndarray:
+    """uint8 size x size image: round to 8 bits, then Pillow LANCZOS resize (how the npz was made).
+
+    Non-square images are resized without padding, as NIH did when it made its 1024 x 1024 PNGs.
+    """
+    u8 = np.clip(np.rint(np.asarray(gray, dtype=np.float32)), 0, 255).astype(np.uint8)
+    if u8.shape == (size, size):
+        return u8
+    return np.asarray(Image.fromarray(u8, mode="L").resize((size, size), Image.LANCZOS), dtype=np.uint8)
+
+
+def normalize(u8: np.ndarray) -> np.ndarray:
+    """Per-image standardisation over the last two axes (works on one image or a batch).
+
+    Per image because copies that went through lossy JPEG also had brightness/contrast changes.
+    """
+    x = np.asarray(u8, dtype=np.float32) / 255.0
+    mean = x.mean(axis=(-2, -1), keepdims=True)
+    std = x.std(axis=(-2, -1), keepdims=True)
+    return np.clip((x - mean) / np.maximum(std, _NORM_EPS), -_NORM_CLIP, _NORM_CLIP).astype(np.float32)
+
+
+def preprocess(gray: np.ndarray) -> np.ndarray:
+    """Grayscale (0..255) image of any size -> float32 (1, 1, MODEL_SIZE, MODEL_SIZE) network input."""
+    return normalize(to_model_size(gray))[None, None]

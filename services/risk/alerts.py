@@ -1,0 +1,90 @@
+"""In-application alerts: an inpatient whose risk crosses the configured threshold, a ward whose
+forecast may exceed its capacity. An alert stays open until someone acknowledges it (audited)."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from models.domain import Permission, RiskAssessment
+from services.store import audit
+from services.capacity.forecast import WardForecast
+from services.capacity.census import InpatientEstimate
+from services.core.errors import ValidationError
+from services.site.session import Session
+
+
+@dataclass(frozen=True)
+class Alert:
+    id: int
+    kind: str          # "risk" or "capacity"
+    entity: str
+    entity_id: str
+    message: str
+    created_at: str
+
+
+def _now() -> str:
+    return dt.datetime.now().isoformat(sep=" ", timespec="seconds")
+
+
+class AlertService:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def risk_threshold(self, default: float) -> float:
+        row = self.s.db.conn.execute("SELECT value FROM settings WHERE key = 'alert_risk_threshold'").fetchone()
+        return float(row[0]) if row else default
+
+    def evaluate(self, inpatients: list[InpatientEstimate], risks: dict[int, RiskAssessment],
+                 forecasts: list[WardForecast]) -> int:
+        """Raise the alerts that are due and not raised before; returns how many are new.
+
+        One risk alert per encounter (it is about that stay), one capacity alert per ward and first
+        day at risk (a new at-risk period is news, the same one repeated is not).
+        """
+        self.s.require(Permission.READ_DEIDENTIFIED, "see alerts")
+        new = []
+        for p in inpatients:
+            r = risks.get(p.encounter_nbr)
+            if r is None or r.probability is None or r.probability < self.risk_threshold(r.threshold):
+                continue
+            new.append(("risk", "encounter", str(p.encounter_nbr),
+                        f"{p.patient_label} ({p.ward} {p.bed}): readmission risk {r.percent} ({r.band}); "
+                        f"expected discharge {p.expected_discharge:%a %d %b}"))
+        for f in forecasts:
+            if f.days_at_risk:
+                first = f.days_at_risk[0]
+                worst = max(f.days, key=lambda d: d.p_over_capacity)
+                new.append(("capacity", "ward", f"{f.ward}:{first.isoformat()}",
+                            f"{f.ward}: occupancy may exceed its {f.capacity} beds from {first:%a %d %b} "
+                            f"({len(f.days_at_risk)} of 14 days; up to {100 * worst.p_over_capacity:.0f}% chance on "
+                            f"{worst.date:%a %d %b})"))
+        created = 0
+        with self.s.db.transaction() as c:
+            for kind, entity, entity_id, message in new:
+                if c.execute("SELECT 1 FROM alerts WHERE kind = ? AND entity_id = ?", (kind, entity_id)).fetchone():
+                    continue
+                c.execute("INSERT INTO alerts (kind, entity, entity_id, message, created_at) VALUES (?,?,?,?,?)",
+                          (kind, entity, entity_id, message, _now()))
+                audit.append(c, "system", "alert", entity, entity_id, message[:200])
+                created += 1
+        return created
+
+    def open_alerts(self) -> list[Alert]:
+        self.s.require(Permission.READ_DEIDENTIFIED, "see alerts")
+        rows = self.s.db.conn.execute("SELECT id, kind, entity, entity_id, message, created_at FROM alerts "
+                                      "WHERE acknowledged_at IS NULL ORDER BY id DESC").fetchall()
+        alerts = [Alert(*r) for r in rows]
+        if not self.s.sees_names:  # an analyst sees that there are risk alerts, not whose
+            alerts = [a if a.kind != "risk" else Alert(a.id, a.kind, a.entity, "", "A patient's readmission risk "
+                                                       "crossed the alert threshold.", a.created_at) for a in alerts]
+        return alerts
+
+    def acknowledge(self, alert_id: int) -> None:
+        self.s.require(Permission.READ_PATIENT, "acknowledge alerts")
+        with self.s.db.transaction() as c:
+            n = c.execute("UPDATE alerts SET acknowledged_at = ?, acknowledged_by = ? WHERE id = ? AND acknowledged_at IS NULL",
+                          (_now(), self.s.user.username, alert_id)).rowcount
+            if not n:
+                raise ValidationError({"alert": "already acknowledged or not found"})
+            audit.append(c, self.s.user.username, "acknowledge", "alert", alert_id)

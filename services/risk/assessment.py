@@ -1,0 +1,112 @@
+"""Risk at the bedside: the readmission model and the clinical scores for an encounter in the store."""
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+from models.domain import Permission, RiskAssessment, RiskFactor
+from services.core.paths import RESOURCES
+from services.risk.clinical_scores import hospital_band, hospital_components, lace_components
+from services.inference.model_cards import readable_card_markdown
+from services.records.patients import PatientService
+from services.risk.readmission import ReadmissionService
+from services.site.session import Session
+
+_service: ReadmissionService | None = None
+_lock = threading.Lock()
+
+
+def readmission_service() -> ReadmissionService:
+    """The readmission model in use: one hash-checked ONNX session for the whole process.
+
+    That is the store's ACTIVE local version once services.modelops.registry.activate_store_model(session)
+    has installed it (at unlock, and again on every promotion or rollback), else the bundled model,
+    created on first use.
+    """
+    global _service
+    with _lock:
+        if _service is None:
+            _service = ReadmissionService()
+        return _service
+
+
+def reset_readmission_service(service: ReadmissionService | None = None) -> None:
+    """Replace the model in use: `service` (an already hash-checked local version) or, with None, the
+    bundled model on next use. Called on promotion, rollback, and when a store is opened or locked."""
+    global _service
+    with _lock:
+        _service = service
+
+
+class AssessmentService:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self.patients = PatientService(session)
+
+    def readmission(self, patient_id: int, encounter_nbr: int) -> RiskAssessment:
+        """Score one encounter with the patient's earlier encounters as history (never later ones)."""
+        return self.readmission_many({encounter_nbr: patient_id}, log_each=True)[encounter_nbr]
+
+    def readmission_many(self, encounters: dict[int, int], log_each: bool = False) -> dict[int, RiskAssessment]:
+        """Score many encounters (encounter_nbr -> patient_id) in one model call.
+
+        The frame holds every encounter of those patients; the features of each scored row read only
+        that patient's earlier encounters, so later ones in the frame cannot leak into it.
+        """
+        self.s.require(Permission.READ_DEIDENTIFIED, "see risk scores")
+        if not encounters:
+            return {}
+        frame = self.patients.uci_frame(sorted(set(encounters.values())))
+        missing = set(encounters) - set(frame["encounter_id"])
+        if missing:
+            raise KeyError(f"encounters not in the store: {sorted(missing)[:5]}")
+        svc = readmission_service()
+        wanted = list(encounters)
+        # the extra columns (status, times, ids) ride along unread: dropping them would copy the frame
+        preds = svc.score_frame(frame, wanted)
+        rows = {r["encounter_id"]: r for r in frame.to_dict("records")}
+        out: dict[int, RiskAssessment] = {}
+        for pred, nbr in zip(preds, wanted):
+            record = rows[nbr]
+            lace, hosp = lace_components(record), hospital_components(record)
+            out[nbr] = RiskAssessment(
+                encounter_nbr=nbr, eligible=pred.eligible, probability=pred.probability, band=pred.band,
+                factors=tuple(RiskFactor(f.text, f.contribution) for f in pred.factors),
+                lace=sum(lace.values()), lace_components=lace, hospital=sum(hosp.values()),
+                hospital_band=hospital_band(sum(hosp.values())), hospital_components=hosp, model_version=svc.version,
+                threshold=svc.threshold, at_discharge=record.get("status") != "inpatient")
+            if log_each:
+                self.s.log("score", "encounter", nbr, f"readmission {svc.version}: {pred.band} "
+                           f"{'' if pred.probability is None else round(pred.probability, 4)}")
+        if not log_each:
+            self.s.log("score", "encounters", "", f"readmission {svc.version}: {len(out)} encounters")
+        return out
+
+    def records(self, encounters: dict[int, int]) -> dict[int, dict]:
+        """The UCI-schema record of each encounter (for rules that read the record)."""
+        frame = self.patients.uci_frame(sorted(set(encounters.values())))
+        frame = frame[frame["encounter_id"].isin(list(encounters))]
+        return {int(r["encounter_id"]): r for r in frame.to_dict("records")}
+
+    @staticmethod
+    def model_card_markdown(name: str = "readmission") -> str:
+        """The card of the model in use, as people read it (services.inference.model_cards.readable_card_markdown).
+
+        For readmission that is the loaded model's own card: a promoted local version has its own. Reads the
+        bundled card.json when no model is loaded yet, rather than loading one on the caller's (GUI) thread.
+        """
+        with _lock:
+            svc = _service if name == "readmission" else None
+        if svc is not None:
+            origin = svc.meta.get("origin")
+            return readable_card_markdown(svc.bundle.card, svc.version,
+                                          f"{origin} (this hospital)" if origin else "bundled with WardLens")
+        path = RESOURCES / "models" / name / "card.json"
+        if not path.exists():
+            return f"No model card found for the {name} model."
+        try:
+            card = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            return f"The {name} model card is damaged."
+        return readable_card_markdown(card, source="bundled with WardLens")

@@ -1,0 +1,270 @@
+"""Creating stores, unlocking them, and managing user accounts.
+
+A random data key encrypts the store; each user's password wraps a copy of it in the key file, and a
+recovery key shown once at creation wraps another. Roles live inside the encrypted store, so they
+cannot be changed without the key.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.domain import Permission, Role, User
+from services.store import audit
+from services.store.database import Database, DatabaseError, is_plain_sqlite
+from services.core.errors import (KeyFileError, NotEncrypted, PermissionDenied, StoreDamaged, StoreNotFound,
+                             ValidationError, WardLensError, WrongPassword)
+from services.store.keyfile import RECOVERY_PREFIX, KdfParams, KeyFile, key_file_path, new_data_key, new_recovery_key, \
+    normalise_recovery_key
+from services.store.migrations import migrate
+from services.site.session import DEFAULT_IDLE_MINUTES, Session
+
+USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
+MIN_PASSWORD = 8
+RECOVERY_USER = "recovery"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _user_entry(username: str) -> str:
+    return f"user:{username}"
+
+
+def validate_new_account(username: str, password: str) -> None:
+    problems = {}
+    if not USERNAME_RE.match(username or ""):
+        problems["username"] = "2–32 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter"
+    if username == RECOVERY_USER:
+        problems["username"] = "'recovery' is reserved"
+    if len(password or "") < MIN_PASSWORD:
+        problems["password"] = f"at least {MIN_PASSWORD} characters"
+    if problems:
+        raise ValidationError(problems)
+
+
+@dataclass
+class CreatedStore:
+    path: Path
+    recovery_key: str  # shown once; never stored
+
+
+def create_store(path: Path | str, admin_username: str, admin_password: str, kdf: KdfParams | None = None,
+                 display_name: str = "Administrator") -> CreatedStore:
+    path = Path(path)
+    validate_new_account(admin_username, admin_password)
+    kpath = key_file_path(path)
+    if path.exists() or kpath.exists():
+        raise WardLensError(f"{path} already exists; WardLens will not overwrite a store.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    kdf = kdf or KdfParams.calibrated()
+    store_id = str(uuid.uuid4())
+    data_key = new_data_key()
+    recovery = new_recovery_key()
+    keys = KeyFile.create(kpath, store_id)
+    keys.wrap(_user_entry(admin_username), admin_password.encode("utf-8"), data_key, kdf)
+    keys.wrap(RECOVERY_PREFIX, normalise_recovery_key(recovery), data_key, kdf)
+    db = Database(path, data_key)
+    try:
+        migrate(db.conn)
+        with db.transaction() as c:
+            c.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?), ('created_at', ?)", (store_id, _now()))
+            c.execute("INSERT INTO users(username, role, display_name, active, created_at) VALUES (?,?,?,1,?)",
+                      (admin_username, Role.ADMIN.value, display_name, _now()))
+            audit.append(c, admin_username, "store_created", "store", store_id)
+        keys.save()
+    except BaseException:
+        db.close()
+        for p in (path, kpath, Path(str(path) + "-wal"), Path(str(path) + "-shm")):
+            p.unlink(missing_ok=True)
+        raise
+    finally:
+        for i in range(len(data_key)):
+            data_key[i] = 0
+    db.close()
+    return CreatedStore(path, recovery)
+
+
+def _open_with_key(path: Path, keys: KeyFile, data_key: bytearray) -> Database:
+    try:
+        db = Database.open_existing(path, data_key)
+    finally:
+        for i in range(len(data_key)):
+            data_key[i] = 0
+    try:
+        # Every page is read (so every page HMAC is checked) and the b-trees walked before anything is
+        # shown or migrated: a damaged store is refused here with one clear message instead of failing
+        # later in whichever view touches the bad page. ~0.4 s at 100,000 encounters (docs/performance.md).
+        if db.conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+            db.close()  # an emptied (truncated to nothing) file must not be "migrated" into a blank store
+            raise StoreDamaged(f"The store {path.name} is empty: its content was lost. Restore the last verified backup.")
+        problems = [r[0] for r in db.conn.execute("PRAGMA quick_check(5)")]
+        if problems != ["ok"]:
+            db.close()
+            damaged = StoreDamaged(f"The store {path.name} is damaged: its integrity check failed. "
+                                   "Restore the last verified backup.")
+            damaged.detail = "\n".join(problems)  # for the log and for support, not for the message
+            raise damaged
+        migrate(db.conn)
+        row = db.conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+    except DatabaseError as exc:
+        db.close()
+        raise StoreDamaged(f"The store {path.name} is damaged ({exc}). Restore the last verified backup.") from exc
+    if not row or row[0] != keys.store_id:
+        db.close()
+        raise KeyFileError(f"The key file beside {path.name} belongs to another store.")
+    return db
+
+
+def _check_store_file(path: Path) -> None:
+    if not path.exists():
+        raise StoreNotFound(f"No store at {path}.")
+    if is_plain_sqlite(path):
+        raise NotEncrypted(path)
+
+
+def unlock(path: Path | str, username: str, password: str, idle_minutes: float | None = None) -> Session:
+    """Log in: a wrong password and a damaged store raise different errors; failures are throttled."""
+    path = Path(path)
+    _check_store_file(path)
+    keys = KeyFile.load(key_file_path(path))
+    username = (username or "").strip().lower()
+    keys.check_throttle(username)
+    try:
+        data_key = keys.unwrap(_user_entry(username), password.encode("utf-8"))
+    except WrongPassword:
+        keys.record_failure(username, "wrong password")
+        raise
+    db = _open_with_key(path, keys, data_key)
+    row = db.conn.execute("SELECT role, display_name, active FROM users WHERE username = ?", (username,)).fetchone()
+    if row is None or not row[2]:
+        keys.record_failure(username, "account disabled")
+        with db.transaction() as c:
+            audit.append(c, username, "login_failed", "session", "", "account disabled or removed")
+        db.close()
+        raise WrongPassword()
+    user = User(username, Role(row[0]), row[1], True)
+    _flush_pending(db, keys.record_success(username))
+    session = Session(user, db, path, idle_minutes if idle_minutes is not None else _idle_setting(db))
+    session.log("login", "session")
+    return session
+
+
+def unlock_with_recovery(path: Path | str, recovery_key: str) -> Session:
+    """Emergency access with the recovery key: an admin session under the name 'recovery'."""
+    path = Path(path)
+    _check_store_file(path)
+    keys = KeyFile.load(key_file_path(path))
+    keys.check_throttle(RECOVERY_USER)
+    try:
+        data_key = keys.unwrap(RECOVERY_PREFIX, normalise_recovery_key(recovery_key))
+    except WrongPassword:
+        keys.record_failure(RECOVERY_USER, "wrong recovery key")
+        raise WrongPassword() from None
+    db = _open_with_key(path, keys, data_key)
+    _flush_pending(db, keys.record_success(RECOVERY_USER))
+    session = Session(User(RECOVERY_USER, Role.ADMIN, "Recovery key"), db, path, _idle_setting(db))
+    session.log("login", "session", "", "recovery key")
+    return session
+
+
+def _flush_pending(db: Database, pending: list[dict]) -> None:
+    if not pending:
+        return
+    with db.transaction() as c:
+        for ev in pending:
+            ts = dt.datetime.fromtimestamp(float(ev["ts"]), dt.timezone.utc).isoformat(timespec="microseconds")
+            audit.append(c, str(ev["username"]), "login_failed", "session", "",
+                         f"{ev.get('reason', '')} (attempt {ev.get('count', '?')})", ts=ts)
+
+
+def _idle_setting(db: Database) -> float:
+    row = db.conn.execute("SELECT value FROM settings WHERE key = 'idle_lock_minutes'").fetchone()
+    try:
+        return float(row[0]) if row else DEFAULT_IDLE_MINUTES
+    except ValueError:
+        return DEFAULT_IDLE_MINUTES
+
+
+def demo_logins(path: Path | str) -> list[dict[str, str]]:
+    """The demo store's published logins (empty for a real store); readable before unlock by design."""
+    try:
+        return KeyFile.load(key_file_path(Path(path))).demo_logins
+    except KeyFileError:
+        return []
+
+
+class AccountService:
+    """User management inside an unlocked session (admin only)."""
+
+    def __init__(self, session: Session, kdf: KdfParams | None = None) -> None:
+        self.session = session
+        self.kdf = kdf
+
+    def _keys(self) -> KeyFile:
+        return KeyFile.load(key_file_path(self.session.store_path))
+
+    def list_users(self) -> list[User]:
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        rows = self.session.db.conn.execute("SELECT username, role, display_name, active FROM users ORDER BY username")
+        return [User(u, Role(r), d, bool(a)) for u, r, d, a in rows]
+
+    def add_user(self, username: str, password: str, role: Role, display_name: str = "") -> User:
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        username = username.strip().lower()
+        validate_new_account(username, password)
+        keys = self._keys()
+        if keys.has(_user_entry(username)):
+            raise ValidationError({"username": "already exists"})
+        key = self.session.db.key_copy()
+        try:
+            keys.wrap(_user_entry(username), password.encode("utf-8"), key, self.kdf or KdfParams.calibrated())
+        finally:
+            for i in range(len(key)):
+                key[i] = 0
+        with self.session.db.transaction() as c:
+            c.execute("INSERT INTO users(username, role, display_name, active, created_at) VALUES (?,?,?,1,?)",
+                      (username, role.value, display_name, _now()))
+            audit.append(c, self.session.user.username, "user_added", "user", username, role.value)
+        keys.save()
+        return User(username, role, display_name, True)
+
+    def deactivate_user(self, username: str) -> None:
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        if username == self.session.user.username:
+            raise ValidationError({"username": "you cannot deactivate your own account"})
+        keys = self._keys()
+        with self.session.db.transaction() as c:
+            if c.execute("UPDATE users SET active = 0 WHERE username = ?", (username,)).rowcount == 0:
+                raise ValidationError({"username": "no such user"})
+            audit.append(c, self.session.user.username, "user_deactivated", "user", username)
+        keys.remove(_user_entry(username))  # their wrapped key goes too: the password no longer opens anything
+        keys.save()
+
+    def change_password(self, old_password: str, new_password: str) -> None:
+        """Any user, for their own account: re-wrap the data key under the new password."""
+        s = self.session
+        s.ensure_open()
+        validate_new_account(s.user.username, new_password)
+        keys = self._keys()
+        entry = _user_entry(s.user.username)
+        old_key = keys.unwrap(entry, old_password.encode("utf-8"))  # WrongPassword if the old one is wrong
+        for i in range(len(old_key)):
+            old_key[i] = 0
+        key = s.db.key_copy()
+        try:
+            keys.wrap(entry, new_password.encode("utf-8"), key, self.kdf or KdfParams.calibrated())
+        finally:
+            for i in range(len(key)):
+                key[i] = 0
+        keys.save()
+        s.log("password_changed", "user", s.user.username)
+
+
+def require_admin(session: Session) -> None:
+    if not session.can(Permission.MANAGE_USERS):
+        raise PermissionDenied("Only an administrator may do this.")

@@ -1,0 +1,275 @@
+"""Encrypted backups: written with SQLite's online backup API into an encrypted copy, verified before
+it is called done, and restored only after the copy itself verifies."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from models.domain import Permission
+from services.site.accounts import unlock
+from services.store.database import DatabaseError, DiskFull, connect_raw, is_disk_full
+from services.core.errors import KeyFileError, WardLensError, WrongPassword
+from services.core.files import sha256_file
+from services.store.keyfile import KeyFile, key_file_path
+from services.site.session import Session
+from services.store.verify import VerifyReport, verify_connection
+
+TABLES = ("patients", "encounters", "diagnoses", "medications", "lab_results", "comorbidities", "wards", "beds",
+          "users", "audit_log")
+
+
+class BackupError(WardLensError):
+    pass
+
+
+def _counts(conn) -> dict[str, int]:
+    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def backup(session: Session, dest: Path | str) -> VerifyReport:
+    """Copy the open store to `dest` (plus its key file) and verify the copy; nothing is left on failure."""
+    session.require(Permission.BACKUP, "make backups")
+    dest = Path(dest)
+    if dest.exists():
+        raise BackupError(f"{dest} already exists; choose a new file name.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp_keys = Path(str(tmp) + ".keys")
+    key = session.db.key_copy()
+    try:
+        for p in (tmp, tmp_keys):
+            p.unlink(missing_ok=True)
+        target = connect_raw(tmp, key)
+        try:
+            session.db.conn.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE")  # a backup is one self-contained file
+            report = verify_connection(target)
+            same = _counts(target) == _counts(session.db.conn)
+        finally:
+            target.close()
+        if not report.ok or not same:
+            raise BackupError("The backup copy did not verify: " + "; ".join(report.problems or ["row counts differ"]))
+        shutil.copyfile(key_file_path(session.store_path), tmp_keys)
+        _fsync(tmp)
+        _fsync(tmp_keys)
+        os.replace(tmp_keys, key_file_path(dest))
+        os.replace(tmp, dest)
+        _fsync_dir(dest.parent)
+    except BaseException as exc:
+        for p in (tmp, tmp_keys):
+            p.unlink(missing_ok=True)
+        if isinstance(exc, (DatabaseError, OSError)) and is_disk_full(exc):
+            raise BackupError(f"The disk holding {dest.parent} is full: no backup was written and nothing was "
+                              "left behind. Free some space or choose another drive.") from exc
+        raise
+    finally:
+        for i in range(len(key)):
+            key[i] = 0
+    _record_in_index(session.store_path, dest, report)
+    session.log("backup", "store", "", f"to {dest.name}: {report.audit_rows} audit rows")
+    return report
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- finding the last verified backup (offered when the store is damaged) ----------------------------
+
+def backup_index_path(store_path: Path | str) -> Path:
+    """`<store>.backups.json`: where each verified backup of this store was written, with its digest."""
+    return Path(str(store_path) + ".backups.json")
+
+
+def _read_index(store_path: Path) -> list[dict]:
+    try:
+        data = json.loads(backup_index_path(store_path).read_text(encoding="utf-8"))
+        return [e for e in data.get("backups", []) if isinstance(e, dict) and "path" in e]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def _record_in_index(store_path: Path, dest: Path, report: VerifyReport) -> None:
+    """Best effort: a backup that verified is valid whether or not the index could be written."""
+    try:
+        entries = [e for e in _read_index(store_path) if e.get("path") != str(dest.resolve())]
+        entries.append({"path": str(dest.resolve()), "created_at": dt.datetime.now().isoformat(timespec="microseconds"),
+                        "size": dest.stat().st_size, "sha256": sha256_file(dest),
+                        "keys_sha256": sha256_file(key_file_path(dest)), "audit_rows": report.audit_rows})
+        idx = backup_index_path(store_path)
+        tmp = idx.with_name(idx.name + ".tmp")
+        tmp.write_text(json.dumps({"format": "wardlens-backups", "backups": entries[-200:]}, indent=1),
+                       encoding="utf-8")
+        os.replace(tmp, idx)
+    except OSError:
+        pass
+
+
+@dataclass(frozen=True)
+class VerifiedBackup:
+    """A backup that passed its checks just now; `how` says which checks (shown to the user)."""
+    path: Path
+    created_at: str        # ISO time the backup was written (file time when it was found by scanning)
+    size: int
+    audit_rows: int        # -1 when only the checksum could be checked (no credentials given)
+    how: str
+
+
+def _candidates(store_path: Path, folders: Iterable[Path | str]) -> list[dict]:
+    found = {e["path"]: dict(e) for e in _read_index(store_path)}
+    try:
+        store_id = KeyFile.load(key_file_path(store_path)).store_id
+    except KeyFileError:
+        store_id = None  # the key file is damaged too: scanned backups cannot be matched to this store
+    for folder in folders:
+        for keys in sorted(Path(folder).glob("*.keys")):
+            db = Path(str(keys)[:-len(".keys")])
+            if str(db.resolve()) in found or not db.is_file() or db.resolve() == store_path.resolve():
+                continue
+            if db.name.endswith((".partial", ".restoring")):
+                continue
+            try:
+                if store_id is None or KeyFile.load(keys).store_id != store_id:
+                    continue
+            except KeyFileError:
+                continue
+            found[str(db.resolve())] = {"path": str(db.resolve()), "size": db.stat().st_size,
+                                        "created_at": dt.datetime.fromtimestamp(db.stat().st_mtime).isoformat(
+                                            timespec="seconds")}
+    # newest first; among equal times the one recorded later in the index
+    order = sorted(enumerate(found.values()), key=lambda t: (str(t[1].get("created_at", "")), t[0]), reverse=True)
+    return [e for _, e in order]
+
+
+def check_backup(path: Path | str, username: str | None = None, password: str | None = None,
+                 expected_sha256: str | None = None) -> VerifiedBackup | None:
+    """Verify one backup without writing to it; None when it fails any check.
+
+    With credentials: the password unwraps the data key from the backup's own key file and the copy gets
+    the full check (page HMACs, structure, foreign keys, schema, audit chain) on a read-only connection.
+    Without: only the digest recorded when the backup was written (if any) is compared.
+    """
+    path = Path(path)
+    kpath = key_file_path(path)
+    if not path.is_file() or not kpath.is_file():
+        return None
+    try:
+        if expected_sha256 and sha256_file(path) != expected_sha256:
+            return None
+        st = path.stat()
+        created = dt.datetime.fromtimestamp(st.st_mtime).isoformat(timespec="seconds")
+        if username is None or password is None:
+            if not expected_sha256:
+                return None
+            return VerifiedBackup(path, created, st.st_size, -1, "unchanged since it was written and verified")
+        keys = KeyFile.load(kpath)
+        key = keys.unwrap(f"user:{username.strip().lower()}", password.encode("utf-8"))
+    except (OSError, KeyFileError, WrongPassword):
+        return None
+    try:
+        conn = connect_raw(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", key, uri=True)
+        try:
+            report = verify_connection(conn)
+            store_id = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        finally:
+            conn.close()
+    except DatabaseError:
+        return None
+    finally:
+        for i in range(len(key)):
+            key[i] = 0
+    if not report.ok or not store_id or store_id[0] != keys.store_id:
+        return None
+    return VerifiedBackup(path, created, st.st_size, report.audit_rows, "full check: encryption, structure, "
+                          "references and audit chain")
+
+
+def latest_verified_backup(store_path: Path | str, username: str | None = None, password: str | None = None,
+                           folders: Iterable[Path | str] = ()) -> VerifiedBackup | None:
+    """The newest backup of this store that verifies now, for the 'restore the last verified backup' offer.
+
+    Candidates: every backup recorded in `<store>.backups.json` (written by `backup`) plus backups of the
+    same store (matched by the store id in their key file) found in `folders`. Newest first; the first one
+    that passes `check_backup` wins. Never raises for a missing or damaged backup; returns None if none
+    verifies. Restore it with `restore(result.path, store_path, username, password)`.
+    """
+    store_path = Path(store_path)
+    for entry in _candidates(store_path, folders):
+        found = check_backup(entry["path"], username, password, entry.get("sha256"))
+        if found is not None:
+            return VerifiedBackup(found.path, str(entry.get("created_at") or found.created_at), found.size,
+                                  found.audit_rows if found.audit_rows >= 0 else int(entry.get("audit_rows", -1)),
+                                  found.how)
+    return None
+
+
+def restore(backup_path: Path | str, store_path: Path | str, username: str, password: str) -> Path:
+    """Replace the store with a verified backup; the replaced store is kept beside it, never deleted.
+
+    The credentials must open the backup (its own key file), so a restore needs a user of that backup.
+    Returns the path where the previous store was kept (or the store path if there was none).
+    """
+    backup_path, store_path = Path(backup_path), Path(store_path)
+    if not backup_path.is_file() or not key_file_path(backup_path).is_file():
+        raise BackupError(f"{backup_path} and its key file {key_file_path(backup_path).name} are both needed.")
+    # Work on a copy so the backup itself is never written to, and so the login and restore events
+    # land in the audit log of the store that results.
+    tmp = store_path.with_name(store_path.name + ".restoring")
+    tmp_keys = Path(str(tmp) + ".keys")
+    try:
+        shutil.copyfile(backup_path, tmp)
+        shutil.copyfile(key_file_path(backup_path), tmp_keys)
+        session = unlock(tmp, username, password)
+        try:
+            session.require(Permission.BACKUP, "restore backups")
+            report = verify_connection(session.db.conn)
+            if not report.ok:
+                raise BackupError("The backup does not verify: " + "; ".join(report.problems))
+            session.log("restore", "store", "", f"restored from {backup_path.name}")
+            session.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            session.lock(reason="restore")
+        _fsync(tmp)
+    except BaseException as exc:
+        for p in (tmp, tmp_keys, Path(str(tmp) + "-wal"), Path(str(tmp) + "-shm")):
+            p.unlink(missing_ok=True)
+        if isinstance(exc, (DatabaseError, OSError)) and is_disk_full(exc) and not isinstance(exc, DiskFull):
+            raise BackupError("The disk is full: the backup was not restored and the current store is "
+                              "unchanged. Free some space and try again.") from exc
+        raise
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    kept = store_path.with_name(f"{store_path.name}.before-restore-{stamp}")
+    if store_path.exists():
+        os.replace(store_path, kept)
+        if key_file_path(store_path).exists():
+            os.replace(key_file_path(store_path), key_file_path(kept))
+        for suffix in ("-wal", "-shm"):
+            side = Path(str(store_path) + suffix)
+            if side.exists():
+                os.replace(side, Path(str(kept) + suffix))
+    for suffix in ("-wal", "-shm"):  # normally gone after the last close; if not, they hold committed pages
+        if Path(str(tmp) + suffix).exists():
+            os.replace(Path(str(tmp) + suffix), Path(str(store_path) + suffix))
+    os.replace(tmp_keys, key_file_path(store_path))
+    os.replace(tmp, store_path)
+    return kept if kept.exists() else store_path

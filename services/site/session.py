@@ -1,0 +1,93 @@
+"""An unlocked session: who is logged in, what they may do, the open store, and the idle lock."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from models.domain import ROLE_PERMISSIONS, Permission, User
+from services.store.audit import AuditLog
+from services.store.database import Database
+from services.core.errors import PermissionDenied, SessionLocked
+from services.site.pseudonyms import Pseudonymiser
+
+DEFAULT_IDLE_MINUTES = 10.0
+
+
+class Session:
+    def __init__(self, user: User, db: Database, store_path: Path, idle_minutes: float = DEFAULT_IDLE_MINUTES,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.user = user
+        self.db = db
+        self.store_path = Path(store_path)
+        self.audit = AuditLog(db)
+        self.idle_seconds = idle_minutes * 60.0
+        self._clock = clock
+        self._last_activity = clock()
+        self._lock = threading.Lock()
+        self._locked = False
+        self._pseudonyms = Pseudonymiser()  # a fresh key per session, never stored
+
+    # --- permissions ----------------------------------------------------------------------------
+    def can(self, permission: Permission) -> bool:
+        return permission in ROLE_PERMISSIONS[self.user.role]
+
+    def require(self, permission: Permission, what: str = "") -> None:
+        """Enforced in services: the UI hiding a button is a courtesy, this is the rule."""
+        self.ensure_open()
+        if not self.can(permission):
+            self.audit.record(self.user.username, "denied", "permission", permission.value, what)
+            raise PermissionDenied(f"Your role ({self.user.role.value}) may not {what or permission.value.replace('_', ' ')}.")
+
+    @property
+    def sees_names(self) -> bool:
+        return self.can(Permission.READ_PATIENT)
+
+    def patient_ref(self, patient_id: int, number: str) -> str:
+        """The patient's number for the care team; for a de-identified role a pseudonym (a hospital
+        number is an identifier too), stable within this session only."""
+        return str(number) if self.sees_names else self._pseudonyms("P", int(patient_id))
+
+    def patient_label(self, patient_id: int, number: str, family: str | None, given: str | None) -> str:
+        """"Family, Given" for the care team; "Patient <number or pseudonym>" otherwise or without a name."""
+        name = f"{family or ''}, {given or ''}".strip(", ") if self.sees_names else ""
+        return name or f"Patient {self.patient_ref(patient_id, number)}"
+
+    def encounter_ref(self, encounter_id: int, number: int | str) -> str:
+        return str(number) if self.sees_names else self._pseudonyms("E", int(encounter_id))
+
+    # --- locking --------------------------------------------------------------------------------
+    @property
+    def locked(self) -> bool:
+        return self._locked
+
+    def ensure_open(self) -> None:
+        if self._locked:
+            raise SessionLocked()
+
+    def touch(self) -> None:
+        self._last_activity = self._clock()
+
+    def idle_for(self) -> float:
+        return self._clock() - self._last_activity
+
+    def check_idle(self) -> bool:
+        """Lock if idle for longer than the configured time; True if the session is (now) locked."""
+        if not self._locked and self.idle_seconds > 0 and self.idle_for() >= self.idle_seconds:
+            self.lock(reason="idle")
+        return self._locked
+
+    def lock(self, reason: str = "user") -> None:
+        with self._lock:
+            if self._locked:
+                return
+            try:
+                self.audit.record(self.user.username, "lock", "session", "", reason)
+            finally:
+                self._locked = True
+                self.db.close()  # closes connections and wipes the key
+
+    def log(self, action: str, entity: str = "", entity_id: str | int = "", detail: str = "") -> None:
+        self.ensure_open()
+        self.audit.record(self.user.username, action, entity, entity_id, detail)

@@ -1,0 +1,42 @@
+"""Integrity checks of a store: SQLCipher page HMACs, SQLite structure, foreign keys and the audit chain."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from services.store.audit import verify_chain
+from services.store.database import DatabaseError
+from services.store.migrations import LATEST, current_version
+
+
+@dataclass
+class VerifyReport:
+    problems: list[str] = field(default_factory=list)
+    audit_rows: int = 0
+    schema_version: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify_connection(conn) -> VerifyReport:
+    report = VerifyReport()
+    try:
+        # cipher_integrity_check returns one row per page whose HMAC fails; no rows means clean.
+        bad_pages = [r[0] for r in conn.execute("PRAGMA cipher_integrity_check")]
+        report.problems += [f"encryption check: {m}" for m in bad_pages[:20]]
+        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        if integrity != ["ok"]:
+            report.problems += [f"structure check: {m}" for m in integrity[:20]]
+        fks = conn.execute("PRAGMA foreign_key_check").fetchall()
+        if fks:
+            report.problems.append(f"{len(fks)} rows point to records that do not exist (first in table {fks[0][0]})")
+        report.schema_version = current_version(conn)
+        if report.schema_version != LATEST:
+            report.problems.append(f"schema version {report.schema_version}, expected {LATEST}")
+        chain = verify_chain(conn)
+        report.audit_rows = chain.rows
+        report.problems += chain.problems
+    except DatabaseError as exc:
+        report.problems.append(f"the store could not be read: {exc}")
+    return report
