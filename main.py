@@ -29,13 +29,14 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str]:
     return user, password
 
 
-def _session(args: argparse.Namespace):
-    from services.site.accounts import unlock, unlock_with_recovery
+def _desk(args: argparse.Namespace):
+    """The session every command works in, opened exactly as the GUI opens it (services.desk)."""
+    from services.desk import open_desk, open_desk_with_recovery
     recovery = os.environ.get("WARDLENS_RECOVERY_KEY")
     if recovery and not args.user and not os.environ.get("WARDLENS_USER"):
-        return unlock_with_recovery(args.db, recovery)
+        return open_desk_with_recovery(args.db, recovery)
     user, password = _credentials(args)
-    return unlock(args.db, user, password)
+    return open_desk(args.db, user, password)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -64,13 +65,12 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from services.records.importer import import_uci_csv
-    session = _session(args)
+    desk = _desk(args)
     try:
-        report = import_uci_csv(session, args.input,
-                                progress=lambda d, t, m="": print(f"\r{100 * d // max(t, 1):3d}% {m}", end="", file=sys.stderr))
+        report = desk.records.import_csv(
+            args.input, progress=lambda d, t, m="": print(f"\r{100 * d // max(t, 1):3d}% {m}", end="", file=sys.stderr))
     finally:
-        session.lock(reason="command finished")
+        desk.lock(reason="command finished")
     print(file=sys.stderr)
     print(report.summary())
     for r in report.rejected:
@@ -81,12 +81,11 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
-    from services.site.backup import backup
-    session = _session(args)
+    desk = _desk(args)
     try:
-        report = backup(session, args.output)
+        report = desk.site.backup(args.output)
     finally:
-        session.lock(reason="command finished")
+        desk.lock(reason="command finished")
     print(f"Backup written and verified: {args.output} (+ {Path(str(args.output) + '.keys').name}), "
           f"{report.audit_rows} audit rows")
     return 0
@@ -101,13 +100,11 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from services.store.verify import verify_connection
-    session = _session(args)
+    desk = _desk(args)
     try:
-        report = verify_connection(session.db.conn)
-        session.log("verify", "store", "", "ok" if report.ok else f"{len(report.problems)} problems")
+        report = desk.site.verify()   # administrators only, audited: the same rule as the GUI's
     finally:
-        session.lock(reason="command finished")
+        desk.lock(reason="command finished")
     if report.ok:
         print(f"OK: encryption and structure checks clean, schema v{report.schema_version}, "
               f"audit chain of {report.audit_rows} rows intact")
@@ -152,33 +149,31 @@ def cmd_xray(args: argparse.Namespace) -> int:
 
 
 def cmd_config(args: argparse.Namespace) -> int:
-    from services.site.settings import KNOWN, SettingsService
-    session = _session(args)
+    desk = _desk(args)
     try:
-        svc = SettingsService(session)
+        svc = desk.site.settings
         if args.set:
             key, _, value = args.set.partition("=")
             svc.set(key.strip(), value.strip())
         for key, value in svc.all().items():
-            print(f"{key} = {value}    # {KNOWN[key][2]}")
+            print(f"{key} = {value}    # {svc.describe(key)}")
     finally:
-        session.lock(reason="command finished")
+        desk.lock(reason="command finished")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from services.reports.pdf import patient_id_for, patient_report_pdf, ward_report_pdf
     check_command_paths(args.output)  # before the login and the work, not after
-    session = _session(args)
+    if args.kind == "patient" and not args.patient:
+        raise WardLensError("Give the patient with --patient (the patient number).")
+    desk = _desk(args)
     try:
         if args.kind == "patient":
-            if not args.patient:
-                raise WardLensError("Give the patient with --patient (the patient number).")
-            pdf = patient_report_pdf(session, patient_id_for(session, args.patient), args.encounter)
+            pdf = desk.reports.patient_pdf(desk.records.patient_id_for(args.patient), args.encounter)
         else:
-            pdf = ward_report_pdf(session, args.ward)
+            pdf = desk.reports.ward_pdf(args.ward)
     finally:
-        session.lock(reason="command finished")
+        desk.lock(reason="command finished")
     tmp = Path(str(args.output) + ".part")
     tmp.write_bytes(pdf)
     tmp.replace(args.output)
@@ -231,7 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_restore)
     with_db(sub.add_parser("verify", help="check encryption, structure and the audit chain")).set_defaults(func=cmd_verify)
     p = with_db(sub.add_parser("config", help="show or change site settings (admin)"))
-    p.add_argument("--set", metavar="KEY=VALUE", help="for example idle_lock_minutes=5")
+    p.add_argument("--set", metavar="KEY=VALUE", help="for example idle_lock_minutes=5, alert_risk_threshold=0.3 or "
+                                                       "staffing_ratios='{\"default\": {\"day\": 4, \"evening\": 5, \"night\": 7}}'")
     p.set_defaults(func=cmd_config)
     p = with_db(sub.add_parser("report", help="write a patient risk report or a ward report as PDF"))
     p.add_argument("kind", choices=["patient", "ward"])

@@ -84,3 +84,38 @@ def owner(qapp):
     yield o
     o.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+DEMO_PASSWORDS = {"admin": "wardlens-admin", "dr.demo": "wardlens-clinician", "nurse.demo": "wardlens-nurse",
+                  "analyst.demo": "wardlens-analyst"}
+
+
+@pytest.fixture
+def sessions(demo_store):
+    """sessions(user[, password]): an unlocked Session on the private demo store, one per user, locked at teardown."""
+    from services.site.accounts import unlock
+    opened = {}
+
+    def get(user: str, pw: str | None = None):
+        if user not in opened:
+            opened[user] = unlock(demo_store, user, pw or DEMO_PASSWORDS[user])
+        return opened[user]
+    yield get
+    for s in opened.values():
+        s.lock()
+
+
+@pytest.fixture
+def desks(demo_store):
+    """desks(user[, password]): a Desk (the session and its façades, opened as the GUI and the CLI open it) on
+    the private demo store, one per user, locked at teardown."""
+    from services.desk import open_desk
+    opened = {}
+
+    def get(user: str, pw: str | None = None):
+        if user not in opened:
+            opened[user] = open_desk(demo_store, user, pw or DEMO_PASSWORDS[user])
+        return opened[user]
+    yield get
+    for d in opened.values():
+        d.lock()

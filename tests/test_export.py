@@ -43,19 +43,6 @@ def test_safe_harbor_helpers():
     assert year_of(None) == "" and year_of("") == ""
 
 
-@pytest.fixture
-def sessions(demo_store):
-    opened = {}
-
-    def get(user: str, pw: str):
-        if user not in opened:
-            opened[user] = unlock(demo_store, user, pw)
-        return opened[user]
-    yield get
-    for s in opened.values():
-        s.lock()
-
-
 def test_nurse_cannot_export_and_is_audited(sessions, tmp_path):
     nurse = sessions("nurse.demo", "wardlens-nurse")
     with pytest.raises(PermissionDenied):

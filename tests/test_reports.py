@@ -15,10 +15,9 @@ from PIL import Image, ImageDraw
 from services.reports import pdf as reports
 from services.site.accounts import unlock
 from services.core.errors import PermissionDenied, ValidationError
-from services.records.export import export_table
-from services.reports.pdf import (XrayFinding, XraySection, collect_patient_report, heatmap_overlay_png,
-                              patient_id_for, patient_report_pdf, render_patient_report, report_fonts,
-                              ward_report_pdf, xray_section_from_study)
+from services.capacity import census as census_module
+from services.reports.pdf import (XrayFinding, XraySection, heatmap_overlay_png, render_patient_report, report_fonts,
+                                  xray_section_from_study)
 
 NOW = dt.datetime.now().replace(second=0, microsecond=0)
 
@@ -34,19 +33,6 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> str:
 
 def flat(text: str) -> str:
     return " ".join(text.split())
-
-
-@pytest.fixture
-def sessions(demo_store):
-    opened = {}
-
-    def get(user: str, pw: str):
-        if user not in opened:
-            opened[user] = unlock(demo_store, user, pw)
-        return opened[user]
-    yield get
-    for s in opened.values():
-        s.lock()
 
 
 def _risky_inpatient(session) -> tuple[int, int, str]:
@@ -68,12 +54,12 @@ def chest_png(size: int = 320) -> bytes:
     return buf.getvalue()
 
 
-def test_patient_report_content(sessions, tmp_path):
-    dr = sessions("dr.demo", "wardlens-clinician")
-    pid, nbr, mrn = _risky_inpatient(dr)
-    data = collect_patient_report(dr, pid, now=NOW)
+def test_patient_report_content(desks, tmp_path):
+    dr = desks("dr.demo", "wardlens-clinician")
+    pid, nbr, mrn = _risky_inpatient(dr.session)
+    data = dr.reports.patient_data(pid, now=NOW)
     assert data.encounter.encounter_nbr == nbr and data.assessment is not None
-    pdf = patient_report_pdf(dr, pid, now=NOW)
+    pdf = dr.reports.patient_pdf(pid, now=NOW)
     assert pdf.startswith(b"%PDF")
     text = flat(pdf_text(pdf, tmp_path))
     a = data.assessment
@@ -88,16 +74,16 @@ def test_patient_report_content(sessions, tmp_path):
     assert a.model_version in text
     for r in data.interventions:
         assert r.title in text
-    ev = dr.audit.recent(5)
+    ev = dr.session.audit.recent(5)
     assert any(e.action == "print" and e.entity == "patient" and e.entity_id == str(pid) for e in ev)
 
 
-def test_patient_report_page_renders(sessions, tmp_path):
+def test_patient_report_page_renders(desks, tmp_path):
     if shutil.which("pdftoppm") is None:
         pytest.skip("pdftoppm (poppler-utils) is not installed")
-    dr = sessions("dr.demo", "wardlens-clinician")
-    pid, _, _ = _risky_inpatient(dr)
-    (tmp_path / "r.pdf").write_bytes(patient_report_pdf(dr, pid, now=NOW))
+    dr = desks("dr.demo", "wardlens-clinician")
+    pid, _, _ = _risky_inpatient(dr.session)
+    (tmp_path / "r.pdf").write_bytes(dr.reports.patient_pdf(pid, now=NOW))
     subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(tmp_path / "r.pdf"), str(tmp_path / "pg")],
                    check=True, timeout=60)
     page = next(tmp_path.glob("pg*.png"))
@@ -107,29 +93,29 @@ def test_patient_report_page_renders(sessions, tmp_path):
     assert ink.mean() > 0.02  # the page carries content, not a blank sheet
 
 
-def test_nurse_prints_but_analyst_cannot_and_sees_no_names(sessions, tmp_path):
-    nurse = sessions("nurse.demo", "wardlens-nurse")
-    pid, _, mrn = _risky_inpatient(nurse)
-    assert mrn in flat(pdf_text(patient_report_pdf(nurse, pid, now=NOW), tmp_path))
+def test_nurse_prints_but_analyst_cannot_and_sees_no_names(desks, tmp_path):
+    nurse = desks("nurse.demo", "wardlens-nurse")
+    pid, _, mrn = _risky_inpatient(nurse.session)
+    assert mrn in flat(pdf_text(nurse.reports.patient_pdf(pid, now=NOW), tmp_path))
     with pytest.raises(PermissionDenied):
-        export_table(nurse, ["a"], [["b"]], tmp_path / "x.csv", "report")
-    analyst = sessions("analyst.demo", "wardlens-analyst")
+        nurse.records.export_table(["a"], [["b"]], tmp_path / "x.csv", "report")
+    analyst = desks("analyst.demo", "wardlens-analyst")
     with pytest.raises(PermissionDenied):
-        patient_report_pdf(analyst, pid)
+        analyst.reports.patient_pdf(pid)
     with pytest.raises(PermissionDenied):  # nor collect one: a patient's record is the care team's
-        collect_patient_report(analyst, pid, now=NOW)
+        analyst.reports.patient_data(pid, now=NOW)
 
 
-def test_xray_section_from_a_stored_study(sessions, tmp_path):
-    dr = sessions("dr.demo", "wardlens-clinician")
-    pid, nbr, _ = _risky_inpatient(dr)
-    eid = dr.db.conn.execute("SELECT id FROM encounters WHERE encounter_nbr = ?", (nbr,)).fetchone()[0]
+def test_xray_section_from_a_stored_study(desks, tmp_path):
+    dr = desks("dr.demo", "wardlens-clinician")
+    pid, nbr, _ = _risky_inpatient(dr.session)
+    eid = dr.session.db.conn.execute("SELECT id FROM encounters WHERE encounter_nbr = ?", (nbr,)).fetchone()[0]
     heat = np.zeros((8, 8))
     heat[4:7, 3:6] = 2.0
     results = {"probabilities": {"Cardiomegaly": 0.71, "Effusion": 0.22, "No Finding": 0.10},
                "flags": {"Cardiomegaly": True, "Effusion": False, "No Finding": False},
                "heatmap": heat.tolist(), "heatmap_finding": "Cardiomegaly"}
-    with dr.db.transaction() as c:
+    with dr.session.db.transaction() as c:
         c.execute("INSERT INTO xray_studies (patient_id, encounter_id, taken_at, format, image, width, height, results, "
                   "model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                   (pid, eid, NOW.isoformat(sep=" "), "png", chest_png(), 320, 320, json.dumps(results), "xray-test-1",
@@ -140,7 +126,7 @@ def test_xray_section_from_a_stored_study(sessions, tmp_path):
                   "model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                   (pid, eid, later, "png", chest_png(), 320, 320,
                    json.dumps({"ood": True, "ood_reasons": ["a colour picture"]}), "xray-test-0", "dr.demo", later))
-    text = flat(pdf_text(patient_report_pdf(dr, pid, now=NOW), tmp_path))
+    text = flat(pdf_text(dr.reports.patient_pdf(pid, now=NOW), tmp_path))
     assert "Chest X-ray findings" in text and "Cardiomegaly" in text and "71%" in text
     assert "where the model looked for Cardiomegaly" in text and "xray-test-1" in text
     assert "refused" not in text and "xray-test-0" not in text
@@ -161,42 +147,42 @@ def test_xray_section_inputs():
     assert len(flow) >= 3
 
 
-def test_report_without_los_bundle_says_not_available(sessions, tmp_path, monkeypatch):
+def test_report_without_los_bundle_says_not_available(desks, tmp_path, monkeypatch):
     def broken():
         raise FileNotFoundError("resources/models/los/model.onnx")
-    monkeypatch.setattr(reports, "los_service", broken)
-    dr = sessions("dr.demo", "wardlens-clinician")
-    pid, _, _ = _risky_inpatient(dr)
-    text = flat(pdf_text(patient_report_pdf(dr, pid, now=NOW), tmp_path))
+    monkeypatch.setattr(census_module, "los_service", broken)
+    dr = desks("dr.demo", "wardlens-clinician")
+    pid, _, _ = _risky_inpatient(dr.session)
+    text = flat(pdf_text(dr.reports.patient_pdf(pid, now=NOW), tmp_path))
     assert "Length-of-stay estimate not available" in text
 
 
-def test_discharged_encounter_and_resolver(sessions, tmp_path):
-    dr = sessions("dr.demo", "wardlens-clinician")
-    pid, nbr, mrn = dr.db.conn.execute(
+def test_discharged_encounter_and_resolver(desks, tmp_path):
+    dr = desks("dr.demo", "wardlens-clinician")
+    pid, nbr, mrn = dr.session.db.conn.execute(
         "SELECT e.patient_id, e.encounter_nbr, p.mrn FROM encounters e JOIN patients p ON p.id = e.patient_id "
         "WHERE e.status = 'discharged' AND e.discharge_disposition_id = 1 ORDER BY e.encounter_nbr LIMIT 1").fetchone()
-    assert patient_id_for(dr, mrn) == pid
-    other = dr.db.conn.execute("SELECT id FROM patients WHERE mrn != ? AND CAST(id AS TEXT) != mrn LIMIT 1",
+    assert dr.records.patient_id_for(mrn) == pid
+    other = dr.session.db.conn.execute("SELECT id FROM patients WHERE mrn != ? AND CAST(id AS TEXT) != mrn LIMIT 1",
                                (mrn,)).fetchone()[0]
     with pytest.raises(ValidationError, match="no patient with number"):
-        patient_id_for(dr, str(other))  # an internal row id is not a patient number: never another patient
+        dr.records.patient_id_for(str(other))  # an internal row id is not a patient number: never another patient
     with pytest.raises(ValidationError):
-        patient_id_for(dr, "no-such-patient")
+        dr.records.patient_id_for("no-such-patient")
     with pytest.raises(ValidationError):
-        patient_report_pdf(dr, pid, encounter_nbr=1)
-    text = flat(pdf_text(patient_report_pdf(dr, pid, encounter_nbr=nbr, now=NOW), tmp_path))
+        dr.reports.patient_pdf(pid, encounter_nbr=1)
+    text = flat(pdf_text(dr.reports.patient_pdf(pid, encounter_nbr=nbr, now=NOW), tmp_path))
     assert "Stayed" in text and "Discharge to Home" in text and str(nbr) in text
 
 
-def test_ward_report(sessions, tmp_path):
-    nurse = sessions("nurse.demo", "wardlens-nurse")
-    pdf = ward_report_pdf(nurse, now=NOW)
+def test_ward_report(desks, tmp_path):
+    nurse = desks("nurse.demo", "wardlens-nurse")
+    pdf = nurse.reports.ward_pdf(now=NOW)
     text = flat(pdf_text(pdf, tmp_path))
     for ward in ("Medicine A", "Medicine B", "Surgery", "Cardiology", "ICU"):
         assert ward in text
     assert "Occupancy" in text and "High readmission risk" in text and "Confidential patient information" in text
-    family, bed = nurse.db.conn.execute(
+    family, bed = nurse.session.db.conn.execute(
         "SELECT p.family_name, b.label FROM encounters e JOIN patients p ON p.id = e.patient_id "
         "JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient' LIMIT 1").fetchone()
     assert family in text and bed in text
@@ -205,11 +191,11 @@ def test_ward_report(sessions, tmp_path):
     for f in CensusService(nurse).forecasts(NOW.date()):
         assert f"peak {f.peak_text}" in text, f.ward
     assert "Peak next 7 days" not in text
-    one = flat(pdf_text(ward_report_pdf(nurse, ward="ICU", now=NOW), tmp_path))
+    one = flat(pdf_text(nurse.reports.ward_pdf(ward="ICU", now=NOW), tmp_path))
     assert "ICU" in one and "Medicine A" not in one
     with pytest.raises(ValidationError):
-        ward_report_pdf(nurse, ward="Nowhere")
-    assert any(e.action == "print" and e.entity == "ward" for e in nurse.audit.recent(5))
+        nurse.reports.ward_pdf(ward="Nowhere")
+    assert any(e.action == "print" and e.entity == "ward" for e in nurse.session.audit.recent(5))
 
 
 def test_fonts_prefer_dejavu():
@@ -220,17 +206,17 @@ def test_fonts_prefer_dejavu():
         assert (regular, bold) == ("Helvetica", "Helvetica-Bold")
 
 
-def test_patient_report_in_plain_words_whole_words_and_one_page(sessions, tmp_path):
+def test_patient_report_in_plain_words_whole_words_and_one_page(desks, tmp_path):
     """Codes in words (no 'NULL', '[70-80)', 'Discharged/transferred to SNF'), no word broken across lines,
     and a typical report on one page (no near-empty second page)."""
-    dr = sessions("dr.demo", "wardlens-clinician")
-    pid, nbr = dr.db.conn.execute(
+    dr = desks("dr.demo", "wardlens-clinician")
+    pid, nbr = dr.session.db.conn.execute(
         "SELECT patient_id, encounter_nbr FROM encounters WHERE status = 'discharged' ORDER BY encounter_nbr "
         "LIMIT 1").fetchone()
-    with dr.db.transaction() as c:
+    with dr.session.db.transaction() as c:
         c.execute("UPDATE encounters SET medical_specialty = 'Orthopedics-Reconstructive', discharge_disposition_id = 22, "
                   "admission_type_id = 6, age_band = '[70-80)', payer_code = 'MC' WHERE encounter_nbr = ?", (nbr,))
-    pdf = patient_report_pdf(dr, pid, encounter_nbr=nbr, now=NOW)
+    pdf = dr.reports.patient_pdf(pid, encounter_nbr=nbr, now=NOW)
     text = flat(pdf_text(pdf, tmp_path))
     # flat() joins lines with a space, so a word broken across lines would not be found whole
     for words in ("Orthopedics (reconstructive)", "Transfer to a rehabilitation facility", "Age band 70–79",
@@ -240,8 +226,8 @@ def test_patient_report_in_plain_words_whole_words_and_one_page(sessions, tmp_pa
         assert raw not in text, raw
     assert "Page 1 of 1" in text
     # typical reports (no X-ray study) fit one page
-    ids = [r[0] for r in dr.db.conn.execute(
+    ids = [r[0] for r in dr.session.db.conn.execute(
         "SELECT DISTINCT patient_id FROM encounters WHERE status = 'inpatient' ORDER BY patient_id LIMIT 6")]
-    ids += [r[0] for r in dr.db.conn.execute("SELECT id FROM patients ORDER BY id LIMIT 6")]
+    ids += [r[0] for r in dr.session.db.conn.execute("SELECT id FROM patients ORDER BY id LIMIT 6")]
     for p in ids:
-        assert len(reports.pdf_page_images(patient_report_pdf(dr, p, now=NOW), dpi=10)) == 1, p
+        assert len(reports.pdf_page_images(dr.reports.patient_pdf(p, now=NOW), dpi=10)) == 1, p

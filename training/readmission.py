@@ -28,7 +28,7 @@ from services.records.uci_table import DEFAULT_DATA_ROOT, eligible_mask, read_uc
 from services.risk.features import FEATURE_NAMES, build_features, feature_label
 from services.inference.onnx_runtime import MODELS_DIR, create_session, write_sha256
 from services.modelops.readmission_build import (_logistic_fit, _logit, booster_tree_arrays, brier,  # noqa: F401 - re-exported
-                                         calibration_curve, calibration_intercept, calibration_slope, ece,
+                                         calibration_bins, calibration_intercept, calibration_slope, ece,
                                          export_onnx, pr_auc, roc_auc)
 from training.cards import bootstrap_ci, group_bootstrap_indices, provenance, write_card
 
@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
                     "operating_threshold": {"value": thr, "rule": "maximises F1 on validation"},
                     "goals": {"roc_auc": ">= 0.70", "pr_auc": ">= 0.235", "ece": "<= 0.02", "brier": "<= 0.093"}},
         "comparison": {name: {"config": configs_used[name], **v} for name, v in comparison.items()},
-        "calibration_curve": calibration_curve(y_te, p),
+        "calibration_curve": calibration_bins(y_te, p),
         "subgroups": sub_rows,
         "risk_bands": {"bands": bands, "rule": "high = at or above the operating threshold; medium = at or above the validation prevalence (above-average risk); low = below"},
         "threshold_table": thr_rows,

@@ -6,7 +6,7 @@ from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QVBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
                                QProgressBar, QPushButton, QStackedWidget, QWidget)
 
-from viewmodels.session_vm import Session
+from viewmodels.session_vm import Desk
 from ui.patient_dialogs import EncounterDialog, PatientDialog
 from ui.patient_list_view import PatientListView
 from ui.patient_view import PatientView
@@ -35,7 +35,7 @@ from viewmodels.session_vm import Permission, SessionViewModel
 class Workspace(QWidget):
     """Navigation on the left, pages on the right; built per session and thrown away at lock."""
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.list_vm = PatientListViewModel(session, runner, self)
         self.patient_vm = PatientViewModel(session, runner, self)
@@ -224,7 +224,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(runner.cancel_all)
         self._restore_state()
 
-    def _session_changed(self, session: Session | None) -> None:
+    def _session_changed(self, session: Desk | None) -> None:
         if self.workspace is not None:  # drop every widget and model holding patient data
             self.stack.removeWidget(self.workspace)
             self.workspace.deleteLater()

@@ -48,6 +48,10 @@ class RiskPanel(QFrame):
         if e is None:
             self.stay.setText("")
             return
+        if e.beyond_model:  # the census's one rule: past the model's 14-day range there is no estimate
+            self.stay.setText(f"<b>Length of stay</b> (in hospital {e.days_in} d)<br>beyond the model's range "
+                              "(14 days): no expected discharge date")
+            return
         self.stay.setText(f"<b>Length of stay</b> (in hospital {e.days_in} d)<br>expected {e.los_point:.1f} days "
                           f"(80%: {e.los_low}–{e.los_high}); discharge {e.expected_discharge:%a %d %b} "
                           f"(80%: {e.discharge_earliest:%d %b} – {e.discharge_latest:%d %b})")

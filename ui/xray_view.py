@@ -181,7 +181,7 @@ class XrayView(QWidget):
         self.chart.show_findings(findings, r.thresholds)
         self.finding.blockSignals(True)
         self.finding.clear()
-        self.finding.addItems([f for f, _p, _fl in findings if f != "No Finding"])
+        self.finding.addItems(r.findings)
         shown = default_finding(r)
         if shown:
             self.finding.setCurrentText(shown)

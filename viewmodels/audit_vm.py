@@ -4,8 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Slot
 
 from models.domain import AuditEvent, Permission
-from services.site.session import Session
-from services.store.verify import verify_connection
+from services.desk import Desk
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -24,7 +23,7 @@ AUDIT_COLUMNS: list[Column[AuditEvent]] = [
 class AuditViewModel(StatusViewModel):
     LIMIT = 5000
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.runner = session, runner
         self.model: ListTableModel[AuditEvent] = ListTableModel(AUDIT_COLUMNS, self)
@@ -38,12 +37,7 @@ class AuditViewModel(StatusViewModel):
 
     @Slot()
     def refresh(self) -> None:
-        def job(progress, cancel):
-            self.session.require(Permission.READ_AUDIT, "read the audit log")
-            events = self.session.audit.recent(self.LIMIT)
-            self.session.log("read", "audit_log", "", f"{len(events)} events")
-            return events
-        self.runner.run("Reading the audit log", job, on_success=self._loaded,
+        self.runner.run("Reading the audit log", lambda p, c: self.session.site.audit_log(self.LIMIT), on_success=self._loaded,
                         on_failure=lambda e: self._set_status(user_message(e)), owner=self)
 
     def _loaded(self, events: list[AuditEvent]) -> None:
@@ -65,12 +59,7 @@ class AuditViewModel(StatusViewModel):
     @Slot()
     def verify(self) -> None:
         """Encryption, structure, foreign keys and the hash chain of the whole store."""
-        def job(progress, cancel):
-            self.session.require(Permission.READ_AUDIT, "verify the store")
-            report = verify_connection(self.session.db.conn)
-            self.session.log("verify", "store", "", "ok" if report.ok else f"{len(report.problems)} problems")
-            return report
         self._set_status("Verifying the store…")
-        self.runner.run("Verifying the store", job, on_success=lambda r: self._set_status(
+        self.runner.run("Verifying the store", lambda p, c: self.session.site.verify(), on_success=lambda r: self._set_status(
             f"Store verified: encryption and structure clean, audit chain of {r.audit_rows:,} rows intact." if r.ok
             else "PROBLEMS: " + "; ".join(r.problems)), on_failure=lambda e: self._set_status(user_message(e)), owner=self)

@@ -9,12 +9,11 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from models.domain import Permission
-from services.capacity.bed_assignment import AssignmentResult
-from services.capacity.beds import BedService, FreeBed, WaitingRow
+from services.capacity.bed_assignment import Ward
+from services.capacity.beds import BedRecommendation, FreeBed, WaitingRow, recommendations
+from services.capacity.census import InpatientEstimate
 from services.capacity.forecast import ShiftStaffing, WardForecast
-from services.capacity.census import CensusService, InpatientEstimate
-from services.reports.pdf import ward_report_pdf
-from services.site.session import Session
+from services.desk import Desk
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -26,8 +25,8 @@ INPATIENT_COLUMNS: list[Column[InpatientEstimate]] = [
     Column("Days in", lambda r: r.days_in, align_right=True),
     Column("Predicted stay", lambda r: f"{r.los_point:.1f} d ({r.los_low}–{r.los_high})", align_right=True,
            tooltip="Point estimate and 80% interval, from admission, given the days already spent"),
-    Column("Expected home", lambda r: r.expected_discharge.strftime("%a %d %b"), tooltip="Expected discharge date"),
-    Column("80% window", lambda r: f"{r.discharge_earliest:%a %d %b} – {r.discharge_latest:%a %d %b}",
+    Column("Expected home", lambda r: r.stay.discharge_text, tooltip="Expected discharge date"),
+    Column("80% window", lambda r: r.stay.window_text,
            tooltip="Discharge falls in this window for 8 in 10 such patients"),
     Column("Home within 48 h", lambda r: f"{100 * r.p_discharge_48h:.0f}%", align_right=True,
            tooltip="Chance of going home within the next 48 hours"),
@@ -38,13 +37,6 @@ INPATIENT_COLUMNS: list[Column[InpatientEstimate]] = [
 class StaffRow:
     date: dt.date
     cells: dict[str, ShiftStaffing]
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    waiting: WaitingRow
-    bed: FreeBed | None
-    reason: str          # why nobody could be placed, when bed is None
 
 
 def _staff_text(s: ShiftStaffing | None) -> str:
@@ -58,18 +50,19 @@ class BedsSnapshot:
     inpatients: list[InpatientEstimate]
     forecasts: list[WardForecast]
     staffing: dict[str, list[ShiftStaffing]]
-    recommendations: list[Recommendation]
+    recommendations: list[BedRecommendation]
     free_beds: list[FreeBed]
+    wards: list[Ward]
 
 
 class BedsViewModel(StatusViewModel):
     loaded = Signal()
     wardChanged = Signal(str)
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.runner = session, runner
-        self.census, self.beds = CensusService(session), BedService(session)
+        self.census, self.beds = session.capacity.census, session.capacity.beds
         self.inpatients_model: ListTableModel[InpatientEstimate] = ListTableModel(INPATIENT_COLUMNS, self)
         self.staff_model: ListTableModel[StaffRow] = ListTableModel(self._staff_columns(("day", "evening", "night")), self)
         self.snapshot: BedsSnapshot | None = None
@@ -115,7 +108,8 @@ class BedsViewModel(StatusViewModel):
             cancel.raise_if_cancelled()
             progress(2, 3, "Recommending beds")
             result, waiting, free = self.beds.recommend()
-            return BedsSnapshot(inpatients, forecasts, staffing, _recommendations(result, waiting, free), free)
+            return BedsSnapshot(inpatients, forecasts, staffing, recommendations(result, waiting, free), free,
+                                self.beds.wards())
 
         self.runner.run("Forecasting beds and staff", job, on_success=self._loaded,
                         on_failure=lambda e: self._set_status(user_message(e)), owner=self)
@@ -146,12 +140,8 @@ class BedsViewModel(StatusViewModel):
 
     def compatible_beds(self, waiting: WaitingRow) -> list[FreeBed]:
         """Free beds the coordinator may choose instead of the recommendation (same hard constraints)."""
-        if not self.snapshot:
-            return []
-        sex = {"Female": "Female", "Male": "Male"}.get(waiting.sex)
-        return [b for b in self.snapshot.free_beds
-                if (not waiting.ward_type or b.ward_type == waiting.ward_type)
-                and (b.isolation or not waiting.needs_isolation) and (b.sex_bay is None or b.sex_bay == sex)]
+        snap = self.snapshot
+        return self.beds.compatible_beds(waiting, snap.free_beds, snap.wards) if snap else []
 
     @property
     def can_print(self) -> bool:
@@ -162,7 +152,7 @@ class BedsViewModel(StatusViewModel):
         ward = self._ward or None
 
         def job(progress, cancel):
-            pdf = ward_report_pdf(self.session, ward)
+            pdf = self.session.reports.ward_pdf(ward)
             tmp = Path(path + ".part")
             tmp.write_bytes(pdf)
             tmp.replace(path)
@@ -181,10 +171,3 @@ class BedsViewModel(StatusViewModel):
             self.refresh()
         self.runner.run("Placing patient", lambda p, c: self.beds.place(waiting_id, bed_id, recommended_bed_id),
                         on_success=done, on_failure=lambda e: self._set_status(user_message(e)), owner=self)
-
-
-def _recommendations(result: AssignmentResult, waiting: list[WaitingRow], free: list[FreeBed]) -> list[Recommendation]:
-    beds = {str(b.id): b for b in free}
-    placed = {a.patient_id: beds.get(a.bed_id) for a in result.assignments}
-    reasons = {u.patient_id: u.reason for u in result.unassigned}
-    return [Recommendation(w, placed.get(str(w.id)), reasons.get(str(w.id), "")) for w in waiting]

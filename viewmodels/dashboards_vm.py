@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from models.domain import Permission
 from services.analytics import dashboards as analytics
 from services.core.errors import Cancelled
-from services.site.session import Session
+from services.desk import Desk
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.observable import set_if_changed
@@ -77,11 +77,11 @@ class DashboardsViewModel(StatusViewModel):
     driftChanged = Signal(str)             # drift message ("" until known)
     refreshed = Signal()                   # all four dashboards of one refresh are in
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.runner = runner
-        self.service = analytics.AnalyticsService(session)
+        self.service = session.analytics.dashboards
         self.metrics_model: ListTableModel[MetricRow] = ListTableModel(METRIC_COLUMNS, self)
         self.anomalies_model: ListTableModel[analytics.Anomaly] = ListTableModel(ANOMALY_COLUMNS, self)
         self.results: dict[str, Any] = {name: None for name in DASHBOARDS}

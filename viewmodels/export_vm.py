@@ -4,8 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, Signal
 
 from models.domain import Permission
-from services.records.export import export_encounters_csv, export_table
-from services.site.session import Session
+from services.desk import Desk
 from viewmodels.background import BackgroundRunner
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import ListTableModel
@@ -14,7 +13,7 @@ from viewmodels.table_model import ListTableModel
 class TableExporter(QObject):
     finished = Signal(str)   # a sentence for the status line: where it went, or why not
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.runner = session, runner
 
@@ -29,13 +28,13 @@ class TableExporter(QObject):
 
     def export_model(self, model: ListTableModel, path: str, what: str) -> None:
         headers, rows = model.headers, model.display_rows()  # a snapshot taken on the GUI thread
-        self.runner.run(f"Exporting {what}", lambda p, c: export_table(self.session, headers, rows, path, what),
+        self.runner.run(f"Exporting {what}", lambda p, c: self.session.records.export_table(headers, rows, path, what),
                         on_success=lambda n: self.finished.emit(f"{n:,} rows exported to {path} (the rows listed; "
                                                                 "search first to export others)"),
                         on_failure=lambda e: self.finished.emit(user_message(e)), owner=self)
 
     def export_deidentified(self, path: str) -> None:
         self.runner.run("Exporting de-identified encounters",
-                        lambda p, c: export_encounters_csv(self.session, path, identified=False),
+                        lambda p, c: self.session.records.export_encounters(path, identified=False),
                         on_success=lambda n: self.finished.emit(f"{n:,} de-identified encounters exported to {path}"),
                         on_failure=lambda e: self.finished.emit(user_message(e)), owner=self)

@@ -15,9 +15,9 @@ from models.domain import Permission
 from services.modelops import local_training
 from services.core.errors import Cancelled
 from services.inference.model_cards import readable_card_markdown
-from services.modelops.registry import ModelEntry, ModelRegistry
+from services.modelops.registry import ModelEntry
 from services.inference.onnx_runtime import ModelIntegrityError
-from services.site.session import Session
+from services.desk import Desk
 from viewmodels.background import BackgroundRunner, Task
 from viewmodels.base import StatusViewModel
 from viewmodels.observable import set_if_changed
@@ -113,12 +113,12 @@ class ModelsViewModel(StatusViewModel):
     actionsChanged = Signal()
     trainingFinished = Signal(object)   # TrainingResult, or None when cancelled or failed
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None,
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None,
                  config: local_training.TrainingConfig | None = None) -> None:
         super().__init__(parent)
         self.session = session
         self.runner = runner
-        self.registry = ModelRegistry(session)
+        self.registry = session.models.registry
         self.config = config or local_training.TrainingConfig()
         self.model: ListTableModel[ModelEntry] = ListTableModel(MODEL_COLUMNS, self)
         self._busy = False
@@ -220,11 +220,11 @@ class ModelsViewModel(StatusViewModel):
 
     @Slot()
     def retrain(self) -> None:
-        self._train("Retraining the readmission model on this hospital's data", local_training.retrain)
+        self._train("Retraining the readmission model on this hospital's data", self.session.models.retrain)
 
     @Slot()
     def recalibrate(self) -> None:
-        self._train("Recalibrating the readmission model on this hospital's data", local_training.recalibrate)
+        self._train("Recalibrating the readmission model on this hospital's data", self.session.models.recalibrate)
 
     def _train(self, label: str, fn: Any) -> None:
         if self._busy:
@@ -234,7 +234,7 @@ class ModelsViewModel(StatusViewModel):
         self._set_busy(True)
         self._set_status(label + "…")
         config = self.config
-        self._task = self.runner.run(label, lambda p, c: fn(self.session, p, c, config),
+        self._task = self.runner.run(label, lambda p, c: fn(p, c, config),
                                      on_success=self._trained, on_failure=self._train_failed,
                                      on_progress=self.progressChanged.emit, owner=self)
 

@@ -8,12 +8,10 @@ from PySide6.QtGui import QImage
 
 from models.domain import Encounter, Patient, PatientRow, Permission
 from models.domain import RiskAssessment
-from services.risk.assessment import AssessmentService
-from services.capacity.census import CensusService, InpatientEstimate
+from services.capacity.census import InpatientEstimate
 from services.core.errors import ValidationError
-from services.reports.pdf import patient_report_pdf, pdf_page_images
-from services.records.patients import PatientService
-from services.site.session import Session
+from services.desk import Desk
+from services.reports.pdf import pdf_page_images
 from services.records.uci_schema import (admission_source_text, admission_type_text, age_band_text, disposition_text,
                                  payer_text, specialty_text)
 from viewmodels.background import BackgroundRunner
@@ -62,9 +60,9 @@ class PatientListViewModel(StatusViewModel):
     PAGE = 500  # a screenful many times over; broad queries cost about a page (services/records/patients.py)
     BROWSE = 2000  # the list before anything is typed: the first patients by name, plus the store's counts
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.service = PatientService(session)
+        self.service = session.records.patients
         self.session = session
         self.runner = runner
         self.model: ListTableModel[PatientRow] = ListTableModel(PATIENT_COLUMNS, self)
@@ -166,19 +164,19 @@ class PatientViewModel(QObject):
     saved = Signal(str)
     reportPagesReady = Signal(list)    # QImages of the report's pages, for the print dialog
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session = session
-        self.service = PatientService(session)
+        self.service = session.records.patients
         self.runner = runner
         self.patient: Patient | None = None
         self.encounters_model: ListTableModel[Encounter] = ListTableModel(ENCOUNTER_COLUMNS, self)
         self._selected: Encounter | None = None
         self._error = ""
-        self.assessments = AssessmentService(session)
+        self.assessments = session.risk.assessments
         self.risk: RiskAssessment | None = None
         self.los: InpatientEstimate | None = None
-        self.census = CensusService(session)
+        self.census = session.capacity.census
         self.risk_message = ""
         self._risk_generation = 0
 
@@ -260,7 +258,7 @@ class PatientViewModel(QObject):
 
         def job(progress, cancel):
             from pathlib import Path
-            pdf = patient_report_pdf(self.session, pid, nbr)
+            pdf = self.session.reports.patient_pdf(pid, nbr)
             tmp = Path(path + ".part")
             tmp.write_bytes(pdf)
             tmp.replace(path)
@@ -275,7 +273,7 @@ class PatientViewModel(QObject):
         pid, nbr = self.patient.id, self._selected.encounter_nbr if self._selected else None
 
         def job(progress, cancel):
-            pages = pdf_page_images(patient_report_pdf(self.session, pid, nbr), dpi=min(dpi, 300))
+            pages = pdf_page_images(self.session.reports.patient_pdf(pid, nbr), dpi=min(dpi, 300))
             return [p.convert("RGB") for p in pages]
         self.runner.run("Preparing the report for printing", job,
                         on_success=lambda pages: self.reportPagesReady.emit([_qimage(p) for p in pages]),

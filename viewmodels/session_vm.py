@@ -5,14 +5,12 @@ from pathlib import Path
 
 from PySide6.QtCore import Property, QObject, QTimer, Signal, Slot
 
-from services.site import accounts
-from services.records.demo import build_demo_store
-from services.risk.assessment import reset_readmission_service
-from services.site.backup import VerifiedBackup, latest_verified_backup, restore
-from services.core.errors import StoreDamaged, WardLensError
-from services.modelops.registry import activate_store_model
 from models.domain import Permission  # noqa: F401 - re-exported for views, which may not import services
-from services.site.session import Session
+from services.core.errors import StoreDamaged, WardLensError
+from services.desk import Desk, open_desk
+from services.records.demo import build_demo_store
+from services.site import accounts
+from services.site.backup import VerifiedBackup, latest_verified_backup, restore
 from viewmodels.background import BackgroundRunner
 from viewmodels.observable import set_if_changed
 
@@ -31,7 +29,7 @@ class SessionViewModel(QObject):
     busyChanged = Signal(bool)
     progressChanged = Signal(str)
     demoLoginsChanged = Signal(list)
-    sessionChanged = Signal(object)   # a Session, or None when locked
+    sessionChanged = Signal(object)   # a Desk (the session and its façades), or None when locked
     notice = Signal(str)              # something the user should know after unlocking (e.g. a refused model)
     storeReady = Signal()
     backupOffered = Signal(object)    # a VerifiedBackup to restore after a damaged store, or None
@@ -46,7 +44,7 @@ class SessionViewModel(QObject):
         self._busy = False
         self._progress = ""
         self._demo_logins: list[dict] = []
-        self._session: Session | None = None
+        self._session: Desk | None = None
         self.offered_backup: VerifiedBackup | None = None
         self._credentials: tuple[str, str] = ("", "")
         self._idle = QTimer(self)
@@ -72,7 +70,7 @@ class SessionViewModel(QObject):
         return list(self._demo_logins)
 
     @property
-    def session(self) -> Session | None:
+    def session(self) -> Desk | None:
         return self._session
 
     def _set_error(self, v: str) -> None:
@@ -125,19 +123,14 @@ class SessionViewModel(QObject):
         self._set_error("")
         self._set_busy(True)
         self._set_progress("Unlocking…")
-        def job(progress, cancel):
-            session = accounts.unlock(self.store_path, username, password)
-            try:  # the store's active readmission model (a promoted local version, else the bundled one)
-                active = activate_store_model(session)
-            except Exception:
-                session.lock(reason="model check failed")
-                raise
-            return session, active.warning
+        def job(progress, cancel):  # the same opening as every command: settings, the store's promoted model
+            desk = open_desk(self.store_path, username, password)
+            return desk, desk.active_model.warning if desk.active_model else ""
 
         self.runner.run("Unlocking", job, on_success=lambda r: self._unlocked(*r),
                         on_failure=lambda e: self._unlock_failed(e, username, password), owner=self)
 
-    def _unlocked(self, session: Session, warning: str = "") -> None:
+    def _unlocked(self, session: Desk, warning: str = "") -> None:
         self._set_busy(False)
         self._set_progress("")
         self._session = session
@@ -176,9 +169,9 @@ class SessionViewModel(QObject):
 
         def job(progress, cancel):
             restore(backup.path, self.store_path, username, password)
-            return accounts.unlock(self.store_path, username, password)
+            return open_desk(self.store_path, username, password)
 
-        def done(session: Session) -> None:
+        def done(session: Desk) -> None:
             self.offered_backup, self._credentials = None, ("", "")
             self.backupOffered.emit(None)
             self._set_error("")
@@ -194,27 +187,25 @@ class SessionViewModel(QObject):
         self._idle.stop()
         self._stop_jobs(session)
         session.lock(reason="user")
-        reset_readmission_service()
         self.sessionChanged.emit(None)
 
-    def _stop_jobs(self, session: Session) -> None:
+    def _stop_jobs(self, desk: Desk) -> None:
         """No worker may be inside SQLite when the store closes: cancel, interrupt, then wait."""
         self.runner.cancel_all()
-        session.db.interrupt()
+        desk.interrupt()
         self.runner.wait_idle()
 
     @Slot()
     def note_activity(self) -> None:
         if self._session is not None:
-            self._session.touch()
+            self._session.session.touch()
 
     @Slot()
     def check_idle(self) -> None:
-        s = self._session
-        if s is not None and s.idle_for() >= s.idle_seconds > 0:
-            self._stop_jobs(s)
-            s.check_idle()
-            reset_readmission_service()
+        desk = self._session
+        if desk is not None and desk.session.idle_for() >= desk.session.idle_seconds > 0:
+            self._stop_jobs(desk)
+            desk.session.check_idle()
             self._session = None
             self._idle.stop()
             self._set_error("Locked after inactivity. Log in again to continue.")

@@ -4,11 +4,10 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models.domain import Permission
-from services.risk.alerts import Alert, AlertService
-from services.capacity.census import CensusService
-from services.risk.interventions import InterventionService, Recommendation
-from services.site.session import Session
-from services.risk.worklist import WorklistRow, WorklistService
+from services.desk import Desk
+from services.risk.alerts import Alert
+from services.risk.interventions import Recommendation
+from services.risk.worklist import WorklistRow
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -28,7 +27,7 @@ WORKLIST_COLUMNS: list[Column[WorklistRow]] = [
     Column("Days", lambda r: r.inpatient.days_in, align_right=True, tooltip="Days in hospital so far"),
     Column("Predicted stay", lambda r: f"{r.inpatient.los_point:.1f} d ({r.inpatient.los_low}–{r.inpatient.los_high})",
            tooltip="Point estimate and 80% interval in days"),
-    Column("Discharge", lambda r: r.inpatient.expected_discharge.strftime("%a %d %b"), tooltip="Expected discharge date"),
+    Column("Discharge", lambda r: r.inpatient.stay.discharge_text, tooltip="Expected discharge date"),
     Column("To do", lambda r: f"{r.open_interventions} of {len(r.interventions)}", align_right=True,
            tooltip="recommended interventions still open"),
     Column("Top factors", lambda r: "; ".join(f.text for f in r.risk.factors[:2]), cell_tooltip=_factors_tip,
@@ -41,11 +40,11 @@ class WorklistViewModel(StatusViewModel):
     selectedChanged = Signal(object)   # WorklistRow or None
     openPatient = Signal(int)
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.runner = session, runner
-        self.service = WorklistService(session)
-        self.interventions = InterventionService(session)
+        self.service = session.risk.worklist
+        self.interventions = session.risk.interventions
         self.model: ListTableModel[WorklistRow] = ListTableModel(WORKLIST_COLUMNS, self)
         self.wards: list[str] = []
         self._ward = ""
@@ -131,12 +130,12 @@ class AlertsViewModel(QObject):
     alertsChanged = Signal(list)
     INTERVAL_MS = 10 * 60 * 1000
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.runner = session, runner
-        self.service = AlertService(session)
-        self.census = CensusService(session)
-        self.worklist = WorklistService(session)
+        self.service = session.risk.alerts
+        self.census = session.capacity.census
+        self.worklist = session.risk.worklist
         self.alerts: list[Alert] = []
         self._timer = QTimer(self)
         self._timer.setInterval(self.INTERVAL_MS)

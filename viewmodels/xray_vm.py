@@ -9,8 +9,9 @@ from PySide6.QtCore import QObject, Signal, Slot
 from PySide6.QtGui import QImage
 
 from models.domain import Permission, XrayStudy
-from services.site.session import Session
-from services.imaging.studies import ImageRefused, OpenedStudy, XrayStudyService, overlay_rgba
+from services.desk import Desk
+from services.imaging.xray import is_finding
+from services.imaging.studies import ImageRefused, OpenedStudy, overlay_rgba
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -35,7 +36,7 @@ def study_verdict(study: XrayStudy) -> str:
     """What the study list says about a study, in a clinician's words."""
     if study.refused:
         return "Refused: not a chest X-ray"
-    return ", ".join(f.replace("_", " ") for f, _p, flag in study.findings if flag and f != "No Finding") \
+    return ", ".join(f.replace("_", " ") for f, _p, flag in study.findings if flag and is_finding(f)) \
         or "No finding flagged"
 
 
@@ -45,10 +46,10 @@ class XrayViewModel(StatusViewModel):
     imageChanged = Signal(QImage)
     detailChanged = Signal(str)        # technical detail behind the status line (tooltip), '' if none
 
-    def __init__(self, session: Session, runner: BackgroundRunner, parent: QObject | None = None) -> None:
+    def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.runner = session, runner
-        self.service = XrayStudyService(session)
+        self.service = session.imaging.studies
         self.patient_id: int | None = None
         self.patient_label = ""
         self.studies: list[XrayStudy] = []

@@ -8,7 +8,8 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
-Z95 = 1.959963984540054
+from services.inference.metrics import Z95, calibration_bins, ece, wilson_interval  # noqa: F401 - the one definition
+
 MIN_OUTCOMES = 200      # fewer encounters with a known outcome: no verdict on drift
 MIN_EVENTS = 30         # and at least this many readmissions and as many non-readmissions
 MIN_GROUP = 20          # rate rows with fewer encounters are marked "few" in captions
@@ -22,39 +23,11 @@ LABELS = {"time_in_hospital": "days in hospital", "num_lab_procedures": "lab tes
           "number_diagnoses": "diagnoses", "age_years": "age", "bmi": "BMI", "glucose": "glucose"}
 
 # ---------------------------------------------------------------- statistics (pure, tested by hand)
-def wilson_interval(events: int, n: int, z: float = Z95) -> tuple[float, float]:
-    """Wilson score interval for a proportion; (0, 1) when n is 0."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = events / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
-
-
 def confusion_at(y: np.ndarray, p: np.ndarray, threshold: float) -> dict[str, int]:
     """Flagged = probability at or above the threshold (the bundle's rule for the high band)."""
     y, flag = np.asarray(y).astype(bool), np.asarray(p) >= threshold
     return {"tp": int((flag & y).sum()), "fp": int((flag & ~y).sum()), "fn": int((~flag & y).sum()),
             "tn": int((~flag & ~y).sum())}
-
-
-def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, float]]:
-    """Equal-frequency bins of the sorted predictions (the card's definition), with Wilson intervals."""
-    order = np.argsort(p, kind="mergesort")
-    out = []
-    for part in np.array_split(order, bins):
-        if len(part):
-            k = int(np.asarray(y)[part].sum())
-            lo, hi = wilson_interval(k, len(part))
-            out.append({"n": len(part), "mean_predicted": float(np.mean(p[part])), "observed": k / len(part),
-                        "low": lo, "high": hi})
-    return out
-
-
-def ece(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
-    return float(sum(b["n"] * abs(b["mean_predicted"] - b["observed"]) for b in calibration_bins(y, p, bins)) / len(p))
 
 
 def ece_chance_floor(p: np.ndarray, bins: int = 10, q: float = 0.95, sims: int = 1000, seed: int = 0) -> float:
@@ -170,5 +143,6 @@ class Cohort:
     labs: pd.DataFrame       # numeric BMI / glucose per encounter where the store has them (may be empty)
     # (store id, encounter number) -> what a row may be called on screen: the number, or a pseudonym
     encounter_ref: Callable[[int, int], str]
+    model: Any = None        # the readmission model that scored `prob` (the session's; feature importance reads it)
 
 

@@ -15,14 +15,13 @@ import numpy as np
 import pandas as pd
 
 from models.domain import Permission
-from services.risk.assessment import readmission_service
+from services.risk.assessment import ReadmissionModel
 from services.records.uci_table import eligible_mask, icd9_group, ICD9_GROUPS, normalise_uci_frame
 from services.risk.features import FEATURE_NAMES, build_features
 from services.capacity.census import los_service as _los_service
 from services.capacity.los import LosService
 from services.records.patients import encounters_uci_frame
 from services.core.progress import CancelToken, ProgressFn, no_progress
-from services.risk.readmission import ReadmissionService
 from services.site.session import Session
 from services.records.uci_schema import AGE_BANDS, ENCOUNTER_COLUMNS, READMITTED_VALUES, age_band_text
 
@@ -34,9 +33,9 @@ from services.analytics.explore import exploration_dashboard  # noqa: F401
 
 
 class AnalyticsService:
-    def __init__(self, session: Session, readmission: ReadmissionService | None = None) -> None:
+    def __init__(self, session: Session, model: ReadmissionModel) -> None:
         self.s = session
-        self._readmission = readmission
+        self.model = model   # the session's readmission model (a promoted local version or the bundled one)
 
     def load(self, progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> Cohort:
         self.s.require(Permission.READ_DEIDENTIFIED, "see dashboards")
@@ -54,7 +53,7 @@ class AnalyticsService:
         df["ward"] = df["_eid"].map(wards).fillna("No ward")
         feats = build_features(df[list(ENCOUNTER_COLUMNS)]).to_numpy(np.float32)
         eligible = eligible_mask(df).to_numpy()
-        svc = self._readmission or readmission_service()
+        svc = self.model.get()
         prob = np.full(len(df), np.nan)
         prob[eligible] = svc.predict_matrix(feats[eligible])[0]
         known = eligible & (df["status"] == "discharged").to_numpy() & df["readmitted"].isin(READMITTED_VALUES).to_numpy()
@@ -64,7 +63,7 @@ class AnalyticsService:
         self.s.log("read", "analytics", "", f"dashboards: {len(df)} encounters, de-identified aggregates")
         progress(2, 3, "Encounters loaded")
         return Cohort(df, feats, eligible, prob, known, (df["readmitted"] == "<30").to_numpy(), svc.threshold,
-                      tuple(svc.bands), svc.bundle.card, labs, self.s.encounter_ref)
+                      tuple(svc.bands), svc.bundle.card, labs, self.s.encounter_ref, svc)
 
     def require_export(self) -> None:
         """Exporting a chart image is an export: role-checked before anything is written..."""

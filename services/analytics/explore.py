@@ -10,7 +10,7 @@ import pandas as pd
 
 from services.analytics.core import LABELS, MIN_GROUP, NUMERIC, UTILISATION, Cohort
 from services.records.uci_schema import ENCOUNTER_COLUMNS
-from services.risk.assessment import readmission_service
+from services.risk.assessment import bundled_readmission
 from services.risk.features import FEATURE_NAMES, feature_label
 from services.risk.readmission import ReadmissionService
 
@@ -153,7 +153,7 @@ def _exploration(c: Cohort, service: ReadmissionService | None, sample: int, top
     anom_cap = (f"The {len(worst)} most unusual encounters of {n:,} by an Isolation Forest (200 trees) on the same "
                 f"numeric fields; 'why' lists the fields furthest from typical values.")
     # feature importance from the readmission model
-    svc = service or readmission_service()
+    svc = service or c.model or bundled_readmission()
     elig = np.flatnonzero(c.eligible)
     sub = elig if len(elig) <= 2000 else np.sort(rng.choice(elig, 2000, replace=False))
     contrib = np.abs(svc.explain_matrix(c.features[sub])[0]).mean(axis=0) if len(sub) else np.zeros(len(FEATURE_NAMES))

@@ -70,16 +70,24 @@ NOT_PREFERRED_COST = 0.5
 BIG = 1000.0  # > any sum of soft costs per patient, so placing priority always wins
 
 
-def compatible(p: WaitingAdmission, bed: Bed, ward: Ward | None) -> bool:
-    if not bed.free or ward is None:
-        return False
+def unfit_reason(p: WaitingAdmission, bed: Bed, ward: Ward | None) -> str | None:
+    """The one bed-compatibility rule (optimiser, the coordinator's manual choice and placement): why this
+    bed cannot take this patient, or None when it can."""
+    if not bed.free:
+        return "this bed is occupied"
+    if ward is None:
+        return "the bed's ward is unknown"
     if p.ward_type is not None and ward.ward_type != p.ward_type:
-        return False
+        return f"the patient needs a {p.ward_type} ward"
     if p.needs_isolation and not bed.isolation:
-        return False
+        return "the patient needs an isolation bed"
     if bed.bay_sex is not None and bed.bay_sex != p.sex:
-        return False
-    return True
+        return f"this bed is in a {'female' if bed.bay_sex == 'F' else 'male'} bay"
+    return None
+
+
+def compatible(p: WaitingAdmission, bed: Bed, ward: Ward | None) -> bool:
+    return unfit_reason(p, bed, ward) is None
 
 
 def pair_cost(p: WaitingAdmission, bed: Bed) -> float:

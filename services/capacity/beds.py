@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from models.domain import Permission
 from services.store import audit
-from services.capacity.bed_assignment import AssignmentResult, Bed, WaitingAdmission, Ward, assign_beds
+from services.capacity.bed_assignment import AssignmentResult, Bed, WaitingAdmission, Ward, assign_beds, unfit_reason
 from services.core.errors import ValidationError
 from services.site.session import Session
 
@@ -37,6 +37,22 @@ class FreeBed:
     sex_bay: str | None
 
 
+@dataclass(frozen=True)
+class BedRecommendation:
+    """The bed proposed for one waiting admission, or why none could be proposed."""
+
+    waiting: WaitingRow
+    bed: FreeBed | None
+    reason: str          # why nobody could be placed, when bed is None
+
+
+def recommendations(result: AssignmentResult, waiting: list[WaitingRow], free: list[FreeBed]) -> list[BedRecommendation]:
+    beds = {str(b.id): b for b in free}
+    placed = {a.patient_id: beds.get(a.bed_id) for a in result.assignments}
+    reasons = {u.patient_id: u.reason for u in result.unassigned}
+    return [BedRecommendation(w, placed.get(str(w.id)), reasons.get(str(w.id), "")) for w in waiting]
+
+
 class BedService:
     def __init__(self, session: Session) -> None:
         self.s = session
@@ -58,17 +74,26 @@ class BedService:
             "ORDER BY w.name, b.label").fetchall()
         return [FreeBed(i, lbl, w, wt, bool(iso), sb) for i, lbl, w, wt, iso, sb in rows]
 
+    def _wards(self) -> list[Ward]:
+        return [Ward(n, t) for n, t in self.s.db.conn.execute("SELECT name, ward_type FROM wards")]
+
     def recommend(self) -> tuple[AssignmentResult, list[WaitingRow], list[FreeBed]]:
         """The optimal placement of everyone waiting into today's free beds, under every hard constraint."""
         waiting = self.waiting()
         free = self.free_beds()
-        wards = [Ward(n, t) for n, t in self.s.db.conn.execute("SELECT name, ward_type FROM wards")]
-        patients = [WaitingAdmission(str(w.id), SEX_CODE.get(w.sex, "U"), w.ward_type or None, w.needs_isolation,
-                                     priority=2.0 if w.needs_isolation else 1.0) for w in waiting]
-        beds = [Bed(str(b.id), b.ward, True, b.isolation, SEX_CODE.get(b.sex_bay or "", None)) for b in free]
-        result = assign_beds(patients, beds, wards)
+        result = assign_beds([_admission(w) for w in waiting], [_bed(b) for b in free], self._wards())
         self.s.log("read", "bed_recommendation", "", f"{len(result.assignments)} placed, {len(result.unassigned)} not")
         return result, waiting, free
+
+    @staticmethod
+    def compatible_beds(waiting: WaitingRow, free: list[FreeBed], wards: list[Ward]) -> list[FreeBed]:
+        """Free beds the coordinator may choose instead of the recommendation (the optimiser's own rule)."""
+        by_name = {w.name: w for w in wards}
+        return [b for b in free if unfit_reason(_admission(waiting), _bed(b), by_name.get(b.ward)) is None]
+
+    def wards(self) -> list[Ward]:
+        self.s.require(Permission.READ_DEIDENTIFIED, "see wards")
+        return self._wards()
 
     def place(self, waiting_id: int, bed_id: int, recommended_bed_id: int | None = None) -> int:
         """Admit a waiting patient into a bed: a new inpatient encounter. Checks the bed is free and fits."""
@@ -79,17 +104,17 @@ class BedService:
                           (waiting_id,)).fetchone()
             if w is None or w[3] != "waiting":
                 raise ValidationError({"waiting": "this admission is no longer waiting"})
-            b = c.execute("SELECT b.ward_id, w.ward_type, b.isolation, b.sex_bay FROM beds b JOIN wards w ON w.id = b.ward_id "
-                          "WHERE b.id = ?", (bed_id,)).fetchone()
+            b = c.execute("SELECT b.ward_id, w.ward_type, b.isolation, b.sex_bay, w.name FROM beds b "
+                          "JOIN wards w ON w.id = b.ward_id WHERE b.id = ?", (bed_id,)).fetchone()
             if b is None:
                 raise ValidationError({"bed": "no such bed"})
-            if c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient'", (bed_id,)).fetchone():
-                raise ValidationError({"bed": "this bed is occupied"})
+            occupied = c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient'", (bed_id,)).fetchone()
             sex = c.execute("SELECT sex FROM patients WHERE id = ?", (w[0],)).fetchone()[0]
-            if w[2] and not b[2]:
-                raise ValidationError({"bed": "the patient needs an isolation bed"})
-            if b[3] and b[3] != sex:
-                raise ValidationError({"bed": f"this bed is in a {b[3].lower()} bay"})
+            why = unfit_reason(WaitingAdmission(str(waiting_id), SEX_CODE.get(sex, "U"), w[1] or None, bool(w[2])),
+                               Bed(str(bed_id), b[4], not occupied, bool(b[2]), SEX_CODE.get(b[3] or "", None)),
+                               Ward(b[4], b[1]))
+            if why:
+                raise ValidationError({"bed": why})
             age = c.execute("SELECT age_band FROM encounters WHERE patient_id = ? ORDER BY encounter_nbr DESC LIMIT 1",
                             (w[0],)).fetchone()
             nbr = c.execute("SELECT coalesce(max(encounter_nbr), 0) + 1 FROM encounters").fetchone()[0]
@@ -102,3 +127,12 @@ class BedService:
             how = "as recommended" if recommended_bed_id in (None, bed_id) else f"changed from recommended bed {recommended_bed_id}"
             audit.append(c, self.s.user.username, "bed_assigned", "waiting_admission", waiting_id, f"bed {bed_id} {how}")
         return int(cur.lastrowid)
+
+
+def _admission(w: WaitingRow) -> WaitingAdmission:
+    return WaitingAdmission(str(w.id), SEX_CODE.get(w.sex, "U"), w.ward_type or None, w.needs_isolation,
+                            priority=2.0 if w.needs_isolation else 1.0)
+
+
+def _bed(b: FreeBed) -> Bed:
+    return Bed(str(b.id), b.ward, True, b.isolation, SEX_CODE.get(b.sex_bay or "", None))

@@ -4,30 +4,67 @@ LOS model; the maths lives in services.capacity.los and services.capacity.foreca
 from __future__ import annotations
 
 import datetime as dt
-import json
-import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from models.domain import Permission
+from models.domain import Encounter, Permission
 from services.capacity.forecast import HORIZON_DAYS, StaffingRatios, WardForecast, forecast_ward, staff_needed, \
     weekday_admission_rates
-from services.capacity.los import LosService
-from services.records.patients import encounters_uci_frame
+from services.capacity.los import MAX_DAYS, LosEstimateRow, LosService
+from services.inference.shared import shared_model
+from services.records.patients import PatientService
 from services.site.session import Session
+from services.site.settings import SettingsService
 
 HISTORY_WINDOW_DAYS = 90   # admissions per weekday are learned from this many days of the store's history
-_los: LosService | None = None
-_lock = threading.Lock()
 
 
 def los_service() -> LosService:
-    global _los
-    with _lock:
-        if _los is None:
-            _los = LosService()
-        return _los
+    """The bundled LOS model (loaded once per process, services.inference.shared)."""
+    return shared_model("los", LosService)
+
+
+@dataclass(frozen=True)
+class StayEstimate:
+    """An encounter's stay as everyone shows it (census, worklist, patient page, both reports)."""
+
+    point_days: float
+    low_days: int
+    high_days: int
+    days_so_far: int
+    expected_discharge: dt.date | None   # None: beyond the model's range
+    earliest: dt.date | None
+    latest: dt.date | None
+    beyond_model: bool = False           # in hospital for the model's whole range (14 days) or longer
+
+    @property
+    def discharge_text(self) -> str:
+        return "beyond model range" if self.expected_discharge is None else f"{self.expected_discharge:%a %d %b}"
+
+    @property
+    def window_text(self) -> str:
+        return "—" if self.earliest is None else f"{self.earliest:%a %d %b} – {self.latest:%a %d %b}"
+
+
+def stay_estimate(svc: LosService, est: LosEstimateRow, admit: dt.date, today: dt.date) -> StayEstimate:
+    """The one rule for a patient still in hospital after `days` days: the admission-time distribution cut
+    to stays longer than that and renormalised (never "5 days" for a patient in for 6, never a date in the
+    past). The model knows stays of 1..14 days only: from day 14 on it has nothing to say, and says so."""
+    days = max(0, (today - admit).days)
+    if days <= 0:
+        point, lo, hi = est.point_days, est.low_days, est.high_days
+    else:
+        dist = np.asarray(est.probs, dtype=np.float64)
+        cond = np.where(np.arange(1, len(dist) + 1) > days, dist, 0.0)
+        if days >= MAX_DAYS or cond.sum() < 1e-9:
+            return StayEstimate(est.point_days, est.low_days, est.high_days, days, None, None, None, True)
+        cond = (cond / cond.sum())[None, :]
+        point = max(float(svc.point(cond)[0]), days + 0.5)
+        lo_a, hi_a = svc.interval(cond)
+        lo, hi = int(lo_a[0]), int(hi_a[0])
+    return StayEstimate(round(point, 1), lo, hi, days, admit + dt.timedelta(days=int(round(point))),
+                        admit + dt.timedelta(days=lo), admit + dt.timedelta(days=hi))
 
 
 @dataclass(frozen=True)
@@ -40,50 +77,45 @@ class InpatientEstimate:
     ward_id: int | None
     bed: str
     admit_time: dt.datetime
-    days_in: int
-    los_point: float
-    los_low: int
-    los_high: int
-    expected_discharge: dt.date
-    discharge_earliest: dt.date
-    discharge_latest: dt.date
+    stay: StayEstimate
     p_discharge_48h: float
     presence: tuple[float, ...]   # P(still in hospital) on day 0..13 from today
 
+    # the census columns, read from the one stay estimate
+    days_in = property(lambda self: self.stay.days_so_far)
+    los_point = property(lambda self: self.stay.point_days)
+    los_low = property(lambda self: self.stay.low_days)
+    los_high = property(lambda self: self.stay.high_days)
+    expected_discharge = property(lambda self: self.stay.expected_discharge)
+    discharge_earliest = property(lambda self: self.stay.earliest)
+    discharge_latest = property(lambda self: self.stay.latest)
+    beyond_model = property(lambda self: self.stay.beyond_model)
 
-def _uci_model_frame(frame):
+
+def uci_model_frame(frame):
+    """The UCI columns the models read (the store's bookkeeping columns dropped)."""
     return frame.drop(columns=[c for c in ("status", "admit_time", "discharge_time", "_pid", "_eid") if c in frame])
 
 
-def _conditional_stay(svc: LosService, dist: np.ndarray, days_in: int, e) -> tuple[float, int, int]:
-    """Point and 80% interval of the whole stay given the patient is still here after `days_in` days.
-
-    The admission-time distribution is cut to stays longer than days_in and renormalised, so a
-    patient in for 6 days is never told "5 days"; past the model's 14-day horizon we only know
-    "longer than now".
-    """
-    if days_in <= 0:
-        return e.point_days, e.low_days, e.high_days
-    cond = np.where(np.arange(1, len(dist) + 1) > days_in, dist, 0.0)
-    if cond.sum() < 1e-9:
-        return float(days_in + 1), days_in + 1, days_in + 1
-    cond = (cond / cond.sum())[None, :]
-    lo, hi = svc.interval(cond)
-    return float(svc.point(cond)[0]), int(lo[0]), int(hi[0])
-
-
 class CensusService:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, patients: PatientService | None = None,
+                 settings: SettingsService | None = None) -> None:
         self.s = session
+        self.patients = patients or PatientService(session)
+        self.settings = settings or SettingsService(session)
+
+    @property
+    def los(self) -> LosService:
+        """The LOS model, loaded on first use (not at unlock: opening a session stays fast)."""
+        return los_service()
 
     def inpatients(self, today: dt.date | None = None, patient_id: int | None = None) -> list[InpatientEstimate]:
         """Current inpatients (all, or one patient's) with their predicted stay, judged from admission
         and the days so far."""
         self.s.require(Permission.READ_DEIDENTIFIED, "see the census")
         today = today or dt.date.today()
-        c = self.s.db.conn
         only = "" if patient_id is None else " AND e.patient_id = ?"
-        rows = c.execute(
+        rows = self.s.db.conn.execute(
             "SELECT e.patient_id, e.encounter_nbr, coalesce(w.name, ''), e.ward_id, coalesce(b.label, ''), e.admit_time, "
             "p.mrn, p.family_name, p.given_name FROM encounters e JOIN patients p ON p.id = e.patient_id "
             "LEFT JOIN wards w ON w.id = e.ward_id LEFT JOIN beds b ON b.id = e.bed_id "
@@ -91,24 +123,21 @@ class CensusService:
         ).fetchall()
         if not rows:
             return []
-        frame = encounters_uci_frame(c, sorted({r[0] for r in rows}))
+        frame = self.patients.uci_frame(sorted({r[0] for r in rows}), log=False)
         wanted = {r[1] for r in rows}
-        svc = los_service()
+        svc = self.los
         # History rows are fed along so the features can use earlier stays; only inpatient rows are read.
-        est = {e.encounter_id: e for e in svc.estimates(_uci_model_frame(frame)) if e.encounter_id in wanted}
+        est = {e.encounter_id: e for e in svc.estimates(uci_model_frame(frame)) if e.encounter_id in wanted}
         out = []
         for pid, nbr, ward, ward_id, bed, admit, mrn, family, given in rows:
             e = est[nbr]
             admit_dt = dt.datetime.fromisoformat(admit) if admit else dt.datetime.combine(today, dt.time())
-            days_in = max(0, (today - admit_dt.date()).days)
-            dist = np.asarray(e.probs)
-            surv = svc.remaining_stay_survival(dist, min(days_in, 13), HORIZON_DAYS - 1)
+            stay = stay_estimate(svc, e, admit_dt.date(), today)
+            surv = svc.remaining_stay_survival(np.asarray(e.probs), min(stay.days_so_far, 13), HORIZON_DAYS - 1)
             presence = (1.0, *map(float, surv))
-            point, low, high = _conditional_stay(svc, dist, days_in, e)
             out.append(InpatientEstimate(
-                pid, self.s.patient_label(pid, mrn, family, given), self.s.patient_ref(pid, mrn), nbr, ward, ward_id, bed, admit_dt, days_in, round(point, 1), low, high,
-                admit_dt.date() + dt.timedelta(days=int(round(point))), admit_dt.date() + dt.timedelta(days=low),
-                admit_dt.date() + dt.timedelta(days=high), float(1.0 - presence[2]), presence))
+                pid, self.s.patient_label(pid, mrn, family, given), self.s.patient_ref(pid, mrn), nbr, ward, ward_id,
+                bed, admit_dt, stay, float(1.0 - presence[2]), presence))
         self.s.log("read", "census", "", f"{len(out)} inpatients")
         return out
 
@@ -145,11 +174,28 @@ class CensusService:
         return out
 
     def staffing_ratios(self) -> StaffingRatios:
-        row = self.s.db.conn.execute("SELECT value FROM settings WHERE key = 'staffing_ratios'").fetchone()
-        if not row:
-            return StaffingRatios()
-        data = json.loads(row[0])
+        """The site's patients-per-nurse ratios (setting staffing_ratios, validated when it was set)."""
+        data = self.settings.value("staffing_ratios")
         return StaffingRatios(default=data.get("default", StaffingRatios().default), per_ward=data.get("per_ward", {}))
+
+    def stay(self, patient_id: int, encounter: Encounter, today: dt.date) -> StayEstimate:
+        """One encounter's stay as the census states it; a discharged stay keeps its admission-time estimate."""
+        self.s.require(Permission.READ_DEIDENTIFIED, "see length-of-stay estimates")
+        frame = self.patients.uci_frame([patient_id], log=False)
+        frame = frame[frame["encounter_id"] <= encounter.encounter_nbr]
+        est = next(e for e in self.los.estimates(uci_model_frame(frame)) if e.encounter_id == encounter.encounter_nbr)
+        if not encounter.is_inpatient:
+            return StayEstimate(est.point_days, est.low_days, est.high_days, encounter.length_of_stay(), None, None, None)
+        return stay_estimate(self.los, est, encounter.admit_time.date(), today)
+
+    def wards(self) -> list[tuple[str, int]]:
+        """(name, beds) of every ward."""
+        self.s.require(Permission.READ_DEIDENTIFIED, "see wards")
+        return [(str(n), int(c)) for n, c in self.s.db.conn.execute("SELECT name, capacity FROM wards ORDER BY name")]
+
+    @property
+    def los_version(self) -> str:
+        return f"los-{self.los.bundle.version} (sha256 {self.los.bundle.sha256[:12]})"
 
     def staffing(self, forecast: WardForecast):
         return staff_needed(forecast, self.staffing_ratios())

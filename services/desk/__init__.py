@@ -1,0 +1,90 @@
+"""One way to open a session, used by the GUI and every command alike.
+
+open_desk() unlocks the store (key file, password, throttling; migrations run as the store opens), applies the
+site's settings (idle lock), activates the store's promoted readmission model (else the bundled one), and
+returns a Desk: the session with one façade per domain. Views, view-models, reports and the command line call
+these façades, never a connection."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.domain import Permission, User
+from services.analytics.facade import Analytics
+from services.capacity.facade import Capacity
+from services.imaging.facade import Imaging
+from services.modelops.facade import ModelOps
+from services.modelops.registry import ActiveModel
+from services.records.facade import Records
+from services.reports.facade import Reports
+from services.risk.facade import Risk
+from services.site import accounts
+from services.site.facade import Site
+from services.site.session import Session
+
+
+@dataclass(eq=False)
+class Desk:
+    session: Session
+    site: Site
+    records: Records
+    capacity: Capacity
+    imaging: Imaging
+    risk: Risk
+    analytics: Analytics
+    models: ModelOps
+    reports: Reports
+    active_model: ActiveModel | None = None
+
+    @classmethod
+    def around(cls, session: Session) -> "Desk":
+        """The façades of an unlocked session, with the store's model active. Locks the session on failure."""
+        try:
+            site = Site(session)
+            records = Records(session)
+            capacity = Capacity(session, records, site.settings)
+            imaging = Imaging(session)
+            risk = Risk(session, records, capacity, site.settings)
+            models = ModelOps(session, risk)
+            desk = cls(session, site, records, capacity, imaging, risk, Analytics(session, risk), models,
+                       Reports(session, records, risk, capacity, imaging))
+            desk.active_model = models.activate()
+            return desk
+        except BaseException:
+            session.lock(reason="session could not be opened")
+            raise
+
+    # what every page asks of the session
+    @property
+    def user(self) -> User:
+        return self.session.user
+
+    def can(self, permission: Permission) -> bool:
+        return self.session.can(permission)
+
+    @property
+    def sees_names(self) -> bool:
+        return self.session.sees_names
+
+    @property
+    def locked(self) -> bool:
+        return self.session.locked
+
+    @property
+    def store_path(self) -> Path:
+        return self.session.store_path
+
+    def interrupt(self) -> None:
+        """Stop whatever query a worker is running (before the store closes at lock)."""
+        self.session.db.interrupt()
+
+    def lock(self, reason: str = "user") -> None:
+        self.session.lock(reason=reason)
+
+
+def open_desk(path: Path | str, username: str, password: str) -> Desk:
+    return Desk.around(accounts.unlock(path, username, password))
+
+
+def open_desk_with_recovery(path: Path | str, recovery_key: str) -> Desk:
+    return Desk.around(accounts.unlock_with_recovery(path, recovery_key))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,19 +20,13 @@ from models.domain import Permission, XrayStudy
 from services.store import audit
 from services.core.errors import ValidationError, WardLensError
 from services.site.session import Session
+from services.inference.shared import shared_model
 from services.imaging.xray import XrayResult, XrayService
 from services.imaging.xray_image import MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes
 
-_service: XrayService | None = None
-_lock = threading.Lock()
-
-
 def xray_service() -> XrayService:
-    global _service
-    with _lock:
-        if _service is None:
-            _service = XrayService()
-        return _service
+    """The bundled X-ray model (loaded once per process, services.inference.shared)."""
+    return shared_model("xray", XrayService)
 
 
 @dataclass
@@ -137,6 +130,24 @@ class XrayStudyService:
         return self.s.db.conn.execute(
             "SELECT id, patient_id, source_name, format, width, height, created_at, created_by, model_version, results "
             f"FROM xray_studies WHERE {where} ORDER BY id DESC", args).fetchall()
+
+    def latest_read_study(self, patient_id: int, encounter_id: int | None) -> tuple | None:
+        """(image, results json, taken, model version) of the latest study of this stay (else of the patient)
+        that the model read: refused images are no longer stored, but earlier versions kept some, and a refusal
+        is no finding to print."""
+        self.s.require(Permission.READ_DEIDENTIFIED, "see X-ray studies")
+        conn = self.s.db.conn
+        for sid, results in conn.execute(
+                "SELECT id, results FROM xray_studies WHERE patient_id = ? "
+                "ORDER BY encounter_id IS ? DESC, coalesce(taken_at, created_at) DESC, id DESC", (patient_id, encounter_id)):
+            try:
+                refused = bool(json.loads(results).get("ood"))
+            except (TypeError, ValueError, AttributeError):
+                refused = False  # unreadable results: let the report say the study could not be shown
+            if not refused:
+                return conn.execute("SELECT image, results, coalesce(taken_at, created_at), coalesce(model_version, '') "
+                                    "FROM xray_studies WHERE id = ?", (sid,)).fetchone()
+        return None
 
     def studies(self, patient_id: int) -> list[XrayStudy]:
         self.s.require(Permission.READ_DEIDENTIFIED, "see X-ray studies")

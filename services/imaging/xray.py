@@ -29,6 +29,8 @@ from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, loa
 from services.imaging.xray_image import (MODEL_SIZE, LoadedImage, XrayImageError, load_xray, normalize, preprocess,
                                  to_model_size)
 
+NO_FINDING = "No Finding"
+
 SIDECAR = "xray_meta.json"
 DEFAULT_BUNDLE = MODELS_DIR / "xray"
 NOT_A_CHEST_FILM = "This does not look like a frontal chest radiograph"
@@ -49,6 +51,11 @@ def intensity_stats(u8: np.ndarray) -> dict[str, float]:
     hf = float(np.abs(x - blur).mean() / max(std, 1e-3))
     sat = float(((x <= 2) | (x >= 253)).mean())
     return {"std": std, "hf_ratio": hf, "saturated": sat}
+
+
+def is_finding(name: str) -> bool:
+    """The one rule: "No Finding" is a class of the model, not a finding to flag, map or list."""
+    return name != NO_FINDING
 
 
 @dataclass
@@ -77,13 +84,17 @@ class XrayResult:
 
     @property
     def flagged(self) -> list[str]:
-        """Findings above their thresholds; "No Finding" is a class of the model, not a finding to flag."""
-        return [c for c, f in self.flags.items() if f and c != "No Finding"]
+        """Findings above their thresholds (never No Finding)."""
+        return [c for c, f in self.flags.items() if f and is_finding(c)]
+
+    @property
+    def findings(self) -> list[str]:
+        """The findings the model reads (its classes less No Finding), most likely first."""
+        return sorted((c for c in self.probabilities if is_finding(c)), key=lambda c: -self.probabilities[c])
 
     def top_finding(self) -> str | None:
         """The finding (not No Finding) with the highest probability, or None for a refused image."""
-        cands = {c: p for c, p in self.probabilities.items() if c != "No Finding"}
-        return max(cands, key=cands.__getitem__) if cands else None
+        return next(iter(self.findings), None)
 
     def heatmap(self, finding: str | None = None, shape: tuple[int, int] | None = None) -> np.ndarray:
         """CAM of `finding` (default: top finding) bilinearly upsampled to `shape` (default: the image),

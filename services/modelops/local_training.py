@@ -38,11 +38,12 @@ from models.domain import Permission
 from services.core.errors import WardLensError
 from services.records.uci_table import eligible_mask, normalise_uci_frame
 from services.risk.features import FEATURE_NAMES, build_features
+from services.risk.assessment import ReadmissionModel
 from services.modelops.registry import ModelRegistry, sha256_hex
 from services.records.patients import encounters_uci_frame
 from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.risk.readmission import ReadmissionService, TreeArrays
-from services.modelops.readmission_build import (booster_tree_arrays, bootstrap_interval, brier, calibration_curve,
+from services.modelops.readmission_build import (booster_tree_arrays, bootstrap_interval, brier, calibration_bins,
                                          core_metrics, ece, export_onnx, group_bootstrap_indices, logistic_fit,
                                          recalibrate_onnx,
                                          roc_auc)
@@ -324,7 +325,7 @@ def _card(kind: str, version: str, sha: str, session: Session, data: LocalData, 
                         "b": model["calibration"]["b"],
                         "before_after_on_test": {k: {"active": gate.active[k], "candidate": gate.candidate[k]}
                                                  for k in ("ece", "brier", "calibration_slope", "calibration_intercept")},
-                        "curve_on_test": calibration_curve(y_te, p_te)},
+                        "curve_on_test": calibration_bins(y_te, p_te)},
         "comparison": gate.as_card(against_origin),
         "intended_use": "Decision support at discharge for adult diabetic inpatients of THIS hospital: rank patients "
                         "for transitional-care follow-up. Never a sole basis for a discharge decision. Use only "
@@ -343,11 +344,12 @@ def _card(kind: str, version: str, sha: str, session: Session, data: LocalData, 
 
 
 def retrain(session: Session, progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
-            config: TrainingConfig = TrainingConfig(), today: dt.date | None = None) -> TrainingResult:
+            config: TrainingConfig = TrainingConfig(), today: dt.date | None = None,
+            model: ReadmissionModel | None = None) -> TrainingResult:
     """Train a new readmission model on local outcomes and store it as a candidate (admin only)."""
     session.require(Permission.MANAGE_MODELS, "retrain models")
     t0 = time.time()
-    registry = ModelRegistry(session)
+    registry = ModelRegistry(session, model or ReadmissionModel())  # candidates only: nothing switches here
     try:
         active, act = registry.active_readmission()
         data = local_dataset(session.db.conn, today, MIN_KNOWN, "retrain", progress, cancel)
@@ -401,11 +403,12 @@ def retrain(session: Session, progress: ProgressFn = no_progress, cancel: Cancel
 
 
 def recalibrate(session: Session, progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
-                config: TrainingConfig = TrainingConfig(), today: dt.date | None = None) -> TrainingResult:
+                config: TrainingConfig = TrainingConfig(), today: dt.date | None = None,
+            model: ReadmissionModel | None = None) -> TrainingResult:
     """Keep the active model's trees, refit its Platt calibration on local outcomes; store a candidate."""
     session.require(Permission.MANAGE_MODELS, "recalibrate models")
     t0 = time.time()
-    registry = ModelRegistry(session)
+    registry = ModelRegistry(session, model or ReadmissionModel())  # candidates only: nothing switches here
     try:
         active, act = registry.active_readmission()
         data = local_dataset(session.db.conn, today, MIN_KNOWN_RECALIBRATE, "recalibrate", progress, cancel)

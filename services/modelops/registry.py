@@ -12,9 +12,10 @@ through the gate measured when the candidate was made (services/modelops/local_t
 model that was active then; rollback re-activates the version the current one replaced (its
 parent_version), or the bundled model. Every change is audited in the same transaction.
 
-activate_store_model(session) installs the store's active version as the process-wide model
-(services.risk.assessment.readmission_service); call it after unlock. Admin only: everything on
-ModelRegistry needs Permission.MANAGE_MODELS.
+activate_store_model(session, model) installs the store's active version as the session's model
+(services.risk.assessment.ReadmissionModel); the one way to open a session (services.desk) calls it for the
+GUI and every command. Admin only: everything on ModelRegistry but reading what is active needs
+Permission.MANAGE_MODELS.
 """
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.domain import Permission
-from services.risk import assessment
+from services.risk.assessment import ReadmissionModel, bundled_readmission
 from services.store.audit import append as audit_append
 from services.core.errors import WardLensError
 from services.inference.model_cards import card_markdown  # noqa: F401 - the Models view renders cards with it
 from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle
-from services.risk.readmission import BUNDLE_DIR, ReadmissionService
+from services.risk.readmission import ReadmissionService
 from services.site.session import Session
 
 READMISSION = "readmission"
@@ -140,12 +141,8 @@ def _active_row(conn) -> tuple[int, str] | None:
     return (int(row[0]), str(row[1])) if row else None
 
 
-def bundled_readmission() -> ReadmissionService:
-    return ReadmissionService(BUNDLE_DIR)
-
-
-def activate_store_model(session: Session) -> ActiveModel:
-    """Install the store's active readmission version (or the bundled model) as the model in use.
+def activate_store_model(session: Session, model: ReadmissionModel) -> ActiveModel:
+    """Install the store's active readmission version (or the bundled model) as the session's model.
 
     A stored version that fails its sha256 check is refused: the bundled model is used instead, the
     refusal is audited and returned as a warning. Any role may call this (every role uses the model).
@@ -153,19 +150,16 @@ def activate_store_model(session: Session) -> ActiveModel:
     session.ensure_open()
     active = _active_row(session.db.conn)
     if active is None:
-        assessment.reset_readmission_service(None)
-        return ActiveModel(assessment.readmission_service().version, "bundled", None)
+        model.use(None)
+        return ActiveModel(model.get().version, "bundled", None)
     vid, version = active
-    current = assessment.readmission_service()
     try:
         svc = load_stored(session.db.conn, vid)
     except ModelIntegrityError as exc:
-        assessment.reset_readmission_service(None)
+        model.use(None)
         session.log("model refused", "model_version", vid, str(exc))
-        return ActiveModel(assessment.readmission_service().version, "bundled", None,
-                           f"{exc} The bundled model is in use instead.")
-    if current.bundle.sha256 != svc.bundle.sha256:
-        assessment.reset_readmission_service(svc)
+        return ActiveModel(model.get().version, "bundled", None, f"{exc} The bundled model is in use instead.")
+    model.use(svc)
     return ActiveModel(version, "local", vid)
 
 
@@ -178,8 +172,9 @@ def _now() -> str:
 
 
 class ModelRegistry:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, model: ReadmissionModel) -> None:
         self.s = session
+        self.model = model   # the session's model in use: promotion and rollback switch it at once
 
     def require(self, what: str) -> None:
         self.s.require(Permission.MANAGE_MODELS, what)
@@ -203,7 +198,7 @@ class ModelRegistry:
         """Every model: the bundled ones (sha256 checked at load) and each stored readmission version
         (every part re-hashed now). The one in use is the one the process scores with."""
         self.require("see the models")
-        in_use_sha = assessment.readmission_service().bundle.sha256
+        in_use_sha = self.model.get().bundle.sha256
         out: list[ModelEntry] = []
         for name, title in BUNDLED_MODELS:
             directory = MODELS_DIR / name
@@ -304,7 +299,7 @@ class ModelRegistry:
                       (act.version, version_id))
             audit_append(c, self.s.user.username, "model promote", "model_version", version_id,
                          f"{version} replaces {act.version}; {gate.get('reason', '')}")
-        assessment.reset_readmission_service(svc)
+        self.model.use(svc)
         return f"{version} is now the readmission model in use (it replaces {act.version})."
 
     def rollback(self) -> str:
@@ -324,7 +319,7 @@ class ModelRegistry:
                 c.execute("UPDATE model_versions SET status = 'active' WHERE id = ?", (int(prev[0]),))
             audit_append(c, self.s.user.username, "model rollback", "model_version", vid,
                          f"{version} retired; {svc.version} ({'stored' if prev else 'bundled'}) in use again")
-        assessment.reset_readmission_service(svc if prev else None)
+        self.model.use(svc if prev else None)
         return f"Rolled back: {svc.version} is the readmission model in use again; {version} is retired."
 
     def discard(self, version_id: int) -> str:

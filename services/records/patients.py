@@ -275,11 +275,13 @@ class PatientService:
         return encounter_id
 
     # --- for the models -------------------------------------------------------------------------
-    def uci_frame(self, patient_ids: Iterable[int] | None = None) -> pd.DataFrame:
-        """The patients' encounters in the UCI encounter schema (history included), for scoring."""
+    def uci_frame(self, patient_ids: Iterable[int] | None = None, log: bool = True) -> pd.DataFrame:
+        """The patients' encounters in the UCI encounter schema (history included), for scoring.
+        log=False for callers that audit the read as their own use case (the census)."""
         self._require_read()
         frame = encounters_uci_frame(self._c, patient_ids)
-        self.s.log("read", "encounters", "", f"uci view of {frame['patient_nbr'].nunique()} patients")
+        if log:
+            self.s.log("read", "encounters", "", f"uci view of {frame['patient_nbr'].nunique()} patients")
         return frame
 
 

@@ -36,8 +36,7 @@ from models.domain import Encounter, Patient, Permission, RiskAssessment
 from services.core.paths import RESOURCES
 from services.risk.clinical_scores import LACE_HIGH_RISK
 from services.core.errors import ValidationError
-from services.risk.interventions import CARE_PERMISSION, InterventionService, Recommendation, recommend
-from services.site.session import Session
+from services.risk.interventions import CARE_PERMISSION, Recommendation, recommend
 from services.records.uci_schema import admission_type_text, age_band_text, disposition_text, specialty_text
 
 CONFIDENTIAL = "Confidential patient information"
@@ -299,49 +298,12 @@ class LosSummary:
     beyond_model: bool = False          # already past the model's 14-day range
 
 
-_los_lock = threading.Lock()
-_los_service: Any = None
-
-
-def los_service() -> Any:
-    """The LOS model, loaded once per process (raises if its bundle cannot be loaded)."""
-    global _los_service
-    with _los_lock:
-        if _los_service is None:
-            from services.capacity.los import LosService
-            _los_service = LosService()
-        return _los_service
-
-
-def los_summary(frame: Any, encounter: Encounter, today: dt.date) -> LosSummary:
-    """Stay estimate of one encounter; for an inpatient conditioned on still being in hospital today."""
-    from services.capacity.los import MAX_DAYS
-    svc = los_service()
-    model = frame.drop(columns=[c for c in ("status", "admit_time", "discharge_time", "_pid", "_eid") if c in frame])
-    est = next(e for e in svc.estimates(model) if e.encounter_id == encounter.encounter_nbr)
-    version = f"los-{svc.bundle.version} (sha256 {svc.bundle.sha256[:12]})"
-    admit = encounter.admit_time.date()
-    if not encounter.is_inpatient:
-        return LosSummary(est.point_days, est.low_days, est.high_days, None, None, None, None,
-                          encounter.length_of_stay(), version)
-    days = max(0, (today - admit).days)
-    if days >= MAX_DAYS:
-        return LosSummary(est.point_days, est.low_days, est.high_days, days, None, None, None, None, version, True)
-    point, lo, hi = _given_still_here(svc, est.probs, days)
-    return LosSummary(point, lo, hi, days, admit + dt.timedelta(days=int(round(point))),
-                      admit + dt.timedelta(days=lo), admit + dt.timedelta(days=hi), None, version)
-
-
-def _given_still_here(svc: Any, probs: Sequence[float], days: int) -> tuple[float, int, int]:
-    """Point and 80% interval of the stay given the patient is still in hospital after `days` days:
-    the distribution's tail beyond `days`, renormalised (never a discharge date in the past)."""
-    from services.capacity.los import MAX_DAYS
-    dist = np.asarray(probs, dtype=np.float64)
-    cond = np.where(np.arange(1, MAX_DAYS + 1) > days, dist, 0.0)
-    cond = cond / cond.sum() if cond.sum() > 0 else dist
-    point = max(float(svc.point(cond[None, :])[0]), days + 0.5)
-    lo, hi = svc.interval(cond[None, :])
-    return point, int(lo[0]), int(hi[0])
+def los_summary(stay: Any, encounter: Encounter, model_version: str) -> LosSummary:
+    """The report's view of the census's one stay estimate (services.capacity.census.stay_estimate)."""
+    inpatient = encounter.is_inpatient
+    return LosSummary(stay.point_days, stay.low_days, stay.high_days, stay.days_so_far if inpatient else None,
+                      stay.expected_discharge, stay.earliest, stay.latest,
+                      None if inpatient else encounter.length_of_stay(), model_version, stay.beyond_model)
 
 
 # ------------------------------------------------------------------------------ patient report data
@@ -361,47 +323,16 @@ class PatientReportData:
     models: list[tuple[str, str]] = field(default_factory=list)
 
 
-def patient_id_for(session: Session, ref: str | int) -> int:
-    """Resolve the patient number (mrn) staff type on the command line. Only the number: falling back to
-    the store's internal row id turned a mistyped number into another patient's report."""
-    session.require(Permission.READ_DEIDENTIFIED, "look up patients")
-    text = str(ref).strip()
-    if not text:
-        raise ValidationError({"patient": "give a patient number"})
-    row = session.db.conn.execute("SELECT id FROM patients WHERE mrn = ?", (text,)).fetchone()
-    if row is None:
-        raise ValidationError({"patient": f"no patient with number {text!r}: check the number on the patient list"})
-    return int(row[0])
-
-
-def _latest_xray(session: Session, patient_id: int, encounter_id: int | None) -> tuple | None:
-    """The latest study of this stay (else of the patient) that the model read: images refused as unlike chest
-    radiographs are no longer stored, but earlier versions kept some, and a refusal is no finding to print."""
-    conn = session.db.conn
-    for sid, results in conn.execute(
-            "SELECT id, results FROM xray_studies WHERE patient_id = ? "
-            "ORDER BY encounter_id IS ? DESC, coalesce(taken_at, created_at) DESC, id DESC", (patient_id, encounter_id)):
-        try:
-            refused = bool(json.loads(results).get("ood"))
-        except (TypeError, ValueError, AttributeError):
-            refused = False  # unreadable results: let the section say the study could not be shown
-        if not refused:
-            return conn.execute("SELECT image, results, coalesce(taken_at, created_at), coalesce(model_version, '') "
-                                "FROM xray_studies WHERE id = ?", (sid,)).fetchone()
-    return None
-
-
-def collect_patient_report(session: Session, patient_id: int, encounter_nbr: int | None = None,
+def collect_patient_report(src: Any, patient_id: int, encounter_nbr: int | None = None,
                            now: dt.datetime | None = None) -> PatientReportData:
-    """Everything the patient report shows, as this session may see it (names hidden where it may not).
+    """Everything the patient report shows, as this session may see it (names hidden where it may not), from
+    the domain façades in `src` (services.reports.facade.Reports: session, records, risk, capacity, imaging).
 
     encounter_nbr None: the current stay if the patient is in hospital, else the latest one.
     """
-    from services.risk.assessment import AssessmentService, readmission_service
-    from services.records.patients import PatientService
-
+    session = src.session
     now = now or dt.datetime.now()
-    patients = PatientService(session)
+    patients = src.records.patients
     patient = patients.get_patient(patient_id)
     encounters = patients.encounters(patient_id)
     if not encounters:
@@ -419,23 +350,23 @@ def collect_patient_report(session: Session, patient_id: int, encounter_nbr: int
     record = frame[frame["encounter_id"] == enc.encounter_nbr].iloc[0].to_dict()
     assessment, bands = None, []
     try:
-        assessment = AssessmentService(session).readmission(patient_id, enc.encounter_nbr)
-        bands = list(readmission_service().bands)
+        assessment = src.risk.assessments.readmission(patient_id, enc.encounter_nbr)
+        bands = list(src.risk.model.get().bands)
         models.append(("30-day readmission", assessment.model_version))
     except Exception as exc:  # a missing or damaged bundle must not stop the rest of the report
         notes["risk"] = f"Readmission model not available ({type(exc).__name__}: {exc})."
     los = None
     try:
-        los = los_summary(frame, enc, now.date())
+        los = los_summary(src.capacity.census.stay(patient_id, enc, now.date()), enc, src.capacity.census.los_version)
         models.append(("Length of stay", los.model_version))
     except Exception as exc:
         notes["los"] = f"Length-of-stay estimate not available ({type(exc).__name__})."
     if session.can(CARE_PERMISSION):
-        interventions = InterventionService(session).refresh(patient_id, enc.encounter_nbr, record, assessment)
+        interventions = src.risk.interventions.refresh(patient_id, enc.encounter_nbr, record, assessment)
     else:  # roles that may not record them still see what the rules say
         interventions = recommend(record, assessment)
     xray = None
-    row = _latest_xray(session, patient_id, enc.id)
+    row = src.imaging.latest_read_study(patient_id, enc.id)
     if row is not None:
         try:
             xray = xray_section_from_study(row[0], row[1], row[2] or "", row[3] or "")
@@ -718,11 +649,12 @@ def _render_patient_report(data: PatientReportData, compact: bool) -> tuple[byte
     return _build_counted(story, title, data.printed_by, footer, running)
 
 
-def patient_report_pdf(session: Session, patient_id: int, encounter_nbr: int | None = None,
+def patient_report_pdf(src: Any, patient_id: int, encounter_nbr: int | None = None,
                        now: dt.datetime | None = None) -> bytes:
     """The patient risk report as PDF bytes. Needs PRINT; names follow the session; audited as 'print'."""
+    session = src.session
     session.require(Permission.PRINT, "print reports")
-    data = collect_patient_report(session, patient_id, encounter_nbr, now)
+    data = collect_patient_report(src, patient_id, encounter_nbr, now)
     pdf = render_patient_report(data)
     session.log("print", "patient", patient_id, f"risk report, encounter {data.encounter.encounter_nbr}, "
                                                 f"{'identified' if data.sees_names else 'de-identified'}")
@@ -743,63 +675,38 @@ class CensusLine:
     band: str
 
 
-def _census(session: Session, today: dt.date) -> tuple[list[CensusLine], list[Any], list[str]]:
-    """Current inpatients with LOS and readmission estimates, plus ward forecasts where available."""
-    from services.records.patients import encounters_uci_frame
-
-    conn = session.db.conn
+def _census(src: Any, today: dt.date) -> tuple[list[CensusLine], list[Any], list[str]]:
+    """Current inpatients as the census states them (services.capacity.census: the same stay estimate as Beds &
+    Staff and the patient page), their readmission risk, and the ward forecasts."""
+    session = src.session
     notes: list[str] = []
-    rows = conn.execute(
-        "SELECT e.patient_id, e.encounter_nbr, coalesce(w.name, 'No ward'), coalesce(b.label, ''), e.admit_time, "
-        "p.mrn, p.family_name, p.given_name FROM encounters e JOIN patients p ON p.id = e.patient_id "
-        "LEFT JOIN wards w ON w.id = e.ward_id LEFT JOIN beds b ON b.id = e.bed_id "
-        "WHERE e.status = 'inpatient' ORDER BY w.name, b.label").fetchall()
-    if not rows:
+    try:
+        inpatients = src.capacity.census.inpatients(today)
+    except Exception as exc:  # the census without its LOS model: the report says so and prints the rest
+        notes.append(f"Length-of-stay estimates not available ({type(exc).__name__}).")
         return [], [], notes
-    frame = encounters_uci_frame(conn, sorted({r[0] for r in rows}))
-    model = frame.drop(columns=["status", "admit_time", "discharge_time", "_pid", "_eid"])
-    wanted = [int(r[1]) for r in rows]
+    if not inpatients:
+        return [], [], notes
     risk: dict[int, tuple[float | None, str]] = {}
     try:
-        from services.risk.assessment import readmission_service
-        for pred in readmission_service().score_frame(model, wanted):
-            risk[pred.encounter_id] = (pred.probability, pred.band)
+        scored = src.risk.assessments.readmission_many({p.encounter_nbr: p.patient_id for p in inpatients})
+        risk = {nbr: (a.probability, a.band) for nbr, a in scored.items()}
     except Exception as exc:
         notes.append(f"Readmission risk not available ({type(exc).__name__}).")
-    los: dict[int, Any] = {}
-    try:
-        svc = los_service()
-        los = {e.encounter_id: e for e in svc.estimates(model) if e.encounter_id in set(wanted)}
-    except Exception as exc:
-        notes.append(f"Length-of-stay estimates not available ({type(exc).__name__}).")
     names = session.sees_names
     out = []
-    for pid, nbr, ward, bed, admit, mrn, family, given in rows:
-        admit_dt = dt.datetime.fromisoformat(admit) if admit else dt.datetime.combine(today, dt.time())
-        days = max(0, (today - admit_dt.date()).days)
-        los_text, exp = "—", "—"
-        if nbr in los:
-            los_text, exp = _inpatient_los(los[nbr], days, admit_dt.date())
-        label = (f"{family or ''}, {given or ''}".strip(", ") or f"Patient {mrn}") if names else f"Patient {mrn}"
-        p, band = risk.get(nbr, (None, ""))
-        out.append(CensusLine(ward, bed, label, mrn if names else "", days, los_text, exp, p, band))
+    for p in inpatients:
+        los_text = f"{p.los_point:.1f} d ({p.los_low}–{p.los_high})"
+        exp = "beyond model range" if p.expected_discharge is None else _fmt_date(p.expected_discharge)
+        prob, band = risk.get(p.encounter_nbr, (None, ""))
+        out.append(CensusLine(p.ward or "No ward", p.bed, p.patient_label, p.mrn if names else "", p.days_in,
+                              los_text, exp, prob, band))
     forecasts: list[Any] = []
-    try:  # the ward forecast service, where this build has it
-        from services.capacity.census import CensusService
-        forecasts = CensusService(session).forecasts(today)
-    except ImportError:
-        pass
+    try:
+        forecasts = src.capacity.census.forecasts(today, inpatients=inpatients)
     except Exception as exc:
         notes.append(f"Occupancy forecast not available ({type(exc).__name__}).")
     return out, forecasts, notes
-
-
-def _inpatient_los(est: Any, days: int, admit: dt.date) -> tuple[str, str]:
-    from services.capacity.los import MAX_DAYS
-    if days >= MAX_DAYS:
-        return f"{est.point_days:.1f} d ({est.low_days}–{est.high_days})", "beyond model range"
-    point, lo, hi = _given_still_here(los_service(), est.probs, days)
-    return f"{point:.1f} d ({lo}–{hi})", _fmt_date(admit + dt.timedelta(days=int(round(point))))
 
 
 def _risk_cell(line: CensusLine, st: _Styles) -> Paragraph:
@@ -854,20 +761,21 @@ def forecast_drawing(f: Any, fonts: tuple[str, str], width: float = 168 * mm, he
     return d
 
 
-def ward_report_pdf(session: Session, ward: str | None = None, today: dt.date | None = None,
+def ward_report_pdf(src: Any, ward: str | None = None, today: dt.date | None = None,
                     now: dt.datetime | None = None) -> bytes:
     """Census per ward (bed, patient, days in, predicted stay, expected discharge, risk), the high-risk
     list and an occupancy table (with the 14-day forecast where services.capacity.census provides it).
 
     ward: one ward's name, or None for all. Needs PRINT; names follow the session; audited as 'print'.
     """
+    session = src.session
     session.require(Permission.PRINT, "print reports")
     now = now or dt.datetime.now()
     today = today or now.date()
-    wards = session.db.conn.execute("SELECT name, capacity FROM wards ORDER BY name").fetchall()
+    wards = src.capacity.census.wards()
     if ward is not None and ward not in {w for w, _ in wards}:
         raise ValidationError({"ward": f"no ward named {ward!r}"})
-    lines, forecasts, notes = _census(session, today)
+    lines, forecasts, notes = _census(src, today)
     if ward is not None:
         wards = [(w, c) for w, c in wards if w == ward]
         lines = [x for x in lines if x.ward == ward]

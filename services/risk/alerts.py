@@ -11,6 +11,7 @@ from services.capacity.forecast import WardForecast
 from services.capacity.census import InpatientEstimate
 from services.core.errors import ValidationError
 from services.site.session import Session
+from services.site.settings import SettingsService
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,14 @@ def _now() -> str:
 
 
 class AlertService:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, settings: SettingsService | None = None) -> None:
         self.s = session
+        self.settings = settings or SettingsService(session)
 
-    def risk_threshold(self, default: float) -> float:
-        row = self.s.db.conn.execute("SELECT value FROM settings WHERE key = 'alert_risk_threshold'").fetchone()
-        return float(row[0]) if row else default
+    def risk_threshold(self, model_threshold: float) -> float:
+        """The site's alert threshold (setting alert_risk_threshold), else the model's high-risk threshold."""
+        value = self.settings.value("alert_risk_threshold")
+        return model_threshold if value is None else float(value)
 
     def evaluate(self, inpatients: list[InpatientEstimate], risks: dict[int, RiskAssessment],
                  forecasts: list[WardForecast]) -> int:
@@ -50,7 +53,7 @@ class AlertService:
                 continue
             new.append(("risk", "encounter", str(p.encounter_nbr),
                         f"{p.patient_label} ({p.ward} {p.bed}): readmission risk {r.percent} ({r.band}); "
-                        f"expected discharge {p.expected_discharge:%a %d %b}"))
+                        f"expected discharge {p.stay.discharge_text}"))
         for f in forecasts:
             if f.days_at_risk:
                 first = f.days_at_risk[0]

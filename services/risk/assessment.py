@@ -10,39 +10,45 @@ from services.core.paths import RESOURCES
 from services.risk.clinical_scores import hospital_band, hospital_components, lace_components
 from services.inference.model_cards import readable_card_markdown
 from services.records.patients import PatientService
+from services.inference.shared import shared_model
 from services.risk.readmission import ReadmissionService
 from services.site.session import Session
 
-_service: ReadmissionService | None = None
-_lock = threading.Lock()
+def bundled_readmission() -> ReadmissionService:
+    """The bundled readmission model (loaded once per process, services.inference.shared)."""
+    return shared_model("readmission", ReadmissionService)
 
 
-def readmission_service() -> ReadmissionService:
-    """The readmission model in use: one hash-checked ONNX session for the whole process.
+class ReadmissionModel:
+    """The readmission model a session scores with: the store's promoted local version once the model
+    registry has activated it (services.modelops, at every open, promotion and rollback), else the bundled
+    model. One per session, shared by every risk service of that session; never a process-wide setting."""
 
-    That is the store's ACTIVE local version once services.modelops.registry.activate_store_model(session)
-    has installed it (at unlock, and again on every promotion or rollback), else the bundled model,
-    created on first use.
-    """
-    global _service
-    with _lock:
-        if _service is None:
-            _service = ReadmissionService()
-        return _service
+    def __init__(self) -> None:
+        self._active: ReadmissionService | None = None
+        self._lock = threading.Lock()
 
+    def get(self) -> ReadmissionService:
+        with self._lock:
+            return self._active if self._active is not None else bundled_readmission()
 
-def reset_readmission_service(service: ReadmissionService | None = None) -> None:
-    """Replace the model in use: `service` (an already hash-checked local version) or, with None, the
-    bundled model on next use. Called on promotion, rollback, and when a store is opened or locked."""
-    global _service
-    with _lock:
-        _service = service
+    def use(self, service: ReadmissionService | None) -> None:
+        """Score with `service` (an already hash-checked local version) or, with None, the bundled model."""
+        with self._lock:
+            self._active = service
+
+    @property
+    def loaded(self) -> ReadmissionService | None:
+        """The local version in use, without loading the bundled model (None: bundled)."""
+        with self._lock:
+            return self._active
 
 
 class AssessmentService:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, patients: PatientService, model: ReadmissionModel) -> None:
         self.s = session
-        self.patients = PatientService(session)
+        self.patients = patients
+        self.model = model
 
     def readmission(self, patient_id: int, encounter_nbr: int) -> RiskAssessment:
         """Score one encounter with the patient's earlier encounters as history (never later ones)."""
@@ -61,7 +67,7 @@ class AssessmentService:
         missing = set(encounters) - set(frame["encounter_id"])
         if missing:
             raise KeyError(f"encounters not in the store: {sorted(missing)[:5]}")
-        svc = readmission_service()
+        svc = self.model.get()
         wanted = list(encounters)
         # the extra columns (status, times, ids) ride along unread: dropping them would copy the frame
         preds = svc.score_frame(frame, wanted)
@@ -89,15 +95,13 @@ class AssessmentService:
         frame = frame[frame["encounter_id"].isin(list(encounters))]
         return {int(r["encounter_id"]): r for r in frame.to_dict("records")}
 
-    @staticmethod
-    def model_card_markdown(name: str = "readmission") -> str:
+    def model_card_markdown(self, name: str = "readmission") -> str:
         """The card of the model in use, as people read it (services.inference.model_cards.readable_card_markdown).
 
         For readmission that is the loaded model's own card: a promoted local version has its own. Reads the
         bundled card.json when no model is loaded yet, rather than loading one on the caller's (GUI) thread.
         """
-        with _lock:
-            svc = _service if name == "readmission" else None
+        svc = self.model.loaded if name == "readmission" else None   # a local version; else the bundled card
         if svc is not None:
             origin = svc.meta.get("origin")
             return readable_card_markdown(svc.bundle.card, svc.version,

@@ -24,11 +24,10 @@ class WorklistRow:
 
 
 class WorklistService:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, census: CensusService, assessments: AssessmentService,
+                 interventions: InterventionService) -> None:
         self.s = session
-        self.census = CensusService(session)
-        self.assessments = AssessmentService(session)
-        self.interventions = InterventionService(session)
+        self.census, self.assessments, self.interventions = census, assessments, interventions
 
     def inpatient_risks(self, inpatients: list[InpatientEstimate]) -> dict[int, RiskAssessment]:
         """Readmission risk of every inpatient 'if discharged today', in one batch."""
@@ -40,7 +39,9 @@ class WorklistService:
         today = today or dt.date.today()
         horizon = today + dt.timedelta(days=max(1, hours // 24))
         inpatients = self.census.inpatients(today) if inpatients is None else inpatients
-        due = [p for p in inpatients if p.expected_discharge <= horizon and (ward is None or p.ward == ward)]
+        # a stay beyond the LOS model's range has no expected date: it is not "due", whatever the day
+        due = [p for p in inpatients if p.expected_discharge is not None and p.expected_discharge <= horizon
+               and (ward is None or p.ward == ward)]
         risks = self.inpatient_risks(due)
         records = self.assessments.records({p.encounter_nbr: p.patient_id for p in due})
         rows = []

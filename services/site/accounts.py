@@ -20,7 +20,8 @@ from services.core.errors import (KeyFileError, NotEncrypted, PermissionDenied, 
 from services.store.keyfile import RECOVERY_PREFIX, KdfParams, KeyFile, key_file_path, new_data_key, new_recovery_key, \
     normalise_recovery_key
 from services.store.migrations import migrate
-from services.site.session import DEFAULT_IDLE_MINUTES, Session
+from services.site import settings
+from services.site.session import Session
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
 MIN_PASSWORD = 8
@@ -183,11 +184,7 @@ def _flush_pending(db: Database, pending: list[dict]) -> None:
 
 
 def _idle_setting(db: Database) -> float:
-    row = db.conn.execute("SELECT value FROM settings WHERE key = 'idle_lock_minutes'").fetchone()
-    try:
-        return float(row[0]) if row else DEFAULT_IDLE_MINUTES
-    except ValueError:
-        return DEFAULT_IDLE_MINUTES
+    return float(settings.stored_value(db.conn, "idle_lock_minutes"))
 
 
 def demo_logins(path: Path | str) -> list[dict[str, str]]:

@@ -1,48 +1,152 @@
-"""Per-site settings kept inside the encrypted store (admin changes them; every change is audited)."""
+"""Per-site settings kept inside the encrypted store: the one way the product reads and changes them.
+
+Every setting the product reads is declared here with its default, a parser that validates the text an
+administrator types (GUI or `config --set KEY=VALUE`) and a description. Only an administrator changes
+them, and every change is audited in the same transaction."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from models.domain import Permission
-from services.store import audit
 from services.core.errors import ValidationError
+from services.store import audit
 from services.site.session import Session
 
-# name: (default, parser/validator, description)
-KNOWN: dict[str, tuple[str, type, str]] = {
-    "idle_lock_minutes": ("10", float, "minutes without keyboard or mouse before the session locks (0 = never)"),
-}
+SHIFTS = ("day", "evening", "night")
+DEFAULT_STAFFING = {"day": 4.0, "evening": 5.0, "night": 7.0}
+
+
+def _number(text: str, low: float, high: float, unit: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number ({unit})") from None
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"between {low:g} and {high:g} {unit}".rstrip())
+    return value
+
+
+def _idle_minutes(text: str) -> float:
+    return _number(text, 0, 240, "minutes")
+
+
+def _risk_threshold(text: str) -> float | None:
+    """Empty: the model's own high-risk threshold. Else a probability (0.25) or a percentage (25%)."""
+    text = text.strip()
+    if not text:
+        return None
+    if text.endswith("%"):
+        return _number(text[:-1], 1, 99, "percent") / 100
+    return _number(text, 0.01, 0.99, "(a probability, e.g. 0.25, or a percentage, e.g. 25%)")
+
+
+def _ratios(obj: Any, where: str) -> dict[str, float]:
+    if not isinstance(obj, dict) or set(obj) != set(SHIFTS):
+        raise ValueError(f"{where}: give patients per nurse for exactly {', '.join(SHIFTS)}")
+    out = {}
+    for shift in SHIFTS:
+        v = obj[shift]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.5 <= float(v) <= 30:
+            raise ValueError(f"{where}: {shift} must be between 0.5 and 30 patients per nurse")
+        out[shift] = float(v)
+    return out
+
+
+def _staffing(text: str) -> dict[str, Any]:
+    """JSON: {"default": {"day": 4, "evening": 5, "night": 7}, "per_ward": {"ICU": {...}}}."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ValueError('expected JSON such as {"default": {"day": 4, "evening": 5, "night": 7}}') from None
+    if not isinstance(data, dict) or not set(data) <= {"default", "per_ward"}:
+        raise ValueError('expected an object with "default" and optionally "per_ward"')
+    per_ward = data.get("per_ward", {})
+    if not isinstance(per_ward, dict):
+        raise ValueError('"per_ward" must map ward names to ratios')
+    return {"default": _ratios(data.get("default", DEFAULT_STAFFING), "default"),
+            "per_ward": {str(w): _ratios(r, f"ward {w}") for w, r in per_ward.items()}}
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    default: str
+    parse: Callable[[str], Any]   # text -> typed value; ValueError with the reason a person can act on
+    description: str
+
+
+KNOWN: dict[str, Setting] = {s.key: s for s in (
+    Setting("idle_lock_minutes", "10", _idle_minutes,
+            "minutes without keyboard or mouse before the session locks (0 = never)"),
+    Setting("alert_risk_threshold", "", _risk_threshold,
+            "readmission risk at which an inpatient raises an alert (empty = the model's high-risk threshold)"),
+    Setting("staffing_ratios", json.dumps({"default": DEFAULT_STAFFING, "per_ward": {}}), _staffing,
+            "patients per nurse per shift, as JSON: default and per ward"),
+)}
+
+
+def stored_text(conn, key: str) -> str:
+    """The stored text of a setting (its default when unset); used before a session exists (unlock)."""
+    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else KNOWN[key].default
+
+
+def stored_value(conn, key: str) -> Any:
+    """The typed value; a stored text that no longer parses falls back to the default (never a crash)."""
+    try:
+        return KNOWN[key].parse(stored_text(conn, key))
+    except ValueError:
+        return KNOWN[key].parse(KNOWN[key].default)
 
 
 class SettingsService:
     def __init__(self, session: Session) -> None:
         self.s = session
 
-    def get(self, key: str) -> str:
-        self.s.ensure_open()
+    @staticmethod
+    def _known(key: str) -> Setting:
         if key not in KNOWN:
-            raise ValidationError({key: "unknown setting"})
-        row = self.s.db.conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else KNOWN[key][0]
+            raise ValidationError({key: f"unknown setting; known: {', '.join(KNOWN)}"})
+        return KNOWN[key]
+
+    def get(self, key: str) -> str:
+        """The setting as text (what `config` shows and the settings form edits)."""
+        self.s.ensure_open()
+        self._known(key)
+        return stored_text(self.s.db.conn, key)
+
+    def value(self, key: str) -> Any:
+        """The setting as the product uses it (float, None for "the model's own", a dict for ratios)."""
+        self.s.ensure_open()
+        self._known(key)
+        return stored_value(self.s.db.conn, key)
 
     def all(self) -> dict[str, str]:
         return {k: self.get(k) for k in KNOWN}
 
+    @staticmethod
+    def describe(key: str) -> str:
+        return SettingsService._known(key).description
+
     def set(self, key: str, value: str) -> None:
         self.s.require(Permission.MANAGE_USERS, "change site settings")
-        if key not in KNOWN:
-            raise ValidationError({key: "unknown setting"})
+        setting = self._known(key)
+        value = str(value).strip()
         try:
-            parsed = KNOWN[key][1](value)
-        except ValueError:
-            raise ValidationError({key: f"expected a {KNOWN[key][1].__name__}"}) from None
-        if key == "idle_lock_minutes" and not 0 <= parsed <= 240:
-            raise ValidationError({key: "between 0 and 240 minutes"})
+            parsed = setting.parse(value)
+        except ValueError as exc:
+            raise ValidationError({key: str(exc)}) from None
+        if key == "staffing_ratios":
+            value = json.dumps(parsed, sort_keys=True)  # stored normalised, so the audit shows what is used
         now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
         with self.s.db.transaction() as c:
             c.execute("INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?,?,?,?) ON CONFLICT(key) "
                       "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                      (key, str(value), now, self.s.user.username))
-            audit.append(c, self.s.user.username, "setting_changed", "setting", key, str(value))
+                      (key, value, now, self.s.user.username))
+            audit.append(c, self.s.user.username, "setting_changed", "setting", key, value)
         if key == "idle_lock_minutes":
             self.s.idle_seconds = parsed * 60.0

@@ -1,0 +1,14 @@
+"""The imaging façade: a patient's chest X-ray studies, classified by the bundled model."""
+from __future__ import annotations
+
+from services.imaging.studies import XrayStudyService
+from services.site.session import Session
+
+
+class Imaging:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.studies = XrayStudyService(session)
+
+    def latest_read_study(self, patient_id: int, encounter_id: int | None) -> tuple | None:
+        return self.studies.latest_read_study(patient_id, encounter_id)

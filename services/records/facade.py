@@ -1,0 +1,43 @@
+"""The records façade: patients and their encounters, imports and exports, for one session."""
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from models.domain import Permission
+from services.core.errors import ValidationError
+from services.core.progress import CancelToken, ProgressFn, no_progress
+from services.records import export
+from services.records.importer import ImportReport, import_uci_csv
+from services.records.patients import PatientService
+from services.site.session import Session
+
+
+class Records:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.patients = PatientService(session)
+
+    def patient_id_for(self, ref: str | int) -> int:
+        """The patient number (mrn) staff type on the command line. Only the number: falling back to the
+        store's internal row id turned a mistyped number into another patient's report."""
+        self.session.require(Permission.READ_DEIDENTIFIED, "look up patients")
+        text = str(ref).strip()
+        if not text:
+            raise ValidationError({"patient": "give a patient number"})
+        row = self.session.db.conn.execute("SELECT id FROM patients WHERE mrn = ?", (text,)).fetchone()
+        if row is None:
+            raise ValidationError({"patient": f"no patient with number {text!r}: check the number on the patient list"})
+        return int(row[0])
+
+    def import_csv(self, source: Path | str | BinaryIO, progress: ProgressFn = no_progress,
+                   cancel: CancelToken | None = None) -> ImportReport:
+        return import_uci_csv(self.session, source, progress, cancel)
+
+    def export_encounters(self, path: Path | str, identified: bool = False, bom: bool = False) -> int:
+        return export.export_encounters_csv(self.session, path, identified, bom)
+
+    def export_table(self, headers: Sequence[str], rows: Iterable[Sequence[Any]], path: Path | str, what: str,
+                     identified: bool = True, bom: bool = False) -> int:
+        return export.export_table(self.session, headers, rows, path, what, identified, bom)

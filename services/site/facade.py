@@ -1,0 +1,35 @@
+"""The site façade: settings, accounts, backups, the audit log and the store check, for one session."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from models.domain import AuditEvent, Permission
+from services.site.accounts import AccountService
+from services.site.backup import backup
+from services.site.session import Session
+from services.site.settings import SettingsService
+from services.store.verify import VerifyReport, verify_connection
+
+
+class Site:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.settings = SettingsService(session)
+        self.accounts = AccountService(session)
+
+    def verify(self) -> VerifyReport:
+        """Encryption, structure, foreign keys and the audit chain of the whole store. Administrators only
+        (it reads the audit log); audited with its verdict, from the GUI and the command line alike."""
+        self.session.require(Permission.READ_AUDIT, "verify the store")
+        report = verify_connection(self.session.db.conn)
+        self.session.log("verify", "store", "", "ok" if report.ok else f"{len(report.problems)} problems")
+        return report
+
+    def audit_log(self, limit: int = 5000) -> list[AuditEvent]:
+        self.session.require(Permission.READ_AUDIT, "read the audit log")
+        events = self.session.audit.recent(limit)
+        self.session.log("read", "audit_log", "", f"{len(events)} events")
+        return events
+
+    def backup(self, dest: Path | str) -> VerifyReport:
+        return backup(self.session, dest)
