@@ -62,18 +62,18 @@ def import_encrypted_vs_plain(quick: bool = False, repeats: int = 2) -> list[dic
 # --- search at 100,000 encounters ---------------------------------------------------------------------
 
 def _session():
-    from services.site.accounts import unlock
-    return unlock(big_store(), USER, PASSWORD)
+    """The big store opened as every command opens it (services.desk): the session and its façades."""
+    from services.desk import open_desk
+    return open_desk(big_store(), USER, PASSWORD)
 
 
 def search(n_queries: int = 300) -> list[dict]:
     """Typed queries of 3+ characters: 70 % patient-number prefixes, 30 % diagnosis-code prefixes drawn
     from stored diagnoses (so common codes such as 250 come up as often as clinicians would type them)."""
-    from services.records.patients import PatientService
     s = _session()
     try:
-        svc = PatientService(s)
-        c = s.db.conn
+        svc = s.records.patients
+        c = s.session.db.conn
         n_enc = c.execute("SELECT count(*) FROM encounters").fetchone()[0]
         mrns = [m for (m,) in c.execute("SELECT mrn FROM patients ORDER BY random() LIMIT 200")]
         codes = [m for (m,) in c.execute("SELECT code FROM diagnoses ORDER BY random() LIMIT 100")]
@@ -113,12 +113,11 @@ def search(n_queries: int = 300) -> list[dict]:
 # --- readmission risk -----------------------------------------------------------------------------------
 
 def risk(n: int = 200) -> list[dict]:
-    from services.risk.assessment import AssessmentService, readmission_service
     s = _session()
     try:
-        c = s.db.conn
+        c = s.session.db.conn
         picks = c.execute("SELECT patient_id, encounter_nbr FROM encounters ORDER BY random() LIMIT ?", (n,)).fetchall()
-        a = AssessmentService(s)
+        a = s.risk.assessments
         a.readmission(*picks[0])
         frames = {}
         times = []
@@ -126,7 +125,7 @@ def risk(n: int = 200) -> list[dict]:
             t, _ = timed(a.readmission, pid, nbr)
             times.append(t)
         # the scoring step alone: features, ONNX, factors for one encounter with its history
-        svc = readmission_service()
+        svc = s.risk.model.get()
         pure = []
         for pid, nbr in picks[:100]:
             f = frames.get(pid)
@@ -152,14 +151,14 @@ def batch_onnx_vs_xgboost(rows_n: int = 50_000) -> list[dict]:
         return [row("batch", "ONNX vs XGBoost", None, "x", note=f"skipped: {UCI} absent")]
     import pandas as pd
     import xgboost as xgb
-    from services.risk.assessment import readmission_service
+    from services.risk.assessment import bundled_readmission
     from services.risk.features import build_features
     from services.risk.readmission import normalise_uci_frame
     df = normalise_uci_frame(pd.read_csv(UCI, dtype=str, keep_default_na=False, nrows=rows_n))
     x = build_features(df).to_numpy(dtype=np.float32)
     y = (df["readmitted"] == "<30").to_numpy().astype(np.float32)
     out = []
-    svc = readmission_service()
+    svc = bundled_readmission()
     t_app, _ = min((timed(svc.predict_matrix, x) for _ in range(3)), key=lambda t: t[0])
     out.append(row("batch", f"bundled model via ONNX, {len(x):,} rows", len(x) / t_app, "rows/s", higher_is_better=True))
     try:
@@ -266,13 +265,11 @@ def memory() -> list[dict]:
     code = f"""
 import json, resource, sys
 sys.path.insert(0, '.')
-from services.site.accounts import unlock
-from services.records.patients import PatientService
-from services.risk.assessment import AssessmentService
-s = unlock({str(store)!r}, {USER!r}, {PASSWORD!r})
-rows = PatientService(s).search('')
-a = AssessmentService(s)
-picks = s.db.conn.execute("SELECT encounter_nbr, patient_id FROM encounters ORDER BY random() LIMIT 2000").fetchall()
+from services.desk import open_desk
+s = open_desk({str(store)!r}, {USER!r}, {PASSWORD!r})
+rows = s.records.patients.search('')
+a = s.risk.assessments
+picks = s.session.db.conn.execute("SELECT encounter_nbr, patient_id FROM encounters ORDER BY random() LIMIT 2000").fetchall()
 a.readmission_many(dict(picks))
 print(json.dumps({{"rss_mb": hwm_mb(), "rows": len(rows)}}))
 """

@@ -49,7 +49,8 @@ wait(lambda: window.workspace is not None and window.workspace.list_vm.model.row
 app.processEvents()
 out["unlock_to_list_s"] = time.time() - t
 out["list_rows"] = window.workspace.list_vm.model.rowCount()
-session = vm.session
+desk = vm.session   # the Desk: the session and its façades
+session = desk.session
 
 # key derivation alone, with the parameters stored for this user
 from services.store.keyfile import KeyFile, derive, key_file_path, KdfParams, _unb64
@@ -79,29 +80,25 @@ def measure(label, job):
 
 import io
 from benchmarks.store import topup_bytes
-from services.records.importer import import_uci_csv
 data = topup_bytes(int(os.environ.get("BENCH_IMPORT_ROWS", "20000")))
 data = data.replace(b"\n", b"\n", 1)
 lines = data.splitlines(keepends=True)
 data = lines[0] + b"".join(l.replace(b",", b"5,", 1) for l in lines[1:])  # fresh encounter numbers
-measure("import", lambda p, c: import_uci_csv(session, io.BytesIO(data), progress=p, cancel=c).imported)
+measure("import", lambda p, c: desk.records.import_csv(io.BytesIO(data), progress=p, cancel=c).imported)
 
-from services.risk.assessment import AssessmentService
 picks = session.db.conn.execute("SELECT encounter_nbr, patient_id FROM encounters ORDER BY random() LIMIT 5000").fetchall()
-measure("scoring 5,000 encounters", lambda p, c: len(AssessmentService(session).readmission_many(dict(picks))))
+measure("scoring 5,000 encounters", lambda p, c: len(desk.risk.assessments.readmission_many(dict(picks))))
 
-from services.reports.pdf import patient_report_pdf, ward_report_pdf
 # patient reports need encounters with dates (imported UCI rows have none; see the report), so the
 # ward report over the whole store is timed, plus patient reports where dated encounters exist
-measure("ward report (PDF)", lambda p, c: len(ward_report_pdf(session)))
+measure("ward report (PDF)", lambda p, c: len(desk.reports.ward_pdf()))
 pids = [r[0] for r in session.db.conn.execute(
     "SELECT patient_id FROM encounters WHERE admit_time IS NOT NULL ORDER BY random() LIMIT 5")]
 if pids:
-    measure("5 patient reports (PDF)", lambda p, c: sum(len(patient_report_pdf(session, pid)) for pid in pids))
+    measure("5 patient reports (PDF)", lambda p, c: sum(len(desk.reports.patient_pdf(pid)) for pid in pids))
 
 if os.environ.get("BENCH_RETRAIN", "1") == "1":
-    from services.modelops.local_training import retrain
-    measure("retraining", lambda p, c: str(retrain(session, progress=p, cancel=c))[:80])
+    measure("retraining", lambda p, c: str(desk.models.retrain(progress=p, cancel=c))[:80])
 hb.stop()
 print(json.dumps(out))
 sys.stdout.flush()

@@ -411,8 +411,7 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
         raise SmokeFailure(f"Qt text services (ICU): failed {[k for k, v in got.items() if not v]}")
     ok("Qt text services (ICU)", t0, f"{len(got)} probes: collation, time-zone names, case, encodings")
 
-    from services.site.accounts import unlock
-    from services.records.patients import PatientService
+    from services.desk import open_desk
     from viewmodels.background import BackgroundRunner
 
     # every page of an administrator's workspace, a patient opened (risk, LOS, scores), each page drawn
@@ -421,12 +420,12 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
     from ui.main_window import Workspace
     from viewmodels.beds_vm import BedsViewModel
     from viewmodels.dashboards_vm import DASHBOARDS, DashboardsViewModel
-    admin = unlock(db, "admin", "wardlens-admin")
+    admin = open_desk(db, "admin", "wardlens-admin")
     runner = BackgroundRunner(owner)
     ws = Workspace(admin, runner)
     ws.resize(1300, 850)
     ws.show()
-    patient = PatientService(admin).search("", limit=5)[0].patient_id
+    patient = admin.records.patients.search("", limit=5)[0].patient_id
     ws.open_patient(patient)
     vm = ws.findChild(DashboardsViewModel)   # found by type: the workspace builds some pages on first view
     pages = []
@@ -479,9 +478,9 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
     # reports and printing: reportlab, pages rendered by pypdfium2, painted on a QPrinter (PDF output)
     t0 = time.monotonic()
     from PySide6.QtPrintSupport import QPrinter
-    from services.reports.pdf import patient_report_pdf, pdf_page_images, ward_report_pdf
-    ward_pdf = ward_report_pdf(admin, None)
-    patient_pdf = patient_report_pdf(admin, patient)
+    from services.reports.pdf import pdf_page_images
+    ward_pdf = admin.reports.ward_pdf(None)
+    patient_pdf = admin.reports.patient_pdf(patient)
     images = [p.convert("RGB") for p in pdf_page_images(patient_pdf, dpi=150)]
     printer = QPrinter(QPrinter.PrinterMode.HighResolution)
     printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
@@ -503,8 +502,8 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
     t0 = time.monotonic()
     from services.modelops import local_training as lt
     tiny = lt.TrainingConfig(max_rounds=20, n_boot_gate=200, n_boot_card=30)
-    r1 = lt.retrain(admin, config=tiny)
-    r2 = lt.recalibrate(admin, config=tiny)
+    r1 = admin.models.retrain(config=tiny)
+    r2 = admin.models.recalibrate(config=tiny)
     diff = r1.card["model"]["onnx_vs_native_max_abs_margin_diff"]
     if not diff < 1e-4:
         raise SmokeFailure(f"retrain: the ONNX export differs from the booster by {diff}")

@@ -8,7 +8,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from services.analytics import dashboards as A
-from services.site.accounts import unlock
+from services.desk import open_desk
 from services.core.errors import PermissionDenied
 from tests.conftest import copy_store
 
@@ -82,8 +82,8 @@ def test_no_drift_inside_the_interval_and_no_verdict_on_few_outcomes():
 
 
 def test_card_metrics_reads_the_bundled_card():
-    from services.risk.assessment import readmission_service
-    m = A.card_metrics(readmission_service().bundle.card)
+    from services.risk.assessment import bundled_readmission
+    m = A.card_metrics(bundled_readmission().bundle.card)
     value, low, high = m["roc_auc"]
     assert low < value < high and {"brier", "ece"} <= set(m)
 
@@ -92,34 +92,34 @@ def test_card_metrics_reads_the_bundled_card():
 @pytest.fixture(scope="module")
 def analyst(_demo_master, tmp_path_factory):
     store = copy_store(_demo_master, tmp_path_factory.mktemp("analytics"))
-    s = unlock(store, "analyst.demo", "wardlens-analyst")
+    s = open_desk(store, "analyst.demo", "wardlens-analyst")
     yield s
     s.lock()
 
 
 @pytest.fixture(scope="module")
 def cohort(analyst):
-    return A.AnalyticsService(analyst).load()
+    return analyst.analytics.dashboards.load()
 
 
 def test_load_is_deidentified_and_audited(analyst, cohort):
-    internal = dict(analyst.db.conn.execute("SELECT id, patient_id FROM encounters").fetchall())
+    internal = dict(analyst.session.db.conn.execute("SELECT id, patient_id FROM encounters").fetchall())
     assert (cohort.frame["_eid"].map(internal) == cohort.frame["patient_nbr"]).all()  # row keys, not hospital numbers
     assert {"given_name", "family_name", "birth_date"}.isdisjoint(cohort.frame.columns)
-    rows = analyst.db.conn.execute("SELECT action, entity FROM audit_log WHERE username = 'analyst.demo'").fetchall()
+    rows = analyst.session.db.conn.execute("SELECT action, entity FROM audit_log WHERE username = 'analyst.demo'").fetchall()
     assert ("read", "analytics") in rows
     assert np.isnan(cohort.prob[~cohort.eligible]).all() and np.isfinite(cohort.prob[cohort.eligible]).all()
 
 
 def test_readmission_dashboard_matches_the_store(analyst, cohort):
     d = A.readmission_dashboard(cohort)
-    n, k = analyst.db.conn.execute(
+    n, k = analyst.session.db.conn.execute(
         "SELECT count(*), sum(readmitted = '<30') FROM encounters WHERE status = 'discharged' AND readmitted IN "
         "('NO', '>30', '<30') AND coalesce(discharge_disposition_id, 1) NOT IN (11, 13, 14, 19, 20, 21)").fetchone()
     assert (d.overall.n, d.overall.events) == (n, k)
     assert sum(r.n for r in d.by_ward.rows) == n and sum(r.events for r in d.by_ward.rows) == k
     assert len(d.by_month.rows) <= 12 and all(r.low <= r.rate <= r.high for r in d.by_dx.rows)
-    inpatients = analyst.db.conn.execute("SELECT count(*) FROM encounters WHERE status = 'inpatient' AND "
+    inpatients = analyst.session.db.conn.execute("SELECT count(*) FROM encounters WHERE status = 'inpatient' AND "
                                          "coalesce(discharge_disposition_id, 1) NOT IN (11, 13, 14, 19, 20, 21)").fetchone()[0]
     assert d.risk.counts.sum() == inpatients and "inpatients" in d.risk.caption
 
@@ -149,9 +149,9 @@ def test_los_and_exploration_dashboards(cohort):
 
 def test_chart_export_needs_the_export_permission(_demo_master, tmp_path):
     store = copy_store(_demo_master, tmp_path / "s")
-    nurse = unlock(store, "nurse.demo", "wardlens-nurse")
+    nurse = open_desk(store, "nurse.demo", "wardlens-nurse")
     try:
         with pytest.raises(PermissionDenied):
-            A.AnalyticsService(nurse).require_export()
+            nurse.analytics.dashboards.require_export()
     finally:
         nurse.lock()

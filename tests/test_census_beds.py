@@ -8,7 +8,7 @@ import datetime as dt
 import numpy as np
 import pytest
 
-from services.site.accounts import unlock
+from services.desk import open_desk
 from services.capacity.beds import BedService
 from services.capacity.census import CensusService
 from services.core.errors import PermissionDenied, ValidationError
@@ -17,8 +17,8 @@ NURSE = ("nurse.demo", "wardlens-nurse")
 
 
 def test_inpatient_estimates_are_consistent(demo_store):
-    s = unlock(demo_store, *NURSE)
-    inp = CensusService(s).inpatients()
+    s = open_desk(demo_store, *NURSE)
+    inp = s.capacity.census.inpatients()
     assert len(inp) > 50
     today = dt.date.today()
     for p in inp:
@@ -30,8 +30,8 @@ def test_inpatient_estimates_are_consistent(demo_store):
 
 
 def test_forecast_day_zero_is_todays_census_and_capacity_is_the_wards(demo_store):
-    s = unlock(demo_store, *NURSE)
-    census = CensusService(s)
+    s = open_desk(demo_store, *NURSE)
+    census = s.capacity.census
     inp = census.inpatients()
     for f in census.forecasts(inpatients=inp):
         here = sum(1 for p in inp if p.ward == f.ward)
@@ -43,22 +43,22 @@ def test_forecast_day_zero_is_todays_census_and_capacity_is_the_wards(demo_store
 
 
 def test_weekday_rates_come_from_the_store_history(demo_store):
-    s = unlock(demo_store, *NURSE)
-    wid = s.db.conn.execute("SELECT id FROM wards WHERE name = 'Medicine A'").fetchone()[0]
+    s = open_desk(demo_store, *NURSE)
+    wid = s.session.db.conn.execute("SELECT id FROM wards WHERE name = 'Medicine A'").fetchone()[0]
     today = dt.date.today()
-    rates = CensusService(s).weekday_rates(wid, today)
+    rates = s.capacity.census.weekday_rates(wid, today)
     start = today - dt.timedelta(days=90)
-    n = s.db.conn.execute("SELECT count(*) FROM encounters WHERE ward_id = ? AND admit_time >= ? AND admit_time < ?",
+    n = s.session.db.conn.execute("SELECT count(*) FROM encounters WHERE ward_id = ? AND admit_time >= ? AND admit_time < ?",
                           (wid, start.isoformat(), today.isoformat())).fetchone()[0]
     assert sum(rates.values()) * 90 / 7 == pytest.approx(n, rel=0.1)
-    dist = CensusService(s).admission_los_distribution(wid, today)
+    dist = s.capacity.census.admission_los_distribution(wid, today)
     assert dist.shape == (14,) and np.isclose(dist.sum(), 1.0)
     s.lock()
 
 
 def test_recommendations_respect_constraints_and_placement_is_checked_and_audited(demo_store):
-    s = unlock(demo_store, *NURSE)
-    beds = BedService(s)
+    s = open_desk(demo_store, *NURSE)
+    beds = s.capacity.beds
     result, waiting, free = beds.recommend()
     by_id = {str(b.id): b for b in free}
     wait = {str(w.id): w for w in waiting}
@@ -67,21 +67,21 @@ def test_recommendations_respect_constraints_and_placement_is_checked_and_audite
         assert b.ward_type == w.ward_type and (b.isolation or not w.needs_isolation)
         assert b.sex_bay in (None, w.sex)
     assert len(result.assignments) + len(result.unassigned) == len(waiting)
-    occupied = s.db.conn.execute("SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL").fetchone()[0]
+    occupied = s.session.db.conn.execute("SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL").fetchone()[0]
     with pytest.raises(ValidationError, match="occupied"):
         beds.place(waiting[0].id, occupied)
     if result.assignments:
         a = result.assignments[0]
         enc = beds.place(int(a.patient_id), int(a.bed_id))
-        row = s.db.conn.execute("SELECT status, bed_id FROM encounters WHERE id = ?", (enc,)).fetchone()
+        row = s.session.db.conn.execute("SELECT status, bed_id FROM encounters WHERE id = ?", (enc,)).fetchone()
         assert row == ("inpatient", int(a.bed_id))
-        assert s.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'bed_assigned'").fetchone()[0] == 1
+        assert s.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'bed_assigned'").fetchone()[0] == 1
         with pytest.raises(ValidationError, match="no longer waiting"):
             beds.place(int(a.patient_id), int(a.bed_id))
     s.lock()
-    analyst = unlock(demo_store, "analyst.demo", "wardlens-analyst")
+    analyst = open_desk(demo_store, "analyst.demo", "wardlens-analyst")
     with pytest.raises(PermissionDenied):
-        BedService(analyst).place(waiting[-1].id, free[0].id)
+        analyst.capacity.beds.place(waiting[-1].id, free[0].id)
     analyst.lock()
 
 
@@ -89,7 +89,7 @@ def test_beds_page_offscreen(qtbot, owner, qt_settings, demo_store):
     from ui.beds_view import BedsView
     from viewmodels.background import BackgroundRunner
     from viewmodels.beds_vm import BedsViewModel
-    s = unlock(demo_store, *NURSE)
+    s = open_desk(demo_store, *NURSE)
     vm = BedsViewModel(s, BackgroundRunner(owner), owner)
     view = BedsView(vm)
     qtbot.addWidget(view)
@@ -114,7 +114,7 @@ def test_beds_page_offscreen(qtbot, owner, qt_settings, demo_store):
 def test_ward_report_saved_from_the_beds_page(qtbot, owner, demo_store, tmp_path):
     from viewmodels.background import BackgroundRunner
     from viewmodels.beds_vm import BedsViewModel
-    s = unlock(demo_store, *NURSE)
+    s = open_desk(demo_store, *NURSE)
     vm = BedsViewModel(s, BackgroundRunner(owner), owner)
     with qtbot.waitSignal(vm.loaded, timeout=30_000):
         vm.refresh()
@@ -138,12 +138,12 @@ def test_no_demo_admission_lies_in_the_future():
 
 
 def test_an_analyst_sees_pseudonyms_not_hospital_numbers_on_the_bed_pages(demo_store):
-    s = unlock(demo_store, "analyst.demo", "wardlens-analyst")
+    s = open_desk(demo_store, "analyst.demo", "wardlens-analyst")
     try:
-        numbers = {m for (m,) in s.db.conn.execute("SELECT mrn FROM patients")}
-        inp = CensusService(s).inpatients()
+        numbers = {m for (m,) in s.session.db.conn.execute("SELECT mrn FROM patients")}
+        inp = s.capacity.census.inpatients()
         assert inp and all(e.mrn.startswith("P-") and e.patient_label == f"Patient {e.mrn}" for e in inp)
-        waiting = BedService(s).waiting()
+        waiting = s.capacity.beds.waiting()
         assert waiting and all(w.patient_label.startswith("Patient P-") for w in waiting)
         refs = {e.mrn for e in inp} | {w.patient_label.removeprefix("Patient ") for w in waiting}
         assert all(re.fullmatch(r"P-[0-9a-f]{16}", r) for r in refs) and not refs & numbers

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.site.accounts import unlock
+from services.desk import open_desk
 from tests.conftest import copy_store
 from viewmodels.background import BackgroundRunner
 from viewmodels.dashboards_vm import DASHBOARDS, DashboardsViewModel
@@ -19,7 +19,7 @@ def store(_demo_master, tmp_path_factory):
 
 @pytest.fixture
 def analyst_vm(qtbot, owner, store):
-    session = unlock(store, "analyst.demo", "wardlens-analyst")
+    session = open_desk(store, "analyst.demo", "wardlens-analyst")
     vm = DashboardsViewModel(session, BackgroundRunner(owner), owner)
     yield vm
     session.lock()
@@ -47,10 +47,10 @@ def test_export_is_audited_for_the_analyst_and_refused_for_a_nurse(qtbot, owner,
     written = []
     assert analyst_vm.export_chart("readmission_ward", str(tmp_path / "a.png"), written.append)
     assert written == [str(tmp_path / "a.png")]
-    log = analyst_vm.session.db.conn.execute("SELECT action, entity, entity_id FROM audit_log").fetchall()
+    log = analyst_vm.session.session.db.conn.execute("SELECT action, entity, entity_id FROM audit_log").fetchall()
     assert ("export", "dashboard", "readmission_ward") in log
 
-    nurse = unlock(store, "nurse.demo", "wardlens-nurse")
+    nurse = open_desk(store, "nurse.demo", "wardlens-nurse")
     try:
         vm = DashboardsViewModel(nurse, BackgroundRunner(owner), owner)
         assert not vm.can_export

@@ -3,26 +3,24 @@ from __future__ import annotations
 
 import datetime as dt
 
-from services.site.accounts import unlock
+from services.desk import open_desk
 from services.records.demo import SAMPLE
-from services.records.importer import import_uci_csv
 from services.modelops.local_training import known_outcome_mask, local_dataset
 from services.records.patients import PatientService, encounters_uci_frame
-from services.reports.pdf import patient_report_pdf
 
 
 def test_imported_history_reports_and_local_dataset(empty_store):
-    s = unlock(empty_store.path, "admin", "admin-password")
-    assert import_uci_csv(s, SAMPLE).imported == 3000
-    svc = PatientService(s)
+    s = open_desk(empty_store.path, "admin", "admin-password")
+    assert s.records.import_csv(SAMPLE).imported == 3000
+    svc = s.records.patients
     pid = svc.search("")[0].patient_id
     encounters = svc.encounters(pid)
     assert encounters and not any(e.is_inpatient for e in encounters)  # no dates, but recorded as discharged
-    assert patient_report_pdf(s, pid).startswith(b"%PDF")
-    frame = encounters_uci_frame(s.db.conn)
+    assert s.reports.patient_pdf(pid).startswith(b"%PDF")
+    frame = encounters_uci_frame(s.session.db.conn)
     mask = known_outcome_mask(frame, dt.date.today())
     assert mask.sum() > 2000  # dateless stays with a recorded outcome count as known
-    data = local_dataset(s.db.conn)
+    data = local_dataset(s.session.db.conn)
     assert data is not None
     s.lock()
 
@@ -31,9 +29,9 @@ def test_one_patients_frame_equals_their_rows_of_the_whole_store(demo_store):
     """The bedside reads one patient's encounters; retraining reads all: the same rows either way."""
     import pandas as pd
 
-    s = unlock(demo_store, "admin", "wardlens-admin")
+    s = open_desk(demo_store, "admin", "wardlens-admin")
     try:
-        c = s.db.conn
+        c = s.session.db.conn
         whole = encounters_uci_frame(c)
         assert len(whole) == c.execute("SELECT count(*) FROM encounters").fetchone()[0]
         assert (whole[["max_glu_serum", "A1Cresult"]] != "None").any().all()  # labs and
@@ -52,13 +50,13 @@ def test_days_in_hospital_are_counted_the_same_everywhere(demo_store):
     since admission (a stay admitted 19:30 ten days ago is 10 days, not 9 by elapsed hours)."""
     from services.capacity.census import CensusService
 
-    s = unlock(demo_store, "dr.demo", "wardlens-clinician")
+    s = open_desk(demo_store, "dr.demo", "wardlens-clinician")
     try:
-        frame = encounters_uci_frame(s.db.conn)
+        frame = encounters_uci_frame(s.session.db.conn)
         model_days = dict(zip(frame["encounter_id"], frame["time_in_hospital"]))
-        census = CensusService(s).inpatients()
+        census = s.capacity.census.inpatients()
         assert census
-        svc = PatientService(s)
+        svc = s.records.patients
         for est in census[:30]:
             enc = next(e for e in svc.encounters(est.patient_id) if e.encounter_nbr == est.encounter_nbr)
             assert model_days[est.encounter_nbr] == enc.length_of_stay() == max(1, est.days_in)

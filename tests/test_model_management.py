@@ -10,65 +10,57 @@ import time
 import numpy as np
 import pytest
 
-from services.risk import assessment
-
-from services.modelops import local_training as lt
-from services.site.accounts import unlock
 from services.core.errors import PermissionDenied
-from services.modelops.registry import ModelRegistry, ModelRegistryError, activate_store_model, load_stored
+from services.desk import open_desk
 from services.inference.onnx_runtime import ModelIntegrityError
+from services.modelops import local_training as lt
+from services.modelops.registry import ModelRegistryError, load_stored
 
 TINY = lt.TrainingConfig(max_rounds=20, n_boot_gate=200, n_boot_card=30)
 
 
-@pytest.fixture(autouse=True)
-def _bundled_model_afterwards():
-    """A test that installs a store-held model must not leave it in use for the next test."""
-    yield
-    assessment.reset_readmission_service(None)
-
-
 @pytest.fixture
 def admin(demo_store):
-    s = unlock(demo_store, "admin", "wardlens-admin")
+    """The admin's Desk: the session with its façades, opened as the GUI and the CLI open it."""
+    s = open_desk(demo_store, "admin", "wardlens-admin")
     yield s
     if not s.locked:
         s.lock()
 
 
-def _actions(session) -> list[tuple[str, str]]:
-    return [(e.action, e.detail) for e in session.audit.recent(200)]
+def _actions(desk) -> list[tuple[str, str]]:
+    return [(e.action, e.detail) for e in desk.session.audit.recent(200)]
 
 
-def _versions(session) -> dict[str, str]:
-    return dict(session.db.conn.execute("SELECT version, status FROM model_versions").fetchall())
+def _versions(desk) -> dict[str, str]:
+    return dict(desk.session.db.conn.execute("SELECT version, status FROM model_versions").fetchall())
 
 
-def _store_degraded_active(session) -> str:
+def _store_degraded_active(desk) -> str:
     """Construct a clearly worse 'active' model: the bundled trees with the calibration slope negated
     (it ranks patients backwards), stored in the store and made active the way a promotion would."""
-    bundled = assessment.readmission_service()
+    bundled = desk.risk.model.get()
     version, onnx, meta, trees, _ = lt._package(lt.recalibrate_onnx(bundled.model_bytes(), -bundled.cal_a, bundled.cal_b),
                                                 bundled.trees, -bundled.cal_a, bundled.cal_b, 0.2,
                                                 [{"name": "low", "min": 0.0}, {"name": "medium", "min": 0.1},
                                                  {"name": "high", "min": 0.2}], "readmission-degraded", "test")
-    reg = ModelRegistry(session)
+    reg = desk.models.registry
     vid = reg.add_candidate(version, onnx, meta, trees, {"name": "readmission", "kind": "retrain", "title": "degraded"},
                             bundled.version, "model retrain", "test: deliberately degraded")
-    with session.db.transaction() as c:
+    with desk.session.db.transaction() as c:
         c.execute("UPDATE model_versions SET status = 'active' WHERE id = ?", (vid,))
-    assert activate_store_model(session).version == version
-    assert assessment.readmission_service().version == version
+    assert desk.models.activate().version == version
+    assert desk.risk.model.get().version == version
     return version
 
 
 # ----- services -----------------------------------------------------------------------------------
 
 def test_registry_lists_models_with_cards_and_checked_hashes(admin) -> None:
-    entries = {e.key: e for e in ModelRegistry(admin).entries()}
+    entries = {e.key: e for e in admin.models.registry.entries()}
     readm = entries["readmission:bundled"]
     assert readm.in_use and readm.sha256_ok and readm.status == "in use"
-    assert readm.sha256 == assessment.readmission_service().bundle.sha256
+    assert readm.sha256 == admin.risk.model.get().bundle.sha256
     assert "intended_use" in readm.card and "metrics" in readm.card and "Model card" in readm.card_markdown
     assert entries["los:bundled"].sha256_ok
     assert "xray:bundled" in entries  # listed even where its bundle is not installed
@@ -77,7 +69,7 @@ def test_registry_lists_models_with_cards_and_checked_hashes(admin) -> None:
 def test_retrain_stores_candidate_inside_store_and_gate_refuses_when_not_better(admin, demo_store) -> None:
     files_before = sorted(p.name for p in demo_store.parent.iterdir())
     seen: list[tuple[int, str]] = []
-    res = lt.retrain(admin, lambda d, t, m="": seen.append((d, m)), config=TINY)
+    res = admin.models.retrain(lambda d, t, m="": seen.append((d, m)), config=TINY)
     assert seen and seen[-1][0] == 100
     card = res.card
     n = card["data"]["encounters_with_known_outcome"]
@@ -90,76 +82,76 @@ def test_retrain_stores_candidate_inside_store_and_gate_refuses_when_not_better(
     assert card["intended_use"] and card["limits"]
     assert card["model"]["onnx_vs_native_max_abs_margin_diff"] < 1e-4
     gate = card["comparison"]
-    assert gate["against"]["version"] == assessment.readmission_service().version
+    assert gate["against"]["version"] == admin.risk.model.get().version
     assert {"roc_auc", "brier"} <= set(gate["difference_candidate_minus_active"])
     # small local data does not beat the bundled model with an interval that says so
     assert res.gate.better is False and not gate["better"]
     assert _versions(admin) == {res.version: "candidate"}
-    row = admin.db.conn.execute("SELECT length(onnx), sha256 FROM model_versions").fetchone()
+    row = admin.session.db.conn.execute("SELECT length(onnx), sha256 FROM model_versions").fetchone()
     assert row[0] > 1000 and len(row[1]) == 64
     assert sorted(p.name for p in demo_store.parent.iterdir()) == files_before  # no loose model files
     with pytest.raises(ModelRegistryError, match="Not promoted"):
-        ModelRegistry(admin).promote(res.version_id)
+        admin.models.registry.promote(res.version_id)
     assert _versions(admin) == {res.version: "candidate"}
-    assert assessment.readmission_service().version != res.version
+    assert admin.risk.model.get().version != res.version
     actions = [a for a, _ in _actions(admin)]
     assert "model retrain" in actions and "model promote refused" in actions
     # the stored candidate loads from its bytes and scores like the training run measured
-    svc = load_stored(admin.db.conn, res.version_id)
+    svc = load_stored(admin.session.db.conn, res.version_id)
     assert svc.version == res.version and svc.bundle.sha256 == row[1]
     # a tampered ONNX blob or sidecar is refused
-    blob = bytearray(admin.db.conn.execute("SELECT onnx FROM model_versions WHERE id = ?", (res.version_id,)).fetchone()[0])
+    blob = bytearray(admin.session.db.conn.execute("SELECT onnx FROM model_versions WHERE id = ?", (res.version_id,)).fetchone()[0])
     blob[len(blob) // 2] ^= 0x01  # one flipped bit
-    admin.db.conn.execute("UPDATE model_versions SET onnx = ? WHERE id = ?", (bytes(blob), res.version_id))
+    admin.session.db.conn.execute("UPDATE model_versions SET onnx = ? WHERE id = ?", (bytes(blob), res.version_id))
     with pytest.raises(ModelIntegrityError, match="sha256"):
-        load_stored(admin.db.conn, res.version_id)
-    entry = next(e for e in ModelRegistry(admin).entries() if e.version_id == res.version_id)
+        load_stored(admin.session.db.conn, res.version_id)
+    entry = next(e for e in admin.models.registry.entries() if e.version_id == res.version_id)
     assert entry.status == "refused" and not entry.sha256_ok
 
 
 def test_promote_when_clearly_better_then_rollback(admin) -> None:
     degraded = _store_degraded_active(admin)
-    res = lt.retrain(admin, config=TINY)
+    res = admin.models.retrain(config=TINY)
     assert res.gate.against == degraded
     assert res.gate.better, res.gate.reason
     assert res.gate.differences["roc_auc"]["ci_low"] > 0
-    reg = ModelRegistry(admin)
+    reg = admin.models.registry
     msg = reg.promote(res.version_id)
     assert res.version in msg
     assert _versions(admin) == {degraded: "retired", res.version: "active"}
-    assert assessment.readmission_service().version == res.version  # the app scores with it now
+    assert admin.risk.model.get().version == res.version  # the app scores with it now
     with pytest.raises(ModelRegistryError, match="candidate"):
         reg.promote(res.version_id)  # already active
     # rollback restores the previous active version, then the bundled model
     reg.rollback()
     assert _versions(admin) == {degraded: "active", res.version: "retired"}
-    assert assessment.readmission_service().version == degraded
+    assert admin.risk.model.get().version == degraded
     reg.rollback()
     assert "active" not in _versions(admin).values()
-    bundled = assessment.readmission_service()
+    bundled = admin.risk.model.get()
     assert bundled.version not in (degraded, res.version)
     with pytest.raises(ModelRegistryError, match="nothing to roll back"):
         reg.rollback()
     actions = [a for a, _ in _actions(admin)]
     assert actions.count("model rollback") == 2 and "model promote" in actions
     # a candidate compared with another model than the one active now is not promoted
-    with admin.db.transaction() as c:
+    with admin.session.db.transaction() as c:
         c.execute("UPDATE model_versions SET status = 'candidate' WHERE version = ?", (res.version,))
     with pytest.raises(ModelRegistryError, match="compared with"):
         reg.promote(res.version_id)
     # a tampered active version is refused at activation: the bundled model is used, and that is audited
-    with admin.db.transaction() as c:
+    with admin.session.db.transaction() as c:
         c.execute("UPDATE model_versions SET status = 'active' WHERE version = ?", (degraded,))
         c.execute("UPDATE model_versions SET sidecars = replace(sidecars, '\"meta.json\": \"', '\"meta.json\": \"AA') "
                   "WHERE version = ?", (degraded,))
-    act = activate_store_model(admin)
+    act = admin.models.activate()
     assert act.origin == "bundled" and "refusing" in act.warning
-    assert assessment.readmission_service().version == bundled.version
+    assert admin.risk.model.get().version == bundled.version
     assert "model refused" in [a for a, _ in _actions(admin)]
 
 
 def test_recalibration_keeps_trees_and_reports_calibration(admin) -> None:
-    res = lt.recalibrate(admin, config=TINY)
+    res = admin.models.recalibrate(config=TINY)
     card = res.card
     assert card["kind"] == "recalibration" and res.gate.criterion == "brier"
     before_after = card["calibration"]["before_after_on_test"]
@@ -169,40 +161,41 @@ def test_recalibration_keeps_trees_and_reports_calibration(admin) -> None:
     assert "ci_low" in res.gate.differences["brier"]
     # A monotone recalibration keeps the ranking; float32 sigmoid outputs can still tie a few neighbours.
     assert abs(res.gate.differences["roc_auc"]["value"]) < 1e-4
-    svc = load_stored(admin.db.conn, res.version_id)
-    bundled = assessment.readmission_service()
+    svc = load_stored(admin.session.db.conn, res.version_id)
+    bundled = admin.risk.model.get()
     assert np.array_equal(svc.trees.feature, bundled.trees.feature) and np.allclose(svc.trees.mean, bundled.trees.mean)
     assert (svc.cal_a, svc.cal_b) == pytest.approx((card["model"]["calibration"]["a"], card["model"]["calibration"]["b"]))
     assert _versions(admin) == {res.version: "candidate"}
     assert "model recalibrate" in [a for a, _ in _actions(admin)]
     if not res.gate.better:
         with pytest.raises(ModelRegistryError, match="Not promoted"):
-            ModelRegistry(admin).promote(res.version_id)
+            admin.models.registry.promote(res.version_id)
     # discard removes a candidate, audited
-    ModelRegistry(admin).discard(res.version_id)
+    admin.models.registry.discard(res.version_id)
     assert _versions(admin) == {}
     assert "model discard" in [a for a, _ in _actions(admin)]
 
 
 def test_too_few_outcomes_gives_a_clear_message_and_stores_nothing(admin) -> None:
     with pytest.raises(lt.InsufficientData, match=r"Only \d+ encounters with a known 30-day outcome; at least 300"):
-        lt.retrain(admin, config=TINY, today=dt.date(1990, 1, 1))
+        admin.models.retrain(config=TINY, today=dt.date(1990, 1, 1))
     with pytest.raises(lt.InsufficientData, match="at least 200 are needed to recalibrate"):
-        lt.recalibrate(admin, config=TINY, today=dt.date(1990, 1, 1))
+        admin.models.recalibrate(config=TINY, today=dt.date(1990, 1, 1))
     assert _versions(admin) == {}
     assert any(a == "model retrain" and "nothing stored" in d for a, d in _actions(admin))
 
 
 def test_non_admins_are_refused(demo_store) -> None:
-    s = unlock(demo_store, "dr.demo", "wardlens-clinician")
-    reg = ModelRegistry(s)
+    s = open_desk(demo_store, "dr.demo", "wardlens-clinician")
+    reg = s.models.registry
     for call in (reg.entries, reg.rollback, lambda: reg.promote(1), lambda: reg.discard(1),
-                 lambda: lt.retrain(s, config=TINY), lambda: lt.recalibrate(s, config=TINY)):
+                 lambda: s.models.retrain(config=TINY), lambda: s.models.recalibrate(config=TINY)):
         with pytest.raises(PermissionDenied):
             call()
-    assert sum(1 for e in s.audit.recent(50) if e.action == "denied") >= 6
+    assert sum(1 for e in s.session.audit.recent(50) if e.action == "denied") >= 6
     # every role still gets the active model installed at unlock
-    assert activate_store_model(s).origin == "bundled"
+    assert s.active_model is not None and s.active_model.origin == "bundled"
+    assert s.models.activate().origin == "bundled"
     s.lock()
 
 

@@ -187,8 +187,7 @@ def test_ward_report(desks, tmp_path):
         "JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient' LIMIT 1").fetchone()
     assert family in text and bed in text
     # the stated peak is the one the chart marks: the busiest day of the same 14-day forecast
-    from services.capacity.census import CensusService
-    for f in CensusService(nurse).forecasts(NOW.date()):
+    for f in nurse.capacity.census.forecasts(NOW.date()):
         assert f"peak {f.peak_text}" in text, f.ward
     assert "Peak next 7 days" not in text
     one = flat(pdf_text(nurse.reports.ward_pdf(ward="ICU", now=NOW), tmp_path))

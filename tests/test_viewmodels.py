@@ -14,7 +14,7 @@ def _unlocked(qtbot, owner, demo_store, user="dr.demo", pw="wardlens-clinician")
     vm.prepare()
     with qtbot.waitSignal(vm.sessionChanged, timeout=10_000) as sig:
         vm.unlock(user, pw)
-    return vm, runner, sig.args[0]
+    return vm, runner, sig.args[0]   # the Desk: the session and its façades
 
 
 def test_background_runner_delivers_results_errors_progress_and_cancel(qtbot, owner):
@@ -123,7 +123,7 @@ def test_error_property_notifies_only_on_real_change(qtbot, owner, demo_store):
 
 def test_idle_check_locks_and_says_why(qtbot, owner, demo_store):
     vm, runner, session = _unlocked(qtbot, owner, demo_store)
-    session.idle_seconds = 0.01
+    session.session.idle_seconds = 0.01
     import time
     time.sleep(0.05)
     with qtbot.waitSignal(vm.sessionChanged) as sig:
@@ -137,7 +137,7 @@ def test_patient_list_search_and_open(qtbot, owner, demo_store):
     with qtbot.waitSignal(plist.statusChanged, timeout=10_000):
         plist.refresh()
     total = plist.model.total
-    stored = session.db.conn.execute("SELECT count(*) FROM patients").fetchone()[0]
+    stored = session.session.db.conn.execute("SELECT count(*) FROM patients").fetchone()[0]
     assert stored > total == plist.BROWSE and plist.model.rowCount() == 500  # the first by name, in batches
     assert plist.model.canFetchMore()
     everyone = [r.patient_id for r in plist.service.search("")]
@@ -194,7 +194,7 @@ def test_patient_page_scores_the_encounter_in_view(qtbot, owner, demo_store):
     card = page.model_card()  # the card of the model in use, for people: use and limits before figures
     assert card.index("What it is for") < card.index("Limits") < card.index("How well it did") < card.index("Details")
     assert "Version readmission-" in card and "Ranking (ROC AUC)" in card
-    audit = session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'score'").fetchone()[0]
+    audit = session.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'score'").fetchone()[0]
     assert audit >= 1
 
 
@@ -224,7 +224,7 @@ def test_report_saved_and_printed_from_the_patient_page(qtbot, owner, qt_setting
         page.print_report(150)
     assert pages.args[0] and not pages.args[0][0].isNull()
     assert printed.exists() and printed.stat().st_size > 10_000
-    prints = session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'print'").fetchone()[0]
+    prints = session.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'print'").fetchone()[0]
     assert prints == 2
 
 

@@ -211,7 +211,7 @@ def test_labs_tab_says_when_a_patient_has_no_lab_results(qtbot, window):
     _login(qtbot, window)
     qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
     ws = window.workspace
-    conn = ws.patient_vm.session.db.conn
+    conn = ws.patient_vm.session.session.db.conn
     has_labs = "EXISTS (SELECT 1 FROM encounters e JOIN lab_results l ON l.encounter_id = e.id WHERE e.patient_id = p.id)"
     without = conn.execute(f"SELECT id FROM patients p WHERE NOT {has_labs} ORDER BY id LIMIT 1").fetchone()[0]
     with_labs = conn.execute(

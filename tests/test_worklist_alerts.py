@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from services.site.accounts import unlock
+from services.desk import open_desk
 from services.risk.alerts import AlertService
 from services.capacity.census import CensusService
 from services.core.errors import PermissionDenied, ValidationError
@@ -17,32 +17,32 @@ NURSE = ("nurse.demo", "wardlens-nurse")
 
 
 def test_worklist_is_due_within_48h_sorted_by_risk_with_interventions(demo_store):
-    s = unlock(demo_store, *NURSE)
-    rows = WorklistService(s).discharge_worklist()
+    s = open_desk(demo_store, *NURSE)
+    rows = s.risk.worklist.discharge_worklist()
     assert rows, "the demo census has patients due home"
     limit = dt.date.today() + dt.timedelta(days=2)
     assert all(r.inpatient.expected_discharge <= limit for r in rows)
     probs = [r.risk.probability or 0 for r in rows]
     assert probs == sorted(probs, reverse=True)
-    stored = s.db.conn.execute("SELECT count(*) FROM interventions").fetchone()[0]
+    stored = s.session.db.conn.execute("SELECT count(*) FROM interventions").fetchone()[0]
     assert stored == sum(len(r.interventions) for r in rows)
     ward = rows[0].inpatient.ward
-    assert all(r.inpatient.ward == ward for r in WorklistService(s).discharge_worklist(ward=ward))
+    assert all(r.inpatient.ward == ward for r in s.risk.worklist.discharge_worklist(ward=ward))
     s.lock()
 
 
 def test_analyst_cannot_work_the_list(demo_store):
-    a = unlock(demo_store, "analyst.demo", "wardlens-analyst")
+    a = open_desk(demo_store, "analyst.demo", "wardlens-analyst")
     with pytest.raises(PermissionDenied):
-        WorklistService(a).discharge_worklist()
+        a.risk.worklist.discharge_worklist()
     a.lock()
 
 
 def test_alerts_raised_once_and_stay_until_acknowledged(demo_store):
-    s = unlock(demo_store, *NURSE)
-    census, alerts = CensusService(s), AlertService(s)
+    s = open_desk(demo_store, *NURSE)
+    census, alerts = s.capacity.census, s.risk.alerts
     inp = census.inpatients()
-    risks = WorklistService(s).inpatient_risks(inp)
+    risks = s.risk.worklist.inpatient_risks(inp)
     forecasts = census.forecasts(inpatients=inp)
     n = alerts.evaluate(inp, risks, forecasts)
     over = [p for p in inp if (risks[p.encounter_nbr].probability or 0) >= risks[p.encounter_nbr].threshold]
@@ -54,14 +54,14 @@ def test_alerts_raised_once_and_stay_until_acknowledged(demo_store):
     assert len(alerts.open_alerts()) == n - 1
     with pytest.raises(ValidationError):
         alerts.acknowledge(open_[0].id)
-    assert s.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'acknowledge'").fetchone()[0] == 1
+    assert s.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'acknowledge'").fetchone()[0] == 1
     s.lock()
-    a = unlock(demo_store, "analyst.demo", "wardlens-analyst")
-    for alert in AlertService(a).open_alerts():
+    a = open_desk(demo_store, "analyst.demo", "wardlens-analyst")
+    for alert in a.risk.alerts.open_alerts():
         if alert.kind == "risk":
             assert "," not in alert.message and alert.entity_id == ""  # no names for analysts
     with pytest.raises(PermissionDenied):
-        AlertService(a).acknowledge(open_[1].id)
+        a.risk.alerts.acknowledge(open_[1].id)
     a.lock()
 
 
@@ -69,7 +69,7 @@ def test_worklist_page_and_banner_offscreen(qtbot, owner, qt_settings, demo_stor
     from ui.worklist_view import AlertBanner, WorklistView
     from viewmodels.background import BackgroundRunner
     from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
-    s = unlock(demo_store, *NURSE)
+    s = open_desk(demo_store, *NURSE)
     runner = BackgroundRunner(owner)
     vm = WorklistViewModel(s, runner, owner)
     view = WorklistView(vm)

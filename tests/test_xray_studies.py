@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from services.site.accounts import unlock
+from services.desk import open_desk
 from services.core.errors import PermissionDenied
 from services.imaging.xray_image import XrayImageError
 from services.imaging.xray import NOT_A_CHEST_FILM
@@ -25,13 +25,13 @@ def _png(arr: np.ndarray) -> bytes:
 
 def test_image_is_stored_inside_the_store_and_reopened(demo_store, tmp_path):
     original = shared_path("nih_cxr", "originals", "00000001_000.png")
-    s = unlock(demo_store, *CLIN)
-    svc = XrayStudyService(s)
+    s = open_desk(demo_store, *CLIN)
+    svc = s.imaging.studies
     before = set(tmp_path.rglob("*"))
     study = svc.add_study(1, original)
     assert set(tmp_path.rglob("*")) == before, "no loose image file is written"
     assert study.width == study.height >= 256 and not study.refused and len(study.findings) == 15
-    assert s.db.conn.execute("SELECT length(image) FROM xray_studies WHERE id = ?", (study.id,)).fetchone()[0] \
+    assert s.session.db.conn.execute("SELECT length(image) FROM xray_studies WHERE id = ?", (study.id,)).fetchone()[0] \
         == original.stat().st_size
     opened = svc.open(study.id)
     assert opened.result.probabilities == pytest.approx(dict((f, p) for f, p, _ in study.findings), abs=1e-5)
@@ -43,8 +43,8 @@ def test_image_is_stored_inside_the_store_and_reopened(demo_store, tmp_path):
 
 
 def test_bad_files_are_refused_and_nothing_is_stored(demo_store, tmp_path):
-    s = unlock(demo_store, *CLIN)
-    svc = XrayStudyService(s)
+    s = open_desk(demo_store, *CLIN)
+    svc = s.imaging.studies
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"this is not an image at all" * 10)
     with pytest.raises(XrayImageError):
@@ -53,13 +53,13 @@ def test_bad_files_are_refused_and_nothing_is_stored(demo_store, tmp_path):
     trunc.write_bytes(_png(np.zeros((64, 64), np.uint8))[:60])
     with pytest.raises(XrayImageError):
         svc.add_study(1, trunc)
-    assert s.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
+    assert s.session.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
     s.lock()
 
 
 def test_refused_image_is_not_stored_but_audited_and_told_in_plain_words(demo_store, tmp_path):
-    s = unlock(demo_store, *CLIN)
-    svc = XrayStudyService(s)
+    s = open_desk(demo_store, *CLIN)
+    svc = s.imaging.studies
     blank = tmp_path / "blank.png"
     blank.write_bytes(_png(np.full((256, 256), 255, np.uint8)))
     with pytest.raises(ImageRefused) as info:
@@ -70,20 +70,20 @@ def test_refused_image_is_not_stored_but_audited_and_told_in_plain_words(demo_st
     assert "distance" not in message and ">" not in message and "limit" not in message  # no jargon in the sentence
     assert info.value.result.ood_details and all("limit" in d for d in info.value.result.ood_details)
     assert info.value.opened.study is None and info.value.opened.image.pixels.shape == (256, 256)
-    assert s.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
+    assert s.session.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
     assert svc.studies(1) == []
-    action, entity, detail = s.db.conn.execute(
+    action, entity, detail = s.session.db.conn.execute(
         "SELECT action, entity, detail FROM audit_log ORDER BY id DESC LIMIT 1 OFFSET 1").fetchone()  # then the read
     assert (action, entity) == ("xray_refused", "patient") and "blank.png not stored" in detail and "limit" in detail
     s.lock()
 
 
 def test_nurse_cannot_add_images(demo_store, tmp_path):
-    s = unlock(demo_store, "nurse.demo", "wardlens-nurse")
+    s = open_desk(demo_store, "nurse.demo", "wardlens-nurse")
     p = tmp_path / "x.png"
     p.write_bytes(_png(np.zeros((64, 64), np.uint8)))
     with pytest.raises(PermissionDenied):
-        XrayStudyService(s).add_study(1, p)
+        s.imaging.studies.add_study(1, p)
     s.lock()
 
 
@@ -100,7 +100,7 @@ def test_xray_page_offscreen(qtbot, owner, qt_settings, demo_store):
     from ui.xray_view import XrayView
     from viewmodels.background import BackgroundRunner
     from viewmodels.xray_vm import XrayViewModel
-    s = unlock(demo_store, *CLIN)
+    s = open_desk(demo_store, *CLIN)
     vm = XrayViewModel(s, BackgroundRunner(owner), owner)
     view = XrayView(vm, lambda: "card")
     qtbot.addWidget(view)
@@ -119,7 +119,7 @@ def _legacy_refused_study(s, patient_id: int = 1) -> int:
     results = {"probabilities": {}, "flags": {}, "thresholds": {}, "ood": True,
                "ood_reasons": ["unlike the chest radiographs the model was trained on (distance 2148 > 1131)"],
                "ood_distance": 2148.0}
-    with s.db.transaction() as c:
+    with s.session.db.transaction() as c:
         cur = c.execute("INSERT INTO xray_studies (patient_id, taken_at, source_name, format, image, width, height, "
                         "results, model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                         (patient_id, "2026-01-02 10:00:00", "holiday.png", "png", _png(np.zeros((64, 64), np.uint8)),
@@ -131,7 +131,7 @@ def test_xray_page_refusal_is_plain_and_nothing_is_listed(qtbot, owner, qt_setti
     from ui.xray_view import XrayView
     from viewmodels.background import BackgroundRunner
     from viewmodels.xray_vm import XrayViewModel
-    s = unlock(demo_store, *CLIN)
+    s = open_desk(demo_store, *CLIN)
     vm = XrayViewModel(s, BackgroundRunner(owner), owner)
     view = XrayView(vm, lambda: "card")
     qtbot.addWidget(view)
@@ -149,7 +149,7 @@ def test_xray_page_refusal_is_plain_and_nothing_is_listed(qtbot, owner, qt_setti
     assert view.list.count() == 0 and vm.opened.study is None
     assert not view.heat.isVisible() and not view.chart.isVisible()  # no heat map, no findings chart
     assert view.image.pixmap() is not None and not view.image.pixmap().isNull()  # the refused picture is shown
-    assert s.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
+    assert s.session.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
 
     with qtbot.waitSignal(vm.imageChanged, timeout=30_000):  # a real film afterwards: listed, banner gone
         vm.add_file(str(shared_path("nih_cxr", "originals", "00000001_000.png")))
@@ -163,9 +163,9 @@ def test_a_refused_study_kept_by_an_earlier_version_is_marked_refused(qtbot, own
     from ui.xray_view import XrayView
     from viewmodels.background import BackgroundRunner
     from viewmodels.xray_vm import XrayViewModel, study_verdict
-    s = unlock(demo_store, *CLIN)
+    s = open_desk(demo_store, *CLIN)
     sid = _legacy_refused_study(s)
-    study = XrayStudyService(s).study(sid)
+    study = s.imaging.studies.study(sid)
     assert study.refused and study_verdict(study) == "Refused: not a chest X-ray"
     vm = XrayViewModel(s, BackgroundRunner(owner), owner)
     view = XrayView(vm, lambda: "card")

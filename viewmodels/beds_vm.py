@@ -23,7 +23,7 @@ INPATIENT_COLUMNS: list[Column[InpatientEstimate]] = [
     Column("Bed", lambda r: r.bed),
     Column("Patient", lambda r: r.patient_label),
     Column("Days in", lambda r: r.days_in, align_right=True),
-    Column("Predicted stay", lambda r: f"{r.los_point:.1f} d ({r.los_low}–{r.los_high})", align_right=True,
+    Column("Predicted stay", lambda r: r.stay.stay_text, align_right=True,
            tooltip="Point estimate and 80% interval, from admission, given the days already spent"),
     Column("Expected home", lambda r: r.stay.discharge_text, tooltip="Expected discharge date"),
     Column("80% window", lambda r: r.stay.window_text,

@@ -25,7 +25,7 @@ WORKLIST_COLUMNS: list[Column[WorklistRow]] = [
     Column("Patient", lambda r: r.inpatient.patient_label),
     Column("Ward / bed", lambda r: f"{r.inpatient.ward} {r.inpatient.bed}"),
     Column("Days", lambda r: r.inpatient.days_in, align_right=True, tooltip="Days in hospital so far"),
-    Column("Predicted stay", lambda r: f"{r.inpatient.los_point:.1f} d ({r.inpatient.los_low}–{r.inpatient.los_high})",
+    Column("Predicted stay", lambda r: r.inpatient.stay.stay_text,
            tooltip="Point estimate and 80% interval in days"),
     Column("Discharge", lambda r: r.inpatient.stay.discharge_text, tooltip="Expected discharge date"),
     Column("To do", lambda r: f"{r.open_interventions} of {len(r.interventions)}", align_right=True,

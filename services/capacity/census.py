@@ -39,6 +39,13 @@ class StayEstimate:
     beyond_model: bool = False           # in hospital for the model's whole range (14 days) or longer
 
     @property
+    def stay_text(self) -> str:
+        """"4.4 d (2–6)", or what the model cannot say for a stay past its range."""
+        if self.beyond_model:
+            return f"over {MAX_DAYS} d (beyond model range)"
+        return f"{self.point_days:.1f} d ({self.low_days}–{self.high_days})"
+
+    @property
     def discharge_text(self) -> str:
         return "beyond model range" if self.expected_discharge is None else f"{self.expected_discharge:%a %d %b}"
 

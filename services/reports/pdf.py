@@ -696,7 +696,7 @@ def _census(src: Any, today: dt.date) -> tuple[list[CensusLine], list[Any], list
     names = session.sees_names
     out = []
     for p in inpatients:
-        los_text = f"{p.los_point:.1f} d ({p.los_low}–{p.los_high})"
+        los_text = p.stay.stay_text
         exp = "beyond model range" if p.expected_discharge is None else _fmt_date(p.expected_discharge)
         prob, band = risk.get(p.encounter_nbr, (None, ""))
         out.append(CensusLine(p.ward or "No ward", p.bed, p.patient_label, p.mrn if names else "", p.days_in,
