@@ -90,16 +90,22 @@ DEMO_PASSWORDS = {"admin": "wardlens-admin", "dr.demo": "wardlens-clinician", "n
                   "analyst.demo": "wardlens-analyst"}
 
 
+def _per_user(open_as, store: Path):
+    """get(user[, password]) opening one session per user with `open_as(store, user, password)`; all locked after."""
+    opened: dict = {}
+
+    def get(user: str, pw: str | None = None):
+        if user not in opened:
+            opened[user] = open_as(store, user, pw or DEMO_PASSWORDS[user])
+        return opened[user]
+    return get, opened
+
+
 @pytest.fixture
 def sessions(demo_store):
     """sessions(user[, password]): an unlocked Session on the private demo store, one per user, locked at teardown."""
     from services.site.accounts import unlock
-    opened = {}
-
-    def get(user: str, pw: str | None = None):
-        if user not in opened:
-            opened[user] = unlock(demo_store, user, pw or DEMO_PASSWORDS[user])
-        return opened[user]
+    get, opened = _per_user(unlock, demo_store)
     yield get
     for s in opened.values():
         s.lock()
@@ -110,12 +116,32 @@ def desks(demo_store):
     """desks(user[, password]): a Desk (the session and its façades, opened as the GUI and the CLI open it) on
     the private demo store, one per user, locked at teardown."""
     from services.desk import open_desk
-    opened = {}
-
-    def get(user: str, pw: str | None = None):
-        if user not in opened:
-            opened[user] = open_desk(demo_store, user, pw or DEMO_PASSWORDS[user])
-        return opened[user]
+    get, opened = _per_user(open_desk, demo_store)
     yield get
     for d in opened.values():
         d.lock()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that reads ../shared/data (its own code, or a fixture's, calls shared_path or names
+    SHARED_DATA) as shared_data, so `-m "not shared_data"` is exactly what a user's clone runs in full."""
+    import inspect
+    sources: dict[object, str] = {}
+
+    def source(obj) -> str:
+        if obj not in sources:
+            try:
+                sources[obj] = inspect.getsource(obj)
+            except (OSError, TypeError):
+                sources[obj] = ""
+        return sources[obj]
+
+    for item in items:
+        fn = getattr(item, "function", None)
+        texts = [source(fn)] if fn else []
+        fixtures = getattr(item, "_fixtureinfo", None)
+        for name in (fixtures.names_closure if fixtures else ()):
+            for d in (fixtures.name2fixturedefs.get(name) or ()):
+                texts.append(source(d.func))
+        if any("shared_path(" in t or "SHARED_DATA" in t for t in texts):
+            item.add_marker(pytest.mark.shared_data)

@@ -53,6 +53,7 @@ def test_password_is_never_an_argument_and_missing_password_is_a_clear_error(cli
     assert r.returncode == 2  # argparse: no such option
 
 
+@pytest.mark.slow
 def test_init_import_backup_restore_verify(tmp_path):
     db = tmp_path / "site.db"
     env = {"WARDLENS_PASSWORD": "site-admin-pass"}

@@ -20,8 +20,12 @@ def test_imported_history_reports_and_local_dataset(empty_store):
     frame = encounters_uci_frame(s.session.db.conn)
     mask = known_outcome_mask(frame, dt.date.today())
     assert mask.sum() > 2000  # dateless stays with a recorded outcome count as known
-    data = local_dataset(s.session.db.conn)
-    assert data is not None
+    data = local_dataset(s.session.db.conn, dt.date.today())
+    # retraining sees exactly the known outcomes, split by patient (no patient in two parts)
+    assert len(data.y) == len(data.x) == data.summary["encounters_with_known_outcome"] == int(mask.sum())
+    assert set(data.split) == {"train", "cal", "test"}
+    parts = {name: set(data.groups[data.part(name)]) for name in ("train", "cal", "test")}
+    assert not (parts["train"] & parts["cal"]) and not (parts["train"] & parts["test"]) and not (parts["cal"] & parts["test"])
     s.lock()
 
 

@@ -31,6 +31,7 @@ def recomputed():
     return card, got, svc, mu, y
 
 
+@pytest.mark.slow
 def test_card_metrics_match_the_model(recomputed) -> None:
     card, got, *_ = recomputed
     for key in ("r2", "mae_days", "rmse_days", "r2_of_expected_stay", "interval80_mean_width_days"):

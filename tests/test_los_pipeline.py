@@ -1,6 +1,8 @@
 """`python -m training los` end to end on a small patient sample, written to a temporary folder."""
 from __future__ import annotations
 
+import pytest
+
 import json
 from pathlib import Path
 
@@ -12,6 +14,7 @@ from tests.conftest import shared_path
 from training.los import main
 
 
+@pytest.mark.slow
 def test_pipeline_small_sample(tmp_path: Path) -> None:
     shared_path("diabetes130", "diabetic_data.csv.gz")
     data_root = shared_path()

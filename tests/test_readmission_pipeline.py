@@ -11,6 +11,7 @@ import pytest
 from tests.conftest import shared_path
 
 
+@pytest.mark.slow
 def test_pipeline_end_to_end_on_a_small_sample(tmp_path: Path) -> None:
     data = shared_path("diabetes130", "diabetic_data.csv.gz").parent
     from services.inference.onnx_runtime import clear_cache
@@ -38,6 +39,7 @@ def test_pipeline_end_to_end_on_a_small_sample(tmp_path: Path) -> None:
     assert svc.bands[-1][1] == card["metrics"]["operating_threshold"]["value"]
 
 
+@pytest.mark.slow
 def test_committed_card_metrics_recompute_from_committed_model() -> None:
     path = shared_path("diabetes130", "diabetic_data.csv.gz")
     from services.records.uci_table import eligible_mask, read_uci_csv

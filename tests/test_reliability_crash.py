@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses fork and SIGKILL (Linux)")
 
 
+@pytest.mark.slow
 def test_random_kills_lose_nothing_and_leave_nothing_half_done(tmp_path):
     # In its own interpreter: the harness forks, and the test process may already run threads (Qt, onnxruntime).
     out = tmp_path / "crash.json"

@@ -17,6 +17,7 @@ from services.core.errors import StoreDamaged
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="probes run in forked processes (Linux)")
 def test_mutated_copies_never_crash_and_never_show_wrong_data(tmp_path):
     out = tmp_path / "damage.json"

@@ -2,6 +2,8 @@
 the QApplication starts), stays within a 1280 x 800 logical screen and really draws at twice the pixels."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import subprocess
@@ -47,6 +49,7 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_every_page_fits_at_200_percent_scaling(demo_store, tmp_path) -> None:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", QT_SCALE_FACTOR="2")
     proc = subprocess.run([sys.executable, "-c", _SCRIPT, str(demo_store), str(ROOT), str(tmp_path / "settings")],

@@ -181,51 +181,25 @@ def test_nurse_page_cannot_edit(qtbot, owner, demo_store):
 
 
 def test_patient_page_scores_the_encounter_in_view(qtbot, owner, demo_store):
+    from services.records.uci_schema import INELIGIBLE_DISPOSITIONS
     vm, runner, session = _unlocked(qtbot, owner, demo_store)
+    patients = session.records.patients
+    # a patient whose stay in view (the current one, else the latest) may be scored: the test cannot pass vacuously
+    scored = next(p.patient_id for p in patients.search("", limit=200)
+                  if patients.encounters(p.patient_id)[0].discharge_disposition_id not in INELIGIBLE_DISPOSITIONS)
     page = PatientViewModel(session, runner, owner)
     with qtbot.waitSignal(page.riskChanged, timeout=20_000, check_params_cb=lambda r: r is not None):
-        page.load(1)
+        page.load(scored)
     r = page.risk
-    assert r.encounter_nbr == page.selected_encounter.encounter_nbr
-    if r.eligible:
-        assert 0.0 < r.probability < 1.0 and r.band in ("low", "medium", "high")
-        assert all(f.contribution > 0 and f.text for f in r.factors)
+    assert r.encounter_nbr == page.selected_encounter.encounter_nbr and r.eligible
+    assert 0.0 < r.probability < 1.0 and r.band in ("low", "medium", "high")
+    assert r.factors and all(f.contribution > 0 and f.text for f in r.factors)
     assert r.lace == sum(r.lace_components.values()) and 0 <= r.lace <= 19
     card = page.model_card()  # the card of the model in use, for people: use and limits before figures
     assert card.index("What it is for") < card.index("Limits") < card.index("How well it did") < card.index("Details")
     assert "Version readmission-" in card and "Ranking (ROC AUC)" in card
     audit = session.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'score'").fetchone()[0]
     assert audit >= 1
-
-
-def test_report_saved_and_printed_from_the_patient_page(qtbot, owner, qt_settings, demo_store, tmp_path):
-    import shutil
-    import subprocess
-    from PySide6.QtPrintSupport import QPrinter
-    from ui.patient_view import PatientView
-    vm, runner, session = _unlocked(qtbot, owner, demo_store)
-    page = PatientViewModel(session, runner, owner)
-    view = PatientView(page)
-    qtbot.addWidget(view)
-    with qtbot.waitSignal(page.loaded, timeout=20_000):
-        page.load(1)
-    out = tmp_path / "report.pdf"
-    with qtbot.waitSignal(page.saved, timeout=30_000):
-        page.save_report(str(out))
-    assert out.read_bytes().startswith(b"%PDF") and not (tmp_path / "report.pdf.part").exists()
-    if shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
-        assert page.patient.mrn in text and "Dr Demo" in text
-    printed = tmp_path / "printed.pdf"
-    view._printer = QPrinter(QPrinter.PrinterMode.HighResolution)
-    view._printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
-    view._printer.setOutputFileName(str(printed))
-    with qtbot.waitSignal(page.reportPagesReady, timeout=30_000) as pages:
-        page.print_report(150)
-    assert pages.args[0] and not pages.args[0][0].isNull()
-    assert printed.exists() and printed.stat().st_size > 10_000
-    prints = session.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'print'").fetchone()[0]
-    assert prints == 2
 
 
 def test_damaged_store_offers_the_last_verified_backup_and_restores_it(qtbot, owner, demo_store, tmp_path):

@@ -277,3 +277,35 @@ def test_beds_page_headers_readable_and_forecast_dates_do_not_overlap(qtbot, win
     xs, ys = chart.peak.getData()
     assert list(xs) == [peak.day_index] and list(ys) == [peak.mean]
     assert ws.beds_vm.forecast.peak_text in chart.getPlotItem().titleLabel.text
+
+
+def test_report_saved_and_printed_from_the_patient_page(qtbot, owner, qt_settings, demo_store, tmp_path):
+    import shutil
+    import subprocess
+    from PySide6.QtPrintSupport import QPrinter
+    from ui.patient_view import PatientView
+    from tests.test_viewmodels import _unlocked
+    from viewmodels.patients_vm import PatientViewModel
+    vm, runner, session = _unlocked(qtbot, owner, demo_store)
+    page = PatientViewModel(session, runner, owner)
+    view = PatientView(page)
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(page.loaded, timeout=20_000):
+        page.load(1)
+    out = tmp_path / "report.pdf"
+    with qtbot.waitSignal(page.saved, timeout=30_000):
+        page.save_report(str(out))
+    assert out.read_bytes().startswith(b"%PDF") and not (tmp_path / "report.pdf.part").exists()
+    if shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+        assert page.patient.mrn in text and "Dr Demo" in text
+    printed = tmp_path / "printed.pdf"
+    view._printer = QPrinter(QPrinter.PrinterMode.HighResolution)
+    view._printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)
+    view._printer.setOutputFileName(str(printed))
+    with qtbot.waitSignal(page.reportPagesReady, timeout=30_000) as pages:
+        page.print_report(150)
+    assert pages.args[0] and not pages.args[0][0].isNull()
+    assert printed.exists() and printed.stat().st_size > 10_000
+    prints = session.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'print'").fetchone()[0]
+    assert prints == 2

@@ -80,6 +80,7 @@ def test_patient_split_is_stable_and_grouped() -> None:
     assert abs(frac[0] - 0.7) < 0.05 and abs(frac[1] - 0.15) < 0.04 and abs(frac[2] - 0.15) < 0.04
 
 
+@pytest.mark.slow
 def test_pipeline_end_to_end_on_a_tiny_sample(tmp_path: Path) -> None:
     data = shared_path("nih_cxr")
     out = tmp_path / "bundle"
@@ -227,6 +228,7 @@ def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Pa
         assert rows[bad]["error"] and rows[bad]["Cardiomegaly"] == ""
 
 
+@pytest.mark.slow
 def test_committed_card_metrics_recomputed_from_committed_model(service: XrayService) -> None:
     from sklearn.metrics import average_precision_score, roc_auc_score
     card = service.card
@@ -270,6 +272,7 @@ def test_rethreshold_refuses_a_tampered_sidecar(tmp_path: Path) -> None:
     assert meta.read_text().count('"thresholds" ') == 1  # nothing rewritten
 
 
+@pytest.mark.slow
 def test_committed_thresholds_and_operating_points_recomputed_from_committed_model(service: XrayService) -> None:
     """The sidecar's thresholds follow from the card's rule on validation; the card's operating points and
     flags per image from those thresholds on test (what `--rethreshold` would write again)."""

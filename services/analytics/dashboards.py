@@ -18,7 +18,7 @@ from models.domain import Permission
 from services.risk.assessment import ReadmissionModel
 from services.records.uci_table import eligible_mask, icd9_group, ICD9_GROUPS, normalise_uci_frame
 from services.risk.features import FEATURE_NAMES, build_features
-from services.capacity.census import los_service as _los_service
+from services.capacity.los import bundled_los
 from services.capacity.los import LosService
 from services.records.patients import encounters_uci_frame
 from services.core.progress import CancelToken, ProgressFn, no_progress
@@ -245,7 +245,7 @@ class LosDashboard:
 
 
 def los_dashboard(c: Cohort, los: LosService | None = None, sample: int = 3000) -> LosDashboard:
-    svc = los or _los_service()
+    svc = los or bundled_los()
     discharged = (c.frame["status"] == "discharged").to_numpy()
     mu = svc.expected_days(c.frame[list(ENCOUNTER_COLUMNS)])[discharged]  # earlier stays serve as history
     dist = svc.distribution_from_mu(mu)

@@ -11,8 +11,7 @@ import numpy as np
 from models.domain import Encounter, Permission
 from services.capacity.forecast import HORIZON_DAYS, StaffingRatios, WardForecast, forecast_ward, staff_needed, \
     weekday_admission_rates
-from services.capacity.los import MAX_DAYS, LosEstimateRow, LosService
-from services.inference.shared import shared_model
+from services.capacity.los import MAX_DAYS, LosEstimateRow, LosService, bundled_los
 from services.records.patients import PatientService
 from services.site.session import Session
 from services.site.settings import SettingsService
@@ -21,8 +20,8 @@ HISTORY_WINDOW_DAYS = 90   # admissions per weekday are learned from this many d
 
 
 def los_service() -> LosService:
-    """The bundled LOS model (loaded once per process, services.inference.shared)."""
-    return shared_model("los", LosService)
+    """The LOS model the census uses: the bundled one, loaded once per process."""
+    return bundled_los()
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ import pandas as pd
 
 from services.records.uci_table import normalise_uci_frame
 from services.capacity.features import MODEL_FEATURE_NAMES, los_model_matrix
+from services.inference.shared import shared_model
 from services.inference.onnx_runtime import MODELS_DIR, ModelBundle, load_bundle
 from services.records.uci_schema import ENCOUNTER_COLUMNS, INT_COLUMNS
 
@@ -227,6 +228,11 @@ class LosService:
 
 
 # ---------------------------------------------------------------- CLI scoring
+def bundled_los() -> LosService:
+    """The bundled LOS model (loaded once per process, services.inference.shared)."""
+    return shared_model("los", LosService)
+
+
 class LosCsvError(ValueError):
     """A file-level problem with a CSV to score (unreadable, empty, not CSV, missing columns)."""
 
@@ -314,7 +320,7 @@ def score_los_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
         good_lines.append(line)
     if good:
         frame = normalise_uci_frame(pd.DataFrame(good, columns=header))
-        svc = service or LosService()
+        svc = service or bundled_los()
         for line, est in zip(good_lines, svc.estimates(frame)):
             results[line] = {"line": line, "encounter_id": est.encounter_id, "los_days": f"{est.point_days:.2f}",
                              "los_low": est.low_days, "los_high": est.high_days, "error": ""}

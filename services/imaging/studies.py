@@ -20,13 +20,12 @@ from models.domain import Permission, XrayStudy
 from services.store import audit
 from services.core.errors import ValidationError, WardLensError
 from services.site.session import Session
-from services.inference.shared import shared_model
-from services.imaging.xray import XrayResult, XrayService
+from services.imaging.xray import XrayResult, XrayService, bundled_xray
 from services.imaging.xray_image import MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes
 
 def xray_service() -> XrayService:
-    """The bundled X-ray model (loaded once per process, services.inference.shared)."""
-    return shared_model("xray", XrayService)
+    """The X-ray model the studies use: the bundled one, loaded once per process."""
+    return bundled_xray()
 
 
 @dataclass

@@ -25,6 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image
 
+from services.inference.shared import shared_model
 from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle, sha256_file
 from services.imaging.xray_image import (MODEL_SIZE, LoadedImage, XrayImageError, load_xray, normalize, preprocess,
                                  to_model_size)
@@ -195,6 +196,11 @@ def _expand(paths: Iterable[str]) -> list[Path]:
     return out
 
 
+def bundled_xray() -> XrayService:
+    """The bundled X-ray model (loaded once per process, services.inference.shared)."""
+    return shared_model("xray", XrayService)
+
+
 def classify_paths(paths: list[str], output_csv: str, service: XrayService | None = None) -> dict[str, Any]:
     """Classify files and folders (recursively) into a CSV: one row per file, errors reported in-row.
 
@@ -202,7 +208,7 @@ def classify_paths(paths: list[str], output_csv: str, service: XrayService | Non
     measured values against their limits), flagged (';'-joined findings at their operating thresholds, never No Finding; empty: none reached its threshold), error. Refused and unreadable files have empty probabilities.
     Returns counts: images, classified, ood, errors, and the CSV path.
     """
-    svc = service or XrayService()
+    svc = service or bundled_xray()
     files = _expand(paths)
     counts = {"images": len(files), "classified": 0, "ood": 0, "errors": 0}
     out = Path(output_csv)

@@ -10,14 +10,8 @@ from services.core.paths import RESOURCES
 from services.risk.clinical_scores import hospital_band, hospital_components, lace_components
 from services.inference.model_cards import readable_card_markdown
 from services.records.patients import PatientService
-from services.inference.shared import shared_model
-from services.risk.readmission import ReadmissionService
+from services.risk.readmission import ReadmissionService, bundled_readmission  # noqa: F401 - re-exported
 from services.site.session import Session
-
-def bundled_readmission() -> ReadmissionService:
-    """The bundled readmission model (loaded once per process, services.inference.shared)."""
-    return shared_model("readmission", ReadmissionService)
-
 
 class ReadmissionModel:
     """The readmission model a session scores with: the store's promoted local version once the model

@@ -27,6 +27,7 @@ import pandas as pd
 from services.risk.clinical_scores import hospital_band, hospital_score, lace_index
 from services.records.uci_table import eligible_mask, normalise_uci_frame
 from services.risk.features import FEATURE_NAMES, build_features, describe_feature
+from services.inference.shared import shared_model
 from services.inference.onnx_runtime import (MODELS_DIR, ModelBundle, ModelIntegrityError, create_session, load_bundle,
                                   sha256_file)
 from services.records.uci_schema import (A1C_VALUES, AGE_BANDS, ENCOUNTER_COLUMNS, GENDERS, GLU_SERUM_VALUES, INT_COLUMNS,
@@ -34,6 +35,11 @@ from services.records.uci_schema import (A1C_VALUES, AGE_BANDS, ENCOUNTER_COLUMN
 
 BUNDLE_DIR = MODELS_DIR / "readmission"
 NOT_ELIGIBLE = "not eligible"
+
+
+def bundled_readmission() -> "ReadmissionService":
+    """The bundled readmission model (loaded once per process, services.inference.shared)."""
+    return shared_model("readmission", ReadmissionService)
 
 
 class ReadmissionInputError(ValueError):
@@ -372,7 +378,7 @@ def score_readmission_csv(input_path: str | os.PathLike, output_path: str | os.P
         good.append(rec)
         good_lines.append(line)
     if good:
-        service = service or ReadmissionService()
+        service = service or bundled_readmission()
         frame = pd.DataFrame(good, columns=list(ENCOUNTER_COLUMNS))
         preds = service.score_frame(frame)
         norm = normalise_uci_frame(frame)
