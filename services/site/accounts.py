@@ -19,7 +19,8 @@ from services.core.errors import (KeyFileError, NotEncrypted, PermissionDenied, 
                              ValidationError, WardLensError, WrongPassword)
 from services.store.keyfile import RECOVERY_PREFIX, KdfParams, KeyFile, key_file_path, new_data_key, new_recovery_key, \
     normalise_recovery_key
-from services.store.migrations import migrate
+from services.store.migrations import MigrationFailed, migrate, pending
+from services.store.snapshot import write_verified_copy
 from services.site import settings
 from services.site.session import Session
 
@@ -110,7 +111,7 @@ def _open_with_key(path: Path, keys: KeyFile, data_key: bytearray) -> Database:
                                    "Restore the last verified backup.")
             damaged.detail = "\n".join(problems)  # for the log and for support, not for the message
             raise damaged
-        migrate(db.conn)
+        _upgrade(path, db)
         row = db.conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
     except DatabaseError as exc:
         db.close()
@@ -119,6 +120,32 @@ def _open_with_key(path: Path, keys: KeyFile, data_key: bytearray) -> Database:
         db.close()
         raise KeyFileError(f"The key file beside {path.name} belongs to another store.")
     return db
+
+
+def pre_upgrade_copy_path(path: Path, version: int) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return path.with_name(f"{path.name}.before-v{version}-{stamp}.db")
+
+
+def _upgrade(path: Path, db: Database) -> None:
+    """Bring a store made by an earlier WardLens to this schema: first a verified copy of it beside the store
+    (with its key file), then every pending migration in one transaction. A failed upgrade leaves the store as
+    it was and names the copy."""
+    todo = pending(db.conn)
+    if not todo:
+        return
+    copy = pre_upgrade_copy_path(path, todo[-1])
+    key = db.key_copy()
+    try:
+        write_verified_copy(db.conn, key, key_file_path(path), copy, expect_version=None)
+    finally:
+        for i in range(len(key)):
+            key[i] = 0
+    try:
+        migrate(db.conn)
+    except MigrationFailed as exc:
+        db.close()
+        raise MigrationFailed(f"{exc} A verified copy taken before the upgrade is at {copy}.") from exc
 
 
 def _check_store_file(path: Path) -> None:

@@ -18,24 +18,9 @@ from services.core.errors import KeyFileError, WardLensError, WrongPassword
 from services.core.files import sha256_file
 from services.store.keyfile import KeyFile, key_file_path
 from services.site.session import Session
+from services.store.migrations import LATEST
+from services.store.snapshot import BackupError, TABLES, fsync_dir as _fsync_dir, fsync_file as _fsync, write_verified_copy  # noqa: F401
 from services.store.verify import VerifyReport, verify_connection
-
-TABLES = ("patients", "encounters", "diagnoses", "medications", "lab_results", "comorbidities", "wards", "beds",
-          "users", "audit_log")
-
-
-class BackupError(WardLensError):
-    pass
-
-
-def _counts(conn) -> dict[str, int]:
-    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
 
 def backup(session: Session, dest: Path | str) -> VerifyReport:
     """Copy the open store to `dest` (plus its key file) and verify the copy; nothing is left on failure."""
@@ -44,54 +29,15 @@ def backup(session: Session, dest: Path | str) -> VerifyReport:
     if dest.exists():
         raise BackupError(f"{dest} already exists; choose a new file name.")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".partial")
-    tmp_keys = Path(str(tmp) + ".keys")
     key = session.db.key_copy()
     try:
-        for p in (tmp, tmp_keys):
-            p.unlink(missing_ok=True)
-        target = connect_raw(tmp, key)
-        try:
-            session.db.conn.backup(target)
-            target.execute("PRAGMA journal_mode = DELETE")  # a backup is one self-contained file
-            report = verify_connection(target)
-            same = _counts(target) == _counts(session.db.conn)
-        finally:
-            target.close()
-        if not report.ok or not same:
-            raise BackupError("The backup copy did not verify: " + "; ".join(report.problems or ["row counts differ"]))
-        shutil.copyfile(key_file_path(session.store_path), tmp_keys)
-        _fsync(tmp)
-        _fsync(tmp_keys)
-        os.replace(tmp_keys, key_file_path(dest))
-        os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
-    except BaseException as exc:
-        for p in (tmp, tmp_keys):
-            p.unlink(missing_ok=True)
-        if isinstance(exc, (DatabaseError, OSError)) and is_disk_full(exc):
-            raise BackupError(f"The disk holding {dest.parent} is full: no backup was written and nothing was "
-                              "left behind. Free some space or choose another drive.") from exc
-        raise
+        report = write_verified_copy(session.db.conn, key, key_file_path(session.store_path), dest, LATEST)
     finally:
         for i in range(len(key)):
             key[i] = 0
     _record_in_index(session.store_path, dest, report)
     session.log("backup", "store", "", f"to {dest.name}: {report.audit_rows} audit rows")
     return report
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 # --- finding the last verified backup (offered when the store is damaged) ----------------------------

@@ -1,7 +1,9 @@
 """Versioned, forward-only schema migrations. PRAGMA user_version holds the store's version.
 
-Each migration runs in its own transaction together with the version bump, so a store is always at
-exactly one version. Never edit a released migration: add the next one.
+All the migrations an opening needs run in ONE transaction with the version bump, so a store is always at
+exactly one version, and an upgrade that fails part-way leaves the store exactly as it was (SQLite's DDL is
+transactional). Before upgrading an existing store, the caller takes a verified copy of it
+(services.site.accounts). Never edit a released migration: add the next one.
 """
 from __future__ import annotations
 
@@ -278,27 +280,41 @@ def current_version(conn) -> int:
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
-def migrate(conn, target: int | None = None) -> list[int]:
-    """Apply every migration above the store's version up to `target` (default: latest)."""
+class MigrationFailed(StoreDamaged):
+    """An upgrade failed; the store was rolled back to the version it had."""
+
+
+def pending(conn, target: int | None = None) -> list[int]:
+    """The migrations opening this store would apply (refuses a store newer than this WardLens)."""
     target = LATEST if target is None else target
     have = current_version(conn)
     if have > LATEST:
         raise StoreDamaged(f"This store is at schema version {have}, newer than this WardLens ({LATEST}). "
                            "Update the application.")
-    applied = []
-    for m in MIGRATIONS:
-        if have < m.version <= target:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+    return [m.version for m in MIGRATIONS if have < m.version <= target]
+
+
+def migrate(conn, target: int | None = None) -> list[int]:
+    """Apply every migration above the store's version up to `target` (default: latest), all or none."""
+    todo = pending(conn, target)
+    if not todo:
+        return []
+    have = current_version(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for m in MIGRATIONS:
+            if m.version in todo:
                 for stmt in _statements(m.sql):
                     conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version = {int(m.version)}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            applied.append(m.version)
-    return applied
+    except BaseException as exc:
+        conn.execute("ROLLBACK")
+        if isinstance(exc, Exception):
+            raise MigrationFailed(f"The store could not be upgraded from schema version {have} to {todo[-1]} "
+                                  f"({exc.__class__.__name__}: {exc}); it was left exactly as it was.") from exc
+        raise
+    conn.execute("COMMIT")
+    return todo
 
 
 def _statements(script: str) -> list[str]:

@@ -19,7 +19,8 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_connection(conn) -> VerifyReport:
+def verify_connection(conn, expect_version: int | None = LATEST) -> VerifyReport:
+    """Every check of a store; expect_version None accepts any schema version (a copy taken before an upgrade)."""
     report = VerifyReport()
     try:
         # cipher_integrity_check returns one row per page whose HMAC fails; no rows means clean.
@@ -32,8 +33,8 @@ def verify_connection(conn) -> VerifyReport:
         if fks:
             report.problems.append(f"{len(fks)} rows point to records that do not exist (first in table {fks[0][0]})")
         report.schema_version = current_version(conn)
-        if report.schema_version != LATEST:
-            report.problems.append(f"schema version {report.schema_version}, expected {LATEST}")
+        if expect_version is not None and report.schema_version != expect_version:
+            report.problems.append(f"schema version {report.schema_version}, expected {expect_version}")
         chain = verify_chain(conn)
         report.audit_rows = chain.rows
         report.problems += chain.problems

@@ -1,0 +1,80 @@
+"""A verified encrypted copy of an open store and its key file, written atomically: the one copy routine of
+backups (services.site.backup) and of the copy taken before a schema upgrade (services.site.accounts)."""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from services.core.errors import WardLensError
+from services.store.database import DatabaseError, connect_raw, is_disk_full
+from services.store.keyfile import key_file_path
+from services.store.verify import VerifyReport, verify_connection
+
+TABLES = ("patients", "encounters", "diagnoses", "medications", "lab_results", "comorbidities", "wards", "beds",
+          "users", "audit_log")
+
+
+class BackupError(WardLensError):
+    pass
+
+
+def _counts(conn) -> dict[str, int]:
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES if t in have}
+
+
+def fsync_file(path: Path) -> None:
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_verified_copy(conn, key: bytes | bytearray, key_file_source: Path, dest: Path,
+                        expect_version: int | None = None) -> VerifyReport:
+    """Copy the store open on `conn` to `dest` with SQLite's online backup API (same key), verify the copy
+    (page HMACs, structure, foreign keys, audit chain, the same row counts), then put it and a copy of the key
+    file in place. Never writes over a file; nothing is left behind on failure."""
+    if dest.exists() or key_file_path(dest).exists():
+        raise BackupError(f"{dest} already exists; choose a new file name.")
+    tmp = dest.with_name(dest.name + ".partial")
+    tmp_keys = Path(str(tmp) + ".keys")
+    try:
+        for p in (tmp, tmp_keys):
+            p.unlink(missing_ok=True)
+        target = connect_raw(tmp, key)
+        try:
+            conn.backup(target)
+            target.execute("PRAGMA journal_mode = DELETE")  # a backup is one self-contained file
+            report = verify_connection(target, expect_version)
+            same = _counts(target) == _counts(conn)
+        finally:
+            target.close()
+        if not report.ok or not same:
+            raise BackupError("The backup copy did not verify: " + "; ".join(report.problems or ["row counts differ"]))
+        shutil.copyfile(key_file_source, tmp_keys)
+        fsync_file(tmp)
+        fsync_file(tmp_keys)
+        os.replace(tmp_keys, key_file_path(dest))
+        os.replace(tmp, dest)
+        fsync_dir(dest.parent)
+    except BaseException as exc:
+        for p in (tmp, tmp_keys):
+            p.unlink(missing_ok=True)
+        if isinstance(exc, (DatabaseError, OSError)) and is_disk_full(exc):
+            raise BackupError(f"The disk holding {dest.parent} is full: no backup was written and nothing was "
+                              "left behind. Free some space or choose another drive.") from exc
+        raise
+    return report

@@ -1,0 +1,116 @@
+"""Upgrade safety: a store made by the previous release opens in this one with every record, the audit chain
+and the model registry intact; an upgrade takes a verified copy first; a failed upgrade changes nothing.
+
+The fixture tests/fixtures/release-0.1.0/ was made by release 0.1.0's own code (commit 2e3ee07) with
+tests/fixtures/make_release_store.py; its manifest.json says what that code stored."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from services.desk import open_desk
+from services.site.accounts import unlock
+from services.store import migrations
+from services.store.keyfile import key_file_path
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "release-0.1.0"
+MANIFEST = json.loads((FIXTURE / "manifest.json").read_text(encoding="utf-8"))
+ADMIN = next(u for u in MANIFEST["users"] if "admin" in u)
+
+
+def release_store(tmp_path: Path) -> Path:
+    dst = tmp_path / "site" / "store.db"
+    dst.parent.mkdir(parents=True)
+    shutil.copyfile(FIXTURE / "store.db", dst)
+    shutil.copyfile(FIXTURE / "store.db.keys", key_file_path(dst))
+    return dst
+
+
+def digest(conn, table: str, columns: list[str], where: str = "") -> tuple[int, str]:
+    """The manifest's digest: the sorted rows of `columns` (blobs as hex), as the release computed it."""
+    rows = sorted(repr(tuple(bytes(v).hex() if isinstance(v, (bytes, memoryview)) else v for v in row))
+                  for row in conn.execute(f"SELECT {', '.join(columns)} FROM {table} {where}"))
+    return len(rows), hashlib.sha256("\n".join(rows).encode("utf-8")).hexdigest()
+
+
+def assert_release_content(conn) -> None:
+    for table, want in MANIFEST["tables"].items():
+        if "kept" in want:   # a login appends to the audit chain and moves its head: the rest stays as it was
+            kept = want["kept"]
+            assert digest(conn, table, want["columns"], kept["where"]) == (kept["rows"], kept["sha256"]), table
+        else:
+            assert digest(conn, table, want["columns"]) == (want["rows"], want["sha256"]), table
+
+
+def test_a_store_made_by_the_previous_release_opens_with_everything_kept(tmp_path):
+    store = release_store(tmp_path)
+    desk = open_desk(store, ADMIN, MANIFEST["users"][ADMIN])
+    try:
+        assert_release_content(desk.session.db.conn)
+        report = desk.site.verify()
+        assert report.ok, report.problems
+        assert report.audit_rows > MANIFEST["audit_rows"]   # the release's chain, continued by this login
+        stored = MANIFEST["models"][0]
+        assert desk.active_model.origin == "local" and desk.active_model.version == stored["version"]
+        entry = next(e for e in desk.models.registry.entries() if e.version_id == stored["id"])
+        assert entry.sha256 == stored["sha256"] and entry.sha256_ok and entry.in_use
+        assert desk.session.idle_seconds == 60 * float(MANIFEST["settings"]["idle_lock_minutes"])
+        patients = desk.records.patients.search("", limit=5000)
+        assert len(patients) == MANIFEST["tables"]["patients"]["rows"]
+        assert desk.reports.patient_pdf(patients[0].patient_id).startswith(b"%PDF")
+        assert not list(store.parent.glob("*.before-v*")), "no upgrade was needed, so no copy was taken"
+    finally:
+        desk.lock()
+    for user, password in MANIFEST["users"].items():   # every account of the release still logs in
+        unlock(store, user, password).lock()
+
+
+def _with_v7(monkeypatch, sql: str) -> int:
+    nxt = migrations.LATEST + 1
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*migrations.MIGRATIONS, migrations.Migration(nxt, "test", sql)))
+    monkeypatch.setattr(migrations, "LATEST", nxt)
+    return nxt
+
+
+def test_an_upgrade_takes_a_verified_copy_first(tmp_path, monkeypatch):
+    store = release_store(tmp_path)
+    version = _with_v7(monkeypatch, "CREATE TABLE upgrade_probe (x INTEGER);\nALTER TABLE patients ADD COLUMN probe TEXT;")
+    s = unlock(store, ADMIN, MANIFEST["users"][ADMIN])
+    try:
+        assert migrations.current_version(s.db.conn) == version
+        assert s.db.conn.execute("SELECT count(*) FROM upgrade_probe").fetchone()[0] == 0
+        assert_release_content(s.db.conn)   # the release's columns and rows, untouched by the upgrade
+    finally:
+        s.lock()
+    copies = list(store.parent.glob(f"store.db.before-v{version}-*.db"))
+    assert len(copies) == 1 and key_file_path(copies[0]).exists()
+    monkeypatch.undo()   # the copy is the release's store: it opens as such, content and all
+    old = unlock(copies[0], ADMIN, MANIFEST["users"][ADMIN])
+    try:
+        assert migrations.current_version(old.db.conn) == MANIFEST["schema_version"]
+        assert_release_content(old.db.conn)
+    finally:
+        old.lock()
+
+
+def test_a_failed_upgrade_leaves_the_store_as_it_was_and_says_so(tmp_path, monkeypatch):
+    store = release_store(tmp_path)
+    before = store.read_bytes()
+    _with_v7(monkeypatch, "CREATE TABLE upgrade_probe (x INTEGER);\nALTER TABLE no_such_table ADD COLUMN y TEXT;")
+    with pytest.raises(migrations.MigrationFailed) as failed:
+        open_desk(store, ADMIN, MANIFEST["users"][ADMIN])
+    message = str(failed.value)
+    assert "left exactly as it was" in message and "before-v" in message
+    monkeypatch.undo()
+    s = unlock(store, ADMIN, MANIFEST["users"][ADMIN])
+    try:
+        assert migrations.current_version(s.db.conn) == MANIFEST["schema_version"]
+        assert s.db.conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'upgrade_probe'").fetchone()[0] == 0
+        assert_release_content(s.db.conn)
+    finally:
+        s.lock()
+    assert len(before) > 0
