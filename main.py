@@ -11,7 +11,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before anything imports o
 
 from services.core.errors import WardLensError  # noqa: E402
 from services.core.files import check_command_paths  # noqa: E402
-from services.core.paths import default_store_path  # noqa: E402
+from services.core.paths import default_store_path, ensure_user_data_dir, user_data_dir  # noqa: E402
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str]:
@@ -185,6 +185,8 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from ui.app import run_gui
     if args.smoke_seconds:
         _quit_after(args.smoke_seconds)
+    if args.db is None and default_store_path().parent == user_data_dir():
+        ensure_user_data_dir()   # the per-user store's own folder; a site's or a person's path must already exist
     return run_gui(Path(args.db) if args.db else default_store_path(), sys.argv[:1])
 
 
@@ -197,7 +199,9 @@ def _quit_after(seconds: float) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from services.core.about import version_line
     ap = argparse.ArgumentParser(prog="wardlens", description="WardLens offline clinical risk desk")
+    ap.add_argument("--version", action="version", version=version_line())
     sub = ap.add_subparsers(dest="command")
 
     def with_db(p: argparse.ArgumentParser, login: bool = True) -> argparse.ArgumentParser:

@@ -274,6 +274,7 @@ def run(kills: int = 50, seed: int = 1, workdir: Path | None = None, max_delay_s
     kdf = KdfParams.fast()
     master = work / "master" / "site.db"
     if not master.exists():
+        master.parent.mkdir(parents=True, exist_ok=True)
         create_store(master, USER, PASSWORD, kdf)
     expected = _expected_schemas()
     chk = Checker()

@@ -77,6 +77,7 @@ def _copy(src: Path, dst_dir: Path, with_wal: bool = True) -> Path:
 def build_sources(work: Path) -> dict:
     """State A (with a live WAL, copied while open), state B (checkpointed, later) and a backup of B."""
     store = work / "src" / "site.db"
+    store.parent.mkdir(parents=True, exist_ok=True)
     create_store(store, USER, PASSWORD, KdfParams.fast())
     s = unlock(store, USER, PASSWORD)
     lines = __import__("gzip").open(SAMPLE, "rb").read().splitlines(keepends=True)

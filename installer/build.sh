@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Build the packaged WardLens (PyInstaller one-folder) into dist/WardLens/ and a tarball
-# dist/WardLens-<version>-linux-x86_64.tar.gz. Idempotent: re-running rebuilds in place.
+# dist/WardLens-<version>-linux-x86_64.tar.xz. Idempotent: re-running rebuilds in place.
 #
 #   installer/build.sh              build (creates .venv-build first when it is missing or stale)
 #   installer/build.sh --if-needed  do nothing when dist/WardLens is newer than every shipped source
@@ -27,7 +27,7 @@ for a in "$@"; do
 done
 
 VERSION="$("$PYTHON" -c 'import tomllib,sys; print(tomllib.load(open("pyproject.toml","rb"))["project"]["version"])')"
-TARBALL="$DIST/WardLens-$VERSION-linux-x86_64.tar.gz"
+TARBALL="$DIST/WardLens-$VERSION-linux-x86_64.tar.xz"
 
 # Everything that ends up in the bundle; the build is stale when any of it is newer than the executable.
 SOURCES=(main.py models services viewmodels ui resources installer/wardlens.spec installer/build.sh
@@ -81,9 +81,9 @@ QT_QPA_PLATFORM=offscreen "$VENV/bin/python" installer/render_icon.py resources/
   echo "(Strack et al. 2014, BioMed Res Int, doi:10.1155/2014/781670), CC BY 4.0."
 } > "$APPDIR/README.txt"
 
-# 4. Tarball (sorted, root-owned, no timestamps in the gzip header)
-rm -f "$TARBALL"
-tar --sort=name --owner=0 --group=0 --numeric-owner -C "$DIST" -cf - WardLens | gzip -n -6 > "$TARBALL.part"
+# 4. Tarball (sorted, root-owned; xz on every core: 117 MB against gzip's 158 MB, the download stays under 130 MB)
+rm -f "$TARBALL" "$DIST"/WardLens-*-linux-x86_64.tar.gz
+tar --sort=name --owner=0 --group=0 --numeric-owner -C "$DIST" -cf - WardLens | xz -T0 -6 > "$TARBALL.part"
 mv "$TARBALL.part" "$TARBALL"
 t3=$(date +%s)
 
@@ -92,7 +92,7 @@ bytes_dir="$(du -sb "$APPDIR" | cut -f1)"
 bytes_tar="$(du -sb "$TARBALL" | cut -f1)"
 echo "build.sh: $APPDIR $((bytes_dir / 1000000)) MB = $((bytes_dir / 1048576)) MiB (du -sh: $(du -sh "$APPDIR" | cut -f1)), $TARBALL $((bytes_tar / 1000000)) MB"
 echo "build.sh: times: venv $((t1 - t0)) s, pyinstaller $((t2 - t1)) s, desktop files + tarball $((t3 - t2)) s, total $((t3 - t0)) s"
-MAX_MB="${WARDLENS_PACKAGE_MAX_MB:-350}"
+MAX_MB="${WARDLENS_PACKAGE_MAX_MB:-400}"   # installed folder, local retraining kept (issue: install and upgrade)
 if [ "$bytes_dir" -ge "$((MAX_MB * 1000000))" ]; then
   echo "build.sh: WARNING: the bundle is $((bytes_dir / 1000000)) MB, over the ${MAX_MB} MB target (see installer/README.md)" >&2
 fi

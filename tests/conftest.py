@@ -59,6 +59,7 @@ def demo_store(_demo_master, tmp_path) -> Path:
 @pytest.fixture
 def empty_store(tmp_path):
     from services.site.accounts import create_store
+    (tmp_path / "store").mkdir()
     created = create_store(tmp_path / "store" / "site.db", "admin", "admin-password", FAST)
     return created
 

@@ -57,6 +57,7 @@ def test_no_key_and_no_password_anywhere_in_the_data_folder(tmp_path, monkeypatc
     home = tmp_path / "WardLens"
     monkeypatch.setenv("WARDLENS_HOME", str(home))
     store = home / "wardlens.db"
+    home.mkdir()
     create_store(store, "admin", PASSWORDS[0], FAST)
     (key,) = made
     for _ in range(2):

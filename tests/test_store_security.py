@@ -77,6 +77,7 @@ def test_recovery_key_opens_the_store_and_wrong_one_does_not(empty_store):
 
 
 def test_missing_and_foreign_key_files(tmp_path, empty_store):
+    (tmp_path / "other").mkdir()
     other = create_store(tmp_path / "other" / "b.db", "admin", "admin-password", FAST)
     # The other store's key file opens its own data key, which does not open this store.
     key_file_path(empty_store.path).write_bytes(key_file_path(other.path).read_bytes())

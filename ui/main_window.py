@@ -29,6 +29,8 @@ from viewmodels.export_vm import TableExporter
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.xray_vm import XrayViewModel
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
+from ui.model_card_dialog import ModelCardDialog
+from viewmodels.about_vm import about_markdown
 from viewmodels.session_vm import Permission, SessionViewModel
 
 
@@ -246,9 +248,9 @@ class MainWindow(QMainWindow):
         self.workspace.list_view.focus_search()
 
     def _about(self) -> None:
-        QMessageBox.about(self, "About WardLens",
-                          "WardLens — offline clinical risk desk.\nAll data stays on this computer, encrypted.\n"
-                          "Demo data: UCI Diabetes 130-US hospitals (1999–2008), CC BY 4.0.")
+        self.about_dialog = ModelCardDialog(about_markdown(), self, title="About WardLens")
+        self.about_dialog.view.setAccessibleName("About WardLens")
+        self.about_dialog.show()
 
     def _restore_state(self) -> None:
         geometry = self.settings.value("window/geometry")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from models.domain import Role
+from services.core.files import check_new_store_path
 from services.core.paths import RESOURCES
 from services.site.accounts import AccountService, create_store, unlock
 from services.core.errors import WardLensError
@@ -196,7 +197,7 @@ def build_demo_store(path: Path | str, kdf: KdfParams | None = None, progress: P
                      today: dt.date | None = None) -> Path:
     """Build the demo store beside `path` and move it into place only when complete, so an interrupted
     first start (the window closed, the machine off) never leaves a half-built store behind."""
-    path = Path(path)
+    path = check_new_store_path(path)
     if path.exists() or key_file_path(path).exists():
         raise WardLensError(f"{path} already exists; WardLens will not overwrite a store.")
     work = path.with_name(path.name + ".building")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from models.domain import Permission, Role, User
+from services.core.files import check_new_store_path
 from services.store import audit
 from services.store.database import Database, DatabaseError, is_plain_sqlite
 from services.core.errors import (KeyFileError, NotEncrypted, PermissionDenied, StoreDamaged, StoreNotFound,
@@ -59,10 +60,10 @@ def create_store(path: Path | str, admin_username: str, admin_password: str, kdf
                  display_name: str = "Administrator") -> CreatedStore:
     path = Path(path)
     validate_new_account(admin_username, admin_password)
+    check_new_store_path(path)
     kpath = key_file_path(path)
     if path.exists() or kpath.exists():
         raise WardLensError(f"{path} already exists; WardLens will not overwrite a store.")
-    path.parent.mkdir(parents=True, exist_ok=True)
     kdf = kdf or KdfParams.calibrated()
     store_id = str(uuid.uuid4())
     data_key = new_data_key()
