@@ -114,3 +114,20 @@ def test_a_failed_upgrade_leaves_the_store_as_it_was_and_says_so(tmp_path, monke
     finally:
         s.lock()
     assert len(before) > 0
+
+
+def test_a_backup_made_by_the_previous_release_is_offered_restored_and_upgraded(tmp_path, monkeypatch):
+    from services.site.backup import check_backup, restore
+    backup = release_store(tmp_path)   # the release's store file and key file, as its backup command wrote them
+    version = _with_v7(monkeypatch, "CREATE TABLE upgrade_probe (x INTEGER);")
+    assert check_backup(backup, ADMIN, MANIFEST["users"][ADMIN]) is not None   # verifies at its own version
+    target = tmp_path / "restored" / "site.db"
+    target.parent.mkdir()
+    restore(backup, target, ADMIN, MANIFEST["users"][ADMIN])
+    s = unlock(target, ADMIN, MANIFEST["users"][ADMIN])
+    try:
+        assert migrations.current_version(s.db.conn) == version
+        assert_release_content(s.db.conn)
+    finally:
+        s.lock()
+

@@ -18,9 +18,8 @@ from services.core.errors import KeyFileError, WardLensError, WrongPassword
 from services.core.files import sha256_file
 from services.store.keyfile import KeyFile, key_file_path
 from services.site.session import Session
-from services.store.migrations import LATEST
 from services.store.snapshot import BackupError, TABLES, fsync_dir as _fsync_dir, fsync_file as _fsync, write_verified_copy  # noqa: F401
-from services.store.verify import VerifyReport, verify_connection
+from services.store.verify import CURRENT, VerifyReport, verify_connection
 
 def backup(session: Session, dest: Path | str) -> VerifyReport:
     """Copy the open store to `dest` (plus its key file) and verify the copy; nothing is left on failure."""
@@ -31,7 +30,7 @@ def backup(session: Session, dest: Path | str) -> VerifyReport:
     dest.parent.mkdir(parents=True, exist_ok=True)
     key = session.db.key_copy()
     try:
-        report = write_verified_copy(session.db.conn, key, key_file_path(session.store_path), dest, LATEST)
+        report = write_verified_copy(session.db.conn, key, key_file_path(session.store_path), dest, CURRENT)
     finally:
         for i in range(len(key)):
             key[i] = 0
@@ -135,7 +134,7 @@ def check_backup(path: Path | str, username: str | None = None, password: str | 
     try:
         conn = connect_raw(f"file:{urllib.parse.quote(str(path.resolve()))}?mode=ro", key, uri=True)
         try:
-            report = verify_connection(conn)
+            report = verify_connection(conn, expect_version=None)   # an earlier release's backup is upgraded when opened
             store_id = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
         finally:
             conn.close()

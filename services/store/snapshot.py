@@ -43,7 +43,7 @@ def fsync_dir(folder: Path) -> None:
 
 
 def write_verified_copy(conn, key: bytes | bytearray, key_file_source: Path, dest: Path,
-                        expect_version: int | None = None) -> VerifyReport:
+                        expect_version: int | None | object = None) -> VerifyReport:
     """Copy the store open on `conn` to `dest` with SQLite's online backup API (same key), verify the copy
     (page HMACs, structure, foreign keys, audit chain, the same row counts), then put it and a copy of the key
     file in place. Never writes over a file; nothing is left behind on failure."""

@@ -5,7 +5,10 @@ from dataclasses import dataclass, field
 
 from services.store.audit import verify_chain
 from services.store.database import DatabaseError
-from services.store.migrations import LATEST, current_version
+from services.store import migrations
+from services.store.migrations import current_version
+
+CURRENT = object()   # the schema version of this WardLens, read when the check runs
 
 
 @dataclass
@@ -19,8 +22,10 @@ class VerifyReport:
         return not self.problems
 
 
-def verify_connection(conn, expect_version: int | None = LATEST) -> VerifyReport:
-    """Every check of a store; expect_version None accepts any schema version (a copy taken before an upgrade)."""
+def verify_connection(conn, expect_version: int | None | object = CURRENT) -> VerifyReport:
+    """Every check of a store; expect_version None accepts any schema version (a copy taken before an upgrade,
+    an earlier release's backup)."""
+    expect_version = migrations.LATEST if expect_version is CURRENT else expect_version
     report = VerifyReport()
     try:
         # cipher_integrity_check returns one row per page whose HMAC fails; no rows means clean.
