@@ -49,8 +49,8 @@ def test_keyboard_flow_list_patient_back_and_lock(qtbot, window):
     assert window.focusWidget() is ws.list_view.table
     ws.list_view.table.setCurrentIndex(ws.list_vm.model.index(0, 0))
     qtbot.keyClick(ws.list_view.table, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: ws.pages.currentWidget() is ws.patient_view and ws.patient_view.name.text() != "",
-                    timeout=10_000)
+    qtbot.waitUntil(lambda: ws.pages.currentWidget() is ws.patient_view and ws.patient_vm.patient is not None
+                    and ws.patient_vm.selected_encounter is not None, timeout=10_000)
     assert ws.patient_view.diagnoses.rowCount() >= 1
     window.activateWindow()  # the offscreen platform drops activation when pages change
     qtbot.waitUntil(lambda: QApplication.focusWidget() is not None, timeout=5000)
@@ -225,7 +225,8 @@ def test_labs_tab_says_when_a_patient_has_no_lab_results(qtbot, window):
     assert view.labs_page.currentWidget() is view.labs_empty
     assert view.labs_empty.text() == "No lab results recorded for this patient."
     ws.open_patient(with_labs)
-    qtbot.waitUntil(lambda: ws.patient_vm.patient.id == with_labs and ws.patient_vm.selected_encounter is not None
+    qtbot.waitUntil(lambda: ws.patient_vm.patient is not None and ws.patient_vm.patient.id == with_labs
+                    and ws.patient_vm.selected_encounter is not None
                     and bool(ws.patient_vm.selected_encounter.labs), timeout=10_000)
     assert view.labs_page.currentWidget() is view.labs and view.labs.rowCount() > 0
 

@@ -131,8 +131,9 @@ class Workspace(QWidget):
     def _page_shown(self, row: int) -> None:
         # Pages compute on first view only, so unlocking stays fast.
         page = self.pages.widget(row)
-        if page is self.xray_view and self.patient_vm.patient is not None:
-            self.xray_vm.set_patient(self.patient_vm.patient.id, self.patient_vm.header_lines[0])
+        if page is self.xray_view:   # the page follows the patient in view, or says there is none
+            p = self.patient_vm.patient
+            self.xray_vm.set_patient(p.id if p is not None else None, self.patient_vm.header_lines[0])
         elif page is self.beds_view and self.beds_vm.snapshot is None:
             self.beds_vm.refresh()
         elif page is self.audit_view and self.audit_vm.model.total == 0:

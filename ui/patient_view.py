@@ -110,6 +110,7 @@ class PatientView(QWidget):
         self.add_encounter.clicked.connect(self.addEncounterRequested)
         self.edit_encounter.clicked.connect(self.editEncounterRequested)
         vm.loaded.connect(self._loaded)
+        vm.cleared.connect(self._loaded)
         vm.errorChanged.connect(self._show_error)
         vm.selectedEncounterChanged.connect(self._show_encounter)
         vm.riskChanged.connect(self.risk.show_risk)
@@ -117,6 +118,7 @@ class PatientView(QWidget):
         vm.losChanged.connect(self.risk.show_los)
         self.risk.modelCardRequested.connect(self.open_model_card)
         self.encounters.selectionModel().currentRowChanged.connect(lambda cur, _prev: vm.select_encounter(cur.row()))
+        self._loaded()   # a page opened before any patient says so, its actions off
 
     def open_model_card(self) -> ModelCardDialog:
         dialog = ModelCardDialog(self.vm.model_card(), self, "Model card: 30-day readmission risk")
@@ -152,16 +154,28 @@ class PatientView(QWidget):
         self.error.setText(text)
         self.error.setVisible(bool(text))
 
+    def _update_actions(self) -> None:
+        """Actions are for the patient shown: none without a patient, no report without a stay."""
+        has = self.vm.has_patient
+        for b in (self.edit_patient, self.add_encounter, self.xray_button):
+            b.setEnabled(has)
+        for b in (self.print_button, self.save_button):
+            b.setEnabled(self.vm.can_report)
+        self.edit_encounter.setEnabled(has and self.vm.selected_encounter is not None)
+
     def _loaded(self) -> None:
         name, facts = self.vm.header_lines
+        if not self.vm.has_patient:
+            name, facts = "No patient open", "Choose a patient on the Patients page (Ctrl+1) to see their record here."
         self.name.setText(name)
         self.facts.setText(facts)
+        self._update_actions()
         if self.vm.encounters_model.rowCount():
             self.encounters.selectRow(0)
         self.encounters.setFocus()
 
     def _show_encounter(self, e: Encounter | None) -> None:
-        self.edit_encounter.setEnabled(e is not None)
+        self._update_actions()
         if e is None:
             for t in (self.summary, self.diagnoses, self.medications, self.labs):
                 t.setRowCount(0)

@@ -63,8 +63,16 @@ class RiskPanel(QFrame):
             self.factors.setText("")
             self.scores.setText("")
 
+    def clear(self) -> None:
+        """Nothing of a previous encounter or patient stays in the panel."""
+        self.percent.setText("—")
+        self.percent.setStyleSheet("font-size: 26pt; font-weight: 700;")
+        for label in (self.band, self.factors, self.scores, self.model, self.stay):
+            label.setText("")
+
     def show_risk(self, r: RiskAssessment | None) -> None:
         if r is None:
+            self.clear()
             return
         colour = BAND_COLOURS.get(r.band, "#1d2b33")
         self.percent.setText(r.percent)

@@ -136,6 +136,16 @@ class XrayView(QWidget):
         vm.imageChanged.connect(self.image.set_image)
         vm.statusChanged.connect(self.status.setText)
         vm.detailChanged.connect(self.status.setToolTip)
+        vm.patientChanged.connect(self._patient)
+        self._patient(vm.patient_label)
+
+    def _patient(self, label: str) -> None:
+        """A page without a patient says so; adding an image needs the patient it goes to."""
+        self.title.setText(f"X-ray – {label}" if label else "X-ray – no patient open")
+        self.add_button.setEnabled(bool(label))
+        if not label:
+            self.image.setText("No patient open.\n\nChoose a patient on the Patients page (Ctrl+1); their chest "
+                               "radiographs are shown here.")
 
     def _open_file(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open a chest radiograph", "", IMAGE_FILTER)

@@ -158,6 +158,7 @@ class PatientViewModel(QObject):
     loaded = Signal()
     errorChanged = Signal(str)
     selectedEncounterChanged = Signal(object)
+    cleared = Signal()                 # the patient in view is gone (another one is loading): show none
     riskChanged = Signal(object)       # RiskAssessment, or None while scoring / when there is none
     losChanged = Signal(object)        # InpatientEstimate for an inpatient encounter, else None
     riskMessageChanged = Signal(str)
@@ -197,15 +198,39 @@ class PatientViewModel(QObject):
             self._error = v
             self.errorChanged.emit(v)
 
+    @property
+    def has_patient(self) -> bool:
+        return self.patient is not None and self.patient.id is not None
+
+    @property
+    def can_report(self) -> bool:
+        """A report is made only for the patient shown, and only when they have a stay to report on."""
+        return self.can_print and self.has_patient and self.encounters_model.total > 0
+
+    def _clear(self) -> None:
+        """Nothing of the previous patient stays on screen or in reach of an action while another one loads."""
+        self.patient = None
+        self.encounters_model.set_rows([])
+        self._selected = None
+        self.selectedEncounterChanged.emit(None)
+        self._score(None)
+        self.cleared.emit()
+
     @Slot(int)
     def load(self, patient_id: int) -> None:
+        if self.patient is None or self.patient.id != patient_id:
+            self._clear()
+
         def job(p, c):
             return self.service.get_patient(patient_id), self.service.encounters(patient_id)
         self.runner.run("Opening patient", job, on_success=self._loaded,
                         on_failure=lambda e: self._set_error(user_message(e)), owner=self)
 
     def _loaded(self, result: tuple[Patient, list[Encounter]]) -> None:
-        self.patient, encounters = result
+        patient, encounters = result
+        if self.patient is not None and self.patient.id != patient.id:
+            self._selected = None   # another patient: nothing selected of theirs may survive into this one
+        self.patient = patient
         self.encounters_model.set_rows(encounters)
         self._set_error("")
         self.loaded.emit()
@@ -214,7 +239,7 @@ class PatientViewModel(QObject):
     @Slot(int)
     def select_encounter(self, row: int) -> None:
         enc = self.encounters_model.row(row) if 0 <= row < self.encounters_model.total else None
-        if enc is not self._selected:
+        if enc is None or enc is not self._selected:   # none selected: the panels are cleared again, always
             self._selected = enc
             self.selectedEncounterChanged.emit(enc)
             self._score(enc)
@@ -252,7 +277,7 @@ class PatientViewModel(QObject):
 
     def save_report(self, path: str) -> None:
         """The patient's risk report as PDF, written next to `path` first and renamed (never half a file)."""
-        if self.patient is None or self.patient.id is None:
+        if not self.can_report:
             return
         pid, nbr = self.patient.id, self._selected.encounter_nbr if self._selected else None
 
@@ -268,15 +293,20 @@ class PatientViewModel(QObject):
 
     def print_report(self, dpi: int) -> None:
         """Render the same PDF a save would write, page by page, for the printer chosen in the dialog."""
-        if self.patient is None or self.patient.id is None:
+        if not self.can_report:
             return
         pid, nbr = self.patient.id, self._selected.encounter_nbr if self._selected else None
 
         def job(progress, cancel):
             pages = pdf_page_images(self.session.reports.patient_pdf(pid, nbr), dpi=min(dpi, 300))
             return [p.convert("RGB") for p in pages]
-        self.runner.run("Preparing the report for printing", job,
-                        on_success=lambda pages: self.reportPagesReady.emit([_qimage(p) for p in pages]),
+
+        def ready(pages: list) -> None:
+            if not self.has_patient or self.patient.id != pid:   # the patient in view changed meanwhile
+                self._set_error("The report was not printed: another patient was opened while it was prepared.")
+                return
+            self.reportPagesReady.emit([_qimage(p) for p in pages])
+        self.runner.run("Preparing the report for printing", job, on_success=ready,
                         on_failure=lambda e: self._set_error(user_message(e)), owner=self)
 
     def model_card(self) -> str:

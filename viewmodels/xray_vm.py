@@ -24,6 +24,9 @@ def to_qimage(rgba: np.ndarray) -> QImage:
     return QImage(data.data, w, h, 4 * w, QImage.Format.Format_RGBA8888).copy()
 
 
+NO_PATIENT = "No patient open: choose a patient on the Patients page (Ctrl+1) first."
+
+
 def default_finding(result) -> str | None:
     """The map shown first: the flagged finding furthest above its threshold, else the most likely one."""
     flagged = result.flagged  # findings only: XrayResult.flagged never lists No Finding
@@ -45,6 +48,7 @@ class XrayViewModel(StatusViewModel):
     openedChanged = Signal(object)     # OpenedStudy (its study is None for a refused image, not stored) or None
     imageChanged = Signal(QImage)
     detailChanged = Signal(str)        # technical detail behind the status line (tooltip), '' if none
+    patientChanged = Signal(str)       # the label of the patient in view ('' for none)
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -58,6 +62,7 @@ class XrayViewModel(StatusViewModel):
         self._finding: str | None = None
         self._detail = ""
         self._summary = ""  # the status of the image in view, before any note about its heat map
+        self._set_status(NO_PATIENT)
 
     @property
     def can_add(self) -> bool:
@@ -78,12 +83,23 @@ class XrayViewModel(StatusViewModel):
             self.detailChanged.emit(detail)
         super()._set_status(text)
 
-    def set_patient(self, patient_id: int, label: str) -> None:
+    @property
+    def has_patient(self) -> bool:
+        return self.patient_id is not None
+
+    def set_patient(self, patient_id: int | None, label: str = "") -> None:
+        """The page follows the patient in view; nothing of the previous one stays shown or in reach."""
         if patient_id == self.patient_id:
             return
-        self.patient_id, self.patient_label = patient_id, label
+        self.patient_id, self.patient_label = patient_id, (label if patient_id is not None else "")
         self.opened = None
+        self.studies = []
         self.openedChanged.emit(None)
+        self.studiesChanged.emit([])
+        self.patientChanged.emit(self.patient_label)
+        if patient_id is None:
+            self._set_status(NO_PATIENT)
+            return
         self.refresh()
 
     @Slot()
@@ -91,8 +107,14 @@ class XrayViewModel(StatusViewModel):
         pid = self.patient_id
         if pid is None:
             return
-        self.runner.run("Loading X-ray studies", lambda p, c: self.service.studies(pid), on_success=self._studies,
-                        on_failure=lambda e: self._set_status(user_message(e)), owner=self)
+        self.runner.run("Loading X-ray studies", lambda p, c: self.service.studies(pid),
+                        on_success=lambda s: self._for(pid, self._studies, s),
+                        on_failure=lambda e: self._for(pid, self._set_status, user_message(e)), owner=self)
+
+    def _for(self, pid: int | None, handler, *args) -> None:
+        """Deliver a background result only while its patient is still the one in view."""
+        if pid is not None and pid == self.patient_id:
+            handler(*args)
 
     def _studies(self, studies: list[XrayStudy]) -> None:
         self.studies = studies
@@ -109,7 +131,8 @@ class XrayViewModel(StatusViewModel):
             return
         self._set_status(f"Reading {Path(path).name}…")
         self.runner.run("Reading X-ray", lambda p, c: self.service.add_study(pid, Path(path)),
-                        on_success=lambda s: self._added(s), on_failure=self._add_failed, owner=self)
+                        on_success=lambda s: self._for(pid, self._added, s),
+                        on_failure=lambda e: self._for(pid, self._add_failed, e), owner=self)
 
     def _add_failed(self, exc: BaseException) -> None:
         if isinstance(exc, ImageRefused):  # show what was refused (the view says why), though it was not stored
@@ -123,9 +146,11 @@ class XrayViewModel(StatusViewModel):
 
     @Slot(int)
     def open_study(self, study_id: int) -> None:
+        pid = self.patient_id
         self._set_status("Reading the image…")
-        self.runner.run("Opening X-ray", lambda p, c: self.service.open(study_id), on_success=self._opened,
-                        on_failure=lambda e: self._set_status(user_message(e)), owner=self)
+        self.runner.run("Opening X-ray", lambda p, c: self.service.open(study_id),
+                        on_success=lambda o: self._for(pid, self._opened, o),
+                        on_failure=lambda e: self._for(pid, self._set_status, user_message(e)), owner=self)
 
     def _opened(self, opened: OpenedStudy) -> None:
         r = opened.result
@@ -171,6 +196,8 @@ class XrayViewModel(StatusViewModel):
             return overlay_rgba(o.image.pixels, heat), heat is not None and not heat.any()
 
         def shown(result) -> None:
+            if self.opened is not o:   # another image (or patient) came into view meanwhile
+                return
             rgba, empty = result
             self.imageChanged.emit(to_qimage(rgba))
             note = (f" The heat map of {finding.replace('_', ' ')} is empty: the model's evidence for it is negative "
