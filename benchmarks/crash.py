@@ -107,9 +107,10 @@ def _child(workload: str, store: Path, mig_store: Path, mig_key: bytes, work: Pa
         svc = PatientService(session)
         for n in range(base, base + 10_000):
             mrn = f"CR{n}"
-            pid = svc.add_patient({"mrn": mrn, "family_name": f"Crash{n}", "given_name": "A", "sex": "Female"})
+            pid = svc.add_patient({"mrn": mrn, "family_name": f"Crash{n}", "given_name": "A", "sex": "Female", "birth_date": "1960-01-01"})
             acks.write(f"ack add {mrn} {pid}")
-            svc.update_patient(pid, {"mrn": mrn, "family_name": f"Crash{n}", "given_name": "B", "sex": "Female"})
+            svc.update_patient(pid, {"mrn": mrn, "family_name": f"Crash{n}", "given_name": "B", "sex": "Female",
+                                     "birth_date": "1960-01-01"})
             acks.write(f"ack update {mrn} {pid}")
     elif workload == "import":
         for tag in range(base, base + 1000):

@@ -89,7 +89,7 @@ def build_sources(work: Path) -> dict:
     digest_a = content_digest(s.db.conn)
     svc = PatientService(s)
     for i in range(40):
-        svc.add_patient({"mrn": f"DMG{i}", "family_name": f"Later{i}", "sex": "Male"})
+        svc.add_patient({"mrn": f"DMG{i}", "family_name": f"Later{i}", "sex": "Male", "birth_date": "1960-01-01"})
     import_uci_csv(s, io.BytesIO(b"".join(lines[:1] + lines[2201:])), name="part3.csv")
     s.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     digest_b = content_digest(s.db.conn)

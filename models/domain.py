@@ -128,9 +128,16 @@ class Encounter:
         return self.status == "inpatient" if self.status else self.discharge_time is None
 
     def length_of_stay(self, now: datetime | None = None) -> int:
-        """Whole days in hospital (at least 1, as the UCI data counts them)."""
+        """Whole days of a finished stay (at least 1, as the UCI data counts them)."""
         end = self.discharge_time or now or datetime.now()
         return max(1, (end.date() - self.admit_time.date()).days)
+
+    def days_in_hospital(self, now: datetime | None = None) -> int:
+        """The one "days in hospital" every screen shows: for a current stay the days since the admission date
+        (0 on the day of admission, as the census and the LOS model count them), for a finished one its length."""
+        if self.discharge_time is None:
+            return max(0, ((now or datetime.now()).date() - self.admit_time.date()).days)
+        return self.length_of_stay()
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,8 @@ def test_reads_and_changes_are_audited(demo_store):
     svc = PatientService(s)
     pid = svc.search("")[0].patient_id
     svc.get_patient(pid)
-    svc.update_patient(pid, {"mrn": svc.get_patient(pid).mrn, "family_name": "Changed", "given_name": "Name"})
+    svc.update_patient(pid, {"mrn": svc.get_patient(pid).mrn, "family_name": "Changed", "given_name": "Name",
+                             "birth_date": "1950-06-01"})
     actions = [r[0] for r in s.db.conn.execute("SELECT action FROM audit_log ORDER BY id")]
     assert actions.count("login") >= 1 and "search" in actions and "read" in actions and "update" in actions
     assert verify_chain(s.db.conn).ok

@@ -160,13 +160,15 @@ def test_patient_page_load_and_validated_save(qtbot, owner, demo_store):
     assert page.patient is not None and page.encounters_model.total >= 1
     assert page.selected_encounter is not None
     problems = page.save_patient({"mrn": "bad mrn!", "family_name": ""}, 1)
-    assert set(problems) == {"mrn", "family_name"}
+    assert set(problems) == {"mrn", "family_name", "birth_date"}
     problems = page.save_encounter({"admit_time": "2026-01-05 10:00", "discharge_time": "2026-01-01 10:00",
                                     "diagnoses": ["428.0", "XYZ"]})
     assert {"discharge_time", "diagnoses"} <= set(problems)
     with qtbot.waitSignal(page.loaded, timeout=10_000):
+        ward = page.wards()[0]
+        bed = page.free_beds(ward.id)[0]
         assert page.save_encounter({"admit_time": "2026-01-01 10:00", "diagnoses": ["428.0", "I50.9"],
-                                    "medications": {"insulin": "Up"}}) == {}
+                                    "medications": {"insulin": "Up"}, "ward_id": ward.id, "bed_id": bed.id}) == {}
     new = page.encounters_model.row(0)
     assert new.is_inpatient and [d.code for d in new.diagnoses] == ["428.0", "I50.9"]
     assert [(m.drug, m.status) for m in new.medications] == [("insulin", "Up")]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import QDate, QDateTime
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDateEdit, QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout,
-                               QLabel, QLineEdit, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtCore import QDateTime
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDateTimeEdit, QDialog, QDialogButtonBox, QFormLayout, QFrame,
+                               QLabel, QLineEdit, QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from models.domain import Encounter, Patient
-from viewmodels.codes import (A1C_VALUES, ADMISSION_SOURCE_CHOICES, ADMISSION_TYPE_CHOICES, AGE_BAND_CHOICES,
+from viewmodels.codes import (A1C_VALUES, ADMISSION_SOURCE_CHOICES, ADMISSION_TYPE_CHOICES,
                               DISPOSITION_CHOICES, GENDERS, GLU_SERUM_VALUES, MEDICATION_STATUSES, MEDICATIONS, RACES)
 
 Saver = Callable[[dict[str, Any]], dict[str, str]]
@@ -28,9 +28,23 @@ class _FormDialog(QDialog):
         buttons.accepted.connect(self._try_save)
         buttons.rejected.connect(self.reject)
         lay = QVBoxLayout(self)
-        lay.addLayout(self.form)
+        # a long form scrolls inside the dialog: Save and Cancel stay on an 800-px screen, at any scaling
+        body = QWidget()
+        body.setLayout(self.form)
+        scroll = QScrollArea(widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        scroll.setWidget(body)
+        lay.addWidget(scroll, 1)
         lay.addWidget(self.error)
         lay.addWidget(buttons)
+        self._body = body
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt name
+        screen = self.screen().availableGeometry()
+        want = self._body.sizeHint().height() + 140
+        self.resize(max(self.width(), self.fontMetrics().averageCharWidth() * 60,
+                        min(self._body.sizeHint().width() + 60, screen.width() - 40)),
+                    min(want, screen.height() - 60))
+        super().showEvent(event)
 
     def add(self, key: str, label: str, widget: QWidget) -> QWidget:
         widget.setAccessibleName(label.replace("&", ""))
@@ -75,15 +89,16 @@ class PatientDialog(_FormDialog):
         self.mrn = self.add("mrn", "Patient &number", QLineEdit(p.mrn if p else ""))
         self.family = self.add("family_name", "&Family name", QLineEdit(p.family_name or "" if p else ""))
         self.given = self.add("given_name", "&Given name", QLineEdit(p.given_name or "" if p else ""))
-        self.birth = self.add("birth_date", "&Birth date", QDateEdit(calendarPopup=True, displayFormat="yyyy-MM-dd"))
-        self.birth.setDate(QDate(p.birth_date) if p and p.birth_date else QDate(1960, 1, 1))
+        # typed as text: what is typed is what is saved, and nothing plausible is filled in for a new patient
+        self.birth = self.add("birth_date", "&Birth date", QLineEdit(p.birth_date.isoformat() if p and p.birth_date else ""))
+        self.birth.setPlaceholderText("YYYY-MM-DD")
         self.sex = self.add("sex", "&Sex", _combo([(g, g) for g in GENDERS], p.sex if p else None))
         self.race = self.add("race", "&Race", _combo([("not recorded" if r == "?" else r, r) for r in RACES],
                                                       p.race if p else "?"))
 
     def values(self) -> dict[str, Any]:
         return {"mrn": self.mrn.text(), "family_name": self.family.text(), "given_name": self.given.text(),
-                "birth_date": self.birth.date().toPython(), "sex": self.sex.currentData(), "race": self.race.currentData()}
+                "birth_date": self.birth.text().strip(), "sex": self.sex.currentData(), "race": self.race.currentData()}
 
 
 class EncounterDialog(_FormDialog):
@@ -113,7 +128,6 @@ class EncounterDialog(_FormDialog):
         self.ward = self.add("ward_id", "&Ward", _combo([("—", None)] + [(w.name, w.id) for w in wards], e.ward_id if e else None))
         self.bed = self.add("bed_id", "&Bed", QComboBox())
         self._keep_bed = e.bed_id if e else None
-        self.age = self.add("age_band", "A&ge band", _combo(AGE_BAND_CHOICES, e.age_band if e else None))
         self.specialty = self.add("medical_specialty", "Spe&cialty",
                                   QLineEdit("" if not e or e.medical_specialty == "?" else e.medical_specialty))
         self.diagnoses = self.add("diagnoses", "&Diagnoses (ICD-9/10, primary first)",
@@ -159,7 +173,7 @@ class EncounterDialog(_FormDialog):
                 if self.discharged.isChecked() else None,
                 "admission_type_id": self.adm_type.currentData(), "admission_source_id": self.adm_source.currentData(),
                 "discharge_disposition_id": self.disposition.currentData(), "ward_id": self.ward.currentData(),
-                "bed_id": self.bed.currentData(), "age_band": self.age.currentData() or "",
+                "bed_id": self.bed.currentData(),
                 "medical_specialty": self.specialty.text() or "?",
                 "diagnoses": [c for c in self.diagnoses.text().replace(";", ",").split(",")],
                 **{k: w.value() for k, w in self.counts.items()},

@@ -9,11 +9,11 @@ from collections.abc import Mapping
 
 from services.records.uci_schema import (A1C_VALUES, ADMISSION_SOURCE_WORDS, ADMISSION_SOURCES, ADMISSION_TYPE_WORDS,
                                  ADMISSION_TYPES, AGE_BANDS, DISCHARGE_DISPOSITIONS, DISPOSITION_WORDS, GENDERS,
-                                 GLU_SERUM_VALUES, MEDICATION_STATUSES, MEDICATIONS, RACES, age_band_text)
+                                 GLU_SERUM_VALUES, MEDICATION_STATUSES, MEDICATIONS, RACES)
 
 __all__ = ["A1C_VALUES", "ADMISSION_SOURCES", "ADMISSION_TYPES", "AGE_BANDS", "DISCHARGE_DISPOSITIONS", "GENDERS",
            "GLU_SERUM_VALUES", "MEDICATION_STATUSES", "MEDICATIONS", "RACES", "ADMISSION_TYPE_CHOICES",
-           "ADMISSION_SOURCE_CHOICES", "DISPOSITION_CHOICES", "AGE_BAND_CHOICES"]
+           "ADMISSION_SOURCE_CHOICES", "DISPOSITION_CHOICES"]
 
 
 def _choices(words: Mapping[int, str]) -> list[tuple[str, int]]:
@@ -24,4 +24,3 @@ def _choices(words: Mapping[int, str]) -> list[tuple[str, int]]:
 ADMISSION_TYPE_CHOICES: list[tuple[str, int]] = _choices(ADMISSION_TYPE_WORDS)
 ADMISSION_SOURCE_CHOICES: list[tuple[str, int]] = _choices(ADMISSION_SOURCE_WORDS)
 DISPOSITION_CHOICES: list[tuple[str, int]] = _choices(DISPOSITION_WORDS)
-AGE_BAND_CHOICES: list[tuple[str, str]] = [(age_band_text(b), b) for b in AGE_BANDS]  # shown "70–79", stored "[70-80)"

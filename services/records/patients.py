@@ -16,7 +16,7 @@ from services.store import audit
 from services.core.errors import ValidationError
 from services.site.session import Session
 from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
-from services.records.validation import diagnosis_system, validate_encounter, validate_patient
+from services.records.validation import age_band_at, diagnosis_system, validate_encounter, validate_patient
 
 SEARCH_LIMIT = 100_000
 # Matches above which a page walks the list order instead of sorting every match: walking costs about
@@ -222,6 +222,11 @@ class PatientService:
                            _search_name(v["family_name"], v["given_name"]), _now(), patient_id)).rowcount
             if not n:
                 raise ValidationError({"patient": f"no patient with id {patient_id}"})
+            # the age at each dated stay follows the (corrected) birth date
+            for eid, admit in c.execute("SELECT id, admit_time FROM encounters WHERE patient_id = ? "
+                                        "AND admit_time IS NOT NULL", (patient_id,)).fetchall():
+                c.execute("UPDATE encounters SET age_band = ? WHERE id = ?",
+                          (age_band_at(v["birth_date"], dt.datetime.fromisoformat(admit).date()), eid))
             audit.append(c, self.s.user.username, "update", "patient", patient_id)
 
     def save_encounter(self, patient_id: int, values: dict[str, Any], encounter_id: int | None = None) -> int:
@@ -233,8 +238,18 @@ class PatientService:
         if v["discharge_time"]:
             los = max(1, (v["discharge_time"].date() - v["admit_time"].date()).days)
         with self.s.db.transaction() as c:
-            if not c.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone():
+            row = c.execute("SELECT birth_date FROM patients WHERE id = ?", (patient_id,)).fetchone()
+            if not row:
                 raise ValidationError({"patient": f"no patient with id {patient_id}"})
+            # the age band is derived, never typed: from the birth date and the admission date
+            if row[0]:
+                v["age_band"] = age_band_at(dt.date.fromisoformat(str(row[0])[:10]), v["admit_time"].date())
+            elif encounter_id is not None:
+                kept = c.execute("SELECT age_band FROM encounters WHERE id = ?", (encounter_id,)).fetchone()
+                v["age_band"] = kept[0] if kept else v["age_band"]
+            else:
+                raise ValidationError({"age_band": "the patient's birth date is needed to know their age at "
+                                                   "admission: add it to the patient first"})
             if v["bed_id"] is not None and status == "inpatient":
                 taken = c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS NOT ?",
                                   (v["bed_id"], encounter_id)).fetchone()

@@ -59,7 +59,9 @@ def validate_patient(values: dict) -> dict:
             p[k] = "at most 80 characters"
     birth = values.get("birth_date")
     if isinstance(birth, str):
-        birth = parse_date(birth, "birth_date", p)
+        birth = parse_date(birth, "birth_date", p) if birth.strip() else None
+    if birth is None and "birth_date" not in p:
+        p["birth_date"] = "required (YYYY-MM-DD): the age at each stay is derived from it"
     if birth and (birth > dt.date.today() or birth.year < 1890):
         p["birth_date"] = "must be in the past (after 1890)"
     sex = values.get("sex", "Unknown/Invalid")
@@ -83,6 +85,13 @@ def _int_in(values: dict, key: str, lo: int, hi: int, p: dict[str, str], default
     if not lo <= v <= hi:
         p[key] = f"must be between {lo} and {hi}"
     return v
+
+
+def age_band_at(birth: dt.date, when: dt.date) -> str:
+    """The UCI age band ("[70-80)") of someone born on `birth`, on the day `when`; 90 and over is [90-100)."""
+    years = when.year - birth.year - ((when.month, when.day) < (birth.month, birth.day))
+    low = min(max(years, 0) // 10 * 10, 90)
+    return f"[{low}-{low + 10})"
 
 
 def validate_encounter(values: dict) -> dict:
@@ -144,6 +153,11 @@ def validate_encounter(values: dict) -> dict:
         out[key] = v
     out["ward_id"] = values.get("ward_id")
     out["bed_id"] = values.get("bed_id")
+    if discharge is None and admit is not None:   # in hospital now: the census must know where
+        if out["ward_id"] is None:
+            p["ward_id"] = "required for a patient in hospital (not yet discharged)"
+        if out["bed_id"] is None:
+            p["bed_id"] = "required for a patient in hospital (not yet discharged)"
     if p:
         raise ValidationError(p)
     return out
