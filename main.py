@@ -34,9 +34,12 @@ def _desk(args: argparse.Namespace):
     from services.desk import open_desk, open_desk_with_recovery
     recovery = os.environ.get("WARDLENS_RECOVERY_KEY")
     if recovery and not args.user and not os.environ.get("WARDLENS_USER"):
-        return open_desk_with_recovery(args.db, recovery)
+        return open_desk_with_recovery(args.db, recovery)   # (an emergency opening: model warnings stay in the log)
     user, password = _credentials(args)
-    return open_desk(args.db, user, password)
+    desk = open_desk(args.db, user, password)
+    if desk.active_model is not None and desk.active_model.warning:   # e.g. a promoted model refused at its check
+        print(f"warning: {desk.active_model.warning}", file=sys.stderr)
+    return desk
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -136,8 +136,14 @@ class Encounter:
         """The one "days in hospital" every screen shows: for a current stay the days since the admission date
         (0 on the day of admission, as the census and the LOS model count them), for a finished one its length."""
         if self.discharge_time is None:
-            return max(0, ((now or datetime.now()).date() - self.admit_time.date()).days)
+            return days_in_hospital((now or datetime.now()).date(), self.admit_time.date())
         return self.length_of_stay()
+
+
+def days_in_hospital(today: date, admitted: date) -> int:
+    """Days since the admission date for a patient still in hospital: 0 on the day of admission. The one
+    definition the stay table, the census, the worklist and the reports share."""
+    return max(0, (today - admitted).days)
 
 
 @dataclass(frozen=True)

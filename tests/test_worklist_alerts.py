@@ -103,3 +103,40 @@ def test_worklist_page_and_banner_offscreen(qtbot, owner, qt_settings, demo_stor
     with qtbot.waitSignal(avm.alertsChanged, timeout=10_000):
         avm.acknowledge(avm.alerts[0].id)
     s.lock()
+
+
+def test_an_alert_names_its_patient_unambiguously_and_opens_them(qtbot, owner, demo_store):
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.worklist_vm import AlertsViewModel
+    s = open_desk(demo_store, *NURSE)
+    vm = AlertsViewModel(s, BackgroundRunner(owner), owner)
+    with qtbot.waitSignal(vm.alertsChanged, timeout=30_000):
+        vm.start()
+    risk = next(a for a in vm.alerts if a.kind == "risk")
+    nbr = int(risk.entity_id)
+    pid, mrn = s.session.db.conn.execute("SELECT e.patient_id, p.mrn FROM encounters e JOIN patients p ON "
+                                         "p.id = e.patient_id WHERE e.encounter_nbr = ?", (nbr,)).fetchone()
+    assert f"patient no. {mrn}" in risk.message   # two patients may share a name; the number tells them apart
+    with qtbot.waitSignal(vm.openPatient, timeout=10_000) as opened:
+        vm.open_alert(risk.id)
+    assert opened.args == [pid]
+    capacity = next((a for a in vm.alerts if a.kind == "capacity"), None)
+    if capacity is not None:
+        with qtbot.waitSignal(vm.openWard, timeout=10_000) as ward:
+            vm.open_alert(capacity.id)
+        assert ward.args[0] == capacity.entity_id.rpartition(":")[0]
+    s.lock()
+
+
+def test_analysts_get_no_alerts_they_cannot_act_on(qtbot, owner, demo_store):
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.worklist_vm import AlertsViewModel
+    a = open_desk(demo_store, "analyst.demo", "wardlens-analyst")
+    runner = BackgroundRunner(owner)
+    vm = AlertsViewModel(a, runner, owner)
+    vm.start()
+    qtbot.wait(200)
+    assert not runner.busy and vm.alerts == []
+    with pytest.raises(PermissionDenied):
+        a.risk.alerts.target(1)
+    a.lock()

@@ -79,7 +79,7 @@ def test_the_xray_page_follows_the_patient_and_drops_late_results(qtbot, owner, 
     from PIL import Image
     vm_s, runner, desk = _unlocked(qtbot, owner, demo_store)
     vm = XrayViewModel(desk, runner, owner)
-    view = XrayView(vm, lambda: "")
+    view = XrayView(vm, lambda: "", ask=lambda label, check: True)
     qtbot.addWidget(view)
     view.show()
     assert view.title.text() == "X-ray – no patient open" and not view.add_button.isEnabled()
@@ -92,7 +92,7 @@ def test_the_xray_page_follows_the_patient_and_drops_late_results(qtbot, owner, 
     path = tmp_path / "a.png"
     img.save(path)
     try:
-        desk.imaging.studies.add_study(a.patient_id, path.read_bytes(), "a.png")
+        desk.imaging.studies.add_study(a.patient_id, path.read_bytes(), "a.png", identity_confirmed=True)
     except Exception:  # noqa: BLE001 - a noise picture may be refused as not a radiograph; then nothing is stored
         pass
     stored = [s for s in desk.imaging.studies.studies(a.patient_id)]
@@ -107,3 +107,65 @@ def test_the_xray_page_follows_the_patient_and_drops_late_results(qtbot, owner, 
     assert vm.opened is None or vm.opened.study.patient_id == b.patient_id
     assert all(s.patient_id == b.patient_id for s in vm.studies)
     assert dt.date.today()
+
+
+# ----- whose image is it? ------------------------------------------------------------------------------
+
+def _dicom_for(tmp_path, patient, **overrides):
+    """A real chest radiograph DICOM (shared sample) re-labelled with the given patient identity."""
+    import pydicom
+    from tests.conftest import shared_path
+    ds = pydicom.dcmread(shared_path("dicom", "rsna_pneumonia_example.dcm"))
+    ds.PatientID = overrides.get("PatientID", patient.mrn)
+    ds.PatientName = overrides.get("PatientName", f"{patient.family_name}^{patient.given_name}")
+    ds.PatientBirthDate = overrides.get("PatientBirthDate", patient.birth_date.strftime("%Y%m%d"))
+    ds.PatientSex = overrides.get("PatientSex", {"Female": "F", "Male": "M"}.get(patient.sex, "O"))
+    path = tmp_path / "study.dcm"
+    ds.save_as(path)
+    return path
+
+
+def test_a_dicom_of_another_patient_is_not_stored_without_a_confirmation_that_is_audited(desks, tmp_path):
+    from services.imaging.studies import IdentityUnconfirmed
+    from tests.conftest import shared_path
+    desk = desks("dr.demo")
+    pid = desk.records.patients.search("", limit=1)[0].patient_id
+    patient = desk.records.patients.get_patient(pid)
+    studies = desk.imaging.studies
+    # the RSNA sample as it comes: a UUID for PatientID and no name -- not this patient
+    with pytest.raises(IdentityUnconfirmed) as unconfirmed:
+        studies.add_study(pid, shared_path("dicom", "rsna_pneumonia_example.dcm"))
+    rows = {r.field: r for r in unconfirmed.value.check.rows}
+    assert rows["Patient number"].match is False and rows["Patient number"].in_record == patient.mrn
+    assert studies.studies(pid) == []
+    # the same film carrying this patient's identity: stored at once
+    assert studies.add_study(pid, _dicom_for(tmp_path, patient)).patient_id == pid
+    # a film of someone else (another birth date and name): refused until confirmed, and the confirmation is audited
+    other = _dicom_for(tmp_path, patient, PatientName="Williams^Omar", PatientBirthDate="19400101")
+    with pytest.raises(IdentityUnconfirmed) as wrong:
+        studies.add_study(pid, other)
+    assert "name" in wrong.value.check.reason and "birth date" in wrong.value.check.reason
+    stored = studies.add_study(pid, other, identity_confirmed=True)
+    events = [e for e in desk.session.audit.recent(20) if e.action == "xray_identity_confirmed"]
+    assert events and events[0].entity_id == str(stored.id) and "Williams" in events[0].detail
+
+
+def test_a_png_needs_the_users_word_that_it_belongs_to_the_patient(qtbot, owner, demo_store):
+    from ui.xray_view import XrayView
+    from viewmodels.xray_vm import XrayViewModel
+    from tests.conftest import shared_path
+    original = shared_path("nih_cxr", "originals", "00027426_000.png")
+    _vm, runner, desk = _unlocked(qtbot, owner, demo_store)
+    answers, asked = [False, True], []
+    vm = XrayViewModel(desk, runner, owner)
+    view = XrayView(vm, lambda: "", ask=lambda label, check: asked.append((label, check.reason)) or answers.pop(0))
+    qtbot.addWidget(view)
+    pid = desk.records.patients.search("", limit=1)[0].patient_id
+    vm.set_patient(pid, "Patient A")
+    qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
+    vm.add_file(str(original))                       # first answer: do not add
+    qtbot.waitUntil(lambda: "was not added" in vm.status, timeout=30_000)
+    assert asked[0][0] == "Patient A" and "no patient identity" in asked[0][1] and vm.studies == []
+    with qtbot.waitSignal(vm.imageChanged, timeout=30_000):
+        vm.add_file(str(original))                   # second answer: add
+    assert len(vm.studies) == 1 and len(asked) == 2

@@ -28,13 +28,15 @@ def test_image_is_stored_inside_the_store_and_reopened(demo_store, tmp_path):
     s = open_desk(demo_store, *CLIN)
     svc = s.imaging.studies
     before = set(tmp_path.rglob("*"))
-    study = svc.add_study(1, original)
+    study = svc.add_study(1, original, identity_confirmed=True)  # a PNG names no patient: confirmed here
     assert set(tmp_path.rglob("*")) == before, "no loose image file is written"
-    assert study.width == study.height >= 256 and not study.refused and len(study.findings) == 15
+    assert study.width == study.height >= 256 and not study.refused and len(study.findings) == 14
+    assert "No Finding" not in {f for f, _p, _flag in study.findings}
     assert s.session.db.conn.execute("SELECT length(image) FROM xray_studies WHERE id = ?", (study.id,)).fetchone()[0] \
         == original.stat().st_size
     opened = svc.open(study.id)
-    assert opened.result.probabilities == pytest.approx(dict((f, p) for f, p, _ in study.findings), abs=1e-5)
+    assert {k: v for k, v in opened.result.probabilities.items() if k != "No Finding"} == \
+        pytest.approx(dict((f, p) for f, p, _ in study.findings), abs=1e-5)
     plain, heat, findings = svc.report_images(study.id)
     assert plain.startswith(b"\x89PNG") and heat.startswith(b"\x89PNG") and findings
     assert [x.id for x in svc.studies(1)] == [study.id]
@@ -102,7 +104,7 @@ def test_xray_page_offscreen(qtbot, owner, qt_settings, demo_store):
     from viewmodels.xray_vm import XrayViewModel
     s = open_desk(demo_store, *CLIN)
     vm = XrayViewModel(s, BackgroundRunner(owner), owner)
-    view = XrayView(vm, lambda: "card")
+    view = XrayView(vm, lambda: "card", ask=lambda label, check: True)
     qtbot.addWidget(view)
     vm.set_patient(1, "Test patient")
     with qtbot.waitSignal(vm.imageChanged, timeout=30_000):
@@ -133,7 +135,7 @@ def test_xray_page_refusal_is_plain_and_nothing_is_listed(qtbot, owner, qt_setti
     from viewmodels.xray_vm import XrayViewModel
     s = open_desk(demo_store, *CLIN)
     vm = XrayViewModel(s, BackgroundRunner(owner), owner)
-    view = XrayView(vm, lambda: "card")
+    view = XrayView(vm, lambda: "card", ask=lambda label, check: True)
     qtbot.addWidget(view)
     view.show()
     vm.set_patient(1, "Test patient")
@@ -168,7 +170,7 @@ def test_a_refused_study_kept_by_an_earlier_version_is_marked_refused(qtbot, own
     study = s.imaging.studies.study(sid)
     assert study.refused and study_verdict(study) == "Refused: not a chest X-ray"
     vm = XrayViewModel(s, BackgroundRunner(owner), owner)
-    view = XrayView(vm, lambda: "card")
+    view = XrayView(vm, lambda: "card", ask=lambda label, check: True)
     qtbot.addWidget(view)
     view.show()
     with qtbot.waitSignal(vm.imageChanged, timeout=30_000):

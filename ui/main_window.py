@@ -96,6 +96,8 @@ class Workspace(QWidget):
         self.patient_view.xrayRequested.connect(lambda: self.nav.setCurrentRow(2))
         self.list_vm.openPatient.connect(self.open_patient)
         self.worklist_vm.openPatient.connect(self.open_patient)
+        self.alerts_vm.openPatient.connect(self.open_patient)
+        self.alerts_vm.openWard.connect(self.open_ward)
         self.patient_view.backRequested.connect(lambda: self.nav.setCurrentRow(0))
         self.list_view.newPatientRequested.connect(self.new_patient)
         self.patient_view.editPatientRequested.connect(self.edit_patient)
@@ -155,6 +157,13 @@ class Workspace(QWidget):
         self.patient_vm.load(patient_id)
         self._show_patient_pages()
         self.nav.setCurrentRow(1)
+
+    def open_ward(self, ward: str) -> None:
+        self.nav.setCurrentRow(self.pages.indexOf(self.beds_view))
+        if self.beds_vm.snapshot is not None:
+            self.beds_vm.select_ward(ward)
+        else:   # the page computes on first view: choose the ward once it has
+            self.beds_vm.loaded.connect(lambda: self.beds_vm.select_ward(ward), Qt.ConnectionType.SingleShotConnection)
 
     def _show_patient_pages(self) -> None:
         for row in (1, 2):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPixmap
+from html import escape
+
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QPushButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
+                               QMessageBox, QPushButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
 from ui.model_card_dialog import ModelCardDialog
 from viewmodels.xray_vm import XrayViewModel, default_finding, study_verdict
@@ -75,9 +77,10 @@ class FindingsChart(pg.PlotWidget):
 
 
 class XrayView(QWidget):
-    def __init__(self, vm: XrayViewModel, card_markdown, parent: QWidget | None = None) -> None:
+    def __init__(self, vm: XrayViewModel, card_markdown, parent: QWidget | None = None, ask=None) -> None:
         super().__init__(parent)
         self.vm = vm
+        self._ask = ask or self._ask_identity   # (patient label, check) -> True to add the image (tests pass one)
         self._card = card_markdown
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -137,7 +140,32 @@ class XrayView(QWidget):
         vm.statusChanged.connect(self.status.setText)
         vm.detailChanged.connect(self.status.setToolTip)
         vm.patientChanged.connect(self._patient)
+        vm.identityCheckNeeded.connect(self._identity)
         self._patient(vm.patient_label)
+
+    def _identity(self, check) -> None:
+        if self._ask(self.vm.patient_label, check):
+            self.vm.confirm_identity()
+        else:
+            self.vm.decline_identity()
+
+    def _ask_identity(self, label: str, check) -> bool:
+        """The image's identity beside the record's, and an explicit choice; the default answer is No."""
+        rows = "".join(
+            f"<tr><td>{r.field}</td><td>{escape(r.in_image) or '—'}</td><td>{escape(r.in_record) or '—'}</td>"
+            f"<td style='color:{'#a4161a' if r.match is False else '#1d2b33'}'>"
+            f"{'differs' if r.match is False else ('same' if r.match else 'not in image')}</td></tr>" for r in check.rows)
+        table = (f"<table cellpadding=4><tr><th align=left></th><th align=left>In the image</th>"
+                 f"<th align=left>In the record</th><th></th></tr>{rows}</table>") if rows else ""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Whose image is this?",
+                          f"<p><b>{escape(check.reason[:1].upper() + check.reason[1:])}</b></p>{table}"
+                          f"<p>Add it to the record of <b>{escape(label)}</b> only if you are sure it is this "
+                          "patient's. Your confirmation is recorded in the audit log.</p>", parent=self)
+        add = box.addButton("Add to this patient", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton("Do not add", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(box.buttons()[-1])
+        box.exec()
+        return box.clickedButton() is add
 
     def _patient(self, label: str) -> None:
         """A page without a patient says so; adding an image needs the patient it goes to."""
@@ -187,7 +215,7 @@ class XrayView(QWidget):
             self.refusal.setText(r.refusal_message)
             self.refusal.setToolTip("Measured against the model's limits: " + "; ".join(r.ood_details))
         self.refusal.setVisible(r.ood)
-        findings = sorted(((k, v, r.flags.get(k, False)) for k, v in r.probabilities.items()), key=lambda t: -t[1])
+        findings = sorted(((k, v, r.flag_of(k)) for k, v in r.probabilities.items()), key=lambda t: -t[1])
         self.chart.show_findings(findings, r.thresholds)
         self.finding.blockSignals(True)
         self.finding.clear()

@@ -175,7 +175,7 @@ class SessionViewModel(QObject):
             self.offered_backup, self._credentials = None, ("", "")
             self.backupOffered.emit(None)
             self._set_error("")
-            self._unlocked(session)
+            self._unlocked(session, session.active_model.warning if session.active_model else "")
 
         self.runner.run("Restoring backup", job, on_success=done, on_failure=self._failed, owner=self)
 

@@ -128,6 +128,8 @@ class AlertsViewModel(QObject):
     """Evaluates alerts in the background at unlock and every few minutes; open ones stay listed."""
 
     alertsChanged = Signal(list)
+    openPatient = Signal(int)      # an alert about a patient was opened
+    openWard = Signal(str)         # an alert about a ward was opened
     INTERVAL_MS = 10 * 60 * 1000
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
@@ -146,8 +148,20 @@ class AlertsViewModel(QObject):
         return self.session.can(Permission.READ_PATIENT)
 
     def start(self) -> None:
+        """Alerts are for the care team, who can act on them and acknowledge them; other roles get none."""
+        if not self.can_acknowledge:
+            return
         self._timer.start()
         self.refresh()
+
+    def open_alert(self, alert_id: int) -> None:
+        def opened(target: tuple[str, int | str]) -> None:
+            kind, what = target
+            if kind == "patient":
+                self.openPatient.emit(int(what))
+            else:
+                self.openWard.emit(str(what))
+        self.runner.run("Opening alert", lambda p, c: self.service.target(alert_id), on_success=opened, owner=self)
 
     @Slot()
     def refresh(self) -> None:

@@ -10,8 +10,7 @@ from PySide6.QtGui import QImage
 
 from models.domain import Permission, XrayStudy
 from services.desk import Desk
-from services.imaging.xray import is_finding
-from services.imaging.studies import ImageRefused, OpenedStudy, overlay_rgba
+from services.imaging.studies import IdentityUnconfirmed, ImageRefused, OpenedStudy, overlay_rgba
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -39,7 +38,7 @@ def study_verdict(study: XrayStudy) -> str:
     """What the study list says about a study, in a clinician's words."""
     if study.refused:
         return "Refused: not a chest X-ray"
-    return ", ".join(f.replace("_", " ") for f, _p, flag in study.findings if flag and is_finding(f)) \
+    return ", ".join(f.replace("_", " ") for f, _p, flag in study.findings if flag) \
         or "No finding flagged"
 
 
@@ -49,6 +48,7 @@ class XrayViewModel(StatusViewModel):
     imageChanged = Signal(QImage)
     detailChanged = Signal(str)        # technical detail behind the status line (tooltip), '' if none
     patientChanged = Signal(str)       # the label of the patient in view ('' for none)
+    identityCheckNeeded = Signal(object)  # IdentityCheck of an image not yet stored: the view asks the user
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +62,7 @@ class XrayViewModel(StatusViewModel):
         self._finding: str | None = None
         self._detail = ""
         self._summary = ""  # the status of the image in view, before any note about its heat map
+        self._pending: tuple[int | None, str] | None = None   # (patient, file) waiting for an identity decision
         self._set_status(NO_PATIENT)
 
     @property
@@ -94,6 +95,7 @@ class XrayViewModel(StatusViewModel):
         self.patient_id, self.patient_label = patient_id, (label if patient_id is not None else "")
         self.opened = None
         self.studies = []
+        self._pending = None   # an identity question about another patient's image is void
         self.openedChanged.emit(None)
         self.studiesChanged.emit([])
         self.patientChanged.emit(self.patient_label)
@@ -125,17 +127,36 @@ class XrayViewModel(StatusViewModel):
                         or self.opened.study.id not in {s.id for s in studies}):
             self.open_study(studies[0].id)
 
-    def add_file(self, path: str) -> None:
+    def add_file(self, path: str, identity_confirmed: bool = False) -> None:
         pid = self.patient_id
         if pid is None:
             return
+        self._pending = None
         self._set_status(f"Reading {Path(path).name}…")
-        self.runner.run("Reading X-ray", lambda p, c: self.service.add_study(pid, Path(path)),
+        self.runner.run("Reading X-ray", lambda p, c: self.service.add_study(pid, Path(path),
+                                                                           identity_confirmed=identity_confirmed),
                         on_success=lambda s: self._for(pid, self._added, s),
-                        on_failure=lambda e: self._for(pid, self._add_failed, e), owner=self)
+                        on_failure=lambda e: self._for(pid, self._add_failed, e, path), owner=self)
 
-    def _add_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, ImageRefused):  # show what was refused (the view says why), though it was not stored
+    @Slot()
+    def confirm_identity(self) -> None:
+        """The user confirmed that the image waiting for it belongs to the patient in view: add it (audited)."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending[0] == self.patient_id:
+            self.add_file(pending[1], identity_confirmed=True)
+
+    @Slot()
+    def decline_identity(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._set_status(f"{Path(pending[1]).name} was not added to {self.patient_label}'s record.")
+
+    def _add_failed(self, exc: BaseException, path: str = "") -> None:
+        if isinstance(exc, IdentityUnconfirmed):   # whose image is it? the user decides, seeing both side by side
+            self._pending = (self.patient_id, path)
+            self._set_status(str(exc))
+            self.identityCheckNeeded.emit(exc.check)
+        elif isinstance(exc, ImageRefused):  # show what was refused (the view says why), though it was not stored
             self._show(exc.opened, f"{exc.source_name} was not added to the patient's record.")
         else:
             self._set_status(user_message(exc))

@@ -68,6 +68,7 @@ class BedService:
                 for i, pid, mrn, fam, giv, sex, age, req, wt, iso, note in rows]
 
     def free_beds(self) -> list[FreeBed]:
+        self.s.require(Permission.READ_DEIDENTIFIED, "see free beds")
         rows = self.s.db.conn.execute(
             "SELECT b.id, b.label, w.name, w.ward_type, b.isolation, b.sex_bay FROM beds b JOIN wards w ON w.id = b.ward_id "
             "WHERE b.id NOT IN (SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL) "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from models.domain import Encounter, Permission
+from models.domain import Encounter, Permission, days_in_hospital
 from services.capacity.forecast import HORIZON_DAYS, StaffingRatios, WardForecast, forecast_ward, staff_needed, \
     weekday_admission_rates
 from services.capacity.los import MAX_DAYS, LosEstimateRow, LosService, bundled_los
@@ -57,7 +57,7 @@ def stay_estimate(svc: LosService, est: LosEstimateRow, admit: dt.date, today: d
     """The one rule for a patient still in hospital after `days` days: the admission-time distribution cut
     to stays longer than that and renormalised (never "5 days" for a patient in for 6, never a date in the
     past). The model knows stays of 1..14 days only: from day 14 on it has nothing to say, and says so."""
-    days = max(0, (today - admit).days)
+    days = days_in_hospital(today, admit)
     if days <= 0:
         point, lo, hi = est.point_days, est.low_days, est.high_days
     else:
@@ -71,6 +71,21 @@ def stay_estimate(svc: LosService, est: LosEstimateRow, admit: dt.date, today: d
         lo, hi = int(lo_a[0]), int(hi_a[0])
     return StayEstimate(round(point, 1), lo, hi, days, admit + dt.timedelta(days=int(round(point))),
                         admit + dt.timedelta(days=lo), admit + dt.timedelta(days=hi))
+
+
+@dataclass(frozen=True)
+class Occupant:
+    """A patient in a bed now, as the record says (no estimate)."""
+
+    patient_id: int
+    patient_label: str
+    mrn: str
+    encounter_nbr: int
+    ward: str
+    ward_id: int | None
+    bed: str
+    admit_time: dt.datetime
+    days_in: int
 
 
 @dataclass(frozen=True)
@@ -104,29 +119,43 @@ def uci_model_frame(frame):
 
 
 class CensusService:
-    def __init__(self, session: Session, patients: PatientService | None = None,
-                 settings: SettingsService | None = None) -> None:
+    def __init__(self, session: Session, patients: PatientService, settings: SettingsService) -> None:
         self.s = session
-        self.patients = patients or PatientService(session)
-        self.settings = settings or SettingsService(session)
+        self.patients = patients
+        self.settings = settings
 
     @property
     def los(self) -> LosService:
         """The LOS model, loaded on first use (not at unlock: opening a session stays fast)."""
         return los_service()
 
-    def inpatients(self, today: dt.date | None = None, patient_id: int | None = None) -> list[InpatientEstimate]:
-        """Current inpatients (all, or one patient's) with their predicted stay, judged from admission
-        and the days so far."""
+    def occupants(self, today: dt.date | None = None, patient_id: int | None = None) -> list[Occupant]:
+        """Who is in which bed now, from the record alone (no model): what the census and the ward report
+        still show when the LOS model cannot be used."""
         self.s.require(Permission.READ_DEIDENTIFIED, "see the census")
         today = today or dt.date.today()
+        out = []
+        for pid, nbr, ward, ward_id, bed, admit, mrn, family, given in self._occupant_rows(patient_id):
+            admit_dt = dt.datetime.fromisoformat(admit) if admit else dt.datetime.combine(today, dt.time())
+            out.append(Occupant(pid, self.s.patient_label(pid, mrn, family, given), self.s.patient_ref(pid, mrn), nbr,
+                                ward, ward_id, bed, admit_dt, days_in_hospital(today, admit_dt.date())))
+        return out
+
+    def _occupant_rows(self, patient_id: int | None) -> list[tuple]:
         only = "" if patient_id is None else " AND e.patient_id = ?"
-        rows = self.s.db.conn.execute(
+        return self.s.db.conn.execute(
             "SELECT e.patient_id, e.encounter_nbr, coalesce(w.name, ''), e.ward_id, coalesce(b.label, ''), e.admit_time, "
             "p.mrn, p.family_name, p.given_name FROM encounters e JOIN patients p ON p.id = e.patient_id "
             "LEFT JOIN wards w ON w.id = e.ward_id LEFT JOIN beds b ON b.id = e.bed_id "
             f"WHERE e.status = 'inpatient'{only} ORDER BY w.name, b.label", () if patient_id is None else (patient_id,)
         ).fetchall()
+
+    def inpatients(self, today: dt.date | None = None, patient_id: int | None = None) -> list[InpatientEstimate]:
+        """Current inpatients (all, or one patient's) with their predicted stay, judged from admission
+        and the days so far."""
+        self.s.require(Permission.READ_DEIDENTIFIED, "see the census")
+        today = today or dt.date.today()
+        rows = self._occupant_rows(patient_id)
         if not rows:
             return []
         frame = self.patients.uci_frame(sorted({r[0] for r in rows}), log=False)

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from services.site.settings import DEFAULT_STAFFING  # the one default, also what `config` shows
+
 HORIZON_DAYS = 14
 
 
@@ -78,7 +80,7 @@ class ShiftStaffing:
 class StaffingRatios:
     """Patients per nurse, per ward and shift; `default` applies to wards not listed."""
 
-    default: dict[str, float] = field(default_factory=lambda: {"day": 4.0, "evening": 5.0, "night": 7.0})
+    default: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_STAFFING))
     per_ward: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def for_ward(self, ward: str) -> dict[str, float]:

@@ -43,7 +43,7 @@ class Desk:
             site = Site(session)
             records = Records(session)
             capacity = Capacity(session, records, site.settings)
-            imaging = Imaging(session)
+            imaging = Imaging(session, records)
             risk = Risk(session, records, capacity, site.settings)
             models = ModelOps(session, risk)
             desk = cls(session, site, records, capacity, imaging, risk, Analytics(session, risk), models,

@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from services.imaging.studies import XrayStudyService
+from services.records.facade import Records
 from services.site.session import Session
 
 
 class Imaging:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, records: Records) -> None:
         self.session = session
-        self.studies = XrayStudyService(session)
+        self.studies = XrayStudyService(session, records.patients)
 
     def latest_read_study(self, patient_id: int, encounter_id: int | None) -> tuple | None:
         return self.studies.latest_read_study(patient_id, encounter_id)

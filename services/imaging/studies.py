@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from models.domain import Permission, XrayStudy
+from models.domain import Patient, Permission, XrayStudy
 from services.store import audit
 from services.core.errors import ValidationError, WardLensError
+from services.records.patients import PatientService
 from services.site.session import Session
-from services.imaging.xray import XrayResult, XrayService, bundled_xray
+from services.imaging.xray import XrayResult, XrayService, bundled_xray, is_finding
 from services.imaging.xray_image import MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes
 
 def xray_service() -> XrayService:
@@ -33,6 +34,80 @@ class OpenedStudy:
     study: XrayStudy | None  # None: an image that was refused and therefore not stored
     image: LoadedImage
     result: XrayResult
+
+
+@dataclass(frozen=True)
+class IdentityRow:
+    field: str
+    in_image: str
+    in_record: str
+    match: bool | None       # None: the image does not say
+
+
+@dataclass(frozen=True)
+class IdentityCheck:
+    """The image's patient identity (DICOM) side by side with the record it is about to join."""
+
+    rows: tuple[IdentityRow, ...]
+    needs_confirmation: bool
+    reason: str              # in words: why a person must confirm ("" when the image names this patient)
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(f"{r.field}: image {r.in_image or '—'} / record {r.in_record or '—'}" for r in self.rows)
+
+
+class IdentityUnconfirmed(WardLensError):
+    """The image's identity does not show that it belongs to the patient: nothing was stored."""
+
+    def __init__(self, source_name: str, check: IdentityCheck) -> None:
+        self.source_name, self.check = source_name, check
+        super().__init__(f"{source_name or 'The image'}: {check.reason} It was not added; confirm that it belongs to "
+                         "this patient to add it.")
+
+
+def _norm(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def identity_check(patient: Patient, image: LoadedImage) -> IdentityCheck:
+    """Compare a DICOM's PatientID, PatientName, PatientBirthDate and PatientSex with the record. A PNG or JPEG
+    carries no identity, so a person must always confirm it; so must a DICOM that contradicts the record in any
+    field, or that names nobody (anonymised)."""
+    if image.source_format != "dicom":
+        return IdentityCheck((), True, "this image file carries no patient identity (PNG or JPEG).")
+    m = image.meta
+    name = m.get("PatientName", "")
+    family, _, given = name.partition("^")
+    born = m.get("PatientBirthDate", "").strip()
+    born_text = f"{born[:4]}-{born[4:6]}-{born[6:8]}" if len(born) == 8 and born.isdigit() else born
+    sex = {"F": "Female", "M": "Male", "O": "Other"}.get(m.get("PatientSex", "").strip().upper(), m.get("PatientSex", ""))
+    record_name = f"{patient.family_name or ''}, {patient.given_name or ''}".strip(", ")
+    record_born = patient.birth_date.isoformat() if patient.birth_date else ""
+
+    def row(field: str, image_value: str, record_value: str, same: bool) -> IdentityRow:
+        return IdentityRow(field, image_value.strip(), record_value,
+                           None if not image_value.strip() else (same if record_value else False))
+
+    rows = (
+        row("Patient number", m.get("PatientID", ""), patient.mrn,
+            _norm(m.get("PatientID", "")) == _norm(patient.mrn)),
+        row("Name", name.replace("^", ", ", 1).replace("^", " "), record_name,
+            _norm(family) == _norm(patient.family_name or "")
+            and (not given.split("^")[0] or _norm(given.split("^")[0]) == _norm(patient.given_name or ""))),
+        row("Birth date", born_text, record_born, born_text == record_born),
+        row("Sex", sex, patient.sex or "", sex == (patient.sex or "")),
+    )
+    wrong = [r.field.lower() for r in rows if r.match is False]
+    if wrong:
+        listed = wrong[0] if len(wrong) == 1 else f"{', '.join(wrong[:-1])} and {wrong[-1]}"
+        return IdentityCheck(rows, True, f"the image's {listed} {'differs' if len(wrong) == 1 else 'differ'} from this "
+                                         "patient's record.")
+    if not any(r.match for r in rows):
+        return IdentityCheck(rows, True, "the image names no patient (it is anonymised).")
+    if rows[0].match is not True:
+        return IdentityCheck(rows, True, "the image does not carry this patient's number.")
+    return IdentityCheck(rows, False, "")
 
 
 class ImageRefused(WardLensError):
@@ -52,7 +127,8 @@ def _to_study(row) -> XrayStudy:
     r = json.loads(results or "{}")
     probs: dict[str, float] = r.get("probabilities", {})
     flags: dict[str, bool] = r.get("flags", {})
-    findings = tuple(sorted(((k, float(v), bool(flags.get(k))) for k, v in probs.items()), key=lambda t: -t[1]))
+    findings = tuple(sorted(((k, float(v), bool(flags.get(k))) for k, v in probs.items() if is_finding(k)),
+                            key=lambda t: -t[1]))   # the findings only: No Finding is a class, not a finding
     return XrayStudy(sid, pid, name, fmt, w, h, created, by, version or "", bool(r.get("ood")), findings,
                      tuple(r.get("ood_reasons", [])))
 
@@ -81,13 +157,16 @@ def png_bytes(rgba_or_gray: np.ndarray, max_side: int = 1024) -> bytes:
 
 
 class XrayStudyService:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, patients: PatientService) -> None:
         self.s = session
+        self.patients = patients
 
-    def add_study(self, patient_id: int, data: bytes | Path, source_name: str = "") -> XrayStudy:
-        """Decode (with its guards), classify and store an image for a patient. Nothing is stored when the
-        file is unreadable (XrayImageError) or when the model refuses it as not a chest radiograph
-        (ImageRefused, audited with its measured reasons)."""
+    def add_study(self, patient_id: int, data: bytes | Path, source_name: str = "",
+                  identity_confirmed: bool = False) -> XrayStudy:
+        """Decode (with its guards), check whose image it is, classify and store it for a patient. Nothing is
+        stored when the file is unreadable (XrayImageError), when its identity does not show it is this patient's
+        and no one confirmed it (IdentityUnconfirmed; a confirmation is audited with what differed), or when the
+        model refuses it as not a chest radiograph (ImageRefused, audited with its measured reasons)."""
         self.s.require(Permission.EDIT_PATIENT, "add X-ray images")
         if isinstance(data, Path):
             source_name = source_name or data.name
@@ -103,6 +182,10 @@ class XrayStudyService:
                 audit.append(c, self.s.user.username, "xray_refused", "patient", patient_id,
                              f"{source_name[:60]} not stored: not a chest radiograph ({'; '.join(result.ood_details)})"[:200])
             raise ImageRefused(source_name, image, result)
+        # a chest film: before it joins a record, whose is it? (a refused picture is never stored, so not asked)
+        check = identity_check(self._patient(patient_id), image)
+        if check.needs_confirmation and not identity_confirmed:
+            raise IdentityUnconfirmed(source_name, check)
         h, w = image.pixels.shape[:2]
         results = {"probabilities": result.probabilities, "flags": result.flags, "thresholds": result.thresholds,
                    "ood": False, "ood_reasons": [], "ood_distance": result.ood_distance}
@@ -121,9 +204,15 @@ class XrayStudyService:
                             (patient_id, enc[0] if enc else None, now, source_name[:200], image.source_format, data, w, h,
                              json.dumps(results), xray_service().version, self.s.user.username, now))
             sid = int(cur.lastrowid)
+            if check.needs_confirmation:   # a person vouched for whose image it is: say who, and what they saw
+                audit.append(c, self.s.user.username, "xray_identity_confirmed", "xray_study", sid,
+                             f"patient {patient_id}: {check.reason} {check.summary}"[:200])
             verdict = ", ".join(result.flagged) or "no finding flagged"
             audit.append(c, self.s.user.username, "create", "xray_study", sid, f"patient {patient_id}: {verdict}"[:200])
         return self.study(sid, log=False)
+
+    def _patient(self, patient_id: int) -> Patient:
+        return self.patients.get_patient(patient_id)   # the record's own reader: its checks and its audit row
 
     def _rows(self, where: str, args: tuple):
         return self.s.db.conn.execute(
@@ -155,6 +244,7 @@ class XrayStudyService:
         return out
 
     def study(self, study_id: int, log: bool = True) -> XrayStudy:
+        self.s.require(Permission.READ_DEIDENTIFIED, "see X-ray studies")
         rows = self._rows("id = ?", (study_id,))
         if not rows:
             raise ValidationError({"study": f"no X-ray study {study_id}"})

@@ -88,6 +88,10 @@ class XrayResult:
         """Findings above their thresholds (never No Finding)."""
         return [c for c, f in self.flags.items() if f and is_finding(c)]
 
+    def flag_of(self, name: str) -> bool:
+        """Whether `name` is flagged (No Finding never is: it is not a finding)."""
+        return bool(self.flags.get(name)) and is_finding(name)
+
     @property
     def findings(self) -> list[str]:
         """The findings the model reads (its classes less No Finding), most likely first."""

@@ -207,7 +207,8 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
         gray = _stretch(gray)
         if photometric == "MONOCHROME1":
             gray = 255.0 - gray  # MONOCHROME1: high values are dark; show bone white like MONOCHROME2
-        meta = {k: str(ds.get(k, "")) for k in ("Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation")}
+        meta = {k: str(ds.get(k, "")) for k in ("Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation",
+                                                "PatientID", "PatientName", "PatientBirthDate", "PatientSex")}
     return LoadedImage(np.ascontiguousarray(gray, dtype=np.float32), "dicom", colour, meta)
 
 

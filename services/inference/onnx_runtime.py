@@ -19,6 +19,7 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 import onnxruntime as ort  # noqa: E402
 
+from services.core.errors import WardLensError
 from services.core.paths import RESOURCES
 from services.core.files import sha256_file  # noqa: E402,F401 - re-exported for the model services
 
@@ -26,7 +27,7 @@ MODELS_DIR = RESOURCES / "models"
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider")
 
 
-class ModelIntegrityError(RuntimeError):
+class ModelIntegrityError(WardLensError, RuntimeError):
     """The model file does not match its recorded sha256."""
 
 

@@ -21,9 +21,3 @@ def shared_model(name: str, load: Callable[[], T]) -> T:
         if model is None:
             model = _models[name] = load()
         return model  # type: ignore[return-value]
-
-
-def forget_models() -> None:
-    """Drop every cached model (tests that swap a bundle on disk; a later call loads it again)."""
-    with _lock:
-        _models.clear()

@@ -32,7 +32,7 @@ from services.store.audit import append as audit_append
 from services.core.errors import WardLensError
 from services.inference.model_cards import card_markdown  # noqa: F401 - the Models view renders cards with it
 from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle
-from services.risk.readmission import ReadmissionService
+from services.risk.readmission import ReadmissionService, bundled_readmission_version
 from services.site.session import Session
 
 READMISSION = "readmission"
@@ -151,14 +151,15 @@ def activate_store_model(session: Session, model: ReadmissionModel) -> ActiveMod
     active = _active_row(session.db.conn)
     if active is None:
         model.use(None)
-        return ActiveModel(model.get().version, "bundled", None)
+        return ActiveModel(bundled_readmission_version(), "bundled", None)
     vid, version = active
     try:
         svc = load_stored(session.db.conn, vid)
     except ModelIntegrityError as exc:
         model.use(None)
         session.log("model refused", "model_version", vid, str(exc))
-        return ActiveModel(model.get().version, "bundled", None, f"{exc} The bundled model is in use instead.")
+        return ActiveModel(bundled_readmission_version(), "bundled", None,
+                           f"{exc} The bundled model is in use instead.")
     model.use(svc)
     return ActiveModel(version, "local", vid)
 
@@ -184,7 +185,7 @@ class ModelRegistry:
         """What the store says is in use (without loading it)."""
         row = _active_row(self.s.db.conn)
         if row is None:
-            return ActiveModel(bundled_readmission().version, "bundled", None)
+            return ActiveModel(bundled_readmission_version(), "bundled", None)
         return ActiveModel(row[1], "local", row[0])
 
     def active_readmission(self) -> tuple[ReadmissionService, ActiveModel]:

@@ -34,6 +34,7 @@ from xml.sax.saxutils import escape
 
 from models.domain import Encounter, Patient, Permission, RiskAssessment
 from services.core.paths import RESOURCES
+from services.imaging.xray import is_finding
 from services.risk.clinical_scores import LACE_HIGH_RISK
 from services.core.errors import ValidationError
 from services.risk.interventions import CARE_PERMISSION, Recommendation, recommend
@@ -267,7 +268,7 @@ def xray_section_from_study(image: bytes, results_json: str | None, taken_at: st
     thresholds = res.get("thresholds") if isinstance(res.get("thresholds"), Mapping) else {}
     findings = [XrayFinding(str(k), float(v),
                             bool(flags[k]) if k in flags else (k in thresholds and float(v) >= float(thresholds[k])))
-                for k, v in probs.items()]
+                for k, v in probs.items() if is_finding(str(k))]   # No Finding is a class, never a finding to print
     heat_png = None
     if isinstance(res.get("heatmap_png"), str):
         heat_png = base64.b64decode(res["heatmap_png"], validate=True)
@@ -444,7 +445,8 @@ def _header_block(data: PatientReportData, st: _Styles) -> Table:
     else:  # a de-identified viewer's report carries no direct identifiers
         name, birth, number = "withheld (de-identified view)", "withheld", "withheld"
     if e.is_inpatient and e.admit_time is not None:
-        stay = f"in hospital, day {max(0, (data.printed_at.date() - e.admit_time.date()).days)}"
+        n = e.days_in_hospital(data.printed_at)
+        stay = f"in hospital, {n} {'day' if n == 1 else 'days'} so far"
     elif e.is_inpatient:
         stay = "in hospital"
     else:
@@ -682,9 +684,9 @@ def _census(src: Any, today: dt.date) -> tuple[list[CensusLine], list[Any], list
     notes: list[str] = []
     try:
         inpatients = src.capacity.census.inpatients(today)
-    except Exception as exc:  # the census without its LOS model: the report says so and prints the rest
-        notes.append(f"Length-of-stay estimates not available ({type(exc).__name__}).")
-        return [], [], notes
+    except Exception as exc:  # noqa: BLE001 - without the LOS model the beds are still occupied: list who is in them
+        notes.append(f"Length-of-stay estimates and the occupancy forecast are not available ({type(exc).__name__}).")
+        inpatients = src.capacity.census.occupants(today)
     if not inpatients:
         return [], [], notes
     risk: dict[int, tuple[float | None, str]] = {}
@@ -696,15 +698,18 @@ def _census(src: Any, today: dt.date) -> tuple[list[CensusLine], list[Any], list
     names = session.sees_names
     out = []
     for p in inpatients:
-        los_text = p.stay.stay_text
-        exp = "beyond model range" if p.expected_discharge is None else _fmt_date(p.expected_discharge)
+        stay = getattr(p, "stay", None)   # an Occupant (no LOS model) has none
+        los_text = stay.stay_text if stay else "—"
+        exp = "not available" if stay is None else (
+            "beyond model range" if stay.expected_discharge is None else _fmt_date(stay.expected_discharge))
         prob, band = risk.get(p.encounter_nbr, (None, ""))
         out.append(CensusLine(p.ward or "No ward", p.bed, p.patient_label, p.mrn if names else "", p.days_in,
                               los_text, exp, prob, band))
     forecasts: list[Any] = []
     try:
-        forecasts = src.capacity.census.forecasts(today, inpatients=inpatients)
-    except Exception as exc:
+        if all(hasattr(p, "presence") for p in inpatients):
+            forecasts = src.capacity.census.forecasts(today, inpatients=inpatients)
+    except Exception as exc:  # noqa: BLE001
         notes.append(f"Occupancy forecast not available ({type(exc).__name__}).")
     return out, forecasts, notes
 

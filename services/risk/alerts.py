@@ -29,9 +29,9 @@ def _now() -> str:
 
 
 class AlertService:
-    def __init__(self, session: Session, settings: SettingsService | None = None) -> None:
+    def __init__(self, session: Session, settings: SettingsService) -> None:
         self.s = session
-        self.settings = settings or SettingsService(session)
+        self.settings = settings
 
     def risk_threshold(self, model_threshold: float) -> float:
         """The site's alert threshold (setting alert_risk_threshold), else the model's high-risk threshold."""
@@ -52,7 +52,8 @@ class AlertService:
             if r is None or r.probability is None or r.probability < self.risk_threshold(r.threshold):
                 continue
             new.append(("risk", "encounter", str(p.encounter_nbr),
-                        f"{p.patient_label} ({p.ward} {p.bed}): readmission risk {r.percent} ({r.band}); "
+                        f"{p.patient_label}, patient no. {p.mrn} ({p.ward} {p.bed}): readmission risk {r.percent} "
+                        f"({r.band}); "
                         f"expected discharge {p.stay.discharge_text}"))
         for f in forecasts:
             if f.days_at_risk:
@@ -82,6 +83,22 @@ class AlertService:
             alerts = [a if a.kind != "risk" else Alert(a.id, a.kind, a.entity, "", "A patient's readmission risk "
                                                        "crossed the alert threshold.", a.created_at) for a in alerts]
         return alerts
+
+    def target(self, alert_id: int) -> tuple[str, int | str]:
+        """What an alert is about, to open it: ("patient", patient id) for a risk alert, ("ward", name) for a
+        capacity alert. Care roles only: the patient behind a risk alert is identifying."""
+        self.s.require(Permission.READ_PATIENT, "open alerts")
+        row = self.s.db.conn.execute("SELECT kind, entity_id FROM alerts WHERE id = ?", (alert_id,)).fetchone()
+        if row is None:
+            raise ValidationError({"alert": "no such alert"})
+        kind, entity_id = row
+        if kind == "capacity":
+            return "ward", str(entity_id).rpartition(":")[0]
+        found = self.s.db.conn.execute("SELECT patient_id FROM encounters WHERE encounter_nbr = ?",
+                                       (int(entity_id),)).fetchone()
+        if found is None:
+            raise ValidationError({"alert": "the stay this alert is about is no longer in the store"})
+        return "patient", int(found[0])
 
     def acknowledge(self, alert_id: int) -> None:
         self.s.require(Permission.READ_PATIENT, "acknowledge alerts")

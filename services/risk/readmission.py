@@ -37,6 +37,19 @@ BUNDLE_DIR = MODELS_DIR / "readmission"
 NOT_ELIGIBLE = "not eligible"
 
 
+def bundled_readmission_version() -> str:
+    """The bundled model's version, read from its sidecar without loading (or trusting) the model: opening a
+    session must not depend on the model file, so that backup and verify work when it is damaged."""
+    for name in ("meta.json", "card.json"):
+        try:
+            version = json.loads((BUNDLE_DIR / name).read_text(encoding="utf-8")).get("version")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if version:
+            return str(version)
+    return "unknown"
+
+
 def bundled_readmission() -> "ReadmissionService":
     """The bundled readmission model (loaded once per process, services.inference.shared)."""
     return shared_model("readmission", ReadmissionService)
