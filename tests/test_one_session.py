@@ -193,3 +193,25 @@ def test_views_and_view_models_never_reach_a_connection():
             if re.search(r"\.db\.(conn|transaction)|\.execute\(|verify_connection", text):
                 offenders.append(path.name)
     assert offenders == []
+
+
+def test_a_damaged_bundled_model_does_not_lock_anyone_out_of_backup_and_verify(demo_store, monkeypatch, tmp_path):
+    from services.inference.onnx_runtime import ModelIntegrityError
+    from services.inference import shared
+    from services.risk.readmission import ReadmissionService
+
+    def damaged(self, *a, **k):
+        raise ModelIntegrityError("model.onnx does not match its recorded sha256; refusing to load it")
+    monkeypatch.setattr(ReadmissionService, "__init__", damaged)
+    monkeypatch.setattr(shared, "_models", {})   # nothing loaded yet in this process
+    desk = open_desk(demo_store, "admin", "wardlens-admin")   # opening reads the version, never the model
+    try:
+        assert desk.active_model.origin == "bundled" and desk.active_model.version.startswith("readmission-")
+        assert desk.site.verify().ok
+        (tmp_path / "b").mkdir()
+        assert desk.site.backup(tmp_path / "b" / "site.db").ok
+        pid, nbr = desk.session.db.conn.execute("SELECT patient_id, encounter_nbr FROM encounters LIMIT 1").fetchone()
+        with pytest.raises(ModelIntegrityError):   # scoring says why, as an error a person can read
+            desk.risk.assessments.readmission(pid, nbr)
+    finally:
+        desk.lock()
