@@ -310,3 +310,26 @@ def test_report_saved_and_printed_from_the_patient_page(qtbot, owner, qt_setting
     assert printed.exists() and printed.stat().st_size > 10_000
     prints = session.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'print'").fetchone()[0]
     assert prints == 2
+
+
+def test_unlocking_returns_to_the_open_patient_but_not_for_another_user(qtbot, window):
+    _login(qtbot, window)
+    qtbot.waitUntil(lambda: window.workspace is not None and window.workspace.list_vm.model.rowCount() > 0,
+                    timeout=10_000)
+    ws = window.workspace
+    pid = ws.list_vm.model.row(3).patient_id
+    ws.open_patient(pid)
+    qtbot.waitUntil(lambda: ws.patient_vm.patient is not None and ws.patient_vm.patient.id == pid, timeout=10_000)
+    window.lock_action.trigger()
+    window.unlock_view.user.clear()
+    _login(qtbot, window)   # the same clinician again: back on that patient's page
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    ws = window.workspace
+    qtbot.waitUntil(lambda: ws.patient_vm.patient is not None and ws.patient_vm.patient.id == pid, timeout=10_000)
+    assert ws.pages.currentWidget() is ws.patient_view
+    window.lock_action.trigger()
+    window.unlock_view.user.clear()
+    _login(qtbot, window, "nurse.demo", "wardlens-nurse")   # someone else: the list, no patient open
+    qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
+    assert window.workspace.patient_vm.patient is None and window.workspace.pages.currentWidget() is window.workspace.list_view
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=30_000)

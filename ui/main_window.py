@@ -39,6 +39,7 @@ class Workspace(QWidget):
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.user = session.user.username
         self.list_vm = PatientListViewModel(session, runner, self)
         self.patient_vm = PatientViewModel(session, runner, self)
         self.nav = QListWidget(objectName="NavList")
@@ -237,6 +238,11 @@ class MainWindow(QMainWindow):
         self._restore_state()
 
     def _session_changed(self, session: Desk | None) -> None:
+        if self.workspace is not None and session is None:
+            # where the user was (ids only, in memory): the same user unlocking again comes back to it
+            ws = self.workspace
+            p = ws.patient_vm.patient
+            self._resume: tuple[str, int, int | None] | None = (ws.user, ws.nav.currentRow(), p.id if p is not None else None)
         if self.workspace is not None:  # drop every widget and model holding patient data
             self.stack.removeWidget(self.workspace)
             self.workspace.deleteLater()
@@ -256,6 +262,12 @@ class MainWindow(QMainWindow):
         self.lock_button.setVisible(True)
         self.lock_action.setEnabled(True)
         self.workspace.list_view.focus_search()
+        resume, self._resume = getattr(self, "_resume", None), None
+        if resume is not None and resume[0] == session.user.username:   # another user starts from the list
+            _user, row, patient_id = resume
+            if patient_id is not None:
+                self.workspace.open_patient(patient_id)
+            self.workspace.nav.setCurrentRow(row)
 
     def _about(self) -> None:
         self.about_dialog = ModelCardDialog(about_markdown(), self, title="About WardLens")
