@@ -93,6 +93,7 @@ def build_sources(work: Path) -> dict:
     import_uci_csv(s, io.BytesIO(b"".join(lines[:1] + lines[2201:])), name="part3.csv")
     s.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     digest_b = content_digest(s.db.conn)
+    (work / "backups").mkdir(parents=True, exist_ok=True)
     backup(s, work / "backups" / "site-backup.db")
     s.lock()
     for suffix in ("-wal", "-shm"):

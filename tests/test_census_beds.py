@@ -70,14 +70,14 @@ def test_recommendations_respect_constraints_and_placement_is_checked_and_audite
     occupied = s.session.db.conn.execute("SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL").fetchone()[0]
     with pytest.raises(ValidationError, match="occupied"):
         beds.place(waiting[0].id, occupied)
-    if result.assignments:
-        a = result.assignments[0]
-        enc = beds.place(int(a.patient_id), int(a.bed_id))
-        row = s.session.db.conn.execute("SELECT status, bed_id FROM encounters WHERE id = ?", (enc,)).fetchone()
-        assert row == ("inpatient", int(a.bed_id))
-        assert s.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'bed_assigned'").fetchone()[0] == 1
-        with pytest.raises(ValidationError, match="no longer waiting"):
-            beds.place(int(a.patient_id), int(a.bed_id))
+    assert result.assignments, "the demo store has free beds that fit someone waiting"
+    a = result.assignments[0]
+    enc = beds.place(int(a.patient_id), int(a.bed_id))
+    row = s.session.db.conn.execute("SELECT status, bed_id FROM encounters WHERE id = ?", (enc,)).fetchone()
+    assert row == ("inpatient", int(a.bed_id))
+    assert s.session.db.conn.execute("SELECT count(*) FROM audit_log WHERE action = 'bed_assigned'").fetchone()[0] == 1
+    with pytest.raises(ValidationError, match="no longer waiting"):
+        beds.place(int(a.patient_id), int(a.bed_id))
     s.lock()
     analyst = open_desk(demo_store, "analyst.demo", "wardlens-analyst")
     with pytest.raises(PermissionDenied):

@@ -68,6 +68,7 @@ def test_init_import_backup_restore_verify(tmp_path):
     sample = ROOT / "resources" / "demo" / "uci_sample.csv.gz"
     r = run("import", "--db", str(db), "--user", "itadmin", "--input", str(sample), env=env)
     assert r.returncode == 0 and "3000 encounters imported" in r.stdout, r.stdout + r.stderr
+    (tmp_path / "b").mkdir()   # the backup folder (e.g. a mounted drive) exists; WardLens never creates one
     r = run("backup", "--db", str(db), "--user", "itadmin", "--output", str(tmp_path / "b" / "site-backup.db"), env=env)
     assert r.returncode == 0 and "verified" in r.stdout, r.stderr
     r = run("restore", "--db", str(db), "--user", "itadmin", "--backup", str(tmp_path / "b" / "site-backup.db"), env=env)

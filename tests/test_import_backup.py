@@ -95,6 +95,7 @@ def test_backup_then_restore_gives_the_same_content(demo_store, tmp_path):
     dump = list(s.db.conn.iterdump()) if hasattr(s.db.conn, "iterdump") else None
     content = {t: s.db.conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in TABLES if t != "audit_log"}
     target = tmp_path / "backups" / "b1.db"
+    target.parent.mkdir()
     report = backup(s, target)
     assert report.ok and target.exists() and (tmp_path / "backups" / "b1.db.keys").exists()
     with pytest.raises(BackupError):

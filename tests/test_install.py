@@ -45,8 +45,18 @@ def test_init_refuses_a_url_and_creates_nothing(tmp_path, bad):
     assert list(tmp_path.iterdir()) == [], "no folder tree named after the URL"
 
 
+def test_backup_refuses_a_url_and_a_missing_folder_and_creates_nothing(tmp_path, demo_store):
+    env = {"WARDLENS_USER": "admin", "WARDLENS_PASSWORD": "wardlens-admin"}
+    for bad, why in (("postgresql://h/db", "looks like a URL"), (str(tmp_path / "no" / "b.db"), "does not exist")):
+        r = cli("backup", "--db", str(demo_store), "--output", bad, cwd=tmp_path, env=env)
+        assert r.returncode == 1 and why in r.stderr, (bad, r.stderr)
+    assert not (tmp_path / "postgresql:").exists() and not (tmp_path / "no").exists()
+
+
 def test_commands_that_create_a_store_refuse_a_missing_folder(tmp_path):
     for cmd in (["init", "--admin", "itadmin"], ["demo"]):
+        r = cli(*cmd, "--db", "postgresql://wardlens@db/wardlens", cwd=tmp_path)
+        assert r.returncode == 1 and "looks like a URL" in r.stderr, (cmd, r.stderr)
         target = tmp_path / "no-such-folder" / "deeper" / "site.db"
         r = cli(*cmd, "--db", str(target))
         assert r.returncode == 1 and "does not exist" in r.stderr, (cmd, r.stderr)

@@ -45,6 +45,7 @@ def test_damaged_store_is_refused_and_the_newest_verified_backup_is_offered(demo
     s = unlock(demo_store, "admin", "wardlens-admin")
     older = tmp_path / "backups" / "older.db"
     newer = tmp_path / "backups" / "newer.db"
+    older.parent.mkdir()
     backup(s, older)
     s.log("test", "store", "", "a change between the two backups")
     backup(s, newer)

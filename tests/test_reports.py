@@ -198,6 +198,11 @@ def test_ward_report(desks, tmp_path):
     for ward in ("Medicine A", "Medicine B", "Surgery", "Cardiology", "ICU"):
         assert ward in text
     assert "Occupancy" in text and "High readmission risk" in text and "Confidential patient information" in text
+    # the nurses per shift that Beds & Staff shows, ward by ward, for the same forecast
+    assert text.count("Nurses per shift") == 5
+    icu = next(f for f in nurse.capacity.census.forecasts(NOW.date()) if f.ward == "ICU")
+    first = sorted(nurse.capacity.census.staffing(icu), key=lambda x: (x.date, x.shift))
+    assert f"{first[0].date:%a %d %b}" in text
     family, bed = nurse.session.db.conn.execute(
         "SELECT p.family_name, b.label FROM encounters e JOIN patients p ON p.id = e.patient_id "
         "JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient' LIMIT 1").fetchone()

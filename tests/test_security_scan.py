@@ -67,6 +67,7 @@ def test_no_key_and_no_password_anywhere_in_the_data_folder(tmp_path, monkeypatc
     AccountService(s, FAST).add_user("nurse", PASSWORDS[1], Role.NURSE)
     import_uci_csv(s, SAMPLE)
     SettingsService(s).set("idle_lock_minutes", "15")
+    (home / "backups").mkdir(exist_ok=True)
     backup(s, home / "backups" / "b1.db")
     n = unlock(store, "nurse", PASSWORDS[1])
     AccountService(n, FAST).change_password(PASSWORDS[1], PASSWORDS[2])

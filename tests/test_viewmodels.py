@@ -207,6 +207,7 @@ def test_patient_page_scores_the_encounter_in_view(qtbot, owner, demo_store):
 def test_damaged_store_offers_the_last_verified_backup_and_restores_it(qtbot, owner, demo_store, tmp_path):
     from services.site.backup import backup
     s = unlock(demo_store, "admin", "wardlens-admin")
+    (tmp_path / "backups").mkdir(exist_ok=True)
     backup(s, tmp_path / "backups" / "b1.db")
     s.lock()
     data = bytearray(demo_store.read_bytes())

@@ -297,9 +297,9 @@ def test_report_saved_and_printed_from_the_patient_page(qtbot, owner, qt_setting
     with qtbot.waitSignal(page.saved, timeout=30_000):
         page.save_report(str(out))
     assert out.read_bytes().startswith(b"%PDF") and not (tmp_path / "report.pdf.part").exists()
-    if shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
-        assert page.patient.mrn in text and "Dr Demo" in text
+    assert shutil.which("pdftotext"), "poppler-utils (installer/system-deps.sh) reads the report back"
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout
+    assert page.patient.mrn in text and "Dr Demo" in text
     printed = tmp_path / "printed.pdf"
     view._printer = QPrinter(QPrinter.PrinterMode.HighResolution)
     view._printer.setOutputFormat(QPrinter.OutputFormat.PdfFormat)

@@ -42,7 +42,7 @@ class StaffRow:
 def _staff_text(s: ShiftStaffing | None) -> str:
     if s is None:
         return ""
-    return str(s.nurses_for_mean) if s.nurses_for_mean == s.nurses_for_high else f"{s.nurses_for_mean}–{s.nurses_for_high}"
+    return s.nurses_text
 
 
 @dataclass(frozen=True)

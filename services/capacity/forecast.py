@@ -75,6 +75,13 @@ class ShiftStaffing:
     nurses_for_mean: int
     nurses_for_high: int
 
+    @property
+    def nurses_text(self) -> str:
+        """ "3" or "3–4": nurses for the expected census – for the upper end of its 80% band (page and report)."""
+        if self.nurses_for_mean == self.nurses_for_high:
+            return str(self.nurses_for_mean)
+        return f"{self.nurses_for_mean}–{self.nurses_for_high}"
+
 
 @dataclass
 class StaffingRatios:

@@ -35,6 +35,7 @@ from xml.sax.saxutils import escape
 from models.domain import Encounter, Patient, Permission, RiskAssessment
 from services.core.paths import RESOURCES
 from services.imaging.xray import is_finding
+from services.risk.readmission import NOT_ELIGIBLE
 from services.risk.clinical_scores import LACE_HIGH_RISK
 from services.core.errors import ValidationError
 from services.risk.interventions import CARE_PERMISSION, Recommendation, recommend
@@ -842,6 +843,8 @@ def ward_report_pdf(src: Any, ward: str | None = None, today: dt.date | None = N
             story.append(KeepTogether([forecast_drawing(f, report_fonts()),
                                        _p(f"Next {len(f.days)} days: expected occupied beds with the 80% band; peak "
                                           f"{f.peak_text}.", st.small), Spacer(1, 4)]))
+        if f is not None and f.days:
+            story.append(_staffing_table(src.capacity.census.staffing(f), st))
         if not mine:
             story.append(_p("No inpatients.", st.body))
             continue
@@ -853,12 +856,32 @@ def ward_report_pdf(src: Any, ward: str | None = None, today: dt.date | None = N
     story.append(Spacer(1, 4))
     story.append(_p("Predicted stays are given the patient is still in hospital today; 8 in 10 similar stays end "
                     "within the interval.", st.small))
+    if any(x.band == NOT_ELIGIBLE for x in lines):
+        story.append(_p("Risk “not eligible”: 30-day readmission risk is not scored for a stay that ended in death or "
+                        "hospice care, as the usual readmission measures leave those stays out.", st.small))
     footer = f"Printed by {printed_by}, {_fmt_date(now, with_time=True)}"
     pdf = _build(story, f"Ward report {ward or 'all wards'}", printed_by, footer,
                  f"Ward report · {ward or 'all wards'} · {_fmt_date(now, with_time=True)}")
     session.log("print", "ward", ward or "all", f"ward report, {len(lines)} inpatients, "
                                                  f"{'identified' if names else 'de-identified'}")
     return pdf
+
+
+STAFF_DAYS = 7
+
+
+def _staffing_table(staffing: Sequence[Any], st: _Styles) -> KeepTogether:
+    """Nurses per shift for the next days, as the Beds & Staff page shows them."""
+    by_date: dict[dt.date, dict[str, Any]] = {}
+    for s in staffing:
+        by_date.setdefault(s.date, {})[s.shift] = s
+    shifts = ("day", "evening", "night")
+    rows = [[_p(h, st.cell_bold) for h in ("Nurses per shift", "Day", "Evening", "Night")]]
+    rows += [[_p(f"{d:%a %d %b}", st.cell)] + [_p(cells[s].nurses_text if s in cells else "—", st.right) for s in shifts]
+             for d, cells in sorted(by_date.items())[:STAFF_DAYS]]
+    return KeepTogether([_grid(rows, [w * mm for w in (40, 24, 24, 24)], zebra=True),
+                         _p("For the expected census – for the upper end of its 80% band, at the site's patients-per-nurse "
+                            "ratios.", st.small), Spacer(1, 4)])
 
 
 def pdf_page_images(pdf: bytes, dpi: int = 300) -> list:

@@ -15,7 +15,7 @@ from models.domain import Permission
 from services.site.accounts import unlock
 from services.store.database import DatabaseError, DiskFull, connect_raw, is_disk_full
 from services.core.errors import KeyFileError, WardLensError, WrongPassword
-from services.core.files import sha256_file
+from services.core.files import check_new_store_path, sha256_file
 from services.store.keyfile import KeyFile, key_file_path
 from services.site.session import Session
 from services.store.snapshot import BackupError, TABLES, fsync_dir as _fsync_dir, fsync_file as _fsync, write_verified_copy  # noqa: F401
@@ -27,7 +27,7 @@ def backup(session: Session, dest: Path | str) -> VerifyReport:
     dest = Path(dest)
     if dest.exists():
         raise BackupError(f"{dest} already exists; choose a new file name.")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    check_new_store_path(dest)   # a backup is a store: no URL, no folder tree made from a typo
     key = session.db.key_copy()
     try:
         report = write_verified_copy(session.db.conn, key, key_file_path(session.store_path), dest, CURRENT)
@@ -175,6 +175,9 @@ def restore(backup_path: Path | str, store_path: Path | str, username: str, pass
     Returns the path where the previous store was kept (or the store path if there was none).
     """
     backup_path, store_path = Path(backup_path), Path(store_path)
+    if not store_path.absolute().parent.is_dir():
+        raise BackupError(f"the folder {store_path.absolute().parent} does not exist; WardLens does not create folders "
+                          "for a store: create it first or check the path.")
     if not backup_path.is_file() or not key_file_path(backup_path).is_file():
         raise BackupError(f"{backup_path} and its key file {key_file_path(backup_path).name} are both needed.")
     # Work on a copy so the backup itself is never written to, and so the login and restore events
