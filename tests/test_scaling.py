@@ -43,6 +43,22 @@ _SCRIPT = textwrap.dedent("""
         out["pages"][ws.nav.item(row).text()] = w.minimumSizeHint().width()
     img = w.grab()
     out["grab"] = [img.width(), img.height()]
+    # every dialog: the smallest it can be shown at must fit a 1280 x 800 logical screen
+    from ui.model_card_dialog import ModelCardDialog
+    from ui.patient_dialogs import EncounterDialog, PatientDialog
+    dialogs = {"patient": PatientDialog(lambda v: {}, ws.patient_vm.patient, w),
+               "encounter": EncounterDialog(lambda v: {}, ws.patient_vm.wards(), ws.patient_vm.free_beds,
+                                            ws.patient_vm.selected_encounter, w),
+               "model card": ModelCardDialog(ws.patient_vm.model_card(), w)}
+    w._about()
+    dialogs["about"] = w.about_dialog
+    out["dialogs"] = {}
+    for name, d in dialogs.items():
+        d.show()
+        wait(lambda: False, 0.2)
+        hint = d.minimumSizeHint()
+        out["dialogs"][name] = [hint.width(), hint.height()]
+        d.close()
     out["ok"] = bool(ok)
     w.vm.lock()
     print("RESULT " + json.dumps(out))
@@ -64,3 +80,6 @@ def test_every_page_fits_at_200_percent_scaling(demo_store, tmp_path) -> None:
     assert len(res["pages"]) >= 7, res["pages"]
     too_wide = {page: w for page, w in res["pages"].items() if w > 1280}
     assert not too_wide, f"pages wider than a 1280-px logical screen at 200%: {too_wide}"
+    assert set(res["dialogs"]) == {"patient", "encounter", "model card", "about"}, res["dialogs"]
+    too_big = {name: wh for name, wh in res["dialogs"].items() if wh[0] > 1280 or wh[1] > 800}
+    assert not too_big, f"dialogs larger than a 1280 x 800 logical screen at 200%: {too_big}"

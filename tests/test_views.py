@@ -333,3 +333,22 @@ def test_unlocking_returns_to_the_open_patient_but_not_for_another_user(qtbot, w
     qtbot.waitUntil(lambda: window.workspace is not None, timeout=10_000)
     assert window.workspace.patient_vm.patient is None and window.workspace.pages.currentWidget() is window.workspace.list_view
     qtbot.waitUntil(lambda: not window.runner.busy, timeout=30_000)
+
+
+def test_a_long_status_line_never_widens_the_window(qtbot, window):
+    _login(qtbot, window, "admin", "wardlens-admin")
+    qtbot.waitUntil(lambda: window.workspace is not None and window.workspace.list_vm.model.rowCount() > 0,
+                    timeout=10_000)
+    ws = window.workspace
+    long = "Recalibrated candidate readmission-recal-9c4cd823c17d stored: " + "not better than the active model " * 12
+    for row in range(ws.nav.count()):
+        ws.nav.setCurrentRow(row)
+        qtbot.wait(100)
+        page = ws.pages.currentWidget()
+        for vm in {getattr(page, "vm", None), ws.list_vm}:
+            if vm is not None and hasattr(vm, "_set_status"):
+                vm._set_status(long)
+        window.statusBar().showMessage(long)
+        qtbot.wait(50)
+        assert window.minimumSizeHint().width() <= 1280, ws.nav.item(row).text()
+    qtbot.waitUntil(lambda: not window.runner.busy, timeout=60_000)

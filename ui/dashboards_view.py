@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QFileDialog, QGridLayout, QHBoxLayout, QLabel,
                                QPushButton, QScrollArea, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
+from ui.elided_label import ElidedLabel
 from ui.charts import AMBER, INK, RED, ChartCard, HBarChart, HeatMapChart, HistogramChart, LineChart, ScatterChart, \
     TrendChart
 from ui.tables import read_only_table
@@ -46,7 +47,7 @@ class DashboardsView(QWidget):
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
         top.addWidget(QLabel("Dashboards", objectName="PageTitle"))
-        self.status = QLabel(objectName="Subtitle")
+        self.status = ElidedLabel(objectName="Subtitle")   # a long message never widens the window
         top.addWidget(self.status, 1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.refresh_button = QPushButton("&Refresh")
         self.refresh_button.setToolTip("Recompute every dashboard from the store (in the background)")

@@ -6,6 +6,7 @@ from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableView,
                                QVBoxLayout, QWidget)
 
+from ui.elided_label import ElidedLabel
 from viewmodels.patients_vm import PatientListViewModel
 
 
@@ -38,7 +39,7 @@ class PatientListView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.setTabKeyNavigation(False)
         lay.addWidget(self.table, 1)
-        self.status = QLabel(objectName="Subtitle")
+        self.status = ElidedLabel(objectName="Subtitle")   # a long message never widens the window
         lay.addWidget(self.status)
 
         self.search.textChanged.connect(vm.set_search_text)
