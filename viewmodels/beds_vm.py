@@ -12,7 +12,7 @@ from models.domain import Permission
 from services.capacity.bed_assignment import Ward
 from services.capacity.beds import BedRecommendation, FreeBed, WaitingRow, recommendations
 from services.capacity.census import InpatientEstimate
-from services.capacity.forecast import ShiftStaffing, WardForecast
+from services.capacity.forecast import ShiftStaffing, WardForecast, staffing_by_date
 from services.desk import Desk
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
@@ -132,10 +132,7 @@ class BedsViewModel(StatusViewModel):
         snap = self.snapshot
         if snap:
             self.inpatients_model.set_rows([p for p in snap.inpatients if p.ward == ward])
-            by_date: dict[dt.date, dict[str, ShiftStaffing]] = {}
-            for s in snap.staffing.get(ward, []):
-                by_date.setdefault(s.date, {})[s.shift] = s
-            self.staff_model.set_rows([StaffRow(d, cells) for d, cells in sorted(by_date.items())])
+            self.staff_model.set_rows([StaffRow(d, cells) for d, cells in staffing_by_date(snap.staffing.get(ward, []))])
         self.wardChanged.emit(ward)
 
     def compatible_beds(self, waiting: WaitingRow) -> list[FreeBed]:

@@ -84,10 +84,6 @@ class XrayViewModel(StatusViewModel):
             self.detailChanged.emit(detail)
         super()._set_status(text)
 
-    @property
-    def has_patient(self) -> bool:
-        return self.patient_id is not None
-
     def set_patient(self, patient_id: int | None, label: str = "") -> None:
         """The page follows the patient in view; nothing of the previous one stays shown or in reach."""
         if patient_id == self.patient_id:

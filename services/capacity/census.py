@@ -89,21 +89,14 @@ class Occupant:
 
 
 @dataclass(frozen=True)
-class InpatientEstimate:
-    patient_id: int
-    patient_label: str
-    mrn: str
-    encounter_nbr: int
-    ward: str
-    ward_id: int | None
-    bed: str
-    admit_time: dt.datetime
+class InpatientEstimate(Occupant):
+    """An occupant with their predicted stay (days_in is the same count as stay.days_so_far)."""
+
     stay: StayEstimate
     p_discharge_48h: float
     presence: tuple[float, ...]   # P(still in hospital) on day 0..13 from today
 
     # the census columns, read from the one stay estimate
-    days_in = property(lambda self: self.stay.days_so_far)
     los_point = property(lambda self: self.stay.point_days)
     los_low = property(lambda self: self.stay.low_days)
     los_high = property(lambda self: self.stay.high_days)
@@ -134,45 +127,39 @@ class CensusService:
         still show when the LOS model cannot be used."""
         self.s.require(Permission.READ_DEIDENTIFIED, "see the census")
         today = today or dt.date.today()
+        only = "" if patient_id is None else " AND e.patient_id = ?"
         out = []
-        for pid, nbr, ward, ward_id, bed, admit, mrn, family, given in self._occupant_rows(patient_id):
+        for pid, nbr, ward, ward_id, bed, admit, mrn, family, given in self.s.db.conn.execute(
+                "SELECT e.patient_id, e.encounter_nbr, coalesce(w.name, ''), e.ward_id, coalesce(b.label, ''), "
+                "e.admit_time, p.mrn, p.family_name, p.given_name FROM encounters e "
+                "JOIN patients p ON p.id = e.patient_id LEFT JOIN wards w ON w.id = e.ward_id "
+                f"LEFT JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient'{only} ORDER BY w.name, b.label",
+                () if patient_id is None else (patient_id,)):
             admit_dt = dt.datetime.fromisoformat(admit) if admit else dt.datetime.combine(today, dt.time())
             out.append(Occupant(pid, self.s.patient_label(pid, mrn, family, given), self.s.patient_ref(pid, mrn), nbr,
                                 ward, ward_id, bed, admit_dt, days_in_hospital(today, admit_dt.date())))
         return out
 
-    def _occupant_rows(self, patient_id: int | None) -> list[tuple]:
-        only = "" if patient_id is None else " AND e.patient_id = ?"
-        return self.s.db.conn.execute(
-            "SELECT e.patient_id, e.encounter_nbr, coalesce(w.name, ''), e.ward_id, coalesce(b.label, ''), e.admit_time, "
-            "p.mrn, p.family_name, p.given_name FROM encounters e JOIN patients p ON p.id = e.patient_id "
-            "LEFT JOIN wards w ON w.id = e.ward_id LEFT JOIN beds b ON b.id = e.bed_id "
-            f"WHERE e.status = 'inpatient'{only} ORDER BY w.name, b.label", () if patient_id is None else (patient_id,)
-        ).fetchall()
-
     def inpatients(self, today: dt.date | None = None, patient_id: int | None = None) -> list[InpatientEstimate]:
         """Current inpatients (all, or one patient's) with their predicted stay, judged from admission
         and the days so far."""
-        self.s.require(Permission.READ_DEIDENTIFIED, "see the census")
         today = today or dt.date.today()
-        rows = self._occupant_rows(patient_id)
-        if not rows:
+        occupants = self.occupants(today, patient_id)
+        if not occupants:
             return []
-        frame = self.patients.uci_frame(sorted({r[0] for r in rows}), log=False)
-        wanted = {r[1] for r in rows}
+        frame = self.patients.uci_frame(sorted({o.patient_id for o in occupants}), log=False)
+        wanted = {o.encounter_nbr for o in occupants}
         svc = self.los
         # History rows are fed along so the features can use earlier stays; only inpatient rows are read.
         est = {e.encounter_id: e for e in svc.estimates(uci_model_frame(frame)) if e.encounter_id in wanted}
         out = []
-        for pid, nbr, ward, ward_id, bed, admit, mrn, family, given in rows:
-            e = est[nbr]
-            admit_dt = dt.datetime.fromisoformat(admit) if admit else dt.datetime.combine(today, dt.time())
-            stay = stay_estimate(svc, e, admit_dt.date(), today)
+        for o in occupants:
+            e = est[o.encounter_nbr]
+            stay = stay_estimate(svc, e, o.admit_time.date(), today)
             surv = svc.remaining_stay_survival(np.asarray(e.probs), min(stay.days_so_far, 13), HORIZON_DAYS - 1)
             presence = (1.0, *map(float, surv))
-            out.append(InpatientEstimate(
-                pid, self.s.patient_label(pid, mrn, family, given), self.s.patient_ref(pid, mrn), nbr, ward, ward_id,
-                bed, admit_dt, stay, float(1.0 - presence[2]), presence))
+            out.append(InpatientEstimate(**vars(o), stay=stay, p_discharge_48h=float(1.0 - presence[2]),
+                                         presence=presence))
         self.s.log("read", "census", "", f"{len(out)} inpatients")
         return out
 

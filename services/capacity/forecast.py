@@ -201,6 +201,14 @@ def forecast_ward(ward: str, capacity: int, inpatient_presence: Sequence[Sequenc
     return WardForecast(ward, capacity, band, days)
 
 
+def staffing_by_date(staffing: Iterable[ShiftStaffing]) -> list[tuple[dt.date, dict[str, ShiftStaffing]]]:
+    """Shifts grouped by date, earliest first: the rows of the staffing table (Beds & Staff and the ward report)."""
+    by_date: dict[dt.date, dict[str, ShiftStaffing]] = {}
+    for s in staffing:
+        by_date.setdefault(s.date, {})[s.shift] = s
+    return sorted(by_date.items())
+
+
 def staff_needed(forecast: WardForecast, ratios: StaffingRatios) -> list[ShiftStaffing]:
     """Nurses per shift: ceil(occupancy / patients-per-nurse), for the mean and for the upper band."""
     out = []

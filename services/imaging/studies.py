@@ -78,7 +78,8 @@ def identity_check(patient: Patient, image: LoadedImage) -> IdentityCheck:
         return IdentityCheck((), True, "this image file carries no patient identity (PNG or JPEG).")
     m = image.meta
     name = m.get("PatientName", "")
-    family, _, given = name.partition("^")
+    family, _, rest = name.partition("^")
+    given = rest.split("^")[0]   # DICOM PN: family^given^middle^prefix^suffix
     born = m.get("PatientBirthDate", "").strip()
     born_text = f"{born[:4]}-{born[4:6]}-{born[6:8]}" if len(born) == 8 and born.isdigit() else born
     sex = {"F": "Female", "M": "Male", "O": "Other"}.get(m.get("PatientSex", "").strip().upper(), m.get("PatientSex", ""))
@@ -94,7 +95,7 @@ def identity_check(patient: Patient, image: LoadedImage) -> IdentityCheck:
             _norm(m.get("PatientID", "")) == _norm(patient.mrn)),
         row("Name", name.replace("^", ", ", 1).replace("^", " "), record_name,
             _norm(family) == _norm(patient.family_name or "")
-            and (not given.split("^")[0] or _norm(given.split("^")[0]) == _norm(patient.given_name or ""))),
+            and (not given or _norm(given) == _norm(patient.given_name or ""))),
         row("Birth date", born_text, record_born, born_text == record_born),
         row("Sex", sex, patient.sex or "", sex == (patient.sex or "")),
     )
@@ -183,7 +184,7 @@ class XrayStudyService:
                              f"{source_name[:60]} not stored: not a chest radiograph ({'; '.join(result.ood_details)})"[:200])
             raise ImageRefused(source_name, image, result)
         # a chest film: before it joins a record, whose is it? (a refused picture is never stored, so not asked)
-        check = identity_check(self._patient(patient_id), image)
+        check = identity_check(self.patients.get_patient(patient_id), image)   # the record's reader and its checks
         if check.needs_confirmation and not identity_confirmed:
             raise IdentityUnconfirmed(source_name, check)
         h, w = image.pixels.shape[:2]
@@ -210,9 +211,6 @@ class XrayStudyService:
             verdict = ", ".join(result.flagged) or "no finding flagged"
             audit.append(c, self.s.user.username, "create", "xray_study", sid, f"patient {patient_id}: {verdict}"[:200])
         return self.study(sid, log=False)
-
-    def _patient(self, patient_id: int) -> Patient:
-        return self.patients.get_patient(patient_id)   # the record's own reader: its checks and its audit row
 
     def _rows(self, where: str, args: tuple):
         return self.s.db.conn.execute(

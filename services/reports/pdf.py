@@ -34,6 +34,7 @@ from xml.sax.saxutils import escape
 
 from models.domain import Encounter, Patient, Permission, RiskAssessment
 from services.core.paths import RESOURCES
+from services.capacity.forecast import staffing_by_date
 from services.imaging.xray import is_finding
 from services.risk.readmission import NOT_ELIGIBLE
 from services.risk.clinical_scores import LACE_HIGH_RISK
@@ -683,11 +684,12 @@ def _census(src: Any, today: dt.date) -> tuple[list[CensusLine], list[Any], list
     Staff and the patient page), their readmission risk, and the ward forecasts."""
     session = src.session
     notes: list[str] = []
+    estimated = True
     try:
         inpatients = src.capacity.census.inpatients(today)
     except Exception as exc:  # noqa: BLE001 - without the LOS model the beds are still occupied: list who is in them
         notes.append(f"Length-of-stay estimates and the occupancy forecast are not available ({type(exc).__name__}).")
-        inpatients = src.capacity.census.occupants(today)
+        inpatients, estimated = src.capacity.census.occupants(today), False
     if not inpatients:
         return [], [], notes
     risk: dict[int, tuple[float | None, str]] = {}
@@ -699,7 +701,7 @@ def _census(src: Any, today: dt.date) -> tuple[list[CensusLine], list[Any], list
     names = session.sees_names
     out = []
     for p in inpatients:
-        stay = getattr(p, "stay", None)   # an Occupant (no LOS model) has none
+        stay = p.stay if estimated else None
         los_text = stay.stay_text if stay else "—"
         exp = "not available" if stay is None else (
             "beyond model range" if stay.expected_discharge is None else _fmt_date(stay.expected_discharge))
@@ -708,7 +710,7 @@ def _census(src: Any, today: dt.date) -> tuple[list[CensusLine], list[Any], list
                               los_text, exp, prob, band))
     forecasts: list[Any] = []
     try:
-        if all(hasattr(p, "presence") for p in inpatients):
+        if estimated:
             forecasts = src.capacity.census.forecasts(today, inpatients=inpatients)
     except Exception as exc:  # noqa: BLE001
         notes.append(f"Occupancy forecast not available ({type(exc).__name__}).")
@@ -872,13 +874,10 @@ STAFF_DAYS = 7
 
 def _staffing_table(staffing: Sequence[Any], st: _Styles) -> KeepTogether:
     """Nurses per shift for the next days, as the Beds & Staff page shows them."""
-    by_date: dict[dt.date, dict[str, Any]] = {}
-    for s in staffing:
-        by_date.setdefault(s.date, {})[s.shift] = s
     shifts = ("day", "evening", "night")
     rows = [[_p(h, st.cell_bold) for h in ("Nurses per shift", "Day", "Evening", "Night")]]
     rows += [[_p(f"{d:%a %d %b}", st.cell)] + [_p(cells[s].nurses_text if s in cells else "—", st.right) for s in shifts]
-             for d, cells in sorted(by_date.items())[:STAFF_DAYS]]
+             for d, cells in staffing_by_date(staffing)[:STAFF_DAYS]]
     return KeepTogether([_grid(rows, [w * mm for w in (40, 24, 24, 24)], zebra=True),
                          _p("For the expected census – for the upper end of its 80% band, at the site's patients-per-nurse "
                             "ratios.", st.small), Spacer(1, 4)])
