@@ -169,3 +169,16 @@ def test_a_png_needs_the_users_word_that_it_belongs_to_the_patient(qtbot, owner,
     with qtbot.waitSignal(vm.imageChanged, timeout=30_000):
         vm.add_file(str(original))                   # second answer: add
     assert len(vm.studies) == 1 and len(asked) == 2
+
+
+def test_a_record_asked_for_earlier_never_arrives_over_the_one_opened_last(qtbot, patient_page):
+    desk, runner, page, view = patient_page
+    patients = desk.records.patients
+    first, second = (p.patient_id for p in patients.search("", limit=2))
+    page.load(first)
+    page.load(second)
+    qtbot.waitUntil(lambda: not runner.busy and page.patient is not None and page.patient.id == second, timeout=20_000)
+    # the first record's reading finishing late (the background runner gives no order): it is dropped
+    page._loaded((patients.get_patient(first), patients.encounters(first)))
+    assert page.patient.id == second and "Ctrl+1" not in view.facts.text()
+    assert all(page.encounters_model.row(i).patient_id == second for i in range(page.encounters_model.total))

@@ -181,6 +181,7 @@ class PatientViewModel(QObject):
         self.census = session.capacity.census
         self.risk_message = ""
         self._risk_generation = 0
+        self._requested: int | None = None   # the patient the user opened last
 
     @property
     def can_edit(self) -> bool:
@@ -221,6 +222,7 @@ class PatientViewModel(QObject):
     def load(self, patient_id: int) -> None:
         if self.patient is None or self.patient.id != patient_id:
             self._clear()
+        self._requested = patient_id
 
         def job(p, c):
             return self.service.get_patient(patient_id), self.service.encounters(patient_id)
@@ -229,8 +231,8 @@ class PatientViewModel(QObject):
 
     def _loaded(self, result: tuple[Patient, list[Encounter]]) -> None:
         patient, encounters = result
-        if self.patient is not None and self.patient.id != patient.id:
-            self._selected = None   # another patient: nothing selected of theirs may survive into this one
+        if patient.id != self._requested:   # a record asked for before the latest one: never shown over it
+            return
         self.patient = patient
         self.encounters_model.set_rows(encounters)
         self._set_error("")
