@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before anything imports onnxruntime
+os.umask(0o077)  # every file this process creates (store, -wal/-shm, copies, outputs) is readable by its owner only
 
 from services.core.errors import WardLensError  # noqa: E402
 from services.core.files import check_command_paths  # noqa: E402
+from services.core.outputs import write_output  # noqa: E402
 from services.core.paths import default_store_path, ensure_user_data_dir, user_data_dir  # noqa: E402
 
 
@@ -166,7 +168,7 @@ def cmd_config(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    check_command_paths(args.output)  # before the login and the work, not after
+    check_command_paths(args.output, kind="pdf")  # before the login and the work, not after
     if args.kind == "patient" and not args.patient:
         raise WardLensError("Give the patient with --patient (the patient number).")
     desk = _desk(args)
@@ -177,9 +179,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             pdf = desk.reports.ward_pdf(args.ward)
     finally:
         desk.lock(reason="command finished")
-    tmp = Path(str(args.output) + ".part")
-    tmp.write_bytes(pdf)
-    tmp.replace(args.output)
+    write_output(args.output, "pdf", pdf)
     print(f"{args.kind.capitalize()} report written to {args.output} ({len(pdf) // 1024} KB)")
     return 0
 

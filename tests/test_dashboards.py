@@ -45,8 +45,14 @@ def test_refresh_publishes_each_dashboard_and_replaces_results(qtbot, analyst_vm
 
 def test_export_is_audited_for_the_analyst_and_refused_for_a_nurse(qtbot, owner, analyst_vm, store, tmp_path):
     written = []
-    assert analyst_vm.export_chart("readmission_ward", str(tmp_path / "a.png"), written.append)
-    assert written == [str(tmp_path / "a.png")]
+    png = b"\x89PNG\r\n\x1a\n" + b"chart"
+
+    def render():
+        written.append(1)
+        return png
+    assert analyst_vm.export_chart("readmission_ward", str(tmp_path / "a.png"), render)
+    assert written == [1] and (tmp_path / "a.png").read_bytes() == png
+    assert (tmp_path / "a.png").stat().st_mode & 0o777 == 0o600
     log = analyst_vm.session.session.db.conn.execute("SELECT action, entity, entity_id FROM audit_log").fetchall()
     assert ("export", "dashboard", "readmission_ward") in log
 
@@ -54,7 +60,7 @@ def test_export_is_audited_for_the_analyst_and_refused_for_a_nurse(qtbot, owner,
     try:
         vm = DashboardsViewModel(nurse, BackgroundRunner(owner), owner)
         assert not vm.can_export
-        assert not vm.export_chart("readmission_ward", str(tmp_path / "n.png"), written.append)
+        assert not vm.export_chart("readmission_ward", str(tmp_path / "n.png"), render)
         assert len(written) == 1 and "may not export" in vm.error
     finally:
         nurse.lock()
@@ -79,6 +85,6 @@ def test_view_renders_tabs_and_exports_a_png(qtbot, analyst_vm, tmp_path):
         view.tabs.setCurrentIndex(i)
         assert not view.tabs.currentWidget().grab().isNull()
     png = tmp_path / "ward.png"
-    assert analyst_vm.export_chart("readmission_ward", str(png), view.cards["readmission_ward"].export_to)
+    assert analyst_vm.export_chart("readmission_ward", str(png), view.cards["readmission_ward"].png_bytes)
     assert png.stat().st_size > 1000 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not view.cards["readmission_ward"].export_button.isHidden()  # analysts may export

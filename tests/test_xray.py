@@ -204,6 +204,7 @@ def test_ood_guard_refuses_non_radiographs(kind: str, service: XrayService, tmp_
 def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Path) -> None:
     originals = shared_path("nih_cxr", "originals")
     out = tmp_path / "out" / "xray.csv"
+    out.parent.mkdir()  # outputs never create folders (a typo must not make a tree)
     summary = classify_paths([str(originals)], str(out), service)
     rows = list(csv.DictReader(open(out, encoding="utf-8")))
     n = len(list(originals.glob("*.png")))

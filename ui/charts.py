@@ -3,13 +3,12 @@
 No computation beyond placing what the view-model hands over."""
 from __future__ import annotations
 
-import os
 from typing import Sequence
 
 import numpy as np
 import pyqtgraph as pg
 from pyqtgraph.exporters import ImageExporter
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QBuffer, QIODevice, QRectF, Qt, Signal
 from PySide6.QtGui import QFont, QFontMetrics
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
 
@@ -364,9 +363,13 @@ class ChartCard(QFrame):
     def set_caption(self, text: str) -> None:
         self.caption.setText(text)
 
-    def export_to(self, path: str, width: int = 1200) -> None:
+    def png_bytes(self, width: int = 1200) -> bytes:
+        """The chart as PNG bytes; the view-model writes them (services.core.outputs decides where it may)."""
         exporter = ImageExporter(self.chart.getPlotItem())
         exporter.parameters()["width"] = int(width)
-        exporter.export(str(path))
-        if not os.path.isfile(path) or os.path.getsize(path) == 0:
-            raise OSError(f"Could not write the image to {path}.")
+        image = exporter.export(toBytes=True)
+        buf = QBuffer()
+        buf.open(QIODevice.OpenModeFlag.WriteOnly)
+        if image is None or image.isNull() or not image.save(buf, "PNG"):
+            raise OSError("Could not render the chart as an image.")
+        return bytes(buf.data())

@@ -156,7 +156,7 @@ class DashboardsView(QWidget):
     def export_chart(self, key: str) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Export chart as PNG", f"{key}.png", "PNG image (*.png)")
         if path:
-            self.vm.export_chart(key, path if path.lower().endswith(".png") else path + ".png", self.cards[key].export_to)
+            self.vm.export_chart(key, path if path.lower().endswith(".png") else path + ".png", self.cards[key].png_bytes)
 
     # --- binding ----------------------------------------------------------------------------------
     def _rates(self, chart: HBarChart, key: str, rate_chart) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -13,6 +12,7 @@ from services.capacity.bed_assignment import Ward
 from services.capacity.beds import BedRecommendation, FreeBed, WaitingRow, recommendations
 from services.capacity.census import InpatientEstimate
 from services.capacity.forecast import ShiftStaffing, WardForecast, staffing_by_date
+from services.core.outputs import write_output
 from services.desk import Desk
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
@@ -150,9 +150,7 @@ class BedsViewModel(StatusViewModel):
 
         def job(progress, cancel):
             pdf = self.session.reports.ward_pdf(ward)
-            tmp = Path(path + ".part")
-            tmp.write_bytes(pdf)
-            tmp.replace(path)
+            write_output(path, "pdf", pdf)  # never over a store or a non-PDF; 0600; whole or not at all
             return path
         self.runner.run("Writing the ward report", job, on_success=lambda p: self._set_status(f"Ward report saved to {p}"),
                         on_failure=lambda e: self._set_status(user_message(e)), owner=self)

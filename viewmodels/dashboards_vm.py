@@ -17,6 +17,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from models.domain import Permission
 from services.analytics import dashboards as analytics
 from services.core.errors import Cancelled
+from services.core.outputs import write_output
 from services.desk import Desk
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
@@ -193,11 +194,11 @@ class DashboardsViewModel(StatusViewModel):
             self._set_status("")
         self._set_busy(False)
 
-    def export_chart(self, chart: str, path: str, write: Callable[[str], None]) -> bool:
-        """Role check and audit, then the view's `write(path)` renders the chart to PNG."""
+    def export_chart(self, chart: str, path: str, render: Callable[[], bytes]) -> bool:
+        """Role check, then the view's `render()` gives the chart as PNG bytes, written by the output rules; audited."""
         try:
             self.service.require_export()
-            write(path)
+            write_output(path, "png", render())
             self.service.record_export(chart, path)
         except Exception as exc:  # noqa: BLE001 - shown to the user
             self._set_error(user_message(exc))

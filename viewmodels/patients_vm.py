@@ -10,6 +10,7 @@ from models.domain import Encounter, Patient, PatientRow, Permission
 from models.domain import RiskAssessment
 from services.capacity.census import InpatientEstimate
 from services.core.errors import ValidationError
+from services.core.outputs import write_output
 from services.desk import Desk
 from services.reports.pdf import pdf_page_images
 from services.records.uci_schema import (admission_source_text, admission_type_text, age_band_text, disposition_text,
@@ -285,11 +286,8 @@ class PatientViewModel(QObject):
         pid, nbr = self.patient.id, self._selected.encounter_nbr if self._selected else None
 
         def job(progress, cancel):
-            from pathlib import Path
             pdf = self.session.reports.patient_pdf(pid, nbr)
-            tmp = Path(path + ".part")
-            tmp.write_bytes(pdf)
-            tmp.replace(path)
+            write_output(path, "pdf", pdf)  # never over a store or a non-PDF; 0600; whole or not at all
             return path
         self.runner.run("Writing the risk report", job, on_success=lambda p: self.saved.emit(f"Report saved to {p}"),
                         on_failure=lambda e: self._set_error(user_message(e)), owner=self)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from services.core.outputs import csv_output
 from services.records.uci_table import normalise_uci_frame
 from services.capacity.features import MODEL_FEATURE_NAMES, los_model_matrix
 from services.inference.shared import shared_model
@@ -324,9 +325,7 @@ def score_los_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
         for line, est in zip(good_lines, svc.estimates(frame)):
             results[line] = {"line": line, "encounter_id": est.encounter_id, "los_days": f"{est.point_days:.2f}",
                              "los_low": est.low_days, "los_high": est.high_days, "error": ""}
-    output_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(output_path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(LOS_OUTPUT_COLUMNS), restval="")
+    with csv_output(output_path, LOS_OUTPUT_COLUMNS, inputs=(input_path,)) as w:  # neutralised, 0600, whole
         w.writeheader()
         for line in order:
             w.writerow(results[line])

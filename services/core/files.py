@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from services.core.errors import WardLensError
+from services.core.outputs import check_output
 
 
 def sha256_file(path: Path) -> str:
@@ -41,22 +42,12 @@ def check_new_store_path(path: Path | str) -> Path:
     return p
 
 
-def check_command_paths(output: Path, inputs: tuple[Path, ...] = (), input_files_only: bool = True) -> None:
-    """Refuse, before any work, what would lose data or fail late: an output that is one of the inputs (the input
-    would be overwritten), an output that is a folder, an output folder that does not exist or cannot be written,
-    and (for commands that read one CSV) an input that is a folder. Raises WardLensError with a sentence."""
-    out = Path(output)
+def check_command_paths(output: Path, inputs: tuple[Path, ...] = (), input_files_only: bool = True,
+                        kind: str = "csv") -> None:
+    """Refuse, before any work, what would lose data or fail late: an input that is a folder (for commands that
+    read one CSV) and every output the rules of services.core.outputs refuse (over an input, a store, its key
+    file, a backup, a folder, a file of another kind, a missing folder). Raises WardLensError with a sentence."""
     for src in inputs:
-        src = Path(src)
-        if input_files_only and src.is_dir():
+        if input_files_only and Path(src).is_dir():
             raise WardLensError(f"{src} is a folder; give the CSV file to read.")
-        same = out.resolve() == src.resolve() or (out.exists() and src.exists() and out.samefile(src))  # + hard links
-        if same:
-            raise WardLensError(f"--output {out} is the input file; it would be overwritten. Choose another name.")
-    if out.is_dir():
-        raise WardLensError(f"--output {out} is a folder; give a file name in it.")
-    parent = out.resolve().parent
-    if not parent.is_dir():
-        raise WardLensError(f"the folder {parent} does not exist; create it first or choose another --output.")
-    if not os.access(parent, os.W_OK):
-        raise WardLensError(f"cannot write to the folder {parent}: permission denied.")
+    check_output(output, kind, tuple(inputs))  # type: ignore[arg-type]

@@ -15,7 +15,6 @@ No torch, no Qt here: usable from the command line, tests and view-models alike.
 """
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Iterable
 import numpy as np
 from PIL import Image
 
+from services.core.outputs import csv_output
 from services.inference.shared import shared_model
 from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle, sha256_file
 from services.imaging.xray_image import (MODEL_SIZE, LoadedImage, XrayImageError, load_xray, normalize, preprocess,
@@ -216,9 +216,7 @@ def classify_paths(paths: list[str], output_csv: str, service: XrayService | Non
     files = _expand(paths)
     counts = {"images": len(files), "classified": 0, "ood": 0, "errors": 0}
     out = Path(output_csv)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
+    with csv_output(out, inputs=tuple(files)) as w:  # file names and reasons neutralised; 0600; whole or nothing
         w.writerow(["image", *svc.classes, "ood", "ood_reason", "ood_detail", "flagged", "error"])
         for f in files:
             try:

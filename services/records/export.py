@@ -11,44 +11,24 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from models.domain import Permission
 from services.core.errors import PermissionDenied
+from services.core.outputs import escape_cell, output_file
 from services.records.patients import encounters_uci_frame
 from services.site.pseudonyms import Pseudonymiser
 from services.site.session import Session
 from services.records.uci_schema import MEDICATIONS
 
-# OWASP CSV injection: these first characters make Excel/LibreOffice evaluate a cell. The full-width
-# forms are included because some spreadsheet locales fold them to the ASCII ones.
-FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
 BOM = "\ufeff"
 
 Row = Mapping[str, Any] | Sequence[Any]
 
 
-# ------------------------------------------------------------------------------ escaping and writing
-def escape_cell(value: Any) -> str:
-    """One cell as text, with a leading quote where a spreadsheet would read a formula.
-
-    Real numbers (int/float) are left alone: -5 is a value, not a formula. Text is checked at its first
-    non-blank character, since some spreadsheets skip leading spaces before evaluating.
-    """
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, (int, float)):
-        return str(value)
-    text = str(value)
-    stripped = text.lstrip(" ")  # only spaces: a leading tab or CR is itself a trigger
-    return "'" + text if stripped and stripped[0] in FORMULA_START else text
-
-
+# ------------------------------------------------------------------------------ writing
 def _cells(row: Row, headers: Sequence[str]) -> list[str]:
     if isinstance(row, Mapping):
         return [escape_cell(row.get(h)) for h in headers]
@@ -81,16 +61,8 @@ def csv_bytes(rows: Iterable[Row], headers: Sequence[str], bom: bool = False) ->
 
 
 def _write_file(path: Path | str, rows: Iterable[Row], headers: Sequence[str], bom: bool) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            n = write_csv(rows, headers, f, bom=bom)
-        os.replace(tmp, path)  # a half-written export never sits under the final name
-    finally:
-        tmp.unlink(missing_ok=True)
-    return n
+    with output_file(path, "csv") as f:  # never over a store or a non-CSV file; 0600; whole or not at all
+        return write_csv(rows, headers, f, bom=bom)
 
 
 # ------------------------------------------------------------------------------ any table

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from services.core.outputs import csv_output
 from services.risk.clinical_scores import hospital_band, hospital_score, lace_index
 from services.records.uci_table import eligible_mask, normalise_uci_frame
 from services.risk.features import FEATURE_NAMES, build_features, describe_feature
@@ -406,9 +407,7 @@ def score_readmission_csv(input_path: str | os.PathLike, output_path: str | os.P
                 "lace": lace_index(rec), "hospital": hosp, "hospital_band": hospital_band(hosp), "error": "",
             }
     dst = Path(output_path)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with open(dst, "w", encoding="utf-8", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(OUTPUT_COLUMNS), restval="")
+    with csv_output(dst, OUTPUT_COLUMNS, inputs=(input_path,)) as w:  # cells neutralised, 0600, whole or nothing
         w.writeheader()
         for line in order:
             w.writerow(results[line])

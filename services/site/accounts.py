@@ -21,7 +21,7 @@ from services.core.errors import (KeyFileError, NotEncrypted, PermissionDenied, 
 from services.store.keyfile import RECOVERY_PREFIX, KdfParams, KeyFile, key_file_path, new_data_key, new_recovery_key, \
     normalise_recovery_key
 from services.store.migrations import MigrationFailed, migrate, pending
-from services.store.snapshot import write_verified_copy
+from services.store.snapshot import exclusive_copy, write_verified_copy
 from services.site import settings
 from services.site.session import Session
 
@@ -71,6 +71,7 @@ def create_store(path: Path | str, admin_username: str, admin_password: str, kdf
     keys = KeyFile.create(kpath, store_id)
     keys.wrap(_user_entry(admin_username), admin_password.encode("utf-8"), data_key, kdf)
     keys.wrap(RECOVERY_PREFIX, normalise_recovery_key(recovery), data_key, kdf)
+    exclusive_copy(None, path.absolute().parent, path.name, exact=True)  # the store file is 0600 from its first byte
     db = Database(path, data_key)
     try:
         migrate(db.conn)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,10 @@ from services.site.accounts import unlock
 from services.store.database import DatabaseError, DiskFull, connect_raw, is_disk_full
 from services.core.errors import KeyFileError, WardLensError, WrongPassword
 from services.core.files import check_new_store_path, sha256_file
+from services.core.outputs import exclusive_temp
 from services.store.keyfile import KeyFile, key_file_path
 from services.site.session import Session
-from services.store.snapshot import BackupError, TABLES, fsync_dir as _fsync_dir, fsync_file as _fsync, write_verified_copy  # noqa: F401
+from services.store.snapshot import BackupError, TABLES, exclusive_copy, fsync_dir as _fsync_dir, fsync_file as _fsync, write_verified_copy  # noqa: F401
 from services.store.verify import CURRENT, VerifyReport, verify_connection
 
 def backup(session: Session, dest: Path | str) -> VerifyReport:
@@ -62,10 +62,13 @@ def _record_in_index(store_path: Path, dest: Path, report: VerifyReport) -> None
                         "size": dest.stat().st_size, "sha256": sha256_file(dest),
                         "keys_sha256": sha256_file(key_file_path(dest)), "audit_rows": report.audit_rows})
         idx = backup_index_path(store_path)
-        tmp = idx.with_name(idx.name + ".tmp")
-        tmp.write_text(json.dumps({"format": "wardlens-backups", "backups": entries[-200:]}, indent=1),
-                       encoding="utf-8")
-        os.replace(tmp, idx)
+        fd, tmp = exclusive_temp(idx.absolute().parent, idx.name)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(json.dumps({"format": "wardlens-backups", "backups": entries[-200:]}, indent=1))
+            os.replace(tmp, idx)
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError:
         pass
 
@@ -91,7 +94,7 @@ def _candidates(store_path: Path, folders: Iterable[Path | str]) -> list[dict]:
             db = Path(str(keys)[:-len(".keys")])
             if str(db.resolve()) in found or not db.is_file() or db.resolve() == store_path.resolve():
                 continue
-            if db.name.endswith((".partial", ".restoring")):
+            if db.name.startswith(".") or db.name.endswith((".partial", ".restoring", ".part")):
                 continue
             try:
                 if store_id is None or KeyFile.load(keys).store_id != store_id:
@@ -182,11 +185,11 @@ def restore(backup_path: Path | str, store_path: Path | str, username: str, pass
         raise BackupError(f"{backup_path} and its key file {key_file_path(backup_path).name} are both needed.")
     # Work on a copy so the backup itself is never written to, and so the login and restore events
     # land in the audit log of the store that results.
-    tmp = store_path.with_name(store_path.name + ".restoring")
+    folder = store_path.absolute().parent
+    tmp = exclusive_copy(backup_path, folder, store_path.name + ".restoring")  # exclusive, no links, 0600
     tmp_keys = Path(str(tmp) + ".keys")
     try:
-        shutil.copyfile(backup_path, tmp)
-        shutil.copyfile(key_file_path(backup_path), tmp_keys)
+        exclusive_copy(key_file_path(backup_path), folder, tmp_keys.name, exact=True)
         session = unlock(tmp, username, password)
         try:
             session.require(Permission.BACKUP, "restore backups")

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from services.core.errors import KeyFileError, LoginThrottled, WrongPassword
+from services.core.outputs import exclusive_temp
 
 FORMAT = "wardlens-keys"
 FORMAT_VERSION = 1
@@ -120,16 +121,16 @@ class KeyFile:
         return cls(path, data)
 
     def save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(self.data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        # A fresh exclusive temporary (0600, never through a planted link), then an atomic rename.
+        fd, tmp = exclusive_temp(self.path.absolute().parent, self.path.name)
         try:
-            os.chmod(self.path, 0o600)
-        except OSError:
-            pass
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self.data, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @property
     def store_id(self) -> str:

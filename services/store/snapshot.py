@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from services.core.errors import WardLensError
+from services.core.outputs import exclusive_temp
 from services.store.database import DatabaseError, connect_raw, is_disk_full
 from services.store.keyfile import key_file_path
 from services.store.verify import VerifyReport, verify_connection
@@ -42,6 +43,27 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def exclusive_copy(source: Path | None, folder: Path, name: str, exact: bool = False) -> Path:
+    """A new file in `folder` holding `source`'s bytes (or empty), created exclusively, never through a link, 0600:
+    every copy of a store or key file starts here so that a planted file or link cannot receive patient data."""
+    if exact:
+        fd = os.open(folder / name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        path = folder / name
+    else:
+        fd, path = exclusive_temp(folder, name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if source is not None:
+                with open(source, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
 def write_verified_copy(conn, key: bytes | bytearray, key_file_source: Path, dest: Path,
                         expect_version: int | None | object = None) -> VerifyReport:
     """Copy the store open on `conn` to `dest` with SQLite's online backup API (same key), verify the copy
@@ -49,11 +71,9 @@ def write_verified_copy(conn, key: bytes | bytearray, key_file_source: Path, des
     file in place. Never writes over a file; nothing is left behind on failure."""
     if dest.exists() or key_file_path(dest).exists():
         raise BackupError(f"{dest} already exists; choose a new file name.")
-    tmp = dest.with_name(dest.name + ".partial")
+    tmp = exclusive_copy(None, dest.absolute().parent, dest.name + ".partial")  # empty, ours alone, 0600
     tmp_keys = Path(str(tmp) + ".keys")
     try:
-        for p in (tmp, tmp_keys):
-            p.unlink(missing_ok=True)
         target = connect_raw(tmp, key)
         try:
             conn.backup(target)
@@ -64,7 +84,7 @@ def write_verified_copy(conn, key: bytes | bytearray, key_file_source: Path, des
             target.close()
         if not report.ok or not same:
             raise BackupError("The backup copy did not verify: " + "; ".join(report.problems or ["row counts differ"]))
-        shutil.copyfile(key_file_source, tmp_keys)
+        exclusive_copy(key_file_source, tmp_keys.parent, tmp_keys.name, exact=True)
         fsync_file(tmp)
         fsync_file(tmp_keys)
         os.replace(tmp_keys, key_file_path(dest))
