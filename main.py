@@ -10,6 +10,12 @@ from pathlib import Path
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")  # before anything imports onnxruntime
 os.umask(0o077)  # every file this process creates (store, -wal/-shm, copies, outputs) is readable by its owner only
 
+from services.core.hardening import disable_core_dumps, take_secret_from_environment  # noqa: E402
+
+disable_core_dumps()  # before any key or patient data is in memory
+_ENV_PASSWORD = take_secret_from_environment("WARDLENS_PASSWORD")  # wiped from /proc/PID/environ at once
+_ENV_RECOVERY = take_secret_from_environment("WARDLENS_RECOVERY_KEY")
+
 from services.core.errors import WardLensError  # noqa: E402
 from services.core.files import check_command_paths  # noqa: E402
 from services.core.outputs import write_output  # noqa: E402
@@ -19,7 +25,7 @@ from services.core.paths import default_store_path, ensure_user_data_dir, user_d
 def _credentials(args: argparse.Namespace) -> tuple[str, str]:
     """User from --user or WARDLENS_USER; password from WARDLENS_PASSWORD or a prompt, never an argument."""
     user = args.user or os.environ.get("WARDLENS_USER") or ""
-    password = os.environ.get("WARDLENS_PASSWORD")
+    password = _ENV_PASSWORD
     if not user:
         if not sys.stdin.isatty():
             raise WardLensError("Give the user with --user or WARDLENS_USER.")
@@ -34,7 +40,7 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str]:
 def _desk(args: argparse.Namespace):
     """The session every command works in, opened exactly as the GUI opens it (services.desk)."""
     from services.desk import open_desk, open_desk_with_recovery
-    recovery = os.environ.get("WARDLENS_RECOVERY_KEY")
+    recovery = _ENV_RECOVERY
     if recovery and not args.user and not os.environ.get("WARDLENS_USER"):
         return open_desk_with_recovery(args.db, recovery)   # (an emergency opening: model warnings stay in the log)
     user, password = _credentials(args)
@@ -55,7 +61,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from services.site.accounts import create_store
-    password = os.environ.get("WARDLENS_PASSWORD")
+    password = _ENV_PASSWORD
     if password is None:
         if not sys.stdin.isatty():
             raise WardLensError("Set WARDLENS_PASSWORD or run from a terminal to be asked for the admin password.")

@@ -74,7 +74,9 @@ class PatientService:
         """
         self._require_read()
         names = self.s.sees_names
-        q = text.strip()
+        # A lone surrogate (pasted from a broken source, or typed on purpose) cannot be encoded for SQLite; it can
+        # match nothing, so it is dropped rather than raising in the middle of typing.
+        q = "".join(ch for ch in (text or "") if not "\ud800" <= ch <= "\udfff").strip()
         where, args = "", []
         if q:
             alts = [("SELECT patient_id FROM patient_codes WHERE code >= ? AND code < ?",

@@ -207,9 +207,12 @@ def _flush_pending(db: Database, pending: list[dict]) -> None:
         return
     with db.transaction() as c:
         for ev in pending:
-            ts = dt.datetime.fromtimestamp(float(ev["ts"]), dt.timezone.utc).isoformat(timespec="microseconds")
-            audit.append(c, str(ev["username"]), "login_failed", "session", "",
-                         f"{ev.get('reason', '')} (attempt {ev.get('count', '?')})", ts=ts)
+            try:
+                ts = dt.datetime.fromtimestamp(float(ev["ts"]), dt.timezone.utc).isoformat(timespec="microseconds")
+                user, detail = str(ev["username"])[:64], f"{str(ev.get('reason', ''))[:80]} (attempt {ev.get('count', '?')})"
+            except (KeyError, TypeError, ValueError, OverflowError, OSError):
+                ts, user, detail = None, "?", "a failed-login record in the key file was malformed (altered?)"
+            audit.append(c, user, "login_failed", "session", "", detail, ts=ts)
 
 
 def _idle_setting(db: Database) -> float:

@@ -53,6 +53,15 @@ class KdfParams:
         one = max(time.perf_counter() - start, 1e-3)
         return KdfParams(base.n, base.r, max(1, round(target_s / one)))
 
+    def check(self) -> "KdfParams":
+        """Bounds on parameters read from a file: a planted kdf_p=100000 must not hang the unlock, nor a huge n
+        exhaust memory, nor a tiny n make a password cheap to guess."""
+        n, r, p = self.n, self.r, self.p
+        if not (2**10 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 64
+                and 128 * r * n <= 512 * 2**20 and n * r * p <= 2**17 * 8 * 64):
+            raise ValueError(f"scrypt parameters out of bounds (n={n}, r={r}, p={p})")
+        return self
+
     @staticmethod
     def fast() -> "KdfParams":
         """Cheap parameters for tests only: the code path is the same, the cost is not."""
@@ -114,10 +123,18 @@ class KeyFile:
             raise KeyFileError(f"The key file {path.name} is damaged ({exc.__class__.__name__}). Restore it from a backup.") from exc
         if not isinstance(data, dict) or data.get("format") != FORMAT or not isinstance(data.get("entries"), dict):
             raise KeyFileError(f"{path.name} is not a WardLens key file.")
-        if data.get("version", 0) > FORMAT_VERSION:
+        version = data.get("version", 0)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
             raise KeyFileError(f"{path.name} was written by a newer WardLens. Update the application.")
-        data.setdefault("failures", {})
-        data.setdefault("pending_audit", [])
+        if not isinstance(data.get("store_id"), str):
+            raise KeyFileError(f"The key file {path.name} is damaged (no store id). Restore it from a backup.")
+        # Throttling records are advisory and unauthenticated (docs/security.md): malformed ones are dropped, never
+        # allowed to raise during a login.
+        failures = data.get("failures")
+        data["failures"] = {str(k): v for k, v in failures.items() if isinstance(v, dict)} \
+            if isinstance(failures, dict) else {}
+        pending = data.get("pending_audit")
+        data["pending_audit"] = [ev for ev in pending if isinstance(ev, dict)][-1000:] if isinstance(pending, list) else []
         return cls(path, data)
 
     def save(self) -> None:
@@ -148,18 +165,38 @@ class KeyFile:
         self.data["entries"][entry] = {"salt": _b64(salt), "nonce": _b64(nonce), "wrapped": _b64(wrapped),
                                        **{f"kdf_{k}": v for k, v in asdict(params).items()}}
 
+    def _params(self, e: dict) -> KdfParams:
+        return KdfParams(int(e["kdf_n"]), int(e["kdf_r"]), int(e["kdf_p"])).check()
+
+    def _decoy(self) -> KdfParams:
+        """The parameters a real entry uses, for a name that has none: an unknown user costs the same derivation
+        as a known one, so the answer's timing does not tell which user names exist."""
+        for e in self.data["entries"].values():
+            try:
+                return self._params(e)
+            except (KeyError, ValueError, TypeError):
+                continue
+        return KdfParams()
+
     def unwrap(self, entry: str, secret: bytes) -> bytearray:
         e = self.data["entries"].get(entry)
         if e is None:
+            derive(secret, b"\x00" * 16, self._decoy())  # same work, result discarded
             raise WrongPassword()
         try:
-            params = KdfParams(int(e["kdf_n"]), int(e["kdf_r"]), int(e["kdf_p"]))
-            kek = derive(secret, _unb64(e["salt"]), params)
-            key = AESGCM(kek).decrypt(_unb64(e["nonce"]), _unb64(e["wrapped"]), self._aad(entry))
+            if not isinstance(e, dict):
+                raise TypeError("entry is not an object")
+            params = self._params(e)
+            salt, nonce, wrapped = _unb64(e["salt"]), _unb64(e["nonce"]), _unb64(e["wrapped"])
+            if len(salt) < 16 or len(nonce) != 12 or len(wrapped) > 4096:
+                raise ValueError("salt, nonce or wrapped key of the wrong size")
+            kek = derive(secret, salt, params)
+            key = AESGCM(kek).decrypt(nonce, wrapped, self._aad(entry))
         except InvalidTag:
             raise WrongPassword() from None
-        except (KeyError, ValueError, TypeError) as exc:
-            raise KeyFileError(f"The key file entry for {entry!r} is damaged.") from exc
+        except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+            raise KeyFileError(f"The key file entry for {entry!r} is damaged ({exc}). Restore the key file from a "
+                               "backup or ask an administrator to reset this account.") from exc
         return bytearray(key)
 
     def remove(self, entry: str) -> None:
@@ -174,7 +211,11 @@ class KeyFile:
         f = self.data["failures"].get(username)
         if not f:
             return
-        count, last = int(f.get("count", 0)), float(f.get("last", 0.0))
+        try:
+            count, last = int(f.get("count", 0)), float(f.get("last", 0.0))
+        except (TypeError, ValueError, OverflowError):
+            count, last = LOCKOUT_AFTER, now  # a record altered into nonsense counts as a lockout, not as none
+        last = min(last, now)  # a planted time in the future must not extend a wait forever
         if count >= LOCKOUT_AFTER:
             wait = LOCKOUT_S - (now - last)
         elif count >= FREE_ATTEMPTS:
@@ -187,7 +228,10 @@ class KeyFile:
     def record_failure(self, username: str, reason: str, now: float | None = None) -> None:
         now = time.time() if now is None else now
         f = self.data["failures"].setdefault(username, {"count": 0, "last": 0.0})
-        f["count"] = int(f["count"]) + 1
+        try:
+            f["count"] = int(f.get("count", 0)) + 1
+        except (TypeError, ValueError, OverflowError):
+            f["count"] = LOCKOUT_AFTER
         f["last"] = now
         pending = self.data["pending_audit"]
         pending.append({"ts": now, "username": username, "reason": reason, "count": f["count"]})
