@@ -5,8 +5,8 @@ exactly the same pixels at training time and in the application. This module mus
 and onnxruntime so that both sides can import it cheaply.
 
 Guards: the format is decided by the file's content (magic bytes), never by its name; only PNG, JPEG
-and DICOM are accepted; images above MAX_PIXELS are refused before their pixels are decoded (PNG/JPEG
-"decompression bombs" and DICOM headers claiming huge sizes); truncated or damaged files raise a
+and DICOM are accepted; images above MAX_PIXELS or MAX_DECODED_BYTES are refused before their pixels are decoded (PNG/JPEG
+"decompression bombs", DICOM headers claiming huge sizes, deflated DICOM that inflates past MAX_FILE_BYTES); truncated or damaged files raise a
 typed error with a message a user can act on.
 """
 from __future__ import annotations
@@ -22,8 +22,13 @@ from PIL import Image, UnidentifiedImageError
 from services.core.errors import WardLensError
 
 MODEL_SIZE = 128                 # network input is MODEL_SIZE x MODEL_SIZE, like nih_cxr14_128.npz
-MAX_PIXELS = 40_000_000          # a large CR/DR detector is ~4300 x 3500 = 15 M pixels; 40 M leaves room
-MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_PIXELS = 24_000_000          # a large CR/DR detector is ~4300 x 4300 = 18.5 M pixels
+MAX_FILE_BYTES = 100 * 1024 * 1024
+# Budget on decoded bytes, checked from headers before any pixel is decoded: the decoded array plus the float32
+# working copies (grey, stretched, resized) must fit. A deflated DICOM is inflated only up to MAX_FILE_BYTES.
+MAX_DECODED_BYTES = 300 * 1024 * 1024
+WORKING_COPIES = 3
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # also guards the Pillow-based DICOM JPEG decoders
 _NORM_EPS = 1e-2                 # floor for the per-image std on the 0..1 scale (blank images stay finite)
 _NORM_CLIP = 5.0
 
@@ -99,10 +104,48 @@ def load_xray_bytes(data: bytes, name: str = "image") -> LoadedImage:
     return _load_pil(data, name, fmt)
 
 
-def _check_pixels(n: int, name: str, what: str) -> None:
+def _check_pixels(n: int, name: str, what: str, samples: int = 1, bytes_per_sample: int = 1) -> None:
+    """Refuse before decoding what would exceed MAX_PIXELS or the decoded-bytes budget."""
     if n > MAX_PIXELS:
         raise ImageTooLarge(f"{name} declares {what} ({n / 1e6:.0f} M pixels); images above "
                             f"{MAX_PIXELS / 1e6:.0f} M pixels are refused as a possible decompression bomb.")
+    need = n * samples * bytes_per_sample + WORKING_COPIES * 4 * n
+    if need > MAX_DECODED_BYTES:
+        raise ImageTooLarge(f"{name} declares {what}, which would take {need / 2**20:.0f} MB to decode; images above "
+                            f"{MAX_DECODED_BYTES // 2**20} MB decoded are refused.")
+
+
+def _check_inflated_size(data: bytes, name: str) -> None:
+    """A deflated DICOM (transfer syntax 1.2.840.10008.1.2.1.99) is inflated whole by pydicom: measure it first,
+    streaming and discarding, and refuse it past MAX_FILE_BYTES (1.5 MB had inflated to 2.9 GB)."""
+    import zlib
+
+    from pydicom.filereader import _read_file_meta_info, read_preamble
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    fp = io.BytesIO(data)
+    try:
+        read_preamble(fp, False)
+        meta = _read_file_meta_info(fp)
+    except Exception:  # noqa: BLE001 - not a Part 10 file with a readable meta group: pydicom reports it later
+        return
+    if meta.get("TransferSyntaxUID") != DeflatedExplicitVRLittleEndian:
+        return
+    inflater, total, rest = zlib.decompressobj(-zlib.MAX_WBITS), 0, memoryview(data)[fp.tell():]
+    chunk = 1 << 20
+    while rest or inflater.unconsumed_tail:
+        feed = inflater.unconsumed_tail or rest[:chunk]
+        if not inflater.unconsumed_tail:
+            rest = rest[chunk:]
+        try:
+            total += len(inflater.decompress(feed, chunk))
+        except zlib.error as exc:
+            raise CorruptImage(f"{name}: the deflated DICOM data is damaged ({exc}).") from exc
+        if total > MAX_FILE_BYTES:
+            raise ImageTooLarge(f"{name} is a compressed DICOM that inflates to more than {MAX_FILE_BYTES // 2**20} MB; "
+                                "it is refused as a possible decompression bomb.")
+        if inflater.eof:
+            break
 
 
 def _load_pil(data: bytes, name: str, fmt: str) -> LoadedImage:
@@ -112,7 +155,8 @@ def _load_pil(data: bytes, name: str, fmt: str) -> LoadedImage:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=["PNG", "JPEG"]) as im:
                 w, h = im.size
-                _check_pixels(w * h, name, f"{w} x {h}")
+                bands = len(im.getbands())
+                _check_pixels(w * h, name, f"{w} x {h}", bands, 2 if im.mode.startswith("I") else 1)
                 im.load()  # decode now, inside the guards
                 return _from_pil(im, fmt)
     except XrayImageError:
@@ -134,18 +178,46 @@ def _from_pil(im: Image.Image, fmt: str) -> LoadedImage:
         if im.mode not in ("L", "RGB"):
             im = im.convert("RGBA").convert("RGB") if im.mode in ("P", "PA", "LA", "RGBA") else im.convert("RGB")
         if im.mode == "RGB":
-            rgb = np.asarray(im, dtype=np.float32)
-            colour = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
+            rgb = np.asarray(im)  # uint8: the channel spread is measured without a float copy of three channels
+            colour = float(np.ptp(rgb, axis=2).mean())
             im = im.convert("L")  # ITU-R 601 luma, what Pillow used for the training images
         arr = np.asarray(im, dtype=np.float32)
     return LoadedImage(np.ascontiguousarray(arr), fmt, colour)
 
 
 def _stretch(arr: np.ndarray) -> np.ndarray:
+    """To 0..255 in place where `arr` is already float32 (no working copy of a large film)."""
     lo, hi = float(np.min(arr)), float(np.max(arr))
     if hi <= lo:
         return np.zeros(arr.shape, np.float32)
-    return ((arr - lo) * (255.0 / (hi - lo))).astype(np.float32)
+    out = arr if arr.dtype == np.float32 else arr.astype(np.float32)
+    out -= lo
+    out *= 255.0 / (hi - lo)
+    return out
+
+
+def _intensities(arr: np.ndarray, ds, modality_lut, voi_lut) -> np.ndarray:
+    """Rescale slope/intercept and a linear window in float32, in place (pydicom's own functions work in float64:
+    a 4300 x 4300 film took 560 MB). LUT sequences and non-linear VOI functions go through pydicom."""
+    if "ModalityLUTSequence" in ds or "VOILUTSequence" in ds or \
+            str(ds.get("VOILUTFunction", "LINEAR")).upper() not in ("LINEAR", ""):
+        return np.asarray(voi_lut(modality_lut(arr, ds), ds), dtype=np.float32)
+    gray = arr.astype(np.float32)
+    slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+    if slope != 1.0:
+        gray *= slope
+    if intercept:
+        gray += intercept
+    centre, width = ds.get("WindowCenter"), ds.get("WindowWidth")
+    if centre is not None and width is not None:
+        c = float(centre[0] if getattr(centre, "VM", 1) > 1 else centre)
+        w = float(width[0] if getattr(width, "VM", 1) > 1 else width)
+        if w >= 1:  # DICOM PS3.3 C.11.2.1.2.1, linear: clip((x - (c - 0.5)) / (w - 1) + 0.5) to 0..1
+            gray -= c - 0.5
+            gray *= 1.0 / max(w - 1.0, 1.0)
+            gray += 0.5
+            np.clip(gray, 0.0, 1.0, out=gray)
+    return gray
 
 
 def _load_dicom(data: bytes, name: str) -> LoadedImage:
@@ -167,6 +239,7 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns on recoverable oddities; hard failures still raise
+        _check_inflated_size(data, name)
         ds = pydicom.dcmread(io.BytesIO(data))
         if "PixelData" not in ds:
             raise UnsupportedImageFormat(f"{name} is a DICOM file without an image (for example a report or plan).")
@@ -174,11 +247,13 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
             rows, cols = int(ds.Rows), int(ds.Columns)
             frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
             spp = int(getattr(ds, "SamplesPerPixel", 1) or 1)
+            bits = int(getattr(ds, "BitsAllocated", 16) or 16)
         except (AttributeError, TypeError, ValueError) as exc:
             raise CorruptImage(f"{name}: the DICOM header lacks a valid image size.") from exc
         if min(rows, cols, frames, spp) <= 0:
             raise CorruptImage(f"{name}: the DICOM header declares an empty image.")
-        _check_pixels(rows * cols * frames * spp, name, f"{cols} x {rows} x {frames} frame(s) x {spp} sample(s)")
+        _check_pixels(rows * cols * frames, name, f"{cols} x {rows} x {frames} frame(s) x {spp} sample(s)", spp,
+                      max(1, (bits + 7) // 8))
         try:
             arr = ds.pixel_array
         except Exception as exc:  # noqa: BLE001  missing codecs and short pixel data raise many types
@@ -195,11 +270,10 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
             gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
         elif arr.ndim == 2:
             try:
-                gray = apply_modality_lut(arr, ds)   # RescaleSlope / RescaleIntercept or a Modality LUT
-                gray = apply_voi_lut(gray, ds)       # WindowCenter/Width or a VOI LUT, where present
+                gray = _intensities(arr, ds, apply_modality_lut, apply_voi_lut)
             except Exception as exc:  # noqa: BLE001
                 raise CorruptImage(f"{name}: the DICOM intensity tables are invalid ({exc}).") from exc
-            gray = np.asarray(gray, dtype=np.float32)
+            del arr, ds.PixelData  # the raw copies are not needed past this point
         else:
             raise CorruptImage(f"{name}: the DICOM pixel data has an unexpected shape {arr.shape}.")
         if not np.isfinite(gray).all():
