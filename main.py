@@ -105,7 +105,12 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def cmd_restore(args: argparse.Namespace) -> int:
     from services.site.backup import restore
     user, password = _credentials(args)
-    kept = restore(args.backup, args.db, user, password)
+    confirm = None
+    if args.confirm_admin:
+        if not sys.stdin.isatty():
+            raise WardLensError("--confirm-admin asks for that administrator's password at the terminal.")
+        confirm = (args.confirm_admin, getpass.getpass(f"Password of {args.confirm_admin}, administrator of {args.db}: "))
+    kept = restore(args.backup, args.db, user, password, confirm)
     print(f"Restored {args.db} from {args.backup}; the previous store was kept as {kept}")
     return 0
 
@@ -236,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_backup)
     p = with_db(sub.add_parser("restore", help="replace the store with a verified backup"))
     p.add_argument("--backup", type=Path, required=True)
+    p.add_argument("--confirm-admin", metavar="NAME", help="an administrator of the current store who approves "
+                   "replacing it with a backup of another store (asked for their password)")
     p.set_defaults(func=cmd_restore)
     with_db(sub.add_parser("verify", help="check encryption, structure and the audit chain")).set_defaults(func=cmd_verify)
     p = with_db(sub.add_parser("config", help="show or change site settings (admin)"))

@@ -171,10 +171,43 @@ def latest_verified_backup(store_path: Path | str, username: str | None = None, 
     return None
 
 
-def restore(backup_path: Path | str, store_path: Path | str, username: str, password: str) -> Path:
+class RestoreRefused(WardLensError):
+    """The backup is of another store and no administrator of the current store confirmed."""
+
+
+def _store_id_of(store_path: Path) -> str | None:
+    try:
+        return KeyFile.load(key_file_path(store_path)).store_id
+    except KeyFileError:
+        return None
+
+
+def _confirm_other_store(store_path: Path, backup_path: Path, backup_id: str,
+                         confirm: tuple[str, str] | None) -> str:
+    """An administrator of the CURRENT store approves replacing it with another store's backup, and the approval is
+    written to the current store's audit log (kept beside the restored one). Returns the administrator's name."""
+    if confirm is None:
+        raise RestoreRefused(f"{backup_path.name} is a backup of another store, not of {store_path.name}. Replacing "
+                             "this store with it needs an administrator of this store to confirm with their password "
+                             "(--confirm-admin on the command line).")
+    admin = unlock(store_path, confirm[0], confirm[1])
+    try:
+        if not admin.can(Permission.MANAGE_USERS):
+            admin.log("denied", "permission", "restore", "confirm replacing the store with another store's backup")
+            raise RestoreRefused("Only an administrator of this store can confirm replacing it with another store.")
+        admin.log("restore_replaced", "store", backup_id, f"replaced by {backup_path.name}, a backup of another store")
+        return admin.user.username
+    finally:
+        admin.lock(reason="restore")
+
+
+def restore(backup_path: Path | str, store_path: Path | str, username: str, password: str,
+            confirm: tuple[str, str] | None = None) -> Path:
     """Replace the store with a verified backup; the replaced store is kept beside it, never deleted.
 
-    The credentials must open the backup (its own key file), so a restore needs a user of that backup.
+    The credentials must open the backup (its own key file), so a restore needs a user of that backup with the
+    backup permission. A backup of ANOTHER store (a different store id) replaces an existing store only when an
+    administrator of the current store confirms (`confirm` = their name and password); it is audited in both.
     Returns the path where the previous store was kept (or the store path if there was none).
     """
     backup_path, store_path = Path(backup_path), Path(store_path)
@@ -196,7 +229,12 @@ def restore(backup_path: Path | str, store_path: Path | str, username: str, pass
             report = verify_connection(session.db.conn)
             if not report.ok:
                 raise BackupError("The backup does not verify: " + "; ".join(report.problems))
-            session.log("restore", "store", "", f"restored from {backup_path.name}")
+            backup_id = session.db.conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+            detail = f"restored from {backup_path.name}"
+            if store_path.exists() and backup_id != _store_id_of(store_path):
+                approver = _confirm_other_store(store_path, backup_path, backup_id, confirm)
+                detail += f", replacing another store ({_store_id_of(store_path)}), confirmed by {approver}"
+            session.log("restore", "store", "", detail)
             session.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             session.lock(reason="restore")
