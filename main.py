@@ -42,11 +42,11 @@ def _desk(args: argparse.Namespace):
     from services.desk import open_desk, open_desk_with_recovery
     recovery = _ENV_RECOVERY
     if recovery and not args.user and not os.environ.get("WARDLENS_USER"):
-        return open_desk_with_recovery(args.db, recovery)   # (an emergency opening: model warnings stay in the log)
-    user, password = _credentials(args)
-    desk = open_desk(args.db, user, password)
-    if desk.active_model is not None and desk.active_model.warning:   # e.g. a promoted model refused at its check
-        print(f"warning: {desk.active_model.warning}", file=sys.stderr)
+        desk = open_desk_with_recovery(args.db, recovery)
+    else:
+        desk = open_desk(args.db, *_credentials(args))
+    for warning in desk.warnings:   # e.g. a promoted model refused at its check, an audit log shorter than seen
+        print(f"warning: {warning}", file=sys.stderr)
     return desk
 
 
@@ -123,12 +123,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
         desk.lock(reason="command finished")
     if report.ok:
         print(f"OK: encryption and structure checks clean, schema v{report.schema_version}, "
-              f"audit chain of {report.audit_rows} rows intact")
-        return 0
-    print("PROBLEMS FOUND:")
-    for p in report.problems:
-        print(f"  - {p}")
-    return 4
+              f"audit chain of {report.audit_rows} rows intact, signatures and anchors verified")
+    else:
+        print("PROBLEMS FOUND:")
+        for p in report.problems:
+            print(f"  - {p}")
+    for n in report.notes:
+        print(f"  note: {n}")
+    return 0 if report.ok else 4
 
 
 def _print_counts(result: dict, errors_key: str = "errors") -> None:

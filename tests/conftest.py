@@ -146,3 +146,19 @@ def pytest_collection_modifyitems(config, items):
                 texts.append(source(d.func))
         if any("shared_path(" in t or "SHARED_DATA" in t for t in texts):
             item.add_marker(pytest.mark.shared_data)
+
+
+@pytest.fixture(autouse=True)
+def _private_home(tmp_path, monkeypatch):
+    """Each test has its own user data folder: the audit anchors one desk remembers (services.site.anchors) must
+    not leak into another test that opens a copy of the same demo store."""
+    monkeypatch.setenv("WARDLENS_HOME", str(tmp_path / "home"))
+
+
+def make_active(desk, version_id: int) -> None:
+    """Make a stored version the active one the way a promotion does: status changed and signed by the
+    administrator's session (tests that need a given model active without passing the promotion gate)."""
+    from services.store import integrity
+    with desk.session.db.transaction() as c:
+        c.execute("UPDATE model_versions SET status = 'active' WHERE id = ?", (version_id,))
+        integrity.sign_model(c, desk.session.db.trust, version_id)

@@ -10,6 +10,8 @@ import time
 import numpy as np
 import pytest
 
+from tests.conftest import make_active
+
 from services.core.errors import PermissionDenied
 from services.desk import open_desk
 from services.inference.onnx_runtime import ModelIntegrityError
@@ -47,8 +49,7 @@ def _store_degraded_active(desk) -> str:
     reg = desk.models.registry
     vid = reg.add_candidate(version, onnx, meta, trees, {"name": "readmission", "kind": "retrain", "title": "degraded"},
                             bundled.version, "model retrain", "test: deliberately degraded")
-    with desk.session.db.transaction() as c:
-        c.execute("UPDATE model_versions SET status = 'active' WHERE id = ?", (vid,))
+    make_active(desk, vid)
     assert desk.models.activate().version == version
     assert desk.risk.model.get().version == version
     return version

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import make_active
+
 from services.core.errors import PermissionDenied, ValidationError
 from services.desk import open_desk
 from services.modelops import local_training as lt
@@ -100,8 +102,7 @@ def test_promoted_local_model_scores_the_same_in_the_gui_and_the_cli(demo_store,
                                                  {"name": "high", "min": 0.2}], "readmission-local", "test")
     vid = admin.models.registry.add_candidate(version, onnx, meta, trees, {"name": "readmission", "kind": "retrain"},
                                               bundled.version, "model retrain", "test: a promoted local model")
-    with admin.session.db.transaction() as c:   # promoted, as the gate would after a better local model
-        c.execute("UPDATE model_versions SET status = 'active' WHERE id = ?", (vid,))
+    make_active(admin, vid)   # promoted, as the gate would after a better local model
     pid, nbr, mrn = admin.session.db.conn.execute(
         "SELECT e.patient_id, e.encounter_nbr, p.mrn FROM encounters e JOIN patients p ON p.id = e.patient_id "
         "WHERE e.status = 'inpatient' ORDER BY e.encounter_nbr LIMIT 1").fetchone()

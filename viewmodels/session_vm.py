@@ -125,7 +125,7 @@ class SessionViewModel(QObject):
         self._set_progress("Unlocking…")
         def job(progress, cancel):  # the same opening as every command: settings, the store's promoted model
             desk = open_desk(self.store_path, username, password)
-            return desk, desk.active_model.warning if desk.active_model else ""
+            return desk, " ".join(desk.warnings)
 
         self.runner.run("Unlocking", job, on_success=lambda r: self._unlocked(*r),
                         on_failure=lambda e: self._unlock_failed(e, username, password), owner=self)
@@ -175,7 +175,7 @@ class SessionViewModel(QObject):
             self.offered_backup, self._credentials = None, ("", "")
             self.backupOffered.emit(None)
             self._set_error("")
-            self._unlocked(session, session.active_model.warning if session.active_model else "")
+            self._unlocked(session, " ".join(session.warnings))
 
         self.runner.run("Restoring backup", job, on_success=done, on_failure=self._failed, owner=self)
 

@@ -54,6 +54,14 @@ class Desk:
             session.lock(reason="session could not be opened")
             raise
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the user must be told on opening: integrity findings of the unlock, a stored model refused."""
+        found = list(self.session.warnings)
+        if self.active_model is not None and self.active_model.warning:
+            found.append(self.active_model.warning)
+        return found
+
     # what every page asks of the session
     @property
     def user(self) -> User:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from models.domain import Permission
+from services.store import integrity
 from services.risk.assessment import ReadmissionModel, bundled_readmission
 from services.store.audit import append as audit_append
 from services.core.errors import WardLensError
@@ -120,13 +121,16 @@ def _check_row(onnx: bytes, sidecars: str, sha: str) -> tuple[dict[str, bytes], 
 
 def load_stored(conn, version_id: int) -> ReadmissionService:
     """A stored readmission version as a service; every part sha256-checked (ModelIntegrityError otherwise)."""
-    row = conn.execute("SELECT name, version, onnx, sidecars, card, sha256 FROM model_versions WHERE id = ?",
+    row = conn.execute("SELECT name, version, onnx, sidecars, card, sha256, status, sig FROM model_versions WHERE id = ?",
                        (version_id,)).fetchone()
     if row is None:
         raise ModelRegistryError(f"No stored model version with id {version_id}.")
-    name, version, onnx, sidecars, card, sha = row
+    name, version, onnx, sidecars, card, sha, status, sig = row
     if name != READMISSION:
         raise ModelRegistryError(f"Stored version {version} is a {name} model; only readmission versions are kept.")
+    if not integrity.model_is_signed(getattr(conn, "trust", None), name, version, sha, sidecars, card, status, sig):
+        raise ModelIntegrityError(f"Stored model {version} is not signed by an administrator of this store (inserted "
+                                  "or altered outside WardLens); refusing to load it")
     try:
         files, digests = _check_row(bytes(onnx), sidecars, sha)
         return ReadmissionService.from_bytes(bytes(onnx), files["meta.json"], files["trees.npz"], digests,
@@ -248,6 +252,12 @@ class ModelRegistry:
         return out
 
     # --- changes ----------------------------------------------------------------------------------
+    def _sign(self, c, version_id: int) -> None:
+        """Only rows this administrator session just wrote are (re)signed, never whatever else is in the table."""
+        trust = self.s.db.trust
+        if trust is not None and trust.admin_pub is not None:
+            integrity.sign_model(c, trust, version_id)
+
     def add_candidate(self, version: str, onnx: bytes, meta_json: bytes, trees_npz: bytes, card: dict[str, Any],
                       parent_version: str, action: str, detail: str) -> int:
         """Store a new candidate version and its audit entry in one transaction; returns its id."""
@@ -265,6 +275,7 @@ class ModelRegistry:
                 (READMISSION, version, onnx, pack_sidecars(meta_json, trees_npz), json.dumps(card, default=float), sha,
                  parent_version, _now(), self.s.user.username))
             vid = int(cur.lastrowid)
+            self._sign(c, vid)
             audit_append(c, self.s.user.username, action, "model_version", vid, f"{version} sha256 {sha}; {detail}")
         return vid
 
@@ -295,9 +306,13 @@ class ModelRegistry:
             raise ModelRegistryError(f"Not promoted. {refusal}")
         svc = load_stored(conn, version_id)  # refuses a tampered version before anything changes
         with self.s.db.transaction() as c:
+            retiring = [r[0] for r in c.execute("SELECT id FROM model_versions WHERE name = ? AND status = 'active'",
+                                                (READMISSION,))]
             c.execute("UPDATE model_versions SET status = 'retired' WHERE name = ? AND status = 'active'", (READMISSION,))
             c.execute("UPDATE model_versions SET status = 'active', parent_version = ? WHERE id = ?",
                       (act.version, version_id))
+            for vid in (*retiring, version_id):
+                self._sign(c, vid)
             audit_append(c, self.s.user.username, "model promote", "model_version", version_id,
                          f"{version} replaces {act.version}; {gate.get('reason', '')}")
         self.model.use(svc)
@@ -316,8 +331,10 @@ class ModelRegistry:
         svc = load_stored(conn, int(prev[0])) if prev else bundled_readmission()
         with self.s.db.transaction() as c:
             c.execute("UPDATE model_versions SET status = 'retired' WHERE id = ?", (vid,))
+            self._sign(c, vid)
             if prev:
                 c.execute("UPDATE model_versions SET status = 'active' WHERE id = ?", (int(prev[0]),))
+                self._sign(c, int(prev[0]))
             audit_append(c, self.s.user.username, "model rollback", "model_version", vid,
                          f"{version} retired; {svc.version} ({'stored' if prev else 'bundled'}) in use again")
         self.model.use(svc if prev else None)

@@ -131,7 +131,7 @@ def check_backup(path: Path | str, username: str | None = None, password: str | 
                 return None
             return VerifiedBackup(path, created, st.st_size, -1, "unchanged since it was written and verified")
         keys = KeyFile.load(kpath)
-        key = keys.unwrap(f"user:{username.strip().lower()}", password.encode("utf-8"))
+        key = keys.data_key(f"user:{username.strip().lower()}", password.encode("utf-8"))
     except (OSError, KeyFileError, WrongPassword):
         return None
     try:

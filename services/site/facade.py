@@ -4,10 +4,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from models.domain import AuditEvent, Permission
+from services.site import anchors
 from services.site.accounts import AccountService
 from services.site.backup import backup
 from services.site.session import Session
 from services.site.settings import SettingsService
+from services.store import integrity
 from services.store.verify import VerifyReport, verify_connection
 
 
@@ -21,7 +23,15 @@ class Site:
         """Encryption, structure, foreign keys and the audit chain of the whole store. Administrators only
         (it reads the audit log); audited with its verdict, from the GUI and the command line alike."""
         self.session.require(Permission.READ_AUDIT, "verify the store")
-        report = verify_connection(self.session.db.conn)
+        conn = self.session.db.conn
+        report = verify_connection(conn)
+        trust = self.session.db.trust
+        if trust is not None:
+            keys, pending = integrity.user_keys(conn, trust)
+            report.problems += [p for p in anchors.check_workstation(conn, trust.store_id, {**pending, **keys})
+                                if p not in report.problems]
+        report.problems += [f"found at this login: {w}" for w in self.session.warnings
+                            if "not the one seen before" in w or "altered outside" in w]
         self.session.log("verify", "store", "", "ok" if report.ok else f"{len(report.problems)} problems")
         return report
 

@@ -28,6 +28,8 @@ class Session:
         self._lock = threading.Lock()
         self._locked = False
         self._pseudonyms = Pseudonymiser()  # a fresh key per session, never stored
+        self.warnings: list[str] = []        # integrity findings at unlock, shown to the user (services.site.accounts)
+        self.on_lock = None                  # re-seals the user's keyring with the newest audit anchor at lock
 
     # --- permissions ----------------------------------------------------------------------------
     def can(self, permission: Permission) -> bool:
@@ -84,8 +86,16 @@ class Session:
                 return
             try:
                 self.audit.record(self.user.username, "lock", "session", "", reason)
+                if self.on_lock is not None:
+                    try:
+                        self.on_lock.seal(self.db.conn)
+                    except OSError:
+                        pass  # a full disk must not stop a lock; the anchor from the login stays, still true
             finally:
                 self._locked = True
+                if self.on_lock is not None:
+                    self.on_lock.wipe()
+                    self.on_lock = None
                 self.db.close()  # closes connections and wipes the key
 
     def log(self, action: str, entity: str = "", entity_id: str | int = "", detail: str = "") -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from models.domain import Permission
+from services.store import integrity
 from services.core.errors import ValidationError
 from services.store import audit
 from services.site.session import Session
@@ -90,9 +91,12 @@ KNOWN: dict[str, Setting] = {s.key: s for s in (
 
 
 def stored_text(conn, key: str) -> str:
-    """The stored text of a setting (its default when unset); used before a session exists (unlock)."""
-    row = conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
-    return row[0] if row else KNOWN[key].default
+    """The stored text of a setting (its default when unset, or when its administrator signature fails: a
+    setting written outside WardLens is never used; `verify` names it)."""
+    row = conn.execute("SELECT value, updated_at, updated_by, sig FROM settings WHERE key = ?", (key,)).fetchone()
+    if row is None or not integrity.setting_is_signed(getattr(conn, "trust", None), key, *row):
+        return KNOWN[key].default
+    return row[0]
 
 
 def stored_value(conn, key: str) -> Any:
@@ -143,10 +147,14 @@ class SettingsService:
         if key == "staffing_ratios":
             value = json.dumps(parsed, sort_keys=True)  # stored normalised, so the audit shows what is used
         now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
+        trust = self.s.db.trust
+        sig = integrity.setting_sig(trust, key, value, now, self.s.user.username) if trust is not None and \
+            trust.admin_pub is not None else None
         with self.s.db.transaction() as c:
-            c.execute("INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?,?,?,?) ON CONFLICT(key) "
-                      "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, updated_by = excluded.updated_by",
-                      (key, value, now, self.s.user.username))
+            c.execute("INSERT INTO settings (key, value, updated_at, updated_by, sig) VALUES (?,?,?,?,?) ON CONFLICT(key) "
+                      "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
+                      "updated_by = excluded.updated_by, sig = excluded.sig",
+                      (key, value, now, self.s.user.username, sig))
             audit.append(c, self.s.user.username, "setting_changed", "setting", key, value)
         if key == "idle_lock_minutes":
             self.s.idle_seconds = parsed * 60.0

@@ -1,14 +1,16 @@
-"""Append-only, hash-chained audit log.
+"""Append-only, hash-chained, signed audit log.
 
 Each row's hash covers its fields and the previous row's hash, so an edited row breaks its own hash
-and a deleted row breaks the next row's link. The chain head (last id and hash) is kept in `meta` in
-the same transaction, which catches a deleted last row. Triggers refuse UPDATE and DELETE.
+and a deleted row breaks the next row's link. Triggers refuse UPDATE and DELETE; neither stops someone who
+holds the data key and rewrites the file, so each row is also signed (Ed25519) by the user whose session
+wrote it: recomputing the chain after an edit would need every later writer's private key. Truncation and
+rewind are caught against anchors kept outside the store (services.site.anchors, the users' keyrings).
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from models.domain import AuditEvent
 from services.store.database import Database
@@ -34,8 +36,11 @@ def append(conn, username: str, action: str, entity: str = "", entity_id: str | 
     prev_id, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
     new_id = prev_id + 1
     h = row_hash(prev_hash, new_id, ts, username, action, entity, str(entity_id), detail)
-    conn.execute("INSERT INTO audit_log (id, ts, username, action, entity, entity_id, detail, prev_hash, hash) "
-                 "VALUES (?,?,?,?,?,?,?,?,?)", (new_id, ts, username, action, entity, str(entity_id), detail, prev_hash, h))
+    trust = getattr(conn, "trust", None)
+    signer, sig = trust.sign_audit(h) if trust is not None else (None, None)
+    conn.execute("INSERT INTO audit_log (id, ts, username, action, entity, entity_id, detail, prev_hash, hash, signer, "
+                 "sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                 (new_id, ts, username, action, entity, str(entity_id), detail, prev_hash, h, signer, sig))
     conn.execute("INSERT INTO meta(key, value) VALUES ('audit_head', ?) "
                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (f"{new_id}:{h}",))
 
@@ -59,17 +64,42 @@ class AuditLog:
 class ChainReport:
     rows: int
     problems: list[str]
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def verify_chain(conn, max_problems: int = 20) -> ChainReport:
+# Rows whose writer is not the signer by design: alerts raised by the system within a user's session, and failed
+# logins carried over from the key file by the next user who logs in.
+_SIGNED_FOR_OTHERS = ("system",)
+
+
+def _signer_allowed(user: str, action: str, signer: str) -> bool:
+    return signer == user or user in _SIGNED_FOR_OTHERS or action == "login_failed" or \
+        (user == "recovery" and signer == "recovery")
+
+
+def verify_chain(conn, max_problems: int = 20, keys: dict[str, bytes] | None = None,
+                 pending: dict[str, bytes] | None = None) -> ChainReport:
+    """The chain, and with `keys` (user name -> trusted public signing key, services.store.trust) every row's
+    signature from the first signed row on: an unsigned row after it, a signature that fails, or a row signed by
+    someone other than the user it names is reported."""
+    from services.store.signing import AUDIT, verifies
     problems: list[str] = []
     prev_id, prev_hash, n = 0, GENESIS, 0
-    for id_, ts, user, action, entity, entity_id, detail, p_hash, h in conn.execute(
-            "SELECT id, ts, username, action, entity, entity_id, detail, prev_hash, hash FROM audit_log ORDER BY id"):
+    signing_began = False
+    store_id = None
+    by_pending: dict[str, int] = {}
+    if keys is not None:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        store_id = row[0] if row else ""
+    signed_schema = any(r[1] == "sig" for r in conn.execute("PRAGMA table_info(audit_log)"))  # v7 and later
+    sig_cols = "signer, sig" if signed_schema else "NULL, NULL"
+    for id_, ts, user, action, entity, entity_id, detail, p_hash, h, signer, sig in conn.execute(
+            "SELECT id, ts, username, action, entity, entity_id, detail, prev_hash, hash, " + sig_cols +
+            " FROM audit_log ORDER BY id"):
         n += 1
         if id_ != prev_id + 1:
             problems.append(f"audit rows {prev_id + 1}..{id_ - 1} are missing (deleted)")
@@ -77,6 +107,19 @@ def verify_chain(conn, max_problems: int = 20) -> ChainReport:
             problems.append(f"audit row {id_} does not link to the row before it")
         if row_hash(p_hash, id_, ts, user, action, entity, entity_id, detail) != h:
             problems.append(f"audit row {id_} was altered after it was written")
+        if keys is not None:
+            if sig:
+                signing_began = True
+                if signer not in keys and pending and signer in pending and \
+                        verifies(pending[signer], sig, AUDIT, store_id, h):
+                    by_pending[signer] = by_pending.get(signer, 0) + 1
+                elif signer not in keys or not verifies(keys[signer], sig, AUDIT, store_id, h):
+                    problems.append(f"audit row {id_}'s signature does not verify (written or rewritten by someone "
+                                    f"other than {signer!r})")
+                elif not _signer_allowed(user, action, signer):
+                    problems.append(f"audit row {id_} names {user!r} but was signed by {signer!r}")
+            elif signing_began:
+                problems.append(f"audit row {id_} is not signed (added outside WardLens)")
         prev_id, prev_hash = id_, h
         if len(problems) >= max_problems:
             problems.append("(further problems not listed)")
@@ -89,4 +132,6 @@ def verify_chain(conn, max_problems: int = 20) -> ChainReport:
                             "(rows at the end were deleted or altered)")
     elif n and not head:
         problems.append("the audit log's recorded head is missing")
-    return ChainReport(n, problems)
+    notes = [f"{k} audit rows are signed with {u!r}'s key, which no administrator has countersigned yet"
+             for u, k in by_pending.items()]
+    return ChainReport(n, problems, notes)

@@ -42,6 +42,12 @@ def is_disk_full(exc: BaseException) -> bool:
     return "database or disk is full" in str(exc)
 
 
+class Connection(sqlcipher.Connection):
+    """A connection that carries its session's Trust (services.store.signing), so that code holding only a
+    connection inside a transaction (audit.append, settings, the model registry) can sign and check signatures."""
+    trust = None
+
+
 def is_plain_sqlite(path: Path) -> bool:
     try:
         with open(path, "rb") as f:
@@ -65,6 +71,13 @@ class Database:
         self._local = threading.local()
         self._all: list[sqlcipher.Connection] = []
         self._lock = threading.Lock()
+        self.trust = None  # set at unlock (services.site.accounts); connections made later inherit it
+
+    def set_trust(self, trust) -> None:
+        with self._lock:
+            self.trust = trust
+            for c in self._all:
+                c.trust = trust
 
     @classmethod
     def open_existing(cls, path: Path | str, key: bytes | bytearray) -> "Database":
@@ -100,7 +113,9 @@ class Database:
     def _connect(self) -> sqlcipher.Connection:
         if not self.is_open:
             raise SessionLocked()
-        conn = sqlcipher.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0)
+        conn = sqlcipher.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=10.0,
+                                 factory=Connection)
+        conn.trust = self.trust
         if not self._plain:
             conn.execute("PRAGMA cipher_log_level = NONE")
             # PRAGMA key cannot take a bound parameter; the value is hex only, so formatting is safe.
@@ -183,6 +198,7 @@ class Database:
                 except Exception:
                     pass
             self._all.clear()
+            self.trust = None  # its private keys go with it (docs/security.md: what the library still holds)
         self._local = threading.local()
         for i in range(len(self._key)):
             self._key[i] = 0
@@ -196,7 +212,7 @@ class Database:
 
 def connect_raw(path: Path | str, key: bytes | bytearray, uri: bool = False) -> sqlcipher.Connection:
     """A one-off connection (backup targets, verification of copies; uri=True for 'file:...?mode=ro')."""
-    conn = sqlcipher.connect(str(path), isolation_level=None, uri=uri)
+    conn = sqlcipher.connect(str(path), isolation_level=None, uri=uri, factory=Connection)
     conn.execute("PRAGMA cipher_log_level = NONE")
     conn.execute(f"PRAGMA key = \"x'{bytes(key).hex()}'\"")
     return conn

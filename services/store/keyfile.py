@@ -158,12 +158,21 @@ class KeyFile:
         # Binding the entry name and store id stops an entry being copied to another user or store.
         return f"{self.store_id}|{entry}".encode("utf-8")
 
-    def wrap(self, entry: str, secret: bytes, data_key: bytes | bytearray, params: KdfParams) -> None:
-        salt, nonce = os.urandom(16), os.urandom(12)
-        kek = derive(secret, salt, params)
-        wrapped = AESGCM(kek).encrypt(nonce, bytes(data_key), self._aad(entry))
-        self.data["entries"][entry] = {"salt": _b64(salt), "nonce": _b64(nonce), "wrapped": _b64(wrapped),
-                                       **{f"kdf_{k}": v for k, v in asdict(params).items()}}
+    def wrap(self, entry: str, secret: bytes, payload: bytes | bytearray, params: KdfParams) -> bytearray:
+        """Wrap `payload` (a keyring, services.store.keyring) under a key derived from `secret`; returns that key
+        so that the session can re-seal its own entry later (new anchor) without deriving again."""
+        salt = os.urandom(16)
+        kek = bytearray(derive(secret, salt, params))
+        self.data["entries"][entry] = {"salt": _b64(salt), **{f"kdf_{k}": v for k, v in asdict(params).items()}}
+        self.seal(entry, kek, payload)
+        return kek
+
+    def seal(self, entry: str, kek: bytes | bytearray, payload: bytes | bytearray) -> None:
+        """Re-encrypt an existing entry's payload under the key its password derived (fresh nonce)."""
+        nonce = os.urandom(12)
+        e = self.data["entries"][entry]
+        e["nonce"] = _b64(nonce)
+        e["wrapped"] = _b64(AESGCM(bytes(kek)).encrypt(nonce, bytes(payload), self._aad(entry)))
 
     def _params(self, e: dict) -> KdfParams:
         return KdfParams(int(e["kdf_n"]), int(e["kdf_r"]), int(e["kdf_p"])).check()
@@ -179,6 +188,26 @@ class KeyFile:
         return KdfParams()
 
     def unwrap(self, entry: str, secret: bytes) -> bytearray:
+        payload, kek = self.open(entry, secret)
+        for i in range(len(kek)):
+            kek[i] = 0
+        return payload
+
+    def data_key(self, entry: str, secret: bytes) -> bytearray:
+        """Only the SQLCipher key of an entry (a keyring or a release-0.2 bare key), for checking copies."""
+        from services.store.keyring import Keyring
+        payload = self.unwrap(entry, secret)
+        try:
+            ring = Keyring.from_payload(payload)
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise KeyFileError(f"The key file entry for {entry!r} is damaged ({exc}).") from exc
+        finally:
+            for i in range(len(payload)):
+                payload[i] = 0
+        return ring.data_key
+
+    def open(self, entry: str, secret: bytes) -> tuple[bytearray, bytearray]:
+        """The entry's payload and the key that sealed it (wipe both when done)."""
         e = self.data["entries"].get(entry)
         if e is None:
             derive(secret, b"\x00" * 16, self._decoy())  # same work, result discarded
@@ -188,16 +217,16 @@ class KeyFile:
                 raise TypeError("entry is not an object")
             params = self._params(e)
             salt, nonce, wrapped = _unb64(e["salt"]), _unb64(e["nonce"]), _unb64(e["wrapped"])
-            if len(salt) < 16 or len(nonce) != 12 or len(wrapped) > 4096:
+            if len(salt) < 16 or len(nonce) != 12 or len(wrapped) > 65536:
                 raise ValueError("salt, nonce or wrapped key of the wrong size")
-            kek = derive(secret, salt, params)
-            key = AESGCM(kek).decrypt(nonce, wrapped, self._aad(entry))
+            kek = bytearray(derive(secret, salt, params))
+            key = AESGCM(bytes(kek)).decrypt(nonce, wrapped, self._aad(entry))
         except InvalidTag:
             raise WrongPassword() from None
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             raise KeyFileError(f"The key file entry for {entry!r} is damaged ({exc}). Restore the key file from a "
                                "backup or ask an administrator to reset this account.") from exc
-        return bytearray(key)
+        return bytearray(key), kek
 
     def remove(self, entry: str) -> None:
         self.data["entries"].pop(entry, None)

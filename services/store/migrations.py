@@ -258,6 +258,19 @@ CREATE INDEX patients_name_mrn ON patients(search_name, mrn);
 """
 
 
+# v7: signatures (services.store.signing): each account's public signing key, the administrator's signature over
+# its role and key, and signatures over settings, model versions and every audit row (who signed it, and how).
+V7 = """
+ALTER TABLE users ADD COLUMN sign_pub TEXT;
+ALTER TABLE users ADD COLUMN role_sig TEXT;
+ALTER TABLE users ADD COLUMN key_sig TEXT;
+ALTER TABLE settings ADD COLUMN sig TEXT;
+ALTER TABLE model_versions ADD COLUMN sig TEXT;
+ALTER TABLE audit_log ADD COLUMN signer TEXT;
+ALTER TABLE audit_log ADD COLUMN sig TEXT;
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -272,6 +285,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "patient list summary columns kept by triggers", V4),
     Migration(5, "x-ray studies, interventions, alerts, waiting admissions, local model versions", V5),
     Migration(6, "patient-level diagnosis codes and a (name, number) index for fast search", V6),
+    Migration(7, "signatures over roles, account keys, settings, model versions and audit rows", V7),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -14,6 +14,7 @@ CURRENT = object()   # the schema version of this WardLens, read when the check 
 @dataclass
 class VerifyReport:
     problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     audit_rows: int = 0
     schema_version: int = 0
 
@@ -40,9 +41,15 @@ def verify_connection(conn, expect_version: int | None | object = CURRENT) -> Ve
         report.schema_version = current_version(conn)
         if expect_version is not None and report.schema_version != expect_version:
             report.problems.append(f"schema version {report.schema_version}, expected {expect_version}")
+        trust = getattr(conn, "trust", None)
         chain = verify_chain(conn)
         report.audit_rows = chain.rows
         report.problems += chain.problems
+        if trust is not None:   # an open session: every signature against the administrator key it trusts
+            from services.store.integrity import check_signatures
+            problems, notes = check_signatures(conn, trust)
+            report.problems += [p for p in problems if p not in report.problems]
+            report.notes += notes
     except DatabaseError as exc:
         report.problems.append(f"the store could not be read: {exc}")
     return report

@@ -53,7 +53,7 @@ def _deflate_bomb(inflated_mb: int) -> bytes:
 
 
 PROBE = """
-import resource, sys
+import sys
 sys.path.insert(0, {root!r})
 from services.imaging.xray_image import load_xray, XrayImageError
 try:
@@ -61,7 +61,8 @@ try:
     print("decoded")
 except XrayImageError as exc:
     print(type(exc).__name__, str(exc)[:60].replace(" ", "_"))
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM: this process's own peak (ru_maxrss would carry the parent's peak over fork and exec)
+print(next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) // 1024)
 """
 
 

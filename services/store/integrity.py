@@ -1,0 +1,103 @@
+"""Signing and checking the records only an administrator may produce: roles, account keys, settings and model
+versions. One place for each record's signed fields, used when the record is written, when it is used, and by
+`verify`."""
+from __future__ import annotations
+
+import hashlib
+
+from services.store import signing
+from services.store.signing import Trust
+
+
+def _sha(text: str | bytes | None) -> str:
+    data = text.encode("utf-8") if isinstance(text, str) else bytes(text or b"")
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- accounts ----------------------------------------------------------------------------------------------------
+def sign_user(conn, trust: Trust, username: str) -> None:
+    """(Re)sign an account's role and active flag, and its signing key where it has one."""
+    role, active, pub = conn.execute("SELECT role, active, sign_pub FROM users WHERE username = ?", (username,)).fetchone()
+    role_sig = trust.admin_sign(signing.USER_ROLE, username, role, int(active))
+    key_sig = trust.admin_sign(signing.USER_KEY, username, pub) if pub else None
+    conn.execute("UPDATE users SET role_sig = ?, key_sig = ? WHERE username = ?", (role_sig, key_sig, username))
+
+
+def role_is_signed(trust: Trust, username: str, role: str, active: int, role_sig: str | None) -> bool:
+    return trust.admin_signed(role_sig, signing.USER_ROLE, username, role, int(active))
+
+
+def user_keys(conn, trust: Trust) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """The signing keys an administrator countersigned, by user; and the keys registered by their users after an
+    upgrade that no administrator has countersigned (never trusted as a countersigned key is)."""
+    keys: dict[str, bytes] = {}
+    untrusted: dict[str, bytes] = {}
+    for username, pub, key_sig in conn.execute("SELECT username, sign_pub, key_sig FROM users ORDER BY username"):
+        try:
+            raw = signing.unb64(pub) if pub else None
+        except ValueError:
+            raw = None
+        if raw and trust.admin_signed(key_sig, signing.USER_KEY, username, pub):
+            keys[username] = raw
+        elif raw:
+            untrusted[username] = raw
+    if trust.admin_pub:
+        keys["recovery"] = trust.admin_pub  # the recovery key signs with the administrator key itself
+    return keys, untrusted
+
+
+# --- settings ----------------------------------------------------------------------------------------------------
+def setting_sig(trust: Trust, key: str, value: str, updated_at: str, updated_by: str) -> str:
+    return trust.admin_sign(signing.SETTING, key, value, updated_at, updated_by)
+
+
+def setting_is_signed(trust: Trust | None, key: str, value: str, updated_at: str, updated_by: str,
+                      sig: str | None) -> bool:
+    if trust is None or trust.admin_pub is None:
+        return True  # a store not yet signed (see Trust): nothing to check against
+    return trust.admin_signed(sig, signing.SETTING, key, value, updated_at, updated_by)
+
+
+# --- model versions ----------------------------------------------------------------------------------------------
+def _model_fields(name: str, version: str, sha256: str, sidecars: str, card: str, status: str) -> tuple:
+    return name, version, sha256, _sha(sidecars), _sha(card), status
+
+
+def sign_model(conn, trust: Trust, version_id: int) -> None:
+    row = conn.execute("SELECT name, version, sha256, sidecars, card, status FROM model_versions WHERE id = ?",
+                       (version_id,)).fetchone()
+    conn.execute("UPDATE model_versions SET sig = ? WHERE id = ?",
+                 (trust.admin_sign(signing.MODEL, *_model_fields(*row)), version_id))
+
+
+def model_is_signed(trust: Trust | None, name: str, version: str, sha256: str, sidecars: str, card: str, status: str,
+                    sig: str | None) -> bool:
+    if trust is None or trust.admin_pub is None:
+        return True
+    return trust.admin_signed(sig, signing.MODEL, *_model_fields(name, version, sha256, sidecars, card, status))
+
+
+# --- everything, for verify ------------------------------------------------------------------------------------------
+def check_signatures(conn, trust: Trust, max_problems: int = 20) -> tuple[list[str], list[str]]:
+    """(problems, notes): every signed record of the store checked against the administrator key `trust` holds."""
+    from services.store.audit import verify_chain
+    if trust.admin_pub is None:
+        return [], ["the store is not signed yet: an administrator must log in once with this version"]
+    problems: list[str] = []
+    for username, role, active, sig in conn.execute("SELECT username, role, active, role_sig FROM users"):
+        if not role_is_signed(trust, username, role, active, sig):
+            problems.append(f"the account {username!r} ({role}, {'active' if active else 'inactive'}) is not signed by "
+                            "an administrator (role or status altered)")
+    for key, value, at, by, sig in conn.execute("SELECT key, value, updated_at, updated_by, sig FROM settings"):
+        if not setting_is_signed(trust, key, value, at, by, sig):
+            problems.append(f"the setting {key!r} is not signed by an administrator (altered); its default is used")
+    for vid, name, version, sha, side, card, status, sig in conn.execute(
+            "SELECT id, name, version, sha256, sidecars, card, status, sig FROM model_versions"):
+        if not model_is_signed(trust, name, version, sha, side, card, status, sig):
+            problems.append(f"model version {version} ({status}) is not signed by an administrator (inserted or "
+                            "altered outside WardLens); it is never loaded")
+    keys, untrusted = user_keys(conn, trust)
+    notes = [f"the signing key of {u!r} awaits an administrator's countersignature (registered at that user's first "
+             "login after the upgrade)" for u in untrusted]
+    chain = verify_chain(conn, max_problems, keys=keys, pending=untrusted)
+    return problems + chain.problems, notes + chain.notes
