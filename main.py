@@ -115,6 +115,22 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    from services.site.rotation import rotate_data_key
+    desk = _desk(args)
+    try:
+        result = rotate_data_key(desk.session, force=args.force)
+    finally:
+        desk.lock(reason="command finished")
+    print(f"Keys rotated (epoch {result.epoch}): no earlier key file or password opens {args.db} now.")
+    print(f"  new key sealed for: {', '.join(result.granted) or 'nobody else'} (taken at their next login)")
+    if result.removed:
+        print(f"  entries removed: {', '.join(result.removed)}")
+    if result.without_grant:
+        print(f"  WITHOUT ACCESS until given a new password: {', '.join(result.without_grant)}")
+    return 0
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     desk = _desk(args)
     try:
@@ -247,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "replacing it with a backup of another store (asked for their password)")
     p.set_defaults(func=cmd_restore)
     with_db(sub.add_parser("verify", help="check encryption, structure and the audit chain")).set_defaults(func=cmd_verify)
+    p = with_db(sub.add_parser("rotate-keys", help="re-encrypt the store under a new key (admin); earlier key files "
+                                                   "and passwords stop working"))
+    p.add_argument("--force", action="store_true", help="rotate even if some accounts cannot be given the new key")
+    p.set_defaults(func=cmd_rotate_keys)
     p = with_db(sub.add_parser("config", help="show or change site settings (admin)"))
     p.add_argument("--set", metavar="KEY=VALUE", help="for example idle_lock_minutes=5, alert_risk_threshold=0.3 or "
                                                        "staffing_ratios='{\"default\": {\"day\": 4, \"evening\": 5, \"night\": 7}}'")

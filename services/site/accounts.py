@@ -14,7 +14,8 @@ from pathlib import Path
 
 from models.domain import Permission, Role, User
 from services.core.files import check_new_store_path
-from services.site import anchors
+from services.site import anchors, keyrings
+from services.site.keyrings import RoleNotSigned, Sealer, anchor_problems, establish_trust, open_ring, wrap_ring  # noqa: F401
 from services.store import audit, integrity, signing
 from services.store.keyring import Keyring
 from services.store.signing import Trust
@@ -76,8 +77,10 @@ def create_store(path: Path | str, admin_username: str, admin_password: str, kdf
     admin_pub = signing.public_raw(admin_key)
     ring = Keyring(bytearray(data_key), signing.new_key(), admin_key, admin_pub)
     rescue = Keyring(bytearray(data_key), admin_key, admin_key, admin_pub)  # the recovery key signs as administrator
-    _wrap(keys, _user_entry(admin_username), admin_password.encode("utf-8"), ring, kdf)
-    _wrap(keys, RECOVERY_PREFIX, normalise_recovery_key(recovery), rescue, kdf)
+    ring.ensure_user_key()
+    rescue.ensure_user_key()
+    wrap_ring(keys, _user_entry(admin_username), admin_password.encode("utf-8"), ring, kdf)
+    wrap_ring(keys, RECOVERY_PREFIX, normalise_recovery_key(recovery), rescue, kdf)
     exclusive_copy(None, path.absolute().parent, path.name, exact=True)  # the store file is 0600 from its first byte
     db = Database(path, data_key)
     db.set_trust(Trust(store_id, admin_pub, admin_username, ring.user_sign, admin_key))
@@ -86,8 +89,10 @@ def create_store(path: Path | str, admin_username: str, admin_password: str, kdf
         with db.transaction() as c:
             c.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?), ('created_at', ?), ('admin_pub', ?)",
                       (store_id, _now(), signing.b64(admin_pub)))
-            c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub) VALUES (?,?,?,1,?,?)",
-                      (admin_username, Role.ADMIN.value, display_name, _now(), ring.user_pub))
+            keyrings.register_recovery_box(c, db.trust, rescue)
+            c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub, box_pub) "
+                      "VALUES (?,?,?,1,?,?,?)", (admin_username, Role.ADMIN.value, display_name, _now(), ring.user_pub,
+                                                 ring.box_pub))
             integrity.sign_user(c, db.trust, admin_username)
             audit.append(c, admin_username, "store_created", "store", store_id)
         keys.save()
@@ -103,58 +108,6 @@ def create_store(path: Path | str, admin_username: str, admin_password: str, kdf
         rescue.wipe()
     db.close()
     return CreatedStore(path, recovery)
-
-
-def _wrap(keys: KeyFile, entry: str, secret: bytes, ring: Keyring, kdf: KdfParams) -> bytearray:
-    payload = ring.payload()
-    try:
-        return keys.wrap(entry, secret, payload, kdf)
-    finally:
-        for i in range(len(payload)):
-            payload[i] = 0
-
-
-def _open_ring(keys: KeyFile, entry: str, secret: bytes) -> tuple[Keyring, bytearray]:
-    payload, kek = keys.open(entry, secret)
-    try:
-        return Keyring.from_payload(payload), kek
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise KeyFileError(f"The key file entry for {entry!r} is damaged ({exc}).") from exc
-    finally:
-        for i in range(len(payload)):
-            payload[i] = 0
-
-
-class RoleNotSigned(WardLensError):
-    """The account's role in the store carries no valid administrator signature."""
-
-
-class _Sealer:
-    """Keeps what the session needs to re-seal the user's own keyring at lock (the new audit anchor) without
-    asking for the password again; wiped at lock."""
-
-    def __init__(self, keys_path: Path, entry: str, kek: bytearray, ring: Keyring, store_id: str, user: str) -> None:
-        self.keys_path, self.entry, self.kek, self.ring = keys_path, entry, kek, ring
-        self.store_id, self.user = store_id, user
-
-    def seal(self, conn) -> None:
-        ring = self.ring
-        ring.anchor = anchors.head(conn)
-        keys = KeyFile.load(self.keys_path)
-        if keys.has(self.entry):   # gone when the account was deactivated meanwhile
-            payload = ring.payload()
-            try:
-                keys.seal(self.entry, self.kek, payload)
-            finally:
-                for i in range(len(payload)):
-                    payload[i] = 0
-            keys.save()
-        anchors.remember(self.store_id, self.user, ring.user_sign, ring.anchor)
-
-    def wipe(self) -> None:
-        for i in range(len(self.kek)):
-            self.kek[i] = 0
-        self.ring.wipe()
 
 
 def _open_with_key(path: Path, keys: KeyFile, data_key: bytearray) -> Database:
@@ -230,10 +183,11 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
     keys.check_throttle(username)
     entry = _user_entry(username)
     try:
-        ring, kek = _open_ring(keys, entry, password.encode("utf-8"))
+        ring, kek = open_ring(keys, entry, password.encode("utf-8"))
     except WrongPassword:
         keys.record_failure(username, "wrong password")
         raise
+    adopted = keyrings.adopt_grant(path, keys, entry, ring)   # a rotation's new key, sealed to this user
     db = _open_with_key(path, keys, bytearray(ring.data_key))
     try:
         row = db.conn.execute("SELECT role, display_name, active, sign_pub, role_sig FROM users WHERE username = ?",
@@ -241,7 +195,7 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
         if row is None or not row[2]:
             keys.record_failure(username, "account disabled or removed")  # audited at the next login, signed there
             raise WrongPassword()
-        warnings = _establish_trust(db, keys, entry, ring, kek, username, Role(row[0]), row[2], row[3], row[4])
+        warnings = establish_trust(db, keys, entry, ring, kek, username, Role(row[0]), row[2], row[3], row[4], adopted)
     except BaseException:
         db.close()
         ring.wipe()
@@ -249,11 +203,11 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
             kek[i] = 0
         raise
     user = User(username, Role(row[0]), row[1], True)
-    return _start(db, keys, user, path, idle_minutes, _Sealer(keys.path, entry, kek, ring, keys.store_id, username),
+    return _start(db, keys, user, path, idle_minutes, Sealer(keys.path, entry, kek, ring, keys.store_id, username),
                   warnings)
 
 
-def _start(db: Database, keys: KeyFile, user: User, path: Path, idle_minutes: float | None, sealer: _Sealer,
+def _start(db: Database, keys: KeyFile, user: User, path: Path, idle_minutes: float | None, sealer: Sealer,
            warnings: list[str], detail: str = "") -> Session:
     _flush_pending(db, keys.record_success(user.username))
     session = Session(user, db, path, idle_minutes if idle_minutes is not None else _idle_setting(db))
@@ -269,83 +223,6 @@ def _start(db: Database, keys: KeyFile, user: User, path: Path, idle_minutes: fl
     return session
 
 
-def _establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek: bytearray, username: str,
-                     role: Role, active: int, sign_pub: str | None, role_sig: str | None) -> list[str]:
-    """Whom this session trusts (the administrator key in the user's own keyring) and what it signs with; refuses a
-    role no administrator signed; upgrades a keyring or a store from before signatures. Returns warnings."""
-    warnings: list[str] = []
-    conn = db.conn
-    meta = conn.execute("SELECT value FROM meta WHERE key = 'admin_pub'").fetchone()
-    store_pub = signing.unb64(meta[0]) if meta else None
-    changed = ring.legacy
-    if ring.admin_pub is None and store_pub is not None:
-        ring.admin_pub, changed = store_pub, True  # first login after the upgrade: trust on first use (security.md)
-    changed |= ring.ensure_user_key()
-    trust = Trust(keys.store_id, ring.admin_pub, username, ring.user_sign, ring.admin_sign)
-    db.set_trust(trust)
-    if store_pub is None:
-        if role is Role.ADMIN:
-            _sign_store(db, ring, trust)
-            changed = True
-        else:
-            warnings.append("This store's roles and settings are not protected by signatures yet: an administrator "
-                            "must log in once with this version of WardLens.")
-    else:
-        if store_pub != ring.admin_pub:
-            warnings.append("The store names a different administrator key from the one your account trusts: it was "
-                            "altered outside WardLens. Ask an administrator to run verify.")
-        if not integrity.role_is_signed(trust, username, role.value, active, role_sig):
-            keys.record_failure(username, "role not signed by an administrator")
-            raise RoleNotSigned("Your account's role in this store is not signed by an administrator: it was changed "
-                                "outside WardLens. Nothing was opened; ask an administrator to run verify.")
-    if sign_pub != ring.user_pub:
-        if sign_pub is None or trust.admin_key is not None:
-            with db.transaction() as c:
-                c.execute("UPDATE users SET sign_pub = ?, key_sig = NULL WHERE username = ?", (ring.user_pub, username))
-                if trust.admin_key is not None and store_pub is not None:
-                    integrity.sign_user(c, trust, username)
-        else:
-            warnings.append("The store holds another signing key for your account than yours: it was altered "
-                            "outside WardLens. Your entries are signed with your own key; ask an administrator to run "
-                            "verify.")
-    warnings += _anchor_problems(conn, ring, trust, username)
-    if changed:
-        payload = ring.payload()
-        try:
-            keys.seal(entry, kek, payload)
-        finally:
-            for i in range(len(payload)):
-                payload[i] = 0
-        keys.save()
-    return warnings
-
-
-def _anchor_problems(conn, ring: Keyring, trust: Trust, username: str) -> list[str]:
-    keys, pending = integrity.user_keys(conn, trust)
-    found = [anchors.compare(conn, ring.anchor, "you")] if ring.anchor else []
-    found += anchors.check_workstation(conn, trust.store_id, {**pending, **keys})
-    return [f"The store's audit log is not the one seen before: {p}." for p in found if p]
-
-
-def _sign_store(db: Database, ring: Keyring, trust: Trust) -> None:
-    """The first administrator login after an upgrade: make the administrator key and sign every account, setting
-    and model version as they stand (they are trusted as found: docs/security.md, 'upgrading')."""
-    admin_key = signing.new_key()
-    ring.admin_sign, ring.admin_pub = admin_key, signing.public_raw(admin_key)
-    trust.admin_key, trust.admin_pub = admin_key, ring.admin_pub
-    with db.transaction() as c:
-        c.execute("INSERT INTO meta(key, value) VALUES ('admin_pub', ?)", (signing.b64(ring.admin_pub),))
-        c.execute("UPDATE users SET sign_pub = ? WHERE username = ?", (ring.user_pub, trust.signer))
-        for (name,) in c.execute("SELECT username FROM users").fetchall():
-            integrity.sign_user(c, trust, name)
-        for key, value, at, by in c.execute("SELECT key, value, updated_at, updated_by FROM settings").fetchall():
-            c.execute("UPDATE settings SET sig = ? WHERE key = ?", (integrity.setting_sig(trust, key, value, at, by), key))
-        for (vid,) in c.execute("SELECT id FROM model_versions").fetchall():
-            integrity.sign_model(c, trust, vid)
-        audit.append(c, trust.signer or "", "store_signed", "store", trust.store_id,
-                     "roles, settings and model versions signed as found at the upgrade")
-
-
 def unlock_with_recovery(path: Path | str, recovery_key: str) -> Session:
     """Emergency access with the recovery key: an admin session under the name 'recovery'."""
     path = Path(path)
@@ -353,10 +230,12 @@ def unlock_with_recovery(path: Path | str, recovery_key: str) -> Session:
     keys = KeyFile.load(key_file_path(path))
     keys.check_throttle(RECOVERY_USER)
     try:
-        ring, kek = _open_ring(keys, RECOVERY_PREFIX, normalise_recovery_key(recovery_key))
+        ring, kek = open_ring(keys, RECOVERY_PREFIX, normalise_recovery_key(recovery_key))
     except WrongPassword:
         keys.record_failure(RECOVERY_USER, "wrong recovery key")
         raise WrongPassword() from None
+    if keyrings.adopt_grant(path, keys, RECOVERY_PREFIX, ring):
+        keyrings.reseal(keys, RECOVERY_PREFIX, kek, ring)
     db = _open_with_key(path, keys, bytearray(ring.data_key))
     warnings = []
     if ring.admin_sign is None:   # a recovery key from before signatures: it can open, not sign (regenerate it)
@@ -364,9 +243,9 @@ def unlock_with_recovery(path: Path | str, recovery_key: str) -> Session:
                         "sign changes. Generate a new recovery key.")
     trust = Trust(keys.store_id, ring.admin_pub, RECOVERY_USER, ring.admin_sign, ring.admin_sign)
     db.set_trust(trust)
-    warnings += _anchor_problems(db.conn, ring, trust, RECOVERY_USER)
+    warnings += anchor_problems(db.conn, ring, trust, RECOVERY_USER)
     return _start(db, keys, User(RECOVERY_USER, Role.ADMIN, "Recovery key"), path, None,
-                  _Sealer(keys.path, RECOVERY_PREFIX, kek, ring, keys.store_id, RECOVERY_USER), warnings, "recovery key")
+                  Sealer(keys.path, RECOVERY_PREFIX, kek, ring, keys.store_id, RECOVERY_USER), warnings, "recovery key")
 
 
 def _flush_pending(db: Database, pending: list[dict]) -> None:
@@ -419,13 +298,15 @@ class AccountService:
         trust = self._admin_trust()
         ring = Keyring(self.session.db.key_copy(), signing.new_key(), trust.admin_key if role is Role.ADMIN else None,
                        trust.admin_pub, anchors.head(self.session.db.conn))
+        ring.ensure_user_key()
         try:
-            kek = _wrap(keys, _user_entry(username), password.encode("utf-8"), ring, self.kdf or KdfParams.calibrated())
+            kek = wrap_ring(keys, _user_entry(username), password.encode("utf-8"), ring, self.kdf or KdfParams.calibrated())
             for i in range(len(kek)):
                 kek[i] = 0
             with self.session.db.transaction() as c:
-                c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub) "
-                          "VALUES (?,?,?,1,?,?)", (username, role.value, display_name, _now(), ring.user_pub))
+                c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub, box_pub) "
+                          "VALUES (?,?,?,1,?,?,?)", (username, role.value, display_name, _now(), ring.user_pub,
+                                                     ring.box_pub))
                 integrity.sign_user(c, trust, username)
                 audit.append(c, self.session.user.username, "user_added", "user", username, role.value)
         finally:
@@ -461,16 +342,16 @@ class AccountService:
         validate_new_account(s.user.username, new_password)
         keys = self._keys()
         entry = _user_entry(s.user.username)
-        ring, old_kek = _open_ring(keys, entry, old_password.encode("utf-8"))  # WrongPassword if the old one is wrong
+        ring, old_kek = open_ring(keys, entry, old_password.encode("utf-8"))  # WrongPassword if the old one is wrong
         for i in range(len(old_kek)):
             old_kek[i] = 0
         try:
-            kek = _wrap(keys, entry, new_password.encode("utf-8"), ring, self.kdf or KdfParams.calibrated())
+            kek = wrap_ring(keys, entry, new_password.encode("utf-8"), ring, self.kdf or KdfParams.calibrated())
         finally:
             ring.wipe()
         keys.save()
         sealer = getattr(s, "on_lock", None)
-        if isinstance(sealer, _Sealer):   # the session re-seals under the new password from now on
+        if isinstance(sealer, Sealer):   # the session re-seals under the new password from now on
             sealer.kek[:] = kek
         for i in range(len(kek)):
             kek[i] = 0

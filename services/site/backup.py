@@ -201,6 +201,19 @@ def _confirm_other_store(store_path: Path, backup_path: Path, backup_id: str,
         admin.lock(reason="restore")
 
 
+def _older_keys(backup_path: Path, store_path: Path) -> BackupError | None:
+    """Say so when a backup predates a key rotation: it opens only with the passwords valid when it was made."""
+    try:
+        then = int(KeyFile.load(key_file_path(backup_path)).data.get("key_epoch", 0))
+        now = int(KeyFile.load(key_file_path(store_path)).data.get("key_epoch", 0))
+    except (KeyFileError, ValueError, TypeError):
+        return None
+    if then < now:
+        return BackupError(f"{backup_path.name} was made before the store's keys were last rotated: it opens only "
+                           "with a user name and password that were valid when it was made.")
+    return None
+
+
 def restore(backup_path: Path | str, store_path: Path | str, username: str, password: str,
             confirm: tuple[str, str] | None = None) -> Path:
     """Replace the store with a verified backup; the replaced store is kept beside it, never deleted.
@@ -223,7 +236,10 @@ def restore(backup_path: Path | str, store_path: Path | str, username: str, pass
     tmp_keys = Path(str(tmp) + ".keys")
     try:
         exclusive_copy(key_file_path(backup_path), folder, tmp_keys.name, exact=True)
-        session = unlock(tmp, username, password)
+        try:
+            session = unlock(tmp, username, password)
+        except WrongPassword:
+            raise _older_keys(backup_path, store_path) or WrongPassword() from None
         try:
             session.require(Permission.BACKUP, "restore backups")
             report = verify_connection(session.db.conn)

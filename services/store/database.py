@@ -203,6 +203,23 @@ class Database:
         for i in range(len(self._key)):
             self._key[i] = 0
 
+    def rekey(self, new_key: bytes | bytearray) -> None:
+        """Re-encrypt the whole store under `new_key` (SQLCipher rekey) on a connection of its own: every other
+        connection of this process is closed first (callers stop their workers), and later ones use the new key."""
+        self.interrupt()
+        with self._lock:
+            for c in self._all:
+                try:
+                    c.close()
+                except Exception:
+                    pass
+            self._all.clear()
+        self._local = threading.local()
+        conn = self.conn
+        conn.execute(f"PRAGMA rekey = \"x'{bytes(new_key).hex()}'\"")   # hex only, as for PRAGMA key
+        self._key[:] = bytes(new_key)
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()   # the connection reads with the new key
+
     def key_copy(self) -> bytearray:
         """For operations that must open a second file with the same key (backup, restore)."""
         if not self.is_open:

@@ -17,10 +17,19 @@ def _sha(text: str | bytes | None) -> str:
 # --- accounts ----------------------------------------------------------------------------------------------------
 def sign_user(conn, trust: Trust, username: str) -> None:
     """(Re)sign an account's role and active flag, and its signing key where it has one."""
-    role, active, pub = conn.execute("SELECT role, active, sign_pub FROM users WHERE username = ?", (username,)).fetchone()
+    role, active, pub, box = conn.execute("SELECT role, active, sign_pub, box_pub FROM users WHERE username = ?",
+                                          (username,)).fetchone()
     role_sig = trust.admin_sign(signing.USER_ROLE, username, role, int(active))
-    key_sig = trust.admin_sign(signing.USER_KEY, username, pub) if pub else None
+    key_sig = trust.admin_sign(signing.USER_KEY, username, pub, box) if pub else None
     conn.execute("UPDATE users SET role_sig = ?, key_sig = ? WHERE username = ?", (role_sig, key_sig, username))
+
+
+def box_key(conn, trust: Trust, username: str) -> str | None:
+    """The user's box key (for a key grant) only if an administrator countersigned it with their signing key."""
+    row = conn.execute("SELECT sign_pub, box_pub, key_sig FROM users WHERE username = ?", (username,)).fetchone()
+    if row and row[1] and trust.admin_signed(row[2], signing.USER_KEY, username, row[0], row[1]):
+        return row[1]
+    return None
 
 
 def role_is_signed(trust: Trust, username: str, role: str, active: int, role_sig: str | None) -> bool:
@@ -32,12 +41,13 @@ def user_keys(conn, trust: Trust) -> tuple[dict[str, bytes], dict[str, bytes]]:
     upgrade that no administrator has countersigned (never trusted as a countersigned key is)."""
     keys: dict[str, bytes] = {}
     untrusted: dict[str, bytes] = {}
-    for username, pub, key_sig in conn.execute("SELECT username, sign_pub, key_sig FROM users ORDER BY username"):
+    for username, pub, box, key_sig in conn.execute("SELECT username, sign_pub, box_pub, key_sig FROM users "
+                                                    "ORDER BY username"):
         try:
             raw = signing.unb64(pub) if pub else None
         except ValueError:
             raw = None
-        if raw and trust.admin_signed(key_sig, signing.USER_KEY, username, pub):
+        if raw and trust.admin_signed(key_sig, signing.USER_KEY, username, pub, box):
             keys[username] = raw
         elif raw:
             untrusted[username] = raw

@@ -6,6 +6,7 @@ keys and upgraded at that user's next login. Version 2 holds, as JSON inside the
 - user_sign: the user's own Ed25519 signing key (their audit entries);
 - admin_sign: the administrator signing key (administrators and the recovery key only);
 - admin_pub: the administrator public key this user trusts (the anchor: a store cannot swap it);
+- box: the user's X25519 key, to which an administrator seals a new data key when rotating (services.store.grants);
 - anchor: the last audit row this user saw ({"seq", "hash"}), so truncation or rewind of the log is noticed.
 """
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 from dataclasses import dataclass, field
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from services.store.signing import b64, key_from_raw, new_key, private_raw, public_raw, unb64
 
@@ -27,6 +30,7 @@ class Keyring:
     admin_sign: Ed25519PrivateKey | None = None
     admin_pub: bytes | None = None
     anchor: dict = field(default_factory=dict)
+    box: X25519PrivateKey | None = None
     legacy: bool = False   # read from a version 1 entry: re-sealed as version 2 at this login
 
     @classmethod
@@ -43,26 +47,35 @@ class Keyring:
                    key_from_raw(unb64(obj["user_sign"])) if obj.get("user_sign") else None,
                    key_from_raw(unb64(obj["admin_sign"])) if obj.get("admin_sign") else None,
                    unb64(obj["admin_pub"]) if obj.get("admin_pub") else None,
-                   {"seq": int(anchor["seq"]), "hash": str(anchor["hash"])} if anchor else {})
+                   {"seq": int(anchor["seq"]), "hash": str(anchor["hash"])} if anchor else {},
+                   X25519PrivateKey.from_private_bytes(unb64(obj["box"])) if obj.get("box") else None)
 
     def payload(self) -> bytearray:
         obj = {"v": VERSION, "data_key": b64(bytes(self.data_key)),
                "user_sign": b64(private_raw(self.user_sign)) if self.user_sign else None,
                "admin_sign": b64(private_raw(self.admin_sign)) if self.admin_sign else None,
                "admin_pub": b64(self.admin_pub) if self.admin_pub else None,
-               "anchor": self.anchor or None}
+               "anchor": self.anchor or None,
+               "box": b64(self.box.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())) if self.box else None}
         return bytearray(json.dumps(obj, sort_keys=True).encode("utf-8"))
 
     @property
     def user_pub(self) -> str | None:
         return b64(public_raw(self.user_sign)) if self.user_sign else None
 
+    @property
+    def box_pub(self) -> str | None:
+        from services.store.grants import box_pub
+        return box_pub(self.box) if self.box else None
+
     def ensure_user_key(self) -> bool:
-        """Give a legacy keyring its own signing key; True when one was made."""
+        """Give a legacy keyring its own signing and box keys; True when any was made."""
+        made = False
         if self.user_sign is None:
-            self.user_sign = new_key()
-            return True
-        return False
+            self.user_sign, made = new_key(), True
+        if self.box is None:
+            self.box, made = X25519PrivateKey.generate(), True
+        return made
 
     def wipe(self) -> None:
         for i in range(len(self.data_key)):

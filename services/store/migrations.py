@@ -262,6 +262,7 @@ CREATE INDEX patients_name_mrn ON patients(search_name, mrn);
 # its role and key, and signatures over settings, model versions and every audit row (who signed it, and how).
 V7 = """
 ALTER TABLE users ADD COLUMN sign_pub TEXT;
+ALTER TABLE users ADD COLUMN box_pub TEXT;
 ALTER TABLE users ADD COLUMN role_sig TEXT;
 ALTER TABLE users ADD COLUMN key_sig TEXT;
 ALTER TABLE settings ADD COLUMN sig TEXT;
