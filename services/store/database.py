@@ -191,6 +191,12 @@ class Database:
 
         Callers with worker threads stop them first (interrupt, then wait): closing a connection while
         another thread is inside sqlite3_step would crash the process."""
+        self._close_connections()
+        self.trust = None  # its private keys go with it (docs/security.md: what the library still holds)
+        for i in range(len(self._key)):
+            self._key[i] = 0
+
+    def _close_connections(self) -> None:
         with self._lock:
             for c in self._all:
                 try:
@@ -198,23 +204,13 @@ class Database:
                 except Exception:
                     pass
             self._all.clear()
-            self.trust = None  # its private keys go with it (docs/security.md: what the library still holds)
         self._local = threading.local()
-        for i in range(len(self._key)):
-            self._key[i] = 0
 
     def rekey(self, new_key: bytes | bytearray) -> None:
         """Re-encrypt the whole store under `new_key` (SQLCipher rekey) on a connection of its own: every other
         connection of this process is closed first (callers stop their workers), and later ones use the new key."""
         self.interrupt()
-        with self._lock:
-            for c in self._all:
-                try:
-                    c.close()
-                except Exception:
-                    pass
-            self._all.clear()
-        self._local = threading.local()
+        self._close_connections()
         conn = self.conn
         conn.execute(f"PRAGMA rekey = \"x'{bytes(new_key).hex()}'\"")   # hex only, as for PRAGMA key
         self._key[:] = bytes(new_key)
