@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import os
+import tempfile
 import sys
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# Bundles trained by the tests are signed with a development key made for this run; the application trusts it only
+# where WARDLENS_TRUST_DEV_MODELS=1 (services.inference.manifest). The committed bundles carry the release signature.
+os.environ["WARDLENS_TRUST_DEV_MODELS"] = "1"
+os.environ["WARDLENS_MODEL_DEV_KEY"] = os.path.join(tempfile.mkdtemp(prefix="wardlens-test-"), "model-dev.key")
 # onnxruntime must not write its telemetry/device-id files into the real home during tests.
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:

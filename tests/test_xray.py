@@ -268,7 +268,7 @@ def test_rethreshold_refuses_a_tampered_sidecar(tmp_path: Path) -> None:
     shutil.copytree(DEFAULT_BUNDLE, tmp_path / "xray")
     meta = tmp_path / "xray" / SIDECAR
     meta.write_text(meta.read_text().replace('"thresholds"', '"thresholds" ', 1))
-    with pytest.raises(SystemExit, match="does not match its .sha256"):
+    with pytest.raises(SystemExit, match="does not match its signed manifest"):
         tx.main(["--rethreshold", "--out", str(tmp_path / "xray")])
     assert meta.read_text().count('"thresholds" ') == 1  # nothing rewritten
 

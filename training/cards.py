@@ -23,7 +23,10 @@ def provenance() -> dict[str, Any]:
 
 
 def write_card(directory: Path, card: dict[str, Any]) -> None:
-    """Write card.json and its readable page card.md from the same dictionary."""
+    """Write card.json and its readable page card.md from the same dictionary, then sign the bundle: the card is the
+    last file every pipeline writes, so the manifest covers the finished folder (services.inference.manifest)."""
+    from services.inference.manifest import write_manifest
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "card.json").write_text(json.dumps(card, indent=2, default=float) + "\n", encoding="utf-8")
     (directory / "card.md").write_text(card_markdown(card, directory.name), encoding="utf-8")
+    write_manifest(directory)

@@ -24,7 +24,6 @@ import copy
 import hashlib
 import json
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -601,16 +600,15 @@ def rethreshold(args) -> int:
     operating points and ranking metrics measured once on test; sidecar and card rewritten with their hashes."""
     import warnings
     warnings.filterwarnings("ignore", module="sklearn")
-    from services.core.files import sha256_file
-    from services.inference.onnx_runtime import load_bundle
+    from services.inference.onnx_runtime import ModelIntegrityError, load_bundle
     from services.imaging.xray import SIDECAR
     out = args.out
-    bundle = load_bundle(out, use_cache=False)  # refuses a model.onnx that does not match its sha256
     meta_path = out / SIDECAR
-    sha_path = meta_path.with_name(SIDECAR + ".sha256")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    if not sha_path.exists() or sha256_file(meta_path) != sha_path.read_text(encoding="utf-8").split()[0].strip():
-        raise SystemExit(f"{meta_path} does not match its .sha256: restore the bundle before re-deriving thresholds")
+    try:
+        bundle = load_bundle(out, use_cache=False)  # every file checked against the signed manifest
+    except ModelIntegrityError as exc:
+        raise SystemExit(f"{exc} Restore the bundle before re-deriving thresholds.") from None
+    meta = json.loads(bundle.files[SIDECAR])
     if meta.get("model_sha256") != bundle.sha256:
         raise SystemExit(f"{meta_path} belongs to another model.onnx: restore the bundle before re-deriving thresholds")
     card = copy.deepcopy(bundle.card)

@@ -1,8 +1,8 @@
 """Chest X-ray classification with the bundled ONNX model: 15 probabilities, flags, heat map, OOD guard.
 
-The bundle resources/models/xray/ holds model.onnx (+ .sha256), card.json/card.md and the sidecar
-xray_meta.json (+ .sha256: class order, per-class thresholds chosen on validation, OOD limits). Both
-hashes are checked before anything is used. The ONNX graph returns, for a batch of preprocessed images:
+The bundle resources/models/xray/ holds model.onnx, card.json/card.md, a signed manifest.json and the sidecar
+xray_meta.json (class order, per-class thresholds chosen on validation, OOD limits). Both
+are checked against the manifest before anything is used. The ONNX graph returns, for a batch of preprocessed images:
 probs (N,15), cam (N,15,8,8) class activation maps (their spatial mean is the logit, so the heat map
 explains exactly the score shown) and ood (N,) the squared Mahalanobis distance of the network's pooled
 features to those of the training radiographs.
@@ -26,7 +26,7 @@ from PIL import Image
 
 from services.core.outputs import csv_output
 from services.inference.shared import shared_model
-from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle, sha256_file
+from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle
 from services.imaging.xray_image import (MODEL_SIZE, LoadedImage, XrayImageError, load_xray, normalize, preprocess,
                                  to_model_size)
 
@@ -117,16 +117,12 @@ class XrayService:
     """Loads the bundle once (hash-checked) and classifies chest radiographs."""
 
     def __init__(self, bundle_dir: Path | str = DEFAULT_BUNDLE) -> None:
-        self.bundle = load_bundle(bundle_dir)
-        meta_path = self.bundle.directory / SIDECAR
-        sha_path = meta_path.with_name(SIDECAR + ".sha256")
-        if not meta_path.exists() or not sha_path.exists():
-            raise FileNotFoundError(f"{meta_path} or its .sha256 is missing; the X-ray bundle is incomplete")
-        if sha256_file(meta_path) != sha_path.read_text(encoding="utf-8").split()[0].strip().lower():
-            raise ModelIntegrityError(f"{meta_path} does not match its recorded sha256; refusing to use it")
-        self.meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8"))
+        self.bundle = load_bundle(bundle_dir)   # every file checked against the signed manifest, kept as bytes
+        if SIDECAR not in self.bundle.files:
+            raise ModelIntegrityError(f"The X-ray bundle lacks {SIDECAR}; reinstall WardLens.")
+        self.meta: dict[str, Any] = json.loads(self.bundle.files[SIDECAR])
         if self.meta.get("model_sha256") not in (None, self.bundle.sha256):
-            raise ModelIntegrityError(f"{meta_path} belongs to another model.onnx; retrain or restore the bundle")
+            raise ModelIntegrityError(f"{SIDECAR} belongs to another model.onnx; retrain or restore the bundle")
         self.classes: list[str] = list(self.meta["classes"])
         self.thresholds: dict[str, float] = {c: float(self.meta["thresholds"][c]) for c in self.classes}
         self.ood_limits: dict[str, float] = {k: float(v) for k, v in self.meta["ood"].items() if not isinstance(v, str)}

@@ -1,8 +1,8 @@
-"""One place that creates onnxruntime sessions: hash-checked bundles, chosen providers, no telemetry.
+"""One place that creates onnxruntime sessions: signed bundles, chosen providers, no telemetry.
 
-A model bundle is a folder resources/models/<name>/ holding model.onnx, card.json, card.md and
-model.onnx.sha256. The hash is checked before the session is created, so a swapped or damaged model
-file is refused rather than silently used.
+A model bundle is a folder resources/models/<name>/ holding model.onnx, card.json, card.md, its sidecars and a
+signed manifest.json (services.inference.manifest). Every file is read once into memory and checked against the
+manifest; the session, the card and the sidecars are made from those bytes, never reopened by path.
 """
 from __future__ import annotations
 
@@ -19,16 +19,13 @@ os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
 import onnxruntime as ort  # noqa: E402
 
-from services.core.errors import WardLensError
+from services.inference.manifest import ModelIntegrityError, read_bundle  # noqa: F401 - re-exported
 from services.core.paths import RESOURCES
 from services.core.files import sha256_file  # noqa: E402,F401 - re-exported for the model services
 
 MODELS_DIR = RESOURCES / "models"
 PREFERRED_PROVIDERS = ("CUDAExecutionProvider", "DmlExecutionProvider", "CoreMLExecutionProvider", "CPUExecutionProvider")
 
-
-class ModelIntegrityError(WardLensError, RuntimeError):
-    """The model file does not match its recorded sha256."""
 
 
 def write_sha256(model_path: Path) -> str:
@@ -60,6 +57,7 @@ class ModelBundle:
     card: dict[str, Any]
     sha256: str
     session: ort.InferenceSession = field(repr=False)
+    files: dict[str, bytes] = field(default_factory=dict, repr=False)   # every file, as checked against the manifest
 
     @property
     def version(self) -> str:
@@ -75,17 +73,12 @@ def load_bundle(directory: Path | str, use_cache: bool = True) -> ModelBundle:
     with _lock:
         if use_cache and directory in _cache:
             return _cache[directory]
-        model_path = directory / "model.onnx"
-        sha_path = directory / "model.onnx.sha256"
-        if not model_path.exists() or not sha_path.exists():
-            raise FileNotFoundError(f"model bundle incomplete in {directory} (needs model.onnx and model.onnx.sha256)")
-        expected = sha_path.read_text(encoding="utf-8").split()[0].strip().lower()
-        actual = sha256_file(model_path)
-        if actual != expected:
-            raise ModelIntegrityError(f"{model_path} does not match its recorded sha256; refusing to load it")
-        card_path = directory / "card.json"
-        card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
-        bundle = ModelBundle(directory.name, directory, card, actual, create_session(model_path))
+        files, digests = read_bundle(directory)
+        if "model.onnx" not in files:
+            raise ModelIntegrityError(f"The model bundle {directory.name} has no model.onnx; reinstall WardLens.")
+        card = json.loads(files["card.json"].decode("utf-8")) if "card.json" in files else {}
+        bundle = ModelBundle(directory.name, directory, card, digests["model.onnx"],
+                             create_session(files["model.onnx"]), files)
         if use_cache:
             _cache[directory] = bundle
         return bundle

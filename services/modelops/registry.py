@@ -218,8 +218,7 @@ class ModelRegistry:
                 out.append(ModelEntry(f"{name}:bundled", name, title, "—", "bundled", "refused", False, "", False,
                                       problem=str(exc), card_markdown=f"# {title}\n\n**Refused:** {exc}"))
                 continue
-            md_path = directory / "card.md"
-            md = md_path.read_text(encoding="utf-8") if md_path.exists() else card_markdown(bundle.card)
+            md = bundle.files["card.md"].decode("utf-8") if "card.md" in bundle.files else card_markdown(bundle.card)
             version = bundle.version
             in_use = True
             if name == READMISSION:

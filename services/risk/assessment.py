@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import json
 import threading
-from pathlib import Path
 
 from models.domain import Permission, RiskAssessment, RiskFactor
+from services.inference.manifest import ModelIntegrityError, read_bundle
 from services.core.paths import RESOURCES
 from services.risk.clinical_scores import hospital_band, hospital_components, lace_components
 from services.inference.model_cards import readable_card_markdown
@@ -100,11 +100,9 @@ class AssessmentService:
             origin = svc.meta.get("origin")
             return readable_card_markdown(svc.bundle.card, svc.version,
                                           f"{origin} (this hospital)" if origin else "bundled with WardLens")
-        path = RESOURCES / "models" / name / "card.json"
-        if not path.exists():
-            return f"No model card found for the {name} model."
-        try:
-            card = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError:
-            return f"The {name} model card is damaged."
+        try:   # the card as signed in the bundle's manifest, never a card.json edited beside it
+            files, _ = read_bundle(RESOURCES / "models" / name)
+            card = json.loads(files["card.json"])
+        except (ModelIntegrityError, KeyError, ValueError) as exc:
+            return f"The {name} model card cannot be shown: {exc}"
         return readable_card_markdown(card, source="bundled with WardLens")

@@ -29,8 +29,7 @@ from services.risk.clinical_scores import hospital_band, hospital_score, lace_in
 from services.records.uci_table import eligible_mask, normalise_uci_frame
 from services.risk.features import FEATURE_NAMES, build_features, describe_feature
 from services.inference.shared import shared_model
-from services.inference.onnx_runtime import (MODELS_DIR, ModelBundle, ModelIntegrityError, create_session, load_bundle,
-                                  sha256_file)
+from services.inference.onnx_runtime import MODELS_DIR, ModelBundle, ModelIntegrityError, create_session, load_bundle
 from services.records.uci_schema import (A1C_VALUES, AGE_BANDS, ENCOUNTER_COLUMNS, GENDERS, GLU_SERUM_VALUES, INT_COLUMNS,
                                  MEDICATION_STATUSES, MEDICATIONS, READMITTED_VALUES)
 
@@ -60,16 +59,6 @@ class ReadmissionInputError(ValueError):
     """A file-level problem with a CSV handed to score_readmission_csv (encoding, header, columns)."""
 
 
-def _checked(path: Path) -> Path:
-    """Refuse a sidecar whose sha256 does not match its .sha256 file."""
-    sha = path.with_name(path.name + ".sha256")
-    if not path.exists() or not sha.exists():
-        raise FileNotFoundError(f"{path} or its .sha256 is missing")
-    if sha256_file(path) != sha.read_text(encoding="utf-8").split()[0].strip().lower():
-        raise ModelIntegrityError(f"{path} does not match its recorded sha256; refusing to load it")
-    return path
-
-
 @dataclass(frozen=True)
 class TreeArrays:
     """Flattened tree ensemble: node i of tree t is global row tree_start[t] + i."""
@@ -82,11 +71,6 @@ class TreeArrays:
     mean: np.ndarray         # float64 cover-weighted mean of the leaf values below (leaf value at leaves)
     roots: np.ndarray        # int32 global index of each tree's root
     base_margin: float
-
-    @classmethod
-    def load(cls, path: Path) -> "TreeArrays":
-        with open(_checked(path), "rb") as f:
-            return cls._read(f)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "TreeArrays":
@@ -155,10 +139,12 @@ class ReadmissionService:
     """Loads the readmission bundle once and scores encounters in the UCI schema."""
 
     def __init__(self, bundle_dir: Path | str = BUNDLE_DIR) -> None:
-        bundle = load_bundle(bundle_dir)
-        directory = bundle.directory
-        meta = json.loads(_checked(directory / "meta.json").read_text(encoding="utf-8"))
-        self._setup(bundle, meta, TreeArrays.load(directory / "trees.npz"))
+        bundle = load_bundle(bundle_dir)   # every file checked against the signed manifest, kept as bytes
+        try:
+            meta, trees = json.loads(bundle.files["meta.json"]), TreeArrays.from_bytes(bundle.files["trees.npz"])
+        except KeyError as exc:
+            raise ModelIntegrityError(f"The readmission bundle lacks {exc.args[0]}; reinstall WardLens.") from None
+        self._setup(bundle, meta, trees)
 
     @classmethod
     def from_bytes(cls, onnx_bytes: bytes, meta_json: bytes, trees_npz: bytes, sha256: Mapping[str, str],
@@ -206,13 +192,10 @@ class ReadmissionService:
         return str(self.meta.get("version", self.bundle.version))
 
     def model_bytes(self) -> bytes:
-        """The model.onnx bytes this service scores with (re-read and sha256-checked for a bundle folder)."""
+        """The model.onnx bytes this service scores with."""
         if self._onnx_bytes is not None:
             return self._onnx_bytes
-        data = (self.bundle.directory / "model.onnx").read_bytes()
-        if hashlib.sha256(data).hexdigest() != self.bundle.sha256:
-            raise ModelIntegrityError(f"{self.bundle.directory / 'model.onnx'} changed since it was loaded")
-        return data
+        return self.bundle.files["model.onnx"]   # the bytes checked at load, not the file as it is now
 
     def band(self, probability: float) -> str:
         name = self.bands[0][0]
