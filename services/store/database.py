@@ -118,8 +118,7 @@ class Database:
         conn.trust = self.trust
         if not self._plain:
             conn.execute("PRAGMA cipher_log_level = NONE")
-            # PRAGMA key cannot take a bound parameter; the value is hex only, so formatting is safe.
-            conn.execute(f"PRAGMA key = \"x'{self._key.hex()}'\"")
+            apply_key(conn, self._key)
             if MEMORY_SECURITY:
                 conn.execute("PRAGMA cipher_memory_security = ON")
         conn.execute("PRAGMA foreign_keys = ON")
@@ -212,7 +211,11 @@ class Database:
         self.interrupt()
         self._close_connections()
         conn = self.conn
-        conn.execute(f"PRAGMA rekey = \"x'{bytes(new_key).hex()}'\"")   # hex only, as for PRAGMA key
+        literal = _key_literal(new_key)
+        try:
+            conn.reset_key(literal)   # sqlite3_rekey: re-encrypts every page
+        finally:
+            _wipe(literal)
         self._key[:] = bytes(new_key)
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()   # the connection reads with the new key
 
@@ -227,5 +230,28 @@ def connect_raw(path: Path | str, key: bytes | bytearray, uri: bool = False) -> 
     """A one-off connection (backup targets, verification of copies; uri=True for 'file:...?mode=ro')."""
     conn = sqlcipher.connect(str(path), isolation_level=None, uri=uri, factory=Connection)
     conn.execute("PRAGMA cipher_log_level = NONE")
-    conn.execute(f"PRAGMA key = \"x'{bytes(key).hex()}'\"")
+    apply_key(conn, key)
     return conn
+
+
+def _wipe(buf: bytearray) -> None:
+    for i in range(len(buf)):
+        buf[i] = 0
+
+
+def _key_literal(key: bytes | bytearray) -> bytearray:
+    """SQLCipher's raw-key literal x'<hex>' in a mutable buffer that is wiped after use: no immutable Python string
+    holding the key in hex is ever made (PRAGMA key = "..." would leave one to the garbage collector)."""
+    digits = b"0123456789abcdef"
+    out = bytearray(b"x'") + bytearray(2 * len(key)) + bytearray(b"'")
+    for i, b in enumerate(bytes(key) if not isinstance(key, bytearray) else key):
+        out[2 + 2 * i], out[3 + 2 * i] = digits[b >> 4], digits[b & 15]
+    return out
+
+
+def apply_key(conn, key: bytes | bytearray) -> None:
+    literal = _key_literal(key)
+    try:
+        conn.set_key(literal)   # sqlite3_key with the raw-key literal: no KDF, no text copy
+    finally:
+        _wipe(literal)
