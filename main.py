@@ -15,8 +15,9 @@ from services.core.hardening import disable_core_dumps, take_secret_from_environ
 disable_core_dumps()  # before any key or patient data is in memory
 _ENV_PASSWORD = take_secret_from_environment("WARDLENS_PASSWORD")  # wiped from /proc/PID/environ at once
 _ENV_RECOVERY = take_secret_from_environment("WARDLENS_RECOVERY_KEY")
+_ENV_NEW_PASSWORD = take_secret_from_environment("WARDLENS_NEW_PASSWORD")
 
-from services.core.errors import WardLensError  # noqa: E402
+from services.core.errors import PasswordChangeRequired, WardLensError  # noqa: E402
 from services.core.files import check_command_paths  # noqa: E402
 from services.core.outputs import write_output  # noqa: E402
 from services.core.paths import default_store_path, ensure_user_data_dir, user_data_dir  # noqa: E402
@@ -44,7 +45,10 @@ def _desk(args: argparse.Namespace):
     if recovery and not args.user and not os.environ.get("WARDLENS_USER"):
         desk = open_desk_with_recovery(args.db, recovery)
     else:
-        desk = open_desk(args.db, *_credentials(args))
+        try:
+            desk = open_desk(args.db, *_credentials(args))
+        except PasswordChangeRequired as exc:
+            raise WardLensError(f"{exc} On the command line: main.py users passwd --db {args.db}") from None
     for warning in desk.warnings:   # e.g. a promoted model refused at its check, an audit log shorter than seen
         print(f"warning: {warning}", file=sys.stderr)
     return desk
@@ -112,6 +116,101 @@ def cmd_restore(args: argparse.Namespace) -> int:
         confirm = (args.confirm_admin, getpass.getpass(f"Password of {args.confirm_admin}, administrator of {args.db}: "))
     kept = restore(args.backup, args.db, user, password, confirm)
     print(f"Restored {args.db} from {args.backup}; the previous store was kept as {kept}")
+    return 0
+
+
+def _new_password(prompt: str) -> str:
+    """A new password from WARDLENS_NEW_PASSWORD or typed twice at the terminal."""
+    if _ENV_NEW_PASSWORD is not None:
+        return _ENV_NEW_PASSWORD
+    if not sys.stdin.isatty():
+        raise WardLensError("Set WARDLENS_NEW_PASSWORD or run from a terminal to be asked for the new password.")
+    first = getpass.getpass(f"{prompt}: ")
+    if getpass.getpass("Repeat it: ") != first:
+        raise WardLensError("The two passwords differ.")
+    return first
+
+
+def _one_time_password() -> str:
+    import secrets
+    return "-".join(secrets.token_urlsafe(6)[:5] for _ in range(3))   # 15 random characters, easy to read out
+
+
+def cmd_users(args: argparse.Namespace) -> int:
+    """People: list, add, set-role, deactivate, reactivate, reset-password, unlock (administrators), passwd (anyone)."""
+    import json
+    from models.domain import Role
+    from services.desk import open_desk
+    if args.action == "passwd":
+        user, password = _credentials(args)
+        open_desk(args.db, user, password, new_password=_new_password(f"New password for {user}")).lock()
+        print(f"Password of {user} changed.")
+        return 0
+    desk = _desk(args)
+    try:
+        accounts, name = desk.site.accounts, getattr(args, "name", "").strip().lower()
+        one_time = None
+        if args.action == "list":
+            people = accounts.people()
+            if args.json:
+                print(json.dumps(people, indent=1))
+            for p in [] if args.json else people:
+                flags = [f for f, on in (("inactive", not p["active"]), ("must change password", p["must_change_password"]),
+                                         (f"{p['failed_logins']} failed logins", p["failed_logins"]),
+                                         ("NOT SIGNED", not p["signed"])) if on]
+                print(f"{p['username']:<16} {p['role']:<10} {p['display_name']:<24} {', '.join(flags)}")
+        elif args.action == "add":
+            one_time = _one_time_password()
+            accounts.add_user(name, one_time, Role(args.role), args.display_name or "", must_change=True)
+        elif args.action == "set-role":
+            role = Role(args.role)
+            one_time = _one_time_password() if role is Role.ADMIN else None
+            accounts.set_role(name, role, one_time)
+        elif args.action == "deactivate":
+            accounts.deactivate_user(name)
+        elif args.action in ("reactivate", "reset-password"):
+            one_time = _one_time_password()
+            (accounts.reactivate_user if args.action == "reactivate" else accounts.reset_password)(name, one_time)
+        elif args.action == "unlock":
+            accounts.unlock_account(name)
+    finally:
+        desk.lock(reason="command finished")
+    if args.action != "list":
+        print(f"{args.action}: {name} done.")
+    if one_time:
+        print(f"One-time password for {name}: {one_time}\n(they choose their own at their first login; it is shown "
+              "only now)")
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    import json
+    desk = _desk(args)
+    try:
+        stats = desk.stats()
+    finally:
+        desk.lock(reason="command finished")
+    if args.json:
+        print(json.dumps(stats))
+    else:
+        for key, value in stats.items():
+            print(f"{key:<20} {value}")
+    return 0
+
+
+def cmd_census(args: argparse.Namespace) -> int:
+    import json
+    desk = _desk(args)
+    try:
+        rows = [r for r in desk.census_rows() if not args.ward or r["ward"].lower() == args.ward.strip().lower()]
+    finally:
+        desk.lock(reason="command finished")
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['ward']:<14} {r['bed']:<6} {r['patient_number']:<12} {r['name']:<28} admitted {r['admitted']}, "
+                  f"expected home {r['expected_discharge'] or 'beyond model range'}")
     return 0
 
 
@@ -263,6 +362,33 @@ def build_parser() -> argparse.ArgumentParser:
                    "replacing it with a backup of another store (asked for their password)")
     p.set_defaults(func=cmd_restore)
     with_db(sub.add_parser("verify", help="check encryption, structure and the audit chain")).set_defaults(func=cmd_verify)
+    users = sub.add_parser("users", help="people: list, add, set-role, deactivate, reactivate, reset-password, unlock "
+                                          "(administrators); passwd (your own password)")
+    actions = users.add_subparsers(dest="action", required=True)
+    for action, about in (("list", "every account with its role and status"),
+                          ("add", "a new account with a one-time password (printed once)"),
+                          ("set-role", "change an account's role (signed)"), ("deactivate", "end an account's access"),
+                          ("reactivate", "an account back, with a one-time password"),
+                          ("reset-password", "a forgotten password: new keys and a one-time password"),
+                          ("unlock", "clear a locked-out account's failed logins"), ("passwd", "change your own password")):
+        p = with_db(actions.add_parser(action, help=about))
+        if action not in ("list", "passwd"):
+            p.add_argument("name", help="the user the action is about")
+        if action in ("add", "set-role"):
+            p.add_argument("--role", required=True, choices=["admin", "clinician", "nurse", "analyst"])
+        if action == "add":
+            p.add_argument("--display-name", help="the name shown for the user")
+        if action == "list":
+            p.add_argument("--json", action="store_true", help="as JSON")
+        p.set_defaults(func=cmd_users)
+    p = with_db(sub.add_parser("stats", help="counts of what the store holds"))
+    p.add_argument("--json", action="store_true", help='one object: {"patients": N, "encounters": N, ...}')
+    p.set_defaults(func=cmd_stats)
+    p = with_db(sub.add_parser("census", help="patients in hospital now"))
+    p.add_argument("--ward", help="one ward only")
+    p.add_argument("--json", action="store_true", help="a list of objects (patient_number, name, ward, bed, admitted, "
+                                                       "expected_discharge)")
+    p.set_defaults(func=cmd_census)
     p = with_db(sub.add_parser("rotate-keys", help="re-encrypt the store under a new key (admin); earlier key files "
                                                    "and passwords stop working"))
     p.add_argument("--force", action="store_true", help="rotate even if some accounts cannot be given the new key")

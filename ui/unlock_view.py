@@ -45,8 +45,15 @@ class UnlockView(QWidget):
         self.user.setAccessibleName("User name")
         self.password = QLineEdit(placeholderText="password", echoMode=QLineEdit.EchoMode.Password)
         self.password.setAccessibleName("Password")
+        self.new_password = QLineEdit(placeholderText="at least 8 characters", echoMode=QLineEdit.EchoMode.Password)
+        self.new_password.setAccessibleName("New password")
+        self.repeat = QLineEdit(placeholderText="the same again", echoMode=QLineEdit.EchoMode.Password)
+        self.repeat.setAccessibleName("Repeat the new password")
         form.addRow("&User", self.user)
         form.addRow("&Password", self.password)
+        form.addRow("&New password", self.new_password)
+        form.addRow("&Repeat", self.repeat)
+        self._form = form
         lay.addLayout(form)
         self.error = QLabel(objectName="ErrorLabel", wordWrap=True)
         self.error.setVisible(False)
@@ -78,6 +85,10 @@ class UnlockView(QWidget):
         vm.progressChanged.connect(self.progress_text.setText)
         vm.demoLoginsChanged.connect(self._show_demo)
         vm.backupOffered.connect(self._show_offer)
+        vm.passwordChangeRequiredChanged.connect(self._show_change)
+        self.repeat.returnPressed.connect(self._submit)
+        self.new_password.returnPressed.connect(self.repeat.setFocus)
+        self._show_change(vm.passwordChangeRequired)
         self.restore_button.clicked.connect(vm.restore_offered_backup)
         self.setTabOrder(self.user, self.password)
         self.setTabOrder(self.password, self.unlock_button)
@@ -85,14 +96,24 @@ class UnlockView(QWidget):
         self._show_error(vm.error)
 
     def _submit(self) -> None:
-        self.vm.unlock(self.user.text(), self.password.text())
+        self.vm.unlock(self.user.text(), self.password.text(), self.new_password.text(), self.repeat.text())
+
+    def _show_change(self, required: bool) -> None:
+        """A one-time password: the new password fields appear under it, the button says what it will do."""
+        for w in (self.new_password, self.repeat):
+            self._form.setRowVisible(w, required)
+        self.unlock_button.setText("&Change password and unlock" if required else "&Unlock")
 
     def _show_error(self, text: str) -> None:
         self.error.setText(text)
         self.error.setVisible(bool(text))
-        if text:
+        if text and not self.vm.passwordChangeRequired:
             self.password.clear()
             self.password.setFocus()
+        elif text:
+            self.new_password.clear()
+            self.repeat.clear()
+            self.new_password.setFocus()
 
     def _show_offer(self, backup) -> None:
         self.restore_button.setVisible(backup is not None)
@@ -102,7 +123,7 @@ class UnlockView(QWidget):
 
     def _show_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
-        for w in (self.unlock_button, self.user, self.password):
+        for w in (self.unlock_button, self.user, self.password, self.new_password, self.repeat):
             w.setEnabled(not busy)
 
     def _show_demo(self, logins: list[dict]) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from PySide6.QtCore import Property, QObject, QTimer, Signal, Slot
 
 from models.domain import Permission  # noqa: F401 - re-exported for views, which may not import services
-from services.core.errors import StoreDamaged, WardLensError
+from services.core.errors import PasswordChangeRequired, StoreDamaged, WardLensError
 from services.desk import Desk, open_desk
 from services.records.demo import build_demo_store
 from services.site import accounts
@@ -33,6 +33,7 @@ class SessionViewModel(QObject):
     notice = Signal(str)              # something the user should know after unlocking (e.g. a refused model)
     storeReady = Signal()
     backupOffered = Signal(object)    # a VerifiedBackup to restore after a damaged store, or None
+    passwordChangeRequiredChanged = Signal(bool)   # the account logs in only with a new password (one-time password)
 
     def __init__(self, store_path: Path, runner: BackgroundRunner, build_demo_if_missing: bool = True,
                  idle_check_ms: int = 15_000, parent: QObject | None = None) -> None:
@@ -47,6 +48,7 @@ class SessionViewModel(QObject):
         self._session: Desk | None = None
         self.offered_backup: VerifiedBackup | None = None
         self._credentials: tuple[str, str] = ("", "")
+        self._must_change = False
         self._idle = QTimer(self)
         self._idle.setInterval(idle_check_ms)
         self._idle.timeout.connect(self.check_idle)
@@ -61,7 +63,11 @@ class SessionViewModel(QObject):
     def _get_progress(self) -> str:
         return self._progress
 
+    def _get_must_change(self) -> bool:
+        return self._must_change
+
     error = Property(str, _get_error, notify=errorChanged)
+    passwordChangeRequired = Property(bool, _get_must_change, notify=passwordChangeRequiredChanged)
     busy = Property(bool, _get_busy, notify=busyChanged)
     progress = Property(str, _get_progress, notify=progressChanged)
 
@@ -113,24 +119,32 @@ class SessionViewModel(QObject):
         self.demoLoginsChanged.emit(self.demo_logins)
 
     @Slot(str, str)
-    def unlock(self, username: str, password: str) -> None:
-        """Key derivation takes about half a second, so it runs off the GUI thread."""
+    @Slot(str, str, str, str)
+    def unlock(self, username: str, password: str, new_password: str = "", repeat: str = "") -> None:
+        """Key derivation takes about half a second, so it runs off the GUI thread. With a one-time password the new
+        password (typed twice) replaces it in the same step."""
         if self._busy:
             return
         if not username.strip() or not password:
             self._set_error("Enter your user name and password.")
             return
+        if self._must_change and (not new_password or new_password != repeat):
+            self._set_error("Type the same new password twice." if new_password else "Choose a new password.")
+            return
         self._set_error("")
         self._set_busy(True)
         self._set_progress("Unlocking…")
+        change = new_password if self._must_change else None
+
         def job(progress, cancel):  # the same opening as every command: settings, the store's promoted model
-            desk = open_desk(self.store_path, username, password)
+            desk = open_desk(self.store_path, username, password, new_password=change)
             return desk, " ".join(desk.warnings)
 
         self.runner.run("Unlocking", job, on_success=lambda r: self._unlocked(*r),
                         on_failure=lambda e: self._unlock_failed(e, username, password), owner=self)
 
     def _unlocked(self, session: Desk, warning: str = "") -> None:
+        set_if_changed(self, "_must_change", False, "passwordChangeRequiredChanged")
         self._set_busy(False)
         self._set_progress("")
         self._session = session
@@ -145,6 +159,8 @@ class SessionViewModel(QObject):
         self._set_error(user_message(exc))
 
     def _unlock_failed(self, exc: BaseException, username: str, password: str) -> None:
+        if isinstance(exc, PasswordChangeRequired):   # first: the view keeps the one-time password typed
+            set_if_changed(self, "_must_change", True, "passwordChangeRequiredChanged")
         self._failed(exc)
         if isinstance(exc, StoreDamaged):  # offer the newest backup that verifies now
             self._credentials = (username, password)

@@ -11,6 +11,13 @@ class WrongPassword(WardLensError):
         super().__init__("Wrong user name or password.")
 
 
+class PasswordChangeRequired(WardLensError):
+    """The account has a one-time password (set by an administrator): a new password must be chosen to log in."""
+
+    def __init__(self) -> None:
+        super().__init__("Your password was set by an administrator for one use: choose a new password to log in.")
+
+
 class LoginThrottled(WardLensError):
     def __init__(self, wait_s: float) -> None:
         self.wait_s = wait_s

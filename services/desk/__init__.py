@@ -62,6 +62,24 @@ class Desk:
             found.append(self.active_model.warning)
         return found
 
+    def stats(self) -> dict:
+        """The counts `stats --json` prints (an object scripts can rely on; README)."""
+        out = self.records.counts()
+        out["images"] = self.imaging.count()
+        out["users"] = int(self.session.db.conn.execute("SELECT count(*) FROM users").fetchone()[0])
+        return out
+
+    def census_rows(self) -> list[dict]:
+        """Patients in hospital now, for `census --json`: number (a pseudonym for analysts), name (the same pseudonym
+        label for analysts), ward, bed, admitted, expected discharge (empty when beyond the model's range)."""
+        rows = []
+        for p in self.capacity.census.inpatients():
+            rows.append({"patient_number": p.mrn, "name": p.patient_label, "ward": p.ward, "bed": p.bed,
+                         "admitted": p.admit_time.date().isoformat(), "days_in_hospital": p.days_in,
+                         "expected_discharge": p.expected_discharge.isoformat() if p.expected_discharge else "",
+                         "beyond_model_range": bool(p.beyond_model)})
+        return rows
+
     # what every page asks of the session
     @property
     def user(self) -> User:
@@ -90,8 +108,9 @@ class Desk:
         self.session.lock(reason=reason)
 
 
-def open_desk(path: Path | str, username: str, password: str) -> Desk:
-    return Desk.around(accounts.unlock(path, username, password))
+def open_desk(path: Path | str, username: str, password: str, new_password: str | None = None) -> Desk:
+    """`new_password` replaces a one-time password set by an administrator (accounts.unlock)."""
+    return Desk.around(accounts.unlock(path, username, password, new_password=new_password))
 
 
 def open_desk_with_recovery(path: Path | str, recovery_key: str) -> Desk:

@@ -31,6 +31,18 @@ class Records:
             raise ValidationError({"patient": f"no patient with number {text!r}: check the number on the patient list"})
         return int(row[0])
 
+    def counts(self) -> dict[str, Any]:
+        """What the store holds, for `stats` (any role: counts only, nothing identifying). Every encounter of the UCI
+        schema is a hospital admission, so all of them are of class inpatient until other sources are imported."""
+        self.session.require(Permission.READ_DEIDENTIFIED, "see the store's counts")
+        c = self.session.db.conn
+        one = lambda sql: int(c.execute(sql).fetchone()[0])  # noqa: E731
+        encounters = one("SELECT count(*) FROM encounters")
+        return {"patients": one("SELECT count(*) FROM patients"), "encounters": encounters,
+                "encounters_by_class": {"inpatient": encounters, "emergency": 0, "ambulatory": 0, "other": 0},
+                "diagnoses": one("SELECT count(*) FROM diagnoses"), "medications": one("SELECT count(*) FROM medications"),
+                "labs": one("SELECT count(*) FROM lab_results")}
+
     def import_csv(self, source: Path | str | BinaryIO, progress: ProgressFn = no_progress,
                    cancel: CancelToken | None = None) -> ImportReport:
         return import_uci_csv(self.session, source, progress, cancel)

@@ -20,7 +20,7 @@ from services.store import audit, integrity, signing
 from services.store.keyring import Keyring
 from services.store.signing import Trust
 from services.store.database import Database, DatabaseError, is_plain_sqlite
-from services.core.errors import (KeyFileError, NotEncrypted, PermissionDenied, StoreDamaged, StoreNotFound,
+from services.core.errors import (PasswordChangeRequired, KeyFileError, NotEncrypted, PermissionDenied, StoreDamaged, StoreNotFound,
                              ValidationError, WardLensError, WrongPassword)
 from services.store.keyfile import RECOVERY_PREFIX, KdfParams, KeyFile, key_file_path, new_data_key, new_recovery_key, \
     normalise_recovery_key
@@ -174,8 +174,12 @@ def _check_store_file(path: Path) -> None:
         raise NotEncrypted(path)
 
 
-def unlock(path: Path | str, username: str, password: str, idle_minutes: float | None = None) -> Session:
-    """Log in: a wrong password and a damaged store raise different errors; failures are throttled."""
+def unlock(path: Path | str, username: str, password: str, idle_minutes: float | None = None,
+           new_password: str | None = None) -> Session:
+    """Log in: a wrong password and a damaged store raise different errors; failures are throttled. An account with a
+    one-time password logs in only with `new_password`, which replaces it (PasswordChangeRequired otherwise)."""
+    if new_password is not None:
+        validate_new_account((username or "x").strip().lower() or "x", new_password)   # before any work
     path = Path(path)
     _check_store_file(path)
     keys = KeyFile.load(key_file_path(path))
@@ -190,12 +194,14 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
     adopted = keyrings.adopt_grant(path, keys, entry, ring)   # a rotation's new key, sealed to this user
     db = _open_with_key(path, keys, bytearray(ring.data_key))
     try:
-        row = db.conn.execute("SELECT role, display_name, active, sign_pub, role_sig FROM users WHERE username = ?",
-                              (username,)).fetchone()
+        row = db.conn.execute("SELECT role, display_name, active, sign_pub, role_sig, must_change FROM users "
+                              "WHERE username = ?", (username,)).fetchone()
         if row is None or not row[2]:
             keys.record_failure(username, "account disabled or removed")  # audited at the next login, signed there
             raise WrongPassword()
         warnings = establish_trust(db, keys, entry, ring, kek, username, Role(row[0]), row[2], row[3], row[4], adopted)
+        if row[5] and new_password is None:
+            raise PasswordChangeRequired()
     except BaseException:
         db.close()
         ring.wipe()
@@ -203,8 +209,15 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
             kek[i] = 0
         raise
     user = User(username, Role(row[0]), row[1], True)
-    return _start(db, keys, user, path, idle_minutes, Sealer(keys.path, entry, kek, ring, keys.store_id, username),
-                  warnings)
+    session = _start(db, keys, user, path, idle_minutes, Sealer(keys.path, entry, kek, ring, keys.store_id, username),
+                     warnings)
+    if new_password is not None:
+        try:
+            AccountService(session).change_password(password, new_password)
+        except BaseException:
+            session.lock(reason="password change failed")
+            raise
+    return session
 
 
 def _start(db: Database, keys: KeyFile, user: User, path: Path, idle_minutes: float | None, sealer: Sealer,
@@ -288,13 +301,44 @@ class AccountService:
         rows = self.session.db.conn.execute("SELECT username, role, display_name, active FROM users ORDER BY username")
         return [User(u, Role(r), d, bool(a)) for u, r, d, a in rows]
 
-    def add_user(self, username: str, password: str, role: Role, display_name: str = "") -> User:
+    def people(self) -> list[dict]:
+        """Every account with what an administrator needs to see: role, status, must change password, locked out,
+        whether its signatures verify."""
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        trust, keys = self.session.db.trust, self._keys()
+        out = []
+        for u, role, name, active, must, sig in self.session.db.conn.execute(
+                "SELECT username, role, display_name, active, must_change, role_sig FROM users ORDER BY username"):
+            failures = keys.data["failures"].get(u, {})
+            out.append({"username": u, "role": role, "display_name": name, "active": bool(active),
+                        "must_change_password": bool(must), "failed_logins": int(failures.get("count", 0) or 0),
+                        "signed": trust is None or trust.admin_pub is None or
+                        integrity.role_is_signed(trust, u, role, active, sig)})
+        return out
+
+    def add_user(self, username: str, password: str, role: Role, display_name: str = "",
+                 must_change: bool = False) -> User:
         self.session.require(Permission.MANAGE_USERS, "manage users")
         username = username.strip().lower()
         validate_new_account(username, password)
         keys = self._keys()
-        if keys.has(_user_entry(username)):
+        if keys.has(_user_entry(username)) or self._row(username) is not None:
             raise ValidationError({"username": "already exists"})
+
+        def insert(c, ring: Keyring) -> None:
+            c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub, box_pub, must_change) "
+                      "VALUES (?,?,?,1,?,?,?,?)", (username, role.value, display_name, _now(), ring.user_pub, ring.box_pub,
+                                                   int(must_change)))
+            audit.append(c, self.session.user.username, "user_added", "user", username, role.value)
+        self._issue(keys, username, password, role, insert)
+        return User(username, role, display_name, True)
+
+    def _row(self, username: str):
+        return self.session.db.conn.execute("SELECT role, active FROM users WHERE username = ?", (username,)).fetchone()
+
+    def _issue(self, keys: KeyFile, username: str, password: str, role: Role, write) -> None:
+        """A new keyring for an account (new signing and box keys; the administrator key for administrators), wrapped
+        under `password`; `write(c, ring)` records the account change in the same transaction, which signs it."""
         trust = self._admin_trust()
         ring = Keyring(self.session.db.key_copy(), signing.new_key(), trust.admin_key if role is Role.ADMIN else None,
                        trust.admin_pub, anchors.head(self.session.db.conn))
@@ -304,15 +348,78 @@ class AccountService:
             for i in range(len(kek)):
                 kek[i] = 0
             with self.session.db.transaction() as c:
-                c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub, box_pub) "
-                          "VALUES (?,?,?,1,?,?,?)", (username, role.value, display_name, _now(), ring.user_pub,
-                                                     ring.box_pub))
+                write(c, ring)
                 integrity.sign_user(c, trust, username)
-                audit.append(c, self.session.user.username, "user_added", "user", username, role.value)
         finally:
             ring.wipe()
         keys.save()
-        return User(username, role, display_name, True)
+
+    def _one_time(self, username: str, password: str, role: Role, action: str, active: bool) -> None:
+        """Give an existing account new keys and a one-time password it must change at its next login."""
+        validate_new_account(username, password)
+        keys = self._keys()
+
+        def update(c, ring: Keyring) -> None:
+            integrity.retire_key(c, self.session.db.trust, username)   # old entries keep verifying, new ones cannot
+            c.execute("UPDATE users SET role = ?, active = ?, sign_pub = ?, box_pub = ?, must_change = 1 WHERE "
+                      "username = ?", (role.value, int(active), ring.user_pub, ring.box_pub, username))
+            audit.append(c, self.session.user.username, action, "user", username, role.value)
+        self._issue(keys, username, password, role, update)
+        keys.data["failures"].pop(username, None)
+        keys.save()
+
+    def reset_password(self, username: str, one_time_password: str) -> None:
+        """For a user who forgot their password: new keys under a one-time password, changed at their next login."""
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        row = self._existing(username)
+        if not row[1]:
+            raise ValidationError({"username": "the account is deactivated; reactivate it"})
+        self._one_time(username, one_time_password, Role(row[0]), "password_reset", True)
+
+    def reactivate_user(self, username: str, one_time_password: str) -> None:
+        """A deactivated account back, with a one-time password (its old key-file entry was removed at deactivation)."""
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        row = self._existing(username)
+        if row[1]:
+            raise ValidationError({"username": "the account is active"})
+        self._one_time(username, one_time_password, Role(row[0]), "user_reactivated", True)
+
+    def set_role(self, username: str, role: Role, one_time_password: str | None = None) -> None:
+        """Change a role (signed). Making someone an administrator gives them the administrator key, which only a new
+        keyring can carry: it needs a one-time password. An administrator is not demoted: their old keyring keeps the
+        administrator key (deactivate the account and rotate keys instead; docs/security.md)."""
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        old = Role(self._existing(username)[0])
+        if old is role:
+            return
+        if old is Role.ADMIN:
+            raise ValidationError({"role": "an administrator cannot be demoted: their keyring holds the administrator "
+                                           "key. Deactivate the account, rotate keys, and add a new account"})
+        if role is Role.ADMIN:
+            if not one_time_password:
+                raise ValidationError({"password": "making someone an administrator needs a one-time password"})
+            self._one_time(username, one_time_password, role, "role_changed", True)
+            return
+        trust = self._admin_trust()
+        with self.session.db.transaction() as c:
+            c.execute("UPDATE users SET role = ? WHERE username = ?", (role.value, username))
+            integrity.sign_user(c, trust, username)
+            audit.append(c, self.session.user.username, "role_changed", "user", username, f"{old.value} -> {role.value}")
+
+    def unlock_account(self, username: str) -> None:
+        """Clear a locked-out account's failed-login count (audited)."""
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        self._existing(username)
+        keys = self._keys()
+        keys.data["failures"].pop(username, None)
+        keys.save()
+        self.session.log("account_unlocked", "user", username)
+
+    def _existing(self, username: str):
+        row = self._row(username)
+        if row is None:
+            raise ValidationError({"username": f"no user {username!r}"})
+        return row
 
     def _admin_trust(self) -> Trust:
         trust = self.session.db.trust
@@ -355,7 +462,9 @@ class AccountService:
             sealer.kek[:] = kek
         for i in range(len(kek)):
             kek[i] = 0
-        s.log("password_changed", "user", s.user.username)
+        with s.db.transaction() as c:
+            c.execute("UPDATE users SET must_change = 0 WHERE username = ?", (s.user.username,))
+            audit.append(c, s.user.username, "password_changed", "user", s.user.username)
 
 
 def require_admin(session: Session) -> None:

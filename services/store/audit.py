@@ -81,9 +81,8 @@ def _signer_allowed(user: str, action: str, signer: str) -> bool:
         (user == "recovery" and signer == "recovery")
 
 
-def verify_chain(conn, max_problems: int = 20, keys: dict[str, bytes] | None = None,
-                 pending: dict[str, bytes] | None = None) -> ChainReport:
-    """The chain, and with `keys` (user name -> trusted public signing key, services.store.trust) every row's
+def verify_chain(conn, max_problems: int = 20, keys=None, pending: dict[str, bytes] | None = None) -> ChainReport:
+    """The chain, and with `keys` (services.store.integrity.KeySet: the trusted keys of each user by row) every row's
     signature from the first signed row on: an unsigned row after it, a signature that fails, or a row signed by
     someone other than the user it names is reported."""
     from services.store.signing import AUDIT, verifies
@@ -113,7 +112,7 @@ def verify_chain(conn, max_problems: int = 20, keys: dict[str, bytes] | None = N
                 if signer not in keys and pending and signer in pending and \
                         verifies(pending[signer], sig, AUDIT, store_id, h):
                     by_pending[signer] = by_pending.get(signer, 0) + 1
-                elif signer not in keys or not verifies(keys[signer], sig, AUDIT, store_id, h):
+                elif not any(verifies(k, sig, AUDIT, store_id, h) for k in keys.candidates(signer, id_)):
                     problems.append(f"audit row {id_}'s signature does not verify (written or rewritten by someone "
                                     f"other than {signer!r})")
                 elif not _signer_allowed(user, action, signer):

@@ -36,6 +36,44 @@ def role_is_signed(trust: Trust, username: str, role: str, active: int, role_sig
     return trust.admin_signed(role_sig, signing.USER_ROLE, username, role, int(active))
 
 
+def retire_key(conn, trust: Trust, username: str) -> None:
+    """An account gets new keys (a password reset by an administrator): its old signing key stays valid for the
+    rows written so far, and no later one."""
+    row = conn.execute("SELECT sign_pub FROM users WHERE username = ?", (username,)).fetchone()
+    if not row or not row[0]:
+        return
+    to_row = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM audit_log").fetchone()[0]
+    conn.execute("INSERT OR REPLACE INTO retired_keys (username, sign_pub, to_row, sig) VALUES (?,?,?,?)",
+                 (username, row[0], to_row, trust.admin_sign(signing.RETIRED_KEY, username, row[0], to_row)))
+
+
+class KeySet:
+    """Which key may have signed audit row N for a user: the current key from the row where the last retired key
+    stopped, each retired key (countersigned when retired) before its end."""
+
+    def __init__(self, current: dict[str, bytes], retired: dict[str, list[tuple[bytes, int]]]) -> None:
+        self.current, self.retired = current, retired
+
+    def candidates(self, signer: str, row_id: int) -> list[bytes]:
+        ends = [end for _, end in self.retired.get(signer, [])]
+        keys = [k for k, end in self.retired.get(signer, []) if row_id < end]
+        if signer in self.current and row_id >= max(ends, default=0):
+            keys.append(self.current[signer])
+        return keys
+
+    def __contains__(self, signer: str) -> bool:
+        return signer in self.current or signer in self.retired
+
+
+def key_set(conn, trust: Trust) -> tuple[KeySet, dict[str, bytes]]:
+    current, pending = user_keys(conn, trust)
+    retired: dict[str, list[tuple[bytes, int]]] = {}
+    for username, pub, to_row, sig in conn.execute("SELECT username, sign_pub, to_row, sig FROM retired_keys"):
+        if trust.admin_signed(sig, signing.RETIRED_KEY, username, pub, int(to_row)):
+            retired.setdefault(username, []).append((signing.unb64(pub), int(to_row)))
+    return KeySet(current, retired), pending
+
+
 def user_keys(conn, trust: Trust) -> tuple[dict[str, bytes], dict[str, bytes]]:
     """The signing keys an administrator countersigned, by user; and the keys registered by their users after an
     upgrade that no administrator has countersigned (never trusted as a countersigned key is)."""
@@ -106,7 +144,7 @@ def check_signatures(conn, trust: Trust, max_problems: int = 20) -> tuple[list[s
         if not model_is_signed(trust, name, version, sha, side, card, status, sig):
             problems.append(f"model version {version} ({status}) is not signed by an administrator (inserted or "
                             "altered outside WardLens); it is never loaded")
-    keys, untrusted = user_keys(conn, trust)
+    keys, untrusted = key_set(conn, trust)
     notes = [f"the signing key of {u!r} awaits an administrator's countersignature (registered at that user's first "
              "login after the upgrade)" for u in untrusted]
     chain = verify_chain(conn, max_problems, keys=keys, pending=untrusted)

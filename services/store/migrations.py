@@ -269,6 +269,14 @@ ALTER TABLE settings ADD COLUMN sig TEXT;
 ALTER TABLE model_versions ADD COLUMN sig TEXT;
 ALTER TABLE audit_log ADD COLUMN signer TEXT;
 ALTER TABLE audit_log ADD COLUMN sig TEXT;
+ALTER TABLE users ADD COLUMN must_change INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE retired_keys (
+    username TEXT NOT NULL,
+    sign_pub TEXT NOT NULL,
+    to_row INTEGER NOT NULL,
+    sig TEXT NOT NULL,
+    PRIMARY KEY (username, sign_pub)
+);
 """
 
 

@@ -20,6 +20,7 @@ USER_KEY = "user-key"          # store_id, username, public signing key
 SETTING = "setting"            # store_id, key, value, updated_at, updated_by
 MODEL = "model-version"        # store_id, name, version, sha256 of onnx, sidecars and card, status
 AUDIT = "audit"                # store_id, row hash
+RETIRED_KEY = "retired-key"    # store_id, username, public signing key, first audit row it may no longer sign
 ANCHOR = "anchor"              # store_id, username, seq, hash
 
 
