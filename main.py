@@ -173,6 +173,8 @@ def cmd_users(args: argparse.Namespace) -> int:
             (accounts.reactivate_user if args.action == "reactivate" else accounts.reset_password)(name, one_time)
         elif args.action == "unlock":
             accounts.unlock_account(name)
+        elif args.action == "countersign":
+            print(f"{name}'s signing key {accounts.countersign(name)} is countersigned.")
     finally:
         desk.lock(reason="command finished")
     if args.action != "list":
@@ -370,7 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
                           ("set-role", "change an account's role (signed)"), ("deactivate", "end an account's access"),
                           ("reactivate", "an account back, with a one-time password"),
                           ("reset-password", "a forgotten password: new keys and a one-time password"),
-                          ("unlock", "clear a locked-out account's failed logins"), ("passwd", "change your own password")):
+                          ("unlock", "clear a locked-out account's failed logins"),
+                          ("countersign", "trust the signing key an account registered after an upgrade"),
+                          ("passwd", "change your own password")):
         p = with_db(actions.add_parser(action, help=about))
         if action not in ("list", "passwd"):
             p.add_argument("name", help="the user the action is about")

@@ -143,3 +143,19 @@ def test_a_backup_made_by_the_previous_release_is_offered_restored_and_upgraded(
     finally:
         s.lock()
 
+
+
+def test_keys_registered_after_the_upgrade_are_trusted_once_an_administrator_countersigns(tmp_path):
+    store = release_store(tmp_path)
+    unlock(store, ADMIN, MANIFEST["users"][ADMIN]).lock()              # the upgrade: the store is signed
+    other = next(u for u in MANIFEST["users"] if u != ADMIN)
+    unlock(store, other, MANIFEST["users"][other]).lock()              # registers a key no administrator signed yet
+    desk = open_desk(store, ADMIN, MANIFEST["users"][ADMIN])
+    try:
+        report = desk.site.verify()
+        assert any("cannot be told from forgeries" in p and other in p for p in report.problems), report.problems
+        assert len(desk.site.accounts.countersign(other)) == 24        # its fingerprint, read to the user
+        report = desk.site.verify()
+        assert report.ok, report.problems
+    finally:
+        desk.lock()

@@ -406,6 +406,22 @@ class AccountService:
             integrity.sign_user(c, trust, username)
             audit.append(c, self.session.user.username, "role_changed", "user", username, f"{old.value} -> {role.value}")
 
+    def countersign(self, username: str) -> str:
+        """Countersign the signing key an account registered at its first login after an upgrade (confirm with the
+        user first that they have logged in since: the key could also have been written into the file). Returns the
+        key's fingerprint."""
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        self._existing(username)
+        trust = self._admin_trust()
+        with self.session.db.transaction() as c:
+            pub = c.execute("SELECT sign_pub FROM users WHERE username = ?", (username,)).fetchone()[0]
+            if not pub:
+                raise ValidationError({"username": f"{username} has not logged in since the upgrade: no key to countersign"})
+            integrity.sign_user(c, trust, username)
+            fingerprint = signing.fingerprint(pub)
+            audit.append(c, self.session.user.username, "key_countersigned", "user", username, fingerprint)
+        return fingerprint
+
     def unlock_account(self, username: str) -> None:
         """Clear a locked-out account's failed-login count (audited)."""
         self.session.require(Permission.MANAGE_USERS, "manage users")

@@ -87,6 +87,10 @@ def establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek:
     changed |= ring.ensure_user_key()
     trust = Trust(keys.store_id, ring.admin_pub, username, ring.user_sign, ring.admin_sign)
     db.set_trust(trust)
+    if store_pub is None and ring.admin_pub is not None:
+        # The keyring knows the administrator key, so the store was signed: its key was removed from the file, which
+        # must not turn the checks off (or let an administrator's login re-sign the store "as found").
+        store_pub = b""
     if store_pub is None:
         if role is Role.ADMIN:
             sign_store(db, ring, trust)
@@ -107,7 +111,7 @@ def establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek:
             with db.transaction() as c:
                 c.execute("UPDATE users SET sign_pub = ?, box_pub = ?, key_sig = NULL WHERE username = ?",
                           (ring.user_pub, ring.box_pub, username))
-                if trust.admin_key is not None and store_pub is not None:
+                if trust.admin_key is not None:   # an administrator countersigns their own new key at once
                     integrity.sign_user(c, trust, username)
         else:
             warnings.append("The store holds another signing key for your account than yours: it was altered "

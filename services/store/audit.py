@@ -90,7 +90,7 @@ def verify_chain(conn, max_problems: int = 20, keys=None, pending: dict[str, byt
     prev_id, prev_hash, n = 0, GENESIS, 0
     signing_began = False
     store_id = None
-    by_pending: dict[str, int] = {}
+    by_pending: dict[str, list[int]] = {}
     if keys is not None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
         store_id = row[0] if row else ""
@@ -111,7 +111,7 @@ def verify_chain(conn, max_problems: int = 20, keys=None, pending: dict[str, byt
                 signing_began = True
                 if signer not in keys and pending and signer in pending and \
                         verifies(pending[signer], sig, AUDIT, store_id, h):
-                    by_pending[signer] = by_pending.get(signer, 0) + 1
+                    by_pending.setdefault(signer, []).append(id_)
                 elif not any(verifies(k, sig, AUDIT, store_id, h) for k in keys.candidates(signer, id_)):
                     problems.append(f"audit row {id_}'s signature does not verify (written or rewritten by someone "
                                     f"other than {signer!r})")
@@ -131,6 +131,8 @@ def verify_chain(conn, max_problems: int = 20, keys=None, pending: dict[str, byt
                             "(rows at the end were deleted or altered)")
     elif n and not head:
         problems.append("the audit log's recorded head is missing")
-    notes = [f"{k} audit rows are signed with {u!r}'s key, which no administrator has countersigned yet"
-             for u, k in by_pending.items()]
-    return ChainReport(n, problems, notes)
+    # A key no administrator countersigned cannot be told from one an insider wrote into the file for that user.
+    problems += [f"{len(ids)} audit rows (from row {ids[0]}) are signed with a key of {u!r} that no administrator has "
+                 f"countersigned: they cannot be told from forgeries (users countersign {u}, once {u} confirms they "
+                 "logged in since the upgrade)" for u, ids in by_pending.items()]
+    return ChainReport(n, problems, [])

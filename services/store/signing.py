@@ -37,6 +37,13 @@ def message(purpose: str, *fields: object) -> bytes:
     return f"wardlens/{purpose}/v1\x1e".encode() + "\x1f".join("" if f is None else str(f) for f in fields).encode()
 
 
+def fingerprint(public_b64: str) -> str:
+    """A short form of a public key that two people can compare by reading it aloud."""
+    import hashlib
+    digest = hashlib.sha256(unb64(public_b64)).hexdigest()[:20]
+    return "-".join(digest[i:i + 4] for i in range(0, 20, 4))
+
+
 def new_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 

@@ -199,3 +199,36 @@ def test_a_swapped_administrator_key_in_the_store_does_not_fool_existing_users(d
     report, warnings = admin_verify(demo_store)
     assert any("different administrator key" in w for w in warnings)
     assert any("'analyst.demo' (admin, active) is not signed" in p for p in report.problems)
+
+
+def test_removing_the_administrator_key_from_the_store_does_not_turn_the_checks_off(demo_store):
+    """The store 'looks unsigned' if its admin_pub row is deleted; every keyring that knows the key still checks."""
+    conn, _ = file_in_hand(demo_store, "analyst.demo")
+    conn.execute("DELETE FROM meta WHERE key = 'admin_pub'")
+    conn.execute("UPDATE users SET role = 'admin' WHERE username = 'analyst.demo'")
+    conn.close()
+    with pytest.raises(RoleNotSigned):
+        unlock(demo_store, "analyst.demo", DEMO_PASSWORDS["analyst.demo"])
+    report, _ = admin_verify(demo_store)   # the administrator's login does not re-sign the store "as found"
+    assert any("'analyst.demo' (admin, active) is not signed" in p for p in report.problems), report.problems
+
+
+def test_a_key_written_into_the_file_for_another_user_does_not_make_forgeries_pass(demo_store):
+    conn, ring = file_in_hand(demo_store, "analyst.demo")
+    store_id = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+    conn.execute("UPDATE users SET sign_pub = ?, key_sig = NULL WHERE username = 'dr.demo'", (ring.user_pub,))
+    last_id, last_hash = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    ts = "2026-12-01T00:00:00"
+    h = audit.row_hash(last_hash, last_id + 1, ts, "dr.demo", "export", "encounters", "", "all")
+    conn.execute("INSERT INTO audit_log (id, ts, username, action, entity, entity_id, detail, prev_hash, hash, signer, "
+                 "sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)", (last_id + 1, ts, "dr.demo", "export", "encounters", "", "all",
+                                                         last_hash, h, "dr.demo",
+                                                         signing.sign(ring.user_sign, signing.AUDIT, store_id, h)))
+    conn.close()
+    report, _ = admin_verify(demo_store)
+    assert any("cannot be told from forgeries" in p and "'dr.demo'" in p for p in report.problems), report.problems
+    victim = open_desk(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
+    try:
+        assert any("another signing key for your account" in w for w in victim.warnings)
+    finally:
+        victim.lock()
