@@ -452,7 +452,7 @@ def frozen_checks(db: Path, work: Path, trace_json: Path | None = None) -> int:
         if view.tabs.currentWidget().grab().isNull():
             raise SmokeFailure(f"dashboards: tab {view.tabs.tabText(i)} did not draw")
     png = work / "chart.png"
-    if not vm.export_chart("readmission_ward", str(png), view.cards["readmission_ward"].export_to) \
+    if not vm.export_chart("readmission_ward", str(png), view.cards["readmission_ward"].png_bytes) \
             or not png.is_file() or png.read_bytes()[:8] != b"\x89PNG\r\n\x1a\n":
         raise SmokeFailure(f"dashboards: chart export to PNG failed ({vm.error})")
     ok("dashboards", t0, f"{', '.join(DASHBOARDS)}; AUC {vm.results['performance'].auc:.3f}; "

@@ -95,6 +95,8 @@ def _looks_like_kind(path: Path, kind: Kind) -> bool:
         return False
     if kind in MAGIC:
         return head.startswith(MAGIC[kind])
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
+        return False  # a CSV replaces a CSV, never a script, a settings or anchors file
     if b"\x00" in head or head.startswith(SQLITE_HEADER):
         return False  # a store, an encrypted file, an image: not text
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")

@@ -100,6 +100,9 @@ def read_bundle(directory: Path | str) -> tuple[dict[str, bytes], dict[str, str]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelIntegrityError(f"{where}: its manifest is damaged ({exc.__class__.__name__}); it is not loaded.") \
             from exc
+    if name != directory.name:   # a signed bundle of another model copied into this folder
+        raise ModelIntegrityError(f"{where} holds the signed {name!r} model, not {directory.name!r}; it is not loaded. "
+                                  "Reinstall WardLens.")
     pub = _trusted().get(key_id)
     if pub is None or not signing.verifies(pub, sig, PURPOSE, _canonical(name, files)):
         raise ModelIntegrityError(f"{where} is not signed by a key this WardLens trusts (altered or replaced); it is "

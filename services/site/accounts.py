@@ -94,6 +94,7 @@ def create_store(path: Path | str, admin_username: str, admin_password: str, kdf
                       "VALUES (?,?,?,1,?,?,?)", (admin_username, Role.ADMIN.value, display_name, _now(), ring.user_pub,
                                                  ring.box_pub))
             integrity.sign_user(c, db.trust, admin_username)
+            integrity.mark_signed_from(c, db.trust)
             audit.append(c, admin_username, "store_created", "store", store_id)
         keys.save()
     except BaseException:
@@ -196,7 +197,7 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
     try:
         row = db.conn.execute("SELECT role, display_name, active, sign_pub, role_sig, must_change FROM users "
                               "WHERE username = ?", (username,)).fetchone()
-        if row is None or not row[2]:
+        if row is None or type(row[2]) is not int or row[2] != 1:
             keys.record_failure(username, "account disabled or removed")  # audited at the next login, signed there
             raise WrongPassword()
         warnings = establish_trust(db, keys, entry, ring, kek, username, Role(row[0]), row[2], row[3], row[4], adopted)

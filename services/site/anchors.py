@@ -32,7 +32,11 @@ def compare(conn, anchor: dict, who: str) -> str | None:
     """A sentence when the store's audit log does not contain the row `anchor` names, else None."""
     if not anchor:
         return None
-    row = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (int(anchor["seq"]),)).fetchone()
+    try:
+        seq = int(anchor["seq"])
+        row = conn.execute("SELECT hash FROM audit_log WHERE id = ?", (seq,)).fetchone() if 0 < seq < 2**62 else None
+    except (KeyError, TypeError, ValueError, OverflowError):
+        return f"the audit anchor {who} holds is malformed"
     if row is None:
         return (f"the audit log ends before row {anchor['seq']}, which {who} saw: rows were deleted or an older "
                 "copy of the store was put in place")
@@ -67,7 +71,7 @@ def check_workstation(conn, store_id: str, keys: dict[str, bytes]) -> list[str]:
     return problems
 
 
-def remember(store_id: str, user: str, key, anchor: dict) -> None:
+def remember(store_id: str, user: str, key, anchor: dict, conn_check=None) -> None:
     """Best effort: a desk that cannot write its data folder still works (the keyring anchor remains)."""
     if not anchor or key is None:
         return
@@ -75,6 +79,10 @@ def remember(store_id: str, user: str, key, anchor: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         data = _read(store_id)
+        keep = data.get(user)
+        if isinstance(keep, dict) and keep.get("seq") is not None and conn_check is not None and \
+                conn_check(keep) is not None:
+            return   # the row this desk saw is gone or changed: its anchor stays, and so does the alarm
         data[user] = {**anchor, "sig": signing.sign(key, signing.ANCHOR, store_id, user, anchor["seq"], anchor["hash"])}
         fd, tmp = exclusive_temp(path.parent, path.name)
         try:

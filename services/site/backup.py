@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable
 
 from models.domain import Permission
+from services.site import anchors
 from services.site.accounts import unlock
 from services.store.database import DatabaseError, DiskFull, connect_raw, is_disk_full
 from services.core.errors import KeyFileError, WardLensError, WrongPassword
@@ -277,4 +278,5 @@ def restore(backup_path: Path | str, store_path: Path | str, username: str, pass
             os.replace(Path(str(tmp) + suffix), Path(str(store_path) + suffix))
     os.replace(tmp_keys, key_file_path(store_path))
     os.replace(tmp, store_path)
+    anchors.forget(backup_id)   # an older log is expected now; the restore itself is audited in the restored store
     return kept if kept.exists() else store_path

@@ -55,6 +55,8 @@ class Sealer:
 
     def seal(self, conn) -> None:
         ring = self.ring
+        if anchors.compare(conn, ring.anchor, "you") is not None:
+            return   # the row this user saw is gone or changed: keep the old anchor so the alarm stays raised
         ring.anchor = anchors.head(conn)
         keys = KeyFile.load(self.keys_path)
         if keys.has(self.entry):   # gone when the account was deactivated meanwhile
@@ -65,7 +67,8 @@ class Sealer:
                 for i in range(len(payload)):
                     payload[i] = 0
             keys.save()
-        anchors.remember(self.store_id, self.user, ring.user_sign, ring.anchor)
+        anchors.remember(self.store_id, self.user, ring.user_sign, ring.anchor,
+                         lambda kept: anchors.compare(conn, kept, self.user))
 
     def wipe(self) -> None:
         for i in range(len(self.kek)):
@@ -80,7 +83,10 @@ def establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek:
     warnings: list[str] = []
     conn = db.conn
     meta = conn.execute("SELECT value FROM meta WHERE key = 'admin_pub'").fetchone()
-    store_pub = signing.unb64(meta[0]) if meta else None
+    try:
+        store_pub = signing.unb64(meta[0]) if meta else None
+    except ValueError:
+        store_pub = b""   # present but not a key: altered; never "unsigned"
     changed = ring.legacy or adopted
     if ring.admin_pub is None and store_pub is not None:
         ring.admin_pub, changed = store_pub, True  # first login after the upgrade: trust on first use (security.md)
@@ -206,5 +212,6 @@ def sign_store(db: Database, ring: Keyring, trust: Trust) -> None:
             c.execute("UPDATE settings SET sig = ? WHERE key = ?", (integrity.setting_sig(trust, key, value, at, by), key))
         for (vid,) in c.execute("SELECT id FROM model_versions").fetchall():
             integrity.sign_model(c, trust, vid)
+        integrity.mark_signed_from(c, trust)
         audit.append(c, trust.signer or "", "store_signed", "store", trust.store_id,
                      "roles, settings and model versions signed as found at the upgrade")

@@ -27,7 +27,7 @@ class Rotation:
 
 
 def _unreachable(conn, trust, keys: KeyFile, me: str) -> list[str]:
-    missing = [u for (u,) in conn.execute("SELECT username FROM users WHERE active = 1 ORDER BY username")
+    missing = [u for u in sorted(integrity.signed_active_accounts(conn, trust))
                if u != me and integrity.box_key(conn, trust, u) is None]
     if recovery_box(conn, trust) is None and keys.has(RECOVERY_PREFIX):
         missing.append("the recovery key")
@@ -49,7 +49,7 @@ def rotate_data_key(session: Session, force: bool = False) -> Rotation:
     result = Rotation(int(keys.data.get("key_epoch", 0)) + 1, without_grant=missing)
     new_key = new_data_key()
     try:
-        active = {u for (u,) in conn.execute("SELECT username FROM users WHERE active = 1")}
+        active = integrity.signed_active_accounts(conn, trust)   # never the unsigned `active` column alone
         sealed: dict[str, dict] = {}
         for entry in list(keys.data["entries"]):
             user = entry.removeprefix("user:")

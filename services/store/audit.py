@@ -24,7 +24,7 @@ def _now() -> str:
 
 def row_hash(prev_hash: str, id_: int, ts: str, username: str, action: str, entity: str, entity_id: str,
              detail: str) -> str:
-    payload = "\x1f".join([prev_hash, str(id_), ts, username, action, entity, entity_id, detail])
+    payload = "\x1f".join(str(v) for v in (prev_hash, id_, ts, username, action, entity, entity_id, detail))
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -81,7 +81,8 @@ def _signer_allowed(user: str, action: str, signer: str) -> bool:
         (user == "recovery" and signer == "recovery")
 
 
-def verify_chain(conn, max_problems: int = 20, keys=None, pending: dict[str, bytes] | None = None) -> ChainReport:
+def verify_chain(conn, max_problems: int = 20, keys=None, pending: dict[str, bytes] | None = None,
+                 required_from: int | None = None) -> ChainReport:
     """The chain, and with `keys` (services.store.integrity.KeySet: the trusted keys of each user by row) every row's
     signature from the first signed row on: an unsigned row after it, a signature that fails, or a row signed by
     someone other than the user it names is reported."""
@@ -117,16 +118,16 @@ def verify_chain(conn, max_problems: int = 20, keys=None, pending: dict[str, byt
                                     f"other than {signer!r})")
                 elif not _signer_allowed(user, action, signer):
                     problems.append(f"audit row {id_} names {user!r} but was signed by {signer!r}")
-            elif signing_began:
-                problems.append(f"audit row {id_} is not signed (added outside WardLens)")
+            elif signing_began or (required_from is not None and id_ >= required_from):
+                problems.append(f"audit row {id_} is not signed (added or stripped outside WardLens)")
         prev_id, prev_hash = id_, h
         if len(problems) >= max_problems:
             problems.append("(further problems not listed)")
             break
     head = conn.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
     if head and len(problems) < max_problems:
-        head_id, _, head_hash = head[0].partition(":")
-        if int(head_id) != prev_id or head_hash != prev_hash:
+        head_id, _, head_hash = str(head[0]).partition(":")
+        if not head_id.isdigit() or int(head_id) != prev_id or head_hash != prev_hash:
             problems.append(f"the audit log ends at row {prev_id} but its recorded head is row {head_id} "
                             "(rows at the end were deleted or altered)")
     elif n and not head:

@@ -86,6 +86,10 @@ class Database:
             raise StoreNotFound(f"No store at {path}.")
         if is_plain_sqlite(path):
             raise NotEncrypted(path)
+        for side in (path, Path(str(path) + "-wal"), Path(str(path) + "-shm"), Path(str(path) + "-journal")):
+            if side.is_symlink():   # SQLite would follow it and write pages wherever it points
+                raise StoreDamaged(f"{side.name} is a link; WardLens does not open a store through links. Put the "
+                                   "real files in place.")
         if path.stat().st_size == 0:
             # Opening would write a fresh header (journal_mode = WAL) and make a blank store of it.
             raise StoreDamaged(f"The store {path.name} is empty: its content was lost. Restore the last verified backup.")

@@ -33,7 +33,15 @@ def box_key(conn, trust: Trust, username: str) -> str | None:
 
 
 def role_is_signed(trust: Trust, username: str, role: str, active: int, role_sig: str | None) -> bool:
-    return trust.admin_signed(role_sig, signing.USER_ROLE, username, role, int(active))
+    if type(active) is not int or active not in (0, 1) or not isinstance(role, str):
+        return False   # e.g. active = 0.5: truthy for a login check, int() 0 for a signature check
+    return trust.admin_signed(role_sig, signing.USER_ROLE, username, role, active)
+
+
+def signed_active_accounts(conn, trust: Trust) -> set[str]:
+    """Accounts an administrator signed as active (the `active` column alone can be written by anyone)."""
+    return {u for u, role, active, sig in conn.execute("SELECT username, role, active, role_sig FROM users")
+            if active == 1 and role_is_signed(trust, u, role, 1, sig)}
 
 
 def retire_key(conn, trust: Trust, username: str) -> None:
@@ -125,6 +133,24 @@ def model_is_signed(trust: Trust | None, name: str, version: str, sha256: str, s
     return trust.admin_signed(sig, signing.MODEL, *_model_fields(name, version, sha256, sidecars, card, status))
 
 
+# --- where signing began ---------------------------------------------------------------------------------------------
+def mark_signed_from(conn, trust: Trust) -> None:
+    """From the next audit row on, every row must be signed (stripping all signatures would otherwise pass)."""
+    row = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM audit_log").fetchone()[0]
+    conn.execute("INSERT INTO meta(key, value) VALUES ('signed_from', ?) ON CONFLICT(key) DO UPDATE SET "
+                 "value = excluded.value", (f"{row} {trust.admin_sign(signing.SIGNED_FROM, row)}",))
+
+
+def signed_from(conn, trust: Trust) -> tuple[int, str | None]:
+    """The first row that must be signed; 1 (every row) with a problem when the record is missing or altered."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'signed_from'").fetchone()
+    text = row[0] if row and isinstance(row[0], str) else ""
+    first, _, sig = text.partition(" ")
+    if first.isdigit() and trust.admin_signed(sig, signing.SIGNED_FROM, int(first)):
+        return int(first), None
+    return 1, "the record of the audit row from which every row is signed is missing or altered"
+
+
 # --- everything, for verify ------------------------------------------------------------------------------------------
 def check_signatures(conn, trust: Trust, max_problems: int = 20) -> tuple[list[str], list[str]]:
     """(problems, notes): every signed record of the store checked against the administrator key `trust` holds."""
@@ -147,5 +173,8 @@ def check_signatures(conn, trust: Trust, max_problems: int = 20) -> tuple[list[s
     keys, untrusted = key_set(conn, trust)
     notes = [f"the signing key of {u!r} awaits an administrator's countersignature (registered at that user's first "
              "login after the upgrade)" for u in untrusted]
-    chain = verify_chain(conn, max_problems, keys=keys, pending=untrusted)
+    first, problem = signed_from(conn, trust)
+    if problem:
+        problems.append(problem)
+    chain = verify_chain(conn, max_problems, keys=keys, pending=untrusted, required_from=first)
     return problems + chain.problems, notes + chain.notes

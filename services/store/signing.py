@@ -22,6 +22,7 @@ MODEL = "model-version"        # store_id, name, version, sha256 of onnx, sideca
 AUDIT = "audit"                # store_id, row hash
 RETIRED_KEY = "retired-key"    # store_id, username, public signing key, first audit row it may no longer sign
 ANCHOR = "anchor"              # store_id, username, seq, hash
+SIGNED_FROM = "signed-from"    # store_id, the first audit row that must be signed
 
 
 def b64(b: bytes) -> str:
@@ -29,6 +30,8 @@ def b64(b: bytes) -> str:
 
 
 def unb64(s: str) -> bytes:
+    if not isinstance(s, str):
+        raise ValueError("not base64 text")
     return base64.b64decode(s.encode("ascii"), validate=True)
 
 
@@ -66,13 +69,14 @@ def sign(key: Ed25519PrivateKey, purpose: str, *fields: object) -> str:
 
 
 def verifies(public: bytes | str | None, signature: str | None, purpose: str, *fields: object) -> bool:
-    if not public or not signature:
+    # Everything read from the file is suspect: a BLOB, a number or a broken base64 string is simply "not signed".
+    if not public or not isinstance(signature, str) or not isinstance(public, (str, bytes)):
         return False
     try:
         pub = unb64(public) if isinstance(public, str) else public
         Ed25519PublicKey.from_public_bytes(pub).verify(unb64(signature), message(purpose, *fields))
         return True
-    except (InvalidSignature, ValueError, TypeError):
+    except (InvalidSignature, ValueError, TypeError, AttributeError, OverflowError):
         return False
 
 
