@@ -167,3 +167,4 @@ def make_active(desk, version_id: int) -> None:
     with desk.session.db.transaction() as c:
         c.execute("UPDATE model_versions SET status = 'active' WHERE id = ?", (version_id,))
         integrity.sign_model(c, desk.session.db.trust, version_id)
+        integrity.seal_state(c, desk.session.db.trust)

@@ -128,7 +128,9 @@ def load_stored(conn, version_id: int) -> ReadmissionService:
     name, version, onnx, sidecars, card, sha, status, sig = row
     if name != READMISSION:
         raise ModelRegistryError(f"Stored version {version} is a {name} model; only readmission versions are kept.")
-    if not integrity.model_is_signed(getattr(conn, "trust", None), name, version, sha, sidecars, card, status, sig):
+    trust = getattr(conn, "trust", None)
+    if not integrity.model_is_signed(trust, name, version, sha, sidecars, card, status, sig) or \
+            not integrity.is_current(conn, trust, f"model:{version_id}", sig):
         raise ModelIntegrityError(f"Stored model {version} is not signed by an administrator of this store (inserted "
                                   "or altered outside WardLens); refusing to load it")
     try:

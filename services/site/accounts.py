@@ -330,16 +330,16 @@ class AccountService:
             c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub, box_pub, must_change) "
                       "VALUES (?,?,?,1,?,?,?,?)", (username, role.value, display_name, _now(), ring.user_pub, ring.box_pub,
                                                    int(must_change)))
-            audit.append(c, self.session.user.username, "user_added", "user", username, role.value)
-        self._issue(keys, username, password, role, insert)
+        self._issue(keys, username, password, role, insert, "user_added")
         return User(username, role, display_name, True)
 
     def _row(self, username: str):
         return self.session.db.conn.execute("SELECT role, active FROM users WHERE username = ?", (username,)).fetchone()
 
-    def _issue(self, keys: KeyFile, username: str, password: str, role: Role, write) -> None:
+    def _issue(self, keys: KeyFile, username: str, password: str, role: Role, write, action: str) -> None:
         """A new keyring for an account (new signing and box keys; the administrator key for administrators), wrapped
-        under `password`; `write(c, ring)` records the account change in the same transaction, which signs it."""
+        under `password`; `write(c, ring)` makes the account change in the same transaction, which signs it and
+        audits `action` last (the audit row seals the signed state)."""
         trust = self._admin_trust()
         ring = Keyring(self.session.db.key_copy(), signing.new_key(), trust.admin_key if role is Role.ADMIN else None,
                        trust.admin_pub, anchors.head(self.session.db.conn))
@@ -351,6 +351,7 @@ class AccountService:
             with self.session.db.transaction() as c:
                 write(c, ring)
                 integrity.sign_user(c, trust, username)
+                audit.append(c, self.session.user.username, action, "user", username, role.value)
         finally:
             ring.wipe()
         keys.save()
@@ -364,8 +365,7 @@ class AccountService:
             integrity.retire_key(c, self.session.db.trust, username)   # old entries keep verifying, new ones cannot
             c.execute("UPDATE users SET role = ?, active = ?, sign_pub = ?, box_pub = ?, must_change = 1 WHERE "
                       "username = ?", (role.value, int(active), ring.user_pub, ring.box_pub, username))
-            audit.append(c, self.session.user.username, action, "user", username, role.value)
-        self._issue(keys, username, password, role, update)
+        self._issue(keys, username, password, role, update, action)
         keys.data["failures"].pop(username, None)
         keys.save()
 

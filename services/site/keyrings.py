@@ -108,7 +108,9 @@ def establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek:
         if store_pub != ring.admin_pub:
             warnings.append("The store names a different administrator key from the one your account trusts: it was "
                             "altered outside WardLens. Ask an administrator to run verify.")
-        if not integrity.role_is_signed(trust, username, role.value, active, role_sig):
+        key_sig = conn.execute("SELECT key_sig FROM users WHERE username = ?", (username,)).fetchone()[0]
+        if not integrity.role_is_signed(trust, username, role.value, active, role_sig) or \
+                not integrity.is_current(conn, trust, f"user:{username}", role_sig, key_sig):
             keys.record_failure(username, "role not signed by an administrator")
             raise RoleNotSigned("Your account's role in this store is not signed by an administrator: it was changed "
                                 "outside WardLens. Nothing was opened; ask an administrator to run verify.")
@@ -119,10 +121,17 @@ def establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek:
                           (ring.user_pub, ring.box_pub, username))
                 if trust.admin_key is not None:   # an administrator countersigns their own new key at once
                     integrity.sign_user(c, trust, username)
+                    if trust.admin_pub is not None and c.execute("SELECT 1 FROM meta WHERE key = 'signed_state'").fetchone():
+                        integrity.seal_state(c, trust)
         else:
             warnings.append("The store holds another signing key for your account than yours: it was altered "
                             "outside WardLens. Your entries are signed with your own key; ask an administrator to run "
                             "verify.")
+    if trust.admin_pub is not None and store_pub is not None:
+        problem = integrity.state_problem(conn, trust)
+        if problem:
+            warnings.append(f"This store's signed records were altered outside WardLens: {problem}. Ask an "
+                            "administrator to run verify.")
     warnings += anchor_problems(conn, ring, trust, username)
     if changed:
         reseal(keys, entry, kek, ring)

@@ -94,7 +94,7 @@ def stored_text(conn, key: str) -> str:
     """The stored text of a setting (its default when unset, or when its administrator signature fails: a
     setting written outside WardLens is never used; `verify` names it)."""
     row = conn.execute("SELECT value, updated_at, updated_by, sig FROM settings WHERE key = ?", (key,)).fetchone()
-    if row is None or not integrity.setting_is_signed(getattr(conn, "trust", None), key, *row):
+    if row is None or not integrity.setting_is_signed(getattr(conn, "trust", None), key, *row, conn=conn):
         return KNOWN[key].default
     return row[0]
 

@@ -43,6 +43,10 @@ def append(conn, username: str, action: str, entity: str = "", entity_id: str | 
                  (new_id, ts, username, action, entity, str(entity_id), detail, prev_hash, h, signer, sig))
     conn.execute("INSERT INTO meta(key, value) VALUES ('audit_head', ?) "
                  "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (f"{new_id}:{h}",))
+    if trust is not None and trust.admin_key is not None and trust.admin_pub is not None:
+        from services.store import integrity   # (imports this module)
+        if integrity.is_admin_change(action):
+            integrity.seal_state(conn, trust)   # the change and the signed summary in one transaction
 
 
 class AuditLog:

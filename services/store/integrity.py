@@ -4,6 +4,7 @@ versions. One place for each record's signed fields, used when the record is wri
 from __future__ import annotations
 
 import hashlib
+import json
 
 from services.store import signing
 from services.store.signing import Trust
@@ -108,10 +109,12 @@ def setting_sig(trust: Trust, key: str, value: str, updated_at: str, updated_by:
 
 
 def setting_is_signed(trust: Trust | None, key: str, value: str, updated_at: str, updated_by: str,
-                      sig: str | None) -> bool:
+                      sig: str | None, conn=None) -> bool:
+    """Signed by an administrator, and (given `conn`) the latest signed version of it."""
     if trust is None or trust.admin_pub is None:
         return True  # a store not yet signed (see Trust): nothing to check against
-    return trust.admin_signed(sig, signing.SETTING, key, value, updated_at, updated_by)
+    return trust.admin_signed(sig, signing.SETTING, key, value, updated_at, updated_by) and \
+        (conn is None or is_current(conn, trust, f"setting:{key}", sig))
 
 
 # --- model versions ----------------------------------------------------------------------------------------------
@@ -131,6 +134,81 @@ def model_is_signed(trust: Trust | None, name: str, version: str, sha256: str, s
     if trust is None or trust.admin_pub is None:
         return True
     return trust.admin_signed(sig, signing.MODEL, *_model_fields(name, version, sha256, sidecars, card, status))
+
+
+# --- the signed state: every administrator-signed record at once ------------------------------------------------------
+# Each record's own signature says who made it, not that it is the latest: an older signed row put back from a copy
+# (a role before a change, a retired model with its signature from when it was active) or a deleted setting would pass.
+# After every administrator change the session signs a digest of all such records, bound to the audit row of that
+# change; the digest must match the tables, and no administrator change may follow the row it is bound to.
+ADMIN_ACTIONS = frozenset({"store_created", "store_signed", "user_added", "user_deactivated", "user_reactivated",
+                           "password_reset", "role_changed", "key_countersigned", "setting_changed", "keys_rotated"})
+
+
+def is_admin_change(action: str) -> bool:
+    return action in ADMIN_ACTIONS or (action.startswith("model ") and "refused" not in action)
+
+
+def _fp(*values: object) -> str:
+    return hashlib.sha256(repr(values).encode("utf-8", "backslashreplace")).hexdigest()[:32]
+
+
+def _state_records(conn) -> dict[str, str]:
+    """One short fingerprint per administrator-signed record, by record."""
+    out = {f"user:{u}": _fp(r, k) for u, r, k in conn.execute("SELECT username, role_sig, key_sig FROM users")}
+    out |= {f"setting:{k}": _fp(sig) for k, sig in conn.execute("SELECT key, sig FROM settings")}
+    out |= {f"model:{i}": _fp(sig) for i, sig in conn.execute("SELECT id, sig FROM model_versions")}
+    out |= {f"retired:{u}:{p}": _fp(t, sig) for u, p, t, sig in
+            conn.execute("SELECT username, sign_pub, to_row, sig FROM retired_keys")}
+    row = conn.execute("SELECT value FROM meta WHERE key = 'signed_from'").fetchone()
+    out["signed_from"] = _fp(row[0] if row else None)
+    return out
+
+
+def seal_state(conn, trust: Trust) -> None:
+    row = conn.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0]
+    records = _state_records(conn)
+    body = json.dumps({"row": row, "records": records}, sort_keys=True, separators=(",", ":"))
+    conn.execute("INSERT INTO meta(key, value) VALUES ('signed_state', ?) ON CONFLICT(key) DO UPDATE SET "
+                 "value = excluded.value", (json.dumps({"body": body, "sig": trust.admin_sign(signing.STATE, body)}),))
+
+
+def _signed_state(conn, trust: Trust) -> dict | None:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'signed_state'").fetchone()
+    try:
+        outer = json.loads(row[0]) if row and isinstance(row[0], str) else None
+        if not isinstance(outer, dict) or not trust.admin_signed(outer.get("sig"), signing.STATE, outer.get("body")):
+            return None
+        state = json.loads(outer["body"])
+        return state if isinstance(state.get("records"), dict) and isinstance(state.get("row"), int) else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def is_current(conn, trust: Trust | None, record: str, *signed: object) -> bool:
+    """Whether a record's signature is the one in the last signed state (not an older one put back). True where the
+    store is not signed yet; False where the state is missing or altered."""
+    if trust is None or trust.admin_pub is None:
+        return True
+    state = _signed_state(conn, trust)
+    return state is not None and state["records"].get(record) == _fp(*signed)
+
+
+def state_problem(conn, trust: Trust) -> str | None:
+    """A sentence when the administrator-signed records are not the latest signed set, else None."""
+    state = _signed_state(conn, trust)
+    if state is None:
+        return "the administrator-signed summary of roles, settings and models is missing or altered"
+    now = _state_records(conn)
+    changed = sorted(k for k in set(now) | set(state["records"]) if now.get(k) != state["records"].get(k))
+    if changed:
+        return (f"{', '.join(changed[:5])} differ from what an administrator last signed (an older signed record put "
+                "back, or one deleted or added)")
+    later = [r for r, a in conn.execute("SELECT id, action FROM audit_log WHERE id > ?", (state["row"],))
+             if is_admin_change(a)]
+    if later:
+        return f"an administrator change (audit row {later[0]}) came after the last signed summary: it was rolled back"
+    return None
 
 
 # --- where signing began ---------------------------------------------------------------------------------------------
@@ -174,7 +252,8 @@ def check_signatures(conn, trust: Trust, max_problems: int = 20) -> tuple[list[s
     notes = [f"the signing key of {u!r} awaits an administrator's countersignature (registered at that user's first "
              "login after the upgrade)" for u in untrusted]
     first, problem = signed_from(conn, trust)
-    if problem:
-        problems.append(problem)
+    for found in (problem, state_problem(conn, trust)):
+        if found:
+            problems.append(found)
     chain = verify_chain(conn, max_problems, keys=keys, pending=untrusted, required_from=first)
     return problems + chain.problems, notes + chain.notes

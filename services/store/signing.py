@@ -23,6 +23,7 @@ AUDIT = "audit"                # store_id, row hash
 RETIRED_KEY = "retired-key"    # store_id, username, public signing key, first audit row it may no longer sign
 ANCHOR = "anchor"              # store_id, username, seq, hash
 SIGNED_FROM = "signed-from"    # store_id, the first audit row that must be signed
+STATE = "signed-state"         # store_id, the audit row it follows, digest of every administrator-signed record
 
 
 def b64(b: bytes) -> str:

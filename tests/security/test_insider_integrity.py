@@ -227,8 +227,64 @@ def test_a_key_written_into_the_file_for_another_user_does_not_make_forgeries_pa
     conn.close()
     report, _ = admin_verify(demo_store)
     assert any("cannot be told from forgeries" in p and "'dr.demo'" in p for p in report.problems), report.problems
-    victim = open_desk(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
+    with pytest.raises(RoleNotSigned):   # her account record is not the one an administrator last signed
+        open_desk(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
+
+
+@pytest.fixture
+def demoted(demo_store, tmp_path):
+    """dr.demo was made a nurse by an administrator; she kept a copy of the store from before."""
+    import shutil
+    shutil.copy(demo_store, tmp_path / "before.db")
+    admin = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    admin.site.accounts.set_role("dr.demo", Role.NURSE)
+    admin.site.settings.set("alert_risk_threshold", "0.2")
+    admin.lock()
+    return tmp_path / "before.db"
+
+
+def test_an_older_signed_role_put_back_is_refused(demo_store, demoted):
+    """Replay: her clinician role row from before, with its then valid signature, put back into the live store."""
+    old = connect_raw(demoted, file_in_hand(demo_store, "dr.demo")[1].data_key)
+    role, sig = old.execute("SELECT role, role_sig FROM users WHERE username = 'dr.demo'").fetchone()
+    old.close()
+    conn, _ = file_in_hand(demo_store, "dr.demo")
+    conn.execute("UPDATE users SET role = ?, role_sig = ? WHERE username = 'dr.demo'", (role, sig))
+    conn.close()
+    with pytest.raises(RoleNotSigned):
+        unlock(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
+    report, warnings = admin_verify(demo_store)
+    assert any("user:dr.demo" in p for p in report.problems), report.problems
+    assert any("altered outside WardLens" in w for w in warnings)
+
+
+def test_a_deleted_or_older_setting_is_not_used_silently(demo_store, demoted):
+    conn, _ = file_in_hand(demo_store, "dr.demo")
+    conn.execute("DELETE FROM settings WHERE key = 'alert_risk_threshold'")
+    conn.close()
+    report, _ = admin_verify(demo_store)
+    assert any("setting:alert_risk_threshold" in p for p in report.problems), report.problems
+
+
+def test_a_retired_model_put_back_active_with_its_old_signature_is_not_loaded(demo_store):
+    from tests.conftest import make_active
+    admin = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    bundled = admin.risk.model.get()
+    from services.modelops import local_training as lt
+    version, onnx, meta, trees, _ = lt._package(lt.recalibrate_onnx(bundled.model_bytes(), 1.0, 0.0), bundled.trees,
+                                                1.0, 0.0, 0.2, [{"name": "low", "min": 0.0}, {"name": "high", "min": 0.2}],
+                                                "readmission-old", "test")
+    vid = admin.models.registry.add_candidate(version, onnx, meta, trees, {"name": "readmission"}, bundled.version,
+                                              "model retrain", "test")
+    make_active(admin, vid)
+    active_sig = admin.session.db.conn.execute("SELECT sig FROM model_versions WHERE id = ?", (vid,)).fetchone()[0]
+    admin.models.registry.rollback()   # retired, re-signed as retired
+    admin.lock()
+    conn, _ = file_in_hand(demo_store, "nurse.demo")
+    conn.execute("UPDATE model_versions SET status = 'active', sig = ? WHERE id = ?", (active_sig, vid))
+    conn.close()
+    clinician = open_desk(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
     try:
-        assert any("another signing key for your account" in w for w in victim.warnings)
+        assert clinician.active_model.origin == "bundled"
     finally:
-        victim.lock()
+        clinician.lock()
