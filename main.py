@@ -131,16 +131,12 @@ def _new_password(prompt: str) -> str:
     return first
 
 
-def _one_time_password() -> str:
-    import secrets
-    return "-".join(secrets.token_urlsafe(6)[:5] for _ in range(3))   # 15 random characters, easy to read out
-
-
 def cmd_users(args: argparse.Namespace) -> int:
     """People: list, add, set-role, deactivate, reactivate, reset-password, unlock (administrators), passwd (anyone)."""
     import json
     from models.domain import Role
     from services.desk import open_desk
+    from services.site.accounts import new_one_time_password as _one_time_password
     if args.action == "passwd":
         user, password = _credentials(args)
         open_desk(args.db, user, password, new_password=_new_password(f"New password for {user}")).lock()

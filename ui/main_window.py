@@ -28,6 +28,8 @@ from viewmodels.dashboards_vm import DashboardsViewModel
 from viewmodels.export_vm import TableExporter
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.xray_vm import XrayViewModel
+from viewmodels.people_vm import PeopleViewModel
+from ui.people_view import PeopleView
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from ui.model_card_dialog import ModelCardDialog
 from viewmodels.about_vm import about_markdown
@@ -73,6 +75,10 @@ class Workspace(QWidget):
         self.models_view = ModelsView(self.models_vm)
         if session.can(Permission.MANAGE_MODELS):
             self._add_page("Models", "models", self.models_view)
+        self.people_vm = PeopleViewModel(session, runner, self)
+        self.people_view = PeopleView(self.people_vm)
+        if self.people_vm.allowed:
+            self._add_page("People", "people", self.people_view)
         self.exporter = TableExporter(session, runner, self)
         self._add_exports()
         self.alerts_vm = AlertsViewModel(session, runner, self)
@@ -141,6 +147,8 @@ class Workspace(QWidget):
             self.beds_vm.refresh()
         elif page is self.audit_view and self.audit_vm.model.total == 0:
             self.audit_vm.refresh()
+        elif page is self.people_view and self.people_vm.model.total == 0:
+            self.people_vm.refresh()
         elif page is self.models_view and not self._models_loaded:
             self._models_loaded = True
             self.models_vm.refresh()

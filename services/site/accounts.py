@@ -42,6 +42,12 @@ def _user_entry(username: str) -> str:
     return f"user:{username}"
 
 
+def new_one_time_password() -> str:
+    """15 random characters in three groups, easy to read out; replaced by the user at their first login."""
+    import secrets
+    return "-".join(secrets.token_urlsafe(6)[:5] for _ in range(3))
+
+
 def validate_new_account(username: str, password: str) -> None:
     problems = {}
     if not USERNAME_RE.match(username or ""):

@@ -1,0 +1,88 @@
+"""The People page driven through its widgets, as an administrator would, and checked from the store."""
+from __future__ import annotations
+
+import pytest
+
+from services.core.errors import PasswordChangeRequired, WrongPassword
+from services.desk import open_desk
+from services.site.accounts import unlock
+from tests.conftest import DEMO_PASSWORDS
+
+
+@pytest.fixture
+def page(qtbot, desks, owner):
+    from ui.people_view import PeopleView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.people_vm import PeopleViewModel
+    vm = PeopleViewModel(desks("admin"), BackgroundRunner(owner), owner)
+    handed: list[tuple[str, str]] = []
+    view = PeopleView(vm, ask_new=lambda parent: ("nurse3", "Nurse Three", "nurse"),
+                      ask_role=lambda parent, user, role: "clinician",
+                      show_password=lambda parent, user, pw: handed.append((user, pw)))
+    qtbot.addWidget(view)
+    view.resize(1280, 700)
+    view.show()
+    with qtbot.waitSignal(vm.model.modelReset, timeout=20_000):
+        vm.refresh()
+    return view, vm, handed
+
+
+def _click(qtbot, vm, button) -> None:
+    """Click and wait for the change and the list read after it."""
+    with qtbot.waitSignals([vm.changed, vm.model.modelReset], timeout=30_000, order="strict"):
+        button.click()
+    assert vm.status.endswith("done."), vm.status
+
+
+def test_add_a_nurse_who_must_choose_her_password_then_deactivate_and_reactivate(qtbot, page, demo_store):
+    view, vm, handed = page
+    assert [vm.model.row(r)["username"] for r in range(vm.model.rowCount())] == \
+        ["admin", "analyst.demo", "dr.demo", "nurse.demo"]
+    assert not view.deactivate_button.isEnabled()   # nothing selected
+    _click(qtbot, vm, view.add_button)
+    user, otp = handed[-1]
+    assert user == "nurse3"
+    with pytest.raises(PasswordChangeRequired):
+        unlock(demo_store, "nurse3", otp)
+    unlock(demo_store, "nurse3", otp, new_password="nurse3-chosen").lock()
+    qtbot.waitUntil(lambda: any(vm.model.row(r)["username"] == "nurse3" for r in range(vm.model.rowCount())))
+    view.select("nurse3")
+    assert view.deactivate_button.isEnabled() and not view.reactivate_button.isEnabled()
+    _click(qtbot, vm, view.deactivate_button)
+    with pytest.raises(WrongPassword):
+        unlock(demo_store, "nurse3", "nurse3-chosen")
+    view.select("nurse3")
+    assert view.reactivate_button.isEnabled()
+    _click(qtbot, vm, view.reactivate_button)
+    assert handed[-1][0] == "nurse3"
+    unlock(demo_store, "nurse3", handed[-1][1], new_password="nurse3-back-again").lock()
+
+
+def test_role_change_and_new_password_from_the_page(qtbot, page, demo_store):
+    view, vm, handed = page
+    view.select("nurse.demo")
+    _click(qtbot, vm, view.role_button)
+    assert unlock(demo_store, "nurse.demo", DEMO_PASSWORDS["nurse.demo"]).user.role.value == "clinician"
+    view.select("nurse.demo")
+    _click(qtbot, vm, view.reset_button)
+    assert handed[-1][0] == "nurse.demo"
+    with pytest.raises(WrongPassword):
+        unlock(demo_store, "nurse.demo", DEMO_PASSWORDS["nurse.demo"])
+    admin = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        assert admin.site.verify().ok
+    finally:
+        admin.lock()
+
+
+def test_only_administrators_get_the_page(qtbot, desks, owner):
+    from ui.main_window import Workspace
+    from viewmodels.background import BackgroundRunner
+    runner = BackgroundRunner(owner)
+    for user, shown in (("admin", True), ("dr.demo", False), ("analyst.demo", False)):
+        ws = Workspace(desks(user), runner)
+        qtbot.addWidget(ws)
+        titles = [ws.nav.item(i).text() for i in range(ws.nav.count())]
+        assert ("People" in titles) is shown, (user, titles)
+        ws.alerts_vm._timer.stop()
+        qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)   # its first reads finish before the session locks

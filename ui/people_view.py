@@ -1,0 +1,136 @@
+"""People page (administrators): accounts, roles and one-time passwords, without a terminal."""
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
+                               QHeaderView, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton, QTableView,
+                               QVBoxLayout, QWidget)
+
+from viewmodels.people_vm import ROLES, PeopleViewModel
+
+
+class NewPersonDialog(QDialog):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Add a person")
+        form = QFormLayout(self)
+        self.username = QLineEdit(placeholderText="e.g. j.smith (lower case)")
+        self.display = QLineEdit(placeholderText="e.g. Jo Smith, ward nurse")
+        self.role = QComboBox()
+        self.role.addItems(ROLES)
+        form.addRow("&User name", self.username)
+        form.addRow("&Name shown", self.display)
+        form.addRow("&Role", self.role)
+        form.addRow(QLabel("WardLens makes a one-time password; they choose their own at their first login.",
+                           wordWrap=True))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+
+
+def _ask_new(parent: QWidget) -> tuple[str, str, str] | None:
+    dialog = NewPersonDialog(parent)
+    if dialog.exec() != QDialog.DialogCode.Accepted:
+        return None
+    return dialog.username.text(), dialog.display.text(), dialog.role.currentText()
+
+
+def _ask_role(parent: QWidget, username: str, current: str) -> str | None:
+    role, ok = QInputDialog.getItem(parent, "Change role", f"Role of {username}:", ROLES, ROLES.index(current), False)
+    return role if ok else None
+
+
+def _show_password(parent: QWidget, username: str, password: str) -> None:
+    box = QMessageBox(QMessageBox.Icon.Information, "One-time password",
+                      f"One-time password for <b>{username}</b>:<br><br><span style='font-size:14pt'>{password}</span>"
+                      "<br><br>Give it to them in person. They choose their own at their first login. It is shown "
+                      "only now.", parent=parent)
+    box.exec()
+
+
+class PeopleView(QWidget):
+    def __init__(self, vm: PeopleViewModel, parent: QWidget | None = None,
+                 ask_new: Callable[[QWidget], tuple[str, str, str] | None] = _ask_new,
+                 ask_role: Callable[[QWidget, str, str], str | None] = _ask_role,
+                 show_password: Callable[[QWidget, str, str], None] = _show_password) -> None:
+        super().__init__(parent)
+        self.vm, self._ask_new, self._ask_role = vm, ask_new, ask_role
+        lay = QVBoxLayout(self)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("People", objectName="PageTitle"))
+        top.addStretch(1)
+        self.add_button = QPushButton("&Add person…")
+        self.role_button = QPushButton("Change &role…")
+        self.reset_button = QPushButton("New &password")
+        self.deactivate_button = QPushButton("&Deactivate")
+        self.reactivate_button = QPushButton("Re&activate")
+        self.unlock_button = QPushButton("&Unlock")
+        self.unlock_button.setToolTip("Clear the failed logins of a locked-out account")
+        for b in (self.add_button, self.role_button, self.reset_button, self.deactivate_button, self.reactivate_button,
+                  self.unlock_button):
+            top.addWidget(b)
+        lay.addLayout(top)
+        self.table = QTableView()
+        self.table.setModel(vm.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        lay.addWidget(self.table, 1)
+        self.status = QLabel(objectName="Subtitle", wordWrap=True)
+        lay.addWidget(self.status)
+        lay.addWidget(QLabel("Every change is signed with the administrator key and audited. After deactivating "
+                             "someone who had a copy of the key file, rotate the keys (command line: rotate-keys).",
+                             objectName="Subtitle", wordWrap=True))
+        self.add_button.clicked.connect(self._add)
+        self.role_button.clicked.connect(self._role)
+        self.reset_button.clicked.connect(lambda: self._with_selected(vm.reset_password))
+        self.deactivate_button.clicked.connect(lambda: self._with_selected(vm.deactivate))
+        self.reactivate_button.clicked.connect(lambda: self._with_selected(vm.reactivate))
+        self.unlock_button.clicked.connect(lambda: self._with_selected(vm.unlock))
+        vm.statusChanged.connect(self.status.setText)
+        vm.oneTimePassword.connect(lambda user, pw: show_password(self, user, pw))
+        vm.model.modelReset.connect(self.table.resizeColumnsToContents)
+        self.table.selectionModel().selectionChanged.connect(self._update_buttons)
+        vm.model.modelReset.connect(self._update_buttons)
+        self._update_buttons()
+
+    def selected(self) -> dict | None:
+        rows = self.table.selectionModel().selectedRows()
+        return self.vm.model.row(rows[0].row()) if rows else None
+
+    def select(self, username: str) -> None:
+        for r in range(self.vm.model.rowCount()):
+            if self.vm.model.row(r)["username"] == username:
+                self.table.selectRow(r)
+                return
+
+    def _update_buttons(self, *_args) -> None:
+        p = self.selected()
+        me = self.vm.session.user.username
+        for b in (self.role_button, self.reset_button, self.unlock_button):
+            b.setEnabled(p is not None and p["active"])
+        self.deactivate_button.setEnabled(p is not None and p["active"] and p["username"] != me)
+        self.reactivate_button.setEnabled(p is not None and not p["active"])
+
+    def _with_selected(self, action) -> None:
+        p = self.selected()
+        if p is not None:
+            action(p["username"])
+
+    def _add(self) -> None:
+        answer = self._ask_new(self)
+        if answer:
+            self.vm.add(*answer)
+
+    def _role(self) -> None:
+        p = self.selected()
+        if p is None:
+            return
+        role = self._ask_role(self, p["username"], p["role"])
+        if role and role != p["role"]:
+            self.vm.set_role(p["username"], role)
