@@ -263,7 +263,7 @@ def unlock_with_recovery(path: Path | str, recovery_key: str) -> Session:
                         "sign changes. Generate a new recovery key.")
     trust = Trust(keys.store_id, ring.admin_pub, RECOVERY_USER, ring.admin_sign, ring.admin_sign)
     db.set_trust(trust)
-    warnings += anchor_problems(db.conn, ring, trust, RECOVERY_USER)
+    warnings += anchor_problems(db.conn, ring, trust, RECOVERY_USER, path)
     return _start(db, keys, User(RECOVERY_USER, Role.ADMIN, "Recovery key"), path, None,
                   Sealer(keys.path, RECOVERY_PREFIX, kek, ring, keys.store_id, RECOVERY_USER), warnings, "recovery key")
 

@@ -19,6 +19,47 @@ from services.core.paths import user_data_dir
 from services.store import signing
 
 
+def backup_index_path(store_path: Path | str) -> Path:
+    """`<store>.backups.json`: where each verified backup of this store was written, with its digest and its head."""
+    return Path(str(store_path) + ".backups.json")
+
+
+def read_index(store_path: Path | str) -> list[dict]:
+    try:
+        data = json.loads(backup_index_path(store_path).read_text(encoding="utf-8"))
+        return [e for e in data.get("backups", []) if isinstance(e, dict) and "path" in e]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
+def signed_head(conn, trust) -> dict | None:
+    """The newest audit row, signed by this session's user: what a backup records as the point it was made at."""
+    at = head(conn)
+    if not at or trust is None or trust.signer_key is None:
+        return None
+    return {**at, "signer": trust.signer,
+            "sig": signing.sign(trust.signer_key, signing.ANCHOR, trust.store_id, f"backup:{trust.signer}", at["seq"],
+                                at["hash"])}
+
+
+def check_backup_heads(conn, store_path: Path, store_id: str, keys: dict[str, bytes]) -> list[str]:
+    """A store whose log lacks the row a backup of it was made at has been rewound past that backup."""
+    problems = []
+    for entry in read_index(store_path):
+        h = entry.get("head")
+        if not isinstance(h, dict):
+            continue
+        try:
+            signer, seq, hsh = str(h["signer"]), int(h["seq"]), str(h["hash"])
+        except (KeyError, TypeError, ValueError, OverflowError):
+            continue
+        if signing.verifies(keys.get(signer), h.get("sig"), signing.ANCHOR, store_id, f"backup:{signer}", seq, hsh):
+            problem = compare(conn, {"seq": seq, "hash": hsh}, f"the backup {Path(str(entry['path'])).name}")
+            if problem:
+                problems.append(problem)
+    return problems
+
+
 def _path(store_id: str) -> Path:
     return user_data_dir() / "anchors" / f"{store_id}.json"
 

@@ -20,6 +20,7 @@ from services.core.outputs import exclusive_temp
 from services.store.keyfile import KeyFile, key_file_path
 from services.site.session import Session
 from services.store.snapshot import BackupError, TABLES, exclusive_copy, fsync_dir as _fsync_dir, fsync_file as _fsync, write_verified_copy  # noqa: F401
+from services.site.anchors import backup_index_path, read_index as _read_index  # noqa: F401 - re-exported
 from services.store.verify import CURRENT, VerifyReport, verify_connection
 
 def backup(session: Session, dest: Path | str) -> VerifyReport:
@@ -35,43 +36,37 @@ def backup(session: Session, dest: Path | str) -> VerifyReport:
     finally:
         for i in range(len(key)):
             key[i] = 0
-    _record_in_index(session.store_path, dest, report)
+    head = anchors.signed_head(session.db.conn, session.db.trust)   # the copy's last row (taken before this log)
     session.log("backup", "store", "", f"to {dest.name}: {report.audit_rows} audit rows")
+    _record_in_index(session.store_path, dest, report, head)
     return report
 
 
 # --- finding the last verified backup (offered when the store is damaged) ----------------------------
 
-def backup_index_path(store_path: Path | str) -> Path:
-    """`<store>.backups.json`: where each verified backup of this store was written, with its digest."""
-    return Path(str(store_path) + ".backups.json")
-
-
-def _read_index(store_path: Path) -> list[dict]:
-    try:
-        data = json.loads(backup_index_path(store_path).read_text(encoding="utf-8"))
-        return [e for e in data.get("backups", []) if isinstance(e, dict) and "path" in e]
-    except (OSError, ValueError, AttributeError):
-        return []
-
-
-def _record_in_index(store_path: Path, dest: Path, report: VerifyReport) -> None:
-    """Best effort: a backup that verified is valid whether or not the index could be written."""
+def _record_in_index(store_path: Path, dest: Path, report: VerifyReport, head: dict | None = None) -> None:
+    """Best effort: a backup that verified is valid whether or not the index could be written. `head` is the audit row
+    the backup ends with, signed by the user who made it (services.site.anchors.check_backup_heads)."""
     try:
         entries = [e for e in _read_index(store_path) if e.get("path") != str(dest.resolve())]
         entries.append({"path": str(dest.resolve()), "created_at": dt.datetime.now().isoformat(timespec="microseconds"),
                         "size": dest.stat().st_size, "sha256": sha256_file(dest),
-                        "keys_sha256": sha256_file(key_file_path(dest)), "audit_rows": report.audit_rows})
-        idx = backup_index_path(store_path)
-        fd, tmp = exclusive_temp(idx.absolute().parent, idx.name)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(json.dumps({"format": "wardlens-backups", "backups": entries[-200:]}, indent=1))
-            os.replace(tmp, idx)
-        finally:
-            tmp.unlink(missing_ok=True)
+                        "keys_sha256": sha256_file(key_file_path(dest)), "audit_rows": report.audit_rows,
+                        **({"head": head} if head else {})})
+        _write_index(store_path, entries)
     except OSError:
         pass
+
+
+def _write_index(store_path: Path, entries: list[dict]) -> None:
+    idx = backup_index_path(store_path)
+    fd, tmp = exclusive_temp(idx.absolute().parent, idx.name)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"format": "wardlens-backups", "backups": entries[-200:]}, indent=1))
+        os.replace(tmp, idx)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -202,6 +197,16 @@ def _confirm_other_store(store_path: Path, backup_path: Path, backup_id: str,
         admin.lock(reason="restore")
 
 
+def _drop_heads(store_path: Path, paths: set[str]) -> None:
+    if not paths:
+        return
+    entries = [{k: v for k, v in e.items() if k != "head" or e["path"] not in paths} for e in _read_index(store_path)]
+    try:
+        _write_index(store_path, entries)
+    except OSError:
+        pass
+
+
 def _older_keys(backup_path: Path, store_path: Path) -> BackupError | None:
     """Say so when a backup predates a key rotation: it opens only with the passwords valid when it was made."""
     try:
@@ -252,6 +257,9 @@ def restore(backup_path: Path | str, store_path: Path | str, username: str, pass
                 approver = _confirm_other_store(store_path, backup_path, backup_id, confirm)
                 detail += f", replacing another store ({_store_id_of(store_path)}), confirmed by {approver}"
             session.log("restore", "store", "", detail)
+            # backups newer than this one no longer describe the store: their heads stop being checked
+            superseded = [e["path"] for e in _read_index(store_path) if isinstance(e.get("head"), dict) and
+                          anchors.compare(session.db.conn, e["head"], "the backup") is not None]
             session.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             session.lock(reason="restore")
@@ -279,4 +287,5 @@ def restore(backup_path: Path | str, store_path: Path | str, username: str, pass
     os.replace(tmp_keys, key_file_path(store_path))
     os.replace(tmp, store_path)
     anchors.forget(backup_id)   # an older log is expected now; the restore itself is audited in the restored store
+    _drop_heads(store_path, set(superseded))
     return kept if kept.exists() else store_path

@@ -28,8 +28,9 @@ class Site:
         trust = self.session.db.trust
         if trust is not None:
             keys, pending = integrity.user_keys(conn, trust)
-            report.problems += [p for p in anchors.check_workstation(conn, trust.store_id, {**pending, **keys})
-                                if p not in report.problems]
+            found = anchors.check_workstation(conn, trust.store_id, {**pending, **keys}) + \
+                anchors.check_backup_heads(conn, self.session.store_path, trust.store_id, {**pending, **keys})
+            report.problems += [p for p in found if p not in report.problems]
         report.problems += [f"found at this login: {w}" for w in self.session.warnings
                             if "not the one seen before" in w or "altered outside" in w]
         self.session.log("verify", "store", "", "ok" if report.ok else f"{len(report.problems)} problems")

@@ -132,7 +132,7 @@ def establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek:
         if problem:
             warnings.append(f"This store's signed records were altered outside WardLens: {problem}. Ask an "
                             "administrator to run verify.")
-    warnings += anchor_problems(conn, ring, trust, username)
+    warnings += anchor_problems(conn, ring, trust, username, db.path)
     if changed:
         reseal(keys, entry, kek, ring)
     return warnings
@@ -198,10 +198,11 @@ def recovery_box(conn, trust: Trust) -> str | None:
     return pub if trust.admin_signed(sig, RECOVERY_BOX, pub) else None
 
 
-def anchor_problems(conn, ring: Keyring, trust: Trust, username: str) -> list[str]:
+def anchor_problems(conn, ring: Keyring, trust: Trust, username: str, store_path: Path) -> list[str]:
     keys, pending = integrity.user_keys(conn, trust)
     found = [anchors.compare(conn, ring.anchor, "you")] if ring.anchor else []
     found += anchors.check_workstation(conn, trust.store_id, {**pending, **keys})
+    found += anchors.check_backup_heads(conn, store_path, trust.store_id, {**pending, **keys})
     return [f"The store's audit log is not the one seen before: {p}." for p in found if p]
 
 

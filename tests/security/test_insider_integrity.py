@@ -288,3 +288,24 @@ def test_a_retired_model_put_back_active_with_its_old_signature_is_not_loaded(de
         assert clinician.active_model.origin == "bundled"
     finally:
         clinician.lock()
+
+
+def test_a_store_rewound_past_its_last_backup_is_detected_even_with_a_fresh_desk(demo_store, tmp_path, monkeypatch):
+    """Both files put back from an old copy, on a desk that never saw the store (no desk anchor): the backup made
+    since carries a signed head that the rewound log lacks."""
+    import shutil
+    from services.site.backup import backup
+    old = tmp_path / "old"
+    old.mkdir()
+    shutil.copy(demo_store, old / "s.db")
+    shutil.copy(key_file_path(demo_store), old / "s.db.keys")
+    admin = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    admin.records.patients.search("a")
+    backup(admin.session, tmp_path / "nightly.db")
+    admin.lock()
+    shutil.copy(old / "s.db", demo_store)
+    shutil.copy(old / "s.db.keys", key_file_path(demo_store))
+    monkeypatch.setenv("WARDLENS_HOME", str(tmp_path / "another-desk"))
+    report, warnings = admin_verify(demo_store)
+    assert any("the backup nightly.db" in w for w in warnings), warnings
+    assert any("the backup nightly.db" in p for p in report.problems)

@@ -72,3 +72,17 @@ def test_a_backup_of_the_same_store_restores_without_extra_confirmation(demo_sto
         session.lock()
     restore(tmp_path / "b.db", demo_store, "admin", "wardlens-admin")
     unlock(demo_store, "admin", "wardlens-admin").lock()
+
+
+def test_restoring_an_older_backup_through_wardlens_raises_no_false_alarm(demo_store, tmp_path):
+    session = unlock(demo_store, "admin", "wardlens-admin")
+    backup(session, tmp_path / "monday.db")
+    session.log("read", "patients", "", "work after Monday")
+    backup(session, tmp_path / "tuesday.db")
+    session.lock()
+    restore(tmp_path / "monday.db", demo_store, "admin", "wardlens-admin")
+    s = unlock(demo_store, "admin", "wardlens-admin")
+    try:
+        assert s.warnings == []   # Tuesday's head no longer describes the store; this desk's anchor was reset
+    finally:
+        s.lock()
