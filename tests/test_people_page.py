@@ -86,3 +86,41 @@ def test_only_administrators_get_the_page(qtbot, desks, owner):
         assert ("People" in titles) is shown, (user, titles)
         ws.alerts_vm._timer.stop()
         qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)   # its first reads finish before the session locks
+
+
+def test_rotate_keys_from_the_page_closes_the_session_and_old_key_files_stop_working(qtbot, demo_store, owner, tmp_path,
+                                                                                   monkeypatch):
+    import shutil
+    from services.store.database import DatabaseError, connect_raw
+    from services.store.keyfile import KeyFile, key_file_path
+    from ui.main_window import MainWindow
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.session_vm import SessionViewModel
+    from PySide6.QtCore import QSettings
+    shutil.copy(key_file_path(demo_store), tmp_path / "old.keys")
+    runner = BackgroundRunner(owner)
+    vm = SessionViewModel(demo_store, runner, build_demo_if_missing=False, parent=owner)
+    window = MainWindow(vm, runner, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    with qtbot.waitSignal(vm.sessionChanged, timeout=20_000):
+        vm.unlock("admin", DEMO_PASSWORDS["admin"])
+    ws = window.workspace
+    ws.alerts_vm._timer.stop()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
+    notices: list[str] = []
+    vm.notice.disconnect()
+    vm.notice.connect(notices.append)
+    from PySide6.QtWidgets import QMessageBox
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text: asked.append(text) or
+                        QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(vm.sessionChanged, timeout=20_000):
+        ws.people_view.rotate_button.click()   # asks first, then the session closes
+    assert asked and "no earlier key file" in asked[0]
+    qtbot.waitUntil(lambda: bool(notices) or bool(vm.error), timeout=60_000)
+    assert notices and "Keys rotated" in notices[0], (notices, vm.error)
+    old = KeyFile.load(tmp_path / "old.keys").data_key("user:nurse.demo", DEMO_PASSWORDS["nurse.demo"].encode())
+    with pytest.raises(DatabaseError):
+        connect_raw(demo_store, old).execute("SELECT count(*) FROM patients").fetchone()
+    for user in ("admin", "nurse.demo"):
+        unlock(demo_store, user, DEMO_PASSWORDS[user]).lock()

@@ -264,6 +264,7 @@ class MainWindow(QMainWindow):
             return
         self.settings.setValue("last_user", session.user.username)
         self.workspace = Workspace(session, self.runner)
+        self.workspace.people_vm.rotateRequested.connect(self.vm.rotate_keys)
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
         self.user_label.setText(f"{session.user.display_name or session.user.username} ({session.user.role.value})")

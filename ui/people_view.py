@@ -10,6 +10,11 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogBut
 from viewmodels.people_vm import ROLES, PeopleViewModel
 
 
+ROTATE_TEXT = ("Re-encrypt the store under a new key?\n\nThis session closes while it runs. Afterwards no earlier key "
+               "file and no earlier password opens the store; everyone still active opens it with their own password "
+               "as before. Backups made before keep their own keys.")
+
+
 class NewPersonDialog(QDialog):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -54,7 +59,9 @@ class PeopleView(QWidget):
     def __init__(self, vm: PeopleViewModel, parent: QWidget | None = None,
                  ask_new: Callable[[QWidget], tuple[str, str, str] | None] = _ask_new,
                  ask_role: Callable[[QWidget, str, str], str | None] = _ask_role,
-                 show_password: Callable[[QWidget, str, str], None] = _show_password) -> None:
+                 show_password: Callable[[QWidget, str, str], None] = _show_password,
+                 confirm: Callable[[QWidget, str], bool] = lambda parent, text: QMessageBox.question(
+                     parent, "Rotate keys", text) == QMessageBox.StandardButton.Yes) -> None:
         super().__init__(parent)
         self.vm, self._ask_new, self._ask_role = vm, ask_new, ask_role
         lay = QVBoxLayout(self)
@@ -68,8 +75,10 @@ class PeopleView(QWidget):
         self.reactivate_button = QPushButton("Re&activate")
         self.unlock_button = QPushButton("&Unlock")
         self.unlock_button.setToolTip("Clear the failed logins of a locked-out account")
+        self.rotate_button = QPushButton("Rotate &keys…")
+        self.rotate_button.setToolTip("Re-encrypt the store under a new key: no earlier key file or password opens it")
         for b in (self.add_button, self.role_button, self.reset_button, self.deactivate_button, self.reactivate_button,
-                  self.unlock_button):
+                  self.unlock_button, self.rotate_button):
             top.addWidget(b)
         lay.addLayout(top)
         self.table = QTableView()
@@ -84,14 +93,15 @@ class PeopleView(QWidget):
         self.status = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.status)
         lay.addWidget(QLabel("Every change is signed with the administrator key and audited. After deactivating "
-                             "someone who had a copy of the key file, rotate the keys (command line: rotate-keys).",
-                             objectName="Subtitle", wordWrap=True))
+                             "someone who had a copy of the key file, rotate the keys.", objectName="Subtitle",
+                             wordWrap=True))
         self.add_button.clicked.connect(self._add)
         self.role_button.clicked.connect(self._role)
         self.reset_button.clicked.connect(lambda: self._with_selected(vm.reset_password))
         self.deactivate_button.clicked.connect(lambda: self._with_selected(vm.deactivate))
         self.reactivate_button.clicked.connect(lambda: self._with_selected(vm.reactivate))
         self.unlock_button.clicked.connect(lambda: self._with_selected(vm.unlock))
+        self.rotate_button.clicked.connect(lambda: confirm(self, ROTATE_TEXT) and vm.request_rotation())
         vm.statusChanged.connect(self.status.setText)
         vm.oneTimePassword.connect(lambda user, pw: show_password(self, user, pw))
         vm.model.modelReset.connect(self.table.resizeColumnsToContents)

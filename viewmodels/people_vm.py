@@ -34,6 +34,7 @@ PEOPLE_COLUMNS: list[Column[dict]] = [
 class PeopleViewModel(StatusViewModel):
     oneTimePassword = Signal(str, str)   # user name, the password to hand over (shown once)
     changed = Signal(str)                # a change finished (what was done), before the list is read again
+    rotateRequested = Signal()           # the session view-model rotates (it closes this session first)
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -105,3 +106,8 @@ class PeopleViewModel(StatusViewModel):
     @Slot(str)
     def unlock(self, username: str) -> None:
         self._change(f"Unlocking {username}", lambda: self.session.site.accounts.unlock_account(username), username)
+
+    @Slot()
+    def request_rotation(self) -> None:
+        if self.allowed:
+            self.rotateRequested.emit()

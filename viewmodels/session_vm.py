@@ -11,6 +11,7 @@ from services.desk import Desk, open_desk
 from services.records.demo import build_demo_store
 from services.site import accounts
 from services.site.backup import VerifiedBackup, latest_verified_backup, restore
+from services.site.rotation import rotate_data_key
 from viewmodels.background import BackgroundRunner
 from viewmodels.observable import set_if_changed
 
@@ -204,6 +205,37 @@ class SessionViewModel(QObject):
         self._stop_jobs(session)
         session.lock(reason="user")
         self.sessionChanged.emit(None)
+
+    @Slot()
+    def rotate_keys(self) -> None:
+        """Re-encrypt the store under a new key (services.site.rotation). The session closes first, so that no page
+        is reading while the store is re-keyed; the user logs in again afterwards (with the same password)."""
+        desk = self._session
+        if desk is None or self._busy:
+            return
+        self._session = None
+        self._idle.stop()
+        self._stop_jobs(desk)
+        self.sessionChanged.emit(None)
+        self._set_busy(True)
+        self._set_progress("Re-encrypting the store under a new key…")
+
+        def job(progress, cancel):
+            try:
+                return rotate_data_key(desk.session)
+            finally:
+                desk.lock(reason="keys rotated")
+
+        def done(result) -> None:
+            self._set_busy(False)
+            self._set_progress("")
+            lines = ["Keys rotated: no earlier key file or password opens this store now. Log in again.",
+                     f"The new key was sealed for: {', '.join(result.granted) or 'nobody else'}."]
+            if result.without_grant:
+                lines.append(f"Without access until given a new password: {', '.join(result.without_grant)}.")
+            self.notice.emit(" ".join(lines))
+
+        self.runner.run("Rotating keys", job, on_success=done, on_failure=self._failed, owner=self)
 
     def _stop_jobs(self, desk: Desk) -> None:
         """No worker may be inside SQLite when the store closes: cancel, interrupt, then wait."""
