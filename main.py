@@ -171,6 +171,10 @@ def cmd_users(args: argparse.Namespace) -> int:
             accounts.unlock_account(name)
         elif args.action == "countersign":
             print(f"{name}'s signing key {accounts.countersign(name)} is countersigned.")
+        elif args.action == "recovery-key":
+            key = accounts.regenerate_recovery_key()
+            print(f"New recovery key (the old one no longer works; it is shown only now):\n\n    {key}\n\nWrite it on "
+                  "paper and keep it in the site's safe.")
     finally:
         desk.lock(reason="command finished")
     if args.action != "list":
@@ -370,9 +374,10 @@ def build_parser() -> argparse.ArgumentParser:
                           ("reset-password", "a forgotten password: new keys and a one-time password"),
                           ("unlock", "clear a locked-out account's failed logins"),
                           ("countersign", "trust the signing key an account registered after an upgrade"),
+                          ("recovery-key", "a new recovery key, printed once; the old one stops working"),
                           ("passwd", "change your own password")):
         p = with_db(actions.add_parser(action, help=about))
-        if action not in ("list", "passwd"):
+        if action not in ("list", "passwd", "recovery-key"):
             p.add_argument("name", help="the user the action is about")
         if action in ("add", "set-role"):
             p.add_argument("--role", required=True, choices=["admin", "clinician", "nurse", "analyst"])

@@ -158,3 +158,15 @@ def test_the_unlock_screen_asks_for_a_new_password_after_a_one_time_one(qtbot, d
     assert opened.args[0].user.username == "nurse.demo"
     vm.lock()
     unlock(demo_store, "nurse.demo", "nurse-chosen-pw").lock()
+
+
+def test_a_new_recovery_key_from_the_command_line_is_printed_once_and_the_old_one_stops(empty_store):
+    from services.site.accounts import unlock_with_recovery
+    r = cli("users", "recovery-key", "--db", str(empty_store.path), env=as_user("admin", "admin-password"))
+    assert r.returncode == 0, r.stderr
+    new_key = re.search(r"\n\s+(\S+)\n", r.stdout).group(1)
+    with pytest.raises(WrongPassword):
+        unlock_with_recovery(empty_store.path, empty_store.recovery_key)
+    unlock_with_recovery(empty_store.path, new_key).lock()
+    r = cli("users", "recovery-key", "--db", str(empty_store.path), env=as_user("admin", "wrong"))
+    assert r.returncode == 1

@@ -429,6 +429,31 @@ class AccountService:
             audit.append(c, self.session.user.username, "key_countersigned", "user", username, fingerprint)
         return fingerprint
 
+    def regenerate_recovery_key(self) -> str:
+        """A new recovery key (shown once by the caller); the old one stops working. The new recovery keyring holds
+        the administrator key and a box key, so it can sign and is reached by rotations (an upgraded store's old
+        recovery key could do neither)."""
+        self.session.require(Permission.MANAGE_USERS, "manage users")
+        trust = self._admin_trust()
+        recovery = new_recovery_key()
+        rescue = Keyring(self.session.db.key_copy(), trust.admin_key, trust.admin_key, trust.admin_pub,
+                         anchors.head(self.session.db.conn))
+        rescue.ensure_user_key()
+        keys = self._keys()
+        try:
+            kek = wrap_ring(keys, RECOVERY_PREFIX, normalise_recovery_key(recovery), rescue,
+                            self.kdf or KdfParams.calibrated())
+            for i in range(len(kek)):
+                kek[i] = 0
+            keys.data.get("grants", {}).pop(RECOVERY_PREFIX, None)
+            with self.session.db.transaction() as c:
+                keyrings.register_recovery_box(c, trust, rescue)
+                audit.append(c, self.session.user.username, "recovery_key_regenerated", "store", keys.store_id)
+        finally:
+            rescue.wipe()
+        keys.save()
+        return recovery
+
     def unlock_account(self, username: str) -> None:
         """Clear a locked-out account's failed-login count (audited)."""
         self.session.require(Permission.MANAGE_USERS, "manage users")

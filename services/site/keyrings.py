@@ -192,7 +192,7 @@ def register_recovery_box(conn, trust: Trust, rescue: Keyring) -> None:
 
 def recovery_box(conn, trust: Trust) -> str | None:
     row = conn.execute("SELECT value FROM meta WHERE key = 'recovery_box'").fetchone()
-    if not row:
+    if not row or not isinstance(row[0], str) or not integrity.is_current(conn, trust, "recovery_box", row[0]):
         return None
     pub, _, sig = row[0].partition(" ")
     return pub if trust.admin_signed(sig, RECOVERY_BOX, pub) else None

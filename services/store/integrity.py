@@ -142,7 +142,8 @@ def model_is_signed(trust: Trust | None, name: str, version: str, sha256: str, s
 # After every administrator change the session signs a digest of all such records, bound to the audit row of that
 # change; the digest must match the tables, and no administrator change may follow the row it is bound to.
 ADMIN_ACTIONS = frozenset({"store_created", "store_signed", "user_added", "user_deactivated", "user_reactivated",
-                           "password_reset", "role_changed", "key_countersigned", "setting_changed", "keys_rotated"})
+                           "password_reset", "role_changed", "key_countersigned", "setting_changed", "keys_rotated",
+                           "recovery_key_regenerated"})
 
 
 def is_admin_change(action: str) -> bool:
@@ -160,8 +161,9 @@ def _state_records(conn) -> dict[str, str]:
     out |= {f"model:{i}": _fp(sig) for i, sig in conn.execute("SELECT id, sig FROM model_versions")}
     out |= {f"retired:{u}:{p}": _fp(t, sig) for u, p, t, sig in
             conn.execute("SELECT username, sign_pub, to_row, sig FROM retired_keys")}
-    row = conn.execute("SELECT value FROM meta WHERE key = 'signed_from'").fetchone()
-    out["signed_from"] = _fp(row[0] if row else None)
+    for key in ("signed_from", "recovery_box"):   # an older recovery box would let an old recovery key take a rotation
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        out[key] = _fp(row[0] if row else None)
     return out
 
 

@@ -123,3 +123,39 @@ def test_the_recovery_key_still_opens_after_a_rotation(empty_store):
     finally:
         rescue.lock()
     assert "recovery" not in KeyFile.load(key_file_path(empty_store.path)).data["grants"]
+
+
+def test_a_new_recovery_key_replaces_the_old_one_and_is_reached_by_rotations(empty_store):
+    from services.site.accounts import AccountService, unlock_with_recovery
+    from services.store.keyfile import KdfParams
+    admin = unlock(empty_store.path, "admin", "admin-password")
+    try:
+        new_key = AccountService(admin, KdfParams.fast()).regenerate_recovery_key()
+    finally:
+        admin.lock()
+    assert new_key != empty_store.recovery_key
+    with pytest.raises(WrongPassword):
+        unlock_with_recovery(empty_store.path, empty_store.recovery_key)
+    admin = unlock(empty_store.path, "admin", "admin-password")
+    assert rotate_data_key(admin).granted == ["the recovery key"]
+    admin.lock()
+    rescue = unlock_with_recovery(empty_store.path, new_key)
+    try:
+        assert rescue.warnings == [] and rescue.db.trust.admin_key is not None
+    finally:
+        rescue.lock()
+
+
+def test_an_older_recovery_box_put_back_gets_no_grant(empty_store):
+    from services.site.accounts import AccountService
+    from services.store.keyfile import KdfParams
+    admin = unlock(empty_store.path, "admin", "admin-password")
+    old_box = admin.db.conn.execute("SELECT value FROM meta WHERE key = 'recovery_box'").fetchone()[0]
+    AccountService(admin, KdfParams.fast()).regenerate_recovery_key()
+    with admin.db.transaction() as c:   # the insider puts the old (signed) box back
+        c.execute("UPDATE meta SET value = ? WHERE key = 'recovery_box'", (old_box,))
+    try:
+        with pytest.raises(ValidationError, match="recovery key"):
+            rotate_data_key(admin)   # it is not current: the rotation will not seal the new key to it
+    finally:
+        admin.lock()
