@@ -124,3 +124,41 @@ def test_rotate_keys_from_the_page_closes_the_session_and_old_key_files_stop_wor
         connect_raw(demo_store, old).execute("SELECT count(*) FROM patients").fetchone()
     for user in ("admin", "nurse.demo"):
         unlock(demo_store, user, DEMO_PASSWORDS[user]).lock()
+
+
+def test_admin_menu_and_backup_from_the_file_menu(qtbot, demo_store, owner, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QFileDialog, QMessageBox
+    from ui.main_window import MainWindow
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.session_vm import SessionViewModel
+    runner = BackgroundRunner(owner)
+    vm = SessionViewModel(demo_store, runner, build_demo_if_missing=False, parent=owner)
+    window = MainWindow(vm, runner, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    assert not window.admin_menu.menuAction().isVisible() and not window.backup_action.isEnabled()
+    with qtbot.waitSignal(vm.sessionChanged, timeout=20_000):
+        vm.unlock("admin", DEMO_PASSWORDS["admin"])
+    ws = window.workspace
+    ws.alerts_vm._timer.stop()
+    assert window.admin_menu.menuAction().isVisible() and window.backup_action.isEnabled()
+    people = next(a for a in window.admin_menu.actions() if a.text() == "&People")
+    people.trigger()
+    assert ws.nav.currentItem().text() == "People"
+    target = tmp_path / "usb" / "monday.db"
+    target.parent.mkdir()
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "WardLens store (*.db)"))
+    told: list[str] = []
+    monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: told.append(text))
+    window.backup_action.trigger()
+    qtbot.waitUntil(lambda: bool(told), timeout=60_000)
+    assert "written and verified" in told[0] and target.exists() and (tmp_path / "usb" / "monday.db.keys").exists()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
+    vm.lock()
+    nurse_vm = vm
+    with qtbot.waitSignal(nurse_vm.sessionChanged, timeout=20_000):
+        nurse_vm.unlock("nurse.demo", DEMO_PASSWORDS["nurse.demo"])
+    window.workspace.alerts_vm._timer.stop()
+    assert not window.admin_menu.menuAction().isVisible() and not window.backup_action.isEnabled()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
+    vm.lock()

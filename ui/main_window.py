@@ -4,7 +4,7 @@ from __future__ import annotations
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QKeySequence, QShortcut
 from PySide6.QtWidgets import (QHBoxLayout, QVBoxLayout, QLabel, QListWidget, QListWidgetItem, QMainWindow, QMessageBox,
-                               QProgressBar, QPushButton, QStackedWidget, QWidget)
+                               QFileDialog, QProgressBar, QPushButton, QStackedWidget, QWidget)
 
 from viewmodels.session_vm import Desk
 from ui.patient_dialogs import EncounterDialog, PatientDialog
@@ -29,6 +29,7 @@ from viewmodels.export_vm import TableExporter
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.xray_vm import XrayViewModel
 from viewmodels.people_vm import PeopleViewModel
+from viewmodels.admin_vm import AdminViewModel
 from ui.people_view import PeopleView
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from ui.model_card_dialog import ModelCardDialog
@@ -79,6 +80,7 @@ class Workspace(QWidget):
         self.people_view = PeopleView(self.people_vm)
         if self.people_vm.allowed:
             self._add_page("People", "people", self.people_view)
+        self.admin_vm = AdminViewModel(session, runner, self)
         self.exporter = TableExporter(session, runner, self)
         self._add_exports()
         self.alerts_vm = AlertsViewModel(session, runner, self)
@@ -158,6 +160,14 @@ class Workspace(QWidget):
         elif page is self.worklist_view and self.worklist_vm.model.total == 0 and not self.worklist_vm.status:
             self.worklist_vm.refresh()
 
+    def go_to(self, title: str) -> bool:
+        """Show the page with this title (menus); False where this role has no such page."""
+        for i in range(self.nav.count()):
+            if self.nav.item(i).text() == title and not self.nav.item(i).isHidden():
+                self.nav.setCurrentRow(i)
+                return True
+        return False
+
     def _add_page(self, title: str, icon_name: str, page: QWidget) -> None:
         QListWidgetItem(icon(icon_name), title, self.nav)
         self.pages.addWidget(page)
@@ -225,10 +235,18 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.lock_button)
 
         file_menu = self.menuBar().addMenu("&File")
+        self.backup_action = QAction("&Backup…", self, enabled=False, triggered=self._backup)
+        file_menu.addAction(self.backup_action)
+        file_menu.addSeparator()
         self.lock_action = QAction(icon("lock"), "&Lock session", self, shortcut=QKeySequence("Ctrl+L"), enabled=False)
         file_menu.addAction(self.lock_action)
         file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
+        self.admin_menu = self.menuBar().addMenu("&Admin")
+        for title in ("People", "Audit log", "Models"):
+            self.admin_menu.addAction(QAction(f"&{title}", self, triggered=lambda _=False, t=title: self._go(t)))
+        self.admin_menu.addAction(QAction("&Verify store", self, triggered=self._verify))
+        self.admin_menu.menuAction().setVisible(False)
         help_menu = self.menuBar().addMenu("&Help")
         help_menu.addAction(QAction("&About WardLens", self, triggered=self._about))
 
@@ -255,6 +273,8 @@ class MainWindow(QMainWindow):
             self.stack.removeWidget(self.workspace)
             self.workspace.deleteLater()
             self.workspace = None
+        self.admin_menu.menuAction().setVisible(session is not None and session.can(Permission.MANAGE_USERS))
+        self.backup_action.setEnabled(session is not None and session.can(Permission.BACKUP))
         if session is None:
             self.user_label.setText("")
             self.lock_button.setVisible(False)
@@ -265,6 +285,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("last_user", session.user.username)
         self.workspace = Workspace(session, self.runner)
         self.workspace.people_vm.rotateRequested.connect(self.vm.rotate_keys)
+        self.workspace.admin_vm.notice.connect(lambda text: QMessageBox.information(self, "Backup", text))
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
         self.user_label.setText(f"{session.user.display_name or session.user.username} ({session.user.role.value})")
@@ -277,6 +298,23 @@ class MainWindow(QMainWindow):
             if patient_id is not None:
                 self.workspace.open_patient(patient_id)
             self.workspace.nav.setCurrentRow(row)
+
+    def _go(self, title: str) -> None:
+        if self.workspace is not None:
+            self.workspace.go_to(title)
+
+    def _verify(self) -> None:
+        if self.workspace is not None and self.workspace.go_to("Audit log"):
+            self.workspace.audit_vm.verify()
+
+    def _backup(self) -> None:
+        if self.workspace is None:
+            return
+        from PySide6.QtCore import QDateTime
+        default = f"wardlens-backup-{QDateTime.currentDateTime().toString('yyyyMMdd-HHmm')}.db"
+        path, _ = QFileDialog.getSaveFileName(self, "Back up the store to", default, "WardLens store (*.db)")
+        if path:
+            self.workspace.admin_vm.backup(path if path.endswith(".db") else path + ".db")
 
     def _about(self) -> None:
         self.about_dialog = ModelCardDialog(about_markdown(), self, title="About WardLens")
