@@ -128,3 +128,28 @@ def test_restore_refuses_a_damaged_backup_and_keeps_the_store(demo_store, tmp_pa
         restore(target, demo_store, *ADMIN)
     assert demo_store.read_bytes() == before
     assert not list(tmp_path.glob("store/*.restoring*"))
+
+
+def test_a_backup_taken_while_the_desk_keeps_writing_verifies(empty_store, tmp_path):
+    """In the GUI other threads write audit rows (every search) while a backup runs: the copy is compared with the
+    state it was taken from, not with the store a moment later ('row counts differ' before)."""
+    import threading
+    import time
+    from services.site.accounts import unlock
+    from services.site.backup import backup
+    s = unlock(empty_store.path, "admin", "admin-password")
+    stop = threading.Event()
+
+    def busy_desk():
+        while not stop.is_set():
+            s.log("read", "patients", "", "a search on another page")
+            time.sleep(0.002)
+    worker = threading.Thread(target=busy_desk)
+    worker.start()
+    try:
+        for i in range(5):
+            assert backup(s, tmp_path / f"b{i}.db").ok
+    finally:
+        stop.set()
+        worker.join()
+        s.lock()

@@ -75,11 +75,21 @@ def write_verified_copy(conn, key: bytes | bytearray, key_file_source: Path, des
     tmp_keys = Path(str(tmp) + ".keys")
     try:
         target = connect_raw(tmp, key)
+        snapshot = not conn.in_transaction
         try:
-            conn.backup(target)
+            # One read transaction around the copy and the counts: other threads of the desk keep writing (an audit
+            # row for each search), and the copy must be compared with the very state it was taken from.
+            if snapshot:
+                conn.execute("BEGIN")
+            try:
+                source = _counts(conn)
+                conn.backup(target)
+            finally:
+                if snapshot:
+                    conn.execute("COMMIT")
             target.execute("PRAGMA journal_mode = DELETE")  # a backup is one self-contained file
             report = verify_connection(target, expect_version)
-            same = _counts(target) == _counts(conn)
+            same = _counts(target) == source
         finally:
             target.close()
         if not report.ok or not same:
