@@ -161,7 +161,9 @@ def cmd_users(args: argparse.Namespace) -> int:
         elif args.action == "set-role":
             role = Role(args.role)
             one_time = _one_time_password() if role is Role.ADMIN else None
-            accounts.set_role(name, role, one_time)
+            if not accounts.set_role(name, role, one_time):
+                one_time = None
+                print(f"{name} is already {role.value}.")
         elif args.action == "deactivate":
             accounts.deactivate_user(name)
         elif args.action in ("reactivate", "reset-password"):
@@ -177,7 +179,7 @@ def cmd_users(args: argparse.Namespace) -> int:
                   "paper and keep it in the site's safe.")
     finally:
         desk.lock(reason="command finished")
-    if args.action != "list":
+    if args.action not in ("list", "recovery-key"):
         print(f"{args.action}: {name} done.")
     if one_time:
         print(f"One-time password for {name}: {one_time}\n(they choose their own at their first login; it is shown "

@@ -170,3 +170,33 @@ def test_a_new_recovery_key_from_the_command_line_is_printed_once_and_the_old_on
     unlock_with_recovery(empty_store.path, new_key).lock()
     r = cli("users", "recovery-key", "--db", str(empty_store.path), env=as_user("admin", "wrong"))
     assert r.returncode == 1
+
+
+def test_a_reset_while_the_user_is_logged_in_elsewhere_survives_their_lock(demo_store):
+    """Her open session must not write its stale keyring back over the entry the reset made."""
+    nurse = unlock(demo_store, "nurse.demo", DEMO_PASSWORDS["nurse.demo"])
+    admin = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        admin.site.accounts.reset_password("nurse.demo", "nurse-one-time")
+        with pytest.raises(ValidationError, match="your own"):
+            admin.site.accounts.reset_password("admin", "admin-one-time")
+        assert admin.site.accounts.set_role("dr.demo", Role.CLINICIAN) is False   # no change, nothing signed
+    finally:
+        admin.lock()
+    nurse.lock()
+    unlock(demo_store, "nurse.demo", "nurse-one-time", new_password="nurse-after-reset").lock()
+
+
+def test_no_grant_survives_a_deactivation_or_a_reset(demo_store):
+    import json as _json
+    from services.site.rotation import rotate_data_key
+    from services.store.keyfile import key_file_path
+    admin = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        rotate_data_key(admin.session)   # grants for everyone, not yet taken
+        admin.site.accounts.deactivate_user("nurse.demo")
+        admin.site.accounts.reset_password("analyst.demo", "analyst-one-time")
+    finally:
+        admin.lock()
+    grants = _json.loads(key_file_path(demo_store).read_text()).get("grants", {})
+    assert "user:nurse.demo" not in grants and "user:analyst.demo" not in grants and "user:dr.demo" in grants

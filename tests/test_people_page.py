@@ -150,6 +150,7 @@ def test_admin_menu_and_backup_from_the_file_menu(qtbot, demo_store, owner, tmp_
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "WardLens store (*.db)"))
     told: list[str] = []
     monkeypatch.setattr(QMessageBox, "information", lambda parent, title, text: told.append(text))
+    monkeypatch.setattr(QMessageBox, "warning", lambda parent, title, text: told.append(text))
     window.backup_action.trigger()
     qtbot.waitUntil(lambda: bool(told), timeout=60_000)
     assert "written and verified" in told[0] and target.exists() and (tmp_path / "usb" / "monday.db.keys").exists()

@@ -286,6 +286,7 @@ class MainWindow(QMainWindow):
         self.workspace = Workspace(session, self.runner)
         self.workspace.people_vm.rotateRequested.connect(self.vm.rotate_keys)
         self.workspace.admin_vm.notice.connect(lambda text: QMessageBox.information(self, "Backup", text))
+        self.workspace.admin_vm.failed.connect(lambda text: QMessageBox.warning(self, "Backup", text))
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
         self.user_label.setText(f"{session.user.display_name or session.user.username} ({session.user.role.value})")
@@ -313,7 +314,7 @@ class MainWindow(QMainWindow):
         from PySide6.QtCore import QDateTime
         default = f"wardlens-backup-{QDateTime.currentDateTime().toString('yyyyMMdd-HHmm')}.db"
         path, _ = QFileDialog.getSaveFileName(self, "Back up the store to", default, "WardLens store (*.db)")
-        if path:
+        if path and self.workspace is not None:   # the session may have locked while the dialog was open
             self.workspace.admin_vm.backup(path if path.endswith(".db") else path + ".db")
 
     def _about(self) -> None:

@@ -86,12 +86,15 @@ class UnlockView(QWidget):
         vm.demoLoginsChanged.connect(self._show_demo)
         vm.backupOffered.connect(self._show_offer)
         vm.passwordChangeRequiredChanged.connect(self._show_change)
+        self.user.textEdited.connect(vm.user_edited)
         self.repeat.returnPressed.connect(self._submit)
         self.new_password.returnPressed.connect(self.repeat.setFocus)
         self._show_change(vm.passwordChangeRequired)
         self.restore_button.clicked.connect(vm.restore_offered_backup)
         self.setTabOrder(self.user, self.password)
-        self.setTabOrder(self.password, self.unlock_button)
+        self.setTabOrder(self.password, self.new_password)
+        self.setTabOrder(self.new_password, self.repeat)
+        self.setTabOrder(self.repeat, self.unlock_button)
         self._show_demo(vm.demo_logins)
         self._show_error(vm.error)
 
@@ -102,6 +105,9 @@ class UnlockView(QWidget):
         """A one-time password: the new password fields appear under it, the button says what it will do."""
         for w in (self.new_password, self.repeat):
             self._form.setRowVisible(w, required)
+            w.clear()
+        if not required:
+            self.password.clear()   # never leave a one-time password typed for whoever comes next
         self.unlock_button.setText("&Change password and unlock" if required else "&Unlock")
 
     def _show_error(self, text: str) -> None:

@@ -11,7 +11,7 @@ from services.desk import Desk, open_desk
 from services.records.demo import build_demo_store
 from services.site import accounts
 from services.site.backup import VerifiedBackup, latest_verified_backup, restore
-from services.site.rotation import rotate_data_key
+from services.site.rotation import rotate_data_key, unreachable
 from viewmodels.background import BackgroundRunner
 from viewmodels.observable import set_if_changed
 
@@ -206,12 +206,23 @@ class SessionViewModel(QObject):
         session.lock(reason="user")
         self.sessionChanged.emit(None)
 
+    @Slot(str)
+    def user_edited(self, _text: str) -> None:
+        """Another user name typed: the one-time-password step belonged to the previous one."""
+        set_if_changed(self, "_must_change", False, "passwordChangeRequiredChanged")
+
     @Slot()
     def rotate_keys(self) -> None:
         """Re-encrypt the store under a new key (services.site.rotation). The session closes first, so that no page
         is reading while the store is re-keyed; the user logs in again afterwards (with the same password)."""
         desk = self._session
         if desk is None or self._busy:
+            return
+        missing = unreachable(desk.session)
+        if missing:   # checked before the session closes: the page cannot force a rotation past them
+            self.notice.emit(f"Not rotated: {', '.join(missing)} would lose access (no countersigned key yet). "
+                             "Countersign their keys or give them new passwords first, or rotate with "
+                             "'rotate-keys --force' on the command line.")
             return
         self._session = None
         self._idle.stop()

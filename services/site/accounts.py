@@ -316,9 +316,12 @@ class AccountService:
         out = []
         for u, role, name, active, must, sig in self.session.db.conn.execute(
                 "SELECT username, role, display_name, active, must_change, role_sig FROM users ORDER BY username"):
-            failures = keys.data["failures"].get(u, {})
-            out.append({"username": u, "role": role, "display_name": name, "active": bool(active),
-                        "must_change_password": bool(must), "failed_logins": int(failures.get("count", 0) or 0),
+            try:   # the key file is anyone's to write: a record altered into nonsense counts as none shown
+                failed = int(keys.data["failures"].get(u, {}).get("count", 0) or 0)
+            except (TypeError, ValueError, AttributeError, OverflowError):
+                failed = -1
+            out.append({"username": u, "role": role, "display_name": name, "active": active == 1,
+                        "must_change_password": bool(must), "failed_logins": failed,
                         "signed": trust is None or trust.admin_pub is None or
                         integrity.role_is_signed(trust, u, role, active, sig)})
         return out
@@ -373,11 +376,15 @@ class AccountService:
                       "username = ?", (role.value, int(active), ring.user_pub, ring.box_pub, username))
         self._issue(keys, username, password, role, update, action)
         keys.data["failures"].pop(username, None)
+        keys.data.get("grants", {}).pop(_user_entry(username), None)   # sealed to the old box key: never taken now
         keys.save()
 
     def reset_password(self, username: str, one_time_password: str) -> None:
         """For a user who forgot their password: new keys under a one-time password, changed at their next login."""
         self.session.require(Permission.MANAGE_USERS, "manage users")
+        if username == self.session.user.username:
+            raise ValidationError({"username": "change your own password instead (users passwd); a reset of your own "
+                                               "account would end this session's keys"})
         row = self._existing(username)
         if not row[1]:
             raise ValidationError({"username": "the account is deactivated; reactivate it"})
@@ -391,14 +398,17 @@ class AccountService:
             raise ValidationError({"username": "the account is active"})
         self._one_time(username, one_time_password, Role(row[0]), "user_reactivated", True)
 
-    def set_role(self, username: str, role: Role, one_time_password: str | None = None) -> None:
+    def set_role(self, username: str, role: Role, one_time_password: str | None = None) -> bool:
         """Change a role (signed). Making someone an administrator gives them the administrator key, which only a new
         keyring can carry: it needs a one-time password. An administrator is not demoted: their old keyring keeps the
         administrator key (deactivate the account and rotate keys instead; docs/security.md)."""
         self.session.require(Permission.MANAGE_USERS, "manage users")
-        old = Role(self._existing(username)[0])
+        row = self._existing(username)
+        old = Role(row[0])
         if old is role:
-            return
+            return False
+        if not row[1]:
+            raise ValidationError({"username": "the account is deactivated; reactivate it first"})
         if old is Role.ADMIN:
             raise ValidationError({"role": "an administrator cannot be demoted: their keyring holds the administrator "
                                            "key. Deactivate the account, rotate keys, and add a new account"})
@@ -406,12 +416,13 @@ class AccountService:
             if not one_time_password:
                 raise ValidationError({"password": "making someone an administrator needs a one-time password"})
             self._one_time(username, one_time_password, role, "role_changed", True)
-            return
+            return True
         trust = self._admin_trust()
         with self.session.db.transaction() as c:
             c.execute("UPDATE users SET role = ? WHERE username = ?", (role.value, username))
             integrity.sign_user(c, trust, username)
             audit.append(c, self.session.user.username, "role_changed", "user", username, f"{old.value} -> {role.value}")
+        return True
 
     def countersign(self, username: str) -> str:
         """Countersign the signing key an account registered at its first login after an upgrade (confirm with the
@@ -488,6 +499,7 @@ class AccountService:
             integrity.sign_user(c, trust, username)
             audit.append(c, self.session.user.username, "user_deactivated", "user", username)
         keys.remove(_user_entry(username))  # their wrapped key goes too: the password no longer opens anything
+        keys.data.get("grants", {}).pop(_user_entry(username), None)   # and a grant from a rotation not yet taken
         keys.save()
 
     def change_password(self, old_password: str, new_password: str) -> None:
@@ -508,6 +520,7 @@ class AccountService:
         sealer = getattr(s, "on_lock", None)
         if isinstance(sealer, Sealer):   # the session re-seals under the new password from now on
             sealer.kek[:] = kek
+            sealer.salt = keys.data["entries"][entry]["salt"]
         for i in range(len(kek)):
             kek[i] = 0
         with s.db.transaction() as c:

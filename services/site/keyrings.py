@@ -52,6 +52,11 @@ class Sealer:
     def __init__(self, keys_path: Path, entry: str, kek: bytearray, ring: Keyring, store_id: str, user: str) -> None:
         self.keys_path, self.entry, self.kek, self.ring = keys_path, entry, kek, ring
         self.store_id, self.user = store_id, user
+        self.salt = self._salt(KeyFile.load(keys_path))
+
+    def _salt(self, keys: KeyFile) -> str | None:
+        e = keys.data["entries"].get(self.entry)
+        return e.get("salt") if isinstance(e, dict) else None
 
     def seal(self, conn) -> None:
         ring = self.ring
@@ -59,7 +64,9 @@ class Sealer:
             return   # the row this user saw is gone or changed: keep the old anchor so the alarm stays raised
         ring.anchor = anchors.head(conn)
         keys = KeyFile.load(self.keys_path)
-        if keys.has(self.entry):   # gone when the account was deactivated meanwhile
+        # Gone when the account was deactivated meanwhile; re-wrapped (new salt) by a reset, a new recovery key or a
+        # password change elsewhere: then this session's keyring and key are stale and must not overwrite it.
+        if keys.has(self.entry) and self._salt(keys) == self.salt:
             payload = ring.payload()
             try:
                 keys.seal(self.entry, self.kek, payload)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from models.domain import Permission
 from services.core.errors import PermissionDenied, ValidationError
-from services.site.keyrings import Sealer, recovery_box
+from services.site.keyrings import Sealer, recovery_box, reseal
 from services.site.session import Session
 from services.store import grants, integrity
 from services.store.keyfile import RECOVERY_PREFIX, KeyFile, key_file_path, new_data_key
@@ -32,6 +32,14 @@ def _unreachable(conn, trust, keys: KeyFile, me: str) -> list[str]:
     if recovery_box(conn, trust) is None and keys.has(RECOVERY_PREFIX):
         missing.append("the recovery key")
     return missing
+
+
+def unreachable(session: Session) -> list[str]:
+    """Who would lose access at a rotation now (asked before the GUI closes the session to rotate)."""
+    trust = session.db.trust
+    if trust is None or trust.admin_key is None:
+        return []
+    return _unreachable(session.db.conn, trust, KeyFile.load(key_file_path(session.store_path)), session.user.username)
 
 
 def rotate_data_key(session: Session, force: bool = False) -> Rotation:
@@ -72,9 +80,7 @@ def rotate_data_key(session: Session, force: bool = False) -> Rotation:
         session.db.rekey(new_key)                                                      # (2)
         sealer.ring.data_key[:] = new_key
         keys = KeyFile.load(key_file_path(session.store_path))
-        keys.data.get("grants", {}).pop(sealer.entry, None)
-        keys.save()
-        sealer.seal(session.db.conn)                                                   # (3)
+        reseal(keys, sealer.entry, sealer.kek, sealer.ring)   # (3) own entry and its grant, in one save, whatever else
     finally:
         for i in range(len(new_key)):
             new_key[i] = 0

@@ -220,7 +220,7 @@ class Database:
             conn.reset_key(literal)   # sqlite3_rekey: re-encrypts every page
         finally:
             _wipe(literal)
-        self._key[:] = bytes(new_key)
+        self._key[:] = new_key   # no bytes() copy: the buffer is wiped at lock
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()   # the connection reads with the new key
 
     def key_copy(self) -> bytearray:
