@@ -79,3 +79,24 @@ def test_backup_to_a_full_disk_leaves_nothing_and_the_store_intact(demo_store, s
     assert _counts(s.db.conn) == before
     assert verify_connection(s.db.conn).ok
     s.lock()
+
+
+def test_adding_a_person_when_the_key_file_cannot_be_written_changes_nothing(empty_store, monkeypatch):
+    """The account and its key-file entry are saved together or not at all (the key file is written inside the
+    store's transaction; a key file that cannot be written rolls the account back)."""
+    from models.domain import Role
+    from services.site.accounts import AccountService
+    from services.store.keyfile import KeyFile
+    s = unlock(empty_store.path, "admin", "admin-password")
+    try:
+        users = s.db.conn.execute("SELECT count(*) FROM users").fetchone()[0]
+        real_save = KeyFile.save
+        monkeypatch.setattr(KeyFile, "save", lambda self: (_ for _ in ()).throw(OSError(28, "No space left on device")))
+        with pytest.raises(OSError):
+            AccountService(s, FAST).add_user("nurse9", "nurse9-password", Role.NURSE)
+        monkeypatch.setattr(KeyFile, "save", real_save)
+        assert s.db.conn.execute("SELECT count(*) FROM users").fetchone()[0] == users
+        AccountService(s, FAST).add_user("nurse9", "nurse9-password", Role.NURSE)   # and it can be added again
+    finally:
+        s.lock()
+    unlock(empty_store.path, "nurse9", "nurse9-password").lock()

@@ -332,8 +332,10 @@ class AccountService:
         username = username.strip().lower()
         validate_new_account(username, password)
         keys = self._keys()
-        if keys.has(_user_entry(username)) or self._row(username) is not None:
+        if self._row(username) is not None:
             raise ValidationError({"username": "already exists"})
+        # An entry without an account is what a failed commit after the key file was saved leaves: it opens nothing
+        # that exists, and the new entry replaces it.
 
         def insert(c, ring: Keyring) -> None:
             c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub, box_pub, must_change) "
@@ -361,9 +363,9 @@ class AccountService:
                 write(c, ring)
                 integrity.sign_user(c, trust, username)
                 audit.append(c, self.session.user.username, action, "user", username, role.value)
+                keys.save()   # inside the transaction: a key file that cannot be written (disk full) rolls it back
         finally:
             ring.wipe()
-        keys.save()
 
     def _one_time(self, username: str, password: str, role: Role, action: str, active: bool) -> None:
         """Give an existing account new keys and a one-time password it must change at its next login."""
@@ -374,10 +376,9 @@ class AccountService:
             integrity.retire_key(c, self.session.db.trust, username)   # old entries keep verifying, new ones cannot
             c.execute("UPDATE users SET role = ?, active = ?, sign_pub = ?, box_pub = ?, must_change = 1 WHERE "
                       "username = ?", (role.value, int(active), ring.user_pub, ring.box_pub, username))
-        self._issue(keys, username, password, role, update, action)
         keys.data["failures"].pop(username, None)
         keys.data.get("grants", {}).pop(_user_entry(username), None)   # sealed to the old box key: never taken now
-        keys.save()
+        self._issue(keys, username, password, role, update, action)   # saves the key file with the account
 
     def reset_password(self, username: str, one_time_password: str) -> None:
         """For a user who forgot their password: new keys under a one-time password, changed at their next login."""
