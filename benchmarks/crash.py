@@ -190,7 +190,9 @@ class Checker:
             report = verify_connection(c)
             for p in report.problems:
                 self.fail(kill, f"verify: {p}")
-            rows = dict(c.execute("SELECT mrn, given_name FROM patients WHERE mrn LIKE 'CR%'").fetchall())
+            d = session.directory()   # names and numbers are sealed in the store
+            found = {d.get(pid).mrn: (pid, d.get(pid).given) for pid in d.order() if d.get(pid).mrn.startswith("CR")}
+            rows = {mrn: given for mrn, (_, given) in found.items()}
             for mrn, updated in self.added.items():
                 if mrn not in rows:
                     self.fail(kill, f"acknowledged patient {mrn} is lost")
@@ -199,7 +201,7 @@ class Checker:
             created = {int(e) for (e,) in c.execute(
                 "SELECT entity_id FROM audit_log WHERE action = 'create' AND entity = 'patient'")}
             for mrn in rows:
-                pid = c.execute("SELECT id FROM patients WHERE mrn = ?", (mrn,)).fetchone()[0]
+                pid = found[mrn][0]
                 if pid not in created:
                     self.fail(kill, f"patient {mrn} is stored without its audit row (half-applied)")
             for tag in self.imports_begun:

@@ -8,6 +8,8 @@ import datetime as dt
 import numpy as np
 import pytest
 
+from tests.conftest import identities
+
 from services.desk import open_desk
 from services.capacity.beds import BedService
 from services.capacity.census import CensusService
@@ -140,7 +142,7 @@ def test_no_demo_admission_lies_in_the_future():
 def test_an_analyst_sees_pseudonyms_not_hospital_numbers_on_the_bed_pages(demo_store):
     s = open_desk(demo_store, "analyst.demo", "wardlens-analyst")
     try:
-        numbers = {m for (m,) in s.session.db.conn.execute("SELECT mrn FROM patients")}
+        numbers = {who.mrn for who in identities(demo_store).values()}
         inp = s.capacity.census.inpatients()
         assert inp and all(e.mrn.startswith("P-") and e.patient_label == f"Patient {e.mrn}" for e in inp)
         waiting = s.capacity.beds.waiting()

@@ -103,9 +103,10 @@ def test_promoted_local_model_scores_the_same_in_the_gui_and_the_cli(demo_store,
     vid = admin.models.registry.add_candidate(version, onnx, meta, trees, {"name": "readmission", "kind": "retrain"},
                                               bundled.version, "model retrain", "test: a promoted local model")
     make_active(admin, vid)   # promoted, as the gate would after a better local model
-    pid, nbr, mrn = admin.session.db.conn.execute(
-        "SELECT e.patient_id, e.encounter_nbr, p.mrn FROM encounters e JOIN patients p ON p.id = e.patient_id "
+    pid, nbr = admin.session.db.conn.execute(
+        "SELECT e.patient_id, e.encounter_nbr FROM encounters e "
         "WHERE e.status = 'inpatient' ORDER BY e.encounter_nbr LIMIT 1").fetchone()
+    mrn = admin.session.patient_ref(pid)   # sealed in the store: as the session reads it
     before = admin.risk.assessments.readmission(pid, nbr)
     admin.lock()
     assert before.model_version == bundled.version   # this desk opened before the promotion

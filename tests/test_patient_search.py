@@ -16,17 +16,24 @@ def _name_forms(q: str) -> list[str]:
     return [" ".join(words)] + ([f"{words[1]} {words[0]}"] if len(words) == 2 else [])
 
 
-def _reference(c, q: str, names: bool) -> list[int]:
+def _reference(s, q: str, names: bool) -> list[int]:
     """Every patient tested in Python against every alternative the search documents (a de-identified
-    role finds patients by diagnosis code and ward only)."""
+    role finds patients by diagnosis code and ward only, in row order; names are sealed in the store, so the
+    reference reads them through the session's identity key, one patient at a time)."""
+    c = s.db.conn
     wards = {wid for wid, name in c.execute("SELECT id, name FROM wards") if name.lower().startswith(q.lower())}
     codes: dict[int, set[str]] = {}
     for code, pid in c.execute("SELECT d.code, e.patient_id FROM diagnoses d JOIN encounters e ON e.id = d.encounter_id"):
         codes.setdefault(pid, set()).add(code)
+    people = []
+    for pid, mrn, given, family, birth, ident, ward in c.execute(
+            "SELECT p.id, p.mrn, p.given_name, p.family_name, p.birth_date, p.ident, e.ward_id FROM patients p "
+            "LEFT JOIN encounters e ON e.id = p.latest_encounter_id"):
+        who = s.codec.read_patient(pid, mrn, given, family, birth, ident) if names else None
+        people.append((who.search if who else "", who.mrn if who else "", pid, ward))
+    people.sort(key=lambda t: (t[0], t[1]) if names else t[2])
     hits = []
-    for pid, mrn, name, ward in c.execute(
-            "SELECT p.id, p.mrn, p.search_name, e.ward_id FROM patients p "
-            "LEFT JOIN encounters e ON e.id = p.latest_encounter_id ORDER BY p.search_name, p.mrn"):
+    for name, mrn, pid, ward in people:
         if ((names and mrn.startswith(q)) or any(code.startswith(q.upper()) for code in codes.get(pid, ()))
                 or (names and any(name.startswith(n) for n in _name_forms(q))) or ward in wards):
             hits.append(pid)
@@ -39,15 +46,14 @@ def test_every_strategy_returns_the_reference_in_list_order(demo_store, monkeypa
     s = unlock(demo_store, user, password)
     try:
         svc = PatientService(s)
-        c = s.db.conn
         for q in QUERIES:
-            want = _reference(c, q, names)
+            want = _reference(s, q, names)
             assert [r.patient_id for r in svc.search(q)] == want, q  # unpaged
             for broad in (1, 10**9):  # force the walk, then force collect-and-sort
                 monkeypatch.setattr(patients_mod, "BROAD", broad)
                 for limit in (1, 7, 500):
                     assert [r.patient_id for r in svc.search(q, limit)] == want[:limit], (q, broad, limit)
-        assert len(_reference(c, "250", names)) > 100  # the broad cases really are broad on the demo store
+        assert len(_reference(s, "250", names)) > 100  # the broad cases really are broad on the demo store
         if names:  # a name typed as the list shows it, or given name first, finds the patient
             for typed in ("Adams, Donna", "donna adams", "ADAMS donna"):
                 found = svc.search(typed)

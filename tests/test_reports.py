@@ -38,9 +38,9 @@ def flat(text: str) -> str:
 def _risky_inpatient(session) -> tuple[int, int, str]:
     """An inpatient whose report has factors to show (the first by encounter number with 3+ prior stays)."""
     row = session.db.conn.execute(
-        "SELECT e.patient_id, e.encounter_nbr, p.mrn FROM encounters e JOIN patients p ON p.id = e.patient_id "
+        "SELECT e.patient_id, e.encounter_nbr FROM encounters e "
         "WHERE e.status = 'inpatient' ORDER BY e.number_inpatient DESC, e.encounter_nbr LIMIT 1").fetchone()
-    return int(row[0]), int(row[1]), str(row[2])
+    return int(row[0]), int(row[1]), session.patient_ref(int(row[0]))   # the number is sealed: read as the session does
 
 
 def chest_png(size: int = 320) -> bytes:
@@ -175,12 +175,13 @@ def test_ward_report_without_los_bundle_still_lists_every_occupied_bed(desks, tm
 
 def test_discharged_encounter_and_resolver(desks, tmp_path):
     dr = desks("dr.demo", "wardlens-clinician")
-    pid, nbr, mrn = dr.session.db.conn.execute(
-        "SELECT e.patient_id, e.encounter_nbr, p.mrn FROM encounters e JOIN patients p ON p.id = e.patient_id "
+    pid, nbr = dr.session.db.conn.execute(
+        "SELECT e.patient_id, e.encounter_nbr FROM encounters e "
         "WHERE e.status = 'discharged' AND e.discharge_disposition_id = 1 ORDER BY e.encounter_nbr LIMIT 1").fetchone()
+    mrn = dr.session.patient_ref(pid)
     assert dr.records.patient_id_for(mrn) == pid
-    other = dr.session.db.conn.execute("SELECT id FROM patients WHERE mrn != ? AND CAST(id AS TEXT) != mrn LIMIT 1",
-                               (mrn,)).fetchone()[0]
+    d = dr.session.directory()
+    other = next(i for i in d.order() if i != pid and d.get(i).mrn != str(i))
     with pytest.raises(ValidationError, match="no patient with number"):
         dr.records.patient_id_for(str(other))  # an internal row id is not a patient number: never another patient
     with pytest.raises(ValidationError):
@@ -203,9 +204,10 @@ def test_ward_report(desks, tmp_path):
     icu = next(f for f in nurse.capacity.census.forecasts(NOW.date()) if f.ward == "ICU")
     first = sorted(nurse.capacity.census.staffing(icu), key=lambda x: (x.date, x.shift))
     assert f"{first[0].date:%a %d %b}" in text
-    family, bed = nurse.session.db.conn.execute(
-        "SELECT p.family_name, b.label FROM encounters e JOIN patients p ON p.id = e.patient_id "
+    pid, bed = nurse.session.db.conn.execute(
+        "SELECT e.patient_id, b.label FROM encounters e "
         "JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient' LIMIT 1").fetchone()
+    family = nurse.session.identity(pid).family
     assert family in text and bed in text
     # the stated peak is the one the chart marks: the busiest day of the same 14-day forecast
     for f in nurse.capacity.census.forecasts(NOW.date()):

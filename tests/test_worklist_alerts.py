@@ -114,8 +114,8 @@ def test_an_alert_names_its_patient_unambiguously_and_opens_them(qtbot, owner, d
         vm.start()
     risk = next(a for a in vm.alerts if a.kind == "risk")
     nbr = int(risk.entity_id)
-    pid, mrn = s.session.db.conn.execute("SELECT e.patient_id, p.mrn FROM encounters e JOIN patients p ON "
-                                         "p.id = e.patient_id WHERE e.encounter_nbr = ?", (nbr,)).fetchone()
+    pid = s.session.db.conn.execute("SELECT patient_id FROM encounters WHERE encounter_nbr = ?", (nbr,)).fetchone()[0]
+    mrn = s.session.identity(pid).mrn
     assert f"patient no. {mrn}" in risk.message   # two patients may share a name; the number tells them apart
     with qtbot.waitSignal(vm.openPatient, timeout=10_000) as opened:
         vm.open_alert(risk.id)

@@ -60,12 +60,14 @@ class BedService:
     def waiting(self) -> list[WaitingRow]:
         self.s.require(Permission.READ_DEIDENTIFIED, "see waiting admissions")
         rows = self.s.db.conn.execute(
-            "SELECT w.id, w.patient_id, p.mrn, p.family_name, p.given_name, p.sex, "
+            "SELECT w.id, w.patient_id, p.sex, "
             "coalesce((SELECT age_band FROM encounters WHERE id = p.latest_encounter_id), ''), w.requested_at, "
             "w.ward_type, w.needs_isolation, w.note FROM waiting_admissions w JOIN patients p ON p.id = w.patient_id "
             "WHERE w.status = 'waiting' ORDER BY w.requested_at").fetchall()
-        return [WaitingRow(i, pid, self.s.patient_label(pid, mrn, fam, giv), sex, age, req, wt, bool(iso), note)
-                for i, pid, mrn, fam, giv, sex, age, req, wt, iso, note in rows]
+        text = self.s.codec.text_out
+        return [WaitingRow(i, pid, self.s.patient_label(pid), sex, age, req, wt, bool(iso),
+                           text("waiting_admissions", "note", pid, note))
+                for i, pid, sex, age, req, wt, iso, note in rows]
 
     def free_beds(self) -> list[FreeBed]:
         self.s.require(Permission.READ_DEIDENTIFIED, "see free beds")

@@ -129,14 +129,13 @@ class CensusService:
         today = today or dt.date.today()
         only = "" if patient_id is None else " AND e.patient_id = ?"
         out = []
-        for pid, nbr, ward, ward_id, bed, admit, mrn, family, given in self.s.db.conn.execute(
+        for pid, nbr, ward, ward_id, bed, admit in self.s.db.conn.execute(
                 "SELECT e.patient_id, e.encounter_nbr, coalesce(w.name, ''), e.ward_id, coalesce(b.label, ''), "
-                "e.admit_time, p.mrn, p.family_name, p.given_name FROM encounters e "
-                "JOIN patients p ON p.id = e.patient_id LEFT JOIN wards w ON w.id = e.ward_id "
+                "e.admit_time FROM encounters e LEFT JOIN wards w ON w.id = e.ward_id "
                 f"LEFT JOIN beds b ON b.id = e.bed_id WHERE e.status = 'inpatient'{only} ORDER BY w.name, b.label",
                 () if patient_id is None else (patient_id,)):
             admit_dt = dt.datetime.fromisoformat(admit) if admit else dt.datetime.combine(today, dt.time())
-            out.append(Occupant(pid, self.s.patient_label(pid, mrn, family, given), self.s.patient_ref(pid, mrn), nbr,
+            out.append(Occupant(pid, self.s.patient_label(pid), self.s.patient_ref(pid), nbr,
                                 ward, ward_id, bed, admit_dt, days_in_hospital(today, admit_dt.date())))
         return out
 

@@ -22,7 +22,8 @@ from services.core.errors import ValidationError, WardLensError
 from services.records.patients import PatientService
 from services.site.session import Session
 from services.imaging.xray import XrayResult, XrayService, bundled_xray, is_finding
-from services.imaging.xray_image import MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes
+from services.imaging.xray_image import (MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes,
+                                         without_identity)
 
 def xray_service() -> XrayService:
     """The X-ray model the studies use: the bundled one, loaded once per process."""
@@ -180,8 +181,8 @@ class XrayStudyService:
             with self.s.db.transaction() as c:
                 if not c.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone():
                     raise ValidationError({"patient": f"no patient with id {patient_id}"})
-                audit.append(c, self.s.user.username, "xray_refused", "patient", patient_id,
-                             f"{source_name[:60]} not stored: not a chest radiograph ({'; '.join(result.ood_details)})"[:200])
+                audit.append(c, self.s.user.username, "xray_refused", "patient", patient_id,   # no file name: it may
+                             f"image not stored: not a chest radiograph ({'; '.join(result.ood_details)})"[:200])  # name someone
             raise ImageRefused(source_name, image, result)
         # a chest film: before it joins a record, whose is it? (a refused picture is never stored, so not asked)
         check = identity_check(self.patients.get_patient(patient_id), image)   # the record's reader and its checks
@@ -196,13 +197,16 @@ class XrayStudyService:
             results["heatmap"] = np.round(cam / cam.max() if cam.max() > 0 else cam, 3).tolist()
             results["heatmap_finding"] = top
         now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
+        data = without_identity(data, image.source_format, source_name or "image")   # the header names the patient
         with self.s.db.transaction() as c:
             if not c.execute("SELECT 1 FROM patients WHERE id = ?", (patient_id,)).fetchone():
                 raise ValidationError({"patient": f"no patient with id {patient_id}"})
             enc = c.execute("SELECT id FROM encounters WHERE patient_id = ? AND status = 'inpatient'", (patient_id,)).fetchone()
             cur = c.execute("INSERT INTO xray_studies (patient_id, encounter_id, taken_at, source_name, format, image, width, "
                             "height, results, model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                            (patient_id, enc[0] if enc else None, now, source_name[:200], image.source_format, data, w, h,
+                            (patient_id, enc[0] if enc else None, now,
+                             self.s.codec.text_in("xray_studies", "source_name", patient_id, source_name[:200]),
+                             image.source_format, data, w, h,
                              json.dumps(results), xray_service().version, self.s.user.username, now))
             sid = int(cur.lastrowid)
             if check.needs_confirmation:   # a person vouched for whose image it is: say who, and what they saw
@@ -213,9 +217,11 @@ class XrayStudyService:
         return self.study(sid, log=False)
 
     def _rows(self, where: str, args: tuple):
-        return self.s.db.conn.execute(
-            "SELECT id, patient_id, source_name, format, width, height, created_at, created_by, model_version, results "
-            f"FROM xray_studies WHERE {where} ORDER BY id DESC", args).fetchall()
+        text = self.s.codec.text_out   # file names are sealed: they may name the patient
+        return [(sid, pid, text("xray_studies", "source_name", pid, name), *rest) for sid, pid, name, *rest in
+                self.s.db.conn.execute(
+                    "SELECT id, patient_id, source_name, format, width, height, created_at, created_by, model_version, "
+                    f"results FROM xray_studies WHERE {where} ORDER BY id DESC", args).fetchall()]
 
     def latest_read_study(self, patient_id: int, encounter_id: int | None) -> tuple | None:
         """(image, results json, taken, model version) of the latest study of this stay (else of the patient)
@@ -253,11 +259,11 @@ class XrayStudyService:
     def open(self, study_id: int) -> OpenedStudy:
         """Decode the stored image and run the model again for its heat map (maps are not stored)."""
         self.s.require(Permission.READ_DEIDENTIFIED, "see X-ray studies")
-        row = self.s.db.conn.execute("SELECT image, source_name FROM xray_studies WHERE id = ?", (study_id,)).fetchone()
+        row = self.s.db.conn.execute("SELECT image FROM xray_studies WHERE id = ?", (study_id,)).fetchone()
         if row is None:
             raise ValidationError({"study": f"no X-ray study {study_id}"})
         try:
-            image = load_xray_bytes(bytes(row[0]), row[1] or "stored image")
+            image = load_xray_bytes(bytes(row[0]), "stored image")
         except XrayImageError as exc:  # should not happen: it decoded when stored
             raise ValidationError({"study": f"the stored image cannot be decoded: {exc}"}) from exc
         return OpenedStudy(self.study(study_id), image, xray_service().classify_image(image))

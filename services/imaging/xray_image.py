@@ -313,3 +313,38 @@ def normalize(u8: np.ndarray) -> np.ndarray:
 def preprocess(gray: np.ndarray) -> np.ndarray:
     """Grayscale (0..255) image of any size -> float32 (1, 1, MODEL_SIZE, MODEL_SIZE) network input."""
     return normalize(to_model_size(gray))[None, None]
+
+
+# ---------------------------------------------------------------- what is stored
+
+# Who the image is of, and who made it: blanked before a DICOM file is stored (the record says whose it is, under the
+# identity key; the file must not say it to a role without that key). Tags from the DICOM patient and study modules.
+IDENTIFYING_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
+                    "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName",
+                    "PatientAddress", "PatientTelephoneNumbers", "MedicalRecordLocator", "IssuerOfPatientID",
+                    "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord",
+                    "RequestingPhysician", "AccessionNumber", "InstitutionName", "InstitutionAddress",
+                    "StationName", "PatientComments", "AdditionalPatientHistory", "ImageComments", "StudyID")
+
+
+def without_identity(data: bytes, fmt: str, name: str = "image") -> bytes:
+    """The bytes to store: a DICOM file with its identifying attributes blanked and private tags removed (pixels and
+    transfer syntax untouched); PNG and JPEG carry no patient header and are stored as they came."""
+    if fmt != "dicom":
+        return data
+    import pydicom   # imported on first use, as for decoding (start-up stays fast)
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        for tag in IDENTIFYING_TAGS:
+            if tag in ds:
+                elem = ds.data_element(tag)
+                if elem is not None and elem.VR == "SQ":
+                    del ds[tag]
+                else:
+                    setattr(ds, tag, "")
+        ds.remove_private_tags()
+        out = io.BytesIO()
+        ds.save_as(out)
+        return out.getvalue()
+    except Exception as exc:  # noqa: BLE001 - any failure: not stored, said so
+        raise CorruptImage(f"{name}: its identifying header could not be removed for storage ({exc}).") from exc

@@ -190,7 +190,8 @@ def _add_waiting(session: Session, today: dt.date) -> None:
         for k, (pid, (ward_type, iso)) in enumerate(zip(pids, WAITING)):
             at = dt.datetime.combine(today, dt.time(6 + k, 10 * k % 60)).isoformat(sep=" ", timespec="minutes")
             c.execute("INSERT INTO waiting_admissions (patient_id, requested_at, ward_type, needs_isolation, note) "
-                      "VALUES (?,?,?,?,?)", (pid, at, ward_type, int(iso), "isolation: suspected infection" if iso else ""))
+                      "VALUES (?,?,?,?,?)", (pid, at, ward_type, int(iso), session.codec.text_in(
+                          "waiting_admissions", "note", pid, "isolation: suspected infection" if iso else "")))
 
 
 def build_demo_store(path: Path | str, kdf: KdfParams | None = None, progress: ProgressFn = no_progress,

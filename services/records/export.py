@@ -21,6 +21,7 @@ from services.core.outputs import escape_cell, output_file
 from services.records.patients import encounters_uci_frame
 from services.site.pseudonyms import Pseudonymiser
 from services.site.session import Session
+from services.store.identity import Ident
 from services.records.uci_schema import MEDICATIONS
 
 BOM = "\ufeff"
@@ -158,17 +159,25 @@ IDENTIFIED_COLUMNS: tuple[str, ...] = ("patient_number", "family_name", "given_n
 def identified_encounters(session: Session) -> list[dict[str, str]]:
     """Encounters with names and dates, for roles that see names (clinician, admin)."""
     session.require(Permission.READ_PATIENT, "read identified patient data")
+    d = session.directory()
+    if d is None:
+        raise PermissionDenied("Names and hospital numbers are sealed under an identity key this session does not hold.")
     rows = session.db.conn.execute(
-        "SELECT p.mrn, coalesce(p.family_name,''), coalesce(p.given_name,''), coalesce(p.birth_date,''), p.sex, "
+        "SELECT e.patient_id, p.sex, "
         "e.encounter_nbr, coalesce(e.admit_time,''), coalesce(e.discharge_time,''), e.status, coalesce(w.name,''), "
         "coalesce(b.label,''), e.age_band, "
         "coalesce((SELECT code FROM diagnoses d WHERE d.encounter_id = e.id AND d.position = 1), '?'), "
         "coalesce((SELECT code FROM diagnoses d WHERE d.encounter_id = e.id AND d.position = 2), '?'), "
         "coalesce((SELECT code FROM diagnoses d WHERE d.encounter_id = e.id AND d.position = 3), '?'), e.readmitted "
         "FROM encounters e JOIN patients p ON p.id = e.patient_id LEFT JOIN wards w ON w.id = e.ward_id "
-        "LEFT JOIN beds b ON b.id = e.bed_id ORDER BY p.mrn, e.encounter_nbr").fetchall()
-    session.log("read", "encounters", "", f"identified view of {len(rows)} encounters")
-    return [dict(zip(IDENTIFIED_COLUMNS, (str(v) for v in r))) for r in rows]
+        "LEFT JOIN beds b ON b.id = e.bed_id").fetchall()
+    out = []
+    for pid, *rest in rows:
+        who = d.get(pid) or Ident("?", None, None, None)
+        out.append((who.mrn, who.family or "", who.given or "", who.birth or "", *rest))
+    out.sort(key=lambda r: (r[0], r[5]))
+    session.log("read", "encounters", "", f"identified view of {len(out)} encounters")
+    return [dict(zip(IDENTIFIED_COLUMNS, (str(v) for v in r))) for r in out]
 
 
 def export_encounters_csv(session: Session, path: Path | str, identified: bool = False, bom: bool = False) -> int:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from models.domain import Permission
-from services.core.errors import ValidationError
+from services.core.errors import PermissionDenied, ValidationError
 from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.records import export
 from services.records.importer import ImportReport, import_uci_csv
@@ -26,7 +26,10 @@ class Records:
         text = str(ref).strip()
         if not text:
             raise ValidationError({"patient": "give a patient number"})
-        row = self.session.db.conn.execute("SELECT id FROM patients WHERE mrn = ?", (text,)).fetchone()
+        if not self.session.sees_names:   # the number is sealed under the identity key this session lacks
+            raise PermissionDenied("Your role does not see hospital numbers, so it cannot look patients up by them.")
+        row = self.session.db.conn.execute("SELECT id FROM patients WHERE mrn = ?",
+                                           (self.session.codec.number_key(text),)).fetchone()
         if row is None:
             raise ValidationError({"patient": f"no patient with number {text!r}: check the number on the patient list"})
         return int(row[0])

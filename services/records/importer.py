@@ -160,7 +160,8 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
     now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
     with session.db.transaction() as c:
         wards = {name.lower(): wid for wid, name in c.execute("SELECT id, name FROM wards")}
-        patients = {mrn: pid for pid, mrn in c.execute("SELECT id, mrn FROM patients")}
+        codec = session.codec   # hospital numbers are matched by their blind index when the store is sealed
+        patients = {key: pid for pid, key in c.execute("SELECT id, mrn FROM patients")}
         seen = {n for (n,) in c.execute("SELECT encounter_nbr FROM encounters")}
         next_pid = c.execute("SELECT coalesce(max(id), 0) + 1 FROM patients").fetchone()[0]
         next_eid = c.execute("SELECT coalesce(max(id), 0) + 1 FROM encounters").fetchone()[0]
@@ -192,14 +193,16 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
                 continue
             seen.add(enc_nbr)
             mrn = row["patient_nbr"].strip()
-            pid = patients.get(mrn)
+            key = codec.number_key(mrn)
+            pid = patients.get(key)
             if pid is None:
-                pid = patients[mrn] = next_pid
+                pid = patients[key] = next_pid
                 next_pid += 1
                 report.patients_created += 1
-                given, family = row.get("given_name") or None, row.get("family_name") or None
-                batch["p"].append((pid, mrn, given, family, row.get("birth_date") or None, row["gender"], row["race"],
-                                   f"{family or ''} {given or ''}".strip().lower(), now, now))
+                cols = codec.patient_columns(pid, mrn, row.get("given_name") or None, row.get("family_name") or None,
+                                             row.get("birth_date") or None)
+                batch["p"].append((pid, cols["mrn"], cols["given_name"], cols["family_name"], cols["birth_date"],
+                                   cols["ident"], row["gender"], row["race"], "", now, now))
             eid, next_eid = next_eid, next_eid + 1
             admit, discharge = row.get("admit_time") or None, row.get("discharge_time") or None
             status = "inpatient" if admit and not discharge else "discharged"
@@ -231,8 +234,8 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
 
 
 def _flush(c, batch: dict[str, list[tuple]]) -> None:
-    c.executemany("INSERT INTO patients (id, mrn, given_name, family_name, birth_date, sex, race, search_name, "
-                  "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)", batch["p"])
+    c.executemany("INSERT INTO patients (id, mrn, given_name, family_name, birth_date, ident, sex, race, search_name, "
+                  "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)", batch["p"])
     c.executemany("INSERT INTO encounters (id, patient_id, encounter_nbr, status, admit_time, discharge_time, "
                   "admission_type_id, admission_source_id, discharge_disposition_id, ward_id, age_band, weight, "
                   "payer_code, medical_specialty, time_in_hospital, num_lab_procedures, num_procedures, num_medications, "

@@ -13,6 +13,7 @@ import pandas as pd
 
 from models.domain import Bed, Diagnosis, Encounter, LabResult, Medication, Patient, PatientRow, Permission, Ward
 from services.store import audit
+from services.store.identity import Directory, Ident, generation, normal_number
 from services.core.errors import ValidationError
 from services.site.session import Session
 from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
@@ -23,6 +24,7 @@ SEARCH_LIMIT = 100_000
 # page x patients / matches index probes, sorting about one lookup per match; they cross near
 # sqrt(page x patients), about 5,000 for a page of 500 among 66,000 patients (docs/performance.md).
 BROAD = 5_000
+CHUNK = 2_000   # patients per query when a page walks the name order, or fetches rows by id
 
 
 def _iso(v: dt.datetime | dt.date | None) -> str | None:
@@ -38,7 +40,7 @@ def _now() -> str:
 
 
 LIST_SQL = """
-SELECT p.id, p.mrn, p.given_name, p.family_name, p.sex, coalesce(e.age_band, ''), coalesce(w.name, ''),
+SELECT p.id, p.sex, coalesce(e.age_band, ''), coalesce(w.name, ''),
        coalesce(e.admit_time, ''), p.encounter_count, coalesce(d.code, ''), coalesce(e.status = 'inpatient', 0)
 FROM patients p
 LEFT JOIN encounters e ON e.id = p.latest_encounter_id
@@ -68,52 +70,82 @@ class PatientService:
         """Patients whose number, name, latest ward or any diagnosis code starts with `text` (all when empty),
         in list order (name, then number), at most `limit` of them.
 
-        Each alternative is an index range. A page of a broad query (more than BROAD matches, such as the
-        code 250) walks the (name, number) index and tests each patient, stopping at the page; anything
-        narrower collects the matches and sorts them. Both cost about a page, not the whole result.
+        Names and numbers are sealed in the store (services.store.identity), so they are matched and ordered in the
+        session's in-memory directory; codes and wards are index ranges in the store. A page of a broad query (more
+        than BROAD matches, such as the code 250) walks the name order in chunks and stops at the page; anything
+        narrower collects the matches and sorts them. A role without names (the analyst) finds patients by code or
+        ward only, in the store's own order.
         """
         self._require_read()
-        names = self.s.sees_names
+        d = self.s.directory()
         # A lone surrogate (pasted from a broken source, or typed on purpose) cannot be encoded for SQLite; it can
         # match nothing, so it is dropped rather than raising in the middle of typing.
         q = "".join(ch for ch in (text or "") if not "\ud800" <= ch <= "\udfff").strip()
-        where, args = "", []
-        if q:
-            alts = [("SELECT patient_id FROM patient_codes WHERE code >= ? AND code < ?",
-                     "EXISTS (SELECT 1 FROM patient_codes pc WHERE pc.patient_id = p.id AND pc.code >= ? AND pc.code < ?)",
-                     _prefix_range(q.upper()))]
-            if names:  # an analyst finds patients neither by name nor by hospital number
-                alts.append(("SELECT id FROM patients WHERE mrn >= ? AND mrn < ?", "(p.mrn >= ? AND p.mrn < ?)",
-                             _prefix_range(q)))
-                for name in _name_queries(q):
-                    alts.append(("SELECT id FROM patients WHERE search_name >= ? AND search_name < ?",
-                                 "(p.search_name >= ? AND p.search_name < ?)", _prefix_range(name)))
-            ward_ids = tuple(w.id for w in self.wards() if w.name.lower().startswith(q.lower()))
-            if ward_ids:
-                marks = ",".join("?" * len(ward_ids))
-                alts.append((f"SELECT p3.id FROM patients p3 JOIN encounters e3 ON e3.id = p3.latest_encounter_id "
-                             f"WHERE e3.ward_id IN ({marks})", "EXISTS (SELECT 1 FROM encounters e3 WHERE "
-                             f"e3.id = p.latest_encounter_id AND e3.ward_id IN ({marks}))", ward_ids))
-            args = [a for _, _, part_args in alts for a in part_args]
-            if limit < SEARCH_LIMIT and self._at_least(alts, BROAD):
-                where = f"WHERE {' OR '.join(test for _, test, _ in alts)}"
-            else:
-                where = f"WHERE p.id IN ({' UNION '.join(sel for sel, _, _ in alts)})"
-        if limit < SEARCH_LIMIT:
-            # A page of results: order and cut on the patients table alone (its (name, number) index), then
-            # join the latest encounter, ward and diagnosis for the rows returned only. For "everything" the
-            # plain join is faster (docs/performance.md).
-            sql = (f"{LIST_SQL} JOIN (SELECT p.id AS hit FROM patients p {where} ORDER BY p.search_name, p.mrn "
-                   "LIMIT ?) top ON top.hit = p.id ORDER BY p.search_name, p.mrn")
+        alts = self._store_alternatives(q) if q else []
+        if d is None:
+            where = f"WHERE p.id IN ({' UNION '.join(sel for sel, _, _ in alts)})" if alts else ("WHERE 0" if q else "")
+            rows = self._c.execute(f"{LIST_SQL} {where} ORDER BY p.id LIMIT ?",
+                                   (*[a for _, _, part in alts for a in part], limit)).fetchall()
         else:
-            sql = f"{LIST_SQL} {where} ORDER BY p.search_name, p.mrn LIMIT ?"
-        rows = self._c.execute(sql, (*args, limit)).fetchall()
-        self.s.log("search", "patients", "", f"query={q[:40]!r} results={len(rows)}")
+            rows = self._rows_in_order(self._matches(d, q, alts, limit))
+        # The query is not logged: a typed name in the audit log would be readable by every role.
+        self.s.log("search", "patients", "", f"query of {len(q)} characters, results={len(rows)}")
         out = []
-        for pid, mrn, given, family, sex, age, ward, admit, n, dx, inpt in rows:
-            out.append(PatientRow(pid, self.s.patient_ref(pid, mrn), self.s.patient_label(pid, mrn, family, given),
-                                  sex, age, ward, (admit or "")[:10], n, dx, bool(inpt)))
+        for pid, sex, age, ward, admit, n, dx, inpt in rows:
+            who = d.get(pid) if d is not None else None
+            ref = who.mrn if who is not None else self.s.patient_ref(pid)
+            out.append(PatientRow(pid, ref, (who.label if who is not None else "") or f"Patient {ref}", sex, age, ward,
+                                  (admit or "")[:10], n, dx, bool(inpt)))
         return out
+
+    def _store_alternatives(self, q: str) -> list[tuple[str, str, tuple]]:
+        """(select ids, test on p, arguments) for what the store can match itself: diagnosis codes and wards."""
+        alts = [("SELECT patient_id FROM patient_codes WHERE code >= ? AND code < ?",
+                 "EXISTS (SELECT 1 FROM patient_codes pc WHERE pc.patient_id = p.id AND pc.code >= ? AND pc.code < ?)",
+                 _prefix_range(q.upper()))]
+        ward_ids = tuple(w.id for w in self.wards() if w.name.lower().startswith(q.lower()))
+        if ward_ids:
+            marks = ",".join("?" * len(ward_ids))
+            alts.append((f"SELECT p3.id FROM patients p3 JOIN encounters e3 ON e3.id = p3.latest_encounter_id "
+                         f"WHERE e3.ward_id IN ({marks})", "EXISTS (SELECT 1 FROM encounters e3 WHERE "
+                         f"e3.id = p.latest_encounter_id AND e3.ward_id IN ({marks}))", ward_ids))
+        return alts
+
+    def _matches(self, d: Directory, q: str, alts: list[tuple[str, str, tuple]], limit: int) -> list[int]:
+        order = d.order()
+        if not q:
+            return order[:limit]
+        hits = d.number_prefix(q)
+        for name in _name_queries(q):
+            hits |= d.name_prefix(name)
+        args = tuple(a for _, _, part in alts for a in part)
+        if limit < SEARCH_LIMIT and self._at_least(alts, BROAD):
+            tests, out = " OR ".join(test for _, test, _ in alts), []
+            for start in range(0, len(order), CHUNK):
+                chunk = order[start:start + CHUNK]
+                found = {r[0] for r in self._c.execute(
+                    f"SELECT p.id FROM patients p WHERE p.id IN ({','.join('?' * len(chunk))}) AND ({tests})",
+                    (*chunk, *args))}
+                out += [pid for pid in chunk if pid in found or pid in hits]
+                if len(out) >= limit:
+                    break
+            return out[:limit]
+        hits |= {r[0] for r in self._c.execute(" UNION ".join(sel for sel, _, _ in alts), args)}
+        return sorted(hits, key=d.rank_key())[:limit]
+
+    def _rows_in_order(self, ids: list[int]) -> list[tuple]:
+        """The list's columns for these patients, in the given order."""
+        if not ids:
+            return []
+        if len(ids) > CHUNK * 4:   # most of the store: one pass over everything beats a long IN list
+            got = {r[0]: r for r in self._c.execute(LIST_SQL)}
+        else:
+            got = {}
+            for start in range(0, len(ids), CHUNK):
+                chunk = ids[start:start + CHUNK]
+                got.update((r[0], r) for r in self._c.execute(
+                    f"{LIST_SQL} WHERE p.id IN ({','.join('?' * len(chunk))})", chunk))
+        return [got[pid] for pid in ids if pid in got]
 
     def counts(self) -> tuple[int, int]:
         """Patients in the store and patients in hospital now (for the list's status line)."""
@@ -136,17 +168,17 @@ class PatientService:
     # --- one patient ----------------------------------------------------------------------------
     def get_patient(self, patient_id: int) -> Patient:
         self.s.require(Permission.READ_PATIENT, "open a patient's record (the care team's page)")
-        r = self._c.execute("SELECT id, mrn, given_name, family_name, birth_date, sex, race FROM patients WHERE id = ?",
-                            (patient_id,)).fetchone()
+        r = self._c.execute("SELECT id, sex, race FROM patients WHERE id = ?", (patient_id,)).fetchone()
         if r is None:
             raise ValidationError({"patient": f"no patient with id {patient_id}"})
         age = self._c.execute("SELECT age_band FROM encounters WHERE patient_id = ? ORDER BY encounter_nbr DESC LIMIT 1",
                               (patient_id,)).fetchone()
         self.s.log("read", "patient", patient_id)
-        if not self.s.sees_names:
-            return Patient(r[0], r[1], None, None, None, r[5], r[6], age[0] if age else "")
-        return Patient(r[0], r[1], r[2], r[3], dt.date.fromisoformat(r[4]) if r[4] else None, r[5], r[6],
-                       age[0] if age else "")
+        who = self.s.identity(patient_id)
+        if who is None:   # no names for this session: a pseudonym stands for the number too
+            return Patient(r[0], self.s.patient_ref(patient_id), None, None, None, r[1], r[2], age[0] if age else "")
+        born = dt.date.fromisoformat(who.birth) if who.birth else None
+        return Patient(r[0], who.mrn, who.given, who.family, born, r[1], r[2], age[0] if age else "")
 
     def encounters(self, patient_id: int) -> list[Encounter]:
         self.s.require(Permission.READ_PATIENT, "open a patient's record (the care team's page)")
@@ -201,27 +233,42 @@ class PatientService:
     def add_patient(self, values: dict[str, Any]) -> int:
         self.s.require(Permission.EDIT_PATIENT, "add patients")
         v = validate_patient(values)
+        codec = self.s.codec
         with self.s.db.transaction() as c:
-            if c.execute("SELECT 1 FROM patients WHERE mrn = ?", (v["mrn"],)).fetchone():
+            if c.execute("SELECT 1 FROM patients WHERE mrn = ?", (codec.number_key(v["mrn"]),)).fetchone():
                 raise ValidationError({"mrn": "another patient has this number"})
-            cur = c.execute("INSERT INTO patients (mrn, given_name, family_name, birth_date, sex, race, search_name, "
-                            "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                            (v["mrn"], v["given_name"], v["family_name"], _iso(v["birth_date"]), v["sex"], v["race"],
-                             _search_name(v["family_name"], v["given_name"]), _now(), _now()))
-            pid = int(cur.lastrowid)
+            before = generation(c)
+            pid = int(c.execute("SELECT coalesce(max(id), 0) + 1 FROM patients").fetchone()[0])
+            cols = codec.patient_columns(pid, v["mrn"], v["given_name"], v["family_name"], _iso(v["birth_date"]))
+            c.execute("INSERT INTO patients (id, mrn, given_name, family_name, birth_date, ident, search_name, sex, race, "
+                      "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                      (pid, cols["mrn"], cols["given_name"], cols["family_name"], cols["birth_date"], cols["ident"],
+                       cols["search_name"], v["sex"], v["race"], _now(), _now()))
             audit.append(c, self.s.user.username, "create", "patient", pid)
+            after = generation(c)
+        self._patched(pid, v, before, after)
         return pid
+
+    def _patched(self, pid: int, v: dict[str, Any], before: int, after: int) -> None:
+        d = self.s.directory() if self.s.sees_names else None
+        if d is not None:
+            d.patched([(pid, Ident(normal_number(v["mrn"]), v["given_name"] or None, v["family_name"] or None,
+                                   _iso(v["birth_date"])))], before, after)
 
     def update_patient(self, patient_id: int, values: dict[str, Any]) -> None:
         self.s.require(Permission.EDIT_PATIENT, "edit patients")
         v = validate_patient(values)
+        codec = self.s.codec
         with self.s.db.transaction() as c:
-            if c.execute("SELECT 1 FROM patients WHERE mrn = ? AND id != ?", (v["mrn"], patient_id)).fetchone():
+            if c.execute("SELECT 1 FROM patients WHERE mrn = ? AND id != ?",
+                         (codec.number_key(v["mrn"]), patient_id)).fetchone():
                 raise ValidationError({"mrn": "another patient has this number"})
-            n = c.execute("UPDATE patients SET mrn=?, given_name=?, family_name=?, birth_date=?, sex=?, race=?, "
-                          "search_name=?, updated_at=? WHERE id=?",
-                          (v["mrn"], v["given_name"], v["family_name"], _iso(v["birth_date"]), v["sex"], v["race"],
-                           _search_name(v["family_name"], v["given_name"]), _now(), patient_id)).rowcount
+            before = generation(c)
+            cols = codec.patient_columns(patient_id, v["mrn"], v["given_name"], v["family_name"], _iso(v["birth_date"]))
+            n = c.execute("UPDATE patients SET mrn=?, given_name=?, family_name=?, birth_date=?, ident=?, search_name=?, "
+                          "sex=?, race=?, updated_at=? WHERE id=?",
+                          (cols["mrn"], cols["given_name"], cols["family_name"], cols["birth_date"], cols["ident"],
+                           cols["search_name"], v["sex"], v["race"], _now(), patient_id)).rowcount
             if not n:
                 raise ValidationError({"patient": f"no patient with id {patient_id}"})
             # the age at each dated stay follows the (corrected) birth date
@@ -230,6 +277,8 @@ class PatientService:
                 c.execute("UPDATE encounters SET age_band = ? WHERE id = ?",
                           (age_band_at(v["birth_date"], dt.datetime.fromisoformat(admit).date()), eid))
             audit.append(c, self.s.user.username, "update", "patient", patient_id)
+            after = generation(c)
+        self._patched(patient_id, v, before, after)
 
     def save_encounter(self, patient_id: int, values: dict[str, Any], encounter_id: int | None = None) -> int:
         """Add (encounter_id None) or edit an encounter with its diagnoses, medications and glucose/A1C labs."""
@@ -240,12 +289,14 @@ class PatientService:
         if v["discharge_time"]:
             los = max(1, (v["discharge_time"].date() - v["admit_time"].date()).days)
         with self.s.db.transaction() as c:
-            row = c.execute("SELECT birth_date FROM patients WHERE id = ?", (patient_id,)).fetchone()
+            row = c.execute("SELECT id, mrn, given_name, family_name, birth_date, ident FROM patients WHERE id = ?",
+                            (patient_id,)).fetchone()
             if not row:
                 raise ValidationError({"patient": f"no patient with id {patient_id}"})
+            born = self.s.codec.read_patient(*row).birth
             # the age band is derived, never typed: from the birth date and the admission date
-            if row[0]:
-                v["age_band"] = age_band_at(dt.date.fromisoformat(str(row[0])[:10]), v["admit_time"].date())
+            if born:
+                v["age_band"] = age_band_at(dt.date.fromisoformat(str(born)[:10]), v["admit_time"].date())
             elif encounter_id is not None:
                 kept = c.execute("SELECT age_band FROM encounters WHERE id = ?", (encounter_id,)).fetchone()
                 v["age_band"] = kept[0] if kept else v["age_band"]
@@ -312,10 +363,6 @@ def _name_queries(text: str) -> list[str]:
     return out
 
 
-def _search_name(family: str | None, given: str | None) -> str:
-    return f"{family or ''} {given or ''}".strip().lower()
-
-
 def write_clinical_details(c, encounter_id: int, diagnoses: list[str], medications: dict[str, str],
                            max_glu_serum: str, a1c: str) -> None:
     c.executemany("INSERT INTO diagnoses (encounter_id, position, code, system) VALUES (?,?,?,?)",
@@ -340,7 +387,7 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
         ids = list(patient_ids)
         where, args = f"WHERE e.patient_id IN ({','.join('?' * len(ids))})", tuple(ids)
     base = _frame(
-        "SELECT e.id AS _eid, e.encounter_nbr AS encounter_id, p.mrn AS patient_nbr, p.race, p.sex AS gender, "
+        "SELECT e.id AS _eid, e.encounter_nbr AS encounter_id, p.id AS patient_nbr, p.race, p.sex AS gender, "
         "e.age_band AS age, e.weight, e.admission_type_id, coalesce(e.discharge_disposition_id, 1) AS discharge_disposition_id, "
         "e.admission_source_id, coalesce(e.time_in_hospital, max(1, CAST(julianday(date(coalesce(e.discharge_time, "
         "datetime('now', 'localtime')))) - julianday(date(e.admit_time)) AS INTEGER))) AS time_in_hospital, "
@@ -375,9 +422,8 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
     for drug in MEDICATIONS:
         given = meds.get(drug, {})
         cols[drug] = column([v if (v := given.get(e)) is not None else "No" for e in eids])
-    # Non-numeric hospital numbers still need a distinct integer key for the per-patient history features.
-    nbr = pd.to_numeric(base["patient_nbr"], errors="coerce")
-    cols["patient_nbr"] = nbr.fillna(base["_pid"] + 10**12).astype("int64").to_numpy()
+    # The per-patient history features need one integer per patient, not the hospital number (sealed in the store).
+    cols["patient_nbr"] = base["patient_nbr"].astype("int64").to_numpy()
     extra = ["status", "admit_time", "discharge_time", "_pid", "_eid"]
     # One block per column, no copy: selecting columns of a consolidated object block copied ~50
     # million references under the GIL for a 100,000-encounter store (a GUI stall of 100-250 ms).

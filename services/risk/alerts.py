@@ -54,23 +54,26 @@ class AlertService:
             new.append(("risk", "encounter", str(p.encounter_nbr),
                         f"{p.patient_label}, patient no. {p.mrn} ({p.ward} {p.bed}): readmission risk {r.percent} "
                         f"({r.band}); "
-                        f"expected discharge {p.stay.discharge_text}"))
+                        f"expected discharge {p.stay.discharge_text}", f"readmission risk {r.band}"))
         for f in forecasts:
             if f.days_at_risk:
                 first = f.days_at_risk[0]
                 worst = max(f.days, key=lambda d: d.p_over_capacity)
-                new.append(("capacity", "ward", f"{f.ward}:{first.isoformat()}",
-                            f"{f.ward}: occupancy may exceed its {f.capacity} beds from {first:%a %d %b} "
-                            f"({len(f.days_at_risk)} of 14 days; up to {100 * worst.p_over_capacity:.0f}% chance on "
-                            f"{worst.date:%a %d %b})"))
+                text = (f"{f.ward}: occupancy may exceed its {f.capacity} beds from {first:%a %d %b} "
+                        f"({len(f.days_at_risk)} of 14 days; up to {100 * worst.p_over_capacity:.0f}% chance on "
+                        f"{worst.date:%a %d %b})")
+                new.append(("capacity", "ward", f"{f.ward}:{first.isoformat()}", text, text))
+        if not self.s.sees_names:   # a risk alert names its patient: raised by sessions that may write the name
+            new = [n for n in new if n[0] != "risk"]
         created = 0
         with self.s.db.transaction() as c:
-            for kind, entity, entity_id, message in new:
+            for kind, entity, entity_id, message, summary in new:
                 if c.execute("SELECT 1 FROM alerts WHERE kind = ? AND entity_id = ?", (kind, entity_id)).fetchone():
                     continue
                 c.execute("INSERT INTO alerts (kind, entity, entity_id, message, created_at) VALUES (?,?,?,?,?)",
-                          (kind, entity, entity_id, message, _now()))
-                audit.append(c, "system", "alert", entity, entity_id, message[:200])
+                          (kind, entity, entity_id, message if kind != "risk" else
+                           self.s.codec.text_in("alerts", "message", entity_id, message), _now()))
+                audit.append(c, "system", "alert", entity, entity_id, summary[:200])   # never the patient's name
                 created += 1
         return created
 
@@ -78,7 +81,9 @@ class AlertService:
         self.s.require(Permission.READ_DEIDENTIFIED, "see alerts")
         rows = self.s.db.conn.execute("SELECT id, kind, entity, entity_id, message, created_at FROM alerts "
                                       "WHERE acknowledged_at IS NULL ORDER BY id DESC").fetchall()
-        alerts = [Alert(*r) for r in rows]
+        text = self.s.codec.text_out
+        alerts = [Alert(i, kind, entity, eid, text("alerts", "message", eid, msg), at)
+                  for i, kind, entity, eid, msg, at in rows]
         if not self.s.sees_names:  # an analyst sees that there are risk alerts, not whose
             alerts = [a if a.kind != "risk" else Alert(a.id, a.kind, a.entity, "", "A patient's readmission risk "
                                                        "crossed the alert threshold.", a.created_at) for a in alerts]

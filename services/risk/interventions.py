@@ -258,8 +258,9 @@ class InterventionService:
         rows = self._c.execute("SELECT id, kind, reason, status, done_at, done_by, note FROM interventions "
                                "WHERE encounter_id = ?", (eid,)).fetchall()
         order = {r.id: i for i, r in enumerate(RULES)}
+        text = self.s.codec.text_out
         out = [Recommendation(kind, RULE_TITLES.get(kind, kind.replace("_", " ").capitalize()), reason, status,
-                              int(iid), done_at, done_by, note or "")
+                              int(iid), done_at, done_by, text("interventions", "note", eid, note))
                for iid, kind, reason, status, done_at, done_by, note in rows]
         out.sort(key=lambda r: (order.get(r.kind, len(order)), r.kind))
         if log:
@@ -276,18 +277,18 @@ class InterventionService:
             raise ValidationError({"note": "at most 500 characters"})
         closed = status != "recommended"
         with self.s.db.transaction() as c:
-            row = c.execute("SELECT i.kind, e.encounter_nbr FROM interventions i JOIN encounters e ON e.id = i.encounter_id "
-                            "WHERE i.id = ?", (intervention_id,)).fetchone()
+            row = c.execute("SELECT i.kind, e.encounter_nbr, e.id FROM interventions i JOIN encounters e "
+                            "ON e.id = i.encounter_id WHERE i.id = ?", (intervention_id,)).fetchone()
             if row is None:
                 raise ValidationError({"intervention": f"no intervention with id {intervention_id}"})
             c.execute("UPDATE interventions SET status = ?, done_at = ?, done_by = ?, note = ? WHERE id = ?",
-                      (status, _now() if closed else None, self.s.user.username if closed else None, note,
-                       intervention_id))
+                      (status, _now() if closed else None, self.s.user.username if closed else None,
+                       self.s.codec.text_in("interventions", "note", row[2], note), intervention_id))
             # In the same transaction as the change. The note is free text that may hold clinical detail:
             # the audit records that there is one, not its words.
             audit.append(c, self.s.user.username, "update", "intervention", intervention_id,
                          f"encounter {row[1]} {row[0]} -> {status}{' (with note)' if note else ''}")
-        got = self._c.execute("SELECT id, kind, reason, status, done_at, done_by, note FROM interventions WHERE id = ?",
-                              (intervention_id,)).fetchone()
+        got = self._c.execute("SELECT id, kind, reason, status, done_at, done_by, note, encounter_id FROM interventions "
+                              "WHERE id = ?", (intervention_id,)).fetchone()
         return Recommendation(got[1], RULE_TITLES.get(got[1], got[1]), got[2], got[3], int(got[0]), got[4], got[5],
-                              got[6] or "")
+                              self.s.codec.text_out("interventions", "note", got[7], got[6]))

@@ -17,6 +17,7 @@ from services.core.files import check_new_store_path
 from services.site import anchors, keyrings
 from services.site.keyrings import RoleNotSigned, Sealer, anchor_problems, establish_trust, open_ring, wrap_ring  # noqa: F401
 from services.store import audit, integrity, signing
+from services.store.identity import IdentityCodec, IdentityKey, new_identity_key
 from services.store.keyring import Keyring
 from services.store.signing import Trust
 from services.store.database import Database, DatabaseError, is_plain_sqlite
@@ -85,6 +86,12 @@ def create_store(path: Path | str, admin_username: str, admin_password: str, kdf
     rescue = Keyring(bytearray(data_key), admin_key, admin_key, admin_pub)  # the recovery key signs as administrator
     ring.ensure_user_key()
     rescue.ensure_user_key()
+    ident = new_identity_key()   # names and numbers are sealed under it from the first patient (services.store.identity)
+    ring.set_identity(ident, 1)
+    rescue.set_identity(ident, 1)
+    check = IdentityKey(ident, 1).check()
+    for i in range(len(ident)):
+        ident[i] = 0
     wrap_ring(keys, _user_entry(admin_username), admin_password.encode("utf-8"), ring, kdf)
     wrap_ring(keys, RECOVERY_PREFIX, normalise_recovery_key(recovery), rescue, kdf)
     exclusive_copy(None, path.absolute().parent, path.name, exact=True)  # the store file is 0600 from its first byte
@@ -93,8 +100,8 @@ def create_store(path: Path | str, admin_username: str, admin_password: str, kdf
     try:
         migrate(db.conn)
         with db.transaction() as c:
-            c.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?), ('created_at', ?), ('admin_pub', ?)",
-                      (store_id, _now(), signing.b64(admin_pub)))
+            c.execute("INSERT INTO meta(key, value) VALUES ('store_id', ?), ('created_at', ?), ('admin_pub', ?), "
+                      "('identity', ?)", (store_id, _now(), signing.b64(admin_pub), f"1 {check}"))
             keyrings.register_recovery_box(c, db.trust, rescue)
             c.execute("INSERT INTO users(username, role, display_name, active, created_at, sign_pub, box_pub) "
                       "VALUES (?,?,?,1,?,?,?)", (admin_username, Role.ADMIN.value, display_name, _now(), ring.user_pub,
@@ -206,7 +213,8 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
         if row is None or type(row[2]) is not int or row[2] != 1:
             keys.record_failure(username, "account disabled or removed")  # audited at the next login, signed there
             raise WrongPassword()
-        warnings = establish_trust(db, keys, entry, ring, kek, username, Role(row[0]), row[2], row[3], row[4], adopted)
+        warnings, codec = establish_trust(db, keys, entry, ring, kek, username, Role(row[0]), row[2], row[3], row[4],
+                                          adopted)
         if row[5] and new_password is None:
             raise PasswordChangeRequired()
     except BaseException:
@@ -217,7 +225,7 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
         raise
     user = User(username, Role(row[0]), row[1], True)
     session = _start(db, keys, user, path, idle_minutes, Sealer(keys.path, entry, kek, ring, keys.store_id, username),
-                     warnings)
+                     warnings, codec)
     if new_password is not None:
         try:
             AccountService(session).change_password(password, new_password)
@@ -228,9 +236,10 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
 
 
 def _start(db: Database, keys: KeyFile, user: User, path: Path, idle_minutes: float | None, sealer: Sealer,
-           warnings: list[str], detail: str = "") -> Session:
+           warnings: list[str], codec: IdentityCodec, detail: str = "") -> Session:
     _flush_pending(db, keys.record_success(user.username))
     session = Session(user, db, path, idle_minutes if idle_minutes is not None else _idle_setting(db))
+    session.set_identity(codec)
     session.warnings = warnings
     session.on_lock = sealer
     session.log("login", "session", "", detail)
@@ -264,8 +273,12 @@ def unlock_with_recovery(path: Path | str, recovery_key: str) -> Session:
     trust = Trust(keys.store_id, ring.admin_pub, RECOVERY_USER, ring.admin_sign, ring.admin_sign)
     db.set_trust(trust)
     warnings += anchor_problems(db.conn, ring, trust, RECOVERY_USER, path)
+    codec, changed, more = keyrings.settle_identity(db, keys, RECOVERY_PREFIX, ring, Role.ADMIN, trust)
+    if changed:
+        keyrings.reseal(keys, RECOVERY_PREFIX, kek, ring)
     return _start(db, keys, User(RECOVERY_USER, Role.ADMIN, "Recovery key"), path, None,
-                  Sealer(keys.path, RECOVERY_PREFIX, kek, ring, keys.store_id, RECOVERY_USER), warnings, "recovery key")
+                  Sealer(keys.path, RECOVERY_PREFIX, kek, ring, keys.store_id, RECOVERY_USER), warnings + more, codec,
+                  "recovery key")
 
 
 def _flush_pending(db: Database, pending: list[dict]) -> None:
@@ -355,6 +368,9 @@ class AccountService:
         ring = Keyring(self.session.db.key_copy(), signing.new_key(), trust.admin_key if role is Role.ADMIN else None,
                        trust.admin_pub, anchors.head(self.session.db.conn))
         ring.ensure_user_key()
+        ident = self.session.codec.key
+        if role in keyrings.CARE_ROLES and ident is not None:   # never an analyst's
+            ring.set_identity(ident.raw, ident.epoch)
         try:
             kek = wrap_ring(keys, _user_entry(username), password.encode("utf-8"), ring, self.kdf or KdfParams.calibrated())
             for i in range(len(kek)):
@@ -378,6 +394,7 @@ class AccountService:
                       "username = ?", (role.value, int(active), ring.user_pub, ring.box_pub, username))
         keys.data["failures"].pop(username, None)
         keys.data.get("grants", {}).pop(_user_entry(username), None)   # sealed to the old box key: never taken now
+        keys.data.get("identity_grants", {}).pop(_user_entry(username), None)
         self._issue(keys, username, password, role, update, action)   # saves the key file with the account
 
     def reset_password(self, username: str, one_time_password: str) -> None:
@@ -419,11 +436,29 @@ class AccountService:
             self._one_time(username, one_time_password, role, "role_changed", True)
             return True
         trust = self._admin_trust()
+        keys = self._keys()
+        note = ""
+        if role in keyrings.CARE_ROLES and old not in keyrings.CARE_ROLES:
+            note = self._grant_identity(keys, trust, username)
+        elif old in keyrings.CARE_ROLES and role not in keyrings.CARE_ROLES:
+            keys.data.get("identity_grants", {}).pop(_user_entry(username), None)
+            note = "; the identity key leaves their keyring at their next login (rotate keys to be certain)"
         with self.session.db.transaction() as c:
             c.execute("UPDATE users SET role = ? WHERE username = ?", (role.value, username))
             integrity.sign_user(c, trust, username)
-            audit.append(c, self.session.user.username, "role_changed", "user", username, f"{old.value} -> {role.value}")
+            audit.append(c, self.session.user.username, "role_changed", "user", username,
+                         f"{old.value} -> {role.value}{note}")
+            keys.save()   # with the account change: a grant that cannot be written rolls the change back
         return True
+
+    def _grant_identity(self, keys: KeyFile, trust: Trust, username: str) -> str:
+        """Seal this session's identity key to a care account's countersigned box key (the caller saves the file)."""
+        ident = self.session.codec.key
+        pub = integrity.box_key(self.session.db.conn, trust, username)
+        if ident is None or pub is None:
+            return "; no identity key given yet (countersign the account once they have logged in)"
+        keyrings.grant_identity(keys, trust, _user_entry(username), pub, ident.raw, ident.epoch)
+        return "; identity key granted"
 
     def countersign(self, username: str) -> str:
         """Countersign the signing key an account registered at its first login after an upgrade (confirm with the
@@ -432,13 +467,16 @@ class AccountService:
         self.session.require(Permission.MANAGE_USERS, "manage users")
         self._existing(username)
         trust = self._admin_trust()
+        keys = self._keys()
         with self.session.db.transaction() as c:
-            pub = c.execute("SELECT sign_pub FROM users WHERE username = ?", (username,)).fetchone()[0]
+            pub, role = c.execute("SELECT sign_pub, role FROM users WHERE username = ?", (username,)).fetchone()
             if not pub:
                 raise ValidationError({"username": f"{username} has not logged in since the upgrade: no key to countersign"})
             integrity.sign_user(c, trust, username)
             fingerprint = signing.fingerprint(pub)
-            audit.append(c, self.session.user.username, "key_countersigned", "user", username, fingerprint)
+            note = self._grant_identity(keys, trust, username) if role in {r.value for r in keyrings.CARE_ROLES} else ""
+            audit.append(c, self.session.user.username, "key_countersigned", "user", username, fingerprint + note)
+            keys.save()
         return fingerprint
 
     def regenerate_recovery_key(self) -> str:
@@ -451,6 +489,8 @@ class AccountService:
         rescue = Keyring(self.session.db.key_copy(), trust.admin_key, trust.admin_key, trust.admin_pub,
                          anchors.head(self.session.db.conn))
         rescue.ensure_user_key()
+        if self.session.codec.key is not None:
+            rescue.set_identity(self.session.codec.key.raw, self.session.codec.key.epoch)
         keys = self._keys()
         try:
             kek = wrap_ring(keys, RECOVERY_PREFIX, normalise_recovery_key(recovery), rescue,
@@ -458,6 +498,7 @@ class AccountService:
             for i in range(len(kek)):
                 kek[i] = 0
             keys.data.get("grants", {}).pop(RECOVERY_PREFIX, None)
+            keys.data.get("identity_grants", {}).pop(RECOVERY_PREFIX, None)
             with self.session.db.transaction() as c:
                 keyrings.register_recovery_box(c, trust, rescue)
                 audit.append(c, self.session.user.username, "recovery_key_regenerated", "store", keys.store_id)
@@ -501,6 +542,7 @@ class AccountService:
             audit.append(c, self.session.user.username, "user_deactivated", "user", username)
         keys.remove(_user_entry(username))  # their wrapped key goes too: the password no longer opens anything
         keys.data.get("grants", {}).pop(_user_entry(username), None)   # and a grant from a rotation not yet taken
+        keys.data.get("identity_grants", {}).pop(_user_entry(username), None)
         keys.save()
 
     def change_password(self, old_password: str, new_password: str) -> None:

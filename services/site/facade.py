@@ -10,6 +10,7 @@ from services.site.backup import backup
 from services.site.session import Session
 from services.site.settings import SettingsService
 from services.store import integrity
+from services.store.identity import identity_problems
 from services.store.verify import VerifyReport, verify_connection
 
 
@@ -31,6 +32,7 @@ class Site:
             found = anchors.check_workstation(conn, trust.store_id, {**pending, **keys}) + \
                 anchors.check_backup_heads(conn, self.session.store_path, trust.store_id, {**pending, **keys})
             report.problems += [p for p in found if p not in report.problems]
+        report.problems += identity_problems(conn, self.session.codec)
         report.problems += [f"found at this login: {w}" for w in self.session.warnings
                             if "not the one seen before" in w or "altered outside" in w]
         self.session.log("verify", "store", "", "ok" if report.ok else f"{len(report.problems)} problems")

@@ -11,10 +11,10 @@ from cryptography.exceptions import InvalidTag
 from models.domain import Role
 from services.core.errors import KeyFileError, WardLensError
 from services.site import anchors
-from services.store import audit, integrity, signing
+from services.store import audit, identity, integrity, signing
 from services.store import grants
 from services.store.database import Database, DatabaseError, connect_raw
-from services.store.keyfile import KdfParams, KeyFile
+from services.store.keyfile import RECOVERY_PREFIX, KdfParams, KeyFile
 from services.store.keyring import Keyring
 from services.store.signing import Trust
 
@@ -84,9 +84,11 @@ class Sealer:
 
 
 def establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek: bytearray, username: str,
-                    role: Role, active: int, sign_pub: str | None, role_sig: str | None, adopted: bool = False) -> list[str]:
+                    role: Role, active: int, sign_pub: str | None, role_sig: str | None,
+                    adopted: bool = False) -> tuple[list[str], identity.IdentityCodec]:
     """Whom this session trusts (the administrator key in the user's own keyring) and what it signs with; refuses a
-    role no administrator signed; upgrades a keyring or a store from before signatures. Returns warnings."""
+    role no administrator signed; upgrades a keyring or a store from before signatures; settles the identity key.
+    Returns warnings and the session's identity codec."""
     warnings: list[str] = []
     conn = db.conn
     meta = conn.execute("SELECT value FROM meta WHERE key = 'admin_pub'").fetchone()
@@ -140,9 +142,11 @@ def establish_trust(db: Database, keys: KeyFile, entry: str, ring: Keyring, kek:
             warnings.append(f"This store's signed records were altered outside WardLens: {problem}. Ask an "
                             "administrator to run verify.")
     warnings += anchor_problems(conn, ring, trust, username, db.path)
-    if changed:
+    codec, ident_changed, ident_warnings = settle_identity(db, keys, entry, ring, role, trust)
+    warnings += ident_warnings
+    if changed or ident_changed:
         reseal(keys, entry, kek, ring)
-    return warnings
+    return warnings, codec
 
 
 def reseal(keys: KeyFile, entry: str, kek: bytearray, ring: Keyring) -> None:
@@ -232,3 +236,126 @@ def sign_store(db: Database, ring: Keyring, trust: Trust) -> None:
         integrity.mark_signed_from(c, trust)
         audit.append(c, trust.signer or "", "store_signed", "store", trust.store_id,
                      "roles, settings and model versions signed as found at the upgrade")
+
+
+CARE_ROLES = frozenset({Role.ADMIN, Role.CLINICIAN, Role.NURSE})   # the roles the identity key is wrapped for
+
+
+def signed_care_accounts(conn, trust: Trust) -> list[tuple[str, str]]:
+    """(username, countersigned box key) of every account an administrator signed as active in a care role."""
+    active = integrity.signed_active_accounts(conn, trust)
+    out = []
+    for name, role in conn.execute("SELECT username, role FROM users ORDER BY username").fetchall():
+        if name in active and role in {r.value for r in CARE_ROLES}:
+            pub = integrity.box_key(conn, trust, name)
+            if pub:
+                out.append((name, pub))
+    return out
+
+
+def grant_identity(keys: KeyFile, trust: Trust, entry: str, pub: str, key: bytes | bytearray, epoch: int) -> None:
+    """Seal the identity key to one entry's box key (taken at that user's next login); the caller saves the file."""
+    store = keys.data.setdefault("identity_grants", {})
+    store[entry] = grants.seal(trust, entry, pub, epoch, key, kind=grants.IDENTITY)
+
+
+def grant_identity_to_all(conn, keys: KeyFile, trust: Trust, key: bytes | bytearray, epoch: int, skip: str) -> list[str]:
+    """The identity key to every care account and the recovery key (not `skip`, the caller's own entry). Returns the
+    care accounts that could not be reached (no countersigned box key)."""
+    keys.data["identity_grants"] = {}
+    reached = set()
+    for name, pub in signed_care_accounts(conn, trust):
+        if f"user:{name}" != skip:
+            grant_identity(keys, trust, f"user:{name}", pub, key, epoch)
+        reached.add(name)
+    rbox = recovery_box(conn, trust)
+    if rbox and skip != RECOVERY_PREFIX:
+        grant_identity(keys, trust, RECOVERY_PREFIX, rbox, key, epoch)
+    care = {r.value for r in CARE_ROLES}
+    active = integrity.signed_active_accounts(conn, trust)
+    return sorted(u for u, role in conn.execute("SELECT username, role FROM users").fetchall()
+                  if u in active and role in care and u not in reached)
+
+
+def seal_identities(db: Database, keys: KeyFile, entry: str, ring: Keyring, trust: Trust) -> list[str]:
+    """An administrator's first login on a store from before the identity key: seal every identifying field under a
+    new identity key, keep it in this keyring and grant it to every care account. Returns warnings."""
+    key = identity.new_identity_key()
+    ik = identity.IdentityKey(key, 1)
+    try:
+        with db.transaction() as c:
+            n = identity.reseal_all(c, identity.IdentityCodec(None, False), identity.IdentityCodec(ik, True))
+            c.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                      (identity.META, f"1 {ik.check()}"))
+            audit.append(c, trust.signer or "", "identities_sealed", "store", trust.store_id,
+                         f"names, numbers, birth dates and notes of {n} patients sealed under the identity key")
+        ring.set_identity(key, 1)
+        missed = grant_identity_to_all(db.conn, keys, trust, key, 1, entry)
+    finally:
+        ik.wipe()
+        for i in range(len(key)):
+            key[i] = 0
+    if missed:
+        return [f"Names and hospital numbers are now sealed; {', '.join(missed)} will see them after you countersign "
+                "their accounts (People page) once they have logged in."]
+    return []
+
+
+def settle_identity(db: Database, keys: KeyFile, entry: str, ring: Keyring, role: Role,
+                    trust: Trust) -> tuple[identity.IdentityCodec, bool, list[str]]:
+    """The identity key this login holds for the store: taken from an administrator's grant when the keyring lacks
+    the store's current one, dropped from an analyst's keyring; an administrator's login seals a store from before the
+    key. Returns (the session's codec, whether the keyring changed, warnings)."""
+    conn, changed, warnings = db.conn, False, []
+    stored = identity.stored_epoch(conn)
+    if role not in CARE_ROLES:
+        if ring.identity is not None:   # a demoted account: the key goes (rotate keys to be certain it is useless)
+            ring.drop_identity()
+            changed = True
+        return identity.IdentityCodec(None, stored is not None or ring.identity_epoch > 0), changed, warnings
+    if stored is None and integrity.in_signed_state(conn, trust, "identity"):
+        warnings.append("The store no longer says its names are sealed: it was altered outside WardLens. Ask an "
+                        "administrator to run verify.")
+        if ring.identity is None:
+            return identity.IdentityCodec(None, True), changed, warnings
+    if stored is None and ring.identity is None:
+        if trust.admin_key is not None and trust.admin_pub is not None:
+            warnings += seal_identities(db, keys, entry, ring, trust)
+            changed, stored = True, identity.stored_epoch(conn)
+        else:
+            warnings.append("Names and hospital numbers in this store are not yet sealed under the identity key: an "
+                            "administrator must log in once with this version of WardLens.")
+            return identity.IdentityCodec(None, False), changed, warnings
+    if stored is None:   # the keyring holds a key, so the store was sealed: its meta row was removed from the file
+        if not warnings:
+            warnings.append("The store no longer says its names are sealed: it was altered outside WardLens. Names "
+                            "are read and written sealed all the same; ask an administrator to run verify.")
+        stored = (ring.identity_epoch, "")
+    epoch, check = stored
+    if ring.identity is None or ring.identity_epoch != epoch:
+        grant = (keys.data.get("identity_grants") or {}).get(entry) if isinstance(keys.data.get("identity_grants"),
+                                                                                  dict) else None
+        got = None
+        if grant and ring.box is not None and ring.admin_pub is not None:
+            try:
+                got = grants.open_grant(keys.store_id, ring.admin_pub, entry, grant, ring.box, kind=grants.IDENTITY)
+            except (ValueError, InvalidTag):
+                got = None
+        if got is not None and identity.IdentityKey(got, epoch).check() == check:
+            ring.set_identity(got, epoch)
+            keys.data["identity_grants"].pop(entry, None)
+            changed = True
+        if got is not None:
+            for i in range(len(got)):
+                got[i] = 0
+    if ring.identity is None or ring.identity_epoch != epoch:
+        warnings.append("Names and hospital numbers are sealed under an identity key your account has not been given: "
+                        "ask an administrator to countersign your account (People page). Until then patients show "
+                        "as pseudonyms.")
+        return identity.IdentityCodec(None, True), changed, warnings
+    key = identity.IdentityKey(ring.identity, epoch)
+    if check and key.check() != check:
+        key.wipe()
+        warnings.append("Your identity key does not match this store's: names cannot be shown. Ask an administrator.")
+        return identity.IdentityCodec(None, True), changed, warnings
+    return identity.IdentityCodec(key, True), changed, warnings

@@ -2,19 +2,24 @@
 store. The new key is sealed to every active account's box key and to the recovery key's (services.store.grants);
 each user takes theirs at their next login. Deactivated accounts' entries are removed; they get nothing.
 
-Order, so that a crash at any point leaves a store that opens: (1) the key file gains the grants, (2) the store is
-re-encrypted (SQLCipher rekey, one statement), (3) the administrator's own keyring takes the new key. Until (2)
-the grants do not open the store and are ignored; after it, everyone, the administrator included, opens with
-their grant."""
+The identity key (services.store.identity) is rotated with it: a new one, granted to care accounts and the recovery
+key only, and every identifying field re-sealed under it.
+
+Order, so that a crash at any point leaves a store that opens and reads: (1) the key file gains the grants (data key
+and identity key), (2) the identifying fields are re-sealed under the new identity key in one transaction (the store's
+meta row names its epoch; a grant for that epoch is taken at the next login), (3) the store is re-encrypted (SQLCipher
+rekey, one statement), (4) the administrator's own keyring takes both keys. Until (3) the data-key grants do not open
+the store and are ignored; after it, everyone, the administrator included, opens with their grant."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from models.domain import Permission
 from services.core.errors import PermissionDenied, ValidationError
-from services.site.keyrings import Sealer, recovery_box, reseal
+from services.site.keyrings import Sealer, grant_identity, grant_identity_to_all, recovery_box, reseal
 from services.site.session import Session
-from services.store import grants, integrity
+from services.store import audit, grants, integrity
+from services.store.identity import META, IdentityCodec, IdentityKey, new_identity_key, reseal_all
 from services.store.keyfile import RECOVERY_PREFIX, KeyFile, key_file_path, new_data_key
 
 
@@ -55,7 +60,11 @@ def rotate_data_key(session: Session, force: bool = False) -> Rotation:
                                            "since the upgrade): " + ", ".join(missing) + ". Rotate with force to "
                                            "proceed, then give them new passwords."})
     result = Rotation(int(keys.data.get("key_epoch", 0)) + 1, without_grant=missing)
-    new_key = new_data_key()
+    old_codec = session.codec
+    if old_codec.key is None:
+        raise PermissionDenied("Rotating keys needs the store's identity key, which this session does not hold.")
+    new_key, new_ident = new_data_key(), new_identity_key()
+    ident = IdentityKey(new_ident, old_codec.key.epoch + 1)
     try:
         active = integrity.signed_active_accounts(conn, trust)   # never the unsigned `active` column alone
         sealed: dict[str, dict] = {}
@@ -74,14 +83,26 @@ def rotate_data_key(session: Session, force: bool = False) -> Rotation:
             elif entry != f"user:{me}":
                 keys.remove(entry)   # cannot be reached: the old entry would only hold a dead key
         keys.data["grants"], keys.data["key_epoch"] = sealed, result.epoch
+        # the new identity key to every care account, the recovery key and this administrator's own entry (taken at
+        # the next login should this session end before (4)); analysts never get it
+        grant_identity_to_all(conn, keys, trust, new_ident, ident.epoch, skip="")
+        if sealer.entry not in keys.data["identity_grants"] and sealer.ring.box_pub:
+            grant_identity(keys, trust, sealer.entry, sealer.ring.box_pub, new_ident, ident.epoch)
         keys.save()                                                                    # (1)
-        session.log("keys_rotated", "store", "", f"epoch {result.epoch}: granted {len(result.granted)}, removed "
-                    f"{', '.join(result.removed) or 'none'}, without grant {', '.join(missing) or 'none'}")
-        session.db.rekey(new_key)                                                      # (2)
+        with session.db.transaction() as c:                                            # (2) names under the new key
+            reseal_all(c, old_codec, IdentityCodec(ident, True))
+            c.execute("UPDATE meta SET value = ? WHERE key = ?", (f"{ident.epoch} {ident.check()}", META))
+            audit.append(c, me, "keys_rotated", "store", "", f"epoch {result.epoch}: granted {len(result.granted)}, "
+                         f"removed {', '.join(result.removed) or 'none'}, without grant {', '.join(missing) or 'none'}")
+        session.set_identity(IdentityCodec(ident, True))
+        session.db.rekey(new_key)                                                      # (3)
         sealer.ring.data_key[:] = new_key
+        sealer.ring.set_identity(new_ident, ident.epoch)
         keys = KeyFile.load(key_file_path(session.store_path))
-        reseal(keys, sealer.entry, sealer.kek, sealer.ring)   # (3) own entry and its grant, in one save, whatever else
+        keys.data.get("identity_grants", {}).pop(sealer.entry, None)
+        reseal(keys, sealer.entry, sealer.kek, sealer.ring)   # (4) own entry and its grant, in one save, whatever else
     finally:
-        for i in range(len(new_key)):
-            new_key[i] = 0
+        for buf in (new_key, new_ident):
+            for i in range(len(buf)):
+                buf[i] = 0
     return result

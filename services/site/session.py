@@ -11,6 +11,7 @@ from services.store.audit import AuditLog
 from services.store.database import Database
 from services.core.errors import PermissionDenied, SessionLocked
 from services.site.pseudonyms import Pseudonymiser
+from services.store.identity import Directory, Ident, IdentityCodec
 
 DEFAULT_IDLE_MINUTES = 10.0
 
@@ -30,6 +31,15 @@ class Session:
         self._pseudonyms = Pseudonymiser()  # a fresh key per session, never stored
         self.warnings: list[str] = []        # integrity findings at unlock, shown to the user (services.site.accounts)
         self.on_lock = None                  # re-seals the user's keyring with the newest audit anchor at lock
+        self.codec = IdentityCodec(None, False)   # how identifying fields are kept, and this session's identity key
+        self._directory: Directory | None = None
+        self._dir_lock = threading.Lock()
+
+    def set_identity(self, codec: IdentityCodec) -> None:
+        """The identity codec for this session (at unlock, and after a rotation gave a new identity key)."""
+        old, self.codec, self._directory = self.codec, codec, None
+        if old.key is not None and old.key is not codec.key:
+            old.key.wipe()
 
     # --- permissions ----------------------------------------------------------------------------
     def can(self, permission: Permission) -> bool:
@@ -44,17 +54,36 @@ class Session:
 
     @property
     def sees_names(self) -> bool:
-        return self.can(Permission.READ_PATIENT)
+        """A care role holding the store's identity key (or on a store not sealed yet)."""
+        return self.can(Permission.READ_PATIENT) and self.codec.readable
 
-    def patient_ref(self, patient_id: int, number: str) -> str:
+    def directory(self) -> Directory | None:
+        """Who every patient is (services.store.identity.Directory), current with the store; None for a session
+        that may not see names."""
+        if not self.sees_names:
+            return None
+        self.ensure_open()
+        with self._dir_lock:
+            if self._directory is None:
+                self._directory = Directory(self.codec)
+            d = self._directory
+        d.refresh(self.db.conn)
+        return d
+
+    def identity(self, patient_id: int) -> Ident | None:
+        d = self.directory()
+        return d.get(int(patient_id)) if d is not None else None
+
+    def patient_ref(self, patient_id: int) -> str:
         """The patient's number for the care team; for a de-identified role a pseudonym (a hospital
         number is an identifier too), stable within this session only."""
-        return str(number) if self.sees_names else self._pseudonyms("P", int(patient_id))
+        who = self.identity(patient_id)
+        return who.mrn if who is not None else self._pseudonyms("P", int(patient_id))
 
-    def patient_label(self, patient_id: int, number: str, family: str | None, given: str | None) -> str:
+    def patient_label(self, patient_id: int) -> str:
         """"Family, Given" for the care team; "Patient <number or pseudonym>" otherwise or without a name."""
-        name = f"{family or ''}, {given or ''}".strip(", ") if self.sees_names else ""
-        return name or f"Patient {self.patient_ref(patient_id, number)}"
+        who = self.identity(patient_id)
+        return (who.label if who is not None else "") or f"Patient {self.patient_ref(patient_id)}"
 
     def encounter_ref(self, encounter_id: int, number: int | str) -> str:
         return str(number) if self.sees_names else self._pseudonyms("E", int(encounter_id))
@@ -97,6 +126,9 @@ class Session:
                     self.on_lock.wipe()
                     self.on_lock = None
                 self.db.close()  # closes connections and wipes the key
+                if self.codec.key is not None:
+                    self.codec.key.wipe()
+                self._directory = None
 
     def log(self, action: str, entity: str = "", entity_id: str | int = "", detail: str = "") -> None:
         self.ensure_open()

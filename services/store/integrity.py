@@ -143,7 +143,7 @@ def model_is_signed(trust: Trust | None, name: str, version: str, sha256: str, s
 # change; the digest must match the tables, and no administrator change may follow the row it is bound to.
 ADMIN_ACTIONS = frozenset({"store_created", "store_signed", "user_added", "user_deactivated", "user_reactivated",
                            "password_reset", "role_changed", "key_countersigned", "setting_changed", "keys_rotated",
-                           "recovery_key_regenerated"})
+                           "recovery_key_regenerated", "identities_sealed"})
 
 
 def is_admin_change(action: str) -> bool:
@@ -164,6 +164,9 @@ def _state_records(conn) -> dict[str, str]:
     for key in ("signed_from", "recovery_box"):   # an older recovery box would let an old recovery key take a rotation
         row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         out[key] = _fp(row[0] if row else None)
+    row = conn.execute("SELECT value FROM meta WHERE key = 'identity'").fetchone()
+    if row:   # only once sealed: a store signed before the identity key raises no alarm for lacking it
+        out["identity"] = _fp(row[0])
     return out
 
 
@@ -194,6 +197,12 @@ def is_current(conn, trust: Trust | None, record: str, *signed: object) -> bool:
         return True
     state = _signed_state(conn, trust)
     return state is not None and state["records"].get(record) == _fp(*signed)
+
+
+def in_signed_state(conn, trust: Trust | None, record: str) -> bool:
+    """Whether the last signed state names `record` (e.g. that the store's identifying fields were sealed)."""
+    state = _signed_state(conn, trust) if trust is not None and trust.admin_pub is not None else None
+    return state is not None and record in state["records"]
 
 
 def state_problem(conn, trust: Trust) -> str | None:

@@ -279,6 +279,20 @@ CREATE TABLE retired_keys (
 );
 """
 
+# v8: identifying fields under the identity key (services.store.identity). The sealed blob per patient; a generation
+# counter that triggers bump on every change of a patient's identifying columns, so a session's in-memory directory
+# knows when to reload; the (name, number) index goes: the order comes from that directory now.
+_BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'identity_gen';"
+V8 = f"""
+ALTER TABLE patients ADD COLUMN ident BLOB;
+INSERT INTO meta(key, value) VALUES ('identity_gen', '0');
+CREATE TRIGGER patients_identity_insert AFTER INSERT ON patients BEGIN {_BUMP} END;
+CREATE TRIGGER patients_identity_update AFTER UPDATE OF mrn, ident, given_name, family_name, birth_date ON patients
+BEGIN {_BUMP} END;
+CREATE TRIGGER patients_identity_delete AFTER DELETE ON patients BEGIN {_BUMP} END;
+DROP INDEX patients_name_mrn;
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -295,6 +309,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "x-ray studies, interventions, alerts, waiting admissions, local model versions", V5),
     Migration(6, "patient-level diagnosis codes and a (name, number) index for fast search", V6),
     Migration(7, "signatures over roles, account keys, settings, model versions and audit rows", V7),
+    Migration(8, "identifying fields sealed under the identity key; a generation counter for the directory", V8),
 )
 LATEST = MIGRATIONS[-1].version
 

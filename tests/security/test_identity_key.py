@@ -1,0 +1,200 @@
+"""Confidentiality by role: an analyst holding the store, the key file and her own password cannot produce a single
+name, hospital number or birth date; the care team reads them as before; rotation and role changes move the identity
+key with the role (services.store.identity)."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from models.domain import Role
+from services.desk import open_desk
+from services.records.patients import PatientService
+from services.site.accounts import AccountService, unlock
+from services.site.rotation import rotate_data_key
+from services.store.database import connect_raw
+from services.store.keyfile import KeyFile, key_file_path
+from services.store.keyring import Keyring
+from tests.conftest import DEMO_PASSWORDS, FAST
+
+
+def _ring(store, user: str, password: str | None = None) -> Keyring:
+    keys = KeyFile.load(key_file_path(store))
+    return Keyring.from_payload(keys.unwrap(f"user:{user}", (password or DEMO_PASSWORDS[user]).encode()))
+
+
+def _everything(store, data_key) -> str:
+    """Every value of every table of the decrypted store, as the insider's script would dump it."""
+    conn = connect_raw(store, data_key)
+    parts = []
+    for (table,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for row in conn.execute(f"SELECT * FROM \"{table}\""):
+            for v in row:
+                if isinstance(v, (bytes, memoryview)):
+                    parts.append(bytes(v).decode("latin-1"))
+                elif v is not None:
+                    parts.append(str(v))
+    conn.close()
+    return "\n".join(parts)
+
+
+def _who(store) -> list:
+    s = unlock(store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
+    try:
+        d = s.directory()
+        return [d.get(pid) for pid in d.order()]
+    finally:
+        s.lock()
+
+
+def test_an_analyst_with_the_files_and_her_password_reads_no_name_number_or_birth_date(demo_store):
+    people = _who(demo_store)
+    assert len(people) > 1000 and all(p.family and p.mrn and p.birth for p in people)
+    ring = _ring(demo_store, "analyst.demo")
+    assert ring.identity is None                        # her keyring never held the identity key
+    dump = _everything(demo_store, ring.data_key)
+    assert dump                                         # she does read the clinical data
+    words = set(re.findall(r"[A-Za-z0-9-]+", dump))
+    names = {p.family for p in people} | {p.given for p in people}
+    assert not names & words, sorted(names & words)[:10]
+    # (numbers of six digits or more: shorter ones are also row ids and diagnosis codes, by coincidence)
+    numbers = {p.mrn for p in people if len(p.mrn) >= 6}
+    assert len(numbers) > 1000 and not numbers & words
+    births = {p.birth for p in people if p.birth < "2000"}   # later ones can equal another stay's admission date
+    assert len(births) > 1000 and not births & words
+    # and the care team still reads them, in name order
+    assert [p.family for p in people] == sorted(p.family for p in people) or people[0].family <= people[-1].family
+
+
+def test_the_analysts_session_finds_no_one_by_name_and_shows_pseudonyms(demo_store):
+    people = _who(demo_store)
+    s = unlock(demo_store, "analyst.demo", DEMO_PASSWORDS["analyst.demo"])
+    try:
+        svc = PatientService(s)
+        assert svc.search(people[0].family) == []
+        assert svc.search(people[0].mrn) == []
+        row = svc.search("", 5)[0]
+        assert row.mrn.startswith("P-") and row.name.startswith("Patient P-")
+    finally:
+        s.lock()
+
+
+def test_a_sealed_blob_moved_to_another_patient_does_not_open_as_that_patient(demo_store):
+    """Swapping two patients' sealed identities in the file (any role can write it) shows neither name on the wrong
+    record: each blob is bound to its row."""
+    ring = _ring(demo_store, "analyst.demo")
+    conn = connect_raw(demo_store, ring.data_key)
+    (a, ia), (b, ib) = conn.execute("SELECT id, ident FROM patients ORDER BY id LIMIT 2").fetchall()
+    conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ib, a))
+    conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ia, b))
+    conn.commit()
+    conn.close()
+    s = unlock(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
+    try:
+        assert s.identity(a).mrn == "?" and s.identity(b).mrn == "?"
+        assert s.patient_label(a).startswith("Patient ?")
+    finally:
+        s.lock()
+
+
+def test_care_roles_hold_the_identity_key_and_a_new_analyst_does_not(demo_store):
+    for user in ("admin", "dr.demo", "nurse.demo"):
+        assert _ring(demo_store, user).identity is not None
+    s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        AccountService(s, FAST).add_user("an.analyst", "analyst-pass-1", Role.ANALYST)
+        AccountService(s, FAST).add_user("a.nurse", "nurse-pass-12", Role.NURSE)
+    finally:
+        s.lock()
+    assert _ring(demo_store, "an.analyst", "analyst-pass-1").identity is None
+    assert _ring(demo_store, "a.nurse", "nurse-pass-12").identity is not None
+
+
+def test_promotion_grants_the_key_and_demotion_takes_it_from_the_keyring(demo_store):
+    s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        AccountService(s, FAST).set_role("analyst.demo", Role.CLINICIAN)
+    finally:
+        s.lock()
+    s = unlock(demo_store, "analyst.demo", DEMO_PASSWORDS["analyst.demo"])
+    try:
+        assert s.sees_names and not s.warnings
+        assert PatientService(s).search("", 1)[0].name[:8] != "Patient "
+    finally:
+        s.lock()
+    assert _ring(demo_store, "analyst.demo").identity is not None
+    s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        AccountService(s, FAST).set_role("analyst.demo", Role.ANALYST)
+    finally:
+        s.lock()
+    unlock(demo_store, "analyst.demo", DEMO_PASSWORDS["analyst.demo"]).lock()
+    assert _ring(demo_store, "analyst.demo").identity is None
+
+
+def test_rotation_gives_a_new_identity_key_to_the_care_team_only(demo_store):
+    old = _ring(demo_store, "dr.demo").identity
+    before = _who(demo_store)
+    s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        rotate_data_key(s)
+        assert PatientService(s).search(before[0].family, 5)   # this session reads under the new key at once
+    finally:
+        s.lock()
+    assert _who(demo_store) == before                  # everyone re-sealed, nothing lost
+    assert _ring(demo_store, "dr.demo").identity not in (None, old)
+    assert _ring(demo_store, "analyst.demo").identity is None
+    keys = KeyFile.load(key_file_path(demo_store))
+    assert "user:analyst.demo" not in keys.data.get("identity_grants", {})
+
+
+def test_a_removed_sealed_marker_does_not_make_the_next_care_login_write_names_in_clear(demo_store):
+    ring = _ring(demo_store, "analyst.demo")
+    conn = connect_raw(demo_store, ring.data_key)
+    conn.execute("DELETE FROM meta WHERE key = 'identity'")
+    conn.commit()
+    conn.close()
+    desk = open_desk(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
+    try:
+        assert any("altered outside WardLens" in w for w in desk.warnings)
+        pid = desk.records.patients.add_patient({"mrn": "X-77", "given_name": "Zelda", "family_name": "Quixote",
+                                                 "birth_date": "1950-01-02", "sex": "Female", "race": "Other"})
+        assert desk.session.patient_label(pid) == "Quixote, Zelda"
+    finally:
+        desk.lock()
+    assert "Quixote" not in _everything(demo_store, ring.data_key)
+
+
+@pytest.mark.parametrize("user", ["nurse.demo"])
+def test_a_care_account_without_the_key_sees_pseudonyms_and_is_told_why(demo_store, user):
+    keys = KeyFile.load(key_file_path(demo_store))
+    entry = f"user:{user}"
+    payload, kek = keys.open(entry, DEMO_PASSWORDS[user].encode())
+    ring = Keyring.from_payload(payload)
+    ring.drop_identity()
+    keys.seal(entry, kek, ring.payload())
+    keys.save()
+    s = unlock(demo_store, user, DEMO_PASSWORDS[user])
+    try:
+        assert not s.sees_names
+        assert any("identity key your account has not been given" in w for w in s.warnings)
+        assert PatientService(s).search("", 1)[0].name.startswith("Patient P-")
+    finally:
+        s.lock()
+
+
+def test_verify_names_moved_identities_and_names_written_in_clear(demo_store):
+    ring = _ring(demo_store, "analyst.demo")
+    conn = connect_raw(demo_store, ring.data_key)
+    (a, ia), (b, ib) = conn.execute("SELECT id, ident FROM patients ORDER BY id LIMIT 2").fetchall()
+    conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ib, a))
+    conn.execute("UPDATE patients SET family_name = 'Planted' WHERE id = ?", (b + 5,))
+    conn.commit()
+    conn.close()
+    desk = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        problems = desk.site.verify().problems
+    finally:
+        desk.lock()
+    assert any("do not open" in p and str(a) in p for p in problems), problems
+    assert any("in clear" in p for p in problems), problems
