@@ -114,7 +114,10 @@ def run_child(store: Path, env_extra: dict | None = None, timeout: int = 1500) -
                 shutil.copyfile(str(store) + suffix, str(copy) + suffix)
         from benchmarks.store import PASSWORD, USER
         env = dict(os.environ, QT_QPA_PLATFORM="offscreen", BENCH_STORE=str(copy), BENCH_USER=USER,
-                   BENCH_PASSWORD=PASSWORD, XDG_CONFIG_HOME=str(Path(d) / "config"), **(env_extra or {}))
+                   BENCH_PASSWORD=PASSWORD, XDG_CONFIG_HOME=str(Path(d) / "config"),
+                   # the copy's audit anchors stay with the copy: a desk anchor in the real data folder would be ahead
+                   # of the cached store and raise a (true, for this folder) "log rewritten" alarm at the next run
+                   WARDLENS_HOME=str(Path(d) / "home"), **(env_extra or {}))
         env["BENCH_T0"] = repr(time.time())
         r = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, env=env, capture_output=True, text=True,
                            timeout=timeout)

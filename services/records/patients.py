@@ -6,6 +6,7 @@ birth dates.
 from __future__ import annotations
 
 import datetime as dt
+from itertools import islice
 from typing import Any, Iterable
 
 import numpy as np
@@ -20,11 +21,11 @@ from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 from services.records.validation import age_band_at, diagnosis_system, validate_encounter, validate_patient
 
 SEARCH_LIMIT = 100_000
-# Matches above which a page walks the list order instead of sorting every match: walking costs about
-# page x patients / matches index probes, sorting about one lookup per match; they cross near
-# sqrt(page x patients), about 5,000 for a page of 500 among 66,000 patients (docs/performance.md).
-BROAD = 5_000
-CHUNK = 2_000   # patients per query when a page walks the name order, or fetches rows by id
+# Matches above which a page walks the name order in chunks instead of collecting and sorting every match: collecting
+# costs about one row per match (~0.3 ms per 1,000), a walk a few index probes per patient of the chunk; they cross
+# near 20,000 at 66,000 patients (docs/performance.md).
+BROAD = 20_000
+CHUNK = 2_000   # patients per query when rows are fetched by id
 
 
 def _iso(v: dt.datetime | dt.date | None) -> str | None:
@@ -119,10 +120,13 @@ class PatientService:
         for name in _name_queries(q):
             hits |= d.name_prefix(name)
         args = tuple(a for _, _, part in alts for a in part)
-        if limit < SEARCH_LIMIT and self._at_least(alts, BROAD):
+        matches = self._count(alts)
+        if limit < SEARCH_LIMIT and matches > BROAD:
+            # Broad (a code like 250): walk the name order in chunks sized so that one usually fills the page.
             tests, out = " OR ".join(test for _, test, _ in alts), []
-            for start in range(0, len(order), CHUNK):
-                chunk = order[start:start + CHUNK]
+            step = max(limit, int(1.5 * limit * len(order) / matches))
+            for start in range(0, len(order), step):
+                chunk = order[start:start + step]
                 found = {r[0] for r in self._c.execute(
                     f"SELECT p.id FROM patients p WHERE p.id IN ({','.join('?' * len(chunk))}) AND ({tests})",
                     (*chunk, *args))}
@@ -131,7 +135,14 @@ class PatientService:
                     break
             return out[:limit]
         hits |= {r[0] for r in self._c.execute(" UNION ".join(sel for sel, _, _ in alts), args)}
+        if len(hits) > limit and len(hits) * 16 > len(order):   # dense: the first `limit` in name order come soon
+            return list(islice((pid for pid in order if pid in hits), limit))
         return sorted(hits, key=d.rank_key())[:limit]
+
+    def _count(self, alts: list[tuple[str, str, tuple]]) -> int:
+        """How many patients the store's alternatives match (an estimate: one found by two counts twice); index
+        counts, well under a millisecond even for a code like 250."""
+        return sum(self._c.execute(f"SELECT count(*) FROM ({sel})", part).fetchone()[0] for sel, _, part in alts)
 
     def _rows_in_order(self, ids: list[int]) -> list[tuple]:
         """The list's columns for these patients, in the given order."""
@@ -155,16 +166,6 @@ class PatientService:
             "SELECT count(DISTINCT patient_id) FROM encounters WHERE status = 'inpatient'").fetchone()[0]
         return int(total), int(inpatients)
 
-    def _at_least(self, alts: list[tuple[str, str, tuple]], n: int) -> bool:
-        """Whether the alternatives reach n matches, counting no further than n in each (an estimate: a
-        patient found by two of them counts twice)."""
-        total = 0
-        for sel, _, part_args in alts:
-            total += self._c.execute(f"SELECT count(*) FROM ({sel} LIMIT ?)", (*part_args, n)).fetchone()[0]
-            if total >= n:
-                return True
-        return False
-
     # --- one patient ----------------------------------------------------------------------------
     def get_patient(self, patient_id: int) -> Patient:
         self.s.require(Permission.READ_PATIENT, "open a patient's record (the care team's page)")
@@ -174,7 +175,7 @@ class PatientService:
         age = self._c.execute("SELECT age_band FROM encounters WHERE patient_id = ? ORDER BY encounter_nbr DESC LIMIT 1",
                               (patient_id,)).fetchone()
         self.s.log("read", "patient", patient_id)
-        who = self.s.identity(patient_id)
+        who = self.s.identity_exact(patient_id)
         if who is None:   # no names for this session: a pseudonym stands for the number too
             return Patient(r[0], self.s.patient_ref(patient_id), None, None, None, r[1], r[2], age[0] if age else "")
         born = dt.date.fromisoformat(who.birth) if who.birth else None

@@ -70,6 +70,15 @@ class Session:
         d.refresh(self.db.conn)
         return d
 
+    def identity_exact(self, patient_id: int) -> Ident | None:
+        """One patient's identity read from their own sealed record (not the directory): for the record page and
+        reports, where it must be exactly this patient's."""
+        if not self.sees_names:
+            return None
+        row = self.db.conn.execute("SELECT id, mrn, given_name, family_name, birth_date, ident FROM patients "
+                                   "WHERE id = ?", (int(patient_id),)).fetchone()
+        return self.codec.read_patient(*row) if row else None
+
     def identity(self, patient_id: int) -> Ident | None:
         d = self.directory()
         return d.get(int(patient_id)) if d is not None else None

@@ -281,7 +281,8 @@ CREATE TABLE retired_keys (
 
 # v8: identifying fields under the identity key (services.store.identity). The sealed blob per patient; a generation
 # counter that triggers bump on every change of a patient's identifying columns, so a session's in-memory directory
-# knows when to reload; the (name, number) index goes: the order comes from that directory now.
+# knows when to reload, and a sealed snapshot of that directory for the next login; the (name, number) index goes:
+# the order comes from the directory now.
 _BUMP = "UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'identity_gen';"
 V8 = f"""
 ALTER TABLE patients ADD COLUMN ident BLOB;
@@ -291,6 +292,7 @@ CREATE TRIGGER patients_identity_update AFTER UPDATE OF mrn, ident, given_name, 
 BEGIN {_BUMP} END;
 CREATE TRIGGER patients_identity_delete AFTER DELETE ON patients BEGIN {_BUMP} END;
 DROP INDEX patients_name_mrn;
+CREATE TABLE identity_cache (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL, blob BLOB NOT NULL);
 """
 
 

@@ -198,3 +198,36 @@ def test_verify_names_moved_identities_and_names_written_in_clear(demo_store):
         desk.lock()
     assert any("do not open" in p and str(a) in p for p in problems), problems
     assert any("in clear" in p for p in problems), problems
+
+
+def test_the_directory_snapshot_reads_back_the_same_and_a_tampered_one_is_rebuilt(demo_store):
+    from services.store.identity import Directory
+    first = _who(demo_store)                      # builds the directory and leaves its sealed snapshot
+    s = unlock(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
+    try:
+        conn = s.db.conn
+        assert conn.execute("SELECT count(*) FROM identity_cache").fetchone()[0] == 1
+        d = Directory(s.codec)
+        assert d._load_snapshot(conn, __import__("services.store.identity", fromlist=["x"]).generation(conn))
+        assert [d.get(p) for p in d.order()] == first
+        assert d.name_prefix(first[0].search[:3]) and d.number_prefix(first[0].mrn) >= {d.order()[0]}
+    finally:
+        s.lock()
+    ring = _ring(demo_store, "analyst.demo")
+    conn = connect_raw(demo_store, ring.data_key)
+    blob = bytearray(conn.execute("SELECT blob FROM identity_cache").fetchone()[0])
+    blob[40] ^= 1
+    conn.execute("UPDATE identity_cache SET blob = ?", (bytes(blob),))
+    conn.commit()
+    conn.close()
+    assert _who(demo_store) == first              # the altered snapshot does not open: rebuilt from the records
+
+
+def test_rotation_removes_the_snapshot_sealed_under_the_old_key(demo_store):
+    _who(demo_store)
+    s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        rotate_data_key(s)
+        assert s.db.conn.execute("SELECT count(*) FROM identity_cache").fetchone()[0] == 0
+    finally:
+        s.lock()
