@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import json
 import sys
 from pathlib import Path
 
@@ -95,9 +96,36 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.rejected_total == 0 else 3
 
 
-def cmd_backup(args: argparse.Namespace) -> int:
+def cmd_backups(args: argparse.Namespace) -> int:
     desk = _desk(args)
     try:
+        entries = desk.site.backups()
+    finally:
+        desk.lock(reason="command finished")
+    rows = [{"path": str(e.path), "date": e.day.isoformat(), "size": e.size, "verified_when_made": e.verified,
+             "audit_rows": e.audit_rows, "kept_for": e.kept_for} for e in entries]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+    else:
+        for r in rows:
+            print(f"{r['date']}  {r['size'] / 2**20:8.1f} MB  {'verified' if r['verified_when_made'] else 'not recorded':12}"
+                  f"  {r['kept_for'] or '-':8}  {r['path']}")
+        print(f"{len(rows)} backups")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace) -> int:
+    if args.daily == (args.output is not None):
+        print("error: give --output FILE, or --daily for the day's backup into the site's backup folder",
+              file=sys.stderr)
+        return 2
+    desk = _desk(args)
+    try:
+        if args.daily:
+            daily = desk.site.daily_backup()
+            print(f"Daily backup {'written and verified: ' + str(daily.made) if daily.made else 'already made today'}"
+                  f" ({daily.folder}); {len(daily.removed)} old backups removed by retention")
+            return 0
         report = desk.site.backup(args.output)
     finally:
         desk.lock(reason="command finished")
@@ -358,8 +386,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True)
     p.set_defaults(func=cmd_import)
     p = with_db(sub.add_parser("backup", help="write a verified encrypted backup"))
-    p.add_argument("--output", type=Path, required=True)
+    p.add_argument("--output", type=Path)
+    p.add_argument("--daily", action="store_true", help="the day's backup into the site's backup folder, with "
+                   "retention (what the application does at the first unlock of the day; for a scheduled task)")
     p.set_defaults(func=cmd_backup)
+    p = with_db(sub.add_parser("backups", help="list the backups in the site's backup folder"))
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_backups)
     p = with_db(sub.add_parser("restore", help="replace the store with a verified backup"))
     p.add_argument("--backup", type=Path, required=True)
     p.add_argument("--confirm-admin", metavar="NAME", help="an administrator of the current store who approves "

@@ -10,6 +10,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # Bundles trained by the tests are signed with a development key made for this run; the application trusts it only
 # where WARDLENS_TRUST_DEV_MODELS=1 (services.inference.manifest). The committed bundles carry the release signature.
 os.environ["WARDLENS_TRUST_DEV_MODELS"] = "1"
+# The GUI makes a daily backup at the first unlock of the day; tests that are not about it leave it out (it would add a
+# backup of the demo store to every window test). tests/test_daily_backup.py turns it on.
+os.environ["WARDLENS_DAILY_BACKUP"] = "off"
 os.environ["WARDLENS_MODEL_DEV_KEY"] = os.path.join(tempfile.mkdtemp(prefix="wardlens-test-"), "model-dev.key")
 # onnxruntime must not write its telemetry/device-id files into the real home during tests.
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,12 +1,14 @@
 """Unlocking, the open session and the idle lock."""
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 
 from PySide6.QtCore import Property, QObject, QTimer, Signal, Slot
 
 from models.domain import Permission  # noqa: F401 - re-exported for views, which may not import services
-from services.core.errors import PasswordChangeRequired, StoreDamaged, WardLensError
+from services.core.errors import PasswordChangeRequired, SessionLocked, StoreDamaged, WardLensError
 from services.desk import Desk, open_desk
 from services.records.demo import build_demo_store
 from services.site import accounts
@@ -151,8 +153,15 @@ class SessionViewModel(QObject):
         self._session = session
         self._idle.start()
         self.sessionChanged.emit(session)
+        if os.environ.get("WARDLENS_DAILY_BACKUP", "on") != "off":   # the first unlock of the day makes it
+            self.runner.run("Daily backup", lambda _p, _c: session.site.daily_backup(),
+                            on_failure=self._daily_backup_failed, owner=self)
         if warning:
             self.notice.emit(warning)
+
+    def _daily_backup_failed(self, exc: BaseException) -> None:
+        if not isinstance(exc, SessionLocked):   # locked straight away: tomorrow's first unlock makes it
+            self.notice.emit(f"The daily backup could not be made: {user_message(exc)} Nothing else was affected.")
 
     def _failed(self, exc: BaseException) -> None:
         self._set_busy(False)

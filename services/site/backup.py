@@ -23,9 +23,10 @@ from services.store.snapshot import BackupError, TABLES, exclusive_copy, fsync_d
 from services.site.anchors import backup_index_path, read_index as _read_index  # noqa: F401 - re-exported
 from services.store.verify import CURRENT, VerifyReport, verify_connection
 
-def backup(session: Session, dest: Path | str) -> VerifyReport:
-    """Copy the open store to `dest` (plus its key file) and verify the copy; nothing is left on failure."""
-    session.require(Permission.BACKUP, "make backups")
+def backup(session: Session, dest: Path | str, automatic: bool = False) -> VerifyReport:
+    """Copy the open store to `dest` (plus its key file) and verify the copy; nothing is left on failure. `automatic`:
+    the daily backup (services.site.daily_backup), which any session makes."""
+    session.require(Permission.READ_DEIDENTIFIED if automatic else Permission.BACKUP, "make backups")
     dest = Path(dest)
     if dest.exists():
         raise BackupError(f"{dest} already exists; choose a new file name.")
@@ -37,7 +38,8 @@ def backup(session: Session, dest: Path | str) -> VerifyReport:
         for i in range(len(key)):
             key[i] = 0
     head = anchors.signed_head(session.db.conn, session.db.trust)   # the copy's last row (taken before this log)
-    session.log("backup", "store", "", f"to {dest.name}: {report.audit_rows} audit rows")
+    session.log("backup", "store", "", f"{'daily backup ' if automatic else ''}to {dest.name}: "
+                                       f"{report.audit_rows} audit rows")
     _record_in_index(session.store_path, dest, report, head)
     return report
 

@@ -7,6 +7,7 @@ from models.domain import AuditEvent, Permission
 from services.site import anchors
 from services.site.accounts import AccountService
 from services.site.backup import backup
+from services.site.daily_backup import BackupEntry, DailyResult, list_backups, run_daily
 from services.site.session import Session
 from services.site.settings import SettingsService
 from services.store import integrity
@@ -46,3 +47,9 @@ class Site:
 
     def backup(self, dest: Path | str) -> VerifyReport:
         return backup(self.session, dest)
+
+    def daily_backup(self) -> DailyResult:
+        return run_daily(self.session)
+
+    def backups(self) -> list[BackupEntry]:
+        return list_backups(self.session)

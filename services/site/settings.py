@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 import math
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -80,6 +81,25 @@ class Setting:
     description: str
 
 
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise ValueError(f"a whole number from {low} to {high}") from None
+        if not low <= n <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return n
+    return parse
+
+
+def _folder(text: str) -> str:
+    text = text.strip()
+    if text and not Path(text).expanduser().is_absolute():
+        raise ValueError("a full folder path (for example /media/usb/wardlens), or empty for a folder beside the store")
+    return text
+
+
 KNOWN: dict[str, Setting] = {s.key: s for s in (
     Setting("idle_lock_minutes", "10", _idle_minutes,
             "minutes without keyboard or mouse before the session locks (0 = never)"),
@@ -87,6 +107,11 @@ KNOWN: dict[str, Setting] = {s.key: s for s in (
             "readmission risk at which an inpatient raises an alert (empty = the model's high-risk threshold)"),
     Setting("staffing_ratios", json.dumps({"default": DEFAULT_STAFFING, "per_ward": {}}), _staffing,
             "patients per nurse per shift, as JSON: default and per ward"),
+    Setting("backup_folder", "", _folder,
+            "folder for the daily automatic backup (a USB drive or network share; empty = '<store>-backups' beside "
+            "the store)"),
+    Setting("backup_keep_daily", "7", _count(1, 366), "daily backups kept"),
+    Setting("backup_keep_monthly", "12", _count(0, 120), "monthly backups kept (the newest of each month)"),
 )}
 
 
