@@ -130,7 +130,8 @@ class PatientListViewModel(StatusViewModel):
                              + (f", {inpatients} of these in hospital now" if rows else ""))
         else:
             total, inpatients = counts
-            listed = f"; the first {len(rows):,} by name are listed: type to find the others" if total > len(rows) else ""
+            order = " by name" if self.service.s.sees_names else ""   # without names: the store's own order
+            listed = f"; the first {len(rows):,}{order} are listed: type to find the others" if total > len(rows) else ""
             self._set_status(f"{total:,} patients in the store, {inpatients} in hospital now{listed}")
         self._set_busy(False)
 
