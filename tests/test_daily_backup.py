@@ -102,3 +102,64 @@ def test_the_command_line_makes_and_lists_it(demo_store):
     rows = json.loads(r.stdout)
     assert r.returncode == 0 and len(rows) == 1 and rows[0]["verified_when_made"] is True
     assert cli("backup", "--db", str(demo_store), env=env).returncode == 2   # neither --output nor --daily
+
+
+def test_backups_page_backs_up_lists_and_restores_from_the_list(qtbot, demo_store, owner, tmp_path, monkeypatch):
+    """As an administrator: Admin → Backups, Back up now, the backup listed; a patient added afterwards; Restore
+    selected… with her password: the session closes, the store is the backup again (the patient gone), the store as
+    it was kept beside it, and she is logged in again."""
+    from PySide6.QtCore import QSettings
+    from PySide6.QtWidgets import QInputDialog
+    from ui.main_window import MainWindow
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.session_vm import SessionViewModel
+    runner = BackgroundRunner(owner)
+    vm = SessionViewModel(demo_store, runner, build_demo_if_missing=False, parent=owner)
+    window = MainWindow(vm, runner, QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    window.resize(1280, 800)
+    window.show()
+    with qtbot.waitSignal(vm.sessionChanged, timeout=20_000):
+        vm.unlock("admin", DEMO_PASSWORDS["admin"])
+    ws = window.workspace
+    ws.alerts_vm._timer.stop()
+    qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
+    notices: list[str] = []
+    vm.notice.disconnect()
+    vm.notice.connect(notices.append)
+    assert ws.go_to("Backups")
+    page, bvm = ws.backups_view, ws.backups_vm
+    qtbot.waitUntil(lambda: "No backups yet" in bvm.status, timeout=20_000)   # the page read the folder
+    page.backup_button.click()
+    qtbot.waitUntil(lambda: bvm.model.rowCount() == 1, timeout=30_000)
+    assert "written and verified" in bvm.status or "1 backup in" in bvm.status, bvm.status
+    window.grab().save(str(tmp_path / "backups.png"))
+    pid = vm.session.records.patients.add_patient({"mrn": "AFTER-1", "family_name": "Later", "given_name": "Ann",
+                                                   "birth_date": "1970-01-01", "sex": "Female"})
+    assert pid
+    page.table.selectRow(0)
+    assert page.restore_button.isEnabled()
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: (DEMO_PASSWORDS["admin"], True))
+    with qtbot.waitSignals([vm.sessionChanged, vm.sessionChanged], timeout=60_000):   # closed, then back
+        page.restore_button.click()
+    assert vm.session is not None and vm.session.user.username == "admin"
+    assert notices and "Restored from" in notices[-1], notices
+    assert vm.session.records.patients.search("AFTER-1") == []          # the store is the backup again
+    assert list(demo_store.parent.glob("*before-restore*")) or "kept as" in notices[-1]
+    vm.lock()
+
+
+def test_a_wrong_password_at_restore_changes_nothing(qtbot, demo_store, owner, tmp_path):
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.session_vm import SessionViewModel
+    desk = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    made = run_daily(desk.session, TODAY).made
+    desk.lock()
+    vm = SessionViewModel(demo_store, BackgroundRunner(owner), build_demo_if_missing=False, parent=owner)
+    vm.prepare()
+    with qtbot.waitSignal(vm.sessionChanged, timeout=20_000):
+        vm.unlock("admin", DEMO_PASSWORDS["admin"])
+    with qtbot.waitSignal(vm.errorChanged, timeout=60_000):
+        vm.restore_from_list(str(made), "not-the-password")
+    assert vm.session is None and vm.error
+    assert open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"]).records.patients.search("", 1)

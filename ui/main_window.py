@@ -29,8 +29,10 @@ from viewmodels.export_vm import TableExporter
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.xray_vm import XrayViewModel
 from viewmodels.people_vm import PeopleViewModel
+from viewmodels.backups_vm import BackupsViewModel
 from viewmodels.admin_vm import AdminViewModel
 from ui.people_view import PeopleView
+from ui.backups_view import BackupsView
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from ui.model_card_dialog import ModelCardDialog
 from viewmodels.about_vm import about_markdown
@@ -80,6 +82,10 @@ class Workspace(QWidget):
         self.people_view = PeopleView(self.people_vm)
         if self.people_vm.allowed:
             self._add_page("People", "people", self.people_view)
+        self.backups_vm = BackupsViewModel(session, runner, self)
+        self.backups_view = BackupsView(self.backups_vm)
+        if self.backups_vm.allowed:
+            self._add_page("Backups", "backups", self.backups_view)
         self.admin_vm = AdminViewModel(session, runner, self)
         self.exporter = TableExporter(session, runner, self)
         self._add_exports()
@@ -151,6 +157,8 @@ class Workspace(QWidget):
             self.audit_vm.refresh()
         elif page is self.people_view and self.people_vm.model.total == 0:
             self.people_vm.refresh()
+        elif page is self.backups_view:
+            self.backups_vm.refresh()
         elif page is self.models_view and not self._models_loaded:
             self._models_loaded = True
             self.models_vm.refresh()
@@ -243,7 +251,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
         self.admin_menu = self.menuBar().addMenu("&Admin")
-        for title in ("People", "Audit log", "Models"):
+        for title in ("People", "Backups", "Audit log", "Models"):
             self.admin_menu.addAction(QAction(f"&{title}", self, triggered=lambda _=False, t=title: self._go(t)))
         self.admin_menu.addAction(QAction("&Verify store", self, triggered=self._verify))
         self.admin_menu.menuAction().setVisible(False)
@@ -285,6 +293,7 @@ class MainWindow(QMainWindow):
         self.settings.setValue("last_user", session.user.username)
         self.workspace = Workspace(session, self.runner)
         self.workspace.people_vm.rotateRequested.connect(self.vm.rotate_keys)
+        self.workspace.backups_vm.restoreRequested.connect(self.vm.restore_from_list)
         self.workspace.admin_vm.notice.connect(lambda text: QMessageBox.information(self, "Backup", text))
         self.workspace.admin_vm.failed.connect(lambda text: QMessageBox.warning(self, "Backup", text))
         self.stack.addWidget(self.workspace)

@@ -205,6 +205,34 @@ class SessionViewModel(QObject):
 
         self.runner.run("Restoring backup", job, on_success=done, on_failure=self._failed, owner=self)
 
+    @Slot(str, str)
+    def restore_from_list(self, path: str, password: str) -> None:
+        """Replace the store with a backup from the Backups page: the session closes, the backup is verified with this
+        user's password, the current store is kept beside it, then the same user is logged in again. A wrong password
+        or a backup that does not verify changes nothing (the unlock screen says why)."""
+        desk = self._session
+        if desk is None or self._busy:
+            return
+        username = desk.user.username
+        self._session = None
+        self._idle.stop()
+        self._stop_jobs(desk)
+        desk.lock(reason="restore from backup")
+        self.sessionChanged.emit(None)
+        self._set_busy(True)
+        self._set_progress("Checking and restoring the backup…")
+
+        def job(progress, cancel):
+            kept = restore(Path(path), self.store_path, username, password)
+            return open_desk(self.store_path, username, password), kept
+
+        def done(result) -> None:
+            session, kept = result
+            self._unlocked(session, " ".join([f"Restored from {Path(path).name}; the store as it was is kept as "
+                                              f"{Path(kept).name}.", *session.warnings]))
+
+        self.runner.run("Restoring backup", job, on_success=done, on_failure=self._failed, owner=self)
+
     @Slot()
     def lock(self) -> None:
         if self._session is None:

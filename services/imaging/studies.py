@@ -210,8 +210,10 @@ class XrayStudyService:
                              json.dumps(results), xray_service().version, self.s.user.username, now))
             sid = int(cur.lastrowid)
             if check.needs_confirmation:   # a person vouched for whose image it is: say who, and what they saw
+                # which fields differed, never their values: the audit log is readable by every role
+                differed = ", ".join(r.field.lower() for r in check.rows if r.match is not True) or "none shown"
                 audit.append(c, self.s.user.username, "xray_identity_confirmed", "xray_study", sid,
-                             f"patient {patient_id}: {check.reason} {check.summary}"[:200])
+                             f"patient {patient_id}: confirmed although these did not match: {differed}"[:200])
             verdict = ", ".join(result.flagged) or "no finding flagged"
             audit.append(c, self.s.user.username, "create", "xray_study", sid, f"patient {patient_id}: {verdict}"[:200])
         return self.study(sid, log=False)

@@ -328,20 +328,23 @@ IDENTIFYING_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientBirt
 
 
 def without_identity(data: bytes, fmt: str, name: str = "image") -> bytes:
-    """The bytes to store: a DICOM file with its identifying attributes blanked and private tags removed (pixels and
-    transfer syntax untouched); PNG and JPEG carry no patient header and are stored as they came."""
+    """The bytes to store: a DICOM file with its identifying attributes blanked at every level (the listed tags and
+    every person name) and private tags removed (pixels and transfer syntax untouched). PNG and JPEG are stored as
+    they came (their text and EXIF fields are not yet stripped: docs/security.md)."""
     if fmt != "dicom":
         return data
     import pydicom   # imported on first use, as for decoding (start-up stays fast)
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
-        for tag in IDENTIFYING_TAGS:
-            if tag in ds:
-                elem = ds.data_element(tag)
-                if elem is not None and elem.VR == "SQ":
-                    del ds[tag]
+        names = set(IDENTIFYING_TAGS)
+
+        def blank(dataset, elem) -> None:   # every level: a name can hide in a request or procedure sequence
+            if elem.keyword in names or elem.VR == "PN":
+                if elem.VR == "SQ":
+                    elem.value = []
                 else:
-                    setattr(ds, tag, "")
+                    elem.value = ""
+        ds.walk(blank)
         ds.remove_private_tags()
         out = io.BytesIO()
         ds.save_as(out)

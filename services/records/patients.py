@@ -251,7 +251,7 @@ class PatientService:
         return pid
 
     def _patched(self, pid: int, v: dict[str, Any], before: int, after: int) -> None:
-        d = self.s.directory() if self.s.sees_names else None
+        d = self.s.loaded_directory()   # not directory(): that would reload everything because of this very change
         if d is not None:
             d.patched([(pid, Ident(normal_number(v["mrn"]), v["given_name"] or None, v["family_name"] or None,
                                    _iso(v["birth_date"])))], before, after)

@@ -472,9 +472,12 @@ class AccountService:
             pub, role = c.execute("SELECT sign_pub, role FROM users WHERE username = ?", (username,)).fetchone()
             if not pub:
                 raise ValidationError({"username": f"{username} has not logged in since the upgrade: no key to countersign"})
-            integrity.sign_user(c, trust, username)
+            # the grant follows the role an administrator signed (and last signed), never the column as found; the
+            # countersignature covers the keys only, so a role altered in the file is not signed along with them
+            care = keyrings.has_current_care_role(c, trust, username)
+            integrity.sign_user_key(c, trust, username)
             fingerprint = signing.fingerprint(pub)
-            note = self._grant_identity(keys, trust, username) if role in {r.value for r in keyrings.CARE_ROLES} else ""
+            note = self._grant_identity(keys, trust, username) if care else ""
             audit.append(c, self.session.user.username, "key_countersigned", "user", username, fingerprint + note)
             keys.save()
         return fingerprint

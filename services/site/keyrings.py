@@ -243,14 +243,22 @@ CARE_ROLES = frozenset({Role.ADMIN, Role.CLINICIAN, Role.NURSE})   # the roles t
 
 def signed_care_accounts(conn, trust: Trust) -> list[tuple[str, str]]:
     """(username, countersigned box key) of every account an administrator signed as active in a care role."""
-    active = integrity.signed_active_accounts(conn, trust)
     out = []
-    for name, role in conn.execute("SELECT username, role FROM users ORDER BY username").fetchall():
-        if name in active and role in {r.value for r in CARE_ROLES}:
+    for (name,) in conn.execute("SELECT username FROM users ORDER BY username").fetchall():
+        if has_current_care_role(conn, trust, name):
             pub = integrity.box_key(conn, trust, name)
             if pub:
                 out.append((name, pub))
     return out
+
+
+def has_current_care_role(conn, trust: Trust, username: str) -> bool:
+    """An administrator signed this account as active in a care role, and that signature is the latest one (not an
+    older role put back from a copy by a demoted analyst)."""
+    row = conn.execute("SELECT role, active, role_sig, key_sig FROM users WHERE username = ?", (username,)).fetchone()
+    return bool(row) and row[0] in {r.value for r in CARE_ROLES} and row[1] == 1 and \
+        integrity.role_is_signed(trust, username, row[0], 1, row[2]) and \
+        integrity.is_current(conn, trust, f"user:{username}", row[2], row[3])
 
 
 def grant_identity(keys: KeyFile, trust: Trust, entry: str, pub: str, key: bytes | bytearray, epoch: int) -> None:
@@ -271,26 +279,34 @@ def grant_identity_to_all(conn, keys: KeyFile, trust: Trust, key: bytes | bytear
     rbox = recovery_box(conn, trust)
     if rbox and skip != RECOVERY_PREFIX:
         grant_identity(keys, trust, RECOVERY_PREFIX, rbox, key, epoch)
-    care = {r.value for r in CARE_ROLES}
-    active = integrity.signed_active_accounts(conn, trust)
-    return sorted(u for u, role in conn.execute("SELECT username, role FROM users").fetchall()
-                  if u in active and role in care and u not in reached)
+    return sorted(u for (u,) in conn.execute("SELECT username FROM users").fetchall()
+                  if u not in reached and has_current_care_role(conn, trust, u))
 
 
 def seal_identities(db: Database, keys: KeyFile, entry: str, ring: Keyring, trust: Trust) -> list[str]:
     """An administrator's first login on a store from before the identity key: seal every identifying field under a
     new identity key, keep it in this keyring and grant it to every care account. Returns warnings."""
+    if identity.sealed_rows(db.conn):   # sealed data without the marker: the marker was removed, never re-seal
+        return ["The store holds sealed names but says it does not: it was altered outside WardLens. Nothing was "
+                "re-sealed; run verify."]
     key = identity.new_identity_key()
     ik = identity.IdentityKey(key, 1)
     try:
+        # The key reaches the key file first (this administrator's own entry as a grant, the care accounts, the
+        # recovery key): a crash or a full disk after the store is sealed must not leave a key that exists nowhere.
+        missed = grant_identity_to_all(db.conn, keys, trust, key, 1, skip="")
+        if ring.box is not None:
+            grant_identity(keys, trust, entry, ring.box_pub, key, 1)
+        keys.save()
         with db.transaction() as c:
             n = identity.reseal_all(c, identity.IdentityCodec(None, False), identity.IdentityCodec(ik, True))
             c.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                       (identity.META, f"1 {ik.check()}"))
             audit.append(c, trust.signer or "", "identities_sealed", "store", trust.store_id,
                          f"names, numbers, birth dates and notes of {n} patients sealed under the identity key")
+        db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # no page with names in clear left in the WAL
         ring.set_identity(key, 1)
-        missed = grant_identity_to_all(db.conn, keys, trust, key, 1, entry)
+        keys.data.get("identity_grants", {}).pop(entry, None)   # this keyring holds it now (resealed by the caller)
     finally:
         ik.wipe()
         for i in range(len(key)):
@@ -313,7 +329,7 @@ def settle_identity(db: Database, keys: KeyFile, entry: str, ring: Keyring, role
             ring.drop_identity()
             changed = True
         return identity.IdentityCodec(None, stored is not None or ring.identity_epoch > 0), changed, warnings
-    if stored is None and integrity.in_signed_state(conn, trust, "identity"):
+    if stored is None and (integrity.in_signed_state(conn, trust, "identity") or identity.sealed_rows(conn)):
         warnings.append("The store no longer says its names are sealed: it was altered outside WardLens. Ask an "
                         "administrator to run verify.")
         if ring.identity is None:

@@ -95,6 +95,7 @@ def rotate_data_key(session: Session, force: bool = False) -> Rotation:
             audit.append(c, me, "keys_rotated", "store", "", f"epoch {result.epoch}: granted {len(result.granted)}, "
                          f"removed {', '.join(result.removed) or 'none'}, without grant {', '.join(missing) or 'none'}")
         session.set_identity(IdentityCodec(ident, True))
+        session.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")   # no page under the old identity key in the WAL
         session.db.rekey(new_key)                                                      # (3)
         sealer.ring.data_key[:] = new_key
         sealer.ring.set_identity(new_ident, ident.epoch)

@@ -70,6 +70,10 @@ class Session:
         d.refresh(self.db.conn)
         return d
 
+    def loaded_directory(self) -> Directory | None:
+        """The directory as loaded, without checking the store (for patching it with this session's own change)."""
+        return self._directory if self.sees_names else None
+
     def identity_exact(self, patient_id: int) -> Ident | None:
         """One patient's identity read from their own sealed record (not the directory): for the record page and
         reports, where it must be exactly this patient's."""

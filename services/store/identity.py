@@ -51,7 +51,7 @@ def _clean(text: str | None) -> str:
 
 
 def normal_number(mrn: str) -> str:
-    return unicodedata.normalize("NFC", str(mrn)).strip()
+    return _clean(unicodedata.normalize("NFC", str(mrn))).strip()
 
 
 def new_identity_key() -> bytearray:
@@ -88,6 +88,7 @@ class IdentityKey:
         for buf in (self._raw, self._mac):
             for i in range(len(buf)):
                 buf[i] = 0
+        self._aead = None   # the cipher object keeps its own copy: dropped, so any later use fails instead of going on
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,7 @@ class Ident:
         return f"{self.family or ''}, {self.given or ''}".strip(", ")
 
 
+UNREADABLE_TEXT = "(unreadable: altered outside WardLens)"
 UNREADABLE = Ident("?", None, None, None)   # a sealed blob that does not open (altered or moved): shown as such
 
 
@@ -153,7 +155,9 @@ class IdentityCodec:
             return UNREADABLE
         try:
             m, g, f, b = k.open(f"patient:{int(pid)}", ident).split(SEP)
-        except (InvalidTag, ValueError, UnicodeDecodeError):
+        except (InvalidTag, ValueError, UnicodeDecodeError, TypeError):
+            return UNREADABLE
+        if k.blind(m) != mrn:   # the number the store matches on must be this blob's: rows swapped in the file
             return UNREADABLE
         return Ident(m, g or None, f or None, b or None)
 
@@ -163,12 +167,12 @@ class IdentityCodec:
         if not self.sealed:
             return {pid: Ident(str(m), g, f, b) for pid, m, g, f, b, _ in rows}
         k = self._need()
-        decrypt, tail, out = k._aead.decrypt, b"|%d" % k.epoch, {}
-        for pid, _, _, _, _, blob in rows:
+        decrypt, tail, blind, out = k._aead.decrypt, b"|%d" % k.epoch, k.blind, {}
+        for pid, key, _, _, _, blob in rows:
             try:
                 blob = bytes(blob)
                 m, g, f, b = decrypt(blob[:12], blob[12:], b"patient:%d%s" % (pid, tail)).decode("utf-8").split(SEP)
-                out[pid] = Ident(m, g or None, f or None, b or None)
+                out[pid] = Ident(m, g or None, f or None, b or None) if blind(m) == key else UNREADABLE
             except (InvalidTag, ValueError, UnicodeDecodeError, TypeError):
                 out[pid] = UNREADABLE
         return out
@@ -187,7 +191,7 @@ class IdentityCodec:
         try:
             return self.key.open(f"{table}.{column}:{owner}", unb64(stored[len(SEALED):]))
         except (InvalidTag, ValueError, UnicodeDecodeError):
-            return "(unreadable: altered outside WardLens)"
+            return UNREADABLE_TEXT
 
 
 def stored_epoch(conn) -> tuple[int, str] | None:
@@ -202,6 +206,12 @@ def stored_epoch(conn) -> tuple[int, str] | None:
         return -1, check   # altered: no key matches it, so nothing is written in clear either
 
 
+def sealed_rows(conn) -> bool:
+    """Whether any patient is held sealed: the data itself says the store is sealed, whatever its meta row says."""
+    return conn.execute("SELECT 1 FROM patients WHERE ident IS NOT NULL OR mrn LIKE 'b1:%' LIMIT 1").fetchone() \
+        is not None
+
+
 def generation(conn) -> int:
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (GEN,)).fetchone()
     return int(row[0]) if row else 0
@@ -211,19 +221,32 @@ def reseal_all(c, old: IdentityCodec, new: IdentityCodec) -> int:
     """Every identifying field from `old` to `new` (sealing a plain store, or a rotation), inside the caller's
     transaction. Returns how many patients were written."""
     rows = c.execute("SELECT id, mrn, given_name, family_name, birth_date, ident FROM patients").fetchall()
-    out = []
+    out, bad = [], []
     for pid, mrn, given, family, birth, ident in rows:
         who = old.read_patient(pid, mrn, given, family, birth, ident)
+        if who is UNREADABLE:
+            bad.append(pid)
+            continue
         cols = new.patient_columns(pid, who.mrn, who.given, who.family, who.birth)
         out.append((cols["mrn"], cols["given_name"], cols["family_name"], cols["birth_date"], cols["ident"],
                     cols["search_name"], pid))
+    if bad:   # re-sealing them under a new key would make the damage permanent and hide it: stop, name them
+        raise IdentityUnavailable(f"{len(bad)} patients' sealed identities do not open (altered outside WardLens), "
+                                  f"e.g. patient id {', '.join(map(str, bad[:5]))}: nothing was changed. Run verify "
+                                  "and restore a backup, or correct those records, before rotating keys.")
     c.executemany("UPDATE patients SET mrn = ?, given_name = ?, family_name = ?, birth_date = ?, ident = ?, "
                   "search_name = ? WHERE id = ?", out)
     c.execute("DELETE FROM identity_cache")   # a snapshot under the old key must not outlive it (a kept copy would read it)
     for table, column, owner, which in TEXT_FIELDS:
         vals = c.execute(f"SELECT rowid, {owner}, {column} FROM {table} WHERE {which}").fetchall()
-        c.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?",
-                      [(new.text_in(table, column, o, old.text_out(table, column, o, v)), rid) for rid, o, v in vals])
+        moved = []
+        for rid, o, v in vals:
+            text = old.text_out(table, column, o, v)
+            if text == UNREADABLE_TEXT:   # altered: never re-sealed as if it were the note
+                raise IdentityUnavailable(f"A sealed {table.replace('_', ' ')} {column} (row {rid}) does not open "
+                                          "(altered outside WardLens): nothing was changed. Run verify.")
+            moved.append((new.text_in(table, column, o, text), rid))
+        c.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", moved)
     return len(out)
 
 
@@ -277,7 +300,7 @@ class Directory:
             if gen == self._gen:
                 return
             if not self._load_snapshot(conn, gen):
-                cols = "id, NULL, NULL, NULL, NULL, ident" if self.codec.sealed else \
+                cols = "id, mrn, NULL, NULL, NULL, ident" if self.codec.sealed else \
                     "id, mrn, given_name, family_name, birth_date, NULL"
                 self._set(self.codec.read_all(conn.execute(f"SELECT {cols} FROM patients")), gen)
                 self._save_snapshot(conn, gen)
@@ -305,11 +328,19 @@ class Directory:
         if getattr(conn, "in_transaction", False):
             return   # never commit a caller's transaction for a cache
         try:
-            with conn:   # its own short transaction; a store that cannot take it (read-only, busy) just rebuilds
-                if generation(conn) == gen:
+            # Its own write transaction: the generation and the key's epoch are checked under the write lock, so a
+            # snapshot under a key a rotation has just replaced can never land after the rotation removed the old one.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                current = stored_epoch(conn)
+                if generation(conn) == gen and current is not None and current[0] == self.codec.key.epoch:
                     conn.execute("INSERT INTO identity_cache (id, gen, blob) VALUES (1, ?, ?) ON CONFLICT(id) DO "
                                  "UPDATE SET gen = excluded.gen, blob = excluded.blob", (gen, blob))
-        except Exception:  # noqa: BLE001 - a cache: never a reason to fail
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except Exception:  # noqa: BLE001 - a cache: a store that cannot take it (read-only, busy) just rebuilds
             pass
 
     def _load_snapshot(self, conn, gen: int) -> bool:

@@ -25,6 +25,13 @@ def sign_user(conn, trust: Trust, username: str) -> None:
     conn.execute("UPDATE users SET role_sig = ?, key_sig = ? WHERE username = ?", (role_sig, key_sig, username))
 
 
+def sign_user_key(conn, trust: Trust, username: str) -> None:
+    """Countersign only an account's keys (its role signature stays as an administrator last made it)."""
+    pub, box = conn.execute("SELECT sign_pub, box_pub FROM users WHERE username = ?", (username,)).fetchone()
+    conn.execute("UPDATE users SET key_sig = ? WHERE username = ?",
+                 (trust.admin_sign(signing.USER_KEY, username, pub, box) if pub else None, username))
+
+
 def box_key(conn, trust: Trust, username: str) -> str | None:
     """The user's box key (for a key grant) only if an administrator countersigned it with their signing key."""
     row = conn.execute("SELECT sign_pub, box_pub, key_sig FROM users WHERE username = ?", (username,)).fetchone()

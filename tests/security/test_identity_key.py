@@ -231,3 +231,52 @@ def test_rotation_removes_the_snapshot_sealed_under_the_old_key(demo_store):
         assert s.db.conn.execute("SELECT count(*) FROM identity_cache").fetchone()[0] == 0
     finally:
         s.lock()
+
+
+def test_swapped_number_indexes_show_neither_patient_and_rotation_refuses_to_bury_them(demo_store):
+    """The store matches patients on the blind index of their number: two rows' indexes swapped in the file would
+    attach imports and look-ups to the wrong patient. Each record's number must be its own blob's: both show as
+    unreadable, verify names them, and a rotation stops instead of re-sealing the damage under a new key."""
+    from services.core.errors import WardLensError
+    ring = _ring(demo_store, "analyst.demo")
+    conn = connect_raw(demo_store, ring.data_key)
+    (a, ma), (b, mb) = conn.execute("SELECT id, mrn FROM patients ORDER BY id LIMIT 2").fetchall()
+    conn.execute("UPDATE patients SET mrn = 'tmp' WHERE id = ?", (a,))
+    conn.execute("UPDATE patients SET mrn = ? WHERE id = ?", (ma, b))
+    conn.execute("UPDATE patients SET mrn = ? WHERE id = ?", (mb, a))
+    conn.commit()
+    conn.close()
+    s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        assert s.identity_exact(a).mrn == "?" and s.identity_exact(b).mrn == "?"
+        assert s.identity(a).mrn == "?"
+        with pytest.raises(WardLensError, match="do not open"):
+            rotate_data_key(s)
+    finally:
+        s.lock()
+
+
+def test_an_administrator_login_never_re_seals_sealed_rows(demo_store):
+    """Whatever the marker and signed state say, sealed rows in the data mean the store is sealed: sealing again would
+    overwrite every sealed identity with its blind index (the reviewer's attack: marker removed, an older signed state
+    put back). The sealing step refuses and changes nothing."""
+    from services.site import keyrings
+    from services.store import identity
+    ring = _ring(demo_store, "analyst.demo")
+    conn = connect_raw(demo_store, ring.data_key)
+    conn.execute("DELETE FROM meta WHERE key = 'identity'")
+    conn.commit()
+    conn.close()
+    before = _everything(demo_store, ring.data_key)
+    s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        assert identity.sealed_rows(s.db.conn)
+        admin_ring = s.on_lock.ring
+        warned = keyrings.seal_identities(s.db, KeyFile.load(key_file_path(demo_store)), "user:admin", admin_ring,
+                                          s.db.trust)
+        assert warned and "Nothing was re-sealed" in warned[0]
+        rows = s.db.conn.execute("SELECT count(*) FROM patients WHERE ident IS NOT NULL").fetchone()[0]
+        assert rows > 1000 and s.identity_exact(1).mrn != "?"
+    finally:
+        s.lock()
+    assert before
