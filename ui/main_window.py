@@ -30,9 +30,11 @@ from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.xray_vm import XrayViewModel
 from viewmodels.people_vm import PeopleViewModel
 from viewmodels.backups_vm import BackupsViewModel
+from viewmodels.settings_vm import SettingsViewModel
 from viewmodels.admin_vm import AdminViewModel
 from ui.people_view import PeopleView
 from ui.backups_view import BackupsView
+from ui.settings_view import SettingsView
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from ui.model_card_dialog import ModelCardDialog
 from viewmodels.about_vm import about_markdown
@@ -86,6 +88,10 @@ class Workspace(QWidget):
         self.backups_view = BackupsView(self.backups_vm)
         if self.backups_vm.allowed:
             self._add_page("Backups", "backups", self.backups_view)
+        self.settings_vm = SettingsViewModel(session, runner, self)
+        self.settings_view = SettingsView(self.settings_vm)
+        if self.settings_vm.allowed:
+            self._add_page("Settings", "settings", self.settings_view)
         self.admin_vm = AdminViewModel(session, runner, self)
         self.exporter = TableExporter(session, runner, self)
         self._add_exports()
@@ -159,6 +165,8 @@ class Workspace(QWidget):
             self.people_vm.refresh()
         elif page is self.backups_view:
             self.backups_vm.refresh()
+        elif page is self.settings_view and not self.settings_vm.values:
+            self.settings_vm.refresh()
         elif page is self.models_view and not self._models_loaded:
             self._models_loaded = True
             self.models_vm.refresh()
@@ -251,7 +259,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
         self.admin_menu = self.menuBar().addMenu("&Admin")
-        for title in ("People", "Backups", "Audit log", "Models"):
+        for title in ("People", "Settings", "Backups", "Audit log", "Models"):
             self.admin_menu.addAction(QAction(f"&{title}", self, triggered=lambda _=False, t=title: self._go(t)))
         self.admin_menu.addAction(QAction("&Verify store", self, triggered=self._verify))
         self.admin_menu.menuAction().setVisible(False)

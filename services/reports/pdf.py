@@ -34,6 +34,7 @@ from xml.sax.saxutils import escape
 
 from models.domain import Encounter, Patient, Permission, RiskAssessment
 from services.core.paths import RESOURCES
+from services.site.settings import stored_value
 from services.capacity.forecast import staffing_by_date
 from services.imaging.xray import is_finding
 from services.risk.readmission import NOT_ELIGIBLE
@@ -324,6 +325,11 @@ class PatientReportData:
     xray: XraySection | None = None
     notes: dict[str, str] = field(default_factory=dict)   # section -> why it is not available
     models: list[tuple[str, str]] = field(default_factory=list)
+    site: str = ""            # the hospital's name (setting hospital_name), printed above WardLens
+
+
+def _printed_line(site: str, rest: str) -> str:
+    return f"{site} · WardLens · {rest}" if site else f"WardLens · {rest}"
 
 
 def collect_patient_report(src: Any, patient_id: int, encounter_nbr: int | None = None,
@@ -381,7 +387,7 @@ def collect_patient_report(src: Any, patient_id: int, encounter_nbr: int | None 
     who = session.user.display_name or session.user.username
     printed_by = f"{who} ({session.user.username})" if who != session.user.username else who
     return PatientReportData(patient, enc, session.sees_names, assessment, bands, los, interventions, printed_by, now,
-                             xray, notes, models)
+                             xray, notes, models, str(stored_value(session.db.conn, "hospital_name")))
 
 
 # ------------------------------------------------------------------------------ patient report drawing
@@ -635,7 +641,8 @@ def _render_patient_report(data: PatientReportData, compact: bool) -> tuple[byte
     who = f"{data.patient.display_name} · {data.patient.mrn}" if data.sees_names else "de-identified"
     story: list = [
         _p("Patient risk report", st.h1),
-        _p(f"WardLens · printed {_fmt_date(data.printed_at, with_time=True)} by {data.printed_by}", st.small),
+        _p(_printed_line(data.site, f"printed {_fmt_date(data.printed_at, with_time=True)} by {data.printed_by}"),
+           st.small),
         Spacer(1, 5), _header_block(data, st),
     ]
     story += _risk_block(data, st, fonts)
@@ -793,7 +800,8 @@ def ward_report_pdf(src: Any, ward: str | None = None, today: dt.date | None = N
     printed_by = f"{who} ({session.user.username})" if who != session.user.username else who
     names = session.sees_names
     story: list = [_p(f"Ward report · {ward or 'all wards'}", st.h1),
-                   _p(f"WardLens · census on {_fmt_date(now, with_time=True)} · printed by {printed_by}", st.small)]
+                   _p(_printed_line(str(stored_value(session.db.conn, "hospital_name")),
+                                    f"census on {_fmt_date(now, with_time=True)} · printed by {printed_by}"), st.small)]
     for n in notes:
         story.append(_p(n, st.small))
 

@@ -100,6 +100,13 @@ def _folder(text: str) -> str:
     return text
 
 
+def _hospital(text: str) -> str:
+    text = " ".join(text.split())
+    if len(text) > 80:
+        raise ValueError("at most 80 characters")
+    return text
+
+
 KNOWN: dict[str, Setting] = {s.key: s for s in (
     Setting("idle_lock_minutes", "10", _idle_minutes,
             "minutes without keyboard or mouse before the session locks (0 = never)"),
@@ -107,6 +114,8 @@ KNOWN: dict[str, Setting] = {s.key: s for s in (
             "readmission risk at which an inpatient raises an alert (empty = the model's high-risk threshold)"),
     Setting("staffing_ratios", json.dumps({"default": DEFAULT_STAFFING, "per_ward": {}}), _staffing,
             "patients per nurse per shift, as JSON: default and per ward"),
+    Setting("hospital_name", "", _hospital,
+            "the hospital's name, printed at the top of every report (empty = none)"),
     Setting("backup_folder", "", _folder,
             "folder for the daily automatic backup (a USB drive or network share; empty = '<store>-backups' beside "
             "the store)"),
@@ -160,6 +169,26 @@ class SettingsService:
     @staticmethod
     def describe(key: str) -> str:
         return SettingsService._known(key).description
+
+    def set_many(self, values: dict[str, str]) -> list[str]:
+        """Several settings from the settings form: every value is checked first and nothing is saved unless all are
+        valid (ValidationError naming each bad one); then each changed one is saved, signed and audited. Returns the
+        keys that changed."""
+        self.s.require(Permission.MANAGE_USERS, "change site settings")
+        problems: dict[str, str] = {}
+        for key, value in values.items():
+            try:
+                self._known(key).parse(str(value).strip())
+            except ValidationError as exc:   # an unknown key
+                problems.update(exc.fields)
+            except ValueError as exc:
+                problems[key] = str(exc)
+        if problems:
+            raise ValidationError(problems)
+        changed = [k for k, v in values.items() if str(v).strip() != self.get(k)]
+        for key in changed:
+            self.set(key, values[key])
+        return changed
 
     def set(self, key: str, value: str) -> None:
         self.s.require(Permission.MANAGE_USERS, "change site settings")
