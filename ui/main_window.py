@@ -31,10 +31,12 @@ from viewmodels.xray_vm import XrayViewModel
 from viewmodels.people_vm import PeopleViewModel
 from viewmodels.backups_vm import BackupsViewModel
 from viewmodels.settings_vm import SettingsViewModel
+from viewmodels.imports_vm import ImportsViewModel
 from viewmodels.admin_vm import AdminViewModel
 from ui.people_view import PeopleView
 from ui.backups_view import BackupsView
 from ui.settings_view import SettingsView
+from ui.imports_view import ImportsView
 from viewmodels.patients_vm import PatientListViewModel, PatientViewModel
 from ui.model_card_dialog import ModelCardDialog
 from viewmodels.about_vm import about_markdown
@@ -88,6 +90,11 @@ class Workspace(QWidget):
         self.backups_view = BackupsView(self.backups_vm)
         if self.backups_vm.allowed:
             self._add_page("Backups", "backups", self.backups_view)
+        self.imports_vm = ImportsViewModel(session, runner, self)
+        self.imports_view = ImportsView(self.imports_vm)
+        if self.imports_vm.allowed:
+            self._add_page("Imports", "imports", self.imports_view)
+        self.imports_vm.imported.connect(lambda _s: self.list_vm.refresh())
         self.settings_vm = SettingsViewModel(session, runner, self)
         self.settings_view = SettingsView(self.settings_vm)
         if self.settings_vm.allowed:
@@ -259,7 +266,7 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
         self.admin_menu = self.menuBar().addMenu("&Admin")
-        for title in ("People", "Settings", "Backups", "Audit log", "Models"):
+        for title in ("People", "Settings", "Backups", "Imports", "Audit log", "Models"):
             self.admin_menu.addAction(QAction(f"&{title}", self, triggered=lambda _=False, t=title: self._go(t)))
         self.admin_menu.addAction(QAction("&Verify store", self, triggered=self._verify))
         self.admin_menu.menuAction().setVisible(False)
