@@ -145,6 +145,13 @@ def test_admin_menu_and_backup_from_the_file_menu(qtbot, demo_store, owner, tmp_
     people = next(a for a in window.admin_menu.actions() if a.text() == "&People")
     people.trigger()
     assert ws.nav.currentItem().text() == "People"
+    for action, page in ((window.import_action, "Imports"), (window.restore_action, "Backups")):   # File menu
+        assert action.isEnabled()
+        action.trigger()
+        assert ws.nav.currentItem().text() == page
+    for title in ("Settings", "Backups", "Imports"):
+        next(a for a in window.admin_menu.actions() if a.text() == f"&{title}").trigger()
+        assert ws.nav.currentItem().text() == title
     target = tmp_path / "usb" / "monday.db"
     target.parent.mkdir()
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(target), "WardLens store (*.db)"))
@@ -161,5 +168,7 @@ def test_admin_menu_and_backup_from_the_file_menu(qtbot, demo_store, owner, tmp_
         nurse_vm.unlock("nurse.demo", DEMO_PASSWORDS["nurse.demo"])
     window.workspace.alerts_vm._timer.stop()
     assert not window.admin_menu.menuAction().isVisible() and not window.backup_action.isEnabled()
+    assert not window.import_action.isEnabled() and not window.restore_action.isEnabled()
+    assert not window.workspace.go_to("Settings") and not window.workspace.go_to("Imports")
     qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
     vm.lock()

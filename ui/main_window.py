@@ -258,8 +258,11 @@ class MainWindow(QMainWindow):
         self.statusBar().addPermanentWidget(self.lock_button)
 
         file_menu = self.menuBar().addMenu("&File")
+        self.import_action = QAction("&Import…", self, enabled=False, triggered=lambda: self._go("Imports"))
         self.backup_action = QAction("&Backup…", self, enabled=False, triggered=self._backup)
-        file_menu.addAction(self.backup_action)
+        self.restore_action = QAction("&Restore…", self, enabled=False, triggered=lambda: self._go("Backups"))
+        for action in (self.import_action, self.backup_action, self.restore_action):
+            file_menu.addAction(action)
         file_menu.addSeparator()
         self.lock_action = QAction(icon("lock"), "&Lock session", self, shortcut=QKeySequence("Ctrl+L"), enabled=False)
         file_menu.addAction(self.lock_action)
@@ -298,6 +301,8 @@ class MainWindow(QMainWindow):
             self.workspace = None
         self.admin_menu.menuAction().setVisible(session is not None and session.can(Permission.MANAGE_USERS))
         self.backup_action.setEnabled(session is not None and session.can(Permission.BACKUP))
+        self.import_action.setEnabled(session is not None and session.can(Permission.IMPORT))
+        self.restore_action.setEnabled(session is not None and session.can(Permission.BACKUP))   # the Backups page
         if session is None:
             self.user_label.setText("")
             self.lock_button.setVisible(False)
