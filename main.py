@@ -161,7 +161,6 @@ def _new_password(prompt: str) -> str:
 
 def cmd_users(args: argparse.Namespace) -> int:
     """People: list, add, set-role, deactivate, reactivate, reset-password, unlock (administrators), passwd (anyone)."""
-    import json
     from models.domain import Role
     from services.desk import open_desk
     from services.site.accounts import new_one_time_password as _one_time_password
@@ -216,7 +215,6 @@ def cmd_users(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    import json
     desk = _desk(args)
     try:
         stats = desk.stats()
@@ -231,7 +229,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_census(args: argparse.Namespace) -> int:
-    import json
     desk = _desk(args)
     try:
         rows = [r for r in desk.census_rows() if not args.ward or r["ward"].lower() == args.ward.strip().lower()]

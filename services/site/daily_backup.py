@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from models.domain import Permission
-from services.site.backup import _read_index, backup, check_backup
+from services.site.backup import _read_index, backup
 from services.site.session import Session
 from services.site.settings import stored_value
 from services.store.keyfile import key_file_path
@@ -116,7 +116,3 @@ def list_backups(session: Session) -> list[BackupEntry]:
                                int(rows) if isinstance(rows, int) else None, kept.get(day, "")))
     return out
 
-
-def verify_backup(path: Path, username: str, password: str) -> bool:
-    """Whether a listed backup still opens with these credentials and verifies (before a restore)."""
-    return check_backup(path, username, password) is not None

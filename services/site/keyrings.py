@@ -241,15 +241,12 @@ def sign_store(db: Database, ring: Keyring, trust: Trust) -> None:
 CARE_ROLES = frozenset({Role.ADMIN, Role.CLINICIAN, Role.NURSE})   # the roles the identity key is wrapped for
 
 
-def signed_care_accounts(conn, trust: Trust) -> list[tuple[str, str]]:
-    """(username, countersigned box key) of every account an administrator signed as active in a care role."""
-    out = []
-    for (name,) in conn.execute("SELECT username FROM users ORDER BY username").fetchall():
-        if has_current_care_role(conn, trust, name):
-            pub = integrity.box_key(conn, trust, name)
-            if pub:
-                out.append((name, pub))
-    return out
+def care_accounts(conn, trust: Trust) -> list[tuple[str, str | None]]:
+    """(username, countersigned box key or None) of every account an administrator signed, and last signed, as
+    active in a care role."""
+    return [(name, integrity.box_key(conn, trust, name))
+            for (name,) in conn.execute("SELECT username FROM users ORDER BY username").fetchall()
+            if has_current_care_role(conn, trust, name)]
 
 
 def has_current_care_role(conn, trust: Trust, username: str) -> bool:
@@ -267,20 +264,24 @@ def grant_identity(keys: KeyFile, trust: Trust, entry: str, pub: str, key: bytes
     store[entry] = grants.seal(trust, entry, pub, epoch, key, kind=grants.IDENTITY)
 
 
-def grant_identity_to_all(conn, keys: KeyFile, trust: Trust, key: bytes | bytearray, epoch: int, skip: str) -> list[str]:
-    """The identity key to every care account and the recovery key (not `skip`, the caller's own entry). Returns the
+def grant_identity_to_all(conn, keys: KeyFile, trust: Trust, key: bytes | bytearray, epoch: int,
+                          own: tuple[str, str | None]) -> list[str]:
+    """The identity key to every care account, the recovery key and `own` (the caller's entry and box key, so that it
+    takes the key at its next login should the caller's session end before its keyring is re-sealed). Returns the
     care accounts that could not be reached (no countersigned box key)."""
     keys.data["identity_grants"] = {}
-    reached = set()
-    for name, pub in signed_care_accounts(conn, trust):
-        if f"user:{name}" != skip:
+    missed = []
+    for name, pub in care_accounts(conn, trust):
+        if pub:
             grant_identity(keys, trust, f"user:{name}", pub, key, epoch)
-        reached.add(name)
+        else:
+            missed.append(name)
     rbox = recovery_box(conn, trust)
-    if rbox and skip != RECOVERY_PREFIX:
+    if rbox:
         grant_identity(keys, trust, RECOVERY_PREFIX, rbox, key, epoch)
-    return sorted(u for (u,) in conn.execute("SELECT username FROM users").fetchall()
-                  if u not in reached and has_current_care_role(conn, trust, u))
+    if own[1] and own[0] not in keys.data["identity_grants"]:
+        grant_identity(keys, trust, own[0], own[1], key, epoch)
+    return missed
 
 
 def seal_identities(db: Database, keys: KeyFile, entry: str, ring: Keyring, trust: Trust) -> list[str]:
@@ -294,9 +295,7 @@ def seal_identities(db: Database, keys: KeyFile, entry: str, ring: Keyring, trus
     try:
         # The key reaches the key file first (this administrator's own entry as a grant, the care accounts, the
         # recovery key): a crash or a full disk after the store is sealed must not leave a key that exists nowhere.
-        missed = grant_identity_to_all(db.conn, keys, trust, key, 1, skip="")
-        if ring.box is not None:
-            grant_identity(keys, trust, entry, ring.box_pub, key, 1)
+        missed = grant_identity_to_all(db.conn, keys, trust, key, 1, own=(entry, ring.box_pub))
         keys.save()
         with db.transaction() as c:
             n = identity.reseal_all(c, identity.IdentityCodec(None, False), identity.IdentityCodec(ik, True))

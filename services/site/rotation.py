@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from models.domain import Permission
 from services.core.errors import PermissionDenied, ValidationError
-from services.site.keyrings import Sealer, grant_identity, grant_identity_to_all, recovery_box, reseal
+from services.site.keyrings import Sealer, grant_identity_to_all, recovery_box, reseal
 from services.site.session import Session
 from services.store import audit, grants, integrity
 from services.store.identity import META, IdentityCodec, IdentityKey, new_identity_key, reseal_all
@@ -85,9 +85,7 @@ def rotate_data_key(session: Session, force: bool = False) -> Rotation:
         keys.data["grants"], keys.data["key_epoch"] = sealed, result.epoch
         # the new identity key to every care account, the recovery key and this administrator's own entry (taken at
         # the next login should this session end before (4)); analysts never get it
-        grant_identity_to_all(conn, keys, trust, new_ident, ident.epoch, skip="")
-        if sealer.entry not in keys.data["identity_grants"] and sealer.ring.box_pub:
-            grant_identity(keys, trust, sealer.entry, sealer.ring.box_pub, new_ident, ident.epoch)
+        grant_identity_to_all(conn, keys, trust, new_ident, ident.epoch, own=(sealer.entry, sealer.ring.box_pub))
         keys.save()                                                                    # (1)
         with session.db.transaction() as c:                                            # (2) names under the new key
             reseal_all(c, old_codec, IdentityCodec(ident, True))

@@ -101,11 +101,16 @@ class Ident:
 
     @property
     def search(self) -> str:
-        return f"{self.family or ''} {self.given or ''}".strip().lower()
+        return search_key(self.family, self.given)
 
     @property
     def label(self) -> str:
         return f"{self.family or ''}, {self.given or ''}".strip(", ")
+
+
+def search_key(family: str | None, given: str | None) -> str:
+    """What the list orders by and name search matches: "family given", lower case."""
+    return f"{family or ''} {given or ''}".strip().lower()
 
 
 UNREADABLE_TEXT = "(unreadable: altered outside WardLens)"
@@ -118,10 +123,6 @@ class IdentityCodec:
 
     def __init__(self, key: IdentityKey | None, sealed: bool) -> None:
         self.key, self.sealed = key, sealed
-
-    @classmethod
-    def for_store(cls, conn, key: IdentityKey | None) -> "IdentityCodec":
-        return cls(key, stored_epoch(conn) is not None)
 
     @property
     def readable(self) -> bool:
@@ -412,21 +413,21 @@ class Directory:
     def name_prefix(self, prefix: str) -> set[int]:
         with self._lock:
             self._index()
-            i, out = bisect_left(self._search, prefix), set()
-            while i < len(self._search) and self._search[i].startswith(prefix):
-                out.add(self._order[i])
-                i += 1
-            return out
+            return _prefixed(self._search, self._order, prefix)
 
     def number_prefix(self, prefix: str) -> set[int]:
-        prefix = normal_number(prefix)
         with self._lock:
             self._index()
-            i, out = bisect_left(self._numbers, prefix), set()
-            while i < len(self._numbers) and self._numbers[i].startswith(prefix):
-                out.add(self._num_pids[i])
-                i += 1
-            return out
+            return _prefixed(self._numbers, self._num_pids, normal_number(prefix))
+
+
+def _prefixed(keys: list[str], pids: list[int], prefix: str) -> set[int]:
+    """The patients whose key (sorted `keys`, parallel to `pids`) starts with `prefix`."""
+    i, out = bisect_left(keys, prefix), set()
+    while i < len(keys) and keys[i].startswith(prefix):
+        out.add(pids[i])
+        i += 1
+    return out
 
 
 RS, GS = "\x1e", "\x1d"   # record and group separators of the snapshot (never inside a field: _clean)
@@ -434,4 +435,4 @@ RS, GS = "\x1e", "\x1d"   # record and group separators of the snapshot (never i
 
 def _search_of(record: str) -> str:
     _, given, family, _ = record.split(SEP)
-    return f"{family} {given}".strip().lower()
+    return search_key(family, given)

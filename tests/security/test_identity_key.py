@@ -4,6 +4,7 @@ key with the role (services.store.identity)."""
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 
 import pytest
 
@@ -21,6 +22,17 @@ from tests.conftest import DEMO_PASSWORDS, FAST
 def _ring(store, user: str, password: str | None = None) -> Keyring:
     keys = KeyFile.load(key_file_path(store))
     return Keyring.from_payload(keys.unwrap(f"user:{user}", (password or DEMO_PASSWORDS[user]).encode()))
+
+
+@contextmanager
+def _in_the_file(store):
+    """The analyst's raw connection to the decrypted store (her own password, the files, Python); committed after."""
+    conn = connect_raw(store, _ring(store, "analyst.demo").data_key)
+    try:
+        yield conn
+        conn.commit()
+    finally:
+        conn.close()
 
 
 def _everything(store, data_key, blobs: list | None = None) -> str:
@@ -90,13 +102,10 @@ def test_the_analysts_session_finds_no_one_by_name_and_shows_pseudonyms(demo_sto
 def test_a_sealed_blob_moved_to_another_patient_does_not_open_as_that_patient(demo_store):
     """Swapping two patients' sealed identities in the file (any role can write it) shows neither name on the wrong
     record: each blob is bound to its row."""
-    ring = _ring(demo_store, "analyst.demo")
-    conn = connect_raw(demo_store, ring.data_key)
-    (a, ia), (b, ib) = conn.execute("SELECT id, ident FROM patients ORDER BY id LIMIT 2").fetchall()
-    conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ib, a))
-    conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ia, b))
-    conn.commit()
-    conn.close()
+    with _in_the_file(demo_store) as conn:
+        (a, ia), (b, ib) = conn.execute("SELECT id, ident FROM patients ORDER BY id LIMIT 2").fetchall()
+        conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ib, a))
+        conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ia, b))
     s = unlock(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
     try:
         assert s.identity(a).mrn == "?" and s.identity(b).mrn == "?"
@@ -157,11 +166,8 @@ def test_rotation_gives_a_new_identity_key_to_the_care_team_only(demo_store):
 
 
 def test_a_removed_sealed_marker_does_not_make_the_next_care_login_write_names_in_clear(demo_store):
-    ring = _ring(demo_store, "analyst.demo")
-    conn = connect_raw(demo_store, ring.data_key)
-    conn.execute("DELETE FROM meta WHERE key = 'identity'")
-    conn.commit()
-    conn.close()
+    with _in_the_file(demo_store) as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'identity'")
     desk = open_desk(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"])
     try:
         assert any("altered outside WardLens" in w for w in desk.warnings)
@@ -170,7 +176,7 @@ def test_a_removed_sealed_marker_does_not_make_the_next_care_login_write_names_i
         assert desk.session.patient_label(pid) == "Quixote, Zelda"
     finally:
         desk.lock()
-    assert "Quixote" not in _everything(demo_store, ring.data_key)
+    assert "Quixote" not in _everything(demo_store, _ring(demo_store, "analyst.demo").data_key)
 
 
 @pytest.mark.parametrize("user", ["nurse.demo"])
@@ -192,13 +198,10 @@ def test_a_care_account_without_the_key_sees_pseudonyms_and_is_told_why(demo_sto
 
 
 def test_verify_names_moved_identities_and_names_written_in_clear(demo_store):
-    ring = _ring(demo_store, "analyst.demo")
-    conn = connect_raw(demo_store, ring.data_key)
-    (a, ia), (b, ib) = conn.execute("SELECT id, ident FROM patients ORDER BY id LIMIT 2").fetchall()
-    conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ib, a))
-    conn.execute("UPDATE patients SET family_name = 'Planted' WHERE id = ?", (b + 5,))
-    conn.commit()
-    conn.close()
+    with _in_the_file(demo_store) as conn:
+        (a, ia), (b, ib) = conn.execute("SELECT id, ident FROM patients ORDER BY id LIMIT 2").fetchall()
+        conn.execute("UPDATE patients SET ident = ? WHERE id = ?", (ib, a))
+        conn.execute("UPDATE patients SET family_name = 'Planted' WHERE id = ?", (b + 5,))
     desk = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
     try:
         problems = desk.site.verify().problems
@@ -221,13 +224,10 @@ def test_the_directory_snapshot_reads_back_the_same_and_a_tampered_one_is_rebuil
         assert d.name_prefix(first[0].search[:3]) and d.number_prefix(first[0].mrn) >= {d.order()[0]}
     finally:
         s.lock()
-    ring = _ring(demo_store, "analyst.demo")
-    conn = connect_raw(demo_store, ring.data_key)
-    blob = bytearray(conn.execute("SELECT blob FROM identity_cache").fetchone()[0])
-    blob[40] ^= 1
-    conn.execute("UPDATE identity_cache SET blob = ?", (bytes(blob),))
-    conn.commit()
-    conn.close()
+    with _in_the_file(demo_store) as conn:
+        blob = bytearray(conn.execute("SELECT blob FROM identity_cache").fetchone()[0])
+        blob[40] ^= 1
+        conn.execute("UPDATE identity_cache SET blob = ?", (bytes(blob),))
     assert _who(demo_store) == first              # the altered snapshot does not open: rebuilt from the records
 
 
@@ -246,14 +246,11 @@ def test_swapped_number_indexes_show_neither_patient_and_rotation_refuses_to_bur
     attach imports and look-ups to the wrong patient. Each record's number must be its own blob's: both show as
     unreadable, verify names them, and a rotation stops instead of re-sealing the damage under a new key."""
     from services.core.errors import WardLensError
-    ring = _ring(demo_store, "analyst.demo")
-    conn = connect_raw(demo_store, ring.data_key)
-    (a, ma), (b, mb) = conn.execute("SELECT id, mrn FROM patients ORDER BY id LIMIT 2").fetchall()
-    conn.execute("UPDATE patients SET mrn = 'tmp' WHERE id = ?", (a,))
-    conn.execute("UPDATE patients SET mrn = ? WHERE id = ?", (ma, b))
-    conn.execute("UPDATE patients SET mrn = ? WHERE id = ?", (mb, a))
-    conn.commit()
-    conn.close()
+    with _in_the_file(demo_store) as conn:
+        (a, ma), (b, mb) = conn.execute("SELECT id, mrn FROM patients ORDER BY id LIMIT 2").fetchall()
+        conn.execute("UPDATE patients SET mrn = 'tmp' WHERE id = ?", (a,))
+        conn.execute("UPDATE patients SET mrn = ? WHERE id = ?", (ma, b))
+        conn.execute("UPDATE patients SET mrn = ? WHERE id = ?", (mb, a))
     s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
     try:
         assert s.identity_exact(a).mrn == "?" and s.identity_exact(b).mrn == "?"
@@ -270,12 +267,9 @@ def test_an_administrator_login_never_re_seals_sealed_rows(demo_store):
     put back). The sealing step refuses and changes nothing."""
     from services.site import keyrings
     from services.store import identity
-    ring = _ring(demo_store, "analyst.demo")
-    conn = connect_raw(demo_store, ring.data_key)
-    conn.execute("DELETE FROM meta WHERE key = 'identity'")
-    conn.commit()
-    conn.close()
-    before = _everything(demo_store, ring.data_key)
+    with _in_the_file(demo_store) as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'identity'")
+    before = _everything(demo_store, _ring(demo_store, "analyst.demo").data_key)
     s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
     try:
         assert identity.sealed_rows(s.db.conn)
