@@ -5,6 +5,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
                                QVBoxLayout, QWidget)
 
+from ui.password_widgets import PasswordMeter
 from ui.theme import icon
 from viewmodels.session_vm import SessionViewModel
 
@@ -52,6 +53,8 @@ class UnlockView(QWidget):
         form.addRow("&User", self.user)
         form.addRow("&Password", self.password)
         form.addRow("&New password", self.new_password)
+        self.meter = PasswordMeter(vm.meter, self.new_password)
+        form.addRow("", self.meter)
         form.addRow("&Repeat", self.repeat)
         self._form = form
         lay.addLayout(form)
@@ -103,6 +106,7 @@ class UnlockView(QWidget):
 
     def _show_change(self, required: bool) -> None:
         """A one-time password: the new password fields appear under it, the button says what it will do."""
+        self._form.setRowVisible(self.meter, required)
         for w in (self.new_password, self.repeat):
             self._form.setRowVisible(w, required)
             w.clear()

@@ -16,6 +16,7 @@ from services.site.backup import VerifiedBackup, latest_verified_backup, restore
 from services.site.rotation import rotate_data_key, unreachable
 from viewmodels.background import BackgroundRunner
 from viewmodels.observable import set_if_changed
+from viewmodels.password_strength import PasswordStrengthViewModel
 
 
 def user_message(exc: BaseException) -> str:
@@ -52,6 +53,7 @@ class SessionViewModel(QObject):
         self.offered_backup: VerifiedBackup | None = None
         self._credentials: tuple[str, str] = ("", "")
         self._must_change = False
+        self.meter = PasswordStrengthViewModel(parent=self)   # the new password that replaces a one-time one
         self._idle = QTimer(self)
         self._idle.setInterval(idle_check_ms)
         self._idle.timeout.connect(self.check_idle)
@@ -246,6 +248,7 @@ class SessionViewModel(QObject):
     @Slot(str)
     def user_edited(self, _text: str) -> None:
         """Another user name typed: the one-time-password step belonged to the previous one."""
+        self.meter.context = ((_text or "").strip().lower(),)
         set_if_changed(self, "_must_change", False, "passwordChangeRequiredChanged")
 
     @Slot()

@@ -27,11 +27,11 @@ from services.store.keyfile import RECOVERY_PREFIX, KdfParams, KeyFile, key_file
     normalise_recovery_key
 from services.store.migrations import MigrationFailed, migrate, pending
 from services.store.snapshot import exclusive_copy, write_verified_copy
-from services.site import settings
+from services.site import passwords, settings
 from services.site.session import Session
 
 USERNAME_RE = re.compile(r"^[a-z][a-z0-9._-]{1,31}$")
-MIN_PASSWORD = 8
+MIN_PASSWORD = passwords.MIN_LENGTH
 RECOVERY_USER = "recovery"
 
 
@@ -49,14 +49,15 @@ def new_one_time_password() -> str:
     return "-".join(secrets.token_urlsafe(6)[:5] for _ in range(3))
 
 
-def validate_new_account(username: str, password: str) -> None:
+def validate_new_account(username: str, password: str, display_name: str = "") -> None:
     problems = {}
     if not USERNAME_RE.match(username or ""):
         problems["username"] = "2–32 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter"
     if username == RECOVERY_USER:
         problems["username"] = "'recovery' is reserved"
-    if len(password or "") < MIN_PASSWORD:
-        problems["password"] = f"at least {MIN_PASSWORD} characters"
+    verdict = passwords.strength(password, (username, display_name))
+    if not verdict.acceptable:
+        problems["password"] = verdict.problem
     if problems:
         raise ValidationError(problems)
 
@@ -194,6 +195,8 @@ def unlock(path: Path | str, username: str, password: str, idle_minutes: float |
     one-time password logs in only with `new_password`, which replaces it (PasswordChangeRequired otherwise)."""
     if new_password is not None:
         validate_new_account((username or "x").strip().lower() or "x", new_password)   # before any work
+        if new_password == password:
+            raise ValidationError({"password": "the new password must differ from the one-time password"})
     path = Path(path)
     _check_store_file(path)
     keys = KeyFile.load(key_file_path(path))
@@ -343,7 +346,7 @@ class AccountService:
                  must_change: bool = False) -> User:
         self.session.require(Permission.MANAGE_USERS, "manage users")
         username = username.strip().lower()
-        validate_new_account(username, password)
+        validate_new_account(username, password, display_name)
         keys = self._keys()
         if self._row(username) is not None:
             raise ValidationError({"username": "already exists"})
@@ -552,7 +555,9 @@ class AccountService:
         """Any user, for their own account: re-wrap the data key under the new password."""
         s = self.session
         s.ensure_open()
-        validate_new_account(s.user.username, new_password)
+        validate_new_account(s.user.username, new_password, s.user.display_name)
+        if new_password == old_password:
+            raise ValidationError({"password": "the new password must differ from the current one"})
         keys = self._keys()
         entry = _user_entry(s.user.username)
         ring, old_kek = open_ring(keys, entry, old_password.encode("utf-8"))  # WrongPassword if the old one is wrong

@@ -1,0 +1,43 @@
+"""Password strength: a minimum length plus zxcvbn's estimate of how many guesses a password takes.
+
+NIST SP 800-63B asks for a length minimum and a check against common and guessable passwords rather than
+composition rules; zxcvbn does that check offline (common passwords, names, dictionary words, keyboard walks,
+dates, l33t) and explains itself in words a user can act on.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zxcvbn import zxcvbn
+
+MIN_LENGTH = 8
+MIN_SCORE = 2          # zxcvbn 0-4; 2 = "somewhat guessable": about 10^8 guesses, safe against online guessing
+LABELS = ("very weak", "weak", "fair", "strong", "very strong")
+_MAX_CHECKED = 100     # zxcvbn's matching grows with length; a longer password is long enough already
+
+
+@dataclass(frozen=True)
+class Strength:
+    score: int                       # 0-4
+    label: str
+    acceptable: bool
+    problem: str = ""                # why it is not acceptable, in words
+    hints: list[str] = field(default_factory=list)
+
+
+def strength(password: str, context: tuple[str, ...] = ()) -> Strength:
+    """How strong `password` is for an account; `context` holds words that must not make it (user name, site)."""
+    password = password or ""
+    if not password:
+        return Strength(0, "", False, f"at least {MIN_LENGTH} characters")
+    words = [w for w in context if w] + ["wardlens"]
+    result = zxcvbn(password[:_MAX_CHECKED], user_inputs=words)
+    score = int(result["score"])
+    feedback = result.get("feedback") or {}
+    hints = [h for h in [feedback.get("warning") or ""] + list(feedback.get("suggestions") or []) if h]
+    if len(password) < MIN_LENGTH:
+        return Strength(min(score, 1), LABELS[min(score, 1)], False, f"at least {MIN_LENGTH} characters", hints)
+    if score < MIN_SCORE:
+        why = (feedback.get("warning") or "too easy to guess").rstrip(".")
+        return Strength(score, LABELS[score], False, f"{why}: add another uncommon word or two", hints)
+    return Strength(score, LABELS[score], True, "", hints)
