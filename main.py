@@ -316,11 +316,47 @@ def cmd_config(args: argparse.Namespace) -> int:
         svc = desk.site.settings
         if args.set:
             key, _, value = args.set.partition("=")
+            if key.strip() == "hospital_logo" and value.strip().startswith("@"):
+                from services.site.settings import logo_text_from_file
+                value = logo_text_from_file(value.strip()[1:])
             svc.set(key.strip(), value.strip())
-        for key, value in svc.all().items():
-            print(f"{key} = {value}    # {svc.describe(key)}")
+        for key in svc.all():
+            print(f"{key} = {svc.shown(key)}    # {svc.describe(key)}")
     finally:
         desk.lock(reason="command finished")
+    return 0
+
+
+def cmd_wards(args: argparse.Namespace) -> int:
+    """Wards and beds: list (anyone who sees the census), add, rename, set-beds, bed-out, bed-in (administrators)."""
+    desk = _desk(args)
+    try:
+        wards = desk.capacity.wards
+        if args.action == "add":
+            wards.add_ward(args.name, args.type, args.beds, args.prefix or "")
+        elif args.action == "rename":
+            wards.rename_ward(wards.find(args.name).id, args.new_name)
+        elif args.action == "set-beds":
+            wards.set_beds(wards.find(args.name).id, args.beds)
+        elif args.action in ("bed-out", "bed-in"):
+            ward = wards.find(args.name)
+            bed = next((b for b in ward.beds if b.label.lower() == args.bed.strip().lower()), None)
+            if bed is None:
+                raise WardLensError(f"{ward.name} has no bed {args.bed!r}.")
+            wards.set_out_of_service(bed.id, args.reason if args.action == "bed-out" else None)
+        listed = wards.list()
+    finally:
+        desk.lock(reason="command finished")
+    if getattr(args, "json", False):
+        print(json.dumps([{"ward": w.name, "type": w.ward_type, "beds": len(w.beds), "in_service": w.in_service,
+                           "occupied": w.occupied,
+                           "out_of_service": [{"bed": b.label, "reason": b.out_of_service} for b in w.beds
+                                              if b.out_of_service is not None]} for w in listed], indent=1))
+        return 0
+    for w in listed:
+        closed = [f"{b.label} ({b.out_of_service})" for b in w.beds if b.out_of_service is not None]
+        print(f"{w.name:<16} {w.ward_type:<11} {w.in_service:>3} beds in service, {w.occupied:>3} occupied"
+              + (f"; out of service: {', '.join(closed)}" if closed else ""))
     return 0
 
 
@@ -432,8 +468,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rotate_keys)
     p = with_db(sub.add_parser("config", help="show or change site settings (admin)"))
     p.add_argument("--set", metavar="KEY=VALUE", help="for example idle_lock_minutes=5, alert_risk_threshold=0.3 or "
-                                                       "staffing_ratios='{\"default\": {\"day\": 4, \"evening\": 5, \"night\": 7}}'")
+                                                       "staffing_ratios='{\"default\": {\"day\": 4, \"evening\": 5, \"night\": 7}}'; "
+                                                       "hospital_logo=@/path/to/logo.png")
     p.set_defaults(func=cmd_config)
+    wards = sub.add_parser("wards", help="wards and beds: list; add, rename, set-beds, bed-out, bed-in (administrators)")
+    actions = wards.add_subparsers(dest="action", required=True)
+    for action, about in (("list", "every ward with its beds in service and out of service"),
+                          ("add", "a new ward with its beds"), ("rename", "a ward's name"),
+                          ("set-beds", "how many beds a ward has (only never-used beds can be removed)"),
+                          ("bed-out", "take a bed out of service, with the reason"), ("bed-in", "a bed back in service")):
+        p = with_db(actions.add_parser(action, help=about))
+        if action != "list":
+            p.add_argument("name", help="the ward")
+        if action == "list":
+            p.add_argument("--json", action="store_true", help="as JSON")
+        elif action == "add":
+            p.add_argument("--type", required=True, help="medical, surgical, cardiology, icu, paediatric, maternity, "
+                                                         "psychiatric or other")
+            p.add_argument("--beds", type=int, required=True)
+            p.add_argument("--prefix", help="bed label prefix (default: the ward's initials and '-')")
+        elif action == "rename":
+            p.add_argument("new_name")
+        elif action == "set-beds":
+            p.add_argument("beds", type=int)
+        else:
+            p.add_argument("bed", help="the bed's label, e.g. A1-3")
+            if action == "bed-out":
+                p.add_argument("--reason", required=True, help="why, e.g. 'broken', 'deep clean'")
+        p.set_defaults(func=cmd_wards)
     p = with_db(sub.add_parser("report", help="write a patient risk report or a ward report as PDF"))
     p.add_argument("kind", choices=["patient", "ward"])
     p.add_argument("--patient", help="patient number, as on the patient list")

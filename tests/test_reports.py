@@ -31,6 +31,18 @@ def pdf_text(pdf: bytes, tmp_path: Path) -> str:
     return out.stdout.decode("utf-8")
 
 
+def pdf_images(pdf: bytes) -> list[tuple[int, int]]:
+    """The pixel size of every image drawn on the PDF's pages (pdfium, as the print path reads it)."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as raw
+    doc = pdfium.PdfDocument(pdf)
+    try:
+        return [tuple(obj.get_px_size()) for page in doc
+                for obj in page.get_objects(filter=[raw.FPDF_PAGEOBJ_IMAGE], max_depth=3)]
+    finally:
+        doc.close()
+
+
 def flat(text: str) -> str:
     return " ".join(text.split())
 

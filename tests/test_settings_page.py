@@ -55,3 +55,67 @@ def test_saved_settings_are_used_by_alerts_staffing_and_reports(qtbot, page, tmp
     text = flat(pdf_text(desk.reports.ward_pdf(), tmp_path))
     assert "St Elsewhere General · WardLens" in text
     view.grab().save(str(tmp_path / "settings.png"))
+
+
+def _logo_file(path, size=(1600, 400), fmt="PNG"):
+    """A logo file as a hospital has it: too large, with a comment and EXIF-like text an admin never meant to print."""
+    from PIL import Image, PngImagePlugin
+    img = Image.new("RGB", size, (11, 95, 115))
+    for x in range(0, size[0], 40):
+        for y in range(size[1] // 3, size[1] // 2):
+            img.putpixel((x, y), (255, 255, 255))
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_text("Author", "Jane Doe, jane@example.org")
+        img.save(path, "PNG", pnginfo=info)
+    else:
+        img.save(path, fmt)
+    return path
+
+
+def test_the_logo_is_chosen_scaled_cleaned_and_printed_on_both_reports(qtbot, desks, owner, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+    from ui.settings_view import SettingsView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.settings_vm import SettingsViewModel
+    desk = desks("admin")
+    vm = SettingsViewModel(desk, BackgroundRunner(owner), owner)
+    chosen = {"path": str(_logo_file(tmp_path / "logo.png"))}
+    view = SettingsView(vm, ask_logo=lambda parent: chosen["path"])
+    qtbot.addWidget(view)
+    view.resize(1280, 800)
+    view.show()
+    with qtbot.waitSignal(vm.loaded, timeout=20_000):
+        vm.refresh()
+    assert view.logo_preview.text() == "none"
+    choose = next(b for b in view.findChildren(type(view.save_button)) if b.text() == "Choose &logo…")
+    with qtbot.waitSignal(vm.logoChosen, timeout=20_000):
+        choose.click()
+    assert not view.logo_preview.pixmap().isNull()
+    _save(qtbot, view, vm)
+    assert vm.status.startswith("Saved: Hospital logo"), vm.status
+    png = desk.site.settings.value("hospital_logo")
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.format == "PNG" and im.size == (600, 150) and "Author" not in im.info
+    assert b"jane@example.org" not in png
+    audit = [e for e in desk.session.audit.recent(20) if e.action == "setting_changed" and e.entity_id == "hospital_logo"]
+    assert audit and audit[0].detail.startswith("PNG 600×150") and len(audit[0].detail) < 80
+    from tests.test_reports import pdf_images
+    for pdf in (desk.reports.ward_pdf(), desk.reports.patient_pdf(desk.records.patient_id_for(
+            desk.capacity.census.inpatients()[0].mrn))):
+        assert any(size == (600, 150) for size in pdf_images(pdf)), "the logo is not on the report"
+    # a file that is not a logo is refused beside its field, and the stored logo stays
+    chosen["path"] = str(tmp_path / "notes.png")
+    (tmp_path / "notes.png").write_text("not an image")
+    with qtbot.waitSignal(vm.fieldErrors, timeout=20_000):
+        choose.click()
+    assert view.errors["hospital_logo"].isVisible() and "not an image" in view.errors["hospital_logo"].text()
+    assert desk.site.settings.value("hospital_logo") == png
+    with pytest.raises(Exception):
+        desk.site.settings.set("hospital_logo", base64.b64encode(b"GIF89a...").decode())
+    next(b for b in view.findChildren(type(view.save_button)) if b.text() == "Remove logo").click()
+    _save(qtbot, view, vm)
+    assert desk.site.settings.value("hospital_logo") == b""

@@ -94,8 +94,11 @@ def test_admin_reads_the_audit_log_and_verifies_the_store(qtbot, window):
     qtbot.waitUntil(lambda: ws.audit_vm.model.rowCount() > 0, timeout=10_000)
     ws.audit_view.filter.setText("login")
     assert all("login" in ws.audit_vm.model.row(r).action for r in range(ws.audit_vm.model.rowCount()))
-    ws.audit_vm.verify()
-    qtbot.waitUntil(lambda: "intact" in ws.audit_view.status.text(), timeout=20_000)
+    window.admin_menu.actions()[-1].trigger()   # Admin → Verify store: the Store page, checking
+    assert ws.pages.currentWidget() is ws.store_view
+    qtbot.waitUntil(lambda: "intact" in ws.store_view.status.text(), timeout=30_000)
+    assert "Store verified" in ws.store_view.report.toPlainText()
+    qtbot.waitUntil(lambda: "Schema version" in [l for l, _v in ws.store_vm.details], timeout=20_000)
 
 
 def test_nurse_has_no_audit_page(qtbot, window):

@@ -1,9 +1,10 @@
 """Audit log page (administrators)."""
 from __future__ import annotations
 
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableView,
+from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QLabel, QLineEdit, QPushButton, QTableView,
                                QVBoxLayout, QWidget)
 
+from ui.page import page_header
 from viewmodels.audit_vm import AuditViewModel
 
 
@@ -12,14 +13,8 @@ class AuditView(QWidget):
         super().__init__(parent)
         self.vm = vm
         lay = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Audit log", objectName="PageTitle"))
-        top.addStretch(1)
-        self.verify_button = QPushButton("&Verify store")
         self.refresh_button = QPushButton("&Refresh")
-        top.addWidget(self.verify_button)
-        top.addWidget(self.refresh_button)
-        lay.addLayout(top)
+        lay.addLayout(page_header("Audit log", self.refresh_button))
         self.filter = QLineEdit(placeholderText="Filter by user, action or detail")
         self.filter.setClearButtonEnabled(True)
         self.filter.setAccessibleName("Filter audit events")
@@ -37,7 +32,6 @@ class AuditView(QWidget):
         self.status = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.status)
         self.refresh_button.clicked.connect(vm.refresh)
-        self.verify_button.clicked.connect(vm.verify)
         self.filter.textChanged.connect(vm.set_filter)
         vm.statusChanged.connect(self.status.setText)
         vm.model.modelReset.connect(self.table.resizeColumnsToContents)

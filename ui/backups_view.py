@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QLineEdit, QPushButton,
+from PySide6.QtWidgets import (QAbstractItemView, QInputDialog, QLabel, QLineEdit, QPushButton,
                                QVBoxLayout, QWidget)
 
 from ui.tables import read_only_table
+from ui.page import page_header
 from viewmodels.backups_vm import BackupsViewModel
 
 RESTORE_TEXT = ("Replace the store with the backup of {day}?\n\nEverything recorded since then is no longer in the "
@@ -25,17 +26,12 @@ class BackupsView(QWidget):
         super().__init__(parent)
         self.vm, self._ask_password = vm, ask_password
         lay = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Backups", objectName="PageTitle"))
-        top.addStretch(1)
         self.backup_button = QPushButton("&Back up now")
         self.backup_button.setToolTip("Today's verified backup into the backup folder (setting backup_folder), then "
                                       "retention; made by itself at the first unlock of each day")
         self.restore_button = QPushButton("&Restore selected…")
         self.refresh_button = QPushButton("Re&fresh")
-        for b in (self.backup_button, self.restore_button, self.refresh_button):
-            top.addWidget(b)
-        lay.addLayout(top)
+        lay.addLayout(page_header("Backups", self.backup_button, self.restore_button, self.refresh_button))
         self.table = read_only_table(vm.model)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         lay.addWidget(self.table, 1)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtWidgets import (QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QFileDialog, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget)
 
 from ui.tables import read_only_table
+from ui.page import page_header
 from viewmodels.imports_vm import ImportsViewModel
 
 
@@ -23,15 +24,10 @@ class ImportsView(QWidget):
         super().__init__(parent)
         self.vm = vm
         lay = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("Imports", objectName="PageTitle"))
-        top.addStretch(1)
         self.choose_button = QPushButton("&Choose a file…")
         self.cancel_button = QPushButton("&Cancel import")
         self.export_button = QPushButton("&Export rejected rows…")
-        for b in (self.choose_button, self.cancel_button, self.export_button):
-            top.addWidget(b)
-        lay.addLayout(top)
+        lay.addLayout(page_header("Imports", self.choose_button, self.cancel_button, self.export_button))
         lay.addWidget(QLabel("Encounters in the UCI Diabetes 130-US CSV schema (optionally with given_name, family_name, "
                              "birth_date, admit_time, discharge_time and ward). The whole file is one transaction: "
                              "rows that fail their checks are listed below and not imported; cancelling imports "

@@ -29,11 +29,15 @@ from viewmodels.export_vm import TableExporter
 from viewmodels.worklist_vm import AlertsViewModel, WorklistViewModel
 from viewmodels.xray_vm import XrayViewModel
 from viewmodels.people_vm import PeopleViewModel
+from viewmodels.store_vm import StoreViewModel
+from viewmodels.wards_vm import WardsViewModel
 from viewmodels.backups_vm import BackupsViewModel
 from viewmodels.settings_vm import SettingsViewModel
 from viewmodels.imports_vm import ImportsViewModel
 from viewmodels.admin_vm import AdminViewModel
 from ui.people_view import PeopleView
+from ui.store_view import StoreView
+from ui.wards_view import WardsView
 from ui.backups_view import BackupsView
 from ui.settings_view import SettingsView
 from ui.imports_view import ImportsView
@@ -48,7 +52,7 @@ class Workspace(QWidget):
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.user = session.user.username
+        self.session, self.user = session, session.user.username
         self.list_vm = PatientListViewModel(session, runner, self)
         self.patient_vm = PatientViewModel(session, runner, self)
         self.nav = QListWidget(objectName="NavList")
@@ -82,23 +86,18 @@ class Workspace(QWidget):
         self.models_view = ModelsView(self.models_vm)
         if session.can(Permission.MANAGE_MODELS):
             self._add_page("Models", "models", self.models_view)
-        self.people_vm = PeopleViewModel(session, runner, self)
-        self.people_view = PeopleView(self.people_vm)
-        if self.people_vm.allowed:
-            self._add_page("People", "people", self.people_view)
-        self.backups_vm = BackupsViewModel(session, runner, self)
-        self.backups_view = BackupsView(self.backups_vm)
-        if self.backups_vm.allowed:
-            self._add_page("Backups", "backups", self.backups_view)
-        self.imports_vm = ImportsViewModel(session, runner, self)
-        self.imports_view = ImportsView(self.imports_vm)
-        if self.imports_vm.allowed:
-            self._add_page("Imports", "imports", self.imports_view)
+        # administration pages: (title, icon, view-model, view); each sets <name>_vm and <name>_view
+        for title, icon_name, vm_type, view_type in (
+                ("People", "people", PeopleViewModel, PeopleView), ("Wards", "wards", WardsViewModel, WardsView),
+                ("Backups", "backups", BackupsViewModel, BackupsView), ("Imports", "imports", ImportsViewModel, ImportsView),
+                ("Settings", "settings", SettingsViewModel, SettingsView), ("Store", "store", StoreViewModel, StoreView)):
+            vm = vm_type(session, runner, self)
+            setattr(self, f"{icon_name}_vm", vm)
+            setattr(self, f"{icon_name}_view", view_type(vm))
+            if vm.allowed:
+                self._add_page(title, icon_name, getattr(self, f"{icon_name}_view"))
         self.imports_vm.imported.connect(lambda _s: self.list_vm.refresh())
-        self.settings_vm = SettingsViewModel(session, runner, self)
-        self.settings_view = SettingsView(self.settings_vm)
-        if self.settings_vm.allowed:
-            self._add_page("Settings", "settings", self.settings_view)
+        self.wards_vm.changed.connect(lambda _w: self.beds_vm.snapshot is not None and self.beds_vm.refresh())
         self.admin_vm = AdminViewModel(session, runner, self)
         self.exporter = TableExporter(session, runner, self)
         self._add_exports()
@@ -168,10 +167,9 @@ class Workspace(QWidget):
             self.beds_vm.refresh()
         elif page is self.audit_view and self.audit_vm.model.total == 0:
             self.audit_vm.refresh()
-        elif page is self.people_view and self.people_vm.model.total == 0:
-            self.people_vm.refresh()
-        elif page is self.backups_view:
-            self.backups_vm.refresh()
+        elif page in (self.people_view, self.wards_view, self.backups_view, self.store_view):
+            {self.people_view: self.people_vm, self.wards_view: self.wards_vm, self.backups_view: self.backups_vm,
+             self.store_view: self.store_vm}[page].refresh()   # cheap; another desk or the command line may change them
         elif page is self.settings_view and not self.settings_vm.values:
             self.settings_vm.refresh()
         elif page is self.models_view and not self._models_loaded:
@@ -264,12 +262,14 @@ class MainWindow(QMainWindow):
         for action in (self.import_action, self.backup_action, self.restore_action):
             file_menu.addAction(action)
         file_menu.addSeparator()
+        self.password_action = QAction("Change my &password…", self, enabled=False, triggered=self._change_password)
+        file_menu.addAction(self.password_action)
         self.lock_action = QAction(icon("lock"), "&Lock session", self, shortcut=QKeySequence("Ctrl+L"), enabled=False)
         file_menu.addAction(self.lock_action)
         file_menu.addSeparator()
         file_menu.addAction(QAction("&Quit", self, shortcut=QKeySequence.StandardKey.Quit, triggered=self.close))
         self.admin_menu = self.menuBar().addMenu("&Admin")
-        for title in ("People", "Settings", "Backups", "Imports", "Audit log", "Models"):
+        for title in ("People", "Wards", "Settings", "Backups", "Imports", "Audit log", "Models", "Store"):
             self.admin_menu.addAction(QAction(f"&{title}", self, triggered=lambda _=False, t=title: self._go(t)))
         self.admin_menu.addAction(QAction("&Verify store", self, triggered=self._verify))
         self.admin_menu.menuAction().setVisible(False)
@@ -307,6 +307,7 @@ class MainWindow(QMainWindow):
             self.user_label.setText("")
             self.lock_button.setVisible(False)
             self.lock_action.setEnabled(False)
+            self.password_action.setEnabled(False)
             self.stack.setCurrentWidget(self.unlock_view)
             self.unlock_view.reset()
             return
@@ -321,6 +322,7 @@ class MainWindow(QMainWindow):
         self.user_label.setText(f"{session.user.display_name or session.user.username} ({session.user.role.value})")
         self.lock_button.setVisible(True)
         self.lock_action.setEnabled(True)
+        self.password_action.setEnabled(True)
         self.workspace.list_view.focus_search()
         resume, self._resume = getattr(self, "_resume", None), None
         if resume is not None and resume[0] == session.user.username:   # another user starts from the list
@@ -334,8 +336,8 @@ class MainWindow(QMainWindow):
             self.workspace.go_to(title)
 
     def _verify(self) -> None:
-        if self.workspace is not None and self.workspace.go_to("Audit log"):
-            self.workspace.audit_vm.verify()
+        if self.workspace is not None and self.workspace.go_to("Store"):
+            self.workspace.store_vm.verify()
 
     def _backup(self) -> None:
         if self.workspace is None:
@@ -345,6 +347,16 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Back up the store to", default, "WardLens store (*.db)")
         if path and self.workspace is not None:   # the session may have locked while the dialog was open
             self.workspace.admin_vm.backup(path if path.endswith(".db") else path + ".db")
+
+    def _change_password(self) -> None:
+        if self.workspace is None:
+            return
+        from ui.password_widgets import ChangePasswordDialog
+        from viewmodels.password_vm import ChangePasswordViewModel
+        vm = ChangePasswordViewModel(self.workspace.session, self.runner, self.workspace)
+        self.password_dialog = ChangePasswordDialog(vm, self.workspace)   # goes with the workspace when it locks
+        vm.changed.connect(lambda: self.statusBar().showMessage("Your password was changed.", 15_000))
+        self.password_dialog.open()
 
     def _about(self) -> None:
         self.about_dialog = ModelCardDialog(about_markdown(), self, title="About WardLens")

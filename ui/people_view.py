@@ -3,10 +3,11 @@ from __future__ import annotations
 
 from typing import Callable
 
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
                                QHeaderView, QInputDialog, QLabel, QLineEdit, QMessageBox, QPushButton, QTableView,
                                QVBoxLayout, QWidget)
 
+from ui.page import page_header
 from viewmodels.people_vm import ROLES, PeopleViewModel
 
 
@@ -65,9 +66,6 @@ class PeopleView(QWidget):
         super().__init__(parent)
         self.vm, self._ask_new, self._ask_role = vm, ask_new, ask_role
         lay = QVBoxLayout(self)
-        top = QHBoxLayout()
-        top.addWidget(QLabel("People", objectName="PageTitle"))
-        top.addStretch(1)
         self.add_button = QPushButton("&Add person…")
         self.role_button = QPushButton("Change &role…")
         self.reset_button = QPushButton("New &password")
@@ -77,10 +75,8 @@ class PeopleView(QWidget):
         self.unlock_button.setToolTip("Clear the failed logins of a locked-out account")
         self.rotate_button = QPushButton("Rotate &keys…")
         self.rotate_button.setToolTip("Re-encrypt the store under a new key: no earlier key file or password opens it")
-        for b in (self.add_button, self.role_button, self.reset_button, self.deactivate_button, self.reactivate_button,
-                  self.unlock_button, self.rotate_button):
-            top.addWidget(b)
-        lay.addLayout(top)
+        lay.addLayout(page_header("People", self.add_button, self.role_button, self.reset_button,
+                                  self.deactivate_button, self.reactivate_button, self.unlock_button, self.rotate_button))
         self.table = QTableView()
         self.table.setModel(vm.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)

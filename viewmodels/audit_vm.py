@@ -1,4 +1,4 @@
-"""The audit log for administrators: recent events, a filter, and a check of the whole store."""
+"""The audit log for administrators: recent events and a filter (the store check is on the Store page)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QObject, Slot
@@ -55,11 +55,3 @@ class AuditViewModel(StatusViewModel):
         rows = [e for e in self._events if not q or q in f"{e.username} {e.action} {e.entity} {e.entity_id} {e.detail}".lower()]
         self.model.set_rows(rows)
         self._set_status(f"{len(rows):,} of the latest {len(self._events):,} events")
-
-    @Slot()
-    def verify(self) -> None:
-        """Encryption, structure, foreign keys and the hash chain of the whole store."""
-        self._set_status("Verifying the store…")
-        self.runner.run("Verifying the store", lambda p, c: self.session.site.verify(), on_success=lambda r: self._set_status(
-            f"Store verified: encryption and structure clean, audit chain of {r.audit_rows:,} rows intact." if r.ok
-            else "PROBLEMS: " + "; ".join(r.problems)), on_failure=lambda e: self._set_status(user_message(e)), owner=self)

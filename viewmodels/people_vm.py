@@ -9,7 +9,7 @@ from models.domain import Permission, Role
 from services.desk import Desk
 from services.site.accounts import new_one_time_password
 from viewmodels.background import BackgroundRunner
-from viewmodels.base import StatusViewModel
+from viewmodels.base import ChangeViewModel
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
 
@@ -31,16 +31,14 @@ PEOPLE_COLUMNS: list[Column[dict]] = [
 ]
 
 
-class PeopleViewModel(StatusViewModel):
+class PeopleViewModel(ChangeViewModel):
     oneTimePassword = Signal(str, str)   # user name, the password to hand over (shown once)
-    changed = Signal(str)                # a change finished (what was done), before the list is read again
     rotateRequested = Signal()           # the session view-model rotates (it closes this session first)
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.runner = session, runner
         self.model: ListTableModel[dict] = ListTableModel(PEOPLE_COLUMNS, self)
-        self.busy = False
 
     @property
     def allowed(self) -> bool:
@@ -56,24 +54,9 @@ class PeopleViewModel(StatusViewModel):
         if not self.status:
             self._set_status(f"{len(people)} accounts")
 
-    def _change(self, what: str, job, username: str, one_time: str | None = None) -> None:
-        if self.busy:
-            return
-        self.busy = True
-        self._set_status(f"{what}…")
-
-        def done(_result) -> None:
-            self.busy = False
-            self._set_status(f"{what}: done.")
-            if one_time:
-                self.oneTimePassword.emit(username, one_time)
-            self.changed.emit(what)
-            self.refresh()
-
-        def failed(exc: BaseException) -> None:
-            self.busy = False
-            self._set_status(user_message(exc))
-        self.runner.run(what, lambda p, c: job(), on_success=done, on_failure=failed, owner=self)
+    def _change(self, what: str, job, username: str = "", one_time: str | None = None) -> None:  # type: ignore[override]
+        """A change; a one-time password it made is handed to the view once, when the change is done."""
+        super()._change(what, job, (lambda: self.oneTimePassword.emit(username, one_time)) if one_time else None)
 
     @Slot(str, str, str)
     def add(self, username: str, display_name: str, role: str) -> None:

@@ -11,7 +11,7 @@ from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
 
 LABELS = {"idle_lock_minutes": "Idle lock (minutes)", "alert_risk_threshold": "Alert risk threshold",
-          "staffing_ratios": "Patients per nurse", "hospital_name": "Hospital name",
+          "staffing_ratios": "Patients per nurse", "hospital_name": "Hospital name", "hospital_logo": "Hospital logo",
           "backup_folder": "Backup folder", "backup_keep_daily": "Daily backups kept",
           "backup_keep_monthly": "Monthly backups kept"}
 
@@ -19,6 +19,7 @@ LABELS = {"idle_lock_minutes": "Idle lock (minutes)", "alert_risk_threshold": "A
 class SettingsViewModel(StatusViewModel):
     loaded = Signal(list)         # [(key, label, description, text)]
     fieldErrors = Signal(dict)    # key -> message ({} clears them)
+    logoChosen = Signal(str)      # the chosen logo as the setting's text (saved with the form)
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -60,3 +61,24 @@ class SettingsViewModel(StatusViewModel):
                 self._set_status(f"Nothing was saved: {user_message(exc)}")
         self.runner.run("Saving settings", lambda p, c: self.session.site.settings.set_many(dict(values)),
                         on_success=done, on_failure=failed, owner=self)
+
+    @Slot(str)
+    def choose_logo(self, path: str) -> None:
+        """Read, scale and clean a logo file off the GUI thread; the form saves it with the other settings."""
+        from services.site.settings import logo_text_from_file
+
+        def failed(exc: BaseException) -> None:
+            self.fieldErrors.emit(dict(exc.fields) if isinstance(exc, ValidationError)
+                                  else {"hospital_logo": user_message(exc)})
+        self.runner.run("Reading the logo", lambda p, c: logo_text_from_file(path), on_success=self.logoChosen.emit,
+                        on_failure=failed, owner=self)
+
+    @staticmethod
+    def logo_png(text: str) -> bytes:
+        """The PNG behind the logo setting's text, for the preview (empty for none or unreadable)."""
+        import base64
+        import binascii
+        try:
+            return base64.b64decode(text.strip(), validate=True) if text.strip() else b""
+        except (binascii.Error, ValueError):
+            return b""

@@ -73,7 +73,8 @@ class BedService:
         self.s.require(Permission.READ_DEIDENTIFIED, "see free beds")
         rows = self.s.db.conn.execute(
             "SELECT b.id, b.label, w.name, w.ward_type, b.isolation, b.sex_bay FROM beds b JOIN wards w ON w.id = b.ward_id "
-            "WHERE b.id NOT IN (SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL) "
+            "WHERE b.out_of_service IS NULL "
+            "AND b.id NOT IN (SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL) "
             "ORDER BY w.name, b.label").fetchall()
         return [FreeBed(i, lbl, w, wt, bool(iso), sb) for i, lbl, w, wt, iso, sb in rows]
 
@@ -107,10 +108,12 @@ class BedService:
                           (waiting_id,)).fetchone()
             if w is None or w[3] != "waiting":
                 raise ValidationError({"waiting": "this admission is no longer waiting"})
-            b = c.execute("SELECT b.ward_id, w.ward_type, b.isolation, b.sex_bay, w.name FROM beds b "
+            b = c.execute("SELECT b.ward_id, w.ward_type, b.isolation, b.sex_bay, w.name, b.out_of_service FROM beds b "
                           "JOIN wards w ON w.id = b.ward_id WHERE b.id = ?", (bed_id,)).fetchone()
             if b is None:
                 raise ValidationError({"bed": "no such bed"})
+            if b[5] is not None:
+                raise ValidationError({"bed": f"this bed is out of service ({b[5]})"})
             occupied = c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient'", (bed_id,)).fetchone()
             sex = c.execute("SELECT sex FROM patients WHERE id = ?", (w[0],)).fetchone()[0]
             why = unfit_reason(WaitingAdmission(str(waiting_id), SEX_CODE.get(sex, "U"), w[1] or None, bool(w[2])),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from services.capacity.beds import BedService
 from services.capacity.census import CensusService
+from services.capacity.wards import WardAdmin
 from services.records.facade import Records
 from services.site.session import Session
 from services.site.settings import SettingsService
@@ -13,3 +14,4 @@ class Capacity:
         self.session = session
         self.census = CensusService(session, records.patients, settings)
         self.beds = BedService(session)
+        self.wards = WardAdmin(session)

@@ -225,10 +225,11 @@ class PatientService:
         return [Bed(i, w, lbl, bool(iso), sb) for i, w, lbl, iso, sb in rows]
 
     def free_beds(self, ward_id: int, keep_bed: int | None = None) -> list[Bed]:
-        """Beds of the ward with no inpatient in them (plus `keep_bed`, the one being edited)."""
+        """Beds of the ward in service with no inpatient in them (plus `keep_bed`, the one being edited)."""
         taken = {r[0] for r in self._c.execute(
             "SELECT bed_id FROM encounters WHERE status = 'inpatient' AND bed_id IS NOT NULL")}
-        return [b for b in self.beds(ward_id) if b.id not in taken or b.id == keep_bed]
+        closed = {r[0] for r in self._c.execute("SELECT id FROM beds WHERE out_of_service IS NOT NULL")}
+        return [b for b in self.beds(ward_id) if b.id == keep_bed or (b.id not in taken and b.id not in closed)]
 
     # --- changes --------------------------------------------------------------------------------
     def add_patient(self, values: dict[str, Any]) -> int:
@@ -309,6 +310,11 @@ class PatientService:
                                   (v["bed_id"], encounter_id)).fetchone()
                 if taken:
                     raise ValidationError({"bed_id": "this bed is occupied"})
+                kept_bed = c.execute("SELECT 1 FROM encounters WHERE id IS ? AND bed_id = ?",
+                                     (encounter_id, v["bed_id"])).fetchone()
+                closed = c.execute("SELECT out_of_service FROM beds WHERE id = ?", (v["bed_id"],)).fetchone()
+                if closed and closed[0] is not None and not kept_bed:   # a patient already in it may stay
+                    raise ValidationError({"bed_id": f"this bed is out of service ({closed[0]})"})
             cols = dict(patient_id=patient_id, status=status, admit_time=_iso(v["admit_time"]),
                         discharge_time=_iso(v["discharge_time"]), admission_type_id=v["admission_type_id"],
                         admission_source_id=v["admission_source_id"],

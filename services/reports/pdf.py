@@ -25,7 +25,7 @@ from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
-from reportlab.lib.units import mm
+from reportlab.lib.units import cm, mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas as rl_canvas
@@ -326,10 +326,31 @@ class PatientReportData:
     notes: dict[str, str] = field(default_factory=dict)   # section -> why it is not available
     models: list[tuple[str, str]] = field(default_factory=list)
     site: str = ""            # the hospital's name (setting hospital_name), printed above WardLens
+    logo: bytes = b""         # the hospital's logo (setting hospital_logo), a PNG; empty for none
 
 
 def _printed_line(site: str, rest: str) -> str:
     return f"{site} · WardLens · {rest}" if site else f"WardLens · {rest}"
+
+
+def _site(conn) -> tuple[str, bytes]:
+    """The hospital's name and logo as every report prints them."""
+    return str(stored_value(conn, "hospital_name")), bytes(stored_value(conn, "hospital_logo"))
+
+
+def _title_block(title: str, printed: str, logo: bytes, st: "_Styles") -> list:
+    """The report's title and printed-by line, with the hospital's logo at the top right where one is set."""
+    lines = [_p(title, st.h1), _p(printed, st.small)]
+    if not logo:
+        return lines
+    with PILImage.open(io.BytesIO(logo)) as im:
+        w, h = im.size
+    scale = min(5 * cm / w, 1.6 * cm / h)
+    table = Table([[lines, Image(io.BytesIO(logo), width=w * scale, height=h * scale)]],
+                  colWidths=[None, 5.2 * cm])
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 0), (1, 0), "RIGHT"),
+                               ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 0)]))
+    return [table]
 
 
 def collect_patient_report(src: Any, patient_id: int, encounter_nbr: int | None = None,
@@ -387,7 +408,7 @@ def collect_patient_report(src: Any, patient_id: int, encounter_nbr: int | None 
     who = session.user.display_name or session.user.username
     printed_by = f"{who} ({session.user.username})" if who != session.user.username else who
     return PatientReportData(patient, enc, session.sees_names, assessment, bands, los, interventions, printed_by, now,
-                             xray, notes, models, str(stored_value(session.db.conn, "hospital_name")))
+                             xray, notes, models, *_site(session.db.conn))
 
 
 # ------------------------------------------------------------------------------ patient report drawing
@@ -639,12 +660,9 @@ def _render_patient_report(data: PatientReportData, compact: bool) -> tuple[byte
     st = _styles(compact)
     fonts = report_fonts()
     who = f"{data.patient.display_name} · {data.patient.mrn}" if data.sees_names else "de-identified"
-    story: list = [
-        _p("Patient risk report", st.h1),
-        _p(_printed_line(data.site, f"printed {_fmt_date(data.printed_at, with_time=True)} by {data.printed_by}"),
-           st.small),
-        Spacer(1, 5), _header_block(data, st),
-    ]
+    story: list = _title_block("Patient risk report", _printed_line(
+        data.site, f"printed {_fmt_date(data.printed_at, with_time=True)} by {data.printed_by}"), data.logo, st)
+    story += [Spacer(1, 5), _header_block(data, st)]
     story += _risk_block(data, st, fonts)
     story.append(KeepTogether(_scores_block(data, st)))
     story += _los_block(data, st)
@@ -799,9 +817,9 @@ def ward_report_pdf(src: Any, ward: str | None = None, today: dt.date | None = N
     who = session.user.display_name or session.user.username
     printed_by = f"{who} ({session.user.username})" if who != session.user.username else who
     names = session.sees_names
-    story: list = [_p(f"Ward report · {ward or 'all wards'}", st.h1),
-                   _p(_printed_line(str(stored_value(session.db.conn, "hospital_name")),
-                                    f"census on {_fmt_date(now, with_time=True)} · printed by {printed_by}"), st.small)]
+    site, logo = _site(session.db.conn)
+    story: list = _title_block(f"Ward report · {ward or 'all wards'}", _printed_line(
+        site, f"census on {_fmt_date(now, with_time=True)} · printed by {printed_by}"), logo, st)
     for n in notes:
         story.append(_p(n, st.small))
 

@@ -1,6 +1,8 @@
 """The site façade: settings, accounts, backups, the audit log and the store check, for one session."""
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from models.domain import AuditEvent, Permission
@@ -12,7 +14,28 @@ from services.site.session import Session
 from services.site.settings import SettingsService
 from services.store import integrity
 from services.store.identity import identity_problems
+from services.store.keyfile import key_file_path
+from services.store.migrations import LATEST, current_version
 from services.store.verify import VerifyReport, verify_connection
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    path: str
+    store_bytes: int        # the encrypted file
+    journal_bytes: int      # its write-ahead log, folded in at the next checkpoint
+    key_file_bytes: int
+    schema_version: int
+    latest_schema: int      # what this WardLens writes
+    pages: int
+    free_pages: int         # space a copy (backup) would not carry
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 class Site:
@@ -38,6 +61,14 @@ class Site:
                             if "not the one seen before" in w or "altered outside" in w]
         self.session.log("verify", "store", "", "ok" if report.ok else f"{len(report.problems)} problems")
         return report
+
+    def store_info(self) -> StoreInfo:
+        """Where the store is, how large, at which schema version (the Store page; administrators)."""
+        self.session.require(Permission.READ_AUDIT, "see the store's details")
+        conn, path = self.session.db.conn, Path(self.session.store_path)
+        return StoreInfo(str(path), _size(path), _size(Path(f"{path}-wal")), _size(key_file_path(path)),
+                         current_version(conn), LATEST, int(conn.execute("PRAGMA page_count").fetchone()[0]),
+                         int(conn.execute("PRAGMA freelist_count").fetchone()[0]))
 
     def audit_log(self, limit: int = 5000) -> list[AuditEvent]:
         self.session.require(Permission.READ_AUDIT, "read the audit log")

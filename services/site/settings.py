@@ -5,7 +5,11 @@ administrator types (GUI or `config --set KEY=VALUE`) and a description. Only an
 them, and every change is audited in the same transaction."""
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
+import hashlib
+import io
 import json
 from pathlib import Path
 import math
@@ -107,6 +111,61 @@ def _hospital(text: str) -> str:
     return text
 
 
+LOGO_BOX = (600, 200)        # pixels: printed at most 5 cm wide, 1.6 cm high
+LOGO_MAX_FILE = 5_000_000    # a logo file larger than this is not a logo
+
+
+def _logo(text: str) -> bytes:
+    """Stored as base64 of a PNG that WardLens wrote itself (logo_text_from_file): small, metadata-free."""
+    text = text.strip()
+    if not text:
+        return b""
+    from PIL import Image
+    try:
+        data = base64.b64decode(text, validate=True)
+        with Image.open(io.BytesIO(data)) as im:
+            ok = im.format == "PNG" and im.width <= LOGO_BOX[0] and im.height <= LOGO_BOX[1]
+    except (binascii.Error, ValueError, OSError):
+        ok = False
+    if not ok:
+        raise ValueError(f"a PNG of at most {LOGO_BOX[0]}×{LOGO_BOX[1]} pixels, as WardLens stores it: choose the logo "
+                         "file in the Settings page or with config --set hospital_logo=@/path/to/logo.png")
+    return data
+
+
+def logo_text_from_file(path: Path | str) -> str:
+    """A PNG or JPEG logo made ready to store: scaled into LOGO_BOX, re-encoded as PNG without any metadata (a
+    logo file may carry an author, a location or a thumbnail nobody meant to print)."""
+    from PIL import Image, UnidentifiedImageError
+    path = Path(path)
+    try:
+        if path.stat().st_size > LOGO_MAX_FILE:
+            raise ValidationError({"hospital_logo": f"{path.name} is larger than {LOGO_MAX_FILE // 1_000_000} MB"})
+        with Image.open(path) as im:
+            if im.format not in ("PNG", "JPEG"):
+                raise ValidationError({"hospital_logo": f"{path.name} is {im.format}, not a PNG or JPEG image"})
+            im.thumbnail(LOGO_BOX)
+            clean = Image.new("RGBA", im.size)
+            clean.paste(im.convert("RGBA"))
+    except (UnidentifiedImageError, Image.DecompressionBombError):
+        raise ValidationError({"hospital_logo": f"{path.name} is not an image WardLens can read"}) from None
+    except OSError as exc:
+        raise ValidationError({"hospital_logo": f"{path.name} could not be read ({exc.strerror or exc})"}) from None
+    out = io.BytesIO()
+    clean.save(out, "PNG", optimize=True)
+    return base64.b64encode(out.getvalue()).decode("ascii")
+
+
+def logo_summary(text: str) -> str:
+    """What a person reads instead of the base64 text (config, the audit log)."""
+    data = _logo(text)
+    if not data:
+        return "none"
+    from PIL import Image
+    with Image.open(io.BytesIO(data)) as im:
+        return f"PNG {im.width}×{im.height}, {len(data) // 1000 + 1} kB, sha256 {hashlib.sha256(data).hexdigest()[:12]}"
+
+
 KNOWN: dict[str, Setting] = {s.key: s for s in (
     Setting("idle_lock_minutes", "10", _idle_minutes,
             "minutes without keyboard or mouse before the session locks (0 = never)"),
@@ -116,6 +175,8 @@ KNOWN: dict[str, Setting] = {s.key: s for s in (
             "patients per nurse per shift, as JSON: default and per ward"),
     Setting("hospital_name", "", _hospital,
             "the hospital's name, printed at the top of every report (empty = none)"),
+    Setting("hospital_logo", "", _logo,
+            "the hospital's logo, printed at the top right of every report (empty = none)"),
     Setting("backup_folder", "", _folder,
             "folder for the daily automatic backup (a USB drive or network share; empty = '<store>-backups' beside "
             "the store)"),
@@ -166,6 +227,11 @@ class SettingsService:
     def all(self) -> dict[str, str]:
         return {k: self.get(k) for k in KNOWN}
 
+    def shown(self, key: str) -> str:
+        """The setting as a person reads it (the logo as its size and fingerprint, not its base64 text)."""
+        text = self.get(key)
+        return logo_summary(text) if key == "hospital_logo" else text
+
     @staticmethod
     def describe(key: str) -> str:
         return SettingsService._known(key).description
@@ -200,6 +266,7 @@ class SettingsService:
             raise ValidationError({key: str(exc)}) from None
         if key == "staffing_ratios":
             value = json.dumps(parsed, sort_keys=True)  # stored normalised, so the audit shows what is used
+        shown = logo_summary(value) if key == "hospital_logo" else value
         now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
         trust = self.s.db.trust
         sig = integrity.setting_sig(trust, key, value, now, self.s.user.username) if trust is not None and \
@@ -209,6 +276,6 @@ class SettingsService:
                       "DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, "
                       "updated_by = excluded.updated_by, sig = excluded.sig",
                       (key, value, now, self.s.user.username, sig))
-            audit.append(c, self.s.user.username, "setting_changed", "setting", key, value)
+            audit.append(c, self.s.user.username, "setting_changed", "setting", key, shown)
         if key == "idle_lock_minutes":
             self.s.idle_seconds = parsed * 60.0

@@ -295,6 +295,19 @@ DROP INDEX patients_name_mrn;
 CREATE TABLE identity_cache (id INTEGER PRIMARY KEY CHECK (id = 1), gen INTEGER NOT NULL, blob BLOB NOT NULL);
 """
 
+# v9: beds out of service (a reason, or NULL when in use) and a ward's capacity kept by triggers as its beds in
+# service, so that every writer (demo, administration, a restore of an older layout) keeps the two in step.
+_CAPACITY = ("UPDATE wards SET capacity = (SELECT count(*) FROM beds WHERE ward_id = {w} AND out_of_service IS NULL) "
+             "WHERE id = {w};")
+V9 = f"""
+ALTER TABLE beds ADD COLUMN out_of_service TEXT;
+CREATE TRIGGER beds_capacity_insert AFTER INSERT ON beds BEGIN {_CAPACITY.format(w="NEW.ward_id")} END;
+CREATE TRIGGER beds_capacity_delete AFTER DELETE ON beds BEGIN {_CAPACITY.format(w="OLD.ward_id")} END;
+CREATE TRIGGER beds_capacity_update AFTER UPDATE OF out_of_service, ward_id ON beds
+BEGIN {_CAPACITY.format(w="NEW.ward_id")} {_CAPACITY.format(w="OLD.ward_id")} END;
+UPDATE wards SET capacity = (SELECT count(*) FROM beds WHERE ward_id = wards.id) WHERE id IN (SELECT ward_id FROM beds);
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -312,6 +325,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "patient-level diagnosis codes and a (name, number) index for fast search", V6),
     Migration(7, "signatures over roles, account keys, settings, model versions and audit rows", V7),
     Migration(8, "identifying fields sealed under the identity key; a generation counter for the directory", V8),
+    Migration(9, "beds out of service; a ward's capacity kept as its beds in service", V9),
 )
 LATEST = MIGRATIONS[-1].version
 
