@@ -1,6 +1,7 @@
 """A strength meter under a new-password field: five steps, the verdict in words and what would make it stronger."""
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QFormLayout, QLabel, QLineEdit, QProgressBar, QVBoxLayout, QWidget
 
 from viewmodels.password_strength import MIN_LENGTH, PasswordStrengthViewModel, Strength
@@ -15,11 +16,13 @@ class PasswordMeter(QWidget):
         self.vm = vm
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(2)
+        lay.setSpacing(4)
         self.bar = QProgressBar(minimum=0, maximum=5, textVisible=False, maximumHeight=6)
         self.bar.setAccessibleName("Password strength")
-        self.text = QLabel(objectName="Subtitle", wordWrap=True)
-        self.text.setMinimumHeight(self.text.fontMetrics().lineSpacing() * 3)   # a wrapped verdict is never clipped
+        self.text = QLabel(objectName="Subtitle", wordWrap=True, alignment=Qt.AlignmentFlag.AlignTop)
+        lines = self.text.fontMetrics().lineSpacing() * 3 + 6
+        self.text.setMinimumHeight(lines)   # a wrapped verdict is never clipped, and the form does not jump
+        self.setMinimumHeight(lines + 14)
         lay.addWidget(self.bar)
         lay.addWidget(self.text)
         field.textChanged.connect(vm.set_password)
