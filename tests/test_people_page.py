@@ -172,3 +172,30 @@ def test_admin_menu_and_backup_from_the_file_menu(qtbot, demo_store, owner, tmp_
     assert not window.workspace.go_to("Settings") and not window.workspace.go_to("Imports")
     qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
     vm.lock()
+
+
+def test_a_new_recovery_key_from_the_page_is_shown_once_and_replaces_the_old_one(qtbot, desks, demo_store, owner):
+    from services.site.accounts import unlock_with_recovery
+    from ui.people_view import PeopleView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.people_vm import PeopleViewModel
+    vm = PeopleViewModel(desks("admin"), BackgroundRunner(owner), owner)
+    shown: list[str] = []
+    asked: list[str] = []
+    view = PeopleView(vm, show_recovery_key=lambda parent, key: shown.append(key),
+                      confirm=lambda parent, text: asked.append(text) or True)
+    qtbot.addWidget(view)
+    view.show()
+    for _ in range(2):
+        with qtbot.waitSignal(vm.changed, timeout=30_000):
+            view.recovery_button.click()
+        assert vm.status == "New recovery key: done.", vm.status
+    assert len(shown) == 2 and shown[0] != shown[1] and "stops working" in asked[0]
+    with pytest.raises(WrongPassword):
+        unlock_with_recovery(demo_store, shown[0])
+    unlock_with_recovery(demo_store, shown[1]).lock()
+    admin = open_desk(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        assert any(e.action.startswith("recovery") for e in admin.site.audit_log(30))
+    finally:
+        admin.lock()

@@ -56,13 +56,38 @@ def _show_password(parent: QWidget, username: str, password: str) -> None:
     box.exec()
 
 
+RECOVERY_TEXT = ("Make a new recovery key?\n\nThe current recovery key stops working at once. The new one is shown "
+                 "only once: print it or write it down and keep it locked away (it opens the store if every "
+                 "administrator password is lost).")
+
+
+def _show_recovery_key(parent: QWidget, key: str) -> None:
+    from PySide6.QtGui import QTextDocument
+    from PySide6.QtPrintSupport import QPrintDialog, QPrinter
+    box = QMessageBox(QMessageBox.Icon.Information, "New recovery key",
+                      f"The store's new recovery key:<br><br><span style='font-family:monospace;font-size:13pt'>{key}"
+                      "</span><br><br>It is shown only now. Print it for the safe; the old key no longer works.",
+                      parent=parent)
+    print_button = box.addButton("&Print…", QMessageBox.ButtonRole.ActionRole)
+    box.addButton(QMessageBox.StandardButton.Close)
+    box.exec()
+    if box.clickedButton() is print_button:
+        printer = QPrinter()
+        if QPrintDialog(printer, parent).exec():
+            doc = QTextDocument()
+            doc.setHtml(f"<h2>WardLens recovery key</h2><p style='font-family:monospace;font-size:14pt'>{key}</p>"
+                        "<p>Keep in a locked place. It opens the store if every administrator password is lost.</p>")
+            doc.print_(printer)
+
+
 class PeopleView(QWidget):
     def __init__(self, vm: PeopleViewModel, parent: QWidget | None = None,
                  ask_new: Callable[[QWidget], tuple[str, str, str] | None] = _ask_new,
                  ask_role: Callable[[QWidget, str, str], str | None] = _ask_role,
                  show_password: Callable[[QWidget, str, str], None] = _show_password,
+                 show_recovery_key: Callable[[QWidget, str], None] = _show_recovery_key,
                  confirm: Callable[[QWidget, str], bool] = lambda parent, text: QMessageBox.question(
-                     parent, "Rotate keys", text) == QMessageBox.StandardButton.Yes) -> None:
+                     parent, "Please confirm", text) == QMessageBox.StandardButton.Yes) -> None:
         super().__init__(parent)
         self.vm, self._ask_new, self._ask_role = vm, ask_new, ask_role
         lay = QVBoxLayout(self)
@@ -73,10 +98,13 @@ class PeopleView(QWidget):
         self.reactivate_button = QPushButton("Re&activate")
         self.unlock_button = QPushButton("&Unlock")
         self.unlock_button.setToolTip("Clear the failed logins of a locked-out account")
+        self.recovery_button = QPushButton("Recovery ke&y…")
+        self.recovery_button.setToolTip("A new recovery key, shown once to print; the old one stops working")
         self.rotate_button = QPushButton("Rotate &keys…")
         self.rotate_button.setToolTip("Re-encrypt the store under a new key: no earlier key file or password opens it")
         lay.addLayout(page_header("People", self.add_button, self.role_button, self.reset_button,
-                                  self.deactivate_button, self.reactivate_button, self.unlock_button, self.rotate_button))
+                                  self.deactivate_button, self.reactivate_button, self.unlock_button, self.recovery_button,
+                                  self.rotate_button))
         self.table = QTableView()
         self.table.setModel(vm.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
@@ -98,6 +126,8 @@ class PeopleView(QWidget):
         self.reactivate_button.clicked.connect(lambda: self._with_selected(vm.reactivate))
         self.unlock_button.clicked.connect(lambda: self._with_selected(vm.unlock))
         self.rotate_button.clicked.connect(lambda: confirm(self, ROTATE_TEXT) and vm.request_rotation())
+        self.recovery_button.clicked.connect(lambda: confirm(self, RECOVERY_TEXT) and vm.new_recovery_key())
+        vm.recoveryKey.connect(lambda key: show_recovery_key(self, key))
         vm.statusChanged.connect(self.status.setText)
         vm.oneTimePassword.connect(lambda user, pw: show_password(self, user, pw))
         vm.model.modelReset.connect(self.table.resizeColumnsToContents)

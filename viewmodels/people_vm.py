@@ -33,6 +33,7 @@ PEOPLE_COLUMNS: list[Column[dict]] = [
 
 class PeopleViewModel(ChangeViewModel):
     oneTimePassword = Signal(str, str)   # user name, the password to hand over (shown once)
+    recoveryKey = Signal(str)            # a new recovery key, handed to the view once and kept nowhere
     rotateRequested = Signal()           # the session view-model rotates (it closes this session first)
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
@@ -89,6 +90,15 @@ class PeopleViewModel(ChangeViewModel):
     @Slot(str)
     def unlock(self, username: str) -> None:
         self._change(f"Unlocking {username}", lambda: self.session.site.accounts.unlock_account(username), username)
+
+    @Slot()
+    def new_recovery_key(self) -> None:
+        """A new recovery key (the old one stops working at once); shown once, to be printed and locked away."""
+        made: list[str] = []
+
+        def job() -> None:
+            made.append(self.session.site.accounts.regenerate_recovery_key())
+        super()._change("New recovery key", job, lambda: self.recoveryKey.emit(made.pop()))
 
     @Slot()
     def request_rotation(self) -> None:
