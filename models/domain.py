@@ -187,6 +187,7 @@ class PatientRow:
     encounters: int
     primary_dx: str
     inpatient: bool
+    found_by: str = ""     # why a search found this patient ("name", "diagnosis 428 Heart failure", …)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,7 @@ class RiskAssessment:
     model_version: str
     threshold: float
     at_discharge: bool   # False: an inpatient, scored with the stay so far
+    not_eligible_reason: str = ""   # why a stay gets no risk (death, hospice, transfer to another acute hospital)
 
     @property
     def percent(self) -> str:

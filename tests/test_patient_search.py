@@ -8,12 +8,30 @@ from services.records import patients as patients_mod
 from services.site.accounts import unlock
 from services.records.patients import PatientService
 
-QUERIES = ["250", "428", "4", "V5", "996.0", "E8", "smi", "a", "ca", "1000", "10", "zz", "Med", "medicine b", "Card", "ICU", "sur", "adams, d", "Adams,Donna", "donna adams", "smith j"]
+QUERIES = ["250", "428", "4", "V5", "996.0", "E8", "smi", "a", "ca", "1000", "10", "zz", "Med", "medicine b", "Card", "ICU",
+           "sur", "adams, d", "Adams,Donna", "donna adams", "smith j", "heart failure", "heart fail", "pneumonia",
+           "diabetes renal", "septicemia"]
 
 
 def _name_forms(q: str) -> list[str]:
     words = q.lower().replace(",", " ").split()
     return [" ".join(words)] + ([f"{words[1]} {words[0]}"] if len(words) == 2 else [])
+
+
+def _title_matcher(q: str):
+    """A code matches typed words when the title shown beside it has a word starting with each of them; a query that
+    matches more than MAX_TITLE_CODES titles (or is no word) searches no titles."""
+    import re
+    from services.records import codes as codes_mod
+    words = re.findall(r"[a-z0-9]+", q.lower())
+
+    def matches(title: str) -> bool:
+        tw = re.findall(r"[a-z0-9]+", title.lower())
+        return bool(title) and all(any(w.startswith(x) for w in tw) for x in words)
+    n = sum(matches(t) for t in codes_mod._titles().values())
+    if not words or not codes_mod.looks_like_words(q) or n > codes_mod.MAX_TITLE_CODES:
+        return lambda code: False
+    return lambda code: matches(codes_mod.diagnosis_title(code))
 
 
 def _reference(s, q: str, names: bool) -> list[int]:
@@ -33,8 +51,9 @@ def _reference(s, q: str, names: bool) -> list[int]:
         people.append((who.search if who else "", who.mrn if who else "", pid, ward))
     people.sort(key=lambda t: (t[0], t[1]) if names else t[2])
     hits = []
+    by_title = _title_matcher(q)
     for name, mrn, pid, ward in people:
-        if ((names and mrn.startswith(q)) or any(code.startswith(q.upper()) for code in codes.get(pid, ()))
+        if ((names and mrn.startswith(q)) or any(code.startswith(q.upper()) or by_title(code) for code in codes.get(pid, ()))
                 or (names and any(name.startswith(n) for n in _name_forms(q))) or ward in wards):
             hits.append(pid)
     return hits

@@ -9,6 +9,7 @@ PIPELINES = {
     "readmission": "training.readmission",
     "los": "training.los",
     "xray": "training.xray",
+    "icd9-titles": "training.icd9_titles",
 }
 
 

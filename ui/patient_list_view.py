@@ -58,6 +58,9 @@ class PatientListView(QWidget):
         if self.vm.model.rowCount():
             self.table.selectRow(0)
             self.table.resizeColumnsToContents()  # the first batch only (500 rows), so it stays cheap
+            # a long diagnosis title elides (its full text in the cell's tooltip): "Found by" stays on screen
+            dx = self.vm.model.headers.index("Primary diagnosis")
+            self.table.setColumnWidth(dx, min(self.table.columnWidth(dx), self.fontMetrics().averageCharWidth() * 28))
             header = self.table.horizontalHeader()  # a resize to contents can leave the last column unstretched
             header.setStretchLastSection(False)
             header.setStretchLastSection(True)

@@ -17,6 +17,7 @@ from services.store import audit
 from services.store.identity import Directory, Ident, generation, normal_number
 from services.core.errors import ValidationError
 from services.site.session import Session
+from services.records.codes import codes_for_title, diagnosis_label, looks_like_words
 from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 from services.records.validation import age_band_at, diagnosis_system, validate_encounter, validate_patient
 
@@ -68,8 +69,9 @@ class PatientService:
 
     # --- the list -------------------------------------------------------------------------------
     def search(self, text: str = "", limit: int = SEARCH_LIMIT) -> list[PatientRow]:
-        """Patients whose number, name, latest ward or any diagnosis code starts with `text` (all when empty),
-        in list order (name, then number), at most `limit` of them.
+        """Patients whose number, name, latest ward or any diagnosis code starts with `text`, or who have a diagnosis
+        whose title has words starting with those of `text` ("heart fail"), all when empty; in list order (name,
+        then number), at most `limit` of them, each saying why it was found.
 
         Names and numbers are sealed in the store (services.store.identity), so they are matched and ordered in the
         session's in-memory directory; codes and wards are index ranges in the store. A page of a broad query (more
@@ -91,19 +93,54 @@ class PatientService:
             rows = self._rows_in_order(self._matches(d, q, alts, limit))
         # The query is not logged: a typed name in the audit log would be readable by every role.
         self.s.log("search", "patients", "", f"query of {len(q)} characters, results={len(rows)}")
+        why = self._found_by(d, q, [r[0] for r in rows]) if q else {}
         out = []
         for pid, sex, age, ward, admit, n, dx, inpt in rows:
             who = d.get(pid) if d is not None else None
             ref = who.mrn if who is not None else self.s.patient_ref(pid)
             out.append(PatientRow(pid, ref, (who.label if who is not None else "") or f"Patient {ref}", sex, age, ward,
-                                  (admit or "")[:10], n, dx, bool(inpt)))
+                                  (admit or "")[:10], n, dx, bool(inpt), why.get(pid, "")))
         return out
+
+    def _found_by(self, d: Directory | None, q: str, ids: list[int]) -> dict[int, str]:
+        """Why each patient on the page matched: their number, name, ward, or which diagnosis (code or title)."""
+        why: dict[int, str] = {}
+        if d is not None:
+            numbers = d.number_prefix(q)
+            names = set().union(*[d.name_prefix(n) for n in _name_queries(q)]) if _name_queries(q) else set()
+            why.update((pid, "patient number") for pid in ids if pid in numbers)
+            why.update((pid, "name") for pid in ids if pid in names and pid not in why)
+        titled = codes_for_title(q) if looks_like_words(q) else []
+        low, high = _prefix_range(q.upper())
+        wards = {w.name for w in self.wards() if w.name.lower().startswith(q.lower())}
+        in_titles = f" OR code IN ({','.join('?' * len(titled))})" if titled else ""
+        for start in range(0, len(ids), CHUNK):
+            chunk = [pid for pid in ids[start:start + CHUNK] if pid not in why]
+            if not chunk:
+                continue
+            marks = ",".join("?" * len(chunk))
+            for pid, code in self._c.execute(
+                    f"SELECT patient_id, min(code) FROM patient_codes WHERE patient_id IN ({marks}) AND "
+                    f"((code >= ? AND code < ?){in_titles}) GROUP BY patient_id", (*chunk, low, high, *titled)):
+                why[pid] = f"diagnosis {diagnosis_label(code)}"
+            for pid, ward in self._c.execute(
+                    f"SELECT p.id, w.name FROM patients p JOIN encounters e ON e.id = p.latest_encounter_id JOIN wards w "
+                    f"ON w.id = e.ward_id WHERE p.id IN ({marks})", chunk) if wards else ():
+                if ward in wards and pid not in why:
+                    why[pid] = f"ward {ward}"
+        return why
 
     def _store_alternatives(self, q: str) -> list[tuple[str, str, tuple]]:
         """(select ids, test on p, arguments) for what the store can match itself: diagnosis codes and wards."""
         alts = [("SELECT patient_id FROM patient_codes WHERE code >= ? AND code < ?",
                  "EXISTS (SELECT 1 FROM patient_codes pc WHERE pc.patient_id = p.id AND pc.code >= ? AND pc.code < ?)",
                  _prefix_range(q.upper()))]
+        titled = codes_for_title(q) if looks_like_words(q) else []
+        if titled:   # words of a diagnosis title ("heart failure"): the codes it names, from the code index
+            marks = ",".join("?" * len(titled))
+            alts.append((f"SELECT patient_id FROM patient_codes WHERE code IN ({marks})",
+                         f"EXISTS (SELECT 1 FROM patient_codes pc2 WHERE pc2.patient_id = p.id AND pc2.code IN ({marks}))",
+                         tuple(titled)))
         ward_ids = tuple(w.id for w in self.wards() if w.name.lower().startswith(q.lower()))
         if ward_ids:
             marks = ",".join("?" * len(ward_ids))
