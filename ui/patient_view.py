@@ -80,7 +80,7 @@ class PatientView(QWidget):
         split.addWidget(self.encounters)
         self.tabs = QTabWidget()
         self.summary = _table(["Field", "Value"])
-        self.diagnoses = _table(["#", "Code", "System"])
+        self.diagnoses = _table(["#", "Code", "Title", "System"])
         self.medications = _table(["Medication", "Change during stay"])
         self.labs = _table(["Test", "Result", "Unit"])
         # an empty table alone looks like a fault: the tab says when a stay has no results
@@ -181,10 +181,10 @@ class PatientView(QWidget):
                 t.setRowCount(0)
             self._show_labs_message("")
             return
-        _fill(self.summary, self.vm.stay_rows(e))
-        _fill(self.diagnoses, [(d.position, d.code, d.system) for d in e.diagnoses])
-        _fill(self.medications, [(m.drug, m.status) for m in e.medications])
-        _fill(self.labs, [(lab.name, lab.value_text if lab.value_num is None else lab.value_num, lab.unit) for lab in e.labs])
+        _fill(self.summary, self.vm.stay_rows(e, self.vm.encounters))
+        _fill(self.diagnoses, self.vm.diagnosis_rows(e))
+        _fill(self.medications, self.vm.medication_rows(e))
+        _fill(self.labs, self.vm.lab_rows(e))
         self._show_labs_message(self.vm.labs_message(e))
 
     def _show_labs_message(self, text: str) -> None:

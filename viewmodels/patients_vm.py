@@ -13,6 +13,8 @@ from services.core.errors import ValidationError
 from services.core.outputs import write_output
 from services.desk import Desk
 from services.reports.pdf import pdf_page_images
+from services.records.history import prior_use
+from services.records.codes import diagnosis_label, diagnosis_title, lab_name, lab_unit, lab_value
 from services.records.uci_schema import (admission_source_text, admission_type_text, age_band_text, disposition_text,
                                  payer_text, specialty_text)
 from viewmodels.background import BackgroundRunner
@@ -29,7 +31,10 @@ PATIENT_COLUMNS: list[Column[PatientRow]] = [
     Column("Status", lambda r: "Inpatient" if r.inpatient else "Discharged"),
     Column("Last admission", lambda r: r.last_admit),
     Column("Stays", lambda r: r.encounters, align_right=True),
-    Column("Primary dx", lambda r: r.primary_dx, tooltip="ICD code of the primary diagnosis of the latest stay"),
+    Column("Primary diagnosis", lambda r: diagnosis_label(r.primary_dx) if r.primary_dx else "",
+           tooltip="The primary diagnosis of the latest stay: ICD code and title",
+           cell_tooltip=lambda r: diagnosis_label(r.primary_dx) if r.primary_dx else ""),
+    Column("Found by", lambda r: r.found_by, tooltip="Why the search found this patient", cell_tooltip=lambda r: r.found_by),
 ]
 
 
@@ -318,13 +323,20 @@ class PatientViewModel(QObject):
         """What the Labs tab says instead of an empty table ("" when the stay has results)."""
         if e is None or e.labs:
             return ""
-        others = any(x.labs for x in (self.encounters_model.row(i) for i in range(self.encounters_model.total)))
+        others = any(x.labs for x in self.encounters)
         return ("No lab results recorded for this stay; other stays of this patient have some." if others
                 else "No lab results recorded for this patient.")
 
+    @property
+    def encounters(self) -> list[Encounter]:
+        """The open patient's encounters, newest first."""
+        return [self.encounters_model.row(i) for i in range(self.encounters_model.total)]
+
     @staticmethod
-    def stay_rows(e: Encounter) -> list[tuple[str, str]]:
-        """The Stay tab of an encounter: (field, value) in plain words; the stored codes stay as they are."""
+    def stay_rows(e: Encounter, record: list[Encounter] | None = None) -> list[tuple[str, str]]:
+        """The Stay tab of an encounter: (field, value) in plain words; the stored codes stay as they are. `record`:
+        the patient's encounters, from which the year before is counted where their dates allow."""
+        use = prior_use(e, record or [e])
         return [
             ("Admission source", admission_source_text(e.admission_source_id)),
             ("Discharge disposition" + (" (planned)" if e.is_inpatient else ""),
@@ -332,11 +344,27 @@ class PatientViewModel(QObject):
             ("Age at admission", age_band_text(e.age_band)), ("Payer", payer_text(e.payer_code)),
             ("Lab procedures", str(e.num_lab_procedures)), ("Procedures", str(e.num_procedures)),
             ("Medications given", str(e.num_medications)),
-            ("Visits in the year before (outpatient / emergency / inpatient)",
-             f"{e.number_outpatient} / {e.number_emergency} / {e.number_inpatient}"),
+            ("Hospital stays in the year before" if use.emergency is None else
+             "Visits in the year before (outpatient / emergency / inpatient)", use.text),
             ("Diabetes medication", e.diabetes_med), ("Medication changed", "Yes" if e.change == "Ch" else "No"),
             ("Comorbidity flags", ", ".join(e.comorbidities)),
         ]
+
+    @staticmethod
+    def diagnosis_rows(e: Encounter) -> list[tuple]:
+        """The Diagnoses tab: rank, code, title (ICD-9-CM; broader where the code has none itself), system."""
+        return [(d.position, d.code, diagnosis_title(d.code, d.system) or "(no title known)",
+                 {"ICD9": "ICD-9-CM", "ICD10": "ICD-10-CM"}.get(d.system, d.system)) for d in e.diagnoses]
+
+    @staticmethod
+    def medication_rows(e: Encounter) -> list[tuple]:
+        return [(m.drug, m.status) for m in e.medications]
+
+    @staticmethod
+    def lab_rows(e: Encounter) -> list[tuple]:
+        """The Labs tab in words: "HbA1c (band)", "above 8", "%"; stored names and values stay as they are."""
+        return [(lab_name(lab.name), lab_value(lab.name, lab.value_text) if lab.value_num is None else lab.value_num,
+                 lab_unit(lab.name, lab.unit)) for lab in e.labs]
 
     @property
     def header_lines(self) -> tuple[str, str]:

@@ -27,7 +27,8 @@ import pandas as pd
 from services.core.outputs import csv_output
 from services.risk.clinical_scores import hospital_band, hospital_score, lace_index
 from services.records.uci_table import eligible_mask, normalise_uci_frame
-from services.risk.features import FEATURE_NAMES, build_features, describe_feature
+from services.risk.concepts import reasons
+from services.risk.features import FEATURE_NAMES, build_features
 from services.inference.shared import shared_model
 from services.inference.onnx_runtime import MODELS_DIR, ModelBundle, ModelIntegrityError, create_session, load_bundle
 from services.records.uci_schema import (A1C_VALUES, AGE_BANDS, ENCOUNTER_COLUMNS, GENDERS, GLU_SERUM_VALUES, INT_COLUMNS,
@@ -119,7 +120,7 @@ class TreeArrays:
 
 @dataclass(frozen=True)
 class Factor:
-    feature: str
+    feature: str        # the clinical concept (services.risk.concepts.NAMES)
     value: float
     text: str           # plain words for clinicians
     contribution: float  # on the calibrated log-odds scale; positive raises risk
@@ -247,9 +248,8 @@ class ReadmissionService:
         prob, margin = self.predict_matrix(x[ok])
         contrib, _ = self.explain_matrix(x[ok])
         for j, i in enumerate(ok):
-            order = np.argsort(-contrib[j])[:top_k]
-            factors = tuple(Factor(FEATURE_NAMES[k], float(x[i, k]), describe_feature(FEATURE_NAMES[k], float(x[i, k])),
-                                   float(contrib[j, k])) for k in order if contrib[j, k] > 0)
+            # one line per clinical concept, its features' contributions summed (services.risk.concepts)
+            factors = tuple(Factor(name, float("nan"), text, value) for name, text, value in reasons(x[i], contrib[j], top_k))
             p = float(prob[j])
             out[i] = ReadmissionPrediction(int(ids[i]), True, p, self.band(p), self.cal_a * float(margin[j]) + self.cal_b,
                                            factors)
