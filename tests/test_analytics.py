@@ -115,12 +115,12 @@ def test_readmission_dashboard_matches_the_store(analyst, cohort):
     d = A.readmission_dashboard(cohort)
     n, k = analyst.session.db.conn.execute(
         "SELECT count(*), sum(readmitted = '<30') FROM encounters WHERE status = 'discharged' AND readmitted IN "
-        "('NO', '>30', '<30') AND coalesce(discharge_disposition_id, 1) NOT IN (11, 13, 14, 19, 20, 21)").fetchone()
+        "('NO', '>30', '<30') AND coalesce(discharge_disposition_id, 1) NOT IN (2, 10, 11, 13, 14, 19, 20, 21, 29)").fetchone()
     assert (d.overall.n, d.overall.events) == (n, k)
     assert sum(r.n for r in d.by_ward.rows) == n and sum(r.events for r in d.by_ward.rows) == k
     assert len(d.by_month.rows) <= 12 and all(r.low <= r.rate <= r.high for r in d.by_dx.rows)
     inpatients = analyst.session.db.conn.execute("SELECT count(*) FROM encounters WHERE status = 'inpatient' AND "
-                                         "coalesce(discharge_disposition_id, 1) NOT IN (11, 13, 14, 19, 20, 21)").fetchone()[0]
+                                         "coalesce(discharge_disposition_id, 1) NOT IN (2, 10, 11, 13, 14, 19, 20, 21, 29)").fetchone()[0]
     assert d.risk.counts.sum() == inpatients and "inpatients" in d.risk.caption
 
 

@@ -24,8 +24,11 @@ def patient_page(qtbot, owner, demo_store):
 
 
 def _scored_patient(desk) -> int:
+    """A patient whose latest stay gets a risk (not death, hospice or a transfer to another acute hospital)."""
+    from services.records.uci_schema import INELIGIBLE_DISPOSITIONS
     patients = desk.records.patients
-    return next(p.patient_id for p in patients.search("", limit=200) if patients.encounters(p.patient_id))
+    return next(p.patient_id for p in patients.search("", limit=200) if (e := patients.encounters(p.patient_id))
+                and e[0].discharge_disposition_id not in INELIGIBLE_DISPOSITIONS)
 
 
 def _open(qtbot, page, pid: int) -> None:

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from services.risk.clinical_scores import PROXIES, hospital_series, lace_series
+from services.records.uci_schema import INELIGIBLE_DISPOSITIONS
 from services.records.uci_table import DEFAULT_DATA_ROOT, eligible_mask, read_uci_csv
 from services.risk.features import FEATURE_NAMES, build_features, feature_label
 from services.inference.onnx_runtime import MODELS_DIR, create_session, write_sha256
@@ -383,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         "data": {"source": "UCI Diabetes 130-US hospitals 1999-2008 (Strack et al. 2014), CC BY 4.0, ~10% of patients withheld by the project",
                  "file": "diabetic_data.csv.gz", "rows": int(len(df)), "patients": int(df["patient_nbr"].nunique()),
                  "sample": args.sample or "full", "target": "readmitted == '<30'",
-                 "eligibility": "discharge_disposition_id 11, 13, 14, 19, 20, 21 (death, hospice) excluded from training and evaluation; kept as history",
+                 "eligibility": f"discharge_disposition_id {', '.join(map(str, sorted(INELIGIBLE_DISPOSITIONS)))} (death, hospice, transfer to another acute-care hospital) excluded from training and evaluation; kept as history",
                  "prevalence": {s: float(y_all[v].mean()) for s, v in m.items()}},
         "split": {"method": f"by patient_nbr with a keyed hash ({SPLIT_SEED}), fractions {SPLIT_FRACTIONS}",
                   "patients": n_pat, "eligible_encounters": {s: int(v.sum()) for s, v in m.items()},

@@ -78,7 +78,7 @@ class RiskPanel(QFrame):
         self.percent.setText(r.percent)
         self.percent.setStyleSheet(f"font-size: 26pt; font-weight: 700; color: {colour};")
         if not r.eligible:
-            self.band.setText("Not scored: the stay ended in death or hospice care.")
+            self.band.setText(f"Not eligible for a readmission risk: {r.not_eligible_reason}.")
         else:
             when = "at discharge" if r.at_discharge else "if discharged today (stay so far)"
             self.band.setText(f"<b style='color:{colour}'>{r.band.upper()}</b> {when}. {BAND_MEANING.get(r.band, '')}")

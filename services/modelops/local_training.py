@@ -1,6 +1,6 @@
 """Local retraining and recalibration of the readmission model on this hospital's own encounters.
 
-Data: the store's encounters whose 30-day outcome is known: eligible (not death or hospice), discharged
+Data: the store's encounters whose 30-day outcome is known: eligible (not death, hospice or an acute transfer), discharged
 at least OUTCOME_DAYS ago (or imported without a discharge time) and labelled NO / >30 / <30. Features
 come from services.risk.features.build_features, the one feature path the app scores with, with
 every encounter of the store as history. Patients, never rows, are split by a keyed hash into
@@ -206,7 +206,7 @@ def local_dataset(conn, today: dt.date | None = None, min_known: int = MIN_KNOWN
         "source": "this hospital's encrypted store (encounters with a known 30-day outcome)",
         "encounters_with_known_outcome": n, "readmitted_within_30_days": pos, "prevalence": pos / n,
         "patients": int(len(np.unique(groups))), "encounters_in_store": int(len(df)),
-        "outcome_rule": f"eligible (not death or hospice), discharged at least {OUTCOME_DAYS} days before "
+        "outcome_rule": f"eligible (not death, hospice or an acute transfer), discharged at least {OUTCOME_DAYS} days before "
                         f"{today.isoformat()}, readmitted recorded as NO, >30 or <30; target readmitted == '<30'",
         "discharges_from": str(dis.min().date()) if len(dis) else "unknown",
         "discharges_to": str(dis.max().date()) if len(dis) else "unknown",

@@ -33,10 +33,26 @@ GLU_SERUM_VALUES: tuple[str, ...] = ("None", "Norm", ">200", ">300")
 A1C_VALUES: tuple[str, ...] = ("None", "Norm", ">7", ">8")
 READMITTED_VALUES: tuple[str, ...] = ("NO", ">30", "<30")
 
-# Encounters ending in death (11, 19, 20, 21) or hospice (13, 14) are not eligible for a
-# 30-day readmission prediction (Strack et al. 2014).
-INELIGIBLE_DISPOSITIONS: frozenset[int] = frozenset({11, 13, 14, 19, 20, 21})
+# Encounters ending in death (11, 19, 20, 21) or hospice (13, 14) are not eligible for a 30-day readmission
+# prediction (Strack et al. 2014), nor are transfers to another acute-care hospital (2 short-term hospital, 10 neonate
+# to another hospital, 29 Critical Access Hospital): CMS's readmission measures leave them out, because the patient
+# is not going home and the readmission window opens at the receiving hospital's discharge.
 EXPIRED_DISPOSITIONS: frozenset[int] = frozenset({11, 19, 20, 21})
+HOSPICE_DISPOSITIONS: frozenset[int] = frozenset({13, 14})
+ACUTE_TRANSFER_DISPOSITIONS: frozenset[int] = frozenset({2, 10, 29})
+INELIGIBLE_DISPOSITIONS: frozenset[int] = EXPIRED_DISPOSITIONS | HOSPICE_DISPOSITIONS | ACUTE_TRANSFER_DISPOSITIONS
+
+
+def ineligible_reason(disposition_id: int | None) -> str:
+    """Why a stay with this discharge disposition gets no readmission risk ("" when it gets one)."""
+    if disposition_id in EXPIRED_DISPOSITIONS:
+        return "the stay ended in the patient's death"
+    if disposition_id in HOSPICE_DISPOSITIONS:
+        return "the patient went to hospice care"
+    if disposition_id in ACUTE_TRANSFER_DISPOSITIONS:
+        return ("the patient is transferred to another acute-care hospital; the readmission window opens at that "
+                "hospital's discharge")
+    return ""
 
 # Code tables from IDs_mapping.csv, kept here so the application needs no data folder.
 ADMISSION_TYPES: dict[int, str] = {

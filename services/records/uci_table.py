@@ -36,7 +36,7 @@ def normalise_uci_frame(df: pd.DataFrame, require_target: bool = False) -> pd.Da
 
 
 def eligible_mask(df: pd.DataFrame) -> pd.Series:
-    """Encounters that can be scored for 30-day readmission (not ending in death or hospice)."""
+    """Encounters that can be scored for 30-day readmission (not ending in death, hospice or a transfer to another acute-care hospital)."""
     return ~df["discharge_disposition_id"].astype(int).isin(INELIGIBLE_DISPOSITIONS)
 
 

@@ -10,6 +10,7 @@ from services.core.paths import RESOURCES
 from services.risk.clinical_scores import hospital_band, hospital_components, lace_components
 from services.inference.model_cards import readable_card_markdown
 from services.records.patients import PatientService
+from services.records.uci_schema import ineligible_reason
 from services.risk.readmission import ReadmissionService, bundled_readmission  # noqa: F401 - re-exported
 from services.site.session import Session
 
@@ -75,7 +76,8 @@ class AssessmentService:
                 factors=tuple(RiskFactor(f.text, f.contribution) for f in pred.factors),
                 lace=sum(lace.values()), lace_components=lace, hospital=sum(hosp.values()),
                 hospital_band=hospital_band(sum(hosp.values())), hospital_components=hosp, model_version=svc.version,
-                threshold=svc.threshold, at_discharge=record.get("status") != "inpatient")
+                threshold=svc.threshold, at_discharge=record.get("status") != "inpatient",
+                not_eligible_reason="" if pred.eligible else ineligible_reason(int(record["discharge_disposition_id"])))
             if log_each:
                 self.s.log("score", "encounter", nbr, f"readmission {svc.version}: {pred.band} "
                            f"{'' if pred.probability is None else round(pred.probability, 4)}")

@@ -18,7 +18,7 @@ from services.store import audit
 from services.risk.clinical_scores import LACE_HIGH_RISK, lace_components
 from services.core.errors import ValidationError
 from services.site.session import Session
-from services.records.uci_schema import INELIGIBLE_DISPOSITIONS, MEDICATIONS, age_band_text
+from services.records.uci_schema import EXPIRED_DISPOSITIONS, HOSPICE_DISPOSITIONS, MEDICATIONS, age_band_text
 
 # Thresholds, named so the report and the tests quote the same numbers.
 POLYPHARMACY_MIN = 15        # medications given during the stay (UCI median is 15)
@@ -199,7 +199,7 @@ def recommend(record: Mapping[str, Any], assessment: RiskAssessment | None = Non
     Encounters ending in death or hospice get none: there is no discharge to plan for.
     """
     disp = _int(record, "discharge_disposition_id", -1)
-    if not _is_inpatient(record) and disp in INELIGIBLE_DISPOSITIONS:
+    if not _is_inpatient(record) and disp in EXPIRED_DISPOSITIONS | HOSPICE_DISPOSITIONS:
         return []
     out = []
     for rule in RULES:
