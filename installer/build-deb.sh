@@ -50,7 +50,7 @@ Maintainer: WardLens team <wardlens@localhost>
 Section: science
 Priority: optional
 Installed-Size: ${INSTALLED_KB}
-Depends: libc6 (>= 2.36), libgl1, libegl1, libxcb1, fontconfig, fonts-dejavu-core
+Depends: libc6 (>= 2.36), libgl1, libegl1, libxcb1, fontconfig, fonts-dejavu-core, fonts-droid-fallback
 Recommends: libcups2
 Description: offline clinical risk desk for small hospitals
  WardLens keeps an encrypted patient store on the workstation and shows 30-day

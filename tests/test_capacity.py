@@ -97,3 +97,31 @@ def test_peak_is_the_busiest_day_of_the_whole_forecast() -> None:
     assert f.peak_text == "22.3 beds on Wed 02 Dec (80% band 19–25)"
     assert max(days[:7], key=lambda d: d.mean).mean == 20.0 != f.peak.mean
     assert WardForecast("B", 10, 0.8, []).peak is None
+
+
+def test_waiting_admissions_and_usual_arrivals_enter_the_forecast_as_its_second_part(desks):
+    """A full ward with admissions waiting does not 'empty': the forecast is today's patients still in (falling
+    as they go home) plus the arrivals (the ward's usual admissions and its share of the waiting list)."""
+    import datetime as dt
+    admin = desks("admin")
+    census = admin.capacity.census
+    today = dt.date.today()
+    inpatients = census.inpatients(today)
+    before = {f.ward: f for f in census.forecasts(today, inpatients)}
+    for f in before.values():
+        assert f.days[0].staying == pytest.approx(sum(1 for p in inpatients if p.ward == f.ward))
+        assert all(d.mean == pytest.approx(d.staying + d.arrivals) for d in f.days)
+        assert f.days[0].arrivals == 0.0 and f.days[-1].staying <= f.days[0].staying
+    waiting = census.waiting_by_ward()
+    assert sum(waiting.values()) == pytest.approx(admin.session.db.conn.execute(
+        "SELECT count(*) FROM waiting_admissions WHERE status = 'waiting'").fetchone()[0])
+    surgery = admin.capacity.wards.find("Surgery")
+    with admin.session.db.transaction() as c:   # ten more surgical patients waiting for a bed
+        pid = c.execute("SELECT id FROM patients LIMIT 1").fetchone()[0]
+        c.executemany("INSERT INTO waiting_admissions (patient_id, requested_at, ward_type, needs_isolation, note) "
+                      "VALUES (?, ?, 'surgical', 0, '')", [(pid, f"{today} 08:00")] * 10)
+    after = {f.ward: f for f in census.forecasts(today, inpatients)}
+    assert census.waiting_by_ward()[surgery.id] == pytest.approx(waiting.get(surgery.id, 0.0) + 10)
+    assert after["Surgery"].days[1].arrivals == pytest.approx(before["Surgery"].days[1].arrivals + 10)
+    assert after["Surgery"].days[1].mean > before["Surgery"].days[1].mean + 9
+    assert after["Medicine A"].days[1].mean == pytest.approx(before["Medicine A"].days[1].mean)

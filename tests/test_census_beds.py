@@ -151,3 +151,28 @@ def test_an_analyst_sees_pseudonyms_not_hospital_numbers_on_the_bed_pages(demo_s
         assert all(re.fullmatch(r"P-[0-9a-f]{16}", r) for r in refs) and not refs & numbers
     finally:
         s.lock()
+
+
+def test_expected_discharge_is_the_median_day_of_the_remaining_stay():
+    from services.capacity.census import _median_stay
+    likely_tomorrow = [0.6, 0.2, 0.1, 0.1] + [0.0] * 10
+    assert _median_stay(likely_tomorrow, 0) == 1             # more likely than not home after one night
+    skewed = [0.15, 0.2, 0.2, 0.12, 0.08, 0.07, 0.06, 0.04, 0.03, 0.02, 0.01, 0.01, 0.005, 0.005]
+    mean = sum((i + 1) * p for i, p in enumerate(skewed)) / sum(skewed)
+    assert _median_stay(skewed, 0) == 3 and round(mean) == 4  # the rounded mean lies past the likeliest days
+    assert _median_stay(skewed, 5) == 7                      # cut to stays longer than 5 days, then the median
+    assert _median_stay(skewed, 20) == 21                    # past the model's range: never a day in the past
+
+
+def test_due_within_48_hours_agrees_with_the_chance_of_going_home(desks):
+    import datetime as dt
+    dr = desks("dr.demo")
+    today = dt.date.today()
+    inpatients = dr.capacity.census.inpatients(today)
+    for p in inpatients:
+        if p.expected_discharge is None:
+            continue
+        due = p.expected_discharge <= today + dt.timedelta(days=2)
+        assert due == (p.p_discharge_48h >= 0.5 - 1e-9), (p.mrn, p.expected_discharge, p.p_discharge_48h)
+    rows = dr.risk.worklist.discharge_worklist(today=today, inpatients=inpatients)
+    assert rows and all(r.inpatient.p_discharge_48h >= 0.5 - 1e-9 for r in rows)

@@ -33,11 +33,18 @@ class ForecastChart(pg.PlotWidget):
         self.setLabel("left", "Occupied beds")
         # two columns across the top, on white, above the headroom left by show_forecast: no line runs through it
         self.addLegend(offset=(10, 4), colCount=2, brush=pg.mkBrush(255, 255, 255, 230), pen=pg.mkPen("#d0d7dc"))
+        # the expected occupancy in its two parts: today's patients still in (falls as they go home) and the new
+        # arrivals on top of them (the ward's usual admissions and the waiting list)
+        self.zero = self.plot(pen=None)
+        self.staying = self.plot(pen=pg.mkPen("#8a99a3", width=1.5, style=Qt.PenStyle.DotLine),
+                                 name="today's patients still in")
+        self.staying_fill = pg.FillBetweenItem(self.zero, self.staying, brush=pg.mkBrush(138, 153, 163, 45))
+        self.addItem(self.staying_fill)
         self.low = self.plot(pen=pg.mkPen("#7fb8c6", width=1))
         self.high = self.plot(pen=pg.mkPen("#7fb8c6", width=1))
         self.band = pg.FillBetweenItem(self.low, self.high, brush=pg.mkBrush(14, 122, 147, 50))
         self.addItem(self.band)
-        self.mean = self.plot(pen=pg.mkPen("#0b5f73", width=3), name="expected (80% band)")
+        self.mean = self.plot(pen=pg.mkPen("#0b5f73", width=3), name="expected, with arrivals (80% band)")
         self.capacity = self.plot(pen=pg.mkPen("#a4161a", width=2, style=Qt.PenStyle.DashLine), name="capacity")
         self.risk = pg.ScatterPlotItem(symbol="t", size=14, brush=pg.mkBrush("#a4161a"), pen=None,
                                        name="may exceed capacity")
@@ -49,7 +56,7 @@ class ForecastChart(pg.PlotWidget):
 
     def show_forecast(self, forecast) -> None:
         if forecast is None:
-            for item in (self.low, self.high, self.mean, self.capacity):
+            for item in (self.low, self.high, self.mean, self.capacity, self.zero, self.staying):
                 item.setData([], [])
             self.risk.setData([], [])
             self.peak.setData([], [])
@@ -59,6 +66,8 @@ class ForecastChart(pg.PlotWidget):
         self.low.setData(x, [d.low for d in days])
         self.high.setData(x, [d.high for d in days])
         self.mean.setData(x, [d.mean for d in days])
+        self.zero.setData(x, [0.0] * len(days))
+        self.staying.setData(x, [d.staying for d in days])
         self.capacity.setData([-0.3, len(days) - 0.7], [forecast.capacity] * 2)
         risky = [d for d in days if d.at_risk]
         self.risk.setData([d.day_index for d in risky], [d.high for d in risky])

@@ -46,7 +46,7 @@ class WorklistView(QWidget):
         self.detail_layout = QVBoxLayout(self.detail)
         split.addWidget(self.detail)
         split.setStretchFactor(0, 1)
-        split.setSizes([850, 290])
+        split.setSizes([900, 250])
         lay.addWidget(split, 1)
 
         self.refresh_button.clicked.connect(vm.refresh)

@@ -32,7 +32,7 @@ class StayEstimate:
     low_days: int
     high_days: int
     days_so_far: int
-    expected_discharge: dt.date | None   # None: beyond the model's range
+    expected_discharge: dt.date | None   # the median day of the remaining stay; None: beyond the model's range
     earliest: dt.date | None
     latest: dt.date | None
     beyond_model: bool = False           # in hospital for the model's whole range (14 days) or longer
@@ -58,6 +58,7 @@ def stay_estimate(svc: LosService, est: LosEstimateRow, admit: dt.date, today: d
     to stays longer than that and renormalised (never "5 days" for a patient in for 6, never a date in the
     past). The model knows stays of 1..14 days only: from day 14 on it has nothing to say, and says so."""
     days = days_in_hospital(today, admit)
+    likely = _median_stay(est.probs, days)
     if days <= 0:
         point, lo, hi = est.point_days, est.low_days, est.high_days
     else:
@@ -69,8 +70,21 @@ def stay_estimate(svc: LosService, est: LosEstimateRow, admit: dt.date, today: d
         point = max(float(svc.point(cond)[0]), days + 0.5)
         lo_a, hi_a = svc.interval(cond)
         lo, hi = int(lo_a[0]), int(hi_a[0])
-    return StayEstimate(round(point, 1), lo, hi, days, admit + dt.timedelta(days=int(round(point))),
+    return StayEstimate(round(point, 1), lo, hi, days, admit + dt.timedelta(days=likely),
                         admit + dt.timedelta(days=lo), admit + dt.timedelta(days=hi))
+
+
+def _median_stay(probs, days: int) -> int:
+    """The expected discharge day: the first stay length by which the patient, still in after `days` days, is more
+    likely than not to have gone home (the median of the remaining stay). Not the rounded mean: stays are skewed to
+    the right, so the mean lies past the likeliest days and no one would ever be due tomorrow."""
+    dist = np.asarray(probs, dtype=np.float64)
+    lengths = np.arange(1, len(dist) + 1)
+    cond = np.where(lengths > max(days, 0), dist, 0.0)
+    if cond.sum() < 1e-12:
+        return max(days, 0) + 1
+    cdf = np.cumsum(cond / cond.sum())
+    return int(lengths[int(np.searchsorted(cdf, 0.5 - 1e-9))])
 
 
 @dataclass(frozen=True)
@@ -187,11 +201,26 @@ class CensusService:
         self.s.require(Permission.READ_DEIDENTIFIED, "see the bed forecast")
         today = today or dt.date.today()
         inpatients = self.inpatients(today) if inpatients is None else inpatients
+        waiting = self.waiting_by_ward()
         out = []
         for wid, name, capacity in self.s.db.conn.execute("SELECT id, name, capacity FROM wards ORDER BY name").fetchall():
             presence = [p.presence for p in inpatients if p.ward_id == wid]
             out.append(forecast_ward(name, capacity, presence, self.weekday_rates(wid, today),
-                                     self.admission_los_distribution(wid, today), today))
+                                     self.admission_los_distribution(wid, today), today, waiting=waiting.get(wid, 0.0)))
+        return out
+
+    def waiting_by_ward(self) -> dict[int, float]:
+        """Admissions waiting for a bed, shared among the wards of the type each needs by their beds in service (a
+        waiting surgical patient is 0.8 of a patient to a 24-bed surgical ward beside a 6-bed one)."""
+        c = self.s.db.conn
+        wards = c.execute("SELECT id, ward_type, capacity FROM wards").fetchall()
+        out: dict[int, float] = {}
+        for ward_type, n in c.execute("SELECT ward_type, count(*) FROM waiting_admissions WHERE status = 'waiting' "
+                                      "GROUP BY ward_type"):
+            fitting = [(wid, cap) for wid, wt, cap in wards if (not ward_type or wt == ward_type) and cap > 0]
+            total = sum(cap for _, cap in fitting)
+            for wid, cap in fitting:
+                out[wid] = out.get(wid, 0.0) + n * cap / total
         return out
 
     def staffing_ratios(self) -> StaffingRatios:

@@ -36,6 +36,8 @@ class DayForecast:
     capacity: int
     p_over_capacity: float
     at_risk: bool       # high > capacity or p_over_capacity >= risk threshold
+    staying: float = 0.0    # of the mean: today's patients still in (discharges take it down)
+    arrivals: float = 0.0   # of the mean: new admissions present that day (the ward's usual arrivals, the waiting list)
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,7 @@ def admissions_present_mean(rates_by_weekday: Mapping[int, float], los_dist: Seq
 def forecast_ward(ward: str, capacity: int, inpatient_presence: Sequence[Sequence[float]] | np.ndarray,
                   rates_by_weekday: Mapping[int, float], admission_los_dist: Sequence[float] | np.ndarray,
                   start: dt.date, horizon: int = HORIZON_DAYS, band: float = 0.80,
-                  risk_threshold: float = 0.10) -> WardForecast:
+                  risk_threshold: float = 0.10, waiting: float = 0.0) -> WardForecast:
     """Occupancy forecast for one ward.
 
     inpatient_presence: (n_patients, horizon) P(patient present on day d), d = 0..horizon-1 (day 0 is
@@ -182,11 +184,17 @@ def forecast_ward(ward: str, capacity: int, inpatient_presence: Sequence[Sequenc
     [1, *remaining_stay_survival(dist_i, days_so_far_i, horizon - 1)].
     band: central probability of the [low, high] band (0.80 -> 10th and 90th percentiles).
     A day is at risk when high > capacity or P(occupancy > capacity) >= risk_threshold.
+    waiting: admissions on the waiting list expected on this ward; they arrive tomorrow (as beds free) and stay as
+    the ward's new admissions do, on top of its usual arrivals.
     """
     pres = np.asarray(inpatient_presence, dtype=np.float64).reshape(-1, horizon) if len(inpatient_presence) else np.zeros((0, horizon))
     if pres.shape[1] != horizon:
         raise ValueError(f"inpatient_presence needs {horizon} columns")
     new_mean = admissions_present_mean(rates_by_weekday, admission_los_dist, start, horizon)
+    if waiting > 0:
+        p_los = np.asarray(admission_los_dist, dtype=np.float64)
+        surv = np.clip(1.0 - np.concatenate([[0.0], np.cumsum(p_los / p_los.sum())]), 0.0, 1.0)   # P(L > m)
+        new_mean = new_mean + waiting * np.array([surv[d - 1] if 1 <= d <= len(surv) else 0.0 for d in range(horizon)])
     q_lo, q_hi = (1.0 - band) / 2.0, 1.0 - (1.0 - band) / 2.0
     days = []
     for d in range(horizon):
@@ -197,7 +205,7 @@ def forecast_ward(ward: str, capacity: int, inpatient_presence: Sequence[Sequenc
         p_over = float(pmf[capacity + 1:].sum()) if capacity + 1 < len(pmf) else 0.0
         lo, hi = pmf_quantile(pmf, q_lo), pmf_quantile(pmf, q_hi)
         days.append(DayForecast(start + dt.timedelta(days=d), d, mean, var, lo, hi, capacity, p_over,
-                                hi > capacity or p_over >= risk_threshold))
+                                hi > capacity or p_over >= risk_threshold, float(p.sum()), float(new_mean[d])))
     return WardForecast(ward, capacity, band, days)
 
 

@@ -34,6 +34,8 @@ from xml.sax.saxutils import escape
 
 from models.domain import Encounter, Patient, Permission, RiskAssessment
 from services.core.paths import RESOURCES
+from services.records.codes import diagnosis_label
+from services.reports import scripts
 from services.site.settings import stored_value
 from services.capacity.forecast import staffing_by_date
 from services.imaging.xray import is_finding
@@ -98,11 +100,11 @@ def _styles(compact: bool = False) -> _Styles:
     reg, bold = report_fonts()
     body = ParagraphStyle("body", fontName=reg, fontSize=9 if compact else 9.5, leading=11.5 if compact else 12.5,
                           textColor=INK)
-    gap = 0.7 if compact else 1.0   # heading space scale
+    gap = 0.5 if compact else 1.0   # heading space scale
     cell = 8.2 if compact else 8.5
     return _Styles(
         body=body,
-        small=ParagraphStyle("small", parent=body, fontSize=8, leading=10, textColor=MUTED),
+        small=ParagraphStyle("small", parent=body, fontSize=8, leading=9.6 if compact else 10, textColor=MUTED),
         tiny=ParagraphStyle("tiny", parent=body, fontSize=6.8, leading=8.4, textColor=MUTED),
         h1=ParagraphStyle("h1", parent=body, fontName=bold, fontSize=15, leading=19, spaceAfter=2),
         h2=ParagraphStyle("h2", parent=body, fontName=bold, fontSize=11, leading=14, spaceBefore=7 * gap,
@@ -119,7 +121,15 @@ def _styles(compact: bool = False) -> _Styles:
 
 
 def _p(text: Any, style: ParagraphStyle) -> Paragraph:
-    return Paragraph(escape(str(text)), style)
+    return Paragraph(scripts.markup(escape(scripts.visual(str(text)))), style)
+
+
+def _draw(canvas, x: float, y: float, text: str, font: str, size: float) -> None:
+    """A line on the page frame (running title, footer) in any script (services.reports.scripts)."""
+    for piece, face in scripts.runs(text, font):
+        canvas.setFont(face, size)
+        canvas.drawString(x, y, piece)
+        x += canvas.stringWidth(piece, face, size)
 
 
 def _fmt_date(d: dt.date | dt.datetime | None, with_time: bool = False) -> str:
@@ -163,10 +173,9 @@ def _page_canvas(footer_centre: str, running_title: str, fonts: tuple[str, str])
             self.drawString(18 * mm, 10 * mm, CONFIDENTIAL)
             self.setFont(reg, 7.5)
             self.drawRightString(w - 18 * mm, 10 * mm, f"Page {self._pageNumber} of {total}")
-            self.setFont(reg, 6.8)  # own line: a long printer's name never runs into the notice
-            self.drawString(18 * mm, 6.5 * mm, footer_centre)
+            _draw(self, 18 * mm, 6.5 * mm, footer_centre, reg, 6.8)   # own line: never runs into the notice
             if self._pageNumber > 1:  # patient identity on every page of a clinical document
-                self.drawString(18 * mm, h - 11 * mm, running_title)
+                _draw(self, 18 * mm, h - 11 * mm, running_title, reg, 6.8)
                 self.line(18 * mm, h - 13 * mm, w - 18 * mm, h - 13 * mm)
             self.restoreState()
 
@@ -467,6 +476,9 @@ def _risk_bar(a: RiskAssessment, bands: list[tuple[str, float]], fonts: tuple[st
     return d
 
 
+_MED_CHANGE = {"Up": "dose increased", "Down": "dose reduced", "Steady": "no change"}
+
+
 def _header_block(data: PatientReportData, st: _Styles) -> Table:
     p, e = data.patient, data.encounter
     if data.sees_names:
@@ -491,12 +503,20 @@ def _header_block(data: PatientReportData, st: _Styles) -> Table:
         + cell("Encounter", str(e.encounter_nbr)),
         cell("Ward / bed", place) + cell("Admitted", _fmt_date(e.admit_time, with_time=True)) + cell("Discharged", stay),
         cell("Admission", admission_type_text(e.admission_type_id)) + cell("Specialty", specialty_text(e.medical_specialty))
-        + cell("Discharge to", "Not yet decided" if e.is_inpatient else disposition_text(e.discharge_disposition_id)),
+        + cell("Discharge to", "Not yet decided" if e.discharge_disposition_id is None else
+               disposition_text(e.discharge_disposition_id) + (" (planned)" if e.is_inpatient else "")),
     ]
+    # the stay's diagnoses with their titles (primary first) and its diabetes medications with their change
+    dx = [escape(diagnosis_label(d.code, d.system)) + (" (primary)" if d.position == 1 else "")
+          for d in e.diagnoses] or ["none recorded"]
+    meds = [f"{escape(m.drug)} ({_MED_CHANGE.get(m.status, m.status)})" for m in e.medications if m.status != "No"]
+    rows += [[_p("Diagnoses", st.label), Paragraph(" · ".join(dx), st.cell), "", "", "", ""],
+             [_p("Diabetes medications", st.label), Paragraph(", ".join(meds) or "none given", st.cell), "", "", "", ""]]
     widths = [w * mm for w in (19, 41, 19, 35, 21, 33)]
     t = Table(rows, colWidths=widths, hAlign="LEFT")
     t.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), SHADE), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
                            ("TOPPADDING", (0, 0), (-1, -1), 2.5), ("BOTTOMPADDING", (0, 0), (-1, -1), 2.5),
+                           ("SPAN", (1, -2), (-1, -2)), ("SPAN", (1, -1), (-1, -1)),
                            ("BOX", (0, 0), (-1, -1), 0.5, RULE)]))
     return t
 
@@ -508,8 +528,7 @@ def _risk_block(data: PatientReportData, st: _Styles, fonts: tuple[str, str]) ->
         out.append(_p(data.notes.get("risk", "Not available."), st.body))
         return out
     if not a.eligible:
-        out.append(_p("Not scored: this stay ended in death or hospice care, where a readmission risk does not apply.",
-                      st.body))
+        out.append(_p(f"Not eligible for a readmission risk: {a.not_eligible_reason}.", st.body))
         return out
     colour = BAND_COLOURS.get(a.band, INK)
     big = Paragraph(f'<font color="{colour.hexval()}">{escape(a.percent)}</font>', st.big)
@@ -619,6 +638,12 @@ def xray_flowables(section: XraySection, st: _Styles | None = None) -> list:
     return out
 
 
+def _sign_off_block(st: _Styles) -> list:
+    """Where the clinician who acts on the report signs: a printed estimate is advice until someone owns it."""
+    return [Spacer(1, 8), _p("Reviewed by (name, role): " + "_" * 30 + "   Signature: " + "_" * 18 + "   Date, time: "
+                             + "_" * 12, st.small)]
+
+
 def _interventions_block(data: PatientReportData, st: _Styles) -> list:
     out: list = [_p("Recommended interventions", st.h2)]
     if not data.interventions:
@@ -671,7 +696,7 @@ def _render_patient_report(data: PatientReportData, compact: bool) -> tuple[byte
     elif "xray" in data.notes:
         story += [_p("Chest X-ray findings", st.h2), _p(data.notes["xray"], st.body)]
     story += _interventions_block(data, st)
-    story.append(KeepTogether(_models_block(data, st)))
+    story.append(KeepTogether(_models_block(data, st) + _sign_off_block(st)))
     footer = f"Printed by {data.printed_by}, {_fmt_date(data.printed_at, with_time=True)}"
     running = f"Patient risk report · {who} · encounter {data.encounter.encounter_nbr}"
     title = f"Patient risk report {data.patient.mrn}" if data.sees_names else "Patient risk report"
@@ -750,8 +775,9 @@ def _risk_cell(line: CensusLine, st: _Styles) -> Paragraph:
 
 
 def forecast_drawing(f: Any, fonts: tuple[str, str], width: float = 168 * mm, height: float = 42 * mm) -> Drawing:
-    """The ward's forecast as the Beds & Staff chart draws it: expected occupancy with its 80% band, the
-    capacity, the days that may overflow (triangles) and the peak (ring, WardForecast.peak)."""
+    """The ward's forecast as the Beds & Staff chart draws it: expected occupancy with its 80% band, the part of it
+    that is today's patients still in (grey; the arrivals are the rest), the capacity, the days that may overflow
+    (triangles) and the peak (ring, WardForecast.peak)."""
     d = Drawing(width, height)
     days = f.days
     if not days:
@@ -771,6 +797,10 @@ def forecast_drawing(f: Any, fonts: tuple[str, str], width: float = 168 * mm, he
         d.add(Line(left, py(v), left + pw, py(v), strokeColor=RULE, strokeWidth=0.3))
         d.add(String(left - 3, py(v) - 2.5, str(v), fontName=fonts[0], fontSize=6.5, fillColor=MUTED,
                      textAnchor="end"))
+    # today's patients still in (grey, falling as they go home); the arrivals are the rest up to the expected line
+    staying = [(px(x.day_index), py(x.staying)) for x in days] + [(px(x.day_index), py(0)) for x in reversed(days)]
+    d.add(Polygon([c for xy in staying for c in xy], fillColor=colors.HexColor("#8a99a3"), fillOpacity=0.22,
+                  strokeColor=None))
     band = [(px(x.day_index), py(x.high)) for x in days] + [(px(x.day_index), py(x.low)) for x in reversed(days)]
     d.add(Polygon([c for xy in band for c in xy], fillColor=colors.HexColor("#0e7a93"), fillOpacity=0.18,
                   strokeColor=None))
@@ -844,10 +874,11 @@ def ward_report_pdf(src: Any, ward: str | None = None, today: dt.date | None = N
     widths = [24, 12, 19, 12, 22] + ([58, 21] if fc else [])
     story.append(_grid(rows, [w * mm for w in widths]))
     if fc:
-        story.append(_p("Forecast: expected occupancy with its 80% band from each inpatient's predicted stay and the "
-                        "ward's recent admissions per weekday; a day is at risk when the band exceeds the beds or "
-                        "overflow has 10% probability or more. Each ward's chart below marks the peak (ring) and the "
-                        "days at risk (triangles).", st.small))
+        story.append(_p("Forecast: expected occupancy with its 80% band from each inpatient's predicted stay, the "
+                        "ward's recent admissions per weekday and its share of the admissions waiting for a bed; a "
+                        "day is at risk when the band exceeds the beds or overflow has 10% probability or more. Each "
+                        "ward's chart below shades today's patients still in (grey: discharges take it down; the "
+                        "arrivals fill the rest) and marks the peak (ring) and the days at risk (triangles).", st.small))
 
     # high-risk list
     high = sorted((x for x in lines if x.band == "high"), key=lambda x: -(x.risk or 0.0))
@@ -870,7 +901,9 @@ def ward_report_pdf(src: Any, ward: str | None = None, today: dt.date | None = N
         if f is not None and f.days:
             story.append(KeepTogether([forecast_drawing(f, report_fonts()),
                                        _p(f"Next {len(f.days)} days: expected occupied beds with the 80% band; peak "
-                                          f"{f.peak_text}.", st.small), Spacer(1, 4)]))
+                                          f"{f.peak_text}. On day {len(f.days)}: {f.days[-1].staying:.0f} of today's "
+                                          f"patients still in, {f.days[-1].arrivals:.0f} new arrivals.", st.small),
+                                       Spacer(1, 4)]))
         if f is not None and f.days:
             story.append(_staffing_table(src.capacity.census.staffing(f), st))
         if not mine:
@@ -885,8 +918,9 @@ def ward_report_pdf(src: Any, ward: str | None = None, today: dt.date | None = N
     story.append(_p("Predicted stays are given the patient is still in hospital today; 8 in 10 similar stays end "
                     "within the interval.", st.small))
     if any(x.band == NOT_ELIGIBLE for x in lines):
-        story.append(_p("Risk “not eligible”: 30-day readmission risk is not scored for a stay that ended in death or "
-                        "hospice care, as the usual readmission measures leave those stays out.", st.small))
+        story.append(_p("Risk “not eligible”: 30-day readmission risk is not scored for a stay that ends in death, "
+                        "hospice care or a transfer to another acute-care hospital, as the usual readmission measures "
+                        "leave those stays out.", st.small))
     footer = f"Printed by {printed_by}, {_fmt_date(now, with_time=True)}"
     pdf = _build(story, f"Ward report {ward or 'all wards'}", printed_by, footer,
                  f"Ward report · {ward or 'all wards'} · {_fmt_date(now, with_time=True)}")
