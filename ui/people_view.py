@@ -25,6 +25,8 @@ class NewPersonDialog(QDialog):
         self.display = QLineEdit(placeholderText="e.g. Jo Smith, ward nurse")
         self.role = QComboBox()
         self.role.addItems(ROLES)
+        self.role.setCurrentText("nurse")   # the least a care account needs: an administrator is chosen on purpose
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 56)
         form.addRow("&User name", self.username)
         form.addRow("&Name shown", self.display)
         form.addRow("&Role", self.role)
@@ -65,9 +67,10 @@ def _show_recovery_key(parent: QWidget, key: str) -> None:
     from PySide6.QtGui import QTextDocument
     from PySide6.QtPrintSupport import QPrintDialog, QPrinter
     box = QMessageBox(QMessageBox.Icon.Information, "New recovery key",
-                      f"The store's new recovery key:<br><br><span style='font-family:monospace;font-size:13pt'>{key}"
-                      "</span><br><br>It is shown only now. Print it for the safe; the old key no longer works.",
+                      f"The store's new recovery key:<br><br><nobr><span style='font-family:monospace;font-size:12pt;white-space:pre'>{key}"
+                      "</span></nobr><br><br>It is shown only now. Print it for the safe; the old key no longer works.",
                       parent=parent)
+    box.setStyleSheet("QLabel#qt_msgbox_label { min-width: 30em; }")   # the key on one line, never broken at a hyphen
     print_button = box.addButton("&Print…", QMessageBox.ButtonRole.ActionRole)
     box.addButton(QMessageBox.StandardButton.Close)
     box.exec()
