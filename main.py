@@ -291,7 +291,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     if args.model == "readmission":
         from services.risk.readmission import score_readmission_csv
         result = score_readmission_csv(args.input, args.output)
-        print(f"{result['scored']} scored, {result['not_eligible']} not eligible (death/hospice), "
+        print(f"{result['scored']} scored, {result['not_eligible']} not eligible (death, hospice, acute transfer), "
               f"{len(result['errors'])} rejected -> {args.output}")
     else:
         from services.capacity.los import score_los_csv

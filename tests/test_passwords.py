@@ -11,10 +11,11 @@ from services.site.passwords import MIN_LENGTH, strength
 from tests.conftest import DEMO_PASSWORDS
 
 
-@pytest.mark.parametrize("weak", ["password1", "qwertyuiop", "12345678", "nurse.demo2024", "wardlens1", "aaaaaaaaaa"])
+@pytest.mark.parametrize("weak", ["password1", "qwertyuiop", "12345678", "nurse.demo2024", "wardlens1", "aaaaaaaaaa",
+                                  "Smith1985!"])
 def test_common_and_guessable_passwords_are_refused(weak):
-    verdict = strength(weak, ("nurse.demo",))
-    assert not verdict.acceptable and verdict.problem and verdict.score < 2
+    verdict = strength(weak, ("nurse.demo", "Jo Smith"))
+    assert not verdict.acceptable and verdict.problem and verdict.score < 3
 
 
 def test_short_passwords_are_refused_whatever_their_score():
@@ -101,3 +102,9 @@ def test_a_wrong_current_password_changes_nothing(qtbot, desks, demo_store, owne
     unlock(demo_store, "dr.demo", DEMO_PASSWORDS["dr.demo"]).lock()
     with pytest.raises(WrongPassword):
         unlock(demo_store, "dr.demo", "heron-quarry-velvet")
+
+
+def test_long_passphrases_and_names_of_the_account():
+    assert strength("correct horse battery staple " * 4, ()).acceptable     # 116 characters: no crash
+    assert not strength("jsmith2024!", ("j.smith", "Jo Smith")).acceptable   # the user's own name, a year
+    assert strength("tulip-ledger-basalt", ("j.smith", "Jo Smith")).acceptable

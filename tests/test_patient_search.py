@@ -10,7 +10,7 @@ from services.records.patients import PatientService
 
 QUERIES = ["250", "428", "4", "V5", "996.0", "E8", "smi", "a", "ca", "1000", "10", "zz", "Med", "medicine b", "Card", "ICU",
            "sur", "adams, d", "Adams,Donna", "donna adams", "smith j", "heart failure", "heart fail", "pneumonia",
-           "diabetes renal", "septicemia"]
+           "diabetes renal", "septicemia", "Patel", "Hall", "Ali", "hea"]
 
 
 def _name_forms(q: str) -> list[str]:
@@ -51,7 +51,8 @@ def _reference(s, q: str, names: bool) -> list[int]:
         people.append((who.search if who else "", who.mrn if who else "", pid, ward))
     people.sort(key=lambda t: (t[0], t[1]) if names else t[2])
     hits = []
-    by_title = _title_matcher(q)
+    named = names and any(mrn.startswith(q) or any(n.startswith(f) for f in _name_forms(q)) for n, mrn, _, _ in people)
+    by_title = (lambda code: False) if named else _title_matcher(q)   # a name is never mixed with diagnoses
     for name, mrn, pid, ward in people:
         if ((names and mrn.startswith(q)) or any(code.startswith(q.upper()) or by_title(code) for code in codes.get(pid, ()))
                 or (names and any(name.startswith(n) for n in _name_forms(q))) or ward in wards):

@@ -326,3 +326,5 @@ def test_a_line_in_two_scripts_is_drawn_in_runs():
     assert "".join(t for t, _ in pieces) == "Patient risk report · 王, 小明 · 64564002"
     assert scripts.visual("Ward A") == "Ward A"
     assert scripts.visual("عبد الله, محمد").startswith("ﺪﻤﺤﻣ")   # visual order: the first name read is rightmost
+    line = scripts.visual("Patient risk report · عبد الله, محمد · 44499690 · encounter 12")
+    assert line.startswith("Patient risk report · ") and line.endswith(" · 44499690 · encounter 12")

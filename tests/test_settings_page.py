@@ -119,3 +119,21 @@ def test_the_logo_is_chosen_scaled_cleaned_and_printed_on_both_reports(qtbot, de
     next(b for b in view.findChildren(type(view.save_button)) if b.text() == "Remove logo").click()
     _save(qtbot, view, vm)
     assert desk.site.settings.value("hospital_logo") == b""
+
+
+def test_a_logo_typed_as_text_is_checked_whole_and_stored_clean(desks, tmp_path):
+    import base64
+    import io
+
+    from PIL import Image
+    from services.core.errors import ValidationError
+    desk = desks("admin")
+    raw = _logo_file(tmp_path / "l.png", size=(600, 200)).read_bytes()
+    with pytest.raises(ValidationError):   # the first 200 bytes of a real PNG: its header passes, its pixels do not
+        desk.site.settings.set("hospital_logo", base64.b64encode(raw[:200]).decode())
+    desk.site.settings.set("hospital_logo", base64.b64encode(raw).decode())   # with its Author text chunk
+    stored = desk.site.settings.value("hospital_logo")
+    assert b"jane@example.org" not in stored and b"Author" not in stored
+    with Image.open(io.BytesIO(stored)) as im:
+        assert im.size == (600, 200)
+    assert desk.reports.ward_pdf().startswith(b"%PDF")

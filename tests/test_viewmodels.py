@@ -252,3 +252,22 @@ def test_patient_page_shows_codes_and_age_band_in_words() -> None:
     row = PatientRow(1, "100", "Adams, Donna", "Female", "[70-80)", "Medicine A", "2026-01-05", 1, "428", True)
     assert {c.header: c.value(row) for c in PATIENT_COLUMNS}["Age"] == "70–79"
     assert e.age_band == "[70-80)" and e.payer_code == "MC"  # what is stored stays as it was
+
+
+def test_hospital_use_in_the_year_before_comes_from_the_record_where_its_dates_allow() -> None:
+    import datetime as dt
+
+    from models.domain import Encounter
+    from viewmodels.patients_vm import PatientViewModel
+    now = dt.datetime(2026, 12, 1, 9)
+    stay = Encounter(1, 1, 30, now, None, number_inpatient=0, number_emergency=0, number_outpatient=0)
+    four_months = Encounter(2, 1, 20, now - dt.timedelta(days=120), now - dt.timedelta(days=115))
+    two_years = Encounter(3, 1, 10, now - dt.timedelta(days=730), now - dt.timedelta(days=725))
+    rows = dict(PatientViewModel.stay_rows(stay, [stay, four_months, two_years]))
+    assert rows["Hospital use in the year before"] == "1 hospital stay on this record"
+    reported = Encounter(1, 1, 30, now, None, number_inpatient=3, number_emergency=2, number_outpatient=0)
+    rows = dict(PatientViewModel.stay_rows(reported, [reported, two_years]))
+    assert rows["Hospital use in the year before"] == \
+        "0 hospital stays on this record; reported at admission: 0 outpatient / 2 emergency / 3 inpatient"
+    rows = dict(PatientViewModel.stay_rows(reported))   # no dated history: the reported figures, saying so
+    assert rows["Hospital use in the year before"] == "0 outpatient / 2 emergency / 3 inpatient (as reported at admission)"

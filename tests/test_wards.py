@@ -147,3 +147,26 @@ def test_the_wards_page(qtbot, page, desks):
     view.select_ward("Surgery")
     view.select_bed(next(b.label for b in vm.ward.beds if b.occupied))
     assert not view.out_button.isEnabled()   # a patient is in it
+
+
+def test_a_new_site_forecasts_its_first_ward_and_a_closed_ward_admits_no_one(empty_store, desks):
+    """A fresh store (no stay finished yet) and a ward whose every bed is out of service: forecasts, staffing and
+    the ward report work and invent no arrivals."""
+    from services.desk import open_desk
+    desk = open_desk(empty_store.path, "admin", "admin-password")
+    try:
+        wid = desk.capacity.wards.add_ward("Medicine C", "medical", 4)
+        forecast = desk.capacity.census.forecasts()
+        assert [f.ward for f in forecast] == ["Medicine C"]
+        assert all(d.mean == 0 and d.arrivals == 0 for d in forecast[0].days)
+        assert desk.reports.ward_pdf("Medicine C").startswith(b"%PDF")
+        for bed in desk.capacity.wards.ward(wid).beds:
+            desk.capacity.wards.set_out_of_service(bed.id, "refurbishment")
+    finally:
+        desk.lock()
+    admin = desks("admin")
+    ward_id = admin.capacity.wards.add_ward("Closed Unit", "medical", 2)
+    for bed in admin.capacity.wards.ward(ward_id).beds:
+        admin.capacity.wards.set_out_of_service(bed.id, "refurbishment")
+    f = next(x for x in admin.capacity.census.forecasts() if x.ward == "Closed Unit")
+    assert f.capacity == 0 and all(d.arrivals == 0 for d in f.days)

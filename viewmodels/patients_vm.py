@@ -344,8 +344,7 @@ class PatientViewModel(QObject):
             ("Age at admission", age_band_text(e.age_band)), ("Payer", payer_text(e.payer_code)),
             ("Lab procedures", str(e.num_lab_procedures)), ("Procedures", str(e.num_procedures)),
             ("Medications given", str(e.num_medications)),
-            ("Hospital stays in the year before" if use.emergency is None else
-             "Visits in the year before (outpatient / emergency / inpatient)", use.text),
+            ("Hospital use in the year before", use.text),
             ("Diabetes medication", e.diabetes_med), ("Medication changed", "Yes" if e.change == "Ch" else "No"),
             ("Comorbidity flags", ", ".join(e.comorbidities)),
         ]

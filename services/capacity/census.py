@@ -205,13 +205,16 @@ class CensusService:
         out = []
         for wid, name, capacity in self.s.db.conn.execute("SELECT id, name, capacity FROM wards ORDER BY name").fetchall():
             presence = [p.presence for p in inpatients if p.ward_id == wid]
-            out.append(forecast_ward(name, capacity, presence, self.weekday_rates(wid, today),
-                                     self.admission_los_distribution(wid, today), today, waiting=waiting.get(wid, 0.0)))
+            open_ward = capacity > 0   # a ward with every bed out of service admits no one
+            out.append(forecast_ward(name, capacity, presence, self.weekday_rates(wid, today) if open_ward else {},
+                                     self.admission_los_distribution(wid, today), today,
+                                     waiting=waiting.get(wid, 0.0) if open_ward else 0.0))
         return out
 
     def waiting_by_ward(self) -> dict[int, float]:
         """Admissions waiting for a bed, shared among the wards of the type each needs by their beds in service (a
-        waiting surgical patient is 0.8 of a patient to a 24-bed surgical ward beside a 6-bed one)."""
+        waiting surgical patient is 0.8 of a patient to a 24-bed surgical ward beside a 6-bed one). A patient who
+        needs a type no open ward has is in no ward's forecast; the waiting list on Beds & Staff still shows them."""
         c = self.s.db.conn
         wards = c.execute("SELECT id, ward_type, capacity FROM wards").fetchall()
         out: dict[int, float] = {}

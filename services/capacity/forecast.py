@@ -160,6 +160,8 @@ def admissions_present_mean(rates_by_weekday: Mapping[int, float], los_dist: Seq
     los_dist[k-1] = P(stay = k days); a patient arriving on day j occupies a bed on days j..j+L-1.
     """
     p = np.asarray(los_dist, dtype=np.float64)
+    if not np.isfinite(p).all() or p.sum() <= 0:   # a new site with no finished stay: no usual arrivals known
+        return np.zeros(horizon)
     p = p / p.sum()
     surv = 1.0 - np.concatenate([[0.0], np.cumsum(p)])  # surv[m] = P(L > m)
     surv = np.clip(surv, 0.0, 1.0)
@@ -184,17 +186,24 @@ def forecast_ward(ward: str, capacity: int, inpatient_presence: Sequence[Sequenc
     [1, *remaining_stay_survival(dist_i, days_so_far_i, horizon - 1)].
     band: central probability of the [low, high] band (0.80 -> 10th and 90th percentiles).
     A day is at risk when high > capacity or P(occupancy > capacity) >= risk_threshold.
-    waiting: admissions on the waiting list expected on this ward; they arrive tomorrow (as beds free) and stay as
-    the ward's new admissions do, on top of its usual arrivals.
+    waiting: admissions on the waiting list expected on this ward; they are tomorrow's first arrivals (as beds free):
+    the ward's usual arrivals already include patients from the list, so only those beyond that day's usual number
+    add, and they stay as the ward's new admissions do.
     """
     pres = np.asarray(inpatient_presence, dtype=np.float64).reshape(-1, horizon) if len(inpatient_presence) else np.zeros((0, horizon))
     if pres.shape[1] != horizon:
         raise ValueError(f"inpatient_presence needs {horizon} columns")
     new_mean = admissions_present_mean(rates_by_weekday, admission_los_dist, start, horizon)
     if waiting > 0:
+        # the waiting list is tomorrow's first arrivals: beyond the ward's usual arrivals of that day, the rest adds
+        usual = float(rates_by_weekday.get((start + dt.timedelta(days=1)).weekday(), 0.0))
+        extra = max(0.0, waiting - usual)
         p_los = np.asarray(admission_los_dist, dtype=np.float64)
-        surv = np.clip(1.0 - np.concatenate([[0.0], np.cumsum(p_los / p_los.sum())]), 0.0, 1.0)   # P(L > m)
-        new_mean = new_mean + waiting * np.array([surv[d - 1] if 1 <= d <= len(surv) else 0.0 for d in range(horizon)])
+        if np.isfinite(p_los).all() and p_los.sum() > 0:
+            surv = np.clip(1.0 - np.concatenate([[0.0], np.cumsum(p_los / p_los.sum())]), 0.0, 1.0)   # P(L > m)
+        else:   # no stay on record to say how long they stay: they stay (the cautious reading for beds)
+            surv = np.ones(horizon)
+        new_mean = new_mean + extra * np.array([surv[d - 1] if 1 <= d <= len(surv) else 0.0 for d in range(horizon)])
     q_lo, q_hi = (1.0 - band) / 2.0, 1.0 - (1.0 - band) / 2.0
     days = []
     for d in range(horizon):

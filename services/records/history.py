@@ -1,8 +1,10 @@
 """A patient's hospital use before a stay, from the record itself where the record can say it.
 
 UCI rows carry "visits in the year before" as reported at that admission; a store that holds the patient's earlier
-stays with their dates knows better (the UCI field said 0 beside a record with an admission four months earlier).
-The record's count is used wherever this stay and an earlier one have dates; the reported fields otherwise."""
+stays with their dates knows this hospital's part of it (the UCI field said 0 beside a record with an admission four
+months earlier). Where this stay and an earlier one have dates, the record's count of stays in the 365 days before
+is shown first, and the reported figures beside it when they say more (they may count other hospitals); otherwise
+the reported figures alone, each saying where it comes from."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,25 +15,30 @@ from models.domain import Encounter
 
 @dataclass(frozen=True)
 class PriorUse:
-    inpatient: int
-    emergency: int | None     # None: the record cannot say (only the reported field can)
-    outpatient: int | None
-    source: str               # "this record" or "as reported at admission"
+    on_record: int | None     # stays on this record in the year before; None: the record's dates cannot say
+    inpatient: int            # as reported at admission
+    emergency: int
+    outpatient: int
+
+    @property
+    def reported(self) -> str:
+        return f"{self.outpatient} outpatient / {self.emergency} emergency / {self.inpatient} inpatient"
 
     @property
     def text(self) -> str:
-        if self.emergency is None:
-            return f"{self.inpatient} hospital stay{'' if self.inpatient == 1 else 's'} (from this record)"
-        return (f"{self.outpatient} outpatient / {self.emergency} emergency / {self.inpatient} inpatient "
-                f"({self.source})")
+        if self.on_record is None:
+            return f"{self.reported} (as reported at admission)"
+        own = f"{self.on_record} hospital stay{'' if self.on_record == 1 else 's'} on this record"
+        if self.inpatient or self.emergency or self.outpatient:
+            return f"{own}; reported at admission: {self.reported}"
+        return own
 
 
 def prior_use(e: Encounter, record: list[Encounter]) -> PriorUse:
-    """Use in the 365 days before `e` was admitted: stays on the record when dates allow, else the UCI fields."""
-    if e.admit_time is not None and any(o.admit_time is not None and o.admit_time < e.admit_time
-                                        for o in record if o is not e and o.encounter_nbr != e.encounter_nbr):
+    """Use in the 365 days before `e` was admitted: stays on the record when dates allow, and the reported fields."""
+    others = [o for o in record if o.encounter_nbr != e.encounter_nbr and o.admit_time is not None]
+    on_record = None
+    if e.admit_time is not None and any(o.admit_time < e.admit_time for o in others):
         start = e.admit_time - dt.timedelta(days=365)
-        n = sum(1 for o in record if o.encounter_nbr != e.encounter_nbr and o.admit_time is not None
-                and start <= o.admit_time < e.admit_time)
-        return PriorUse(n, None, None, "this record")
-    return PriorUse(e.number_inpatient, e.number_emergency, e.number_outpatient, "as reported at admission")
+        on_record = sum(1 for o in others if start <= o.admit_time < e.admit_time)
+    return PriorUse(on_record, e.number_inpatient, e.number_emergency, e.number_outpatient)

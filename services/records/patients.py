@@ -84,7 +84,9 @@ class PatientService:
         # A lone surrogate (pasted from a broken source, or typed on purpose) cannot be encoded for SQLite; it can
         # match nothing, so it is dropped rather than raising in the middle of typing.
         q = "".join(ch for ch in (text or "") if not "\ud800" <= ch <= "\udfff").strip()
-        alts = self._store_alternatives(q) if q else []
+        # diagnosis titles only when the words name no patient: "Patel" is a surname before it is a patella
+        titled = self._title_codes(d, q)
+        alts = self._store_alternatives(q, titled) if q else []
         if d is None:
             where = f"WHERE p.id IN ({' UNION '.join(sel for sel, _, _ in alts)})" if alts else ("WHERE 0" if q else "")
             rows = self._c.execute(f"{LIST_SQL} {where} ORDER BY p.id LIMIT ?",
@@ -93,7 +95,7 @@ class PatientService:
             rows = self._rows_in_order(self._matches(d, q, alts, limit))
         # The query is not logged: a typed name in the audit log would be readable by every role.
         self.s.log("search", "patients", "", f"query of {len(q)} characters, results={len(rows)}")
-        why = self._found_by(d, q, [r[0] for r in rows]) if q else {}
+        why = self._found_by(d, q, [r[0] for r in rows], titled) if q else {}
         out = []
         for pid, sex, age, ward, admit, n, dx, inpt in rows:
             who = d.get(pid) if d is not None else None
@@ -102,7 +104,16 @@ class PatientService:
                                   (admit or "")[:10], n, dx, bool(inpt), why.get(pid, "")))
         return out
 
-    def _found_by(self, d: Directory | None, q: str, ids: list[int]) -> dict[int, str]:
+    @staticmethod
+    def _title_codes(d: Directory | None, q: str) -> list[str]:
+        """The stored codes whose titles the typed words name, unless they name a patient (number or name)."""
+        if not q or not looks_like_words(q):
+            return []
+        if d is not None and (d.number_prefix(q) or any(d.name_prefix(n) for n in _name_queries(q))):
+            return []
+        return codes_for_title(q)
+
+    def _found_by(self, d: Directory | None, q: str, ids: list[int], titled: list[str]) -> dict[int, str]:
         """Why each patient on the page matched: their number, name, ward, or which diagnosis (code or title)."""
         why: dict[int, str] = {}
         if d is not None:
@@ -110,7 +121,6 @@ class PatientService:
             names = set().union(*[d.name_prefix(n) for n in _name_queries(q)]) if _name_queries(q) else set()
             why.update((pid, "patient number") for pid in ids if pid in numbers)
             why.update((pid, "name") for pid in ids if pid in names and pid not in why)
-        titled = codes_for_title(q) if looks_like_words(q) else []
         low, high = _prefix_range(q.upper())
         wards = {w.name for w in self.wards() if w.name.lower().startswith(q.lower())}
         in_titles = f" OR code IN ({','.join('?' * len(titled))})" if titled else ""
@@ -130,12 +140,12 @@ class PatientService:
                     why[pid] = f"ward {ward}"
         return why
 
-    def _store_alternatives(self, q: str) -> list[tuple[str, str, tuple]]:
-        """(select ids, test on p, arguments) for what the store can match itself: diagnosis codes and wards."""
+    def _store_alternatives(self, q: str, titled: list[str]) -> list[tuple[str, str, tuple]]:
+        """(select ids, test on p, arguments) for what the store can match itself: diagnosis codes (by code prefix,
+        or the codes `titled` whose titles the words name) and wards."""
         alts = [("SELECT patient_id FROM patient_codes WHERE code >= ? AND code < ?",
                  "EXISTS (SELECT 1 FROM patient_codes pc WHERE pc.patient_id = p.id AND pc.code >= ? AND pc.code < ?)",
                  _prefix_range(q.upper()))]
-        titled = codes_for_title(q) if looks_like_words(q) else []
         if titled:   # words of a diagnosis title ("heart failure"): the codes it names, from the code index
             marks = ",".join("?" * len(titled))
             alts.append((f"SELECT patient_id FROM patient_codes WHERE code IN ({marks})",

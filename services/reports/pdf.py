@@ -352,8 +352,12 @@ def _title_block(title: str, printed: str, logo: bytes, st: "_Styles") -> list:
     lines = [_p(title, st.h1), _p(printed, st.small)]
     if not logo:
         return lines
-    with PILImage.open(io.BytesIO(logo)) as im:
-        w, h = im.size
+    try:
+        with PILImage.open(io.BytesIO(logo)) as im:
+            w, h = im.size
+            im.load()
+    except Exception:   # a logo that does not decode never stops a report: it prints without one
+        return lines
     scale = min(5 * cm / w, 1.6 * cm / h)
     table = Table([[lines, Image(io.BytesIO(logo), width=w * scale, height=h * scale)]],
                   colWidths=[None, 5.2 * cm])

@@ -19,6 +19,9 @@ _CJK = re.compile(r"[\u2e80-\u2fdf\u3000-\u30ff\u3100-\u31ff\u3400-\u4dbf\u4e00-
                   r"\uff00-\uffef]+")
 _RTL_CHAR = r"\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefc"
 _RTL = re.compile(rf"[{_RTL_CHAR}]")
+# a right-to-left run: its letters with the spaces and punctuation between them ("عبد الله, محمد"), never the
+# numbers or Latin text around it, which keep their places on the line
+_RTL_RUN = re.compile(rf"[{_RTL_CHAR}](?:[{_RTL_CHAR}\s,.'\-]*[{_RTL_CHAR}])?")
 _lock = threading.Lock()
 _cjk: str | None | bool = False   # False: not looked for yet; None: no CJK font here
 
@@ -46,9 +49,9 @@ _reshaper = None
 
 
 def visual(text: str) -> str:
-    """Plain text with Arabic letters joined and right-to-left runs in visual order (the bidirectional algorithm on
-    the whole line, base direction left to right: "عبد الله, محمد" keeps its comma where a reader expects it).
-    Lines are short (names, labels); a right-to-left run broken across two lines would read in the wrong order."""
+    """Plain text with Arabic letters joined and each right-to-left run in visual order (the bidirectional
+    algorithm on the run alone: a patient number or a bed beside an Arabic name stays where it was). A name is one
+    run and short; a run broken across two lines would read in the wrong order."""
     global _reshaper
     if not _RTL.search(text):
         return text
@@ -56,7 +59,7 @@ def visual(text: str) -> str:
     from bidi import get_display
     if _reshaper is None:   # the Allah ligature (U+FDF2) is not in DejaVu Sans: the letters are joined instead
         _reshaper = ArabicReshaper(configuration={"ARABIC LIGATURE ALLAH": False})
-    return get_display(_reshaper.reshape(text), base_dir="L")
+    return _RTL_RUN.sub(lambda m: get_display(_reshaper.reshape(m.group(0)), base_dir="R"), text)
 
 
 def markup(escaped: str) -> str:

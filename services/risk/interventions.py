@@ -196,7 +196,9 @@ RULE_TITLES: dict[str, str] = {r.id: r.title for r in RULES}
 def recommend(record: Mapping[str, Any], assessment: RiskAssessment | None = None) -> list[Recommendation]:
     """The rules that fire for one encounter record (UCI field names), in RULES order.
 
-    Encounters ending in death or hospice get none: there is no discharge to plan for.
+    Encounters ending in death or hospice get none: there is no discharge to plan for. A transfer to another
+    acute-care hospital gets no readmission risk but keeps its interventions (medication reconciliation and the
+    hand-over matter as much when the patient goes to another hospital).
     """
     disp = _int(record, "discharge_disposition_id", -1)
     if not _is_inpatient(record) and disp in EXPIRED_DISPOSITIONS | HOSPICE_DISPOSITIONS:

@@ -125,12 +125,24 @@ def _logo(text: str) -> bytes:
         data = base64.b64decode(text, validate=True)
         with Image.open(io.BytesIO(data)) as im:
             ok = im.format == "PNG" and im.width <= LOGO_BOX[0] and im.height <= LOGO_BOX[1]
-    except (binascii.Error, ValueError, OSError):
+            im.load()   # every pixel decodes: a truncated file would break every report later
+    except (binascii.Error, ValueError, OSError, Image.DecompressionBombError):
         ok = False
     if not ok:
         raise ValueError(f"a PNG of at most {LOGO_BOX[0]}×{LOGO_BOX[1]} pixels, as WardLens stores it: choose the logo "
                          "file in the Settings page or with config --set hospital_logo=@/path/to/logo.png")
     return data
+
+
+def _clean_logo(data: bytes) -> str:
+    """The logo re-encoded by WardLens: RGBA PNG, no metadata (however the text reached `config --set`)."""
+    from PIL import Image
+    with Image.open(io.BytesIO(data)) as im:
+        clean = Image.new("RGBA", im.size)
+        clean.paste(im.convert("RGBA"))
+    out = io.BytesIO()
+    clean.save(out, "PNG", optimize=True)
+    return base64.b64encode(out.getvalue()).decode("ascii")
 
 
 def logo_text_from_file(path: Path | str) -> str:
@@ -266,6 +278,8 @@ class SettingsService:
             raise ValidationError({key: str(exc)}) from None
         if key == "staffing_ratios":
             value = json.dumps(parsed, sort_keys=True)  # stored normalised, so the audit shows what is used
+        if key == "hospital_logo" and value:
+            value = _clean_logo(parsed)   # stored as WardLens writes it, whatever was typed
         shown = logo_summary(value) if key == "hospital_logo" else value
         now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
         trust = self.s.db.trust

@@ -305,7 +305,7 @@ CREATE TRIGGER beds_capacity_insert AFTER INSERT ON beds BEGIN {_CAPACITY.format
 CREATE TRIGGER beds_capacity_delete AFTER DELETE ON beds BEGIN {_CAPACITY.format(w="OLD.ward_id")} END;
 CREATE TRIGGER beds_capacity_update AFTER UPDATE OF out_of_service, ward_id ON beds
 BEGIN {_CAPACITY.format(w="NEW.ward_id")} {_CAPACITY.format(w="OLD.ward_id")} END;
-UPDATE wards SET capacity = (SELECT count(*) FROM beds WHERE ward_id = wards.id) WHERE id IN (SELECT ward_id FROM beds);
+UPDATE wards SET capacity = (SELECT count(*) FROM beds WHERE ward_id = wards.id AND out_of_service IS NULL);
 """
 
 
