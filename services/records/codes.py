@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+from bisect import bisect_left
 from functools import lru_cache
 
 from services.core.paths import RESOURCES
@@ -55,6 +56,7 @@ def diagnosis_title(code: str, system: str = "ICD9") -> str:
     return ""
 
 
+@lru_cache(maxsize=8192)
 def diagnosis_label(code: str, system: str = "ICD9") -> str:
     """"428 Heart failure" (the code as stored, then its title), or the code alone when it has no title."""
     title = diagnosis_title(code, system)
@@ -62,13 +64,21 @@ def diagnosis_label(code: str, system: str = "ICD9") -> str:
 
 
 @lru_cache(maxsize=1)
-def _word_index() -> dict[str, frozenset[str]]:
-    """word -> the codes whose title has it (a query scans the ~5,000 words, not the 16,000 titles)."""
+def _word_index() -> tuple[list[str], list[frozenset[str]]]:
+    """The title words in order, and for each the codes whose title has it: a typed prefix is a bisected range of
+    the ~5,000 words, not a scan of the 16,000 titles."""
     index: dict[str, set[str]] = {}
     for k, t in _titles().items():
         for w in set(_WORD.findall(t.lower())):
             index.setdefault(w, set()).add(k)
-    return {w: frozenset(ks) for w, ks in index.items()}
+    words = sorted(index)
+    return words, [frozenset(index[w]) for w in words]
+
+
+def _codes_with_word_prefix(prefix: str) -> set[str]:
+    words, codes = _word_index()
+    lo, hi = bisect_left(words, prefix), bisect_left(words, prefix + "\uffff")
+    return set().union(*codes[lo:hi])
 
 
 def looks_like_words(query: str) -> bool:
@@ -83,9 +93,9 @@ def codes_for_title(query: str) -> list[str]:
     words = _WORD.findall(query.lower())
     if not words or not looks_like_words(query):
         return []
-    index, found = _word_index(), None
+    found = None
     for q in words:
-        hits = set().union(*[ks for w, ks in index.items() if w.startswith(q)])
+        hits = _codes_with_word_prefix(q)
         found = hits if found is None else found & hits
     keys = sorted(found or ())
     if len(keys) > MAX_TITLE_CODES:

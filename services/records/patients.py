@@ -104,14 +104,19 @@ class PatientService:
                                   (admit or "")[:10], n, dx, bool(inpt), why.get(pid, "")))
         return out
 
-    @staticmethod
-    def _title_codes(d: Directory | None, q: str) -> list[str]:
-        """The stored codes whose titles the typed words name, unless they name a patient (number or name)."""
+    def _title_codes(self, d: Directory | None, q: str) -> list[str]:
+        """The stored codes whose titles the typed words name, unless they name a patient (number or name). Only
+        codes the store holds (an index seek each): every later test then carries tens of codes, not hundreds."""
         if not q or not looks_like_words(q):
             return []
         if d is not None and (d.number_prefix(q) or any(d.name_prefix(n) for n in _name_queries(q))):
             return []
-        return codes_for_title(q)
+        forms, held = codes_for_title(q), []
+        for start in range(0, len(forms), 900):
+            chunk = forms[start:start + 900]
+            held += [r[0] for r in self._c.execute(
+                f"SELECT DISTINCT code FROM patient_codes WHERE code IN ({','.join('?' * len(chunk))})", chunk)]
+        return held
 
     def _found_by(self, d: Directory | None, q: str, ids: list[int], titled: list[str]) -> dict[int, str]:
         """Why each patient on the page matched: their number, name, ward, or which diagnosis (code or title)."""
