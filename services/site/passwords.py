@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from zxcvbn import zxcvbn
 
 MIN_LENGTH = 8
 MIN_SCORE = 3          # zxcvbn 0-4; 3 = "safely unguessable", about 10^10 guesses: a key file can be attacked offline
@@ -32,6 +31,7 @@ def strength(password: str, context: tuple[str, ...] = (), min_score: int = MIN_
     password = password or ""
     if not password:
         return Strength(0, "", False, f"at least {MIN_LENGTH} characters")
+    from zxcvbn import zxcvbn   # 25 ms of word lists: only when a password is typed, not at every start
     words = sorted({w for c in context if c for w in [c.lower(), re.sub(r"[^a-z0-9]+", "", c.lower()),
                                                       *re.split(r"[^a-z0-9]+", c.lower())] if len(w) > 1}
                    | {"wardlens", "hospital", "nurse", "doctor", "clinician", "admin"})
