@@ -25,13 +25,17 @@ _CONDITIONS = {"heart_failure": "heart failure", "renal": "kidney disease", "chr
                "dementia": "dementia", "mild_liver": "mild liver disease", "severe_liver": "severe liver disease"}
 
 
+_GROUPS = {p: tuple(f for f in FEATURE_NAMES if f.startswith(p))
+           for p in ("disp_", "adm_type_", "adm_src_", "dx1_", "diag1_", "cm_", "med_")}
+
+
 def _n(row: Row, name: str) -> int:
     return int(round(float(row.get(name, 0.0))))
 
 
 def _on(row: Row, prefix: str) -> list[str]:
     """The indicator features of a group that are set for this patient (their suffixes)."""
-    return [k[len(prefix):] for k, v in row.items() if k.startswith(prefix) and v >= 0.5]
+    return [k[len(prefix):] for k in _GROUPS.get(prefix, ()) if row[k] >= 0.5]
 
 
 def _use(row: Row) -> str:
@@ -90,7 +94,7 @@ def _this_stay(row: Row) -> str:
 
 def _diagnoses(row: Row) -> str:
     main = _on(row, "dx1_")
-    group = [g for g in _on(row, "diag1_") if g not in ("Other", "Missing")]
+    group = [g for g in _on(row, "diag1_") if g not in ("Other", "Missing", "diabetes_uncontrolled")]
     what = diagnosis_label(main[0]) if main else (f"{group[0].lower()} group" if group else "")
     n = _n(row, "number_diagnoses")
     return (f"Main diagnosis {what}; " if what else "") + _plural("{n} diagnos{es} coded this stay", n)
@@ -106,9 +110,9 @@ def _comorbidity(row: Row) -> str:
 
 def _diabetes(row: Row) -> str:
     parts = []
-    up = [k[4:-3] for k, v in row.items() if k.startswith("med_") and k.endswith("_up") and v >= 0.5]
-    down = [k[4:-5] for k, v in row.items() if k.startswith("med_") and k.endswith("_down") and v >= 0.5]
-    on = [k[4:-3] for k, v in row.items() if k.startswith("med_") and k.endswith("_on") and v >= 0.5]
+    up = [k[4:-3] for k in _GROUPS["med_"] if k.endswith("_up") and row[k] >= 0.5]
+    down = [k[4:-5] for k in _GROUPS["med_"] if k.endswith("_down") and row[k] >= 0.5]
+    on = [k[4:-3] for k in _GROUPS["med_"] if k.endswith("_on") and row[k] >= 0.5]
     if up:
         parts.append(", ".join(up) + " dose increased")
     if down:
@@ -164,11 +168,34 @@ for _i, _f in enumerate(FEATURE_NAMES):
     MEMBERSHIP[_i, _concept_of(_f)] = 1.0
 
 
-def reasons(x: np.ndarray, contributions: np.ndarray, top_k: int = 3) -> list[tuple[str, str, float]]:
-    """One patient's top concepts that raise the risk: (concept, words, summed log-odds), largest first."""
-    sums = contributions.astype(np.float64) @ MEMBERSHIP
-    row = {FEATURE_NAMES[k]: float(x[k]) for k in range(len(FEATURE_NAMES))}
-    out = []
+_INDEX = {name: k for k, name in enumerate(FEATURE_NAMES)}
+
+
+class _Row(Mapping):
+    """One patient's feature values by name, read from the model's row only where a sentence asks for them."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+
+    def __getitem__(self, name: str) -> float:
+        return float(self.x[_INDEX[name]])
+
+    def __iter__(self):
+        return iter(FEATURE_NAMES)
+
+    def __len__(self) -> int:
+        return len(FEATURE_NAMES)
+
+
+def concept_sums(contributions: np.ndarray) -> np.ndarray:
+    """(rows, concepts): every row's contributions summed per concept in one product."""
+    return np.asarray(contributions, dtype=np.float64) @ MEMBERSHIP
+
+
+def reasons(x: np.ndarray, sums: np.ndarray, top_k: int = 3) -> list[tuple[str, str, float]]:
+    """One patient's top concepts that raise the risk (from their row of concept_sums): (concept, words, summed
+    log-odds), largest first."""
+    row, out = _Row(x), []
     for c in np.argsort(-sums):
         if sums[c] < MIN_SHOWN or len(out) == top_k:
             break

@@ -27,7 +27,7 @@ import pandas as pd
 from services.core.outputs import csv_output
 from services.risk.clinical_scores import hospital_band, hospital_score, lace_index
 from services.records.uci_table import eligible_mask, normalise_uci_frame
-from services.risk.concepts import reasons
+from services.risk.concepts import concept_sums, reasons
 from services.risk.features import FEATURE_NAMES, build_features
 from services.inference.shared import shared_model
 from services.inference.onnx_runtime import MODELS_DIR, ModelBundle, ModelIntegrityError, create_session, load_bundle
@@ -247,9 +247,9 @@ class ReadmissionService:
         ok = np.flatnonzero(eligible)
         prob, margin = self.predict_matrix(x[ok])
         contrib, _ = self.explain_matrix(x[ok])
+        sums = concept_sums(contrib)   # one line per clinical concept, its features' contributions summed
         for j, i in enumerate(ok):
-            # one line per clinical concept, its features' contributions summed (services.risk.concepts)
-            factors = tuple(Factor(name, float("nan"), text, value) for name, text, value in reasons(x[i], contrib[j], top_k))
+            factors = tuple(Factor(name, float("nan"), text, value) for name, text, value in reasons(x[i], sums[j], top_k))
             p = float(prob[j])
             out[i] = ReadmissionPrediction(int(ids[i]), True, p, self.band(p), self.cal_a * float(margin[j]) + self.cal_b,
                                            factors)
