@@ -26,10 +26,11 @@ import pandas as pd
 
 from services.core.outputs import csv_output
 from services.records.uci_table import normalise_uci_frame
+from services.records.validation import uci_row_problem
 from services.capacity.features import MODEL_FEATURE_NAMES, los_model_matrix
 from services.inference.shared import shared_model
 from services.inference.onnx_runtime import MODELS_DIR, ModelBundle, load_bundle
-from services.records.uci_schema import ENCOUNTER_COLUMNS, INT_COLUMNS
+from services.records.uci_schema import ENCOUNTER_COLUMNS
 
 MAX_DAYS = 14
 DAYS = np.arange(1, MAX_DAYS + 1)
@@ -239,15 +240,8 @@ class LosCsvError(ValueError):
 
 
 def _row_problem(row: dict[str, str]) -> str | None:
-    for col in INT_COLUMNS:
-        if col == "time_in_hospital":
-            continue  # not needed at admission; may be blank for current inpatients
-        v = row.get(col, "").strip()
-        try:
-            int(v)
-        except ValueError:
-            return f"{col} is not an integer: {v!r}" if v else f"{col} is empty"
-    return None
+    """The importer's row check (services.records.validation); the stay's length may be blank (an inpatient)."""
+    return uci_row_problem(row, stay_length_known=False)
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:

@@ -21,20 +21,14 @@ from services.store import audit
 from services.core.errors import ImportFileError
 from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.site.session import Session
-from services.records.uci_schema import (A1C_VALUES, AGE_BANDS, ENCOUNTER_COLUMNS, GENDERS, GLU_SERUM_VALUES, INT_COLUMNS,
-                                 MEDICATION_STATUSES, MEDICATIONS, RACES, READMITTED_VALUES)
-from services.records.validation import diagnosis_system
+from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
+from services.records.validation import diagnosis_system, uci_row_problem
 
 REQUIRED = [c for c in ENCOUNTER_COLUMNS if c != "readmitted"]
 OPTIONAL = ("readmitted", "given_name", "family_name", "birth_date", "admit_time", "discharge_time", "ward")
 BATCH = 2000
 MAX_LINE_CHARS = 1 << 20  # one physical line; memory stays bounded even for a file with no line breaks
 MAX_REPORTED = 10_000
-INT_LIMITS = {"time_in_hospital": (1, 365), "num_lab_procedures": (0, 1000), "num_procedures": (0, 100),
-              "num_medications": (0, 500), "number_outpatient": (0, 1000), "number_emergency": (0, 1000),
-              "number_inpatient": (0, 1000), "number_diagnoses": (0, 100), "admission_type_id": (1, 8),
-              "discharge_disposition_id": (1, 30), "admission_source_id": (1, 26),
-              "encounter_id": (1, 2**62), "patient_nbr": (1, 2**62)}
 
 
 @dataclass
@@ -107,43 +101,6 @@ def _rows(source: Path | BinaryIO) -> Iterator[tuple[int, list[str], int]]:
         text.close()
 
 
-def _check_row(row: dict[str, str]) -> str | None:
-    for col in INT_COLUMNS:
-        v = row[col].strip()
-        # isdecimal (ASCII digits only), not isdigit: '²' passes isdigit() and then int('²') raises.
-        digits = v[1:] if v.startswith("-") else v
-        if not (digits.isascii() and digits.isdecimal()):
-            return f"{col} must be a whole number (found {v[:20]!r})"
-        lo, hi = INT_LIMITS.get(col, (0, 10**9))
-        if not lo <= int(v) <= hi:
-            return f"{col} out of range ({v})"
-    checks = (("gender", GENDERS), ("race", RACES), ("age", AGE_BANDS), ("max_glu_serum", GLU_SERUM_VALUES),
-              ("A1Cresult", A1C_VALUES), ("change", ("No", "Ch")), ("diabetesMed", ("No", "Yes")))
-    for col, allowed in checks:
-        if row[col] not in allowed:
-            return f"{col} has an unknown value {row[col][:20]!r}"
-    if row.get("readmitted", "") not in ("",) + READMITTED_VALUES:
-        return f"readmitted has an unknown value {row['readmitted'][:20]!r}"
-    for drug in MEDICATIONS:
-        if row[drug] not in MEDICATION_STATUSES:
-            return f"{drug} has an unknown value {row[drug][:20]!r}"
-    for col in ("diag_1", "diag_2", "diag_3"):
-        code = row[col].strip()
-        if code != "?" and (not code.isascii() or diagnosis_system(code) is None):
-            return f"{col} is not an ICD-9 or ICD-10 code ({code[:20]!r})"
-    for col in ("admit_time", "discharge_time", "birth_date"):
-        v = row.get(col, "")
-        if v:
-            try:
-                dt.datetime.fromisoformat(v)
-            except ValueError:
-                return f"{col} is not an ISO date ({v[:20]!r})"
-    for col in ("weight", "payer_code", "medical_specialty", "given_name", "family_name", "ward"):
-        if len(row.get(col, "")) > 80:
-            return f"{col} is longer than 80 characters"
-    return None
-
-
 def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: ProgressFn = no_progress,
                    cancel: CancelToken | None = None, name: str | None = None) -> ImportReport:
     """Import from a file path or an open binary stream (the demo builder passes one from memory)."""
@@ -184,7 +141,7 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
                 report.reject(line, f"expected {len(header)} fields, found {len(fields)}")
                 continue
             row = dict(zip(header, fields))
-            problem = "contains a NUL byte" if any("\x00" in f for f in fields) else _check_row(row)
+            problem = "contains a NUL byte" if any("\x00" in f for f in fields) else uci_row_problem(row)
             enc_nbr = int(row["encounter_id"]) if problem is None else 0
             if problem is None and enc_nbr in seen:
                 problem = f"encounter {enc_nbr} is already in the store or earlier in this file"

@@ -6,7 +6,8 @@ import re
 
 from services.core.errors import ValidationError
 from services.records.uci_schema import (A1C_VALUES, ADMISSION_SOURCES, ADMISSION_TYPES, AGE_BANDS, DISCHARGE_DISPOSITIONS,
-                                 GENDERS, GLU_SERUM_VALUES, MEDICATION_STATUSES, RACES)
+                                 GENDERS, GLU_SERUM_VALUES, INT_COLUMNS, MEDICATION_STATUSES, MEDICATIONS, RACES,
+                                 READMITTED_VALUES)
 
 # The UCI data drops leading zeros (038 is stored as "38"), so 1-3 digits are accepted.
 ICD9_RE = re.compile(r"^(\d{1,3}(\.\d{1,2})?|V\d{2}(\.\d{1,2})?|E\d{3}(\.\d)?)$", re.ASCII)
@@ -161,3 +162,54 @@ def validate_encounter(values: dict) -> dict:
     if p:
         raise ValidationError(p)
     return out
+
+
+INT_LIMITS = {"time_in_hospital": (1, 365), "num_lab_procedures": (0, 1000), "num_procedures": (0, 100),
+              "num_medications": (0, 500), "number_outpatient": (0, 1000), "number_emergency": (0, 1000),
+              "number_inpatient": (0, 1000), "number_diagnoses": (0, 100), "admission_type_id": (1, 8),
+              "discharge_disposition_id": (1, 30), "admission_source_id": (1, 26),
+              "encounter_id": (1, 2**62), "patient_nbr": (1, 2**62)}
+
+
+def uci_row_problem(row: dict[str, str], stay_length_known: bool = True) -> str | None:
+    """The first problem of one row in the UCI encounter schema, or None: the one row check of the importer and both
+    scoring commands (a column the row does not have is not checked: the callers require their own columns).
+    `stay_length_known` False: time_in_hospital may be blank (an inpatient scored for length of stay)."""
+    for col in INT_COLUMNS:
+        if col not in row or (col == "time_in_hospital" and not stay_length_known and not row[col].strip()):
+            continue
+        v = row[col].strip()
+        # isdecimal (ASCII digits only), not isdigit: '²' passes isdigit() and then int('²') raises.
+        digits = v[1:] if v.startswith("-") else v
+        if not (digits.isascii() and digits.isdecimal()):
+            return f"{col} must be a whole number (found {v[:20]!r})"
+        lo, hi = INT_LIMITS.get(col, (0, 10**9))
+        if not lo <= int(v) <= hi:
+            return f"{col} out of range ({v})"
+    checks = (("gender", GENDERS), ("race", RACES), ("age", AGE_BANDS), ("max_glu_serum", GLU_SERUM_VALUES),
+              ("A1Cresult", A1C_VALUES), ("change", ("No", "Ch")), ("diabetesMed", ("No", "Yes")))
+    for col, allowed in checks:
+        if col in row and row[col] not in allowed:
+            return f"{col} has an unknown value {row[col][:20]!r}"
+    if row.get("readmitted", "") not in ("",) + READMITTED_VALUES:
+        return f"readmitted has an unknown value {row['readmitted'][:20]!r}"
+    for drug in MEDICATIONS:
+        if drug in row and row[drug] not in MEDICATION_STATUSES:
+            return f"{drug} has an unknown value {row[drug][:20]!r}"
+    for col in ("diag_1", "diag_2", "diag_3"):
+        if col not in row:
+            continue
+        code = row[col].strip()
+        if code != "?" and (not code.isascii() or diagnosis_system(code) is None):
+            return f"{col} is not an ICD-9 or ICD-10 code ({code[:20]!r})"
+    for col in ("admit_time", "discharge_time", "birth_date"):
+        v = row.get(col, "")
+        if v:
+            try:
+                dt.datetime.fromisoformat(v)
+            except ValueError:
+                return f"{col} is not an ISO date ({v[:20]!r})"
+    for col in ("weight", "payer_code", "medical_specialty", "given_name", "family_name", "ward"):
+        if len(row.get(col, "")) > 80:
+            return f"{col} is longer than 80 characters"
+    return None

@@ -27,12 +27,12 @@ import pandas as pd
 from services.core.outputs import csv_output
 from services.risk.clinical_scores import hospital_band, hospital_score, lace_index
 from services.records.uci_table import eligible_mask, normalise_uci_frame
+from services.records.validation import uci_row_problem
 from services.risk.concepts import concept_sums, reasons
 from services.risk.features import FEATURE_NAMES, build_features
 from services.inference.shared import shared_model
 from services.inference.onnx_runtime import MODELS_DIR, ModelBundle, ModelIntegrityError, create_session, load_bundle
-from services.records.uci_schema import (A1C_VALUES, AGE_BANDS, ENCOUNTER_COLUMNS, GENDERS, GLU_SERUM_VALUES, INT_COLUMNS,
-                                 MEDICATION_STATUSES, MEDICATIONS, READMITTED_VALUES)
+from services.records.uci_schema import ENCOUNTER_COLUMNS, INT_COLUMNS
 
 BUNDLE_DIR = MODELS_DIR / "readmission"
 NOT_ELIGIBLE = "not eligible"
@@ -272,11 +272,6 @@ class ReadmissionService:
 
 OUTPUT_COLUMNS: tuple[str, ...] = ("line", "encounter_id", "patient_nbr", "status", "risk", "band", "factor_1",
                                    "factor_2", "factor_3", "lace", "hospital", "hospital_band", "error")
-_ALLOWED: dict[str, tuple[str, ...]] = {
-    "age": AGE_BANDS, "gender": GENDERS, "max_glu_serum": GLU_SERUM_VALUES, "A1Cresult": A1C_VALUES,
-    "readmitted": READMITTED_VALUES + ("",), "change": ("No", "Ch"), "diabetesMed": ("No", "Yes"),
-    **{m: MEDICATION_STATUSES for m in MEDICATIONS},
-}
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -296,20 +291,9 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 def _row_problems(rec: dict[str, str]) -> list[str]:
-    problems = []
-    for c in INT_COLUMNS:
-        v = rec[c].strip()
-        if not v.lstrip("-").isdigit():
-            problems.append(f"{c} is not a whole number ({v!r})")
-        elif int(v) < 0:
-            problems.append(f"{c} is negative ({v})")
-    for c, allowed in _ALLOWED.items():
-        if rec.get(c, "") not in allowed:
-            problems.append(f"{c} has an unknown value ({rec.get(c, '')!r})")
-    for c in ("diag_1", "diag_2", "diag_3"):
-        if not rec[c].strip():
-            problems.append(f"{c} is empty (use '?' for unknown)")
-    return problems
+    """The importer's own row check (services.records.validation): a row scored here would import, and back."""
+    problem = uci_row_problem(rec)
+    return [problem] if problem else []
 
 
 def score_readmission_csv(input_path: str | os.PathLike, output_path: str | os.PathLike,
