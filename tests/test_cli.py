@@ -103,7 +103,7 @@ def test_score_los_reports_bad_rows_with_line_and_reason(tmp_path):
     r = run("score", "los", "--input", str(src), "--output", str(out))
     assert r.returncode == 3, r.stderr
     assert "3 scored, 2 rejected" in r.stdout
-    assert "line 3: admission_type_id is not an integer" in r.stderr and "line 6: has 3 fields" in r.stderr
+    assert "line 3: admission_type_id must be a whole number" in r.stderr and "line 6: has 3 fields" in r.stderr
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["line", "encounter_id", "los_days", "los_low", "los_high", "error"]
