@@ -81,16 +81,20 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """Exit 0 when every record was imported, updated or unchanged; 3 when some were rejected (listed)."""
     desk = _desk(args)
     try:
-        report = desk.records.import_csv(
-            args.input, progress=lambda d, t, m="": print(f"\r{100 * d // max(t, 1):3d}% {m}", end="", file=sys.stderr))
+        report = desk.records.import_files(
+            args.input, args.format,
+            progress=lambda d, t, m="": print(f"\r{100 * d // max(t, 1):3d}% {m}", end="", file=sys.stderr))
     finally:
         desk.lock(reason="command finished")
     print(file=sys.stderr)
     print(report.summary())
+    for line in report.lines():
+        print(f"  {line}")
     for r in report.rejected:
-        print(f"  line {r.line}: {r.reason}")
+        print(f"  rejected: {r.file} {r.where}: {r.reason}")
     if report.rejected_total > len(report.rejected):
         print(f"  … and {report.rejected_total - len(report.rejected)} more")
     return 0 if report.rejected_total == 0 else 3
@@ -415,8 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_db(sub.add_parser("init", help="create a new empty store and its administrator"), login=False)
     p.add_argument("--admin", default="admin", help="administrator user name")
     p.set_defaults(func=cmd_init)
-    p = with_db(sub.add_parser("import", help="import a CSV in the UCI encounter schema"))
-    p.add_argument("--input", type=Path, required=True)
+    p = with_db(sub.add_parser("import", help="import records: UCI encounter CSV, FHIR R4 (Bundles, Bulk Data NDJSON, "
+                                              "a folder, .gz) or HL7 v2 ADT messages, told apart by their content"))
+    p.add_argument("--input", type=Path, required=True, nargs="+", help="files or folders")
+    p.add_argument("--format", choices=("uci-csv", "fhir", "hl7v2"), help="force a format instead of detecting it")
     p.set_defaults(func=cmd_import)
     p = with_db(sub.add_parser("backup", help="write a verified encrypted backup"))
     p.add_argument("--output", type=Path)

@@ -213,6 +213,8 @@ class RiskAssessment:
     threshold: float
     at_discharge: bool   # False: an inpatient, scored with the stay so far
     not_eligible_reason: str = ""   # why a stay gets no risk (death, hospice, transfer to another acute hospital)
+    measured: dict[str, str] = field(default_factory=dict)   # score parts from the record, not proxies ("lace.E" -> words)
+    unknown_inputs: tuple[str, ...] = ()   # inputs the model could not read (a diagnosis coded only in SNOMED CT)
 
     @property
     def percent(self) -> str:

@@ -27,7 +27,9 @@ def test_titles_for_every_form_the_uci_table_stores(code, title):
 
 
 def test_unknown_and_other_systems_show_the_code_alone():
-    assert diagnosis_label("?") == "?" and diagnosis_label("I50.9", "ICD10") == "I50.9"
+    assert diagnosis_label("?") == "?" and diagnosis_label("44054006", "SNOMED") == "44054006"
+    # ICD-10-CM has its own titles (resources/icd10cm.json.gz), with or without the dot
+    assert diagnosis_label("I50.9", "ICD10") == "I50.9 Heart failure, unspecified" == f"I50.9 {diagnosis_title('I509', 'ICD10')}"
     assert icd9_key("not a code") is None and diagnosis_title("999999") == ""
 
 

@@ -27,7 +27,8 @@ def _entries_in(files) -> int:
 def _accounted(batch) -> int:
     c = batch.counts()
     locations = len(batch.locations)
-    return c["patients"] + c["encounters"] + c["diagnoses"] + c["medications"] + c["labs"] + c["rejected"] + \
+    return c["patients"] + c["encounters"] + c["diagnoses"] + c["medications"] + c["labs"] + c["procedures"] + \
+        c["rejected"] + \
         c["skipped"] + locations
 
 

@@ -53,17 +53,19 @@ def test_import_shows_progress_rejects_with_reasons_and_exports_them(qtbot, page
     chosen.append(str(_csv(tmp_path)))
     with qtbot.waitSignal(vm.runningChanged, timeout=60_000, check_params_cb=lambda running: not running):
         view.choose_button.click()
-    assert vm.report is not None and vm.report.imported == 2, vm.status
+    assert vm.report is not None and vm.report.counts["encounters"]["imported"] == 2, vm.status
     assert desk.records.counts()["encounters"] == before + 2
     reasons = [vm.model.row(r).reason for r in range(vm.model.rowCount())]
     assert len(reasons) == 3 and sum("already in the store" in r for r in reasons) == 2
     assert any("expected" in r and "fields" in r for r in reasons)
-    assert "2 encounters imported" in view.status.text() and "3 rows rejected" in view.status.text()
+    assert "2 encounters imported" in view.status.text() and "3 rejected" in view.status.text()
+    assert {vm.model.row(r).file for r in range(vm.model.rowCount())} == {"in.csv"}
     assert view.export_button.isEnabled()
     view.export_button.click()
     qtbot.waitUntil(lambda: (tmp_path / "rejects.csv").exists(), timeout=20_000)
     got = list(csv.DictReader((tmp_path / "rejects.csv").open(encoding="utf-8")))
-    assert [int(r["line"]) for r in got] == [vm.model.row(r).line for r in range(vm.model.rowCount())]
+    assert [r["where"] for r in got] == [vm.model.row(r).where for r in range(vm.model.rowCount())]
+    assert len(got) == 3 and all(r["where"].startswith("line ") and r["file"] == "in.csv" for r in got)
     view.grab().save(str(tmp_path / "imports.png"))   # looked at by hand (docs/admin screenshots)
 
 

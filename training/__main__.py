@@ -10,6 +10,7 @@ PIPELINES = {
     "los": "training.los",
     "xray": "training.xray",
     "icd9-titles": "training.icd9_titles",
+    "icd10-tables": "training.icd10_tables",
 }
 
 

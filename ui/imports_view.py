@@ -10,8 +10,16 @@ from ui.page import page_header
 from viewmodels.imports_vm import ImportsViewModel
 
 
+FILTER = ("Hospital records (*.csv *.json *.ndjson *.hl7 *.txt *.gz);;UCI encounter CSV (*.csv *.csv.gz);;"
+          "FHIR R4 (*.json *.ndjson *.json.gz *.ndjson.gz);;HL7 v2 messages (*.hl7 *.txt);;All files (*)")
+
+
 def _choose(parent: QWidget) -> str:
-    return QFileDialog.getOpenFileName(parent, "Import encounters", "", "CSV files (*.csv *.csv.gz);;All files (*)")[0]
+    return QFileDialog.getOpenFileName(parent, "Import records", "", FILTER)[0]
+
+
+def _choose_folder(parent: QWidget) -> str:
+    return QFileDialog.getExistingDirectory(parent, "Import a folder of FHIR or HL7 v2 files")
 
 
 def _save_as(parent: QWidget) -> str:
@@ -20,18 +28,23 @@ def _save_as(parent: QWidget) -> str:
 
 class ImportsView(QWidget):
     def __init__(self, vm: ImportsViewModel, parent: QWidget | None = None,
-                 choose: Callable[[QWidget], str] = _choose, save_as: Callable[[QWidget], str] = _save_as) -> None:
+                 choose: Callable[[QWidget], str] = _choose, save_as: Callable[[QWidget], str] = _save_as,
+                 choose_folder: Callable[[QWidget], str] = _choose_folder) -> None:
         super().__init__(parent)
         self.vm = vm
         lay = QVBoxLayout(self)
         self.choose_button = QPushButton("&Choose a file…")
+        self.folder_button = QPushButton("Choose a &folder…")
         self.cancel_button = QPushButton("&Cancel import")
         self.export_button = QPushButton("&Export rejected rows…")
-        lay.addLayout(page_header("Imports", self.choose_button, self.cancel_button, self.export_button))
-        lay.addWidget(QLabel("Encounters in the UCI Diabetes 130-US CSV schema (optionally with given_name, family_name, "
-                             "birth_date, admit_time, discharge_time and ward). The whole file is one transaction: "
-                             "rows that fail their checks are listed below and not imported; cancelling imports "
-                             "nothing.", objectName="Subtitle", wordWrap=True))
+        lay.addLayout(page_header("Imports", self.choose_button, self.folder_button, self.cancel_button,
+                                  self.export_button))
+        lay.addWidget(QLabel("Records from the hospital's systems, told apart by their content: FHIR R4 (Bundles, a Bulk "
+                             "Data export folder, .gz), HL7 v2 ADT messages (admissions, transfers, discharges), or "
+                             "encounters in the UCI Diabetes 130-US CSV schema. Importing the same files again changes "
+                             "nothing; a later export of the same patient updates the record. Each import is one "
+                             "transaction: records that fail their checks are listed below with the reason; cancelling "
+                             "imports nothing.", objectName="Subtitle", wordWrap=True))
         self.progress = QProgressBar()
         self.progress.setVisible(False)
         lay.addWidget(self.progress)
@@ -40,6 +53,7 @@ class ImportsView(QWidget):
         self.status = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.status)
         self.choose_button.clicked.connect(lambda: vm.start(choose(self)))
+        self.folder_button.clicked.connect(lambda: vm.start(choose_folder(self)))
         self.cancel_button.clicked.connect(vm.cancel)
         self.export_button.clicked.connect(lambda: vm.export_rejects(save_as(self)))
         vm.statusChanged.connect(self.status.setText)
@@ -57,4 +71,5 @@ class ImportsView(QWidget):
         self.progress.setVisible(running)
         self.progress.setValue(0)
         self.choose_button.setEnabled(not running)
+        self.folder_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)

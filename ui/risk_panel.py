@@ -1,6 +1,8 @@
 """The readmission risk panel of the patient page: risk and band, top factors, LACE and HOSPITAL."""
 from __future__ import annotations
 
+from html import escape
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QFrame, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -83,9 +85,15 @@ class RiskPanel(QFrame):
             when = "at discharge" if r.at_discharge else "if discharged today (stay so far)"
             self.band.setText(f"<b style='color:{colour}'>{r.band.upper()}</b> {when}. {BAND_MEANING.get(r.band, '')}")
         items = "".join(f"<li>{f.text}</li>" for f in r.factors) or "<li>no factor raises the risk</li>"
-        self.factors.setText(f"<b>What raises it most</b><ul style='margin-left:-20px'>{items}</ul>")
+        unknown = "".join(f"<li>{escape(u)}</li>" for u in r.unknown_inputs)
+        self.factors.setText(f"<b>What raises it most</b><ul style='margin-left:-20px'>{items}</ul>" +
+                             (f"<b>Not known to the model</b><ul style='margin-left:-20px'>{unknown}</ul>"
+                              if unknown else ""))
         lace = " + ".join(f"{k}{v}" for k, v in r.lace_components.items())
+        measured = "".join(f"<br>{escape(part.split('.')[1])}: {escape(words)}" for part, words in r.measured.items())
+        note = ("Other parts use documented proxies." if measured else "Both computed from the coded record with "
+                "documented proxies.")
         self.scores.setText(f"<b>LACE</b> {r.lace} ({r.lace_band}; {lace})<br><b>HOSPITAL</b> {r.hospital} "
-                            f"({r.hospital_band}) <br><i>Both computed from the record with documented proxies.</i>")
+                            f"({r.hospital_band}){measured}<br><i>{note}</i>")
         version = r.model_version.removeprefix("readmission-")
         self.model.setText(f"Readmission model, version {version}; high risk from {100 * r.threshold:.1f}%")

@@ -1,6 +1,6 @@
-"""Imports page (administrators): a CSV in the UCI encounter schema into the store with progress, the rejected rows
-with line and reason, their export, and a cancel that leaves nothing half-imported (one transaction:
-services.records.importer)."""
+"""Imports page (administrators): a UCI encounter CSV, FHIR R4 files or a Bulk Data folder, or HL7 v2 ADT messages
+into the store with progress, the counts per kind, the rejected records with file, place and reason, their export,
+and a cancel that leaves nothing half-imported (one transaction: services.records.sources)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,13 +10,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 from models.domain import Permission
 from services.core.errors import Cancelled
 from services.desk import Desk
-from services.records.importer import ImportReport, RejectedRow
+from services.records.intake import RecordsReport, Rejection
 from viewmodels.background import BackgroundRunner, Task
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
 from viewmodels.table_model import Column, ListTableModel
 
-REJECT_COLUMNS: list[Column[RejectedRow]] = [Column("Line", lambda r: r.line), Column("Reason", lambda r: r.reason)]
+REJECT_COLUMNS: list[Column[Rejection]] = [Column("File", lambda r: r.file), Column("Where", lambda r: r.where),
+                                           Column("Reason", lambda r: r.reason)]
 
 
 class ImportsViewModel(StatusViewModel):
@@ -27,8 +28,8 @@ class ImportsViewModel(StatusViewModel):
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.session, self.runner = session, runner
-        self.model: ListTableModel[RejectedRow] = ListTableModel(REJECT_COLUMNS, self)
-        self.report: ImportReport | None = None
+        self.model: ListTableModel[Rejection] = ListTableModel(REJECT_COLUMNS, self)
+        self.report: RecordsReport | None = None
         self._task: Task | None = None
 
     @property
@@ -47,7 +48,7 @@ class ImportsViewModel(StatusViewModel):
         self.report = None
         self._set_status(f"Importing {Path(path).name}…")
         self._task = self.runner.run(
-            "Importing", lambda p, c: self.session.records.import_csv(Path(path), progress=p, cancel=c),
+            "Importing", lambda p, c: self.session.records.import_files([Path(path)], progress=p, cancel=c),
             on_success=self._done, on_failure=self._failed,
             on_progress=lambda d, t, _m: self.progressChanged.emit(d, t), owner=self)
         self.runningChanged.emit(True)
@@ -61,14 +62,14 @@ class ImportsViewModel(StatusViewModel):
         self._task = None
         self.runningChanged.emit(False)
 
-    def _done(self, report: ImportReport) -> None:
+    def _done(self, report: RecordsReport) -> None:
         self._finish()
         self.report = report
         self.model.set_rows(report.rejected)
-        shown = (f" (the first {len(report.rejected):,} rejected rows are listed)"
+        shown = (f" (the first {len(report.rejected):,} rejected records are listed)"
                  if report.rejected_total > len(report.rejected) else "")
-        self._set_status(report.summary() + shown + ".")
-        if report.imported:
+        self._set_status(report.summary() + shown + ".\n" + "\n".join(report.lines()))
+        if report.changed:
             self.imported.emit(report.summary())
 
     def _failed(self, exc: BaseException) -> None:
@@ -78,10 +79,10 @@ class ImportsViewModel(StatusViewModel):
 
     @Slot(str)
     def export_rejects(self, path: str) -> None:
-        rows = [(r.line, r.reason) for r in (self.report.rejected if self.report else [])]
+        rows = [(r.file, r.where, r.reason) for r in (self.report.rejected if self.report else [])]
         if not rows or not path:
             return
         self.runner.run("Exporting rejected rows", lambda p, c: self.session.records.export_table(
-            ["line", "reason"], rows, path, "rejected import rows", identified=False),
+            ["file", "where", "reason"], rows, path, "rejected import rows", identified=False),
             on_success=lambda n: self._set_status(f"{n} rejected rows written to {Path(path).name}."),
             on_failure=lambda e: self._set_status(f"Not written: {user_message(e)}"), owner=self)

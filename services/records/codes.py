@@ -44,7 +44,10 @@ def icd9_key(code: str) -> str | None:
 
 def diagnosis_title(code: str, system: str = "ICD9") -> str:
     """The code's title ("Heart failure" for 428), a broader one where the code has none itself, "" if unknown."""
-    if system.upper().replace("-", "") not in ("ICD9", "ICD9CM"):
+    s = system.upper().replace("-", "")
+    if s in ("ICD10", "ICD10CM"):
+        return icd10_title(code)
+    if s not in ("ICD9", "ICD9CM"):
         return ""
     key, titles = icd9_key(code), _titles()
     while key:
@@ -136,3 +139,38 @@ def lab_unit(name: str, unit: str | None) -> str:
 
 def lab_value(name: str, value: str) -> str:
     return LABS[name][2].get(value, value) if name in LABS else value
+
+
+# ---- ICD-10-CM: titles and the CMS GEM to ICD-9-CM (resources/icd10cm.json.gz, `python -m training icd10-tables`)
+@lru_cache(maxsize=1)
+def _icd10() -> dict[str, dict[str, str]]:
+    return json.loads(gzip.decompress((RESOURCES / "icd10cm.json.gz").read_bytes()))
+
+
+def icd10_key(code: str) -> str:
+    return (code or "").strip().upper().replace(".", "")
+
+
+def icd10_title(code: str) -> str:
+    return _icd10()["titles"].get(icd10_key(code), "")
+
+
+def icd9_from_icd10(code: str) -> str | None:
+    """The ICD-9-CM code the CMS GEM gives for an ICD-10-CM code, written as the UCI table writes codes ("428.9",
+    "V45.81", "E849.0"), or None where the GEM has no map (the models then treat the diagnosis as missing)."""
+    raw = _icd10()["to_icd9"].get(icd10_key(code))
+    if not raw:
+        return None
+    head = 4 if raw.startswith("E") else 3
+    return raw if len(raw) <= head else f"{raw[:head]}.{raw[head:]}"
+
+
+def model_code(code: str, system: str) -> str | None:
+    """The ICD-9-CM form of a diagnosis for the models' diagnosis groups: ICD-9 as given, ICD-10-CM through the GEM,
+    anything else (SNOMED CT without an ICD-10 code beside it) None."""
+    s = (system or "").upper().replace("-", "")
+    if s in ("ICD9", "ICD9CM"):
+        return code
+    if s in ("ICD10", "ICD10CM"):
+        return icd9_from_icd10(code)
+    return None

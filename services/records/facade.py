@@ -10,6 +10,8 @@ from services.core.errors import PermissionDenied, ValidationError
 from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.records import export
 from services.records.importer import ImportReport, import_uci_csv
+from services.records.intake import RecordsReport
+from services.records.sources import import_records
 from services.records.patients import PatientService
 from services.site.session import Session
 
@@ -35,20 +37,25 @@ class Records:
         return int(row[0])
 
     def counts(self) -> dict[str, Any]:
-        """What the store holds, for `stats` (any role: counts only, nothing identifying). Every encounter of the UCI
-        schema is a hospital admission, so all of them are of class inpatient until other sources are imported."""
+        """What the store holds, for `stats` (any role: counts only, nothing identifying)."""
         self.session.require(Permission.READ_DEIDENTIFIED, "see the store's counts")
         c = self.session.db.conn
         one = lambda sql: int(c.execute(sql).fetchone()[0])  # noqa: E731
         encounters = one("SELECT count(*) FROM encounters")
         return {"patients": one("SELECT count(*) FROM patients"), "encounters": encounters,
-                "encounters_by_class": {"inpatient": encounters, "emergency": 0, "ambulatory": 0, "other": 0},
+                "encounters_by_class": {"inpatient": 0, "emergency": 0, "ambulatory": 0, "other": 0} | {
+                    cls: n for cls, n in c.execute("SELECT class, count(*) FROM encounters GROUP BY class")},
                 "diagnoses": one("SELECT count(*) FROM diagnoses"), "medications": one("SELECT count(*) FROM medications"),
                 "labs": one("SELECT count(*) FROM lab_results")}
 
     def import_csv(self, source: Path | str | BinaryIO, progress: ProgressFn = no_progress,
                    cancel: CancelToken | None = None) -> ImportReport:
         return import_uci_csv(self.session, source, progress, cancel)
+
+    def import_files(self, paths: Sequence[Path | str], fmt: str | None = None, progress: ProgressFn = no_progress,
+                     cancel: CancelToken | None = None) -> RecordsReport:
+        """UCI CSV, FHIR R4 or HL7 v2 ADT, detected from the content (services.records.sources)."""
+        return import_records(self.session, paths, fmt, progress, cancel)
 
     def export_encounters(self, path: Path | str, identified: bool = False, bom: bool = False) -> int:
         return export.export_encounters_csv(self.session, path, identified, bom)

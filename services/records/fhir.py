@@ -30,7 +30,8 @@ SYSTEMS = {   # code system URL -> the short name WardLens stores beside the cod
 # v3 ActCode encounter classes -> the classes `stats` and the census count
 CLASSES = {"IMP": "inpatient", "ACUTE": "inpatient", "NONAC": "inpatient", "EMER": "emergency", "AMB": "ambulatory",
            "OBSENC": "other", "SS": "ambulatory", "HH": "other", "VR": "ambulatory", "PRENC": "other"}
-KEPT = ("Patient", "Encounter", "Condition", "MedicationRequest", "Observation", "Location")
+KEPT = ("Patient", "Encounter", "Condition", "MedicationRequest", "Observation", "Procedure", "Location")
+KINDS = {"Condition": "diagnosis", "MedicationRequest": "medication", "Observation": "lab", "Procedure": "procedure"}
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,13 @@ class Coded:
 class FhirPatient:
     key: str
     identifiers: tuple[tuple[str, str], ...]
+    mrn: str                      # the medical record number (identifier type MR), else the first identifier, else the id
     family: str = ""
     given: str = ""
     birth_date: str = ""
     sex: str = "Unknown/Invalid"
     deceased: bool = False
+    file: str = ""
 
 
 @dataclass
@@ -64,12 +67,13 @@ class FhirEncounter:
     discharge_disposition: Coded | None = None
     locations: tuple[str, ...] = ()   # display names, most specific last (ward, room, bed)
     type: str = ""
+    file: str = ""
 
 
 @dataclass
 class FhirClinical:
-    """A Condition, MedicationRequest or Observation, with what WardLens keeps of it."""
-    kind: str                     # "diagnosis", "medication" or "lab"
+    """A Condition, MedicationRequest, Observation or Procedure, with what WardLens keeps of it."""
+    kind: str                     # "diagnosis", "medication", "lab" or "procedure"
     key: str
     patient: str
     encounter: str | None
@@ -80,6 +84,8 @@ class FhirClinical:
     low: float | None = None
     high: float | None = None
     time: str = ""
+    icd10: str = ""               # a diagnosis's ICD-10 coding beside its SNOMED one, where the source gives both
+    status: str = ""              # a medication order's status (active, stopped …)
 
 
 @dataclass
@@ -101,7 +107,7 @@ class FhirBatch:
     def counts(self) -> dict[str, int]:
         kinds = Counter(c.kind for c in self.clinical)
         return {"patients": len(self.patients), "encounters": len(self.encounters), "diagnoses": kinds["diagnosis"],
-                "medications": kinds["medication"], "labs": kinds["lab"], "rejected": len(self.problems),
+                "medications": kinds["medication"], "labs": kinds["lab"], "procedures": kinds["procedure"], "rejected": len(self.problems),
                 "skipped": sum(self.skipped.values())}
 
 
@@ -181,9 +187,35 @@ def _coded(concept: Any) -> Coded | None:
     return Coded(str(c["code"]), SYSTEMS.get(system, system), str(c.get("display") or concept.get("text") or ""))
 
 
+# Identifiers that name a person across organisations (v2-0203: social security, driver's licence, passport, tax,
+# national and insurance numbers) are not matched on: they collide in real registries and in the shared Synthea set,
+# where two patients carry the same driver's licence number. A hospital's own numbers (MR, PI …) and untyped ones are.
+PERSON_TYPES = {"SS", "SSN", "DL", "DLN", "PPN", "PP", "TAX", "NI", "NH", "BC", "DR", "MC", "MA", "PEN", "SB", "HC"}
+
+
+def matches_patient(type_code: str) -> bool:
+    t = (type_code or "").strip().upper()
+    return not (t in PERSON_TYPES or t.startswith("NN"))
+
+
 def _identifiers(res: dict) -> tuple[tuple[str, str], ...]:
-    return tuple((str(i.get("system") or ""), str(i["value"])) for i in res.get("identifier") or []
-                 if isinstance(i, dict) and i.get("value"))
+    out = []
+    for i in res.get("identifier") or []:
+        if not isinstance(i, dict) or not i.get("value"):
+            continue
+        types = {str(c.get("code")) for c in ((i.get("type") or {}).get("coding") or []) if isinstance(c, dict)}
+        if res.get("resourceType") != "Patient" or all(matches_patient(t) for t in types):
+            out.append((str(i.get("system") or ""), str(i["value"])))
+    return tuple(out)
+
+
+def _mrn(res: dict, identifiers: tuple[tuple[str, str], ...]) -> str:
+    for i in res.get("identifier") or []:
+        codes = [c.get("code") for c in ((i.get("type") or {}).get("coding") or []) if isinstance(c, dict)] \
+            if isinstance(i, dict) else []
+        if "MR" in codes and i.get("value"):
+            return str(i["value"])
+    return identifiers[0][1] if identifiers else str(res.get("id") or "")
 
 
 def _sex(gender: Any) -> str:
@@ -230,9 +262,10 @@ def read_fhir(paths: Iterable[Path | str]) -> FhirBatch:
         kind = res.get("resourceType")
         if kind == "Patient":
             family, given = _name(res)
+            ids = _identifiers(res)
             batch.patients[res["_key"]] = FhirPatient(
-                res["_key"], _identifiers(res), family, given, str(res.get("birthDate") or ""), _sex(res.get("gender")),
-                bool(res.get("deceasedBoolean") or res.get("deceasedDateTime")))
+                res["_key"], ids, _mrn(res, ids), family, given, str(res.get("birthDate") or ""), _sex(res.get("gender")),
+                bool(res.get("deceasedBoolean") or res.get("deceasedDateTime")), file)
         elif kind == "Location":
             batch.locations[res["_key"]] = str(res.get("name") or "")
     by_identifier = {(s, v): k for k, p in batch.patients.items() for s, v in p.identifiers}
@@ -269,18 +302,24 @@ def read_fhir(paths: Iterable[Path | str]) -> FhirBatch:
                 res["_key"], patient, _identifiers(res), CLASSES.get(str(cls.get("code") or ""), "other"),
                 str(res.get("status") or ""), str(period.get("start") or ""), str(period.get("end") or ""),
                 _coded(hosp.get("admitSource")), _coded(hosp.get("dischargeDisposition")), tuple(p for p in places if p),
-                (_coded((res.get("type") or [None])[0]) or Coded("", "")).display)
+                (_coded((res.get("type") or [None])[0]) or Coded("", "")).display, file)
             continue
-        concept = res.get("code") if kind != "MedicationRequest" else res.get("medicationCodeableConcept")
+        concept = res.get("code") if kind != "MedicationRequest" else (
+            res.get("medicationCodeableConcept") or {"text": str((res.get("medicationReference") or {}).get("display")
+                                                                 or "")})
         coded = _coded(concept)
         if coded is None:
             batch.problems.append(Problem(file, where, f"{kind} without a code"))
             continue
         encounter = ref(res.get("encounter") or res.get("context"))
-        item = FhirClinical({"Condition": "diagnosis", "MedicationRequest": "medication", "Observation": "lab"}[kind],
-                            res["_key"], patient, encounter, coded,
+        item = FhirClinical(KINDS[kind], res["_key"], patient, encounter, coded,
                             time=str(res.get("effectiveDateTime") or res.get("onsetDateTime") or res.get("authoredOn")
-                                     or res.get("recordedDate") or ""))
+                                     or res.get("performedDateTime") or (res.get("performedPeriod") or {}).get("start")
+                                     or res.get("recordedDate") or ""),
+                            status=str(res.get("status") or ""))
+        if kind == "Condition" and coded.system != "ICD10":
+            item.icd10 = next((str(c["code"]) for c in (concept or {}).get("coding") or [] if isinstance(c, dict)
+                               and SYSTEMS.get(c.get("system") or "") == "ICD10" and c.get("code")), "")
         if kind == "Observation":
             q = res.get("valueQuantity") or {}
             item.value, item.unit = _number(q.get("value")), str(q.get("unit") or q.get("code") or "")

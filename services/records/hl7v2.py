@@ -41,7 +41,7 @@ class Hl7Event:
     birth_date: str = ""          # YYYYMMDD as sent
     sex: str = ""
     deceased: bool = False
-    visit: str = ""               # PV1-19 visit number
+    visit: str = ""               # PV1-19 visit number, else PID-18 patient account number
     cls: str = ""                 # inpatient, emergency, ambulatory, pre-admit, other (PV1-2)
     ward: str = ""                # PV1-3 point of care
     room: str = ""
@@ -145,7 +145,7 @@ def read_hl7(paths: Iterable[Path | str]) -> Hl7Batch:
                 _field(msg, "EVN", 6) or _field(msg, "EVN", 2) or _field(msg, "MSH", 7), ids,
                 _field(msg, "PID", 5, 1), _field(msg, "PID", 5, 2), _field(msg, "PID", 7)[:8],
                 {"F": "Female", "M": "Male"}.get(_field(msg, "PID", 8).upper(), "Unknown/Invalid"),
-                _field(msg, "PID", 30).upper() == "Y", _field(msg, "PV1", 19),
+                _field(msg, "PID", 30).upper() == "Y", _field(msg, "PV1", 19) or _field(msg, "PID", 18),
                 CLASSES.get(_field(msg, "PV1", 2).upper(), ""), _field(msg, "PV1", 3, 1), _field(msg, "PV1", 3, 2),
                 _field(msg, "PV1", 3, 3), _field(msg, "PV1", 44), _field(msg, "PV1", 45), _field(msg, "PV1", 36),
                 _ids(msg, "MRG", 1) if trigger == "A40" else ()))

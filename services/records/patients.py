@@ -17,7 +17,7 @@ from services.store import audit
 from services.store.identity import Directory, Ident, generation, normal_number
 from services.core.errors import ValidationError
 from services.site.session import Session
-from services.records.codes import codes_for_title, diagnosis_label, looks_like_words
+from services.records.codes import codes_for_title, diagnosis_label, looks_like_words, model_code
 from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 from services.records.validation import age_band_at, diagnosis_system, validate_encounter, validate_patient
 
@@ -441,10 +441,12 @@ def _frame(sql: str, conn, params: tuple = ()) -> pd.DataFrame:
 
 def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.DataFrame:
     """Rebuild UCI rows from the normalised tables: diag_1..3 from positions, one column per drug."""
-    where, args = "", ()
+    # Hospital stays only: the models are about admissions (an emergency or clinic visit from FHIR or HL7 counts in
+    # the history columns, it is not scored), and an admission the feed cancelled never happened.
+    where, args = "WHERE e.class = 'inpatient' AND coalesce(e.source_status, '') != 'cancelled'", ()
     if patient_ids is not None:
         ids = list(patient_ids)
-        where, args = f"WHERE e.patient_id IN ({','.join('?' * len(ids))})", tuple(ids)
+        where, args = where + f" AND e.patient_id IN ({','.join('?' * len(ids))})", tuple(ids)
     base = _frame(
         "SELECT e.id AS _eid, e.encounter_nbr AS encounter_id, p.id AS patient_nbr, p.race, p.sex AS gender, "
         "e.age_band AS age, e.weight, e.admission_type_id, coalesce(e.discharge_disposition_id, 1) AS discharge_disposition_id, "
@@ -453,18 +455,39 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
         "e.payer_code, e.medical_specialty, e.num_lab_procedures, "
         "e.num_procedures, e.num_medications, e.number_outpatient, e.number_emergency, e.number_inpatient, "
         "e.number_diagnoses, e.change_flag AS change, e.diabetes_med AS diabetesMed, e.readmitted, e.status, "
-        "e.admit_time, e.discharge_time, e.patient_id AS _pid "
+        "e.admit_time, e.discharge_time, e.patient_id AS _pid, e.source_digest IS NOT NULL AS history_from_record, "
+        # LACE's E as defined (6 months), for stays whose history the store holds (FHIR / HL7 imports)
+        "CASE WHEN e.source_digest IS NULL OR e.admit_time IS NULL THEN NULL ELSE (SELECT count(*) FROM encounters x "
+        "WHERE x.patient_id = e.patient_id AND x.class = 'emergency' AND x.admit_time >= datetime(e.admit_time, "
+        "'-182 days') AND x.admit_time < e.admit_time) END AS emergency_6m "
         f"FROM encounters e JOIN patients p ON p.id = e.patient_id {where} ORDER BY e.encounter_nbr", conn, args)
     eids = [int(x) for x in base["_eid"]]
     placeholders = ",".join("?" * len(eids)) or "NULL"
     # Plain dictionaries and lists, not pandas maps: a patient's few rows then cost about a millisecond
     # (the bedside score reads them every time), and 100,000 rows stay a few hundred milliseconds.
-    dx = {(e, pos): code for e, pos, code in conn.execute(
-        f"SELECT encounter_id, position, code FROM diagnoses WHERE position <= 3 AND encounter_id IN ({placeholders})",
-        eids)}
+    # ICD-10-CM reaches the models' ICD-9 groups through the CMS GEM; SNOMED CT through the ICD-10 code beside it where
+    # the source gave one; a diagnosis with neither is missing ("?"), never guessed.
+    dx: dict[tuple[int, int], str] = {}
+    unmapped: dict[int, list[str]] = {}   # what the model could not read, for the risk panel to say
+    for e, pos, code, system, also, also_system in conn.execute(
+            "SELECT encounter_id, position, code, system, also_code, also_system FROM diagnoses WHERE position <= 3 "
+            f"AND encounter_id IN ({placeholders})", eids):
+        dx[(e, pos)] = model_code(code, system) or (model_code(also, also_system) if also else None) or "?"
+        if dx[(e, pos)] == "?":
+            unmapped.setdefault(e, []).append(f"{code} ({system})")
     labs = {(e, name): value for e, name, value in conn.execute(
         "SELECT encounter_id, name, value_text FROM lab_results WHERE name IN ('max_glu_serum','A1Cresult') "
         f"AND encounter_id IN ({placeholders})", eids)}
+    measured: dict[tuple[int, str], float] = {}   # the stay's last haemoglobin (g/dL) and sodium (mmol/L)
+    for e, code, value, unit in conn.execute(
+            "SELECT encounter_id, code, value_num, unit FROM lab_results WHERE system = 'LOINC' AND code IN "
+            f"('718-7', '2951-2', '2947-0') AND value_num IS NOT NULL AND encounter_id IN ({placeholders}) "
+            "ORDER BY taken_at", eids):
+        u = (unit or "").replace(" ", "").lower()
+        if code == "718-7" and u in ("g/dl", "g/l"):
+            measured[(e, "haemoglobin")] = value / 10 if u == "g/l" else value
+        elif code != "718-7" and u in ("mmol/l", "meq/l"):
+            measured[(e, "sodium")] = value
     meds: dict[str, dict[int, str]] = {}
     for e, drug, status in conn.execute(
             f"SELECT encounter_id, drug, status FROM medications WHERE encounter_id IN ({placeholders})", eids):
@@ -483,7 +506,11 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
         cols[drug] = column([v if (v := given.get(e)) is not None else "No" for e in eids])
     # The per-patient history features need one integer per patient, not the hospital number (sealed in the store).
     cols["patient_nbr"] = base["patient_nbr"].astype("int64").to_numpy()
-    extra = ["status", "admit_time", "discharge_time", "_pid", "_eid"]
+    for name in ("haemoglobin", "sodium"):
+        cols[name] = np.array([measured.get((e, name), np.nan) for e in eids], dtype=float)
+    cols["unmapped_diagnoses"] = column(["; ".join(unmapped.get(e, [])) for e in eids])
+    extra = ["status", "admit_time", "discharge_time", "_pid", "_eid", "history_from_record", "emergency_6m",
+             "haemoglobin", "sodium", "unmapped_diagnoses"]
     # One block per column, no copy: selecting columns of a consolidated object block copied ~50
     # million references under the GIL for a 100,000-encounter store (a GUI stall of 100-250 ms).
     return pd.DataFrame({c: cols[c] for c in [*ENCOUNTER_COLUMNS, *extra]}, copy=False)

@@ -555,6 +555,8 @@ def _risk_block(data: PatientReportData, st: _Styles, fonts: tuple[str, str]) ->
     else:
         out.append(_p("No single factor raises this patient's risk above the average.", st.body))
     out.append(_p("Factors are the model's own per-feature contributions for this patient, largest first.", st.small))
+    if a.unknown_inputs:
+        out.append(_p("Not known to the model: " + "; ".join(a.unknown_inputs) + ".", st.small))
     return out
 
 
@@ -578,6 +580,10 @@ def _scores_block(data: PatientReportData, st: _Styles) -> list:
     both.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (-1, -1), 0)]))
     out.append(both)
     out.append(Spacer(1, 2))
+    if a.measured:   # records from the hospital's systems: these parts are the patient's own values
+        out.append(_p("From this patient's record: " + "; ".join(
+            f"{escape(part.split('.')[1])} {escape(words)}" for part, words in a.measured.items()) +
+            ". The proxies below apply to the other parts only.", st.tiny))
     out.append(_p(SCORE_PROXY_NOTE, st.tiny))
     return out
 

@@ -7,7 +7,7 @@ import threading
 from models.domain import Permission, RiskAssessment, RiskFactor
 from services.inference.manifest import ModelIntegrityError, read_bundle
 from services.core.paths import RESOURCES
-from services.risk.clinical_scores import hospital_band, hospital_components, lace_components
+from services.risk.clinical_scores import hospital_band, hospital_components, lace_components, score_inputs
 from services.inference.model_cards import readable_card_markdown
 from services.records.patients import PatientService
 from services.records.uci_schema import ineligible_reason
@@ -77,7 +77,10 @@ class AssessmentService:
                 lace=sum(lace.values()), lace_components=lace, hospital=sum(hosp.values()),
                 hospital_band=hospital_band(sum(hosp.values())), hospital_components=hosp, model_version=svc.version,
                 threshold=svc.threshold, at_discharge=record.get("status") != "inpatient",
-                not_eligible_reason="" if pred.eligible else ineligible_reason(int(record["discharge_disposition_id"])))
+                not_eligible_reason="" if pred.eligible else ineligible_reason(int(record["discharge_disposition_id"])),
+                measured=score_inputs(record),
+                unknown_inputs=tuple(f"diagnosis {d}: no ICD-9-CM group for the model, counted as missing"
+                                     for d in str(record.get("unmapped_diagnoses") or "").split("; ") if d))
             if log_each:
                 self.s.log("score", "encounter", nbr, f"readmission {svc.version}: {pred.band} "
                            f"{'' if pred.probability is None else round(pred.probability, 4)}")

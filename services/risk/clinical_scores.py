@@ -37,6 +37,9 @@ PROXIES: dict[str, str] = {
     "hospital.I": "admission type Emergency (1), Urgent (2) or Trauma Center (7).",
     "hospital.T": "number_inpatient (inpatient visits in the year before) stands for prior admissions.",
 }
+# Records imported from a hospital's systems (FHIR, HL7 v2) carry what the proxies stand in for: emergency visits in
+# the 6 months before and admissions in the year before counted from the store's encounters, haemoglobin and sodium
+# from the stay's last LOINC results. score_inputs() says, per assessment, which parts used them.
 
 HOSPITAL_BANDS: tuple[tuple[int, str], ...] = ((0, "low"), (5, "intermediate"), (7, "high"))
 LACE_HIGH_RISK: int = 10  # LACE >= 10 is the usual "high risk" cut-off
@@ -125,15 +128,41 @@ def _los_points(days: int) -> int:
     return 7
 
 
+def _measured(record: Mapping[str, Any], key: str) -> float | None:
+    """A value the hospital's record supplied (records imported from FHIR or HL7), None where the UCI table has none."""
+    v = record.get(key)
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return None if f != f else f   # NaN: not measured
+
+
+def score_inputs(record: Mapping[str, Any]) -> dict[str, str]:
+    """The score parts computed from the patient's own record instead of a proxy (part -> what was used, in words);
+    the rest keep the proxies of PROXIES."""
+    out: dict[str, str] = {}
+    if (e := _measured(record, "emergency_6m")) is not None:
+        out["lace.E"] = f"{int(e)} emergency visits in the 6 months before, counted in the record"
+    if record.get("history_from_record") in (True, 1):
+        out["hospital.T"] = f"{_int(record, 'number_inpatient')} admissions in the year before, counted in the record"
+    if (hb := _measured(record, "haemoglobin")) is not None:
+        out["hospital.H"] = f"haemoglobin {hb:g} g/dL, the stay's last result (LOINC 718-7)"
+    if (na := _measured(record, "sodium")) is not None:
+        out["hospital.S"] = f"sodium {na:g} mmol/L, the stay's last result (LOINC 2951-2 / 2947-0)"
+    return out
+
+
 def lace_components(record: Mapping[str, Any]) -> dict[str, int]:
     los = _int(record, "time_in_hospital")
+    emergency = _measured(record, "emergency_6m")
     acute = _int(record, "admission_type_id") in (1, 7) or _int(record, "admission_source_id") == 7
     cci = charlson_index([record.get("diag_1", ""), record.get("diag_2", ""), record.get("diag_3", "")])
     return {
         "L": _los_points(los),
         "A": 3 if acute else 0,
         "C": cci if cci <= 3 else 5,
-        "E": min(_int(record, "number_emergency"), 4),
+        "E": min(int(emergency) if emergency is not None else _int(record, "number_emergency"), 4),
     }
 
 
@@ -152,10 +181,12 @@ def _has_code(record: Mapping[str, Any], pred: Any) -> bool:
 
 def hospital_components(record: Mapping[str, Any]) -> dict[str, int]:
     prior = _int(record, "number_inpatient")
+    hb, na = _measured(record, "haemoglobin"), _measured(record, "sodium")
     return {
-        "H": 1 if _has_code(record, lambda v: 280 <= v < 286) else 0,
+        "H": (1 if hb < 12 else 0) if hb is not None else (1 if _has_code(record, lambda v: 280 <= v < 286) else 0),
         "O": 2 if str(record.get("medical_specialty", "")) in ("Oncology", "Hematology/Oncology") else 0,
-        "S": 1 if _has_code(record, lambda v: abs(v - 276.1) < 1e-9) else 0,
+        "S": (1 if na < 135 else 0) if na is not None else (1 if _has_code(record, lambda v: abs(v - 276.1) < 1e-9)
+                                                             else 0),
         "P": 1 if _int(record, "num_procedures") > 0 else 0,
         "I": 1 if _int(record, "admission_type_id") in (1, 2, 7) else 0,
         "T": 0 if prior <= 1 else (2 if prior <= 5 else 5),

@@ -309,6 +309,86 @@ UPDATE wards SET capacity = (SELECT count(*) FROM beds WHERE ward_id = wards.id 
 """
 
 
+# v10: hospital records in (FHIR R4, HL7 v2 ADT): encounters of every class with the source's own status and a digest
+# of what it last said (so importing the same file again changes nothing), identifiers with their system (blind
+# indexes: a visit number or a second hospital number identifies as much as the mrn), diagnoses of any code system with
+# their title, present-on-admission flag and a second coding (SNOMED CT with its ICD-10-CM), procedures, medication
+# orders with their RxNorm codes, labs with LOINC code and reference range, and the ADT messages applied (their
+# digest, so a message sent twice applies once).
+# diagnoses is rebuilt (its CHECK allowed ICD-9 and ICD-10 only), with its index and triggers.
+# Triggers that name diagnoses are dropped first and made again after: SQLite checks every trigger when a table is renamed.
+_DIAG_TRIGGERS = [f"CREATE TRIGGER {t.split('CREATE TRIGGER ', 1)[1]}" for t in V6.split(" END;")
+                  if "CREATE TRIGGER" in t and "diagnoses" in t.split("CREATE TRIGGER", 1)[1]]
+_DIAG_TRIGGERS = [t.strip() + " END;" for t in _DIAG_TRIGGERS]
+V10 = f"""
+ALTER TABLE encounters ADD COLUMN class TEXT NOT NULL DEFAULT 'inpatient'
+    CHECK (class IN ('inpatient','emergency','ambulatory','other'));
+ALTER TABLE encounters ADD COLUMN source_status TEXT;
+ALTER TABLE encounters ADD COLUMN source_digest TEXT;
+ALTER TABLE patients ADD COLUMN deceased INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE patients ADD COLUMN source_digest TEXT;
+CREATE TABLE identifiers (
+    kind TEXT NOT NULL CHECK (kind IN ('patient','encounter')),
+    system TEXT NOT NULL,
+    value_key TEXT NOT NULL,
+    ref INTEGER NOT NULL,
+    PRIMARY KEY (kind, system, value_key)
+) WITHOUT ROWID;
+CREATE INDEX identifiers_ref ON identifiers(kind, ref);
+CREATE TABLE diagnoses_v10 (
+    id INTEGER PRIMARY KEY,
+    encounter_id INTEGER NOT NULL REFERENCES encounters(id) ON DELETE CASCADE,
+    position INTEGER NOT NULL,
+    code TEXT NOT NULL,
+    system TEXT NOT NULL CHECK (length(system) BETWEEN 1 AND 200),
+    title TEXT NOT NULL DEFAULT '',
+    present_on_admission TEXT,
+    also_code TEXT,
+    also_system TEXT,
+    UNIQUE (encounter_id, position)
+);
+DROP TRIGGER encounters_codes_delete;
+DROP TRIGGER encounters_codes_update;
+INSERT INTO diagnoses_v10 (id, encounter_id, position, code, system) SELECT id, encounter_id, position, code, system
+    FROM diagnoses;
+DROP TABLE diagnoses;
+ALTER TABLE diagnoses_v10 RENAME TO diagnoses;
+CREATE INDEX diagnoses_code ON diagnoses(code);
+{chr(10).join(_DIAG_TRIGGERS)}
+CREATE TABLE procedures (
+    id INTEGER PRIMARY KEY,
+    encounter_id INTEGER NOT NULL REFERENCES encounters(id) ON DELETE CASCADE,
+    code TEXT NOT NULL,
+    system TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    performed_at TEXT
+);
+CREATE INDEX procedures_encounter ON procedures(encounter_id);
+CREATE TABLE medication_orders (
+    id INTEGER PRIMARY KEY,
+    encounter_id INTEGER NOT NULL REFERENCES encounters(id) ON DELETE CASCADE,
+    code TEXT NOT NULL,
+    system TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    status TEXT NOT NULL DEFAULT '',
+    authored_at TEXT
+);
+CREATE INDEX medication_orders_encounter ON medication_orders(encounter_id);
+ALTER TABLE lab_results ADD COLUMN code TEXT;
+ALTER TABLE lab_results ADD COLUMN system TEXT;
+ALTER TABLE lab_results ADD COLUMN ref_low REAL;
+ALTER TABLE lab_results ADD COLUMN ref_high REAL;
+CREATE TABLE adt_messages (
+    digest TEXT PRIMARY KEY,
+    trigger_event TEXT NOT NULL,
+    event_time TEXT NOT NULL,
+    encounter_id INTEGER,
+    outcome TEXT NOT NULL,
+    applied_at TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -326,6 +406,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "signatures over roles, account keys, settings, model versions and audit rows", V7),
     Migration(8, "identifying fields sealed under the identity key; a generation counter for the directory", V8),
     Migration(9, "beds out of service; a ward's capacity kept as its beds in service", V9),
+    Migration(10, "records from FHIR and HL7 v2: encounter classes, identifiers, any code system, procedures, "
+                  "medication orders, lab codes and ranges, ADT messages applied", V10),
 )
 LATEST = MIGRATIONS[-1].version
 

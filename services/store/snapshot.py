@@ -13,7 +13,7 @@ from services.store.keyfile import key_file_path
 from services.store.verify import VerifyReport, verify_connection
 
 TABLES = ("patients", "encounters", "diagnoses", "medications", "lab_results", "comorbidities", "wards", "beds",
-          "users", "audit_log")
+          "users", "audit_log", "identifiers", "procedures", "medication_orders", "adt_messages")
 
 
 class BackupError(WardLensError):
