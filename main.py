@@ -290,16 +290,33 @@ def _print_counts(result: dict, errors_key: str = "errors") -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    """No store, no login: a CSV in the UCI encounter schema in, scores out."""
-    check_command_paths(args.output, (args.input,))
+    """No store, no login: a UCI encounter CSV, or FHIR R4 / HL7 v2 records (told apart by content), in; scores out."""
+    inputs = list(args.input)
+    check_command_paths(args.output, tuple(inputs), input_files_only=False)
+    fmt = args.format
+    if fmt is None:
+        from services.records.sources import detect
+        fmt = detect(inputs)[0]
+    if fmt != "uci-csv":
+        from services.desk.scoring import score_records
+        result = score_records(args.model, inputs, args.output, fmt)
+        print(f"{result['scored']} scored, {result['not_eligible']} not eligible, {len(result['errors'])} rejected "
+              f"-> {args.output}")
+        for line in result["import"]:
+            print(f"  {line}")
+        for e in result["errors"]:
+            print(f"  rejected: {e}")
+        return 0 if not result["errors"] else 3
+    if len(inputs) != 1 or inputs[0].is_dir():
+        raise WardLensError("Give one UCI encounter CSV file to score.")
     if args.model == "readmission":
         from services.risk.readmission import score_readmission_csv
-        result = score_readmission_csv(args.input, args.output)
+        result = score_readmission_csv(inputs[0], args.output)
         print(f"{result['scored']} scored, {result['not_eligible']} not eligible (death, hospice, acute transfer), "
               f"{len(result['errors'])} rejected -> {args.output}")
     else:
         from services.capacity.los import score_los_csv
-        result = score_los_csv(args.input, args.output)
+        result = score_los_csv(inputs[0], args.output)
         print(f"{result['scored']} scored, {result['rejected']} rejected -> {args.output}")
     _print_counts(result)
     return 0 if not result["errors"] else 3
@@ -509,9 +526,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ward", help="one ward (default: all)")
     p.add_argument("--output", type=Path, required=True)
     p.set_defaults(func=cmd_report)
-    p = sub.add_parser("score", help="score a CSV in the UCI encounter schema (no store needed)")
+    p = sub.add_parser("score", help="score a UCI encounter CSV, FHIR R4 or HL7 v2 records (no store needed)")
     p.add_argument("model", choices=["readmission", "los"])
-    p.add_argument("--input", type=Path, required=True, help="CSV, gzip allowed")
+    p.add_argument("--input", type=Path, required=True, nargs="+",
+                   help="a UCI CSV (gzip allowed), or FHIR / HL7 v2 files and folders")
+    p.add_argument("--format", choices=("uci-csv", "fhir", "hl7v2"), help="force a format instead of detecting it")
     p.add_argument("--output", type=Path, required=True)
     p.set_defaults(func=cmd_score)
     x = sub.add_parser("xray", help="chest X-ray tools (no store needed)").add_subparsers(dest="xray_command", required=True)

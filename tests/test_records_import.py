@@ -322,3 +322,35 @@ def test_a_diagnosis_the_model_cannot_read_is_named_in_the_report(desk, tmp_path
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Not known to the model: diagnosis 44054006 (SNOMED)" in " ".join(text.split())
     assert "From this patient's record:" in " ".join(text.split())
+
+
+def test_score_commands_take_fhir_and_hl7_without_a_store(tmp_path):
+    import csv
+    bundle = tmp_path / "b.json"
+    bundle.write_text(json.dumps(_bundle()), encoding="utf-8")
+    feed = _write(tmp_path, "feed.hl7", _msg("A01", "202601011000", ward="", bed=""),
+                  _msg("A03", "202601041000", ward="", bed="", disposition="01"),
+                  _msg("A02", "202601051000", mrn="X9", visit="NOPE"))
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    env = {**os.environ, "WARDLENS_TRUST_DEV_MODELS": "1", "TMPDIR": str(scratch)}
+    env.pop("WARDLENS_PASSWORD", None)
+
+    def score(model: str, src, out):
+        return subprocess.run([sys.executable, str(ROOT / "main.py"), "score", model, "--input", str(src), "--output",
+                               str(out)], capture_output=True, text=True, env=env, timeout=180)
+    r = score("readmission", bundle, tmp_path / "r.csv")
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = list(csv.DictReader((tmp_path / "r.csv").open(encoding="utf-8")))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["encounter_id"], row["patient_nbr"], row["status"], row["los_days"]) == ("e1", "H-1", "ok", "4")
+    assert 0 < float(row["risk"]) < 1 and row["band"] in ("low", "medium", "high")
+    assert int(row["lace"]) == sum(int(row[f"lace_{k}"]) for k in "lace")
+    assert int(row["hospital"]) == sum(int(row[f"hospital_{k}"]) for k in "hospita")
+    r = score("los", feed, tmp_path / "l.csv")
+    assert r.returncode == 3 and "no visit 'NOPE'" in r.stdout, r.stdout + r.stderr
+    rows = list(csv.DictReader((tmp_path / "l.csv").open(encoding="utf-8")))
+    assert [(x["encounter_id"], x["patient_nbr"], x["los_days"]) for x in rows[:1]] == [("V100", "MRN001", "3")]
+    assert rows[1]["status"] == "error" and "no visit 'NOPE'" in rows[1]["error"]
+    assert list(scratch.iterdir()) == []   # the throwaway store is gone

@@ -33,7 +33,7 @@ def import_adt(intake: Intake, batch: Hl7Batch, progress: ProgressFn = no_progre
     for file, where, reason in batch.problems:
         report.reject(file, where, reason)
     for kind, n in batch.other_types.items():
-        report.skipped[f"{kind} message (not ADT)"] += n
+        report.skipped[f"{kind} message (not an event WardLens applies)"] += n
     if batch.duplicates:
         report.skipped["copies of a message with the same content"] += batch.duplicates
     applied = {d for (d,) in c.execute("SELECT digest FROM adt_messages")}
@@ -165,6 +165,8 @@ def _apply(intake: Intake, ev: Hl7Event) -> None:
             c.execute("UPDATE patients SET deceased = 0 WHERE id = ?", (pid,))
     c.execute("INSERT INTO adt_messages (digest, trigger_event, event_time, encounter_id, outcome, applied_at) "
               "VALUES (?,?,?,?,?,?)", (ev.digest, ev.trigger, iso(when), eid, ev.event, now))
+    if eid is not None:
+        intake.report.sources[eid] = (ev.visit, _mrn(ev))
 
 
 def _set(c, eid: int, now: str, **values) -> None:

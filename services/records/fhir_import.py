@@ -55,6 +55,10 @@ def import_fhir(intake: Intake, batch: FhirBatch, progress: ProgressFn = no_prog
                 touched.add(pid)
         except Conflict as exc:
             report.reject(e.file, key, f"encounter: {exc}")
+            continue
+        eid = intake.find("encounter", [("urn:wardlens:fhir-id", key)])
+        if eid is not None:
+            report.sources[eid] = (key.split("/", 1)[-1], batch.patients[e.patient].mrn)
         if n % 500 == 0:
             progress(n, len(batch.encounters), f"{n:,} of {len(batch.encounters):,} encounters")
             if cancel is not None:

@@ -20,6 +20,7 @@ from services.site.session import Session
 from services.records.validation import age_band_at
 
 MAX_LISTED = 10_000
+UNKNOWN_WARD = "place not a ward: "
 FIRST_SOURCE_NUMBER = 900_000_001   # store encounter numbers for imported stays start above the UCI table's range
 
 
@@ -40,6 +41,9 @@ class RecordsReport:
     rejected_total: int = 0
     skipped: Counter = field(default_factory=Counter)
     notes: Counter = field(default_factory=Counter)
+    # store encounter id -> (the source's encounter id or visit number, the patient's number): what `score --input`
+    # writes beside each score; held for the run only, never stored
+    sources: dict[int, tuple[str, str]] = field(default_factory=dict)
 
     def add(self, kind: str, outcome: str, n: int = 1) -> None:
         self.counts.setdefault(kind, Counter())[outcome] += n
@@ -58,7 +62,13 @@ class RecordsReport:
                for kind, c in self.counts.items()]
         if self.skipped:
             out.append("skipped: " + ", ".join(f"{n:,} {what}" for what, n in self.skipped.most_common()))
-        out += [f"note: {what} ({n:,})" for what, n in self.notes.most_common()]
+        wards = [(w, n) for w, n in self.notes.most_common() if w.startswith(UNKNOWN_WARD)]
+        out += [f"note: {what} ({n:,})" for what, n in self.notes.most_common() if not what.startswith(UNKNOWN_WARD)]
+        if wards:
+            names = ", ".join(w[len(UNKNOWN_WARD):] for w, _ in wards[:5]) + (f" and {len(wards) - 5} more"
+                                                                             if len(wards) > 5 else "")
+            out.append(f"note: {sum(n for _, n in wards):,} stays name a place that is no ward set up in WardLens "
+                       f"({names}); they have no ward (an administrator adds wards under Wards)")
         out.append(f"rejected: {self.rejected_total:,}")
         return out
 
@@ -197,7 +207,7 @@ class Intake:
         if ward is None:
             for n in names[:1]:
                 if n:
-                    self.report.notes[f"ward {n!r} is not set up in WardLens; stays there have no ward"] += 1
+                    self.report.notes[UNKNOWN_WARD + repr(n)] += 1
             return None, None
         labels = [bed] if bed else list(reversed(names))
         return ward, next((self.beds[(ward, b.lower())] for b in labels if b and (ward, b.lower()) in self.beds), None)

@@ -42,8 +42,10 @@ def _use(row: Row) -> str:
     parts = [_plural(t, _n(row, k)) for k, t in (("number_inpatient", "{n} inpatient stay{s}"),
                                                   ("number_emergency", "{n} emergency visit{s}"),
                                                   ("number_outpatient", "{n} outpatient visit{s}")) if _n(row, k) > 0]
-    return ("Hospital use in the year before, as recorded at admission: " + ", ".join(parts)) if parts else \
-        "No hospital use recorded at admission for the year before"
+    # "in the year before" without saying who counted: the UCI table's figures were reported at admission, those of
+    # records from FHIR or HL7 are counted in the store (the Stay tab says which)
+    return ("Hospital use in the year before: " + ", ".join(parts)) if parts else \
+        "No hospital use recorded for the year before"
 
 
 def _earlier(row: Row) -> str:
