@@ -100,6 +100,28 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0 if report.rejected_total == 0 else 3
 
 
+def cmd_watch(args: argparse.Namespace) -> int:
+    """The watched import folder from a scheduled task or a service: one pass (--once) or a pass every --interval
+    seconds until stopped. Exit 3 when a file of the (last) pass went to failed/."""
+    import time
+    desk = _desk(args)
+    try:
+        folder = args.folder or desk.site.settings.get("import_folder")
+        if not folder:
+            raise WardLensError("No import folder: give --folder or set it with config --set import_folder=/path.")
+        while True:
+            results = desk.records.import_watched_folder(folder)
+            for r in results:
+                print(f"{'done  ' if r.ok else 'FAILED'} {r.name}: {r.summary} -> {r.moved_to}")
+            if args.once:
+                return 0 if all(r.ok for r in results) else 3
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        desk.lock(reason="command finished")
+
+
 def cmd_backups(args: argparse.Namespace) -> int:
     desk = _desk(args)
     try:
@@ -441,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", type=Path, required=True, nargs="+", help="files or folders")
     p.add_argument("--format", choices=("uci-csv", "fhir", "hl7v2"), help="force a format instead of detecting it")
     p.set_defaults(func=cmd_import)
+    p = with_db(sub.add_parser("watch", help="import the files dropped into the watched import folder, then move "
+                                             "them to done/ or failed/ (with a reason file)"))
+    p.add_argument("--folder", type=Path, help="the folder (default: the import_folder setting)")
+    p.add_argument("--once", action="store_true", help="one pass, then exit (for a scheduled task)")
+    p.add_argument("--interval", type=float, default=30.0, help="seconds between passes (default 30)")
+    p.set_defaults(func=cmd_watch)
     p = with_db(sub.add_parser("backup", help="write a verified encrypted backup"))
     p.add_argument("--output", type=Path)
     p.add_argument("--daily", action="store_true", help="the day's backup into the site's backup folder, with "

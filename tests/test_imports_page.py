@@ -81,3 +81,22 @@ def test_cancel_imports_nothing(qtbot, page, tmp_path, monkeypatch):
         view.choose_button.click()
     assert started and vm.status == "Cancelled: nothing was imported."
     assert desk.records.counts()["encounters"] == before
+
+
+def test_the_page_takes_files_from_the_watched_folder(qtbot, page, tmp_path):
+    import os
+    view, vm, desk, chosen = page
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    desk.site.settings.set("import_folder", str(drop))
+    msg = "\r".join(["MSH|^~\\&|PAS|H|WL|H|202601011000||ADT^A01|1|P|2.5", "EVN|A01|202601011000",
+                     "PID|1||W-77^^^H^MR||ROE^ANN||19600101|F", "PV1|1|I|||||||||||||||||VW1"]) + "\r"
+    (drop / "a01.hl7").write_text(msg)
+    old = (drop / "a01.hl7").stat().st_mtime - 60
+    os.utime(drop / "a01.hl7", (old, old))
+    before = desk.records.counts()["encounters"]
+    with qtbot.waitSignal(vm.watchChanged, timeout=30_000):
+        vm.watch_pass()
+    assert "1 file imported" in vm.watch_status
+    assert desk.records.counts()["encounters"] == before + 1 and (drop / "done" / "a01.hl7").exists()
+    assert view.watch.text() == vm.watch_status

@@ -354,3 +354,46 @@ def test_score_commands_take_fhir_and_hl7_without_a_store(tmp_path):
     assert [(x["encounter_id"], x["patient_nbr"], x["los_days"]) for x in rows[:1]] == [("V100", "MRN001", "3")]
     assert rows[1]["status"] == "error" and "no visit 'NOPE'" in rows[1]["error"]
     assert list(scratch.iterdir()) == []   # the throwaway store is gone
+
+
+# ------------------------------------------------------------------------------------------------ watched folder
+def _age(path, seconds: float = 60) -> None:
+    t = path.stat().st_mtime - seconds
+    os.utime(path, (t, t))
+
+
+def test_watched_folder_imports_in_arrival_order_and_files_the_results(desk, tmp_path):
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    admit = _write(drop, "zz-admit.hl7", _msg("A01", "202601011000"))
+    discharge = _write(drop, "aa-discharge.hl7", _msg("A03", "202601031000"))   # arrives after, sorts before
+    _age(admit, 120)
+    _age(discharge, 60)
+    orphan = _write(drop, "orphan.hl7", _msg("A02", "202601021000", visit="V999"))
+    _age(orphan, 30)
+    (drop / "junk.bin").write_bytes(b"\x00\x01binary")
+    _age(drop / "junk.bin", 20)
+    writing = _write(drop, "still-writing.hl7", _msg("A01", "202601011000", mrn="LATE", visit="V5"))   # just now
+    results = desk.records.import_watched_folder(drop)
+    assert [(r.name, r.ok) for r in results] == [("zz-admit.hl7", True), ("aa-discharge.hl7", True),
+                                                ("orphan.hl7", False), ("junk.bin", False)]
+    assert _encounter(desk)[0][0] == "discharged"   # the discharge applied after its admission
+    assert sorted(p.name for p in (drop / "done").iterdir()) == ["aa-discharge.hl7", "zz-admit.hl7"]
+    failed = sorted(p.name for p in (drop / "failed").iterdir())
+    assert failed == ["junk.bin", "junk.bin.reason.txt", "orphan.hl7", "orphan.hl7.reason.txt"]
+    assert "no visit 'V999'" in (drop / "failed" / "orphan.hl7.reason.txt").read_text()
+    assert "binary data" in (drop / "failed" / "junk.bin.reason.txt").read_text()
+    assert writing.exists()   # left for the next pass until it stops changing
+    # a nurse's desk never takes (or moves) the files
+    from services.core.errors import PermissionDenied
+    from services.desk import open_desk
+    from models.domain import Role
+    desk.site.accounts.add_user("nurse1", "tulip-ledger-basalt-9", Role.NURSE)
+    nurse = open_desk(desk.store_path, "nurse1", "tulip-ledger-basalt-9")
+    try:
+        _age(writing, 60)
+        with pytest.raises(PermissionDenied):
+            nurse.records.import_watched_folder(drop)
+        assert writing.exists()
+    finally:
+        nurse.lock()

@@ -52,6 +52,12 @@ class ImportsView(QWidget):
         lay.addWidget(self.table, 1)
         self.status = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.status)
+        self.watch = QLabel(objectName="Subtitle", wordWrap=True)
+        lay.addWidget(self.watch)
+        folder = vm.watched_folder()
+        self.watch.setText(f"Watched folder: {folder} (files dropped there are imported every 30 seconds)" if folder
+                           else "No watched folder (an administrator can set import_folder under Settings).")
+        vm.watchChanged.connect(self.watch.setText)
         self.choose_button.clicked.connect(lambda: vm.start(choose(self)))
         self.folder_button.clicked.connect(lambda: vm.start(choose_folder(self)))
         self.cancel_button.clicked.connect(vm.cancel)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models.domain import Permission
 from services.core.errors import Cancelled
@@ -20,10 +20,14 @@ REJECT_COLUMNS: list[Column[Rejection]] = [Column("File", lambda r: r.file), Col
                                            Column("Reason", lambda r: r.reason)]
 
 
+WATCH_INTERVAL_MS = 30_000
+
+
 class ImportsViewModel(StatusViewModel):
     progressChanged = Signal(int, int)   # done, total (bytes read)
     runningChanged = Signal(bool)
     imported = Signal(str)               # the summary, once rows were stored (other pages re-read)
+    watchChanged = Signal(str)           # the watched folder's last pass, in words ("" when the folder is off)
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -31,6 +35,14 @@ class ImportsViewModel(StatusViewModel):
         self.model: ListTableModel[Rejection] = ListTableModel(REJECT_COLUMNS, self)
         self.report: RecordsReport | None = None
         self._task: Task | None = None
+        self._watch_task: Task | None = None
+        self.watch_status = ""
+        # the watched folder: an administrator's desk takes the files the hospital's systems drop (off when unset)
+        self._watch = QTimer(self)
+        self._watch.setInterval(WATCH_INTERVAL_MS)
+        self._watch.timeout.connect(self.watch_pass)
+        if self.allowed:
+            self._watch.start()
 
     @property
     def allowed(self) -> bool:
@@ -52,6 +64,38 @@ class ImportsViewModel(StatusViewModel):
             on_success=self._done, on_failure=self._failed,
             on_progress=lambda d, t, _m: self.progressChanged.emit(d, t), owner=self)
         self.runningChanged.emit(True)
+
+    def watched_folder(self) -> str:
+        return self.session.site.settings.get("import_folder")
+
+    @Slot()
+    def watch_pass(self) -> None:
+        """One pass over the watched folder, in the background; skipped while an import runs or a pass is under way
+        (both write the store in one transaction each)."""
+        folder = self.watched_folder()
+        if not folder or self._task is not None or self._watch_task is not None or not self.allowed:
+            return
+        self._watch_task = self.runner.run(
+            "Importing from the watched folder", lambda p, c: self.session.records.import_watched_folder(folder, c),
+            on_success=self._watched, on_failure=self._watch_failed, owner=self)
+
+    def _watched(self, results: list) -> None:
+        self._watch_task = None
+        if not results:
+            return
+        done = sum(r.ok for r in results)
+        failed = [r.name for r in results if not r.ok]
+        text = (f"Watched folder: {done} file{'s' if done != 1 else ''} imported" +
+                (f", {len(failed)} moved to failed/ with a reason file ({', '.join(failed[:3])}"
+                 f"{' …' if len(failed) > 3 else ''})" if failed else "") + ".")
+        self.watch_status = text
+        self.watchChanged.emit(text)
+        self.imported.emit(text)
+
+    def _watch_failed(self, exc: BaseException) -> None:
+        self._watch_task = None
+        self.watch_status = f"Watched folder not read: {user_message(exc)}"
+        self.watchChanged.emit(self.watch_status)
 
     @Slot()
     def cancel(self) -> None:

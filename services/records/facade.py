@@ -12,6 +12,7 @@ from services.records import export
 from services.records.importer import ImportReport, import_uci_csv
 from services.records.intake import RecordsReport
 from services.records.sources import import_records
+from services.records.watch import WatchResult, process_folder
 from services.records.patients import PatientService
 from services.site.session import Session
 
@@ -56,6 +57,10 @@ class Records:
                      cancel: CancelToken | None = None) -> RecordsReport:
         """UCI CSV, FHIR R4 or HL7 v2 ADT, detected from the content (services.records.sources)."""
         return import_records(self.session, paths, fmt, progress, cancel)
+
+    def import_watched_folder(self, folder: Path | str, cancel: CancelToken | None = None) -> list[WatchResult]:
+        """One pass over the watched import folder (services.records.watch)."""
+        return process_folder(self.session, folder, cancel)
 
     def export_encounters(self, path: Path | str, identified: bool = False, bom: bool = False) -> int:
         return export.export_encounters_csv(self.session, path, identified, bom)

@@ -192,6 +192,9 @@ KNOWN: dict[str, Setting] = {s.key: s for s in (
     Setting("backup_folder", "", _folder,
             "folder for the daily automatic backup (a USB drive or network share; empty = '<store>-backups' beside "
             "the store)"),
+    Setting("import_folder", "", _folder,
+            "folder the hospital's systems drop FHIR, HL7 v2 or UCI CSV files into: imported in arrival order by an "
+            "administrator's desk (or `main.py watch`), then moved to done/ or failed/ (empty = off)"),
     Setting("backup_keep_daily", "7", _count(1, 366), "daily backups kept"),
     Setting("backup_keep_monthly", "12", _count(0, 120), "monthly backups kept (the newest of each month)"),
 )}
