@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.cases import CASES
     ap = argparse.ArgumentParser(description="WardLens benchmarks")
     ap.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(CASES)}")
-    ap.add_argument("--quick", action="store_true", help="smaller import (20,000 rows) for a fast look")
+    ap.add_argument("--quick", action="store_true", help="smaller imports (20,000 UCI rows, 50 FHIR bundles) for a fast look")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(CASES)
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"… {name}", file=sys.stderr, flush=True)
         try:
             fn = CASES[name]
-            rows += fn(quick=args.quick) if name == "import" else fn()
+            rows += fn(quick=args.quick) if name in ("import", "interop") else fn()
         except Exception as exc:  # noqa: BLE001 - one broken case must not hide the others
             traceback.print_exc()
             rows.append({"case": name, "metric": "error", "value": None, "unit": "", "target": None, "ok": False,

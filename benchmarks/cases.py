@@ -337,5 +337,10 @@ def gui() -> list[dict]:
     return g.run_all(big_store())
 
 
+def interop(quick: bool = False) -> list[dict]:
+    from benchmarks import interop as i
+    return i.run(quick)
+
+
 CASES = {"import": import_encrypted_vs_plain, "search": search, "risk": risk, "batch": batch_onnx_vs_xgboost,
-         "xray": xray, "memory": memory, "import-rss": import_peak_rss, "gui": gui}
+         "xray": xray, "memory": memory, "import-rss": import_peak_rss, "gui": gui, "interop": interop}

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-UCI = Path(os.environ.get("WARDLENS_DATA", ROOT.parent / "shared" / "data")) / "diabetes130" / "diabetic_data.csv.gz"
+DATA = Path(os.environ.get("WARDLENS_DATA", ROOT.parent / "shared" / "data"))  # ../shared/data unless overridden
+UCI = DATA / "diabetes130" / "diabetic_data.csv.gz"
 CACHE = Path(os.environ.get("WARDLENS_BENCH_CACHE", "/tmp/wardlens-bench"))
 USER, PASSWORD = "admin", "bench-admin-password"
 TARGET_ENCOUNTERS = 100_000
