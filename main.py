@@ -86,7 +86,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         report = desk.records.import_files(
             args.input, args.format,
-            progress=lambda d, t, m="": print(f"\r{100 * d // max(t, 1):3d}% {m}", end="", file=sys.stderr))
+            progress=lambda d, t, m="": print(f"\r{100 * d // max(t, 1):3d}% {m}", end="", file=sys.stderr),
+            mapping=args.mapping)
     finally:
         desk.lock(reason="command finished")
     print(file=sys.stderr)
@@ -462,6 +463,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               "a folder, .gz) or HL7 v2 ADT messages, told apart by their content"))
     p.add_argument("--input", type=Path, required=True, nargs="+", help="files or folders")
     p.add_argument("--format", choices=("uci-csv", "fhir", "hl7v2"), help="force a format instead of detecting it")
+    p.add_argument("--mapping", type=Path, help="a saved column mapping (JSON) for a CSV export in the hospital's own "
+                   "columns, e.g. resources/mappings/synthea-csv.json; --input is then the export's folder or CSV")
     p.set_defaults(func=cmd_import)
     p = with_db(sub.add_parser("watch", help="import the files dropped into the watched import folder, then move "
                                              "them to done/ or failed/ (with a reason file)"))

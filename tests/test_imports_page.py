@@ -100,3 +100,52 @@ def test_the_page_takes_files_from_the_watched_folder(qtbot, page, tmp_path):
     assert "1 file imported" in vm.watch_status
     assert desk.records.counts()["encounters"] == before + 1 and (drop / "done" / "a01.hl7").exists()
     assert view.watch.text() == vm.watch_status
+
+
+def test_a_csv_with_its_own_columns_is_mapped_saved_and_imported(qtbot, desks, owner, tmp_path):
+    import json
+    from ui.imports_view import ImportsView
+    from ui.mapping_dialog import MappingDialog
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.imports_vm import ImportsViewModel
+    desk = desks("admin")
+    export = tmp_path / "pas.csv"
+    export.write_text("PATNO,SURNAME,DOB,SEX,ADMNO,ADMITTED,DISCHARGED,DX1,DX2\n"
+                      "PX-1,Okafor,1950-02-03,F,A1,2025-01-01 10:00,2025-01-06 12:00,I50.9,N17.9\n", encoding="utf-8")
+    saved = tmp_path / "pas-mapping.json"
+    seen: dict = {}
+
+    def map_columns(mvm, parent):
+        dlg = MappingDialog(mvm, parent, save_as=lambda p: str(saved))
+        qtbot.addWidget(dlg)
+        qtbot.waitUntil(lambda: dlg.combos[("patients", "id")].count() == 10, timeout=10_000)
+        assert not dlg.import_button.isEnabled()   # nothing mapped yet: the required fields are named
+        assert "patients: no column for id" in dlg.problems.text()
+        for key, column in {("patients", "id"): "PATNO", ("patients", "family"): "SURNAME",
+                            ("patients", "birth_date"): "DOB", ("patients", "sex"): "SEX",
+                            ("encounters", "id"): "ADMNO", ("encounters", "start"): "ADMITTED",
+                            ("encounters", "end"): "DISCHARGED"}.items():
+            dlg.combos[key].setCurrentText(column)
+        for i in range(dlg.diagnoses.count()):
+            if dlg.diagnoses.item(i).text() in ("DX1", "DX2"):
+                dlg.diagnoses.item(i).setCheckState(Qt.CheckState.Checked)
+        assert dlg.import_button.isEnabled() and dlg.problems.text() == "The mapping is complete."
+        with qtbot.waitSignal(mvm.saved, timeout=10_000):
+            dlg.save_button.click()
+        dlg.resize(720, 640)
+        dlg.grab().save(str(tmp_path / "mapping.png"))   # looked at by hand
+        seen["dialog"] = True
+        return True
+    from PySide6.QtCore import Qt
+    vm = ImportsViewModel(desk, BackgroundRunner(owner), owner)
+    view = ImportsView(vm, choose_csv=lambda parent: str(export), map_columns=map_columns)
+    qtbot.addWidget(view)
+    before = desk.records.counts()["encounters"]
+    with qtbot.waitSignal(vm.runningChanged, timeout=60_000, check_params_cb=lambda running: not running):
+        view.map_button.click()
+    assert seen["dialog"] and vm.report is not None and vm.report.rejected_total == 0, vm.status
+    assert desk.records.counts()["encounters"] == before + 1
+    doc = json.loads(saved.read_text())
+    assert doc["diagnoses"]["code"] == ["DX1", "DX2"] and doc["encounters"]["patient"] == "PATNO"
+    # the saved mapping is what the command line takes: the same file again through it changes nothing
+    assert desk.records.import_files([export], mapping=saved).changed == 0

@@ -397,3 +397,48 @@ def test_watched_folder_imports_in_arrival_order_and_files_the_results(desk, tmp
         assert writing.exists()
     finally:
         nurse.lock()
+
+
+# ------------------------------------------------------------------------------------------------ CSV with a mapping
+MAPPING = ROOT / "resources" / "mappings" / "synthea-csv.json"
+
+
+def test_synthea_csv_export_through_the_shipped_mapping(desk):
+    folder = shared_path("interop", "synthea_csv", "csv")
+    r = desk.records.import_files([folder], mapping=MAPPING)
+    assert r.rejected_total == 0
+    assert r.counts["patients"]["imported"] == 27 and r.counts["encounters"]["imported"] == 604
+    counts = desk.records.counts()
+    assert counts["encounters_by_class"]["inpatient"] == 11 and counts["diagnoses"] == 438   # SOURCES.md's counts
+    assert desk.records.import_files([folder], mapping=MAPPING).changed == 0
+
+
+def test_a_flat_hospital_csv_with_diagnosis_columns(desk, tmp_path):
+    export = tmp_path / "adm.csv"
+    export.write_text("PATNO,SURNAME,FORENAME,DOB,SEX,ADMNO,ADMITTED,DISCHARGED,DEST,DX1,DX2\n"
+                      "P1,Okafor,Ada,1950-02-03,F,A1,2025-01-01 10:00,2025-01-06 12:00,01,I50.9,N17.9\n"
+                      "P1,Okafor,Ada,1950-02-03,F,A2,2025-03-01 10:00,,,J18.9,\n"
+                      ",Nobody,No,1950-01-01,F,A3,2025-03-01 10:00,,,J18.9,\n", encoding="utf-8")
+    mapping = tmp_path / "hospital.json"
+    mapping.write_text(json.dumps({
+        "wardlens_mapping": 1, "name": "pas",
+        "patients": {"id": "PATNO", "family": "SURNAME", "given": "FORENAME", "birth_date": "DOB", "sex": "SEX",
+                     "values": {"sex": {"F": "Female", "M": "Male"}}},
+        "encounters": {"id": "ADMNO", "patient": "PATNO", "start": "ADMITTED", "end": "DISCHARGED", "class": "=inpatient",
+                       "discharge_disposition": "DEST", "values": {"discharge_disposition": {"01": "home"}}},
+        "diagnoses": {"patient": "PATNO", "encounter": "ADMNO", "code": ["DX1", "DX2"], "system": "=ICD10"}}))
+    r = desk.records.import_files([export], mapping=mapping)
+    assert r.counts["patients"]["imported"] == 1 and r.counts["encounters"]["imported"] == 2
+    assert r.rejected_total == 3 and {x.where for x in r.rejected} == {"line 4"}   # no patient id: its stay, its dx
+    rows = desk.session.db.conn.execute("SELECT status, discharge_disposition_id, number_diagnoses FROM encounters "
+                                        "ORDER BY admit_time").fetchall()
+    assert rows == [("discharged", 1, 2), ("inpatient", None, 1)]
+    assert [row["patient_number"] for row in desk.census_rows()] == ["P1"]
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"wardlens_mapping": 1, "patients": {"id": "NOPE"}, "encounters": {"id": "ADMNO"}}))
+    with pytest.raises(ImportFileError, match="encounters: no column for patient, start"):
+        desk.records.import_files([export], mapping=bad)
+    bad.write_text(json.dumps({"wardlens_mapping": 1, "patients": {"id": "NOPE"},
+                               "encounters": {"id": "ADMNO", "patient": "PATNO", "start": "ADMITTED"}}))
+    with pytest.raises(ImportFileError, match="has no column NOPE"):
+        desk.records.import_files([export], mapping=bad)

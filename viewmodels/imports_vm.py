@@ -8,7 +8,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from models.domain import Permission
-from services.core.errors import Cancelled
+from services.core.errors import Cancelled, WardLensError
+from services.records.csv_mapping import load_mapping
 from services.desk import Desk
 from services.records.intake import RecordsReport, Rejection
 from viewmodels.background import BackgroundRunner, Task
@@ -53,17 +54,27 @@ class ImportsViewModel(StatusViewModel):
         return self._task is not None
 
     @Slot(str)
-    def start(self, path: str) -> None:
+    def start(self, path: str, mapping: str | dict | None = None) -> None:
+        """Import a file or folder; `mapping`: a saved column mapping (its path) or one made on the page."""
         if self._task is not None or not path:
             return
         self.model.set_rows([])
         self.report = None
         self._set_status(f"Importing {Path(path).name}…")
         self._task = self.runner.run(
-            "Importing", lambda p, c: self.session.records.import_files([Path(path)], progress=p, cancel=c),
+            "Importing", lambda p, c: self.session.records.import_files([Path(path)], progress=p, cancel=c,
+                                                                        mapping=mapping),
             on_success=self._done, on_failure=self._failed,
             on_progress=lambda d, t, _m: self.progressChanged.emit(d, t), owner=self)
         self.runningChanged.emit(True)
+
+    def mapping_names_files(self, mapping: str) -> bool:
+        """Whether a saved mapping reads an export folder (it names a file per kind) rather than one CSV."""
+        try:
+            doc = load_mapping(mapping)
+        except WardLensError:
+            return False   # the import itself then says what is wrong with it
+        return any(isinstance(v, dict) and v.get("file") for v in doc.values())
 
     def watched_folder(self) -> str:
         return self.session.site.settings.get("import_folder")

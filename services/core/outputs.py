@@ -19,7 +19,7 @@ from typing import IO, Any, Iterator, Literal
 
 from services.core.errors import WardLensError
 
-Kind = Literal["pdf", "csv", "png"]
+Kind = Literal["pdf", "csv", "png", "json"]
 MAGIC = {"pdf": b"%PDF-", "png": b"\x89PNG\r\n\x1a\n"}
 
 # Names that belong to a store or to its copies; an output must never take one.
@@ -95,6 +95,8 @@ def _looks_like_kind(path: Path, kind: Kind) -> bool:
         return False
     if kind in MAGIC:
         return head.startswith(MAGIC[kind])
+    if kind == "json":   # only a saved column mapping is replaced by one, never a key file or settings
+        return path.suffix.lower() == ".json" and b'"wardlens_mapping"' in head
     if path.suffix.lower() not in (".csv", ".tsv", ".txt"):
         return False  # a CSV replaces a CSV, never a script, a settings or anchors file
     if b"\x00" in head or head.startswith(SQLITE_HEADER):

@@ -54,9 +54,10 @@ class Records:
         return import_uci_csv(self.session, source, progress, cancel)
 
     def import_files(self, paths: Sequence[Path | str], fmt: str | None = None, progress: ProgressFn = no_progress,
-                     cancel: CancelToken | None = None) -> RecordsReport:
-        """UCI CSV, FHIR R4 or HL7 v2 ADT, detected from the content (services.records.sources)."""
-        return import_records(self.session, paths, fmt, progress, cancel)
+                     cancel: CancelToken | None = None, mapping: Path | str | dict | None = None) -> RecordsReport:
+        """UCI CSV, FHIR R4 or HL7 v2 ADT, detected from the content, or a CSV export through a saved column mapping
+        (services.records.sources)."""
+        return import_records(self.session, paths, fmt, progress, cancel, mapping)
 
     def import_watched_folder(self, folder: Path | str, cancel: CancelToken | None = None) -> list[WatchResult]:
         """One pass over the watched import folder (services.records.watch)."""

@@ -12,6 +12,7 @@ from models.domain import Permission
 from services.core.errors import ImportFileError
 from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.records.adt import import_adt
+from services.records.csv_mapping import load_mapping, mapping_problems, read_mapped
 from services.records.fhir import NotFhir, read_fhir
 from services.records.fhir_import import import_fhir
 from services.records.hl7v2 import NotHl7, read_hl7
@@ -90,12 +91,32 @@ def detect(paths: Sequence[Path]) -> tuple[str, int]:
 
 
 def import_records(session: Session, paths: Sequence[Path | str], fmt: str | None = None,
-                   progress: ProgressFn = no_progress, cancel: CancelToken | None = None) -> RecordsReport:
+                   progress: ProgressFn = no_progress, cancel: CancelToken | None = None,
+                   mapping: Path | str | dict | None = None) -> RecordsReport:
+    """`mapping`: a saved column mapping (services.records.csv_mapping) for a CSV export in the hospital's own
+    columns; the paths are then that export's folder or its one CSV file."""
     session.require(Permission.IMPORT, "import data")
     paths = [Path(p) for p in paths]
     for p in paths:
         if not p.exists():
             raise ImportFileError(f"{p} does not exist. Nothing was imported.")
+    if mapping is not None:
+        if isinstance(mapping, dict):   # made on the Imports page, not saved
+            problems = mapping_problems(mapping)
+            if problems:
+                raise ImportFileError("The mapping is not complete: " + "; ".join(problems) + ". Nothing was imported.")
+            spec, name = mapping, "the mapping made on the Imports page"
+        else:
+            spec, name = load_mapping(mapping), f"mapping {Path(mapping).name}"
+        report = RecordsReport(f"CSV with {name}")
+        batches = [read_mapped(p, spec) for p in paths]
+        with session.db.transaction() as c:
+            intake = Intake(session, c, report)
+            for batch in batches:
+                import_fhir(intake, batch, progress, cancel)
+            audit.append(c, session.user.username, "import", "records", ", ".join(p.name for p in paths)[:500],
+                         report.summary())
+        return report
     if fmt is not None and fmt not in FORMATS:
         raise ImportFileError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
     found, other_files = detect(paths) if fmt is None else (fmt, 0)
