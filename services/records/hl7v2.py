@@ -85,25 +85,30 @@ def _messages(text: str) -> list[str]:
     return ["\r".join(m) for m in out]
 
 
-def _field(msg: hl7.Message, seg: str, n: int, comp: int = 1, rep: int = 1, sub: int = 1) -> str:
-    """SEG-n.comp (repetition `rep`, subcomponent `sub`) as text, "" where the message does not have it."""
+def _field(msg: hl7.Message, seg: str, n: int, comp: int = 1, rep: int = 1, sub: int = 1, occ: int = 1) -> str:
+    """SEG-n.comp (repetition `rep`, subcomponent `sub`, of the segment's `occ`-th occurrence) as text, "" where the
+    message does not have it."""
     try:
-        return str(msg.extract_field(seg, 1, n, rep, comp, sub)).strip()
+        return str(msg.extract_field(seg, occ, n, rep, comp, sub)).strip()
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
         return ""
 
 
-def _ids(msg: hl7.Message, seg: str, n: int) -> tuple[tuple[str, str, str], ...]:
+def _ids(msg: hl7.Message, seg: str, n: int, occ: int = 1) -> tuple[tuple[str, str, str], ...]:
     out = []
     for r in range(1, 11):   # repetitions (MRN~national number~…); python-hl7 raises past the last one
         try:
-            msg.extract_field(seg, 1, n, r, 1)
+            msg.extract_field(seg, occ, n, r, 1)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             break
-        value = _field(msg, seg, n, 1, r)
+        value = _field(msg, seg, n, 1, r, occ=occ)
         if value:
-            out.append((value, _field(msg, seg, n, 4, r), _field(msg, seg, n, 5, r)))
+            out.append((value, _field(msg, seg, n, 4, r, occ=occ), _field(msg, seg, n, 5, r, occ=occ)))
     return tuple(out)
+
+
+def _occurrences(msg: hl7.Message, seg: str) -> int:
+    return sum(1 for s in msg if str(s[0]) == seg)
 
 
 def read_hl7(paths: Iterable[Path | str]) -> Hl7Batch:
@@ -135,18 +140,26 @@ def read_hl7(paths: Iterable[Path | str]) -> Hl7Batch:
             if trigger not in ADT_EVENTS:
                 batch.other_types[f"ADT^{trigger}"] += 1
                 continue
-            ids = _ids(msg, "PID", 3)
-            if not ids:
-                batch.problems.append((path.name, f"message {n}", f"ADT^{trigger} without a patient identifier "
-                                                                  "(PID-3)"))
-                continue
-            batch.events.append(Hl7Event(
-                path.name, n, digest, _field(msg, "MSH", 10), _field(msg, "MSH", 12), trigger, ADT_EVENTS[trigger],
-                _field(msg, "EVN", 6) or _field(msg, "EVN", 2) or _field(msg, "MSH", 7), ids,
-                _field(msg, "PID", 5, 1), _field(msg, "PID", 5, 2), _field(msg, "PID", 7)[:8],
-                {"F": "Female", "M": "Male"}.get(_field(msg, "PID", 8).upper(), "Unknown/Invalid"),
-                _field(msg, "PID", 30).upper() == "Y", _field(msg, "PV1", 19) or _field(msg, "PID", 18),
-                CLASSES.get(_field(msg, "PV1", 2).upper(), ""), _field(msg, "PV1", 3, 1), _field(msg, "PV1", 3, 2),
-                _field(msg, "PV1", 3, 3), _field(msg, "PV1", 44), _field(msg, "PV1", 45), _field(msg, "PV1", 36),
-                _ids(msg, "MRG", 1) if trigger == "A40" else ()))
+            # An A40 (ADT_A39 structure) repeats {PID, MRG} once per merge: one event for each pair, told apart
+            # by their place in the message; every other event is about one patient.
+            groups = range(1, (_occurrences(msg, "PID") if trigger == "A40" else 1) + 1)
+            for g in groups:
+                ids = _ids(msg, "PID", 3, g)
+                if not ids:
+                    batch.problems.append((path.name, f"message {n}", f"ADT^{trigger} without a patient identifier "
+                                                                      "(PID-3)"))
+                    continue
+                pv1 = 1 if trigger != "A40" else g
+                batch.events.append(Hl7Event(
+                    path.name, n, digest if g == 1 else f"{digest}#{g}", _field(msg, "MSH", 10),
+                    _field(msg, "MSH", 12), trigger, ADT_EVENTS[trigger],
+                    _field(msg, "EVN", 6) or _field(msg, "EVN", 2) or _field(msg, "MSH", 7), ids,
+                    _field(msg, "PID", 5, 1, occ=g), _field(msg, "PID", 5, 2, occ=g), _field(msg, "PID", 7, occ=g)[:8],
+                    {"F": "Female", "M": "Male"}.get(_field(msg, "PID", 8, occ=g).upper(), "Unknown/Invalid"),
+                    _field(msg, "PID", 30, occ=g).upper() == "Y",
+                    _field(msg, "PV1", 19, occ=pv1) or _field(msg, "PID", 18, occ=g),
+                    CLASSES.get(_field(msg, "PV1", 2, occ=pv1).upper(), ""), _field(msg, "PV1", 3, 1, occ=pv1),
+                    _field(msg, "PV1", 3, 2, occ=pv1), _field(msg, "PV1", 3, 3, occ=pv1), _field(msg, "PV1", 44, occ=pv1),
+                    _field(msg, "PV1", 45, occ=pv1), _field(msg, "PV1", 36, occ=pv1),
+                    _ids(msg, "MRG", 1, g) if trigger == "A40" else ()))
     return batch
