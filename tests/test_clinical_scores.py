@@ -49,3 +49,16 @@ def test_vectorised_scores_match_row_functions() -> None:
         df[c] = df[c].astype(int)
     assert list(lace_series(df)) == [lace_index(r) for r in df.to_dict("records")]
     assert list(hospital_series(df)) == [hospital_score(r) for r in df.to_dict("records")]
+
+
+def test_charlson_from_icd10_follows_quan() -> None:
+    from services.risk.clinical_scores import charlson_conditions_icd10, charlson_from_record
+    assert charlson_conditions_icd10("I50.9") == {"heart_failure"}
+    assert charlson_conditions_icd10("I25.2") == {"myocardial_infarction"} and not charlson_conditions_icd10("I25.1")
+    assert charlson_conditions_icd10("E11.2") == {"diabetes_complicated"} and charlson_conditions_icd10("E11.9") == {
+        "diabetes"}
+    assert charlson_conditions_icd10("N18.6") == {"renal"} and charlson_conditions_icd10("K72.9") == {"severe_liver"}
+    # hierarchy: metastatic replaces malignancy, complicated diabetes the plain one; no diabetes unless coded
+    assert charlson_from_record(["ICD10:C34.1", "ICD10:C78.0", "ICD10:E11.9", "ICD10:E11.2"]) == 6 + 2
+    assert charlson_from_record(["ICD10:J18.9"]) == 0
+    assert charlson_from_record(["ICD9:428.0", "ICD10:I50.9"]) == 1   # the same condition counts once

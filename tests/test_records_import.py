@@ -300,7 +300,9 @@ def test_scores_use_the_records_own_labs_and_visits(desk, tmp_path):
     a = desk.risk.assessments.readmission(patient_id, nbr)
     assert a.hospital_components["H"] == 1 and a.hospital_components["S"] == 1
     assert a.lace_components["E"] == 1 and a.hospital_components["T"] == 0
-    assert set(a.measured) == {"lace.E", "hospital.T", "hospital.H", "hospital.S"}
+    assert set(a.measured) == {"lace.C", "lace.E", "hospital.T", "hospital.H", "hospital.S"}
+    # Charlson over the stay's ICD-coded diagnoses (Quan ICD-10): heart failure I50.9 + diabetes E11.9, no assumption
+    assert a.lace_components["C"] == 2 and "all 2 ICD-coded diagnoses" in a.measured["lace.C"]
     assert "10.4 g/dL" in a.measured["hospital.H"] and "131 mmol/L" in a.measured["hospital.S"]
 
 

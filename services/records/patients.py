@@ -478,6 +478,15 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
     labs = {(e, name): value for e, name, value in conn.execute(
         "SELECT encounter_id, name, value_text FROM lab_results WHERE name IN ('max_glu_serum','A1Cresult') "
         f"AND encounter_id IN ({placeholders})", eids)}
+    # every ICD-coded diagnosis of a stay from a hospital's systems, for Charlson (Quan) over the whole stay
+    charlson: dict[int, list[str]] = {}
+    for e, code, system, also, also_system in conn.execute(
+            "SELECT d.encounter_id, d.code, d.system, d.also_code, d.also_system FROM diagnoses d JOIN encounters x "
+            f"ON x.id = d.encounter_id WHERE x.source_digest IS NOT NULL AND d.encounter_id IN ({placeholders}) "
+            "ORDER BY d.position", eids):
+        for c, sy in ((code, system), (also, also_system)):
+            if c and sy in ("ICD10", "ICD9"):
+                charlson.setdefault(e, []).append(f"{sy}:{c}")
     measured: dict[tuple[int, str], float] = {}   # the stay's last haemoglobin (g/dL) and sodium (mmol/L)
     for e, code, value, unit in conn.execute(
             "SELECT encounter_id, code, value_num, unit FROM lab_results WHERE system = 'LOINC' AND code IN "
@@ -509,8 +518,9 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
     for name in ("haemoglobin", "sodium"):
         cols[name] = np.array([measured.get((e, name), np.nan) for e in eids], dtype=float)
     cols["unmapped_diagnoses"] = column(["; ".join(unmapped.get(e, [])) for e in eids])
+    cols["charlson_codes"] = column([";".join(charlson.get(e, [])) for e in eids])
     extra = ["status", "admit_time", "discharge_time", "_pid", "_eid", "history_from_record", "emergency_6m",
-             "haemoglobin", "sodium", "unmapped_diagnoses"]
+             "haemoglobin", "sodium", "unmapped_diagnoses", "charlson_codes"]
     # One block per column, no copy: selecting columns of a consolidated object block copied ~50
     # million references under the GIL for a 100,000-encounter store (a GUI stall of 100-250 ms).
     return pd.DataFrame({c: cols[c] for c in [*ENCOUNTER_COLUMNS, *extra]}, copy=False)

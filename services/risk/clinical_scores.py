@@ -91,6 +91,72 @@ def charlson_conditions(code: str) -> frozenset[str]:
 _WEIGHTS = {name: w for name, w, _ in _CHARLSON}
 
 
+# Quan et al. 2005 (Med Care 43:1130) ICD-10 coding algorithm for the Charlson conditions: code prefixes (no dot).
+def _r(head: str, lo: int, hi: int) -> tuple[str, ...]:
+    return tuple(f"{head}{i:02d}" for i in range(lo, hi + 1))
+
+
+def _sub(cats: tuple[str, ...], digits: str) -> tuple[str, ...]:
+    return tuple(c + d for c in cats for d in digits)
+
+
+_DIABETES = ("E10", "E11", "E12", "E13", "E14")
+_CHARLSON_ICD10: dict[str, tuple[str, ...]] = {
+    "myocardial_infarction": ("I21", "I22", "I252"),
+    "heart_failure": ("I099", "I110", "I130", "I132", "I255", "I420", "I425", "I426", "I427", "I428", "I429", "I43",
+                      "I50", "P290"),
+    "peripheral_vascular": ("I70", "I71", "I731", "I738", "I739", "I771", "I790", "I792", "K551", "K558", "K559",
+                            "Z958", "Z959"),
+    "cerebrovascular": ("G45", "G46", "H340", *_r("I", 60, 69)),
+    "dementia": ("F00", "F01", "F02", "F03", "F051", "G30", "G311"),
+    "chronic_pulmonary": ("I278", "I279", *_r("J", 40, 47), *_r("J", 60, 67), "J684", "J701", "J703"),
+    "rheumatic": ("M05", "M06", "M315", "M32", "M33", "M34", "M351", "M353", "M360"),
+    "peptic_ulcer": ("K25", "K26", "K27", "K28"),
+    "mild_liver": ("B18", "K700", "K701", "K702", "K703", "K709", "K713", "K714", "K715", "K717", "K73", "K74", "K760",
+                   "K762", "K763", "K764", "K768", "K769", "Z944"),
+    "diabetes": _sub(_DIABETES, "01689"),
+    "diabetes_complicated": _sub(_DIABETES, "23457"),
+    "hemiplegia": ("G041", "G114", "G801", "G802", "G81", "G82", "G830", "G831", "G832", "G833", "G834", "G839"),
+    "renal": ("I120", "I131", *_sub(("N03", "N05"), "234567"), "N18", "N19", "N250", "Z490", "Z491", "Z492", "Z940",
+              "Z992"),
+    "malignancy": (*_r("C", 0, 26), *_r("C", 30, 34), *_r("C", 37, 41), "C43", *_r("C", 45, 58), *_r("C", 60, 76),
+                   *_r("C", 81, 85), "C88", *_r("C", 90, 97)),
+    "severe_liver": ("I850", "I859", "I864", "I982", "K704", "K711", "K721", "K729", "K765", "K766", "K767"),
+    "metastatic": ("C77", "C78", "C79", "C80"),
+    "aids": ("B20", "B21", "B22", "B24"),
+}
+
+
+@lru_cache(maxsize=8192)
+def charlson_conditions_icd10(code: str) -> frozenset[str]:
+    c = (code or "").strip().upper().replace(".", "")
+    return frozenset(name for name, prefixes in _CHARLSON_ICD10.items() if c.startswith(prefixes))
+
+
+def charlson_from_record(coded: Iterable[str]) -> int:
+    """Charlson index of a stay from ALL its coded diagnoses ("ICD10:I50.9", "ICD9:428.0"): Quan's ICD-10 algorithm
+    for ICD-10 codes, the ICD-9 map for ICD-9 ones, diabetes only where coded (records from a hospital's systems
+    are not a diabetic cohort)."""
+    found: set[str] = set()
+    for item in coded:
+        system, _, code = item.partition(":")
+        if system == "ICD10":
+            found |= charlson_conditions_icd10(code)
+        elif system == "ICD9":
+            found |= charlson_conditions(code)
+            v = _icd9_number(code)
+            if v is not None and int(v) == 250:
+                found.add("diabetes_complicated" if 4 <= int((v - 250) * 10 + 1e-6) <= 7 else "diabetes")
+    if "diabetes_complicated" in found:
+        found.discard("diabetes")
+    if "severe_liver" in found:
+        found.discard("mild_liver")
+    if "metastatic" in found:
+        found.discard("malignancy")
+    weights = dict(_WEIGHTS, diabetes=1, diabetes_complicated=2)
+    return int(sum(weights[c] for c in found))
+
+
 def charlson_index(diagnoses: Iterable[str], assume_diabetes: bool = True) -> int:
     """Charlson comorbidity index from ICD-9 code strings (see PROXIES['lace.C'])."""
     codes = [str(c) for c in diagnoses]
@@ -142,6 +208,9 @@ def score_inputs(record: Mapping[str, Any]) -> dict[str, str]:
     """The score parts computed from the patient's own record instead of a proxy (part -> what was used, in words);
     the rest keep the proxies of PROXIES."""
     out: dict[str, str] = {}
+    if coded := str(record.get("charlson_codes") or ""):
+        out["lace.C"] = (f"Charlson index from all {len(coded.split(';'))} ICD-coded diagnoses of the stay "
+                         "(Quan's ICD-10 and ICD-9 algorithms)")
     if (e := _measured(record, "emergency_6m")) is not None:
         out["lace.E"] = f"{int(e)} emergency visits in the 6 months before, counted in the record"
     if record.get("history_from_record") in (True, 1):
@@ -157,7 +226,9 @@ def lace_components(record: Mapping[str, Any]) -> dict[str, int]:
     los = _int(record, "time_in_hospital")
     emergency = _measured(record, "emergency_6m")
     acute = _int(record, "admission_type_id") in (1, 7) or _int(record, "admission_source_id") == 7
-    cci = charlson_index([record.get("diag_1", ""), record.get("diag_2", ""), record.get("diag_3", "")])
+    coded = str(record.get("charlson_codes") or "")
+    cci = charlson_from_record(coded.split(";")) if coded else \
+        charlson_index([record.get("diag_1", ""), record.get("diag_2", ""), record.get("diag_3", "")])
     return {
         "L": _los_points(los),
         "A": 3 if acute else 0,
