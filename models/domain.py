@@ -66,7 +66,7 @@ class Patient:
 @dataclass
 class Diagnosis:
     code: str
-    system: str = "ICD9"   # ICD9 or ICD10
+    system: str = "ICD9"   # ICD9, ICD10, SNOMED, or the source's code system URL as given
     position: int = 1      # 1 = primary
     description: str = ""
 
@@ -121,6 +121,17 @@ class Encounter:
     labs: list[LabResult] = field(default_factory=list)
     comorbidities: list[str] = field(default_factory=list)
     status: str = ""                  # "inpatient" / "discharged"; empty: judged from the discharge time
+    encounter_class: str = "inpatient"   # inpatient (a hospital stay), emergency, ambulatory or other
+    from_feed: bool = False           # from a hospital's system (FHIR, HL7, mapped CSV): history counted in the store
+    source_status: str = ""           # the source's own status ("cancelled" for an admission entered in error)
+
+    @property
+    def kind(self) -> str:
+        """What the encounter was, in words."""
+        if self.source_status == "cancelled":
+            return "Cancelled admission"
+        return {"inpatient": "Hospital stay", "emergency": "Emergency visit", "ambulatory": "Outpatient visit"}.get(
+            self.encounter_class, "Other encounter")
 
     @property
     def is_inpatient(self) -> bool:
@@ -215,6 +226,7 @@ class RiskAssessment:
     not_eligible_reason: str = ""   # why a stay gets no risk (death, hospice, transfer to another acute hospital)
     measured: dict[str, str] = field(default_factory=dict)   # score parts from the record, not proxies ("lace.E" -> words)
     unknown_inputs: tuple[str, ...] = ()   # inputs the model could not read (a diagnosis coded only in SNOMED CT)
+    outside_population: str = ""   # why this stay is outside the population the model was trained on ("" if inside)
 
     @property
     def percent(self) -> str:

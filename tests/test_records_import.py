@@ -444,3 +444,67 @@ def test_a_flat_hospital_csv_with_diagnosis_columns(desk, tmp_path):
                                "encounters": {"id": "ADMNO", "patient": "PATNO", "start": "ADMITTED"}}))
     with pytest.raises(ImportFileError, match="has no column NOPE"):
         desk.records.import_files([export], mapping=bad)
+
+
+def test_a_stay_without_diabetes_is_flagged_outside_the_models_population(desk, tmp_path):
+    bundle = _bundle()
+    bundle["entry"] = [e for e in bundle["entry"] if e["resource"]["id"] not in ("e1-c2", "e1-m1", "e1-o1")]
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    desk.records.import_files([path])
+    patient_id = desk.session.db.conn.execute("SELECT id FROM patients").fetchone()[0]
+    nbr = desk.session.db.conn.execute("SELECT encounter_nbr FROM encounters").fetchone()[0]
+    a = desk.risk.assessments.readmission(patient_id, nbr)
+    assert "trained on diabetic inpatients only" in a.outside_population
+    # with the diabetes coded (the full bundle), the same stay is inside it
+    path.write_text(json.dumps(_bundle()), encoding="utf-8")
+    desk.records.import_files([path])
+    assert desk.risk.assessments.readmission(patient_id, nbr).outside_population == ""
+
+
+def test_an_emergency_visit_is_shown_as_such_and_never_scored_or_reported(desk, tmp_path):
+    from services.core.errors import ValidationError
+    er = {"resourceType": "Encounter", "id": "er1", "status": "finished", "class": {"code": "EMER"},
+          "subject": {"reference": "urn:uuid:p1"}, "period": {"start": "2025-04-10T10:00:00Z",
+                                                              "end": "2025-04-10T15:00:00Z"}}
+    bundle = _bundle()
+    bundle["entry"].append({"fullUrl": "urn:uuid:er1", "resource": er})
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    desk.records.import_files([path])
+    patient_id = desk.session.db.conn.execute("SELECT id FROM patients").fetchone()[0]
+    encounters = desk.records.patients.encounters(patient_id)
+    assert [e.kind for e in encounters] == ["Emergency visit", "Hospital stay"]   # latest first
+    er_nbr, stay_nbr = encounters[0].encounter_nbr, encounters[1].encounter_nbr
+    with pytest.raises(ValidationError, match="not a hospital stay"):
+        desk.reports.patient_pdf(patient_id, er_nbr)
+    assert desk.reports.patient_pdf(patient_id).startswith(b"%PDF")   # the latest stay, not the later ED visit
+    with pytest.raises(KeyError):
+        desk.risk.assessments.readmission(patient_id, er_nbr)
+    assert desk.risk.assessments.readmission(patient_id, stay_nbr).eligible
+    # the stay's history is what the store counted: the ED visit came after it, so none before
+    from services.records.history import prior_use
+    assert prior_use(encounters[1], encounters).text == "0 outpatient / 0 emergency / 0 inpatient (counted in this record)"
+
+
+def test_the_patient_page_says_why_an_emergency_visit_has_no_risk(qtbot, owner, desk, tmp_path):
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.patients_vm import PatientViewModel
+    er = {"resourceType": "Encounter", "id": "er1", "status": "finished", "class": {"code": "EMER"},
+          "subject": {"reference": "urn:uuid:p1"}, "period": {"start": "2025-04-10T10:00:00Z",
+                                                              "end": "2025-04-10T15:00:00Z"}}
+    bundle = _bundle()
+    bundle["entry"].append({"fullUrl": "urn:uuid:er1", "resource": er})
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    desk.records.import_files([path])
+    patient_id = desk.session.db.conn.execute("SELECT id FROM patients").fetchone()[0]
+    page = PatientViewModel(desk, BackgroundRunner(owner), owner)
+    with qtbot.waitSignal(page.riskChanged, timeout=20_000, check_params_cb=lambda r: r is not None):
+        page.load(patient_id)
+    assert page.selected_encounter.kind == "Hospital stay"   # opened on the stay, not on the later ED visit
+    page.select_encounter(0)   # the emergency visit (latest)
+    assert page.risk is None and "an emergency visit, not a hospital stay" in page.risk_message
+    with qtbot.waitSignal(page.riskChanged, timeout=20_000, check_params_cb=lambda r: r is not None):
+        page.select_encounter(1)
+    assert page.risk.eligible

@@ -84,6 +84,8 @@ class RiskPanel(QFrame):
         else:
             when = "at discharge" if r.at_discharge else "if discharged today (stay so far)"
             self.band.setText(f"<b style='color:{colour}'>{r.band.upper()}</b> {when}. {BAND_MEANING.get(r.band, '')}")
+        if r.eligible and r.outside_population:
+            self.band.setText(self.band.text() + f"<br><b>Caution:</b> {escape(r.outside_population)}.")
         items = "".join(f"<li>{f.text}</li>" for f in r.factors) or "<li>no factor raises the risk</li>"
         unknown = "".join(f"<li>{escape(u)}</li>" for u in r.unknown_inputs)
         self.factors.setText(f"<b>What raises it most</b><ul style='margin-left:-20px'>{items}</ul>" +

@@ -44,6 +44,7 @@ def _fmt_time(v) -> str:
 
 ENCOUNTER_COLUMNS: list[Column[Encounter]] = [
     Column("Encounter", lambda e: e.encounter_nbr),
+    Column("Type", lambda e: e.kind),
     Column("Admitted", lambda e: _fmt_time(e.admit_time) or "date unknown"),
     Column("Discharged", lambda e: _fmt_time(e.discharge_time) or ("in hospital" if e.is_inpatient else "")),
     Column("Days", lambda e: e.days_in_hospital() if e.admit_time else "", align_right=True,
@@ -244,7 +245,9 @@ class PatientViewModel(QObject):
         self.encounters_model.set_rows(encounters)
         self._set_error("")
         self.loaded.emit()
-        self.select_encounter(0 if encounters else -1)
+        # the current stay, else the latest hospital stay (a later clinic or emergency visit has no risk to show)
+        stays = [i for i, e in enumerate(encounters) if e.encounter_class == "inpatient" and e.source_status != "cancelled"]
+        self.select_encounter(stays[0] if stays else (0 if encounters else -1))
 
     @Slot(int)
     def select_encounter(self, row: int) -> None:
@@ -260,6 +263,10 @@ class PatientViewModel(QObject):
         gen = self._risk_generation
         self._set_risk(None, message="Scoring…" if enc is not None else "")
         if enc is None or self.patient is None or self.patient.id is None:
+            return
+        if enc.encounter_class != "inpatient" or enc.source_status == "cancelled":
+            self._set_risk(None, message=f"No readmission risk: this is {'a ' if enc.kind[0] not in 'AEIOU' else 'an '}"
+                                         f"{enc.kind.lower()}, not a hospital stay. The risk is for hospital stays.")
             return
         pid, nbr, inpatient = self.patient.id, enc.encounter_nbr, enc.is_inpatient
 
@@ -351,9 +358,11 @@ class PatientViewModel(QObject):
 
     @staticmethod
     def diagnosis_rows(e: Encounter) -> list[tuple]:
-        """The Diagnoses tab: rank, code, title (ICD-9-CM; broader where the code has none itself), system."""
-        return [(d.position, d.code, diagnosis_title(d.code, d.system) or "(no title known)",
-                 {"ICD9": "ICD-9-CM", "ICD10": "ICD-10-CM"}.get(d.system, d.system)) for d in e.diagnoses]
+        """The Diagnoses tab: rank, code, title (the source's, else ICD-9-CM / ICD-10-CM; broader where the code has
+        none itself), system."""
+        return [(d.position, d.code, d.description or diagnosis_title(d.code, d.system) or "(no title known)",
+                 {"ICD9": "ICD-9-CM", "ICD10": "ICD-10-CM", "SNOMED": "SNOMED CT"}.get(d.system, d.system))
+                for d in e.diagnoses]
 
     @staticmethod
     def medication_rows(e: Encounter) -> list[tuple]:

@@ -16,9 +16,10 @@ from models.domain import Encounter
 @dataclass(frozen=True)
 class PriorUse:
     on_record: int | None     # stays on this record in the year before; None: the record's dates cannot say
-    inpatient: int            # as reported at admission
+    inpatient: int            # as reported at admission (UCI), or counted in the store (records from a feed)
     emergency: int
     outpatient: int
+    counted: bool = False     # the figures were counted in the store from the feed's encounters
 
     @property
     def reported(self) -> str:
@@ -26,6 +27,8 @@ class PriorUse:
 
     @property
     def text(self) -> str:
+        if self.counted:
+            return f"{self.reported} (counted in this record)"
         if self.on_record is None:
             return f"{self.reported} (as reported at admission)"
         own = f"{self.on_record} hospital stay{'' if self.on_record == 1 else 's'} on this record"
@@ -36,7 +39,10 @@ class PriorUse:
 
 def prior_use(e: Encounter, record: list[Encounter]) -> PriorUse:
     """Use in the 365 days before `e` was admitted: stays on the record when dates allow, and the reported fields."""
-    others = [o for o in record if o.encounter_nbr != e.encounter_nbr and o.admit_time is not None]
+    if e.from_feed:   # the store counted them itself, by class, when the records came in
+        return PriorUse(None, e.number_inpatient, e.number_emergency, e.number_outpatient, counted=True)
+    others = [o for o in record if o.encounter_nbr != e.encounter_nbr and o.admit_time is not None
+              and o.encounter_class == "inpatient"]
     on_record = None
     if e.admit_time is not None and any(o.admit_time < e.admit_time for o in others):
         start = e.admit_time - dt.timedelta(days=365)

@@ -17,7 +17,7 @@ from services.store import audit
 from services.store.identity import Directory, Ident, generation, normal_number
 from services.core.errors import ValidationError
 from services.site.session import Session
-from services.records.codes import codes_for_title, diagnosis_label, looks_like_words, model_code
+from services.records.codes import codes_for_title, diagnosis_label, diagnosis_title, looks_like_words, model_code
 from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 from services.records.validation import age_band_at, diagnosis_system, validate_encounter, validate_patient
 
@@ -240,7 +240,8 @@ class PatientService:
             "e.admission_source_id, e.discharge_disposition_id, e.ward_id, e.bed_id, e.medical_specialty, e.payer_code, "
             "e.weight, e.age_band, e.num_lab_procedures, e.num_procedures, e.num_medications, e.number_outpatient, "
             "e.number_emergency, e.number_inpatient, e.number_diagnoses, e.change_flag, e.diabetes_med, e.readmitted, "
-            "coalesce(w.name,''), coalesce(b.label,''), e.status, e.time_in_hospital "
+            "coalesce(w.name,''), coalesce(b.label,''), e.status, e.time_in_hospital, e.class, "
+            "e.source_digest IS NOT NULL, coalesce(e.source_status, '') "
             "FROM encounters e LEFT JOIN wards w ON w.id = e.ward_id LEFT JOIN beds b ON b.id = e.bed_id "
             "WHERE e.patient_id = ? ORDER BY e.status = 'inpatient' DESC, e.admit_time DESC, e.encounter_nbr DESC",
             (patient_id,)).fetchall()
@@ -248,9 +249,11 @@ class PatientService:
         for r in rows:
             enc = Encounter(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
                             r[13], r[14], r[15], r[16], r[17], r[18], r[19], r[20], "None", "None", r[21], r[22], r[23],
-                            r[24], r[25], status=r[26])
-            enc.diagnoses = [Diagnosis(c, s, p) for p, c, s in self._c.execute(
-                "SELECT position, code, system FROM diagnoses WHERE encounter_id = ? ORDER BY position", (r[0],))]
+                            r[24], r[25], status=r[26], encounter_class=r[28], from_feed=bool(r[29]),
+                            source_status=r[30])
+            # the title the source gave (FHIR display, SNOMED CT), else the code tables' (ICD-9-CM, ICD-10-CM)
+            enc.diagnoses = [Diagnosis(c, s, p, t or diagnosis_title(c, s)) for p, c, s, t in self._c.execute(
+                "SELECT position, code, system, title FROM diagnoses WHERE encounter_id = ? ORDER BY position", (r[0],))]
             enc.medications = [Medication(d, st) for d, st in self._c.execute(
                 "SELECT drug, status FROM medications WHERE encounter_id = ? ORDER BY drug", (r[0],))]
             enc.labs = [LabResult(n, vt, vn, u, _dt(t)) for n, vt, vn, u, t in self._c.execute(

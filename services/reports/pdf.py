@@ -377,15 +377,19 @@ def collect_patient_report(src: Any, patient_id: int, encounter_nbr: int | None 
     now = now or dt.datetime.now()
     patients = src.records.patients
     patient = patients.get_patient(patient_id)
-    encounters = patients.encounters(patient_id)
+    # the report is about a hospital stay: emergency and clinic visits (from FHIR or HL7) and cancelled admissions
+    # are in the record but have no risk or length of stay of their own
+    encounters = [e for e in patients.encounters(patient_id)
+                  if e.encounter_class == "inpatient" and e.source_status != "cancelled"]
     if not encounters:
-        raise ValidationError({"patient": "this patient has no encounters to report on"})
+        raise ValidationError({"patient": "this patient has no hospital stay to report on"})
     if encounter_nbr is None:
         enc = encounters[0]  # PatientService orders the current stay first, then the latest
     else:
         enc = next((e for e in encounters if e.encounter_nbr == int(encounter_nbr)), None)
         if enc is None:
-            raise ValidationError({"encounter": f"encounter {encounter_nbr} is not in this patient's record"})
+            raise ValidationError({"encounter": f"encounter {encounter_nbr} is not a hospital stay in this patient's "
+                                                "record (the report is for hospital stays)"})
     notes: dict[str, str] = {}
     models: list[tuple[str, str]] = []
     frame = patients.uci_frame([patient_id])
@@ -511,7 +515,8 @@ def _header_block(data: PatientReportData, st: _Styles) -> Table:
                disposition_text(e.discharge_disposition_id) + (" (planned)" if e.is_inpatient else "")),
     ]
     # the stay's diagnoses with their titles (primary first) and its diabetes medications with their change
-    dx = [escape(diagnosis_label(d.code, d.system)) + (" (primary)" if d.position == 1 else "")
+    dx = [escape(f"{d.code} {d.description}" if d.description else diagnosis_label(d.code, d.system)) +
+          (" (primary)" if d.position == 1 else "")
           for d in e.diagnoses] or ["none recorded"]
     meds = [f"{escape(m.drug)} ({_MED_CHANGE.get(m.status, m.status)})" for m in e.medications if m.status != "No"]
     rows += [[_p("Diagnoses", st.label), Paragraph(" · ".join(dx), st.cell), "", "", "", ""],
@@ -545,6 +550,8 @@ def _risk_block(data: PatientReportData, st: _Styles, fonts: tuple[str, str]) ->
     t.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LEFTPADDING", (0, 0), (0, 0), 0),
                            ("LEFTPADDING", (1, 0), (1, 0), 8), ("LINEAFTER", (0, 0), (0, 0), 2, colour)]))
     out.append(t)
+    if a.outside_population:
+        out.append(_p(f"Caution: {a.outside_population}.", st.body))
     out.append(_p("Main factors raising the risk", st.h2))
     if a.factors:
         rows = [[_p(f"{i}.", st.cell), _p(f.text[:1].upper() + f.text[1:], st.cell)] for i, f in enumerate(a.factors, 1)]
@@ -582,7 +589,7 @@ def _scores_block(data: PatientReportData, st: _Styles) -> list:
     out.append(Spacer(1, 2))
     if a.measured:   # records from the hospital's systems: these parts are the patient's own values
         out.append(_p("From this patient's record: " + "; ".join(
-            f"{escape(part.split('.')[1])} {escape(words)}" for part, words in a.measured.items()) +
+            f"{part.split('.')[1]} {words}" for part, words in a.measured.items()) +
             ". The proxies below apply to the other parts only.", st.tiny))
     out.append(_p(SCORE_PROXY_NOTE, st.tiny))
     return out

@@ -39,6 +39,20 @@ class ReadmissionModel:
             return self._active
 
 
+def outside_population(record: dict) -> str:
+    """The readmission model learned from diabetic inpatients (UCI Diabetes 130-US): a stay from a hospital's own
+    systems with no diabetes coded and no diabetes medication is outside that population, and the panel and report
+    say so beside the figure. Stays of the UCI table are all diabetic."""
+    if record.get("history_from_record") not in (True, 1):
+        return ""
+    codes = [c.partition(":")[2].replace(".", "").upper() for c in str(record.get("charlson_codes") or "").split(";")]
+    codes += [str(record.get(k, "")) for k in ("diag_1", "diag_2", "diag_3")]
+    diabetic = any(c.startswith(("E10", "E11", "E13", "250")) for c in codes) or record.get("diabetesMed") == "Yes"
+    return "" if diabetic else ("no diabetes is coded for this stay and no diabetes medication is recorded; the model "
+                                "was trained on diabetic inpatients only, so this figure is outside the population it "
+                                "was validated on")
+
+
 class AssessmentService:
     def __init__(self, session: Session, patients: PatientService, model: ReadmissionModel) -> None:
         self.s = session
@@ -79,6 +93,7 @@ class AssessmentService:
                 threshold=svc.threshold, at_discharge=record.get("status") != "inpatient",
                 not_eligible_reason="" if pred.eligible else ineligible_reason(int(record["discharge_disposition_id"])),
                 measured=score_inputs(record),
+                outside_population=outside_population(record),
                 unknown_inputs=tuple(f"diagnosis {d}: no ICD-9-CM group for the model, counted as missing"
                                      for d in str(record.get("unmapped_diagnoses") or "").split("; ") if d))
             if log_each:

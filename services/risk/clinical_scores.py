@@ -211,6 +211,8 @@ def score_inputs(record: Mapping[str, Any]) -> dict[str, str]:
     if coded := str(record.get("charlson_codes") or ""):
         out["lace.C"] = (f"Charlson index from all {len(coded.split(';'))} ICD-coded diagnoses of the stay "
                          "(Quan's ICD-10 and ICD-9 algorithms)")
+    elif record.get("history_from_record") in (True, 1):
+        out["lace.C"] = "no ICD-coded diagnosis on the stay yet, so no comorbidity counted"
     if (e := _measured(record, "emergency_6m")) is not None:
         out["lace.E"] = f"{int(e)} emergency visits in the 6 months before, counted in the record"
     if record.get("history_from_record") in (True, 1):
@@ -227,7 +229,8 @@ def lace_components(record: Mapping[str, Any]) -> dict[str, int]:
     emergency = _measured(record, "emergency_6m")
     acute = _int(record, "admission_type_id") in (1, 7) or _int(record, "admission_source_id") == 7
     coded = str(record.get("charlson_codes") or "")
-    cci = charlson_from_record(coded.split(";")) if coded else \
+    from_feed = record.get("history_from_record") in (True, 1)   # never assume the diabetes of the UCI cohort
+    cci = charlson_from_record(coded.split(";") if coded else []) if coded or from_feed else \
         charlson_index([record.get("diag_1", ""), record.get("diag_2", ""), record.get("diag_3", "")])
     return {
         "L": _los_points(los),

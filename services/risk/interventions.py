@@ -59,7 +59,10 @@ def _str(record: Mapping[str, Any], key: str, default: str = "") -> str:
 
 
 def _diag_codes(record: Mapping[str, Any]) -> list[str]:
-    return [c for c in (_str(record, f"diag_{i}").strip().upper() for i in (1, 2, 3)) if c and c != "?"]
+    """The codes as the record holds them: every ICD code of a stay from a hospital's systems ("I50.9", not the
+    ICD-9 group the model reads), else the UCI table's three."""
+    given = [c.partition(":")[2].upper() for c in _str(record, "charlson_codes").split(";") if ":" in c]
+    return given or [c for c in (_str(record, f"diag_{i}").strip().upper() for i in (1, 2, 3)) if c and c != "?"]
 
 
 def _is_inpatient(record: Mapping[str, Any]) -> bool:
