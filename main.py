@@ -330,7 +330,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         for e in result["errors"]:
             print(f"  rejected: {e}")
         return 0 if not result["errors"] else 3
-    if len(inputs) != 1 or inputs[0].is_dir():
+    if inputs[0].is_dir():
+        raise WardLensError(f"{inputs[0]} is a folder; give the CSV file to read (folders are read for FHIR and HL7 "
+                            "records only).")
+    if len(inputs) != 1:
         raise WardLensError("Give one UCI encounter CSV file to score.")
     if args.model == "readmission":
         from services.risk.readmission import score_readmission_csv
