@@ -264,7 +264,10 @@ def test_public_hl7_suites_every_message_accounted_for(desk):
     r = desk.records.import_files([folder])
     applied = r.counts["messages"]["imported"]
     assert applied + r.rejected_total == len(batch.events) + len(batch.problems)
-    assert applied >= 20 and all(x.reason for x in r.rejected)
+    assert applied >= 5 and all(x.reason for x in r.rejected)
+    # the suite sends PATID1234 under two assigning authorities (ADT1 and test1): two systems' numbers are never
+    # taken for one person, so those messages are refused with that reason rather than merged on a guess
+    assert any("is another patient's hospital number" in x.reason and "hl7:ADT1" in x.reason for x in r.rejected)
     assert desk.records.import_files([folder]).counts["messages"]["unchanged"] == applied
 
 

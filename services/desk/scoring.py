@@ -15,6 +15,7 @@ from typing import Any, Sequence
 from services.core.outputs import csv_output
 from services.records.patients import encounters_uci_frame
 from services.risk.clinical_scores import hospital_band, hospital_components, lace_components
+from services.site import anchors
 from services.site.accounts import create_store
 from services.store.keyfile import KdfParams
 
@@ -39,6 +40,7 @@ def score_records(model: str, inputs: Sequence[Path], output: Path, fmt: str | N
     try:
         create_store(folder / "score.db", "scorer", password, KdfParams.fast())
         desk = open_desk(folder / "score.db", "scorer", password)
+        store_id = desk.session.db.conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
         try:
             report = desk.records.import_files(list(inputs), fmt)
             frame = encounters_uci_frame(desk.session.db.conn)
@@ -46,6 +48,7 @@ def score_records(model: str, inputs: Sequence[Path], output: Path, fmt: str | N
                 _los_rows(frame, report.sources)
         finally:
             desk.lock(reason="scoring finished")
+            anchors.forget(store_id)   # the workstation keeps no trace of the throwaway store
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     rows += [{"status": "error", "error": f"{r.file} {r.where}: {r.reason}"} for r in report.rejected]

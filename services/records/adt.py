@@ -76,8 +76,13 @@ def _ids(ids: tuple[tuple[str, str, str], ...]) -> list[tuple[str, str]]:
             if value and matches_patient(typ)]
 
 
-def _mrn(ev: Hl7Event) -> str:
-    return next((v for v, _a, t in ev.patient_ids if t == "MR" and v), ev.patient_ids[0][0] if ev.patient_ids else "")
+def _mrn(ev: Hl7Event) -> tuple[str, bool]:
+    """(the number shown as the hospital number, whether it is an MR): an MR-typed PID-3, else the first identifier
+    a patient is matched on; never a licence or a social security number."""
+    mr = next((v for v, _a, t in ev.patient_ids if t.upper() == "MR" and v), "")
+    if mr:
+        return mr, True
+    return next((v for v, _a, t in ev.patient_ids if v and matches_patient(t)), ""), False
 
 
 def _sex(ev: Hl7Event) -> str | None:
@@ -91,16 +96,18 @@ def _birth(text: str) -> str | None:
 
 def _apply(intake: Intake, ev: Hl7Event) -> None:
     c = intake.c
-    if not ev.patient_ids:
-        raise Rejected("the message names no patient (PID-3 is empty)")
     ids, when = _ids(ev.patient_ids), parse_time(ev.when) or dt.datetime.now()
+    if not ids:
+        raise Rejected("PID-3 holds no hospital identifier of the patient (only person identifiers such as a licence "
+                       "or social security number, which WardLens does not match on)")
     if ev.event == "merge":
         return _merge(intake, ev, ids)
     opens = ev.event in ("admit", "register")
     if opens and not ev.visit:
         raise Rejected("the message has no visit number (PV1-19 or PID-18)")
-    pid, _ = intake.patient(ids, _mrn(ev), ev.given, ev.family, _birth(ev.birth_date), _sex(ev),
-                            True if ev.deceased else None)
+    mrn, is_mr = _mrn(ev)
+    pid, _ = intake.patient(ids, mrn, ev.given, ev.family, _birth(ev.birth_date), _sex(ev),
+                            True if ev.deceased else None, match_number=is_mr)
     # A visit is known by its number within its patient: one patient's message never reaches another's stay, even
     # where two systems (or two test suites) reuse a visit number.
     visit = [(f"{VISIT}:{pid}", ev.visit)] if ev.visit else []
@@ -109,7 +116,20 @@ def _apply(intake: Intake, ev: Hl7Event) -> None:
     if (needs_visit or (ev.trigger == "A08" and ev.visit)) and eid is None:
         raise Rejected(f"no visit {ev.visit!r} of this patient in the store (its admission was never received)"
                        if ev.visit else "the message has no visit number (PV1-19 or PID-18)")
-    ward, bed = intake.place([ev.ward, ev.room], ev.bed) if ev.ward else (None, None)
+    state = c.execute("SELECT status, class, coalesce(source_status, ''), discharge_disposition_id, bed_id, ward_id "
+                      "FROM encounters WHERE id = ?", (eid,)).fetchone() if eid is not None else None
+    if state is not None:
+        last = c.execute("SELECT max(event_time) FROM adt_messages WHERE encounter_id = ?", (eid,)).fetchone()[0]
+        if last and iso(when) < last:   # a late message never undoes a later one (imports come file by file)
+            raise Rejected(f"it happened ({iso(when)}) before the last message applied to visit {ev.visit!r} "
+                           f"({last}); applying it now would undo that one")
+        if state[2] == "cancelled" and ev.event != "update":
+            raise Rejected(f"visit {ev.visit!r} was cancelled (A11); a message for it is not applied")
+        if opens and state[0] == "discharged" and state[2] == "finished":
+            raise Rejected(f"visit {ev.visit!r} is already discharged; an admission for it is not applied again "
+                           "(A13 cancels a discharge)")
+    known = intake.place([ev.ward, ev.room], ev.bed) if ev.ward else (None, None)
+    ward, bed = known
     now = intake.now
     if ev.event == "pre-admit":
         wtype = c.execute("SELECT ward_type FROM wards WHERE id = ?", (ward,)).fetchone() if ward else None
@@ -127,26 +147,32 @@ def _apply(intake: Intake, ev: Hl7Event) -> None:
                       "admission_source_id, ward_id, bed_id, age_band, source_status, source_digest, created_at, "
                       "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       (pid, intake.new_encounter_number(), status, cls, admit, vocab.NOT_AVAILABLE_TYPE,
-                       vocab.NOT_AVAILABLE_SOURCE, ward, _free(intake, bed), intake.age_band(pid, parse_time(admit)),
-                       "in-progress", ev.digest, now, now))
+                       vocab.NOT_AVAILABLE_SOURCE, ward, intake.free_bed(bed) if status == "inpatient" else None,
+                       intake.age_band(pid, parse_time(admit)), "in-progress", ev.digest, now, now))
             eid = int(c.execute("SELECT last_insert_rowid()").fetchone()[0])
             intake.remember("encounter", visit, eid)
         else:
             _set(c, eid, now, status=status, **{"class": cls}, admit_time=admit, ward_id=ward,
-                 bed_id=_free(intake, bed, eid), source_status="in-progress")
+                 bed_id=intake.free_bed(bed, eid) if status == "inpatient" else None, source_status="in-progress")
         if cls == "inpatient":
             c.execute("UPDATE waiting_admissions SET status = 'assigned' WHERE patient_id = ? AND status = 'waiting' "
                       "AND note = 'pre-admitted (HL7 A05)'", (pid,))
-    elif ev.event in ("transfer", "cancel transfer") or (ev.event == "update" and eid is not None and ev.ward):
-        _set(c, eid, now, ward_id=ward, bed_id=_free(intake, bed, eid))
+    elif ev.event in ("transfer", "cancel transfer"):
+        # a move to a place that is no ward here: off the wards WardLens knows (noted), never left in the old bed
+        _set(c, eid, now, ward_id=ward, bed_id=intake.free_bed(bed, eid) if state[0] == "inpatient" else None)
+    elif ev.event == "update" and eid is not None and ev.ward:
+        if ward is not None:   # an update naming an unknown place keeps the stay where the census has it
+            _set(c, eid, now, ward_id=ward, bed_id=intake.free_bed(bed, eid) if state[0] == "inpatient" else None)
     elif ev.event == "to inpatient":
-        _set(c, eid, now, status="inpatient", **{"class": "inpatient"}, ward_id=ward, bed_id=_free(intake, bed, eid))
+        _set(c, eid, now, status="inpatient", **{"class": "inpatient"}, ward_id=ward, bed_id=intake.free_bed(bed, eid))
     elif ev.event == "to outpatient":
         _set(c, eid, now, status="discharged", **{"class": ev.cls if ev.cls in ("emergency", "ambulatory") else
                                                   "ambulatory"}, bed_id=None)
     elif ev.event == "discharge":
         out = parse_time(ev.discharge_time) or when
         admit = c.execute("SELECT admit_time FROM encounters WHERE id = ?", (eid,)).fetchone()[0]
+        if admit and out < dt.datetime.fromisoformat(admit):
+            raise Rejected(f"its discharge ({iso(out)}) is before the admission ({admit})")
         disposition = vocab.hl7_disposition(ev.disposition)
         days = max(1, (out.date() - dt.datetime.fromisoformat(admit).date()).days) if admit else None
         _set(c, eid, now, status="discharged", discharge_time=iso(out), discharge_disposition_id=disposition,
@@ -156,17 +182,18 @@ def _apply(intake: Intake, ev: Hl7Event) -> None:
     elif ev.event == "cancel admit":
         _set(c, eid, now, status="discharged", bed_id=None, source_status="cancelled")
     elif ev.event == "cancel discharge":
-        row = c.execute("SELECT status, class, discharge_disposition_id FROM encounters WHERE id = ?", (eid,)).fetchone()
-        if row[0] != "discharged":
+        if state[0] != "discharged":
             raise Rejected(f"visit {ev.visit!r} is not discharged, so there is no discharge to cancel")
-        _set(c, eid, now, status="inpatient" if row[1] == "inpatient" else "discharged", discharge_time=None,
-             discharge_disposition_id=None, time_in_hospital=None, source_status="in-progress")
-        if row[2] in EXPIRED_DISPOSITIONS:
+        inpatient = state[1] == "inpatient"
+        _set(c, eid, now, status="inpatient" if inpatient else "discharged", discharge_time=None,
+             discharge_disposition_id=None, time_in_hospital=None, source_status="in-progress",
+             bed_id=intake.free_bed(state[4], eid) if inpatient else None)   # its bed may have a new patient
+        if state[3] in EXPIRED_DISPOSITIONS:
             c.execute("UPDATE patients SET deceased = 0 WHERE id = ?", (pid,))
     c.execute("INSERT INTO adt_messages (digest, trigger_event, event_time, encounter_id, outcome, applied_at) "
               "VALUES (?,?,?,?,?,?)", (ev.digest, ev.trigger, iso(when), eid, ev.event, now))
     if eid is not None:
-        intake.report.sources[eid] = (ev.visit, _mrn(ev))
+        intake.report.sources[eid] = (ev.visit, mrn)
 
 
 def _set(c, eid: int, now: str, **values) -> None:
@@ -175,38 +202,40 @@ def _set(c, eid: int, now: str, **values) -> None:
               [*values.values(), eid])
 
 
-def _free(intake: Intake, bed: int | None, eid: int | None = None) -> int | None:
-    """The bed, unless another inpatient is in it (noted: the census shows the patient on the ward without a bed)."""
-    if bed is None:
-        return None
-    if intake.c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS NOT ?",
-                        (bed, eid)).fetchone():
-        intake.report.notes["a bed the feed named was already taken; the patient is on the ward without a bed"] += 1
-        return None
-    return bed
-
-
 def _merge(intake: Intake, ev: Hl7Event, ids: list[tuple[str, str]]) -> None:
+    """A40: the patient named in MRG-1 is merged into the one in PID; their stays, studies, waiting-list entries and
+    identifiers move over, and the old number keeps finding the survivor. Refused where both hold a visit of the
+    same number (which stay a later message means could not be told)."""
     c = intake.c
     prior = intake.find("patient", _ids(ev.prior_ids))
-    if prior is None:
-        prior = next((intake.mrns.get(intake.codec.number_key(v)) for v, _a, _t in ev.prior_ids
-                      if intake.mrns.get(intake.codec.number_key(v)) is not None), None)
+    if prior is None:   # by hospital number only where MRG-1 says it is one (MR)
+        prior = next((p for v, _a, t in ev.prior_ids if t.upper() == "MR"
+                      and (p := intake.mrns.get(intake.codec.number_key(v))) is not None), None)
     if prior is None:
         raise Rejected("the patient to merge away (MRG-1) is not in the store")
-    survivor, _ = intake.patient(ids, _mrn(ev), ev.given, ev.family, _birth(ev.birth_date), _sex(ev), None)
+    mrn, is_mr = _mrn(ev)
+    survivor, _ = intake.patient(ids, mrn, ev.given, ev.family, _birth(ev.birth_date), _sex(ev), None,
+                                 match_number=is_mr)
     if survivor != prior:
+        # the merged patient's stay identifiers are scoped to it (visit numbers, FHIR ids): re-scoped to the survivor
+        scoped = [(k, v) for k, v in intake.ids.items() if k[0] == "encounter" and k[1].startswith("urn:wardlens:")
+                  and k[1].endswith(f":{prior}")]
+        moved = [(k, ("encounter", k[1][: -len(str(prior))] + str(survivor), k[2]), v) for k, v in scoped]
+        clash = [new for _old, new, _v in moved if new in intake.ids]
+        if clash:
+            raise Rejected("both patients hold a stay with the same visit number, so later messages could not tell "
+                           "the two stays apart; an administrator merges these records by hand")
+        for old, new, ref in moved:
+            c.execute("UPDATE identifiers SET system = ? WHERE kind = 'encounter' AND system = ? AND value_key = ?",
+                      (new[1], old[1], old[2]))
+            intake.uncache(intake.ids, old)
+            intake.cache(intake.ids, new, ref)
         tables = [t for (t,) in c.execute(
             "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) p ON p.name = 'patient_id' "
             "WHERE m.type = 'table' AND m.name != 'patient_codes'")]
         for table in tables:
             c.execute(f"UPDATE {table} SET patient_id = ? WHERE patient_id = ?", (survivor, prior))
         c.execute("UPDATE identifiers SET ref = ? WHERE kind = 'patient' AND ref = ?", (survivor, prior))
-        # the merged patient's visits keep their numbers, now within the surviving patient
-        c.execute("UPDATE OR IGNORE identifiers SET system = ? WHERE kind = 'encounter' AND system = ?",
-                  (f"{VISIT}:{survivor}", f"{VISIT}:{prior}"))
-        for k in [k for k in intake.ids if k[0] == "encounter" and k[1] == f"{VISIT}:{prior}"]:
-            intake.cache(intake.ids, ("encounter", f"{VISIT}:{survivor}", k[2]), intake.ids[k])
         for k in [k for k, v in intake.ids.items() if k[0] == "patient" and v == prior]:
             intake.cache(intake.ids, k, survivor)
         prior_mrn = c.execute("SELECT mrn FROM patients WHERE id = ?", (prior,)).fetchone()[0]
@@ -215,6 +244,7 @@ def _merge(intake: Intake, ev: Hl7Event, ids: list[tuple[str, str]]) -> None:
                   "ON CONFLICT (kind, system, value_key) DO UPDATE SET ref = excluded.ref", (prior_mrn, survivor))
         intake.cache(intake.ids, ("patient", "merged-mrn", prior_mrn), survivor)
         c.execute("DELETE FROM patients WHERE id = ?", (prior,))
+        intake.retire_patient_id(prior)
         for k in [k for k, v in intake.mrns.items() if v == prior]:
             intake.cache(intake.mrns, k, survivor)
     c.execute("INSERT INTO adt_messages (digest, trigger_event, event_time, encounter_id, outcome, applied_at) "

@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import json
+import math
 import zlib
 from pathlib import Path
 from typing import Any
@@ -89,10 +90,31 @@ def mapping_problems(doc: Any) -> list[str]:
             unknown = set(spec) - set(FIELDS[kind]) - {"file", "values"}
             if unknown:
                 problems.append(f"{kind}: unknown fields {', '.join(sorted(unknown))}")
+            problems += _type_problems(kind, spec)
             missing = [f for f in REQUIRED[kind] if not spec.get(f)]
             if missing:
                 problems.append(f"{kind}: no column for {', '.join(missing)}")
     return problems
+
+
+def _type_problems(kind: str, spec: dict) -> list[str]:
+    out = []
+    file = spec.get("file")
+    if file is not None and (not isinstance(file, str) or not file or Path(file).name != file or file in (".", "..")):
+        out.append(f"{kind}: file must be the name of a file in the export folder (no folders, no '..')")
+    for field in FIELDS[kind]:
+        col = spec.get(field)
+        lists_ok = field == "code" and kind in CLINICAL
+        if col is None or isinstance(col, str) or (lists_ok and isinstance(col, list) and col
+                                                   and all(isinstance(c, str) and c for c in col)):
+            continue
+        out.append(f"{kind}: {field} must be a column name" + (" or a list of them" if lists_ok else ""))
+    values = spec.get("values", {})
+    if not isinstance(values, dict) or not all(
+            isinstance(m, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in m.items())
+            for m in values.values()):
+        out.append(f"{kind}: values must map a field to {{its value in the file: the value WardLens keeps}}")
+    return out
 
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
@@ -125,6 +147,8 @@ def read_mapped(source: Path, mapping: dict[str, Any]) -> FhirBatch:
             raise ImportFileError(f"The mapping names no file for {kind}, and {source.name} is a folder.")
         if not path.is_file():
             raise ImportFileError(f"{kind}: {path.name} is not in {source.name}. Nothing was imported.")
+        if source.is_dir() and (path.is_symlink() or path.resolve().parent != source.resolve()):
+            raise ImportFileError(f"{kind}: {path.name} is not a plain file of {source.name}. Nothing was imported.")
         if path.name not in files:
             files[path.name] = _rows(path)
         header, rows = files[path.name]
@@ -154,7 +178,8 @@ def read_mapped(source: Path, mapping: dict[str, Any]) -> FhirBatch:
         batch.patients[f"Patient/{pid}"] = FhirPatient(
             f"Patient/{pid}", ((id_system, pid),), get(spec, "mrn", row) or pid, get(spec, "family", row),
             get(spec, "given", row), get(spec, "birth_date", row)[:10],
-            sex if sex in ("Female", "Male") else "Unknown/Invalid", bool(get(spec, "deceased_date", row)), name)
+            sex if sex in ("Female", "Male") else "Unknown/Invalid", bool(get(spec, "deceased_date", row)), name,
+            number_is_mr=True)   # the export's own patient number
     spec = mapping["encounters"]
     name, rows = table("encounters")  # type: ignore[misc]
     for line, row in rows:
@@ -184,6 +209,10 @@ def read_mapped(source: Path, mapping: dict[str, Any]) -> FhirBatch:
                 batch.problems.append(Problem(name, f"line {line}", f"{item_kind} for a patient not in the file"))
                 continue
             encounter = f"Encounter/{get(spec, 'encounter', row)}" if spec.get("encounter") else None
+            if encounter in batch.encounters and batch.encounters[encounter].patient != patient:
+                batch.problems.append(Problem(name, f"line {line}", f"{item_kind} of one patient on another patient's "
+                                              "stay"))
+                continue
             system = get(spec, "system", row)
             system = SYSTEMS.get(system, system)
             for n, column in enumerate(codes):
@@ -198,6 +227,10 @@ def read_mapped(source: Path, mapping: dict[str, Any]) -> FhirBatch:
                         item.value = float(get(spec, "value", row))
                     except ValueError:
                         item.value_text = get(spec, "value", row)
+                    if item.value is not None and not math.isfinite(item.value):
+                        batch.problems.append(Problem(name, f"line {line}", f"lab value {get(spec, 'value', row)!r} "
+                                                      "is not a finite number"))
+                        continue
                     item.unit = get(spec, "unit", row)
                     if item.value is None and not item.value_text:
                         batch.skipped["lab row without a value"] += 1

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import gc
 import gzip
+import hashlib
 import io
 import json
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -53,6 +55,7 @@ class FhirPatient:
     sex: str = "Unknown/Invalid"
     deceased: bool = False
     file: str = ""
+    number_is_mr: bool = False    # the hospital number is an MR-typed identifier (matched on); else shown only
 
 
 @dataclass
@@ -87,6 +90,7 @@ class FhirClinical:
     time: str = ""
     icd10: str = ""               # a diagnosis's ICD-10 coding beside its SNOMED one, where the source gives both
     status: str = ""              # a medication order's status (active, stopped …)
+    file: str = ""
 
 
 @dataclass
@@ -179,13 +183,14 @@ def _coded(concept: Any) -> Coded | None:
     """The first coding with a code (a known system first), with the concept's text as display if it has none."""
     if not isinstance(concept, dict):
         return None
-    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
-    codings.sort(key=lambda c: c.get("system") not in SYSTEMS)
+    codings = [c for c in _list(concept.get("coding"), "coding") if isinstance(c, dict) and c.get("code")]
+    codings.sort(key=lambda c: c.get("system") not in SYSTEMS if isinstance(c.get("system"), str) else True)
     if not codings:
         return None
     c = codings[0]
-    system = c.get("system") or ""
-    return Coded(str(c["code"]), SYSTEMS.get(system, system), str(c.get("display") or concept.get("text") or ""))
+    system = _text(c.get("system"), "coding.system")
+    return Coded(_text(c["code"], "coding.code"), SYSTEMS.get(system, system),
+                 _text(c.get("display") or concept.get("text"), "display"))
 
 
 # Identifiers that name a person across organisations (v2-0203: social security, driver's licence, passport, tax,
@@ -201,22 +206,28 @@ def matches_patient(type_code: str) -> bool:
 
 def _identifiers(res: dict) -> tuple[tuple[str, str], ...]:
     out = []
-    for i in res.get("identifier") or []:
+    for i in _list(res.get("identifier"), "identifier"):
         if not isinstance(i, dict) or not i.get("value"):
             continue
-        types = {str(c.get("code")) for c in ((i.get("type") or {}).get("coding") or []) if isinstance(c, dict)}
+        types = {str(c.get("code")) for c in _list(_obj(i.get("type"), "identifier.type").get("coding"), "type.coding")
+                 if isinstance(c, dict)}
+        system = _text(i.get("system"), "identifier.system")
+        if system.startswith("urn:wardlens:"):   # WardLens's own namespaces are never taken from a source
+            continue
         if res.get("resourceType") != "Patient" or all(matches_patient(t) for t in types):
-            out.append((str(i.get("system") or ""), str(i["value"])))
+            out.append((system, _text(i["value"], "identifier.value")))
     return tuple(out)
 
 
-def _mrn(res: dict, identifiers: tuple[tuple[str, str], ...]) -> str:
-    for i in res.get("identifier") or []:
-        codes = [c.get("code") for c in ((i.get("type") or {}).get("coding") or []) if isinstance(c, dict)] \
-            if isinstance(i, dict) else []
+def _mrn(res: dict, identifiers: tuple[tuple[str, str], ...]) -> tuple[str, bool]:
+    """(the number shown as the hospital number, whether it is a medical record number). Only an MR-typed number is
+    matched against the store's hospital numbers; another is shown but matched through its identifier alone."""
+    for i in _list(res.get("identifier"), "identifier"):
+        codes = [c.get("code") for c in _list(_obj(i.get("type"), "identifier.type").get("coding"), "type.coding")
+                 if isinstance(c, dict)] if isinstance(i, dict) else []
         if "MR" in codes and i.get("value"):
-            return str(i["value"])
-    return identifiers[0][1] if identifiers else str(res.get("id") or "")
+            return _text(i["value"], "identifier.value"), True
+    return (identifiers[0][1] if identifiers else ""), False
 
 
 def _sex(gender: Any) -> str:
@@ -224,16 +235,23 @@ def _sex(gender: Any) -> str:
 
 
 def _name(res: dict) -> tuple[str, str]:
-    names = [n for n in res.get("name") or [] if isinstance(n, dict)]
+    names = [n for n in _list(res.get("name"), "name") if isinstance(n, dict)]
     names.sort(key=lambda n: n.get("use") != "official")
     if not names:
         return "", ""
     n = names[0]
-    return str(n.get("family") or ""), " ".join(str(g) for g in n.get("given") or [])
+    family = _text(n.get("family"), "name.family")
+    given = " ".join(_text(g, "name.given") for g in _list(n.get("given"), "name.given"))
+    if len(family) > 80 or len(given) > 80:
+        raise Malformed("a name is longer than 80 characters")
+    return family, given
 
 
 def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite number, else None (NaN and infinities are no measurement)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 # ------------------------------------------------------------------------------------------------ reading
@@ -252,6 +270,20 @@ def read_fhir(paths: Iterable[Path | str]) -> FhirBatch:
             gc.enable()
 
 
+class Malformed(ValueError):
+    """A resource whose fields are not of the types FHIR R4 gives them; rejected with the reason, never a crash."""
+
+
+def _key(kind: Any, rid: Any, full_url: str | None, res: dict) -> str:
+    """The resource's key: Type/id, else its full URL, else its content (the same resource in another file or under
+    another file name is the same record, so importing it twice never duplicates it)."""
+    if isinstance(rid, (str, int)) and str(rid):
+        return f"{kind}/{rid}"
+    if full_url:
+        return full_url
+    return f"{kind}/sha256-" + hashlib.sha256(json.dumps(res, sort_keys=True).encode("utf-8")).hexdigest()[:32]
+
+
 def _read_fhir(paths: Iterable[Path | str]) -> FhirBatch:
     batch = FhirBatch()
     pending: list[tuple[str, str, dict, dict[str, str]]] = []   # (file, where, resource, full URL -> key) for pass 2
@@ -265,8 +297,8 @@ def _read_fhir(paths: Iterable[Path | str]) -> FhirBatch:
             if problem:
                 batch.problems.append(Problem(path.name, where, problem))
                 continue
-            kind, rid = res.get("resourceType"), res.get("id")
-            key = f"{kind}/{rid}" if rid else (full_url or f"{path.name}#{where}")
+            full_url = full_url if isinstance(full_url, str) else None
+            key = _key(res.get("resourceType"), res.get("id"), full_url, res)
             if full_url:
                 aliases[full_url] = key
             entries.append((where, key, res))
@@ -274,81 +306,147 @@ def _read_fhir(paths: Iterable[Path | str]) -> FhirBatch:
             pending.append((path.name, where, {**res, "_key": key}, aliases))
     # pass 1: patients and locations (what the others point to); pass 2: the rest
     for file, where, res, _aliases in pending:
-        kind = res.get("resourceType")
-        if kind == "Patient":
-            family, given = _name(res)
-            ids = _identifiers(res)
-            batch.patients[res["_key"]] = FhirPatient(
-                res["_key"], ids, _mrn(res, ids), family, given, str(res.get("birthDate") or ""), _sex(res.get("gender")),
-                bool(res.get("deceasedBoolean") or res.get("deceasedDateTime")), file)
-        elif kind == "Location":
-            batch.locations[res["_key"]] = str(res.get("name") or "")
+        try:
+            _first_pass(batch, file, res)
+        except (Malformed, TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+            batch.problems.append(Problem(file, where, f"{res.get('resourceType')}: malformed ({_why(exc)})"))
     by_identifier = {(s, v): k for k, p in batch.patients.items() for s, v in p.identifiers}
     for file, where, res, aliases in pending:
-        kind = res.get("resourceType")
-        if kind in ("Patient", "Location"):
-            continue
-        if kind not in KEPT:
-            batch.skipped[str(kind) if kind else "no resourceType (not a FHIR resource)"] += 1
-            continue
-
-        def ref(field_value: Any) -> str | None:
-            r = field_value.get("reference") if isinstance(field_value, dict) else None
-            if not r:
-                return None
-            if r in aliases:
-                return aliases[r]
-            if "?identifier=" in r:   # conditional: Type?identifier=system|value
-                system, _, value = r.split("?identifier=", 1)[1].partition("|")
-                return by_identifier.get((system, value)) if r.startswith("Patient") else r
-            return r
-        patient = ref(res.get("subject") or res.get("patient"))
-        if patient not in batch.patients:
-            batch.problems.append(Problem(file, where, f"{kind} for a patient not in the files ({patient or 'none'})"))
-            continue
-        if kind == "Encounter":
-            cls = res.get("class") or {}
-            hosp = res.get("hospitalization") or {}
-            places = tuple(batch.locations.get(ref(loc.get("location")) or "", "") or
-                           str((loc.get("location") or {}).get("display") or "")
-                           for loc in res.get("location") or [] if isinstance(loc, dict))
-            period = res.get("period") or {}
-            batch.encounters[res["_key"]] = FhirEncounter(
-                res["_key"], patient, _identifiers(res), CLASSES.get(str(cls.get("code") or ""), "other"),
-                str(res.get("status") or ""), str(period.get("start") or ""), str(period.get("end") or ""),
-                _coded(hosp.get("admitSource")), _coded(hosp.get("dischargeDisposition")), tuple(p for p in places if p),
-                (_coded((res.get("type") or [None])[0]) or Coded("", "")).display, file)
-            continue
-        concept = res.get("code") if kind != "MedicationRequest" else (
-            res.get("medicationCodeableConcept") or {"text": str((res.get("medicationReference") or {}).get("display")
-                                                                 or "")})
-        coded = _coded(concept)
-        if coded is None:
-            batch.problems.append(Problem(file, where, f"{kind} without a code"))
-            continue
-        encounter = ref(res.get("encounter") or res.get("context"))
-        item = FhirClinical(KINDS[kind], res["_key"], patient, encounter, coded,
-                            time=str(res.get("effectiveDateTime") or res.get("onsetDateTime") or res.get("authoredOn")
-                                     or res.get("performedDateTime") or (res.get("performedPeriod") or {}).get("start")
-                                     or res.get("recordedDate") or ""),
-                            status=str(res.get("status") or ""))
-        if kind == "Condition" and coded.system != "ICD10":
-            item.icd10 = next((str(c["code"]) for c in (concept or {}).get("coding") or [] if isinstance(c, dict)
-                               and SYSTEMS.get(c.get("system") or "") == "ICD10" and c.get("code")), "")
-        if kind == "Observation":
-            q = res.get("valueQuantity") or {}
-            item.value, item.unit = _number(q.get("value")), str(q.get("unit") or q.get("code") or "")
-            item.value_text = str(res.get("valueString") or (_coded(res.get("valueCodeableConcept")) or
-                                                             Coded("", "")).display or "")
-            rr = (res.get("referenceRange") or [{}])[0]
-            item.low = _number((rr.get("low") or {}).get("value"))
-            item.high = _number((rr.get("high") or {}).get("value"))
-            if item.value is None and not item.value_text:
-                batch.skipped["Observation without a value (panel)"] += 1
-                continue
-        batch.clinical.append(item)
-    # encounters referenced by clinical items must exist (a dangling one is kept without its encounter)
+        try:
+            _second_pass(batch, file, where, res, aliases, by_identifier)
+        except (Malformed, TypeError, AttributeError, ValueError, KeyError, IndexError) as exc:
+            batch.problems.append(Problem(file, where, f"{res.get('resourceType')}: malformed ({_why(exc)})"))
+    # encounters referenced by clinical items must exist (a dangling one is kept without its encounter), and be the
+    # same patient's: an item whose subject is one patient and whose encounter another's is never filed on either
+    kept = []
     for item in batch.clinical:
         if item.encounter is not None and item.encounter not in batch.encounters:
             item.encounter = None
+        if item.encounter is not None and batch.encounters[item.encounter].patient != item.patient:
+            batch.problems.append(Problem(item.file, item.key, f"{item.kind} whose subject ({item.patient}) is not the "
+                                          f"patient of its encounter ({batch.encounters[item.encounter].patient})"))
+            continue
+        kept.append(item)
+    batch.clinical = kept
     return batch
+
+
+def _why(exc: BaseException) -> str:
+    return str(exc)[:120] if isinstance(exc, Malformed) else f"{type(exc).__name__}: {str(exc)[:100]}"
+
+
+def _text(value: Any, what: str) -> str:
+    """A FHIR string (or a number where one was sent); anything else is malformed."""
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise Malformed(f"{what} is a {type(value).__name__}, not a string")
+
+
+def _obj(value: Any, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Malformed(f"{what} is a {type(value).__name__}, not an object")
+    return value
+
+
+def _list(value: Any, what: str) -> list:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise Malformed(f"{what} is a {type(value).__name__}, not a list")
+    return value
+
+
+def _first_pass(batch: FhirBatch, file: str, res: dict) -> None:
+    kind = res.get("resourceType")
+    if kind == "Patient":
+        family, given = _name(res)
+        ids = _identifiers(res)
+        mrn, is_mr = _mrn(res, ids)
+        if len(mrn) > 64:
+            raise Malformed("its hospital number is longer than 64 characters")
+        batch.patients[res["_key"]] = FhirPatient(
+            res["_key"], ids, mrn, family, given, _text(res.get("birthDate"), "birthDate"), _sex(res.get("gender")),
+            bool(res.get("deceasedBoolean") or res.get("deceasedDateTime")), file, is_mr)
+    elif kind == "Location":
+        batch.locations[res["_key"]] = _text(res.get("name"), "Location.name")
+
+
+def _second_pass(batch: FhirBatch, file: str, where: str, res: dict, aliases: dict[str, str],
+                 by_identifier: dict[tuple[str, str], str]) -> None:
+    kind = res.get("resourceType")
+    if kind in ("Patient", "Location"):
+        return
+    if kind not in KEPT:
+        batch.skipped[str(kind) if isinstance(kind, str) and kind else "no resourceType (not a FHIR resource)"] += 1
+        return
+
+    def ref(field_value: Any) -> str | None:
+        r = _obj(field_value, "a reference").get("reference")
+        if not r:
+            return None
+        r = _text(r, "reference")
+        if r in aliases:
+            return aliases[r]
+        if "?identifier=" in r:   # conditional: Type?identifier=system|value
+            system, _, value = r.split("?identifier=", 1)[1].partition("|")
+            return by_identifier.get((system, value)) if r.startswith("Patient") else r
+        return r
+    patient = ref(res.get("subject") or res.get("patient"))
+    if patient not in batch.patients:
+        batch.problems.append(Problem(file, where, f"{kind} for a patient not in the files ({patient or 'none'})"))
+        return
+    if kind == "Encounter":
+        cls = res.get("class")
+        cls = cls[0] if isinstance(cls, list) and cls else cls   # R5 sends a list of CodeableConcepts
+        cls = _obj(cls, "Encounter.class")
+        code = cls.get("code") or next((c.get("code") for c in _list(cls.get("coding"), "class.coding")
+                                        if isinstance(c, dict)), "")
+        hosp = _obj(res.get("hospitalization"), "Encounter.hospitalization")
+        places = tuple(batch.locations.get(ref(loc.get("location")) or "", "") or
+                       _text(_obj(loc.get("location"), "location.location").get("display"), "location.display")
+                       for loc in _list(res.get("location"), "Encounter.location") if isinstance(loc, dict))
+        period = _obj(res.get("period"), "Encounter.period")
+        types = _list(res.get("type"), "Encounter.type")
+        batch.encounters[res["_key"]] = FhirEncounter(
+            res["_key"], patient, _identifiers(res), CLASSES.get(_text(code, "class code"), "other"),
+            _text(res.get("status"), "status"), _text(period.get("start"), "period.start"),
+            _text(period.get("end"), "period.end"), _coded(hosp.get("admitSource")),
+            _coded(hosp.get("dischargeDisposition")), tuple(p for p in places if p),
+            (_coded(types[0] if types else None) or Coded("", "")).display, file)
+        return
+    concept = res.get("code") if kind != "MedicationRequest" else (
+        res.get("medicationCodeableConcept") or {"text": _text(_obj(res.get("medicationReference"),
+                                                                    "medicationReference").get("display"), "display")})
+    coded = _coded(concept)
+    if coded is None:
+        batch.problems.append(Problem(file, where, f"{kind} without a code"))
+        return
+    encounter = ref(res.get("encounter") or res.get("context"))
+    performed = _obj(res.get("performedPeriod"), "performedPeriod").get("start")
+    item = FhirClinical(KINDS[kind], res["_key"], patient, encounter, coded,
+                        time=_text(res.get("effectiveDateTime") or res.get("onsetDateTime") or res.get("authoredOn")
+                                   or res.get("performedDateTime") or performed or res.get("recordedDate"), "time"),
+                        status=_text(res.get("status"), "status"), file=file)
+    if kind == "Condition" and coded.system != "ICD10":
+        item.icd10 = next((_text(c["code"], "code") for c in _list(_obj(concept, "code").get("coding"), "coding")
+                           if isinstance(c, dict) and SYSTEMS.get(c.get("system") if isinstance(c.get("system"), str)
+                                                                  else "") == "ICD10" and c.get("code")), "")
+    if kind == "Observation":
+        q = _obj(res.get("valueQuantity"), "valueQuantity")
+        item.value, item.unit = _number(q.get("value")), _text(q.get("unit") or q.get("code"), "unit")
+        if q.get("value") is not None and item.value is None:
+            raise Malformed(f"its value {str(q.get('value'))[:20]!r} is not a finite number")
+        item.value_text = _text(res.get("valueString"), "valueString") or (
+            _coded(res.get("valueCodeableConcept")) or Coded("", "")).display
+        ranges = _list(res.get("referenceRange"), "referenceRange")
+        rr = _obj(ranges[0] if ranges else None, "referenceRange")
+        item.low = _number(_obj(rr.get("low"), "referenceRange.low").get("value"))
+        item.high = _number(_obj(rr.get("high"), "referenceRange.high").get("value"))
+        if item.value is None and not item.value_text:
+            batch.skipped["Observation without a value (panel)"] += 1
+            return
+    batch.clinical.append(item)

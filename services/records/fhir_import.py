@@ -13,7 +13,7 @@ from collections import defaultdict
 from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.records.codes import diagnosis_title
 from services.records.fhir import FhirBatch, FhirClinical, FhirEncounter
-from services.records.intake import Conflict, Intake, digest, iso, parse_time
+from services.records.intake import DESK_EDITED, Conflict, Intake, digest, iso, parse_time, stay_problem
 from services.records import vocab
 
 IN_PROGRESS = {"in-progress", "arrived", "triaged", "onleave"}
@@ -31,8 +31,11 @@ def import_fhir(intake: Intake, batch: FhirBatch, progress: ProgressFn = no_prog
     pids: dict[str, int] = {}
     for key, p in batch.patients.items():
         try:
-            pid, outcome = intake.patient(list(p.identifiers) or [("urn:wardlens:fhir-id", key)], p.mrn, p.given,
-                                          p.family, p.birth_date or None, p.sex, p.deceased)
+            if not p.identifiers and key.startswith("Patient/sha256-"):
+                raise Conflict("a patient without an id or any identifier: nothing names this patient")
+            pid, outcome = intake.patient(list(p.identifiers) or [("urn:wardlens:fhir-id", key)],
+                                          p.mrn or key.split("/", 1)[1], p.given, p.family, p.birth_date or None, p.sex,
+                                          p.deceased, match_number=p.number_is_mr)
         except Conflict as exc:
             report.reject(p.file, key, f"patient: {exc}")
             continue
@@ -56,7 +59,7 @@ def import_fhir(intake: Intake, batch: FhirBatch, progress: ProgressFn = no_prog
         except Conflict as exc:
             report.reject(e.file, key, f"encounter: {exc}")
             continue
-        eid = intake.find("encounter", [("urn:wardlens:fhir-id", key)])
+        eid = intake.find("encounter", [(f"urn:wardlens:fhir-id:{pid}", key)])
         if eid is not None:
             report.sources[eid] = (key.split("/", 1)[-1], batch.patients[e.patient].mrn)
         if n % 500 == 0:
@@ -69,23 +72,35 @@ def import_fhir(intake: Intake, batch: FhirBatch, progress: ProgressFn = no_prog
 def _encounter(intake: Intake, pid: int, key: str, e: FhirEncounter, items: list[FhirClinical]) -> bool:
     """Write one encounter with its items; True when something changed."""
     c, report = intake.c, intake.report
-    identifiers = list(e.identifiers) + [("urn:wardlens:fhir-id", key)]
+    # the resource id is this patient's: another system's Encounter/1 of another patient is another stay
+    identifiers = list(e.identifiers) + [(f"urn:wardlens:fhir-id:{pid}", key)]
     eid = intake.find("encounter", identifiers)
-    if e.status in NOT_HAPPENED:
+    stored = c.execute("SELECT patient_id, source_digest FROM encounters WHERE id = ?", (eid,)).fetchone() \
+        if eid is not None else None
+    if stored is not None and stored[0] != pid:
+        raise Conflict("its identifiers name another patient's stay in the store; nothing of it was imported")
+    if stored is not None and str(stored[1] or "").startswith(DESK_EDITED):
+        raise Conflict("the stay was changed on the desk after it was imported, so the source's version was not "
+                       "applied over it (an administrator compares the two)")
+    said = digest([pid, e.identifiers, e.cls, e.status, e.start, e.end, e.admit_source, e.discharge_disposition,
+                   e.locations, e.type,
+                   [(i.kind, i.key, i.coded, i.value, i.value_text, i.unit, i.low, i.high, i.time, i.icd10, i.status)
+                    for i in items]])
+    if stored is not None and stored[1] == said:
+        report.add("encounters", "unchanged")
+        return False
+    if e.status in NOT_HAPPENED:   # cancelled or entered in error: off the census, never scored or counted
         if eid is not None and e.status != "planned":
-            c.execute("UPDATE encounters SET source_status = ?, status = 'discharged', updated_at = ? WHERE id = ? "
-                      "AND coalesce(source_status, '') != ?", (e.status, intake.now, eid, e.status))
+            c.execute("UPDATE encounters SET source_status = 'cancelled', status = 'discharged', bed_id = NULL, "
+                      "source_digest = ?, updated_at = ? WHERE id = ?", (said, intake.now, eid))
             report.add("encounters", "updated")
             return True
         report.skipped[f"Encounter {e.status} (did not take place)"] += 1
         return False
-    said = digest([pid, e.cls, e.status, e.start, e.end, e.admit_source, e.discharge_disposition, e.locations, e.type,
-                   [(i.kind, i.key, i.coded, i.value, i.value_text, i.unit, i.low, i.high, i.time, i.icd10, i.status)
-                    for i in items]])
-    if eid is not None and c.execute("SELECT source_digest FROM encounters WHERE id = ?", (eid,)).fetchone()[0] == said:
-        report.add("encounters", "unchanged")
-        return False
     start, end = parse_time(e.start), parse_time(e.end)
+    problem = stay_problem(start, end, e.start, e.end)
+    if problem:
+        raise Conflict(problem)
     running = e.status in IN_PROGRESS or (end is None and e.status != "finished")
     status = "inpatient" if e.cls == "inpatient" and running else "discharged"
     ward, bed = intake.place(list(e.locations))
@@ -102,7 +117,8 @@ def _encounter(intake: Intake, pid: int, key: str, e: FhirEncounter, items: list
         admission_source_id=vocab.ADMIT_SOURCE.get(source, vocab.NOT_AVAILABLE_SOURCE),
         discharge_disposition_id=None if running else vocab.fhir_disposition(
             e.discharge_disposition.code if e.discharge_disposition else None),
-        ward_id=ward, bed_id=bed if status == "inpatient" else None, age_band=intake.age_band(pid, start),
+        ward_id=ward, bed_id=intake.free_bed(bed, eid) if status == "inpatient" else None,
+        age_band=intake.age_band(pid, start),
         time_in_hospital=stay, num_lab_procedures=len(labs), num_procedures=len(procedures),
         num_medications=len({o.coded.code for o in orders}), number_diagnoses=len(dx),
         diabetes_med="Yes" if columns else "No", medical_specialty="?", **{"class": e.cls},

@@ -22,6 +22,7 @@ from services.core.errors import ImportFileError
 from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.site.session import Session
 from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
+from services.records.intake import next_patient_id
 from services.records.validation import diagnosis_system, uci_row_problem
 
 REQUIRED = [c for c in ENCOUNTER_COLUMNS if c != "readmitted"]
@@ -120,7 +121,7 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
         codec = session.codec   # hospital numbers are matched by their blind index when the store is sealed
         patients = {key: pid for pid, key in c.execute("SELECT id, mrn FROM patients")}
         seen = {n for (n,) in c.execute("SELECT encounter_nbr FROM encounters")}
-        next_pid = c.execute("SELECT coalesce(max(id), 0) + 1 FROM patients").fetchone()[0]
+        next_pid = next_patient_id(c)
         next_eid = c.execute("SELECT coalesce(max(id), 0) + 1 FROM encounters").fetchone()[0]
         header: list[str] | None = None
         batch: dict[str, list[tuple]] = {"p": [], "e": [], "d": [], "m": [], "l": []}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from services.records.validation import age_band_at
 
 MAX_LISTED = 10_000
 UNKNOWN_WARD = "place not a ward: "
+DESK_EDITED = "desk:"   # source_digest prefix of a stay changed on the desk after its import (never overwritten)
 FIRST_SOURCE_NUMBER = 900_000_001   # store encounter numbers for imported stays start above the UCI table's range
 
 
@@ -67,8 +69,9 @@ class RecordsReport:
         if wards:
             names = ", ".join(w[len(UNKNOWN_WARD):] for w, _ in wards[:5]) + (f" and {len(wards) - 5} more"
                                                                              if len(wards) > 5 else "")
-            out.append(f"note: {sum(n for _, n in wards):,} stays name a place that is no ward set up in WardLens "
-                       f"({names}); they have no ward (an administrator adds wards under Wards)")
+            out.append(f"note: {sum(n for _, n in wards):,} records name a place that is no ward set up in WardLens "
+                       f"({names}): a new stay there has no ward, an update keeps the ward it had (an administrator "
+                       "adds the wards under Wards)")
         out.append(f"rejected: {self.rejected_total:,}")
         return out
 
@@ -76,6 +79,45 @@ class RecordsReport:
         parts = [f"{c['imported'] + c['updated']} {kind} imported or updated" for kind, c in self.counts.items()
                  if c['imported'] + c['updated']]
         return f"{self.fmt}: " + (", ".join(parts) or "nothing new") + f", {self.rejected_total} rejected"
+
+
+def next_patient_id(c) -> int:
+    """A new patient's id: never one a merged-away patient had (its audit rows and reports name it)."""
+    return int(c.execute("SELECT max(coalesce((SELECT max(id) FROM patients), 0), coalesce((SELECT CAST(value AS "
+                         "INTEGER) FROM meta WHERE key = 'retired_patient_id'), 0)) + 1").fetchone()[0])
+
+
+def patient_problem(mrn: str, given: str, family: str, birth: str | None) -> str | None:
+    """Why a patient from a source cannot be kept, or None: the desk's own limits on numbers, names and dates."""
+    if not mrn.strip():
+        return "a patient without any identifier: nothing names this patient"
+    if len(mrn) > 64:
+        return "its hospital number is longer than 64 characters"
+    if len(given) > 80 or len(family) > 80:
+        return "a name is longer than 80 characters"
+    if birth:
+        try:
+            born = dt.date.fromisoformat(birth[:10])
+        except ValueError:
+            return f"its birth date {birth[:20]!r} is not a date"
+        if born > dt.date.today() or born.year < 1890:
+            return f"its birth date {born.isoformat()} is in the future or before 1890"
+    return None
+
+
+def stay_problem(start: dt.datetime | None, end: dt.datetime | None, start_text: str, end_text: str) -> str | None:
+    """Why a stay's dates cannot be kept, or None."""
+    if start_text and start is None:
+        return f"its start {start_text[:30]!r} is not a date and time"
+    if end_text and end is None:
+        return f"its end {end_text[:30]!r} is not a date and time"
+    now = dt.datetime.now()
+    for when in (start, end):
+        if when is not None and (when.year < 1900 or when > now + dt.timedelta(days=1)):
+            return f"{when:%Y-%m-%d %H:%M} is before 1900 or in the future"
+    if start and end and end < start:
+        return f"it ends ({end:%Y-%m-%d %H:%M}) before it starts ({start:%Y-%m-%d %H:%M})"
+    return None
 
 
 def digest(value: Any) -> str:
@@ -90,11 +132,21 @@ def parse_time(text: str) -> dt.datetime | None:
         return None
     try:
         if "-" in t[:5]:
-            return dt.datetime.fromisoformat(t.replace("Z", "+00:00")).replace(tzinfo=None)
-        digits = t.split("+")[0].split("-")[0].split(".")[0]
-        fmt = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(digits))
-        return dt.datetime.strptime(digits, fmt) if fmt else None
-    except ValueError:
+            when = dt.datetime.fromisoformat(t.replace("Z", "+00:00"))
+        else:
+            m = re.fullmatch(r"(\d{8,14})(?:\.\d+)?(?:([+-])(\d{2})(\d{2}))?", t)
+            fmt = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}.get(len(m.group(1))) if m else None
+            if fmt is None:
+                return None
+            when = dt.datetime.strptime(m.group(1), fmt)
+            if m.group(2):
+                sign = 1 if m.group(2) == "+" else -1
+                when = when.replace(tzinfo=dt.timezone(sign * dt.timedelta(hours=int(m.group(3)),
+                                                                            minutes=int(m.group(4)))))
+        # a time with its offset is an instant: shown and ordered in the site's local time (a clock change or a
+        # feed in another zone never reorders events)
+        return when.astimezone().replace(tzinfo=None) if when.tzinfo is not None else when
+    except (ValueError, OverflowError):
         return None
 
 
@@ -120,12 +172,22 @@ class Intake:
         self.wards = {name.lower(): wid for wid, name in c.execute("SELECT id, name FROM wards")}
         self.beds = {(w, label.lower()): b for b, w, label in c.execute("SELECT id, ward_id, label FROM beds")}
         self.journal: list[tuple[dict, object, object]] = []   # (cache, key, value before): undone with a savepoint
+        self._by_value: dict[str, dict[int, set[str]]] | None = None
         self.next_nbr = max(FIRST_SOURCE_NUMBER,
                             c.execute("SELECT coalesce(max(encounter_nbr), 0) + 1 FROM encounters").fetchone()[0])
 
     def cache(self, cache: dict, key: object, value: object) -> None:
         self.journal.append((cache, key, cache.get(key, _MISSING)))
         cache[key] = value
+
+    def uncache(self, cache: dict, key: object) -> None:
+        self.journal.append((cache, key, cache.get(key, _MISSING)))
+        cache.pop(key, None)
+
+    def retire_patient_id(self, pid: int) -> None:
+        """A merged-away patient's id is never given to a new patient (audit rows and reports name it)."""
+        self.c.execute("INSERT INTO meta (key, value) VALUES ('retired_patient_id', ?) ON CONFLICT (key) DO UPDATE "
+                       "SET value = max(CAST(value AS INTEGER), excluded.value)", (str(pid),))
 
     def savepoint(self) -> int:
         return len(self.journal)
@@ -159,22 +221,44 @@ class Intake:
                 self.c.execute("INSERT INTO identifiers (kind, system, value_key, ref) VALUES (?,?,?,?) "
                                "ON CONFLICT (kind, system, value_key) DO UPDATE SET ref = excluded.ref", (*key, ref))
                 self.cache(self.ids, key, ref)
+                self._by_value = None
 
     # --- patients ---------------------------------------------------------------------------------------------
+    def _holders(self, value_key: str) -> dict[int, set[str]]:
+        """Stored patients with an identifier of this value, and under which systems (for the number check)."""
+        if self._by_value is None:
+            self._by_value = {}
+            for (kind, system, value), ref in self.ids.items():
+                if kind == "patient":
+                    self._by_value.setdefault(value, {}).setdefault(ref, set()).add(system)
+        return self._by_value.get(value_key, {})
+
     def patient(self, identifiers: list[tuple[str, str]], mrn: str, given: str, family: str, birth: str | None,
-                sex: str | None, deceased: bool | None) -> tuple[int, str]:
-        """(patient id, "imported" | "updated" | "unchanged"); None/empty fields keep what the store has."""
+                sex: str | None, deceased: bool | None, match_number: bool = True) -> tuple[int, str]:
+        """(patient id, "imported" | "updated" | "unchanged"); None/empty fields keep what the store has.
+
+        `match_number`: the number is a medical record number (MR), so a stored patient with the same hospital number is
+        this patient, unless that patient holds the number under another system (two hospitals' 12345 are two
+        people). A number that is not an MR is shown, never matched on, and may not be another patient's number."""
         given, family = given.strip(), family.strip()
+        problem = patient_problem(mrn, given, family, birth)
+        if problem:
+            raise Conflict(problem)
         pid = self.find("patient", identifiers)
-        if mrn:   # the same hospital number, or one an A40 merged into another patient
-            by_number = self.mrns.get(self._key(mrn)) or self.ids.get(("patient", "merged-mrn", self._key(mrn)))
-            if pid is not None and by_number is not None and by_number != pid:
-                raise Conflict("its identifiers and its hospital number name two different patients in the store; "
-                               "nothing of it was imported (an administrator merges the records first)")
-            pid = pid if pid is not None else by_number
-        said = digest([given, family, birth, sex, deceased])
+        number = self._key(mrn)
+        by_number = self.mrns.get(number) or self.ids.get(("patient", "merged-mrn", number))
+        if by_number is not None and by_number != pid:
+            systems = {sy for sy, _v in identifiers}
+            other = self._holders(number).get(by_number, set()) - systems - {"merged-mrn"}
+            if pid is not None or not match_number or other:
+                raise Conflict(f"its number {mrn!r} is another patient's hospital number in the store"
+                               + (f" (from {sorted(other)[0]})" if other else "") + "; nothing of it was imported "
+                               "(an administrator merges or corrects the records first)")
+            pid = by_number
+        # keyed like a blind index: a plain hash of name and birth date would let a role without names find them
+        said = self._key(digest([given, family, birth, sex, deceased]))
         if pid is None:
-            pid = int(self.c.execute("SELECT coalesce(max(id), 0) + 1 FROM patients").fetchone()[0])
+            pid = next_patient_id(self.c)
             cols = self.codec.patient_columns(pid, mrn, given or None, family or None, birth or None)
             self.c.execute("INSERT INTO patients (id, mrn, given_name, family_name, birth_date, ident, sex, race, "
                            "search_name, deceased, source_digest, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -198,6 +282,16 @@ class Intake:
                        (cols["given_name"], cols["family_name"], cols["birth_date"], cols["ident"],
                         sex or row[5], int(bool(deceased)) if deceased is not None else row[6], said, self.now, pid))
         return pid, "updated"
+
+    def free_bed(self, bed: int | None, eid: int | None = None) -> int | None:
+        """The bed, unless another inpatient is in it (noted: the census shows the patient on the ward without a bed)."""
+        if bed is None:
+            return None
+        if self.c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS NOT ?",
+                          (bed, eid)).fetchone():
+            self.report.notes["a bed the source named was already taken; the patient is on the ward without a bed"] += 1
+            return None
+        return bed
 
     # --- places -----------------------------------------------------------------------------------------------
     def place(self, names: list[str], bed: str = "") -> tuple[int | None, int | None]:

@@ -18,6 +18,7 @@ from services.store.identity import Directory, Ident, generation, normal_number
 from services.core.errors import ValidationError
 from services.site.session import Session
 from services.records.codes import codes_for_title, diagnosis_label, diagnosis_title, looks_like_words, model_code
+from services.records.intake import DESK_EDITED, next_patient_id
 from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 from services.records.validation import age_band_at, diagnosis_system, validate_encounter, validate_patient
 
@@ -295,7 +296,7 @@ class PatientService:
             if c.execute("SELECT 1 FROM patients WHERE mrn = ?", (codec.number_key(v["mrn"]),)).fetchone():
                 raise ValidationError({"mrn": "another patient has this number"})
             before = generation(c)
-            pid = int(c.execute("SELECT coalesce(max(id), 0) + 1 FROM patients").fetchone()[0])
+            pid = next_patient_id(c)
             cols = codec.patient_columns(pid, v["mrn"], v["given_name"], v["family_name"], _iso(v["birth_date"]))
             c.execute("INSERT INTO patients (id, mrn, given_name, family_name, birth_date, ident, search_name, sex, race, "
                       "created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -399,6 +400,10 @@ class PatientService:
                     c.execute(f"DELETE FROM {table} WHERE encounter_id = ?", (encounter_id,))
                 c.execute("DELETE FROM lab_results WHERE encounter_id = ? AND name IN ('max_glu_serum','A1Cresult')",
                           (encounter_id,))
+                # a stay from a hospital's system, now changed here: a later import never overwrites it silently
+                c.execute("UPDATE encounters SET source_digest = ? || source_digest WHERE id = ? AND source_digest "
+                          "IS NOT NULL AND substr(source_digest, 1, ?) != ?",
+                          (DESK_EDITED, encounter_id, len(DESK_EDITED), DESK_EDITED))
                 action = "update"
             write_clinical_details(c, encounter_id, v["diagnoses"], v["medications"], v["max_glu_serum"], v["a1c_result"])
             audit.append(c, self.s.user.username, action, "encounter", encounter_id, f"patient {patient_id}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from services.core.errors import Cancelled, WardLensError
 from services.core.outputs import exclusive_temp
 from services.core.progress import CancelToken
 from services.records.sources import import_records
+from services.store.database import is_disk_full
 from services.site.session import Session
 
 SETTLE_SECONDS = 5.0
@@ -49,14 +51,32 @@ def pending_files(folder: Path, now: float | None = None) -> list[Path]:
     return [p for _, _, p in sorted(out)]
 
 
+def _target_dir(target_dir: Path) -> Path:
+    """done/ or failed/, made if missing; refused when it is a link or not this user's own folder (whoever can write
+    to the watched folder must not steer the files, or the reason files, anywhere else)."""
+    try:
+        target_dir.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    st = os.lstat(target_dir)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode) or (hasattr(os, "getuid") and st.st_uid != os.getuid()):
+        raise WatchFolderUnsafe(f"{target_dir} is a link, not a folder, or not this user's own folder; the watched "
+                                "folder is not read until it is a plain folder again.")
+    return target_dir
+
+
+class WatchFolderUnsafe(WardLensError):
+    pass
+
+
 def _move(path: Path, target_dir: Path) -> Path:
     """Into done/ or failed/ under the same name, or with the time added when that name is taken (never over a file)."""
-    target_dir.mkdir(mode=0o700, exist_ok=True)
+    target_dir = _target_dir(target_dir)
     target = target_dir / path.name
     if target.exists() or target.is_symlink():
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
         target = target_dir / f"{path.stem}.{stamp}{path.suffix}"
-    os.link(path, target)   # fails rather than replace anything; the same file system as the watched folder
+    os.link(path, target, follow_symlinks=False)   # fails rather than replace anything; same file system
     os.unlink(path)
     return target
 
@@ -74,6 +94,8 @@ def process_folder(session: Session, folder: Path | str, cancel: CancelToken | N
     folder = Path(folder)
     if not folder.is_dir():
         raise WardLensError(f"The import folder {folder} does not exist or is not a folder.")
+    _target_dir(folder / "done")
+    _target_dir(folder / "failed")
     results = []
     for path in pending_files(folder):
         if cancel is not None and cancel.cancelled:
@@ -82,10 +104,13 @@ def process_folder(session: Session, folder: Path | str, cancel: CancelToken | N
             report = import_records(session, [path], cancel=cancel)
         except Cancelled:
             break   # the transaction rolled back; the file stays for the next pass
-        except WardLensError as exc:
+        except Exception as exc:   # noqa: BLE001 - any failure of one file: filed with its reason, the next goes on
+            if is_disk_full(exc):
+                raise   # nothing can be written; the file stays for the next pass
+            why = str(exc) if isinstance(exc, WardLensError) else f"{type(exc).__name__}: {exc}"
             moved = _move(path, folder / "failed")
-            _write_reason(moved, f"Nothing was imported from {path.name}: {exc}\n")
-            results.append(WatchResult(path.name, False, str(exc), moved))
+            _write_reason(moved, f"Nothing was imported from {path.name}: {why}\n")
+            results.append(WatchResult(path.name, False, why, moved))
             continue
         if report.rejected_total == 0:
             results.append(WatchResult(path.name, True, report.summary(), _move(path, folder / "done")))

@@ -64,6 +64,14 @@ def _path(store_id: str) -> Path:
     return user_data_dir() / "anchors" / f"{store_id}.json"
 
 
+def forget(store_id: str) -> None:
+    """Drop what this workstation remembers of a store that no longer exists (the throwaway store of `score`)."""
+    try:
+        _path(store_id).unlink()
+    except FileNotFoundError:
+        pass
+
+
 def head(conn) -> dict:
     row = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     return {"seq": int(row[0]), "hash": row[1]} if row else {}
