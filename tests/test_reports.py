@@ -127,8 +127,11 @@ def test_xray_section_from_a_stored_study(desks, tmp_path):
     eid = dr.session.db.conn.execute("SELECT id FROM encounters WHERE encounter_nbr = ?", (nbr,)).fetchone()[0]
     heat = np.zeros((8, 8))
     heat[4:7, 3:6] = 2.0
-    results = {"probabilities": {"Cardiomegaly": 0.71, "Effusion": 0.22, "No Finding": 0.10},
-               "flags": {"Cardiomegaly": True, "Effusion": False, "No Finding": False},
+    results = {"probabilities": {"Cardiomegaly": 0.71, "Effusion": 0.22, "No Finding": 0.10,
+                                 "Pleural_Thickening": 0.64},
+               "flags": {"Cardiomegaly": True, "Effusion": False, "No Finding": False, "Pleural_Thickening": False},
+               "thresholds": {"Cardiomegaly": 0.5, "Effusion": 0.3, "Pleural_Thickening": 0.2},
+               "not_assessed": ["Pleural_Thickening"],
                "heatmap": heat.tolist(), "heatmap_finding": "Cardiomegaly"}
     with dr.session.db.transaction() as c:
         c.execute("INSERT INTO xray_studies (patient_id, encounter_id, taken_at, format, image, width, height, results, "
@@ -143,6 +146,11 @@ def test_xray_section_from_a_stored_study(desks, tmp_path):
                    json.dumps({"ood": True, "ood_reasons": ["a colour picture"]}), "xray-test-0", "dr.demo", later))
     text = flat(pdf_text(dr.reports.patient_pdf(pid, now=NOW), tmp_path))
     assert "Chest X-ray findings" in text and "Cardiomegaly" in text and "71%" in text
+    # each finding with its probability and the threshold it is flagged at; one the model does not assess reliably
+    # is named in words, in its own line, never as a flag (even at 64% over a 20% threshold)
+    assert "Flag at" in text and "Cardiomegaly 71% 50% yes" in text and "Effusion 22% 30% no" in text
+    assert "Not assessed reliably by this model (never flagged): Pleural thickening." in text
+    assert "Pleural_Thickening" not in text
     assert "where the model looked for Cardiomegaly" in text and "xray-test-1" in text
     assert "refused" not in text and "xray-test-0" not in text
 

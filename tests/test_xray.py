@@ -299,9 +299,36 @@ def test_committed_thresholds_and_operating_points_recomputed_from_committed_mod
         assert rows[c]["sensitivity"] == pytest.approx((flag & (y_te[:, i] == 1)).sum() / y_te[:, i].sum()), c
         assert rows[c]["specificity"] == pytest.approx((~flag & (y_te[:, i] == 0)).sum() / (y_te[:, i] == 0).sum()), c
         assert rows[c]["sensitivity_ci"][0] <= rows[c]["sensitivity"] <= rows[c]["sensitivity_ci"][1]
-    cut = np.array([service.thresholds[c] for c in service.classes])
+    # only findings the model may flag are flagged (validation ROC-AUC's lower 95% bound >= 0.70), and the card counts
+    # what a film shows
+    reliable = tx.validation_reliability(y_va, p_va, npz["patient_id"][va], card["training"].get("n_boot", 200),
+                                         card["training"].get("seed", 0))
+    assert sorted(service.flaggable) == sorted(c for c in service.classes if reliable[c]["flaggable"])
+    for c in service.classes:
+        lo, n = rows[c]["val_roc_auc_ci"][0], rows[c]["val_n_pos"]
+        assert rows[c]["flaggable"] == (lo >= tx.MIN_RELIABLE_AUC and n >= tx.MIN_RELIABLE_POSITIVES) \
+            == (c in service.flaggable), c
+    cut = np.array([service.thresholds[c] if c in service.flaggable else np.inf for c in service.classes])
     assert card["flags_per_image_test"]["findings_flagged_per_image"] == pytest.approx((p_te >= cut)[:, 1:].sum(1).mean())
     prev = card["thresholds"].get("previous")
     if prev:  # re-derived: the earlier thresholds' flag count is recomputable too, and was higher
         old = np.array([prev["thresholds"][c] for c in service.classes])
         assert prev["flags_per_image_test"]["findings_flagged_per_image"] == pytest.approx((p_te >= old)[:, 1:].sum(1).mean())
+
+
+def test_findings_the_model_does_not_earn_are_never_flagged(service: XrayService) -> None:
+    """The card's rule in the product: a finding whose validation ROC-AUC's lower 95% bound is under 0.70 is shown
+    as not assessed reliably, never flagged, whatever its probability; names are words."""
+    from services.imaging.xray import finding_name
+    assert finding_name("Pleural_Thickening") == "Pleural thickening" and finding_name("No Finding") == "No finding"
+    assert service.flaggable and service.flaggable < set(service.classes)
+    low = dict(service.thresholds)
+    try:
+        service.thresholds = {c: 0.0 for c in service.classes}   # every probability is over its threshold now
+        r = service.classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
+    finally:
+        service.thresholds = low
+    assert not r.ood
+    assert set(r.flagged) == {c for c in service.flaggable if c != "No Finding"}
+    assert set(r.not_assessed) == {c for c in service.classes if c not in service.flaggable and c != "No Finding"}
+    assert all(not r.flag_of(c) for c in r.not_assessed)

@@ -55,7 +55,10 @@ def limits(min_specificity: float) -> list[str]:
         "operating points), so a finding that is not flagged is not excluded.",
         "Images unlike the training radiographs (other body parts, photos, CT/MR, blank or noise) are refused by "
         "the OOD guard; lateral views and paediatric films were not validated.",
-        "Rare findings (Hernia, Edema, Emphysema, Fibrosis) have few test positives: wide intervals."]
+        "Rare findings (Hernia, Edema, Emphysema, Fibrosis) have few test positives: wide intervals.",
+        f"Only findings whose validation ROC-AUC's lower 95% bound reaches {MIN_RELIABLE_AUC:.2f} over at least "
+        f"{MIN_RELIABLE_POSITIVES} validation positives are ever flagged (thresholds.flaggable); the others are shown "
+        "as not assessed reliably by this model."]
 
 
 # the order of card.json / card.md, whichever code path (training or --rethreshold) wrote it
@@ -515,9 +518,11 @@ def _rates(y: np.ndarray, flag: np.ndarray) -> tuple[float, float, float]:
     return sens, spec, ppv
 
 
-def flags_per_image(y: np.ndarray, p: np.ndarray, thresholds: dict[str, float]) -> dict:
-    """How many of the 14 findings a film shows flagged, against how many it is labelled with."""
-    cut = np.array([thresholds[c] for c in CLASSES])
+def flags_per_image(y: np.ndarray, p: np.ndarray, thresholds: dict[str, float],
+                    flaggable: list[str] | None = None) -> dict:
+    """How many of the 14 findings a film shows flagged (only those the model may flag), against how many it is
+    labelled with."""
+    cut = np.array([thresholds[c] if flaggable is None or c in flaggable else np.inf for c in CLASSES])
     flags = (p >= cut)[:, 1:]
     nan = float("nan")
     return {"findings_flagged_per_image": float(flags.sum(1).mean()) if len(p) else nan,
@@ -526,9 +531,42 @@ def flags_per_image(y: np.ndarray, p: np.ndarray, thresholds: dict[str, float]) 
             "share_of_images_labelled_no_finding": float(y[:, 0].mean()) if len(y) else nan}
 
 
+MIN_RELIABLE_AUC = 0.70   # a finding is flagged only if its validation ROC-AUC's lower 95% bound reaches this
+# ... and only with at least this many validation positives: a bootstrap interval over a handful of positives is too
+# narrow to trust (Hernia's 9 gave a lower bound of 0.71, and its flags a test PPV of 5%)
+MIN_RELIABLE_POSITIVES = 20
+
+
+def validation_reliability(y_va: np.ndarray, p_va: np.ndarray, g_va: np.ndarray, n_boot: int,
+                           seed: int) -> dict[str, dict]:
+    """Per class: validation ROC-AUC, its patient-bootstrap 95% interval, and whether the model earns the right to
+    flag it (lower bound >= MIN_RELIABLE_AUC). Measured on validation, never on test: the rule is chosen where the
+    thresholds are, and the test split only reports what it did."""
+    from sklearn.metrics import roc_auc_score
+    from training.cards import bootstrap_ci, group_bootstrap_indices
+    idx = group_bootstrap_indices(g_va, n_boot, seed)
+    out = {}
+    for i, c in enumerate(CLASSES):
+        y, p = y_va[:, i], p_va[:, i]
+        if y.min() == y.max():
+            out[c] = {"val_roc_auc": float("nan"), "val_roc_auc_ci": [float("nan"), float("nan")], "flaggable": False}
+            continue
+
+        def auc(yy, pp):
+            if yy.min() == yy.max():
+                raise ValueError("one class only in this resample")
+            return roc_auc_score(yy, pp)
+        r = bootstrap_ci(auc, [y, p], g_va, indices=idx)
+        out[c] = {"val_roc_auc": float(roc_auc_score(y, p)), "val_roc_auc_ci": [r["ci_low"], r["ci_high"]],
+                  "val_n_pos": int(y.sum()),
+                  "flaggable": bool(np.isfinite(r["ci_low"]) and r["ci_low"] >= MIN_RELIABLE_AUC
+                                    and y.sum() >= MIN_RELIABLE_POSITIVES)}
+    return out
+
+
 def operating_points(y_va: np.ndarray, p_va: np.ndarray, y_te: np.ndarray, p_te: np.ndarray, g_te: np.ndarray,
                      min_specificity: float, n_boot: int, seed: int, derived_by: str,
-                     model_version_trained: str) -> tuple[dict[str, float], dict]:
+                     model_version_trained: str, g_va: np.ndarray | None = None) -> tuple[dict[str, float], dict]:
     """Thresholds chosen on validation, then measured once on test (with patient-bootstrap intervals).
 
     Returns the thresholds and the card's parts: `thresholds` (rule, when and how derived),
@@ -540,9 +578,10 @@ def operating_points(y_va: np.ndarray, p_va: np.ndarray, y_te: np.ndarray, p_te:
     for i, c in enumerate(CLASSES):
         thresholds[c], chosen_by[c] = choose_threshold(y_va[:, i], p_va[:, i], min_specificity)
     idx = group_bootstrap_indices(g_te, n_boot, seed) if len(y_te) else []
+    reliable = validation_reliability(y_va, p_va, g_va if g_va is not None else np.arange(len(y_va)), n_boot, seed)
     rows = []
     for i, c in enumerate(CLASSES):
-        row: dict = {"class": c, "threshold": thresholds[c], "chosen_by": chosen_by[c]}
+        row: dict = {"class": c, "threshold": thresholds[c], "chosen_by": chosen_by[c]} | reliable[c]
         vs, vsp, _ = _rates(y_va[:, i], p_va[:, i] >= thresholds[c])
         row |= {"val_sensitivity": vs, "val_specificity": vsp}
         if len(y_te):
@@ -561,12 +600,17 @@ def operating_points(y_va: np.ndarray, p_va: np.ndarray, y_te: np.ndarray, p_te:
                     row[k + "_ci"] = [r["ci_low"], r["ci_high"]]
         rows.append(row)
     section = {"rule": threshold_rule(min_specificity), "min_specificity": min_specificity,
+               "flag_rule": (f"A finding is flagged only where its validation ROC-AUC's lower 95% bound (patient "
+                             f"bootstrap) is at least {MIN_RELIABLE_AUC:.2f} over at least {MIN_RELIABLE_POSITIVES} "
+                             "validation positives (fewer make the interval too narrow to trust); the others are "
+                             "shown as not assessed reliably by this model, never as flags."),
+               "flaggable": [c for c in CLASSES if reliable[c]["flaggable"]],
                "chosen_on": f"validation split ({len(y_va)} images)",
                "derived_by": derived_by, "derived_at": _dt_now(), "model_version_trained": model_version_trained}
     parts = {"thresholds": section, "operating_points_test": rows,
-             "flags_per_image_val": flags_per_image(y_va, p_va, thresholds)}
+             "flags_per_image_val": flags_per_image(y_va, p_va, thresholds, section["flaggable"])}
     if len(y_te):
-        parts["flags_per_image_test"] = flags_per_image(y_te, p_te, thresholds)
+        parts["flags_per_image_test"] = flags_per_image(y_te, p_te, thresholds, section["flaggable"])
     return thresholds, parts
 
 
@@ -581,7 +625,8 @@ def write_bundle_texts(out: Path, card: dict, thresholds: dict[str, float], ood:
     from services.imaging.xray import SIDECAR
     from training.cards import write_card
     sidecar = {"classes": CLASSES, "input_size": MODEL_SIZE, "thresholds": {c: thresholds[c] for c in CLASSES},
-               "threshold_rule": card["thresholds"]["rule"], "ood": ood, "model_sha256": model_sha256}
+               "threshold_rule": card["thresholds"]["rule"], "ood": ood, "model_sha256": model_sha256,
+               "flaggable": card["thresholds"].get("flaggable", CLASSES)}
     (out / SIDECAR).write_text(json.dumps(sidecar, indent=2) + "\n", encoding="utf-8")
     write_sha256(out / SIDECAR)
     ordered = {k: card[k] for k in CARD_ORDER if k in card} | {k: v for k, v in card.items() if k not in CARD_ORDER}
@@ -627,7 +672,8 @@ def rethreshold(args) -> int:
     trained_version = card.get("thresholds", {}).get("model_version_trained", card.get("version", "unknown"))
     thresholds, parts = operating_points(y_va, p_va, y_te, p_te, g_te, args.min_specificity, n_boot, seed,
                                          derived_by="--rethreshold: re-derived from the committed model.onnx, "
-                                                    "no retraining", model_version_trained=trained_version)
+                                                    "no retraining", model_version_trained=trained_version,
+                                         g_va=data.patient_id[va])
     parts["thresholds"]["previous"] = {
         "rule": card.get("thresholds", {}).get("rule", meta.get("threshold_rule")), "thresholds": before,
         "flags_per_image_test": flags_per_image(y_te, p_te, before),
@@ -724,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     version = time.strftime("%Y.%m.%d")
     thresholds, threshold_parts = operating_points(
         data.labels[va], p_va, data.labels[te], p_te, data.patient_id[te], args.min_specificity, args.n_boot,
-        args.seed, derived_by="training", model_version_trained=version)
+        args.seed, derived_by="training", model_version_trained=version, g_va=data.patient_id[va])
 
     # export and bundle
     out = args.out

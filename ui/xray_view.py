@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, Q
                                QMessageBox, QPushButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
 
 from ui.model_card_dialog import ModelCardDialog
-from viewmodels.xray_vm import XrayViewModel, default_finding, study_verdict
+from viewmodels.xray_vm import finding_name, XrayViewModel, default_finding, study_verdict
 
 IMAGE_FILTER = "Chest radiographs (*.png *.jpg *.jpeg *.dcm *.dicom);;All files (*)"
 REFUSED_COLOUR = "#a4161a"
@@ -67,12 +67,17 @@ class FindingsChart(pg.PlotWidget):
         self.setMouseEnabled(False, False)
 
     def show_findings(self, findings, thresholds: dict[str, float]) -> None:
+        """(name, probability, flagged, assessed) per finding: flagged red, assessed blue, not assessed reliably grey
+        (never flagged, no threshold tick)."""
         names = [f[0] for f in findings]
         ys = list(range(len(names)))
         self.bars.setOpts(x0=0, y=ys, width=[f[1] for f in findings], height=0.7,
-                          brushes=[pg.mkBrush("#a4161a" if f[2] else "#7fb8c6") for f in findings])
-        self.ticks.setData([thresholds.get(n, 0.0) for n in names], ys)
-        self.getAxis("left").setTicks([[(i, n.replace("_", " ")) for i, n in enumerate(names)]])
+                          brushes=[pg.mkBrush("#a4161a" if f[2] else ("#7fb8c6" if f[3] else "#c9c9c9"))
+                                   for f in findings])
+        ticked = [(thresholds.get(f[0], 0.0), y) for f, y in zip(findings, ys) if f[3]]
+        self.ticks.setData([t for t, _ in ticked], [y for _, y in ticked])
+        self.getAxis("left").setTicks([[(i, finding_name(f[0]) + ("" if f[3] else " (not assessed reliably)"))
+                                        for i, f in enumerate(findings)]])
         self.setYRange(-0.6, max(len(names), 1) - 0.4)
 
 
@@ -215,7 +220,9 @@ class XrayView(QWidget):
             self.refusal.setText(r.refusal_message)
             self.refusal.setToolTip("Measured against the model's limits: " + "; ".join(r.ood_details))
         self.refusal.setVisible(r.ood)
-        findings = sorted(((k, v, r.flag_of(k)) for k, v in r.probabilities.items()), key=lambda t: -t[1])
+        grey = set(r.not_assessed)
+        findings = sorted(((k, v, r.flag_of(k), k not in grey) for k, v in r.probabilities.items()),
+                          key=lambda t: (t[0] in grey, -t[1]))
         self.chart.show_findings(findings, r.thresholds)
         self.finding.blockSignals(True)
         self.finding.clear()

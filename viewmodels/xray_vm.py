@@ -11,6 +11,7 @@ from PySide6.QtGui import QImage
 from models.domain import Permission, XrayStudy
 from services.desk import Desk
 from services.imaging.studies import IdentityUnconfirmed, ImageRefused, OpenedStudy, overlay_rgba
+from services.imaging.xray import finding_name
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -38,7 +39,7 @@ def study_verdict(study: XrayStudy) -> str:
     """What the study list says about a study, in a clinician's words."""
     if study.refused:
         return "Refused: not a chest X-ray"
-    return ", ".join(f.replace("_", " ") for f, _p, flag in study.findings if flag) \
+    return ", ".join(finding_name(f) for f, _p, flag in study.findings if flag) \
         or "No finding flagged"
 
 
@@ -174,7 +175,7 @@ class XrayViewModel(StatusViewModel):
         if r.ood:  # a study stored before refused images were no longer kept
             text = f"{opened.study.source_name}: refused when it was added; it has no findings."
         else:
-            flagged = [f.replace("_", " ") for f in r.flagged]
+            flagged = [finding_name(f) for f in r.flagged]
             text = f"{opened.study.source_name}: " + (", ".join(flagged) + " flagged." if flagged
                                                       else "no finding above its threshold.")
         self._show(opened, text)

@@ -190,7 +190,8 @@ class XrayStudyService:
             raise IdentityUnconfirmed(source_name, check)
         h, w = image.pixels.shape[:2]
         results = {"probabilities": result.probabilities, "flags": result.flags, "thresholds": result.thresholds,
-                   "ood": False, "ood_reasons": [], "ood_distance": result.ood_distance}
+                   "ood": False, "ood_reasons": [], "ood_distance": result.ood_distance,
+                   "not_assessed": result.not_assessed}
         top = result.top_finding()
         if top:  # the coarse map of the top finding travels with the study (for reports)
             cam = np.maximum(result.cam[result.classes.index(top)], 0.0)

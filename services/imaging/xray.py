@@ -59,6 +59,12 @@ def is_finding(name: str) -> bool:
     return name != NO_FINDING
 
 
+def finding_name(name: str) -> str:
+    """A finding as people write it ("Pleural thickening", not the data set's "Pleural_Thickening")."""
+    words = name.replace("_", " ")
+    return words[:1].upper() + words[1:].lower()
+
+
 @dataclass
 class XrayResult:
     """Outcome for one image. When `ood` is True the image was refused: probabilities and flags are empty."""
@@ -74,6 +80,13 @@ class XrayResult:
     classes: list[str] = field(default_factory=list)
     source_format: str = ""
     ood_details: list[str] = field(default_factory=list)  # measured values against their limits (technical)
+    assessed: dict[str, bool] = field(default_factory=dict)   # False: not assessed reliably (never flagged)
+
+    @property
+    def not_assessed(self) -> list[str]:
+        """Findings this model does not assess reliably (validation ROC-AUC's lower bound under 0.70): shown in grey,
+        never flagged."""
+        return [c for c in self.classes if is_finding(c) and not self.assessed.get(c, True)]
 
     @property
     def refusal_message(self) -> str:
@@ -125,6 +138,9 @@ class XrayService:
             raise ModelIntegrityError(f"{SIDECAR} belongs to another model.onnx; retrain or restore the bundle")
         self.classes: list[str] = list(self.meta["classes"])
         self.thresholds: dict[str, float] = {c: float(self.meta["thresholds"][c]) for c in self.classes}
+        # findings the model earned the right to flag (card: validation ROC-AUC lower bound >= 0.70); a bundle
+        # from before the rule lists none, so all keep their flags
+        self.flaggable: set[str] = set(self.meta.get("flaggable", self.classes))
         self.ood_limits: dict[str, float] = {k: float(v) for k, v in self.meta["ood"].items() if not isinstance(v, str)}
         assert int(self.meta.get("input_size", MODEL_SIZE)) == MODEL_SIZE
 
@@ -173,9 +189,10 @@ class XrayService:
             return XrayResult({}, {}, dict(self.thresholds), True, reasons, d, cam[0], image.pixels,
                               self.classes, image.source_format, details)
         p = {c: float(v) for c, v in zip(self.classes, probs[0])}
-        flags = {c: p[c] >= self.thresholds[c] for c in self.classes}
+        assessed = {c: c in self.flaggable for c in self.classes}
+        flags = {c: assessed[c] and p[c] >= self.thresholds[c] for c in self.classes}
         return XrayResult(p, flags, dict(self.thresholds), False, [], d, cam[0], image.pixels,
-                          self.classes, image.source_format)
+                          self.classes, image.source_format, assessed=assessed)
 
     def classify_file(self, path: str | Path) -> XrayResult:
         """Load and classify one file; raises XrayImageError (with a user-facing message) if unreadable."""

@@ -38,7 +38,7 @@ from services.records.codes import diagnosis_label
 from services.reports import scripts
 from services.site.settings import stored_value
 from services.capacity.forecast import staffing_by_date
-from services.imaging.xray import is_finding
+from services.imaging.xray import finding_name, is_finding
 from services.risk.readmission import NOT_ELIGIBLE
 from services.risk.clinical_scores import LACE_HIGH_RISK
 from services.core.errors import ValidationError
@@ -216,6 +216,8 @@ class XrayFinding:
     name: str
     probability: float
     flagged: bool
+    threshold: float | None = None
+    assessed: bool = True   # False: the model does not assess it reliably (never flagged; printed in grey)
 
 
 @dataclass(frozen=True)
@@ -278,8 +280,11 @@ def xray_section_from_study(image: bytes, results_json: str | None, taken_at: st
         probs = {k: v for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     flags = res.get("flags") if isinstance(res.get("flags"), Mapping) else {}
     thresholds = res.get("thresholds") if isinstance(res.get("thresholds"), Mapping) else {}
+    unassessed = set(res.get("not_assessed") or [])
     findings = [XrayFinding(str(k), float(v),
-                            bool(flags[k]) if k in flags else (k in thresholds and float(v) >= float(thresholds[k])))
+                            (bool(flags[k]) if k in flags else (k in thresholds and float(v) >= float(thresholds[k])))
+                            and k not in unassessed,
+                            float(thresholds[k]) if k in thresholds else None, k not in unassessed)
                 for k, v in probs.items() if is_finding(str(k))]   # No Finding is a class, never a finding to print
     heat_png = None
     if isinstance(res.get("heatmap_png"), str):
@@ -643,14 +648,20 @@ def xray_flowables(section: XraySection, st: _Styles | None = None) -> list:
     if section.note:
         out.append(_p(section.note, st.body))
     if section.findings:
-        ordered = sorted(section.findings, key=lambda f: (not f.flagged, -f.probability))
-        rows = [[_p("Finding", st.cell_bold), _p("Probability", st.cell_bold), _p("Flagged", st.cell_bold)]]
-        rows += [[_p(f.name, st.cell_bold if f.flagged else st.cell), _p(f"{100 * f.probability:.0f}%", st.right),
-                  _p("yes" if f.flagged else "", st.cell)] for f in ordered[:8]]
+        assessed = sorted((f for f in section.findings if f.assessed), key=lambda f: (not f.flagged, -f.probability))
+        rows = [[_p("Finding", st.cell_bold), _p("Probability", st.cell_bold), _p("Flag at", st.cell_bold),
+                 _p("Flagged", st.cell_bold)]]
+        rows += [[_p(finding_name(f.name), st.cell_bold if f.flagged else st.cell),
+                  _p(f"{100 * f.probability:.0f}%", st.right),
+                  _p("" if f.threshold is None else f"{100 * f.threshold:.0f}%", st.right),
+                  _p("yes" if f.flagged else "no", st.cell)] for f in assessed[:8]]
         out.append(Spacer(1, 3))
-        out.append(_grid(rows, [80 * mm, 30 * mm, 25 * mm], zebra=True))
-        if len(ordered) > 8:
-            out.append(_p(f"{len(ordered) - 8} further findings below the shown ones are left out.", st.small))
+        out.append(_grid(rows, [70 * mm, 28 * mm, 22 * mm, 20 * mm], zebra=True))
+        if len(assessed) > 8:
+            out.append(_p(f"{len(assessed) - 8} further findings below the shown ones are left out.", st.small))
+        grey = sorted(finding_name(f.name) for f in section.findings if not f.assessed)
+        if grey:   # the card's rule: flagged only where validation ROC-AUC's lower 95% bound is at least 0.70
+            out.append(_p("Not assessed reliably by this model (never flagged): " + ", ".join(grey) + ".", st.tiny))
     out.append(_p("Model output to support, not replace, a radiologist's reading.", st.small))
     return out
 
