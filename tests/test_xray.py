@@ -198,7 +198,11 @@ def test_ood_guard_refuses_non_radiographs(kind: str, service: XrayService, tmp_
     assert r.refusal_message.startswith("This does not look like a frontal chest radiograph")
     assert r.refusal_message.endswith("so no findings are shown.")
     assert not any(ch.isdigit() for ch in r.refusal_message) and "distance" not in r.refusal_message
-    assert len(r.ood_details) == len(r.ood_reasons) and all("limit" in d for d in r.ood_details)
+    assert len(r.ood_details) == len(r.ood_reasons)
+    if kind.endswith("_dicom"):   # the header says what it is, before the model runs
+        assert r.ood_details == [f"Modality {kind[:2].upper()}"] and f"{kind[:2].upper()} image" in r.refusal_message
+    else:
+        assert all("limit" in d for d in r.ood_details)
 
 
 def test_classify_paths_writes_a_row_per_file(service: XrayService, tmp_path: Path) -> None:
@@ -332,3 +336,31 @@ def test_findings_the_model_does_not_earn_are_never_flagged(service: XrayService
     assert set(r.flagged) == {c for c in service.flaggable if c != "No Finding"}
     assert set(r.not_assessed) == {c for c in service.classes if c not in service.flaggable and c != "No Finding"}
     assert all(not r.flag_of(c) for c in r.not_assessed)
+
+
+def test_the_heat_map_shows_where_evidence_is_highest_even_under_the_threshold(service: XrayService) -> None:
+    """Normalised within the film: a finding the model thinks unlikely (every CAM value negative) still has the place
+    where it leaned most at 1 and the least at 0; the map of the old rule (positive evidence only) was empty."""
+    r = service.classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
+    low = min(r.findings, key=lambda f: r.probabilities[f])
+    heat = r.heatmap(low)
+    assert heat.max() == pytest.approx(1.0) and heat.min() == pytest.approx(0.0)
+    c = r.cam[r.classes.index(low)]
+    hot = np.unravel_index(np.argmax(c), c.shape)
+    h, w = heat.shape
+    y, x = int((hot[0] + 0.5) * h / c.shape[0]), int((hot[1] + 0.5) * w / c.shape[1])
+    assert heat[min(y, h - 1), min(x, w - 1)] > 0.8   # the map's brightest region is the CAM's highest cell
+
+
+@pytest.mark.parametrize("tag,value,said", [("BodyPartExamined", "HAND", "shows the hand, not the chest"),
+                                            ("ViewPosition", "LL", "lateral view"),
+                                            ("Modality", "CT", "CT image, not a radiograph")])
+def test_a_dicom_whose_header_says_it_is_no_frontal_chest_film_is_refused(service: XrayService, tmp_path: Path,
+                                                                          tag: str, value: str, said: str) -> None:
+    import pydicom
+    ds = pydicom.dcmread(shared_path("dicom", "rsna_pneumonia_example.dcm"))
+    assert service.classify_file(shared_path("dicom", "rsna_pneumonia_example.dcm")).ood is False
+    setattr(ds, tag, value)
+    ds.save_as(tmp_path / "x.dcm")
+    r = service.classify_file(tmp_path / "x.dcm")
+    assert r.ood and r.probabilities == {} and said in r.refusal_message and r.ood_distance == 0.0

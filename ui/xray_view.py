@@ -125,6 +125,9 @@ class XrayView(QWidget):
         controls.addWidget(self.finding)
         controls.addStretch(1)
         cl.addLayout(controls)
+        self.legend = QLabel("Heat map: yellow-red where the evidence for the finding is highest in this film, clear "
+                             "where it is lowest (relative, not a probability).", objectName="Subtitle", wordWrap=True)
+        cl.addWidget(self.legend)
         cl.addWidget(self.refusal)
         self.image = ScaledImage()
         cl.addWidget(self.image, 1)
@@ -231,5 +234,5 @@ class XrayView(QWidget):
         if shown:
             self.finding.setCurrentText(shown)
         self.finding.blockSignals(False)
-        for w in (self.heat, self.for_label, self.finding, self.chart):  # no map and no findings for a refused image
+        for w in (self.heat, self.for_label, self.finding, self.legend, self.chart):   # none for a refused image
             w.setVisible(not r.ood)

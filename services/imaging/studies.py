@@ -194,8 +194,9 @@ class XrayStudyService:
                    "not_assessed": result.not_assessed}
         top = result.top_finding()
         if top:  # the coarse map of the top finding travels with the study (for reports)
-            cam = np.maximum(result.cam[result.classes.index(top)], 0.0)
-            results["heatmap"] = np.round(cam / cam.max() if cam.max() > 0 else cam, 3).tolist()
+            cam = result.cam[result.classes.index(top)].astype(np.float32)   # normalised within the image, as shown
+            span = float(cam.max() - cam.min())
+            results["heatmap"] = np.round((cam - cam.min()) / span if span > 1e-6 else cam * 0, 3).tolist()
             results["heatmap_finding"] = top
         now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
         data = without_identity(data, image.source_format, source_name or "image")   # the header names the patient

@@ -59,6 +59,27 @@ def is_finding(name: str) -> bool:
     return name != NO_FINDING
 
 
+RADIOGRAPH_MODALITIES = {"CR", "DX", "DR", "RG", "PX"}   # computed / digital radiography; anything else is not a film
+CHEST_PARTS = {"CHEST", "THORAX", "LUNG", "LUNGS", "CHEST_TO_PELVIS", "TORSO", "PORT_CHEST", "CXR"}
+LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "LLO", "RLO"}
+
+
+def dicom_header_refusal(meta: dict[str, str]) -> tuple[str, str] | None:
+    """(plain reason, header detail) when a DICOM's own header says it is no frontal chest radiograph: another
+    modality, another body part, or a lateral view (the model reads PA/AP films). Empty fields say nothing."""
+    modality = (meta.get("Modality") or "").strip().upper()
+    part = (meta.get("BodyPartExamined") or "").strip().upper().replace(" ", "_")
+    view = (meta.get("ViewPosition") or "").strip().upper()
+    if modality and modality not in RADIOGRAPH_MODALITIES:
+        return f"the file says it is a {modality} image, not a radiograph", f"Modality {modality}"
+    if part and part not in CHEST_PARTS:
+        return (f"the file says it shows the {part.lower().replace('_', ' ')}, not the chest",
+                f"BodyPartExamined {part}")
+    if view in LATERAL_VIEWS:
+        return "it is a lateral view; the model reads frontal (PA or AP) chest films", f"ViewPosition {view}"
+    return None
+
+
 def finding_name(name: str) -> str:
     """A finding as people write it ("Pleural thickening", not the data set's "Pleural_Thickening")."""
     words = name.replace("_", " ")
@@ -115,15 +136,17 @@ class XrayResult:
         return next(iter(self.findings), None)
 
     def heatmap(self, finding: str | None = None, shape: tuple[int, int] | None = None) -> np.ndarray:
-        """CAM of `finding` (default: top finding) bilinearly upsampled to `shape` (default: the image),
-        scaled to 0..1 over the image (positive evidence only)."""
+        """CAM of `finding` (default: top finding) bilinearly upsampled to `shape` (default: the image), normalised
+        within the image: 1 where the evidence for the finding is highest in this film, 0 where it is lowest. Relative,
+        not a probability: a finding under its threshold still has a place where the model leaned most (keeping only
+        positive evidence left the map of every sub-50% finding empty)."""
         name = finding or self.top_finding() or self.classes[1]
         c = self.classes.index(name)
         h, w = shape or self.image.shape[:2]
-        cam = np.maximum(self.cam[c].astype(np.float32), 0.0)
-        up = np.asarray(Image.fromarray(cam, mode="F").resize((w, h), Image.BILINEAR), dtype=np.float32)
-        top = float(up.max())
-        return up / top if top > 0 else np.zeros((h, w), np.float32)
+        up = np.asarray(Image.fromarray(self.cam[c].astype(np.float32), mode="F").resize((w, h), Image.BILINEAR),
+                        dtype=np.float32)
+        lo, hi = float(up.min()), float(up.max())
+        return (up - lo) / (hi - lo) if hi - lo > 1e-6 else np.zeros((h, w), np.float32)
 
 
 class XrayService:
@@ -176,6 +199,12 @@ class XrayService:
         return failed
 
     def classify_image(self, image: LoadedImage) -> XrayResult:
+        header = dicom_header_refusal(image.meta)
+        if header is not None:   # the DICOM says what it is: refused before the model runs
+            _log.info("DICOM refused by its header: %s", header[1])
+            return XrayResult({}, {}, dict(self.thresholds), True, [header[0]], 0.0,
+                              np.zeros((len(self.classes), 1, 1), np.float32), image.pixels, self.classes,
+                              image.source_format, [header[1]])
         u8 = to_model_size(image.pixels)
         failed = self.intensity_checks(u8, image.colourfulness)
         probs, cam, dist = self.run_batch(normalize(u8)[None, None])

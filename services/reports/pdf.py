@@ -638,7 +638,9 @@ def xray_flowables(section: XraySection, st: _Styles | None = None) -> list:
     img_w = 78 * mm
     left = [_image_flowable(section.image_png, img_w), _p(when, st.small)]
     if section.heatmap_png:
-        label = f"Heat map: where the model looked{' for ' + section.heatmap_label if section.heatmap_label else ''}"
+        what = f" for {finding_name(section.heatmap_label)}" if section.heatmap_label else ""
+        label = (f"Heat map: where the model looked{what}. Yellow-red marks where the evidence is highest in this "
+                 "film, relative to the rest of it; clear, where it is lowest. It is not a probability.")
         right = [_image_flowable(section.heatmap_png, img_w), _p(label, st.small)]
     else:
         right = [_p("No heat map was stored with this study.", st.small)]
