@@ -214,3 +214,25 @@ def test_a_refused_file_is_told_plainly_not_as_an_unexpected_fault():
     from viewmodels.session_vm import user_message
     exc = UnsupportedImageFormat("wardlens.svg is not a PNG, JPEG or DICOM image.")
     assert user_message(exc) == "wardlens.svg is not a PNG, JPEG or DICOM image." and isinstance(exc, ValueError)
+
+
+@pytest.mark.parametrize("name,syntax", [("JPEG2000.dcm", "JPEG 2000"), ("MR_small_jpeg_ls_lossless.dcm", "JPEG-LS"),
+                                         ("JPEGLSNearLossless_16.dcm", "JPEG-LS")])
+def test_pacs_compressions_are_decoded(name: str, syntax: str) -> None:
+    """JPEG 2000 (pylibjpeg-openjpeg) and JPEG-LS (pyjpegls), which PACS exports and CDs use, decode to pixels."""
+    from pydicom.data import get_testdata_file
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        pytest.skip(f"{name} is not among pydicom's bundled test files here")
+    assert syntax in pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID.name
+    im = xi.load_xray(path)
+    assert im.source_format == "dicom" and im.pixels.ndim == 2 and im.pixels.std() > 0
+
+
+def test_twelve_bit_jpeg_is_refused_with_what_to_do() -> None:
+    from pydicom.data import get_testdata_file
+    path = get_testdata_file("JPEG-lossy.dcm", download=False)
+    if path is None:
+        pytest.skip("JPEG-lossy.dcm is not among pydicom's bundled test files here")
+    with pytest.raises(xi.CorruptImage, match="export it from the PACS uncompressed, as JPEG 2000 or as JPEG-LS"):
+        xi.load_xray(path)

@@ -258,6 +258,10 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
             arr = ds.pixel_array
         except Exception as exc:  # noqa: BLE001  missing codecs and short pixel data raise many types
             tsyntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "?")
+            what = getattr(tsyntax, "name", str(tsyntax))
+            if "JPEG Extended" in what or "JPEG Lossless" in what:   # 12-bit JPEG: no permissively licensed decoder
+                raise CorruptImage(f"{name}: the image is compressed as {what}, which WardLens cannot decode; export "
+                                   "it from the PACS uncompressed, as JPEG 2000 or as JPEG-LS.") from exc
             raise CorruptImage(f"{name}: the DICOM pixel data cannot be decoded ({type(exc).__name__}: {exc}). "
                                f"Transfer syntax {tsyntax}.") from exc
         if frames > 1 and arr.ndim >= 3 and arr.shape[0] == frames:
