@@ -236,3 +236,9 @@ def test_twelve_bit_jpeg_is_refused_with_what_to_do() -> None:
         pytest.skip("JPEG-lossy.dcm is not among pydicom's bundled test files here")
     with pytest.raises(xi.CorruptImage, match="export it from the PACS uncompressed, as JPEG 2000 or as JPEG-LS"):
         xi.load_xray(path)
+
+
+def test_a_dicom_film_says_its_view_body_part_and_study_date() -> None:
+    assert xi.film_description({"ViewPosition": "pa", "BodyPartExamined": "CHEST", "StudyDate": "20190502"}) == \
+        "PA view · chest · study of 2019-05-02"
+    assert xi.film_description({}) == "" and xi.film_description({"StudyDate": "garbage"}) == ""

@@ -125,8 +125,9 @@ class XrayView(QWidget):
         controls.addWidget(self.finding)
         controls.addStretch(1)
         cl.addLayout(controls)
-        self.legend = QLabel("Heat map: yellow-red where the evidence for the finding is highest in this film, clear "
-                             "where it is lowest (relative, not a probability).", objectName="Subtitle", wordWrap=True)
+        self.legend = QLabel("Heat map: red to yellow where the evidence for the finding is highest in this film "
+                             "(yellow the highest), clear elsewhere; relative, not a probability.", objectName="Subtitle",
+                             wordWrap=True)
         cl.addWidget(self.legend)
         cl.addWidget(self.refusal)
         self.image = ScaledImage()

@@ -12,6 +12,7 @@ from models.domain import Permission, XrayStudy
 from services.desk import Desk
 from services.imaging.studies import IdentityUnconfirmed, ImageRefused, OpenedStudy, overlay_rgba
 from services.imaging.xray import finding_name
+from services.imaging.xray_image import film_description
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -28,11 +29,13 @@ NO_PATIENT = "No patient open: choose a patient on the Patients page (Ctrl+1) fi
 
 
 def default_finding(result) -> str | None:
-    """The map shown first: the flagged finding furthest above its threshold, else the most likely one."""
+    """The map shown first: the flagged finding furthest above its threshold, else the most likely finding the model
+    assesses reliably, else the most likely one."""
     flagged = result.flagged  # findings only: XrayResult.flagged never lists No Finding
     if flagged:
         return max(flagged, key=lambda f: result.probabilities[f] / max(result.thresholds.get(f, 1e-6), 1e-6))
-    return result.top_finding()
+    assessed = [f for f in result.findings if f not in set(result.not_assessed)]
+    return assessed[0] if assessed else result.top_finding()
 
 
 def study_verdict(study: XrayStudy) -> str:
@@ -176,8 +179,9 @@ class XrayViewModel(StatusViewModel):
             text = f"{opened.study.source_name}: refused when it was added; it has no findings."
         else:
             flagged = [finding_name(f) for f in r.flagged]
-            text = f"{opened.study.source_name}: " + (", ".join(flagged) + " flagged." if flagged
-                                                      else "no finding above its threshold.")
+            film = film_description(opened.image.meta) if opened.image is not None else ""
+            text = f"{opened.study.source_name}{' (' + film + ')' if film else ''}: " + (
+                ", ".join(flagged) + " flagged." if flagged else "no finding flagged.")
         self._show(opened, text)
 
     def _show(self, opened: OpenedStudy, text: str) -> None:

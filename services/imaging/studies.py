@@ -135,14 +135,16 @@ def _to_study(row) -> XrayStudy:
                      tuple(r.get("ood_reasons", [])))
 
 
-def overlay_rgba(gray: np.ndarray, heat: np.ndarray | None, alpha: float = 0.45) -> np.ndarray:
-    """The radiograph as RGBA, with the heat map blended in (red-yellow where the model looked)."""
+def overlay_rgba(gray: np.ndarray, heat: np.ndarray | None, alpha: float = 0.55) -> np.ndarray:
+    """The radiograph as RGBA with the heat map (0..1, normalised within the film) blended in: the upper half of the
+    film's range in red rising to yellow where the evidence is highest, the rest clear. The one overlay of the X-ray
+    page and the printed report."""
     g = np.clip(gray, 0, 255).astype(np.float32)
     rgb = np.repeat(g[..., None], 3, axis=2)
     if heat is not None:
         h = np.clip(heat, 0.0, 1.0)[..., None]
         colour = np.concatenate([np.full_like(h, 255.0), 255.0 * h, np.zeros_like(h)], axis=2)
-        a = alpha * np.where(h > 0.15, h, 0.0)
+        a = alpha * np.clip((h - 0.5) / 0.5, 0.0, 1.0)
         rgb = rgb * (1 - a) + colour * a
     out = np.empty(g.shape + (4,), np.uint8)
     out[..., :3] = np.clip(rgb, 0, 255).astype(np.uint8)

@@ -286,8 +286,24 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
         if photometric == "MONOCHROME1":
             gray = 255.0 - gray  # MONOCHROME1: high values are dark; show bone white like MONOCHROME2
         meta = {k: str(ds.get(k, "")) for k in ("Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation",
-                                                "PatientID", "PatientName", "PatientBirthDate", "PatientSex")}
+                                                "PatientID", "PatientName", "PatientBirthDate", "PatientSex",
+                                                "StudyDate", "StudyTime")}
     return LoadedImage(np.ascontiguousarray(gray, dtype=np.float32), "dicom", colour, meta)
+
+
+def film_description(meta: dict[str, str]) -> str:
+    """What a DICOM says of itself, in words ("PA view · chest · study of 2019-05-02"); "" for PNG and JPEG."""
+    parts = []
+    view = (meta.get("ViewPosition") or "").strip().upper()
+    if view:
+        parts.append(f"{view} view")
+    part = (meta.get("BodyPartExamined") or "").strip()
+    if part:
+        parts.append(part.lower().replace("_", " "))
+    date = (meta.get("StudyDate") or "").strip()
+    if len(date) == 8 and date.isdigit():
+        parts.append(f"study of {date[:4]}-{date[4:6]}-{date[6:]}")
+    return " · ".join(parts)
 
 
 # ---------------------------------------------------------------- shared preprocessing (training + app)

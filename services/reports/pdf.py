@@ -38,6 +38,7 @@ from services.records.codes import diagnosis_label
 from services.reports import scripts
 from services.site.settings import stored_value
 from services.capacity.forecast import staffing_by_date
+from services.imaging.studies import overlay_rgba
 from services.imaging.xray import finding_name, is_finding
 from services.risk.readmission import NOT_ELIGIBLE
 from services.risk.clinical_scores import LACE_HIGH_RISK
@@ -242,23 +243,16 @@ def _png(img: PILImage.Image, max_side: int = 1024) -> bytes:
     return out.getvalue()
 
 
-def heatmap_overlay_png(image_png: bytes, heat: Sequence[Sequence[float]] | np.ndarray, alpha: float = 0.45) -> bytes:
-    """Blend a small heat grid (e.g. an 8x8 class activation map, any scale) over a grayscale image."""
+def heatmap_overlay_png(image_png: bytes, heat: Sequence[Sequence[float]] | np.ndarray) -> bytes:
+    """The X-ray page's own overlay (services.imaging.studies.overlay_rgba) of a small heat grid (an 8x8 class
+    activation map, any scale, normalised within the film) over the image: the report shows what the page showed."""
     base = PILImage.open(io.BytesIO(image_png)).convert("L")
-    grid = np.maximum(np.asarray(heat, dtype=np.float32), 0.0)
-    top = float(grid.max()) if grid.size else 0.0
-    grid = grid / top if top > 0 else np.zeros_like(grid)
+    grid = np.asarray(heat, dtype=np.float32)
+    span = float(grid.max() - grid.min()) if grid.size else 0.0
+    grid = (grid - grid.min()) / span if span > 1e-6 else np.zeros_like(grid)
     up = np.asarray(PILImage.fromarray(grid, mode="F").resize(base.size, PILImage.BILINEAR), dtype=np.float32)
-    up = np.clip(up, 0.0, 1.0)
-    # a short blue-yellow-red ramp, readable in greyscale print too (brightness rises with heat)
-    r = np.clip(1.5 * up, 0, 1)
-    g = np.clip(1.5 - np.abs(2.0 * up - 1.0) * 1.5, 0, 1) * (up > 0.15)
-    b = np.clip(1.0 - 2.0 * up, 0, 1) * (up > 0.15)
-    rgb = (np.stack([r, g, b], axis=-1) * 255).astype(np.uint8)
-    gray = np.asarray(base.convert("RGB"), dtype=np.float32)
-    a = (alpha * np.clip(up * 1.6, 0, 1))[..., None]
-    blended = (gray * (1 - a) + rgb.astype(np.float32) * a).astype(np.uint8)
-    return _png(PILImage.fromarray(blended, mode="RGB"))
+    rgba = overlay_rgba(np.asarray(base, dtype=np.float32), up)
+    return _png(PILImage.fromarray(rgba[..., :3], mode="RGB"))
 
 
 def xray_section_from_study(image: bytes, results_json: str | None, taken_at: str = "",
@@ -639,8 +633,8 @@ def xray_flowables(section: XraySection, st: _Styles | None = None) -> list:
     left = [_image_flowable(section.image_png, img_w), _p(when, st.small)]
     if section.heatmap_png:
         what = f" for {finding_name(section.heatmap_label)}" if section.heatmap_label else ""
-        label = (f"Heat map: where the model looked{what}. Yellow-red marks where the evidence is highest in this "
-                 "film, relative to the rest of it; clear, where it is lowest. It is not a probability.")
+        label = (f"Heat map: where the model looked{what}. Red to yellow marks where the evidence is highest in this "
+                 "film (the upper half of its range, yellow the highest); clear elsewhere. It is not a probability.")
         right = [_image_flowable(section.heatmap_png, img_w), _p(label, st.small)]
     else:
         right = [_p("No heat map was stored with this study.", st.small)]
