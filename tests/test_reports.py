@@ -127,12 +127,14 @@ def test_xray_section_from_a_stored_study(desks, tmp_path):
     eid = dr.session.db.conn.execute("SELECT id FROM encounters WHERE encounter_nbr = ?", (nbr,)).fetchone()[0]
     heat = np.zeros((8, 8))
     heat[4:7, 3:6] = 2.0
-    results = {"probabilities": {"Cardiomegaly": 0.71, "Effusion": 0.22, "No Finding": 0.10,
-                                 "Pleural_Thickening": 0.64},
-               "flags": {"Cardiomegaly": True, "Effusion": False, "No Finding": False, "Pleural_Thickening": False},
-               "thresholds": {"Cardiomegaly": 0.5, "Effusion": 0.3, "Pleural_Thickening": 0.2},
+    # Effusion and Edema are what the installed model may flag; Cardiomegaly was flagged under the earlier rule
+    results = {"probabilities": {"Effusion": 0.71, "Edema": 0.22, "No Finding": 0.10, "Pleural_Thickening": 0.64,
+                                 "Cardiomegaly": 0.30},
+               "flags": {"Effusion": True, "Edema": False, "No Finding": False, "Pleural_Thickening": False,
+                         "Cardiomegaly": True},
+               "thresholds": {"Effusion": 0.5, "Edema": 0.3, "Pleural_Thickening": 0.2, "Cardiomegaly": 0.25},
                "not_assessed": ["Pleural_Thickening"],
-               "heatmap": heat.tolist(), "heatmap_finding": "Cardiomegaly"}
+               "heatmap": heat.tolist(), "heatmap_finding": "Effusion"}
     with dr.session.db.transaction() as c:
         c.execute("INSERT INTO xray_studies (patient_id, encounter_id, taken_at, format, image, width, height, results, "
                   "model_version, created_by, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -145,13 +147,13 @@ def test_xray_section_from_a_stored_study(desks, tmp_path):
                   (pid, eid, later, "png", chest_png(), 320, 320,
                    json.dumps({"ood": True, "ood_reasons": ["a colour picture"]}), "xray-test-0", "dr.demo", later))
     text = flat(pdf_text(dr.reports.patient_pdf(pid, now=NOW), tmp_path))
-    assert "Chest X-ray findings" in text and "Cardiomegaly" in text and "71%" in text
+    assert "Chest X-ray findings" in text and "Effusion" in text and "71%" in text
     # each finding with its probability and the threshold it is flagged at; one the model does not assess reliably
-    # is named in words, in its own line, never as a flag (even at 64% over a 20% threshold)
-    assert "Flag at" in text and "Cardiomegaly 71% 50% yes" in text and "Effusion 22% 30% no" in text
-    assert "Not assessed reliably by this model (never flagged): Pleural thickening." in text
-    assert "Pleural_Thickening" not in text
-    assert "where the model looked for Cardiomegaly" in text and "xray-test-1" in text
+    # is named in words, in its own line, never as a flag (even at 64% over a 20% threshold, or flagged when stored)
+    assert "Flag at" in text and "Effusion 71% 50% yes" in text and "Edema 22% 30% no" in text
+    assert "Not assessed reliably by this model (never flagged): Cardiomegaly, Pleural thickening." in text
+    assert "Pleural_Thickening" not in text and "Cardiomegaly 30%" not in text
+    assert "where the model looked for Effusion" in text and "xray-test-1" in text
     assert "refused" not in text and "xray-test-0" not in text
 
 
@@ -336,3 +338,17 @@ def test_a_line_in_two_scripts_is_drawn_in_runs():
     assert scripts.visual("عبد الله, محمد").startswith("ﺪﻤﺤﻣ")   # visual order: the first name read is rightmost
     line = scripts.visual("Patient risk report · عبد الله, محمد · 44499690 · encounter 12")
     assert line.startswith("Patient risk report · ") and line.endswith(" · 44499690 · encounter 12")
+
+
+def test_a_study_stored_under_the_old_rule_prints_only_earned_flags(tmp_path):
+    """Flags stored before the rule (every finding over its threshold) are not printed as flags where the model does
+    not earn them now; the report names those as not assessed reliably."""
+    from services.imaging.xray import flaggable_now
+    earned = flaggable_now()
+    assert earned and "Nodule" not in earned
+    stored = {"probabilities": {"Nodule": 0.18, "Effusion": 0.5, "No Finding": 0.1},
+              "flags": {"Nodule": True, "Effusion": True}, "thresholds": {"Nodule": 0.15, "Effusion": 0.33}}
+    section = xray_section_from_study(chest_png(200), json.dumps(stored))
+    by_name = {f.name: f for f in section.findings}
+    assert by_name["Nodule"].flagged is False and by_name["Nodule"].assessed is False
+    assert by_name["Effusion"].flagged is ("Effusion" in earned)

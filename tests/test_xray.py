@@ -353,7 +353,7 @@ def test_the_heat_map_shows_where_evidence_is_highest_even_under_the_threshold(s
 
 
 @pytest.mark.parametrize("tag,value,said", [("BodyPartExamined", "HAND", "shows the hand, not the chest"),
-                                            ("ViewPosition", "LL", "lateral view"),
+                                            ("ViewPosition", "LL", "lateral or oblique view"),
                                             ("Modality", "CT", "CT image, not a radiograph")])
 def test_a_dicom_whose_header_says_it_is_no_frontal_chest_film_is_refused(service: XrayService, tmp_path: Path,
                                                                           tag: str, value: str, said: str) -> None:
@@ -364,3 +364,30 @@ def test_a_dicom_whose_header_says_it_is_no_frontal_chest_film_is_refused(servic
     ds.save_as(tmp_path / "x.dcm")
     r = service.classify_file(tmp_path / "x.dcm")
     assert r.ood and r.probabilities == {} and said in r.refusal_message and r.ood_distance == 0.0
+
+
+@pytest.mark.parametrize("meta,refused", [
+    ({"BodyPartExamined": "CHEST AP"}, False), ({"BodyPartExamined": "Chest"}, False),
+    ({"BodyPartExamined": "TORACE"}, False), ({"BodyPartExamined": "UNKNOWN"}, False),
+    ({"Modality": "OT"}, False), ({"Modality": "DX", "ViewPosition": "AP"}, False),
+    ({"BodyPartExamined": "HAND"}, True), ({"ViewPosition": "LEFT LATERAL"}, True), ({"ViewPosition": "RAO"}, True),
+    ({"Modality": "PX"}, True), ({"Modality": "MR"}, True)])
+def test_the_header_rule_reads_what_pacs_write(meta: dict, refused: bool) -> None:
+    from services.imaging.xray import dicom_header_refusal
+    assert (dicom_header_refusal(meta) is not None) == refused, meta
+
+
+def test_a_flat_class_map_shows_nothing(service: XrayService) -> None:
+    r = service.classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
+    r.cam[:] = 0.5
+    r.cam[0, 0, 0] += 1e-6
+    assert float(r.heatmap(r.findings[0]).max()) == 0.0
+
+
+def test_the_card_for_people_tabulates_only_findings_that_can_be_flagged(service: XrayService) -> None:
+    from services.inference.model_cards import readable_card_markdown
+    text = readable_card_markdown(service.card)
+    table = text.split("### What a flag means", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    rows = [line.split("|")[1].strip() for line in table.splitlines()[2:]]
+    assert sorted(rows) == sorted(c.replace("_", " ") for c in service.flaggable)
+    assert "not assessed reliably by this model (" in text and "Cardiomegaly" in text

@@ -54,8 +54,9 @@ def limits(min_specificity: float) -> list[str]:
         "validation films without that finding unflagged. Sensitivity at these thresholds is modest (see the "
         "operating points), so a finding that is not flagged is not excluded.",
         "Images unlike the training radiographs (other body parts, photos, CT/MR, blank or noise) are refused by "
-        "the OOD guard; lateral views and paediatric films were not validated.",
-        "Rare findings (Hernia, Edema, Emphysema, Fibrosis) have few test positives: wide intervals.",
+        "the OOD guard, and a DICOM whose header names another modality, another body part or a lateral view before "
+        "the model runs; a lateral film without such a header and paediatric films were not validated.",
+        "Rare findings (Hernia, Emphysema, Fibrosis) have few positives: wide intervals, so they are never flagged.",
         f"Only findings whose validation ROC-AUC's lower 95% bound reaches {MIN_RELIABLE_AUC:.2f} over at least "
         f"{MIN_RELIABLE_POSITIVES} validation positives are ever flagged (thresholds.flaggable); the others are shown "
         "as not assessed reliably by this model."]

@@ -225,8 +225,8 @@ class XrayView(QWidget):
             self.refusal.setToolTip("Measured against the model's limits: " + "; ".join(r.ood_details))
         self.refusal.setVisible(r.ood)
         grey = set(r.not_assessed)
-        findings = sorted(((k, v, r.flag_of(k), k not in grey) for k, v in r.probabilities.items()),
-                          key=lambda t: (t[0] in grey, -t[1]))
+        findings = sorted(((k, r.probabilities[k], r.flag_of(k), k not in grey) for k in r.findings),
+                          key=lambda t: (t[0] in grey, -t[1]))   # No Finding is a class of the model, not a finding
         self.chart.show_findings(findings, r.thresholds)
         self.finding.blockSignals(True)
         self.finding.clear()

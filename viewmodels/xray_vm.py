@@ -29,13 +29,8 @@ NO_PATIENT = "No patient open: choose a patient on the Patients page (Ctrl+1) fi
 
 
 def default_finding(result) -> str | None:
-    """The map shown first: the flagged finding furthest above its threshold, else the most likely finding the model
-    assesses reliably, else the most likely one."""
-    flagged = result.flagged  # findings only: XrayResult.flagged never lists No Finding
-    if flagged:
-        return max(flagged, key=lambda f: result.probabilities[f] / max(result.thresholds.get(f, 1e-6), 1e-6))
-    assessed = [f for f in result.findings if f not in set(result.not_assessed)]
-    return assessed[0] if assessed else result.top_finding()
+    """The map shown first (XrayResult.default_finding: the report stores and prints the same one)."""
+    return result.default_finding()
 
 
 def study_verdict(study: XrayStudy) -> str:
@@ -222,8 +217,8 @@ class XrayViewModel(StatusViewModel):
                 return
             rgba, empty = result
             self.imageChanged.emit(to_qimage(rgba))
-            note = (f" The heat map of {finding.replace('_', ' ')} is empty: the model's evidence for it is negative "
-                    "everywhere." if empty else "")  # say so rather than show nothing silently
+            note = (f" The heat map of {finding_name(finding)} is empty: the model's evidence for it is the same "
+                    "across the film." if empty else "")  # say so rather than show nothing silently
             self._set_status(self._summary + note, self._detail)
 
         self.runner.run("Drawing heat map", job, on_success=shown, owner=self)

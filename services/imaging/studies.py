@@ -21,7 +21,7 @@ from services.store import audit
 from services.core.errors import ValidationError, WardLensError
 from services.records.patients import PatientService
 from services.site.session import Session
-from services.imaging.xray import XrayResult, XrayService, bundled_xray, is_finding
+from services.imaging.xray import XrayResult, XrayService, bundled_xray, flaggable_now, is_finding
 from services.imaging.xray_image import (MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes,
                                          without_identity)
 
@@ -129,8 +129,9 @@ def _to_study(row) -> XrayStudy:
     r = json.loads(results or "{}")
     probs: dict[str, float] = r.get("probabilities", {})
     flags: dict[str, bool] = r.get("flags", {})
-    findings = tuple(sorted(((k, float(v), bool(flags.get(k))) for k, v in probs.items() if is_finding(k)),
-                            key=lambda t: -t[1]))   # the findings only: No Finding is a class, not a finding
+    earned = flaggable_now()   # a study stored under an earlier rule keeps only the flags the model still earns
+    findings = tuple(sorted(((k, float(v), bool(flags.get(k)) and k in earned) for k, v in probs.items()
+                             if is_finding(k)), key=lambda t: -t[1]))   # No Finding is a class, not a finding
     return XrayStudy(sid, pid, name, fmt, w, h, created, by, version or "", bool(r.get("ood")), findings,
                      tuple(r.get("ood_reasons", [])))
 
@@ -194,8 +195,8 @@ class XrayStudyService:
         results = {"probabilities": result.probabilities, "flags": result.flags, "thresholds": result.thresholds,
                    "ood": False, "ood_reasons": [], "ood_distance": result.ood_distance,
                    "not_assessed": result.not_assessed}
-        top = result.top_finding()
-        if top:  # the coarse map of the top finding travels with the study (for reports)
+        top = result.default_finding()
+        if top:  # the coarse map of the finding the page opens on travels with the study (for reports)
             cam = result.cam[result.classes.index(top)].astype(np.float32)   # normalised within the image, as shown
             span = float(cam.max() - cam.min())
             results["heatmap"] = np.round((cam - cam.min()) / span if span > 1e-6 else cam * 0, 3).tolist()
@@ -272,11 +273,13 @@ class XrayStudyService:
             image = load_xray_bytes(bytes(row[0]), "stored image")
         except XrayImageError as exc:  # should not happen: it decoded when stored
             raise ValidationError({"study": f"the stored image cannot be decoded: {exc}"}) from exc
-        return OpenedStudy(self.study(study_id), image, xray_service().classify_image(image))
+        # a film in the record was accepted when it was added: its header is not judged again under a later rule
+        return OpenedStudy(self.study(study_id), image, xray_service().classify_image(image, check_header=False))
 
     def report_images(self, study_id: int) -> tuple[bytes, bytes | None, list[tuple[str, float, bool]]]:
-        """PNG of the image, PNG with the heat map of the top finding (None if refused), and the findings."""
+        """PNG of the image, PNG with the heat map the page opens on (None if refused), and the findings."""
         opened = self.open(study_id)
         plain = png_bytes(overlay_rgba(opened.image.pixels, None))
-        heat = None if opened.result.ood else png_bytes(overlay_rgba(opened.image.pixels, opened.result.heatmap()))
+        heat = None if opened.result.ood else png_bytes(overlay_rgba(
+            opened.image.pixels, opened.result.heatmap(opened.result.default_finding())))
         return plain, heat, list(opened.study.findings)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,7 +27,7 @@ from PIL import Image
 
 from services.core.outputs import csv_output
 from services.inference.shared import shared_model
-from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle
+from services.inference.onnx_runtime import MODELS_DIR, ModelIntegrityError, load_bundle, read_bundle
 from services.imaging.xray_image import (MODEL_SIZE, LoadedImage, XrayImageError, load_xray, normalize, preprocess,
                                  to_model_size)
 
@@ -59,25 +60,47 @@ def is_finding(name: str) -> bool:
     return name != NO_FINDING
 
 
-RADIOGRAPH_MODALITIES = {"CR", "DX", "DR", "RG", "PX"}   # computed / digital radiography; anything else is not a film
-CHEST_PARTS = {"CHEST", "THORAX", "LUNG", "LUNGS", "CHEST_TO_PELVIS", "TORSO", "PORT_CHEST", "CXR"}
-LATERAL_VIEWS = {"LL", "RL", "LAT", "LATERAL", "LLD", "RLD", "LLO", "RLO"}
+# Modalities that are never a chest film (CT, MR, ultrasound, nuclear, dental panoramic, angiography …). CR, DX, DR,
+# RG and the secondary captures (OT, SC) in which scanned films arrive go on to the image check.
+NOT_RADIOGRAPHS = {"CT", "MR", "US", "NM", "PT", "MG", "XA", "RF", "PX", "IO", "OP", "OPT", "ES", "SM", "XC", "IVUS",
+                   "OCT", "SR", "SEG", "ECG", "KO", "PR", "DOC", "HD", "REG", "RTIMAGE", "RTSTRUCT", "RTPLAN", "RTDOSE",
+                   "RTRECORD", "BMD", "TG", "AU", "EPS"}
+CHEST_WORDS = ("CHEST", "THORA", "TORA", "TORSO", "LUNG", "CXR", "PECHO", "BRUST")   # CHEST AP, THORAX, TORACE …
+NO_INFORMATION = {"", "UNKNOWN", "OTHER", "NONE", "N/A", "NA"}
 
 
 def dicom_header_refusal(meta: dict[str, str]) -> tuple[str, str] | None:
-    """(plain reason, header detail) when a DICOM's own header says it is no frontal chest radiograph: another
-    modality, another body part, or a lateral view (the model reads PA/AP films). Empty fields say nothing."""
+    """(plain reason, header detail) when a DICOM's own header says it is no frontal chest radiograph: a modality
+    that is never a film, a body part with no chest word in it, or a lateral view (the model reads PA/AP films).
+    Empty and "unknown" fields say nothing; BodyPartExamined is often loosely filled, so any chest word will do."""
     modality = (meta.get("Modality") or "").strip().upper()
-    part = (meta.get("BodyPartExamined") or "").strip().upper().replace(" ", "_")
+    part = " ".join((meta.get("BodyPartExamined") or "").upper().replace("_", " ").split())
     view = (meta.get("ViewPosition") or "").strip().upper()
-    if modality and modality not in RADIOGRAPH_MODALITIES:
+    if modality in NOT_RADIOGRAPHS:
         return f"the file says it is a {modality} image, not a radiograph", f"Modality {modality}"
-    if part and part not in CHEST_PARTS:
-        return (f"the file says it shows the {part.lower().replace('_', ' ')}, not the chest",
-                f"BodyPartExamined {part}")
-    if view in LATERAL_VIEWS:
-        return "it is a lateral view; the model reads frontal (PA or AP) chest films", f"ViewPosition {view}"
+    if part not in NO_INFORMATION and not any(w in part for w in CHEST_WORDS):
+        return f"the file says it shows the {part.lower()}, not the chest", f"BodyPartExamined {part}"
+    if "LAT" in view or view in ("LL", "RL", "LLD", "RLD") or "OBL" in view or view in ("LAO", "RAO", "LPO", "RPO"):
+        return "it is a lateral or oblique view; the model reads frontal (PA or AP) chest films", f"ViewPosition {view}"
     return None
+
+
+FLAT_MAP = 1e-3   # logit units: a class map varying less than this across the film shows nothing, not a stretched hotspot
+
+
+def flaggable_now(bundle_dir: Path | str | None = None) -> set[str]:
+    """The findings the installed model may flag, read from its signed sidecar without loading the model: a study
+    stored under an earlier rule keeps only the flags the model still earns, in the list and in the report."""
+    return set(_flaggable(str(bundle_dir or DEFAULT_BUNDLE)))
+
+
+@lru_cache(maxsize=4)
+def _flaggable(bundle_dir: str) -> tuple[str, ...]:
+    try:
+        files, _ = read_bundle(Path(bundle_dir))
+        return tuple(json.loads(files[SIDECAR]).get("flaggable", []))
+    except (ModelIntegrityError, KeyError, ValueError, OSError):
+        return ()
 
 
 def finding_name(name: str) -> str:
@@ -146,7 +169,17 @@ class XrayResult:
         up = np.asarray(Image.fromarray(self.cam[c].astype(np.float32), mode="F").resize((w, h), Image.BILINEAR),
                         dtype=np.float32)
         lo, hi = float(up.min()), float(up.max())
-        return (up - lo) / (hi - lo) if hi - lo > 1e-6 else np.zeros((h, w), np.float32)
+        return (up - lo) / (hi - lo) if hi - lo > FLAT_MAP else np.zeros((h, w), np.float32)
+
+    def default_finding(self) -> str | None:
+        """The map shown first (on the page and in the report): the flagged finding furthest above its threshold,
+        else the most likely finding the model assesses reliably, else the most likely one."""
+        flagged = self.flagged
+        if flagged:
+            return max(flagged, key=lambda f: self.probabilities[f] / max(self.thresholds.get(f, 1e-6), 1e-6))
+        grey = set(self.not_assessed)
+        assessed = [f for f in self.findings if f not in grey]
+        return assessed[0] if assessed else self.top_finding()
 
 
 class XrayService:
@@ -161,9 +194,9 @@ class XrayService:
             raise ModelIntegrityError(f"{SIDECAR} belongs to another model.onnx; retrain or restore the bundle")
         self.classes: list[str] = list(self.meta["classes"])
         self.thresholds: dict[str, float] = {c: float(self.meta["thresholds"][c]) for c in self.classes}
-        # findings the model earned the right to flag (card: validation ROC-AUC lower bound >= 0.70); a bundle
-        # from before the rule lists none, so all keep their flags
-        self.flaggable: set[str] = set(self.meta.get("flaggable", self.classes))
+        # findings the model earned the right to flag (card: validation ROC-AUC lower bound >= 0.70 over >= 20
+        # validation positives); a bundle that does not say flags nothing
+        self.flaggable: set[str] = set(self.meta.get("flaggable", []))
         self.ood_limits: dict[str, float] = {k: float(v) for k, v in self.meta["ood"].items() if not isinstance(v, str)}
         assert int(self.meta.get("input_size", MODEL_SIZE)) == MODEL_SIZE
 
@@ -198,8 +231,9 @@ class XrayService:
                            f"saturated pixels {100 * s['saturated']:.0f}% > limit {100 * lim['max_saturated']:.0f}%"))
         return failed
 
-    def classify_image(self, image: LoadedImage) -> XrayResult:
-        header = dicom_header_refusal(image.meta)
+    def classify_image(self, image: LoadedImage, check_header: bool = True) -> XrayResult:
+        """`check_header` False for a film already in the record (it was accepted when it was added)."""
+        header = dicom_header_refusal(image.meta) if check_header else None
         if header is not None:   # the DICOM says what it is: refused before the model runs
             _log.info("DICOM refused by its header: %s", header[1])
             return XrayResult({}, {}, dict(self.thresholds), True, [header[0]], 0.0,

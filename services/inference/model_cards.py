@@ -163,12 +163,22 @@ def _operating_points(card: dict[str, Any]) -> list[str]:
     if not isinstance(points, list) or not all(isinstance(p, dict) and "sensitivity" in p for p in points):
         return []
     rule = next((p.get("chosen_by") for p in points if p.get("chosen_by")), "")
+    if any("flaggable" in p for p in points):   # only findings the model earns are flagged: the rest are not tabulated
+        grey = [str(p.get("class", "")).replace("_", " ") for p in points
+                if not p.get("flaggable") and p.get("class") != "No Finding"]
+        points = [p for p in points if p.get("flaggable") and p.get("class") != "No Finding"]
+        earned = (" Only findings whose validation ROC-AUC's lower 95% bound is at least 0.70 over at least 20 "
+                  "validation positives are ever flagged; the others are shown as not assessed reliably by this model"
+                  + (f" ({', '.join(grey)})" if grey else "") + ".")
+    else:
+        earned = ""
     lines = ["### What a flag means", "",
-             "Each finding is flagged above its own threshold" + (f" ({rule}, chosen on validation images)" if rule
-                                                                 else "") + ". On the test images: of those with the "
-             "finding, the share flagged (sensitivity); of those without it, the share not flagged (specificity); of "
-             "the flagged, the share that had it (PPV, which depends on how common the finding is).", "",
-             "| Finding | Test images with it | Sensitivity | Specificity | PPV |", "| --- | ---: | ---: | ---: | ---: |"]
+             "A finding is flagged above its own threshold" + (f" ({rule}, chosen on validation images)" if rule
+                                                               else "") + "." + earned + " On the test images: of those "
+             "with the finding, the share flagged (sensitivity); of those without it, the share not flagged "
+             "(specificity); of the flagged, the share that had it (PPV, which depends on how common the finding is).",
+             "", "| Finding | Test images with it | Sensitivity | Specificity | PPV |",
+             "| --- | ---: | ---: | ---: | ---: |"]
     def pct(p: dict[str, Any], key: str) -> str:
         return f"{100 * float(p[key]):.0f}%" if isinstance(p.get(key), (int, float)) else "–"
 

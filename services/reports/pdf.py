@@ -39,7 +39,7 @@ from services.reports import scripts
 from services.site.settings import stored_value
 from services.capacity.forecast import staffing_by_date
 from services.imaging.studies import overlay_rgba
-from services.imaging.xray import finding_name, is_finding
+from services.imaging.xray import finding_name, flaggable_now, is_finding
 from services.risk.readmission import NOT_ELIGIBLE
 from services.risk.clinical_scores import LACE_HIGH_RISK
 from services.core.errors import ValidationError
@@ -274,7 +274,9 @@ def xray_section_from_study(image: bytes, results_json: str | None, taken_at: st
         probs = {k: v for k, v in res.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     flags = res.get("flags") if isinstance(res.get("flags"), Mapping) else {}
     thresholds = res.get("thresholds") if isinstance(res.get("thresholds"), Mapping) else {}
-    unassessed = set(res.get("not_assessed") or [])
+    # findings the installed model does not earn are never printed as flags, whatever a study stored under an earlier
+    # rule says
+    unassessed = set(res.get("not_assessed") or []) | {str(k) for k in probs if str(k) not in flaggable_now()}
     findings = [XrayFinding(str(k), float(v),
                             (bool(flags[k]) if k in flags else (k in thresholds and float(v) >= float(thresholds[k])))
                             and k not in unassessed,
