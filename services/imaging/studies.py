@@ -21,7 +21,7 @@ from services.store import audit
 from services.core.errors import ValidationError, WardLensError
 from services.records.patients import PatientService
 from services.site.session import Session
-from services.imaging.xray import XrayResult, XrayService, bundled_xray, flaggable_now, is_finding
+from services.imaging.xray import XrayResult, XrayService, bundled_xray, flaggable_now, is_finding, normalised_map
 from services.imaging.xray_image import (MAX_FILE_BYTES, ImageTooLarge, LoadedImage, XrayImageError, load_xray_bytes,
                                          without_identity)
 
@@ -197,9 +197,7 @@ class XrayStudyService:
                    "not_assessed": result.not_assessed}
         top = result.default_finding()
         if top:  # the coarse map of the finding the page opens on travels with the study (for reports)
-            cam = result.cam[result.classes.index(top)].astype(np.float32)   # normalised within the image, as shown
-            span = float(cam.max() - cam.min())
-            results["heatmap"] = np.round((cam - cam.min()) / span if span > 1e-6 else cam * 0, 3).tolist()
+            results["heatmap"] = np.round(normalised_map(result.cam[result.classes.index(top)]), 3).tolist()
             results["heatmap_finding"] = top
         now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
         data = without_identity(data, image.source_format, source_name or "image")   # the header names the patient

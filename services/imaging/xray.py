@@ -88,6 +88,16 @@ def dicom_header_refusal(meta: dict[str, str]) -> tuple[str, str] | None:
 FLAT_MAP = 1e-3   # logit units: a class map varying less than this across the film shows nothing, not a stretched hotspot
 
 
+def normalised_map(cam: np.ndarray) -> np.ndarray:
+    """A class map scaled within the film: 1 where the evidence is highest, 0 where lowest; all 0 when it is flat.
+    The one scaling of the page's map, the grid stored with a study and the report's overlay."""
+    cam = np.asarray(cam, dtype=np.float32)
+    if not cam.size:
+        return cam
+    lo, hi = float(cam.min()), float(cam.max())
+    return (cam - lo) / (hi - lo) if hi - lo > FLAT_MAP else np.zeros_like(cam)
+
+
 def flaggable_now(bundle_dir: Path | str | None = None) -> set[str]:
     """The findings the installed model may flag, read from its signed sidecar without loading the model: a study
     stored under an earlier rule keeps only the flags the model still earns, in the list and in the report."""
@@ -168,8 +178,7 @@ class XrayResult:
         h, w = shape or self.image.shape[:2]
         up = np.asarray(Image.fromarray(self.cam[c].astype(np.float32), mode="F").resize((w, h), Image.BILINEAR),
                         dtype=np.float32)
-        lo, hi = float(up.min()), float(up.max())
-        return (up - lo) / (hi - lo) if hi - lo > FLAT_MAP else np.zeros((h, w), np.float32)
+        return normalised_map(up)
 
     def default_finding(self) -> str | None:
         """The map shown first (on the page and in the report): the flagged finding furthest above its threshold,

@@ -54,12 +54,12 @@ def import_fhir(intake: Intake, batch: FhirBatch, progress: ProgressFn = no_prog
             report.reject(e.file, key, "encounter of a patient that was not imported (see that patient)")
             continue
         try:
-            if _encounter(intake, pid, key, e, items.get(key, [])):
-                touched.add(pid)
+            changed, eid = _encounter(intake, pid, key, e, items.get(key, []))
         except Conflict as exc:
             report.reject(e.file, key, f"encounter: {exc}")
             continue
-        eid = intake.find("encounter", [(f"urn:wardlens:fhir-id:{pid}", key)])
+        if changed:
+            touched.add(pid)
         if eid is not None:
             report.sources[eid] = (key.split("/", 1)[-1], batch.patients[e.patient].mrn)
         if n % 500 == 0:
@@ -69,8 +69,9 @@ def import_fhir(intake: Intake, batch: FhirBatch, progress: ProgressFn = no_prog
     intake.history(touched)
 
 
-def _encounter(intake: Intake, pid: int, key: str, e: FhirEncounter, items: list[FhirClinical]) -> bool:
-    """Write one encounter with its items; True when something changed."""
+def _encounter(intake: Intake, pid: int, key: str, e: FhirEncounter,
+               items: list[FhirClinical]) -> tuple[bool, int | None]:
+    """Write one encounter with its items: (whether something changed, its store id; None if it was not kept)."""
     c, report = intake.c, intake.report
     # the resource id is this patient's: another system's Encounter/1 of another patient is another stay
     identifiers = list(e.identifiers) + [(f"urn:wardlens:fhir-id:{pid}", key)]
@@ -88,15 +89,15 @@ def _encounter(intake: Intake, pid: int, key: str, e: FhirEncounter, items: list
                     for i in items]])
     if stored is not None and stored[1] == said:
         report.add("encounters", "unchanged")
-        return False
+        return False, eid
     if e.status in NOT_HAPPENED:   # cancelled or entered in error: off the census, never scored or counted
         if eid is not None and e.status != "planned":
             c.execute("UPDATE encounters SET source_status = 'cancelled', status = 'discharged', bed_id = NULL, "
                       "source_digest = ?, updated_at = ? WHERE id = ?", (said, intake.now, eid))
             report.add("encounters", "updated")
-            return True
+            return True, eid
         report.skipped[f"Encounter {e.status} (did not take place)"] += 1
-        return False
+        return False, None
     start, end = parse_time(e.start), parse_time(e.end)
     problem = stay_problem(start, end, e.start, e.end)
     if problem:
@@ -137,7 +138,7 @@ def _encounter(intake: Intake, pid: int, key: str, e: FhirEncounter, items: list
         report.add("encounters", "updated")
     intake.remember("encounter", identifiers, eid)
     _children(c, eid, dx, procedures, orders, labs, columns)
-    return True
+    return True, eid
 
 
 def _children(c, eid: int, dx: list[FhirClinical], procedures: list[FhirClinical], orders: list[FhirClinical],

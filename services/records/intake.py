@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.site.session import Session
-from services.records.validation import age_band_at
+from services.records.validation import age_band_at, plausible_birth
 
 MAX_LISTED = 10_000
 UNKNOWN_WARD = "place not a ward: "
@@ -100,7 +100,7 @@ def patient_problem(mrn: str, given: str, family: str, birth: str | None) -> str
             born = dt.date.fromisoformat(birth[:10])
         except ValueError:
             return f"its birth date {birth[:20]!r} is not a date"
-        if born > dt.date.today() or born.year < 1890:
+        if not plausible_birth(born):
             return f"its birth date {born.isoformat()} is in the future or before 1890"
     return None
 

@@ -473,28 +473,27 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
     placeholders = ",".join("?" * len(eids)) or "NULL"
     # Plain dictionaries and lists, not pandas maps: a patient's few rows then cost about a millisecond
     # (the bedside score reads them every time), and 100,000 rows stay a few hundred milliseconds.
-    # ICD-10-CM reaches the models' ICD-9 groups through the CMS GEM; SNOMED CT through the ICD-10 code beside it where
-    # the source gave one; a diagnosis with neither is missing ("?"), never guessed.
+    # One read of the stays' diagnoses: positions 1-3 for the model (ICD-10-CM reaches its ICD-9 groups through the
+    # CMS GEM, SNOMED CT through the ICD-10 code beside it where the source gave one, else "?", never guessed), and
+    # for stays from a hospital's systems every ICD-coded one, for Charlson (Quan) over the whole stay.
+    feed = {int(e) for e, f in zip(eids, base["history_from_record"]) if f}
     dx: dict[tuple[int, int], str] = {}
     unmapped: dict[int, list[str]] = {}   # what the model could not read, for the risk panel to say
+    coded: dict[int, list[tuple[int, str]]] = {}
     for e, pos, code, system, also, also_system in conn.execute(
-            "SELECT encounter_id, position, code, system, also_code, also_system FROM diagnoses WHERE position <= 3 "
-            f"AND encounter_id IN ({placeholders})", eids):
-        dx[(e, pos)] = model_code(code, system) or (model_code(also, also_system) if also else None) or "?"
-        if dx[(e, pos)] == "?":
-            unmapped.setdefault(e, []).append(f"{code} ({system})")
+            "SELECT encounter_id, position, code, system, also_code, also_system FROM diagnoses "
+            f"WHERE encounter_id IN ({placeholders})", eids):
+        if pos <= 3:
+            dx[(e, pos)] = model_code(code, system) or (model_code(also, also_system) if also else None) or "?"
+            if dx[(e, pos)] == "?":
+                unmapped.setdefault(e, []).append(f"{code} ({system})")
+        if e in feed:
+            coded.setdefault(e, []).extend((pos, f"{sy}:{c}") for c, sy in ((code, system), (also, also_system))
+                                           if c and sy in ("ICD10", "ICD9"))
+    charlson = {e: [text for _pos, text in sorted(items, key=lambda t: t[0])] for e, items in coded.items()}
     labs = {(e, name): value for e, name, value in conn.execute(
         "SELECT encounter_id, name, value_text FROM lab_results WHERE name IN ('max_glu_serum','A1Cresult') "
         f"AND encounter_id IN ({placeholders})", eids)}
-    # every ICD-coded diagnosis of a stay from a hospital's systems, for Charlson (Quan) over the whole stay
-    charlson: dict[int, list[str]] = {}
-    for e, code, system, also, also_system in conn.execute(
-            "SELECT d.encounter_id, d.code, d.system, d.also_code, d.also_system FROM diagnoses d JOIN encounters x "
-            f"ON x.id = d.encounter_id WHERE x.source_digest IS NOT NULL AND d.encounter_id IN ({placeholders}) "
-            "ORDER BY d.position", eids):
-        for c, sy in ((code, system), (also, also_system)):
-            if c and sy in ("ICD10", "ICD9"):
-                charlson.setdefault(e, []).append(f"{sy}:{c}")
     measured: dict[tuple[int, str], float] = {}   # the stay's last haemoglobin (g/dL) and sodium (mmol/L)
     for e, code, value, unit in conn.execute(
             "SELECT encounter_id, code, value_num, unit FROM lab_results WHERE system = 'LOINC' AND code IN "

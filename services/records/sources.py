@@ -109,14 +109,7 @@ def import_records(session: Session, paths: Sequence[Path | str], fmt: str | Non
         else:
             spec, name = load_mapping(mapping), f"mapping {Path(mapping).name}"
         report = RecordsReport(f"CSV with {name}")
-        batches = [read_mapped(p, spec) for p in paths]
-        with session.db.transaction() as c:
-            intake = Intake(session, c, report)
-            for batch in batches:
-                import_fhir(intake, batch, progress, cancel)
-            audit.append(c, session.user.username, "import", "records", ", ".join(p.name for p in paths)[:500],
-                         report.summary())
-        return report
+        return _write(session, paths, report, import_fhir, [read_mapped(p, spec) for p in paths], progress, cancel)
     if fmt is not None and fmt not in FORMATS:
         raise ImportFileError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
     found, other_files = detect(paths) if fmt is None else (fmt, 0)
@@ -144,9 +137,16 @@ def import_records(session: Session, paths: Sequence[Path | str], fmt: str | Non
         raise ImportFileError(f"A file could not be read ({exc}). Nothing was imported.") from exc
     if cancel is not None:
         cancel.raise_if_cancelled()
+    return _write(session, paths, report, import_fhir if fmt == "fhir" else import_adt, [batch], progress, cancel)
+
+
+def _write(session: Session, paths: Sequence[Path], report: RecordsReport, writer, batches: list,
+           progress: ProgressFn, cancel: CancelToken | None) -> RecordsReport:
+    """Records read from FHIR, HL7 v2 or a mapped CSV into the store: one transaction, audited."""
     with session.db.transaction() as c:
         intake = Intake(session, c, report)
-        (import_fhir if fmt == "fhir" else import_adt)(intake, batch, progress, cancel)
+        for batch in batches:
+            writer(intake, batch, progress, cancel)
         audit.append(c, session.user.username, "import", "records", ", ".join(p.name for p in paths)[:500],
                      report.summary())
     progress(1, 1, report.summary())

@@ -45,6 +45,11 @@ def parse_datetime(text: str, field: str, problems: dict[str, str]) -> dt.dateti
         return None
 
 
+def plausible_birth(born: dt.date) -> bool:
+    """A birth date the desk accepts, from the form or from a hospital's system: in the past, after 1890."""
+    return born <= dt.date.today() and born.year >= 1890
+
+
 def validate_patient(values: dict) -> dict:
     """Checks and normalises patient form values; raises ValidationError naming each bad field."""
     p: dict[str, str] = {}
@@ -63,7 +68,7 @@ def validate_patient(values: dict) -> dict:
         birth = parse_date(birth, "birth_date", p) if birth.strip() else None
     if birth is None and "birth_date" not in p:
         p["birth_date"] = "required (YYYY-MM-DD): the age at each stay is derived from it"
-    if birth and (birth > dt.date.today() or birth.year < 1890):
+    if birth and not plausible_birth(birth):
         p["birth_date"] = "must be in the past (after 1890)"
     sex = values.get("sex", "Unknown/Invalid")
     if sex not in GENDERS:

@@ -39,7 +39,7 @@ from services.reports import scripts
 from services.site.settings import stored_value
 from services.capacity.forecast import staffing_by_date
 from services.imaging.studies import overlay_rgba
-from services.imaging.xray import finding_name, flaggable_now, is_finding
+from services.imaging.xray import finding_name, flaggable_now, is_finding, normalised_map
 from services.risk.readmission import NOT_ELIGIBLE
 from services.risk.clinical_scores import LACE_HIGH_RISK
 from services.core.errors import ValidationError
@@ -247,9 +247,7 @@ def heatmap_overlay_png(image_png: bytes, heat: Sequence[Sequence[float]] | np.n
     """The X-ray page's own overlay (services.imaging.studies.overlay_rgba) of a small heat grid (an 8x8 class
     activation map, any scale, normalised within the film) over the image: the report shows what the page showed."""
     base = PILImage.open(io.BytesIO(image_png)).convert("L")
-    grid = np.asarray(heat, dtype=np.float32)
-    span = float(grid.max() - grid.min()) if grid.size else 0.0
-    grid = (grid - grid.min()) / span if span > 1e-6 else np.zeros_like(grid)
+    grid = normalised_map(np.asarray(heat, dtype=np.float32))
     up = np.asarray(PILImage.fromarray(grid, mode="F").resize(base.size, PILImage.BILINEAR), dtype=np.float32)
     rgba = overlay_rgba(np.asarray(base, dtype=np.float32), up)
     return _png(PILImage.fromarray(rgba[..., :3], mode="RGB"))

@@ -149,6 +149,11 @@ def charlson_from_record(coded: Iterable[str]) -> int:
                 found.add("diabetes_complicated" if 4 <= int((v - 250) * 10 + 1e-6) <= 7 else "diabetes")
     if "diabetes_complicated" in found:
         found.discard("diabetes")
+    return _charlson_score(found)
+
+
+def _charlson_score(found: set[str]) -> int:
+    """Quan et al.'s hierarchy (the severe form replaces the mild one), then the Charlson weights."""
     if "severe_liver" in found:
         found.discard("mild_liver")
     if "metastatic" in found:
@@ -169,13 +174,7 @@ def charlson_index(diagnoses: Iterable[str], assume_diabetes: bool = True) -> in
         found.add("diabetes_complicated")
     elif uncomplicated:
         found.add("diabetes")
-    # Hierarchy: the severe form replaces the mild one, as in Quan et al.
-    if "severe_liver" in found:
-        found.discard("mild_liver")
-    if "metastatic" in found:
-        found.discard("malignancy")
-    weights = dict(_WEIGHTS, diabetes=1, diabetes_complicated=2)
-    return int(sum(weights[c] for c in found))
+    return _charlson_score(found)
 
 
 def _int(record: Mapping[str, Any], key: str) -> int:
