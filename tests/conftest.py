@@ -73,6 +73,18 @@ def empty_store(tmp_path):
 
 
 @pytest.fixture
+def desk(empty_store):
+    """The administrator's desk on an empty store with two wards (Renal R-1..4, Cardiology C-1..4): where records
+    from a hospital's systems are imported in the interoperability tests."""
+    from services.desk import open_desk
+    d = open_desk(empty_store.path, "admin", "admin-password")
+    d.capacity.wards.add_ward("Renal", "medical", 4, prefix="R-")
+    d.capacity.wards.add_ward("Cardiology", "cardiology", 4, prefix="C-")
+    yield d
+    d.lock()
+
+
+@pytest.fixture
 def qt_settings(tmp_path, qapp):
     """Orange's habit: every widget test starts from empty settings in its own folder."""
     from PySide6.QtCore import QSettings

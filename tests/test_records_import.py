@@ -19,16 +19,6 @@ from tests.security.conftest import ROOT
 PASSWORD = "admin-password"
 
 
-@pytest.fixture
-def desk(empty_store):
-    from services.desk import open_desk
-    d = open_desk(empty_store.path, "admin", PASSWORD)
-    d.capacity.wards.add_ward("Renal", "medical", 4, prefix="R-")
-    d.capacity.wards.add_ward("Cardiology", "cardiology", 4, prefix="C-")
-    yield d
-    d.lock()
-
-
 def _msg(trigger: str, when: str, mrn: str = "MRN001", visit: str = "V100", ward: str = "Renal", bed: str = "R-1",
          cls: str = "I", disposition: str = "", name: str = "DOE^JANE", control: str = "MSG00001",
          extra: str = "") -> str:
@@ -465,8 +455,8 @@ def test_a_stay_without_diabetes_is_flagged_outside_the_models_population(desk, 
     assert desk.risk.assessments.readmission(patient_id, nbr).outside_population == ""
 
 
-def test_an_emergency_visit_is_shown_as_such_and_never_scored_or_reported(desk, tmp_path):
-    from services.core.errors import ValidationError
+def _stay_then_emergency_visit(desk, tmp_path) -> int:
+    """The bundle's hospital stay (March 2025) and an emergency visit a month after it; the patient's id."""
     er = {"resourceType": "Encounter", "id": "er1", "status": "finished", "class": {"code": "EMER"},
           "subject": {"reference": "urn:uuid:p1"}, "period": {"start": "2025-04-10T10:00:00Z",
                                                               "end": "2025-04-10T15:00:00Z"}}
@@ -475,7 +465,12 @@ def test_an_emergency_visit_is_shown_as_such_and_never_scored_or_reported(desk, 
     path = tmp_path / "b.json"
     path.write_text(json.dumps(bundle), encoding="utf-8")
     desk.records.import_files([path])
-    patient_id = desk.session.db.conn.execute("SELECT id FROM patients").fetchone()[0]
+    return desk.session.db.conn.execute("SELECT id FROM patients").fetchone()[0]
+
+
+def test_an_emergency_visit_is_shown_as_such_and_never_scored_or_reported(desk, tmp_path):
+    from services.core.errors import ValidationError
+    patient_id = _stay_then_emergency_visit(desk, tmp_path)
     encounters = desk.records.patients.encounters(patient_id)
     assert [e.kind for e in encounters] == ["Emergency visit", "Hospital stay"]   # latest first
     er_nbr, stay_nbr = encounters[0].encounter_nbr, encounters[1].encounter_nbr
@@ -493,15 +488,7 @@ def test_an_emergency_visit_is_shown_as_such_and_never_scored_or_reported(desk, 
 def test_the_patient_page_says_why_an_emergency_visit_has_no_risk(qtbot, owner, desk, tmp_path):
     from viewmodels.background import BackgroundRunner
     from viewmodels.patients_vm import PatientViewModel
-    er = {"resourceType": "Encounter", "id": "er1", "status": "finished", "class": {"code": "EMER"},
-          "subject": {"reference": "urn:uuid:p1"}, "period": {"start": "2025-04-10T10:00:00Z",
-                                                              "end": "2025-04-10T15:00:00Z"}}
-    bundle = _bundle()
-    bundle["entry"].append({"fullUrl": "urn:uuid:er1", "resource": er})
-    path = tmp_path / "b.json"
-    path.write_text(json.dumps(bundle), encoding="utf-8")
-    desk.records.import_files([path])
-    patient_id = desk.session.db.conn.execute("SELECT id FROM patients").fetchone()[0]
+    patient_id = _stay_then_emergency_visit(desk, tmp_path)
     page = PatientViewModel(desk, BackgroundRunner(owner), owner)
     with qtbot.waitSignal(page.riskChanged, timeout=20_000, check_params_cb=lambda r: r is not None):
         page.load(patient_id)

@@ -9,17 +9,7 @@ import os
 
 import pytest
 
-from tests.test_records_import import PASSWORD, _bundle, _encounter, _msg, _write
-
-
-@pytest.fixture
-def desk(empty_store):
-    from services.desk import open_desk
-    d = open_desk(empty_store.path, "admin", PASSWORD)
-    d.capacity.wards.add_ward("Renal", "medical", 4, prefix="R-")
-    d.capacity.wards.add_ward("Cardiology", "cardiology", 4, prefix="C-")
-    yield d
-    d.lock()
+from tests.test_records_import import _bundle, _encounter, _msg, _write
 
 
 def _save(tmp_path, name: str, doc) -> object:
