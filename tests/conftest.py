@@ -195,3 +195,56 @@ def identities(store) -> dict:
         return {pid: d.get(pid) for pid in d.order()}
     finally:
         s.lock()
+
+
+# --- a real PostgreSQL server for the server-store tests (tests/pgcluster.py) ----------------------------------------
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """One throwaway TLS cluster for the whole run. Without a PostgreSQL server installed the server tests skip
+    (`make test` installs Debian's postgresql where it can, so CI always runs them)."""
+    from tests import pgcluster
+    if pgcluster.pg_bin() is None:
+        pytest.skip("no PostgreSQL server on this machine (Debian: apt-get install postgresql); `make test` as root "
+                    "installs it")
+    cluster = pgcluster.start_cluster()
+    yield cluster
+    cluster.stop()
+
+
+SERVER_PASSWORD = "chief-server-password-1"
+DBA = ("site_dba", "dba-password-not-for-staff")
+
+
+class ServerSite:
+    """A WardLens database on the test cluster. Logins are cluster-wide, so each site's people get a suffix."""
+
+    def __init__(self, cluster, dbname: str, tag: str) -> None:
+        self.cluster, self.dbname, self.tag = cluster, dbname, tag
+        self.url = cluster.url(dbname)
+        self.admin = self.name("chief")
+        self.password = SERVER_PASSWORD
+
+    def name(self, person: str) -> str:
+        return f"{person}-{self.tag}"
+
+    def login(self, user: str | None = None, password: str | None = None):
+        from services.site.server_accounts import unlock_server
+        return unlock_server(self.url, user or self.admin, password or self.password)
+
+
+@pytest.fixture
+def server_store(pg_cluster):
+    """An empty database made by the DBA and set up by `init` (its administrator: site.admin)."""
+    import psycopg
+    from services.store.server import ServerAddress
+    from services.site.server_setup import init_server
+    tag = os.urandom(3).hex()
+    name = f"wl_test_{tag}"
+    with psycopg.connect(pg_cluster.superuser_conninfo(), autocommit=True) as c:
+        if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DBA[0],)).fetchone():
+            c.execute(f"CREATE ROLE {DBA[0]} LOGIN CREATEROLE PASSWORD '{DBA[1]}'")
+        c.execute(f'CREATE DATABASE "{name}" OWNER {DBA[0]}')
+    site = ServerSite(pg_cluster, name, tag)
+    init_server(ServerAddress.parse(pg_cluster.url(name, DBA[0])), DBA[1], site.admin, site.password,
+                display_name="Chief")
+    return site

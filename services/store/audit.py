@@ -32,8 +32,12 @@ def append(conn, username: str, action: str, entity: str = "", entity_id: str | 
            ts: str | None = None) -> None:
     """Append inside the caller's transaction (the caller holds the write lock)."""
     ts = ts or _now()
-    last = conn.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
-    prev_id, prev_hash = (last[0], last[1]) if last else (0, GENESIS)
+    server = getattr(conn, "dialect", "sqlite") == "postgresql"
+    # On the server a login may write the log but not read it: audit_head() tells where it ends and serialises
+    # appends from all desks; the server's trigger checks the link and records the head (server_schema).
+    last = conn.execute("SELECT id, hash FROM audit_head()" if server else
+                        "SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
+    prev_id, prev_hash = (int(last[0]), last[1]) if last else (0, GENESIS)
     new_id = prev_id + 1
     h = row_hash(prev_hash, new_id, ts, username, action, entity, str(entity_id), detail)
     trust = getattr(conn, "trust", None)
@@ -41,8 +45,9 @@ def append(conn, username: str, action: str, entity: str = "", entity_id: str | 
     conn.execute("INSERT INTO audit_log (id, ts, username, action, entity, entity_id, detail, prev_hash, hash, signer, "
                  "sig) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                  (new_id, ts, username, action, entity, str(entity_id), detail, prev_hash, h, signer, sig))
-    conn.execute("INSERT INTO meta(key, value) VALUES ('audit_head', ?) "
-                 "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (f"{new_id}:{h}",))
+    if not server:
+        conn.execute("INSERT INTO meta(key, value) VALUES ('audit_head', ?) "
+                     "ON CONFLICT(key) DO UPDATE SET value = excluded.value", (f"{new_id}:{h}",))
     if trust is not None and trust.admin_key is not None and trust.admin_pub is not None:
         from services.store import integrity   # (imports this module)
         if integrity.is_admin_change(action):

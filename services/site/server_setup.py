@@ -1,0 +1,141 @@
+"""Setting up a server store (`init --db URL --admin NAME`) and the logins of the people who use it.
+
+`init` runs once, as the login the site's DBA made for it (CREATEROLE, owner of an empty database). It creates the
+roles of services.store.server_schema, the schema owned by the NOLOGIN owner role, and the first administrator's own
+login; then it gives up its temporary membership of the owner role, so that no login can alter the schema or the
+audit log afterwards. Passwords never reach the server in clear: WardLens sends a SCRAM-SHA-256 verifier computed on
+the desk (libpq's PQencryptPasswordConn), so they appear in no server log.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import psycopg
+from psycopg import sql
+
+from services.core.errors import ValidationError, WardLensError
+from services.store import server_schema as sch
+from services.store.server import SCHEMA, ServerAddress, connect
+
+# Logins are made and dropped only through these functions (owned by <p>usermgr, which holds CREATEROLE): an
+# administrator's login needs no CREATEROLE of its own, and the functions put a login into one WardLens role only.
+USER_FUNCTIONS = r"""
+CREATE FUNCTION create_login(name text, verifier text, grp text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @S AS $$
+BEGIN
+  IF grp NOT IN ('admin','clinician','nurse','analyst') THEN RAISE EXCEPTION 'unknown WardLens role %', grp; END IF;
+  IF name !~ '^[a-z][a-z0-9._-]{1,31}$' THEN RAISE EXCEPTION 'not a WardLens user name: %', name; END IF;
+  IF verifier !~ '^SCRAM-SHA-256\$' THEN RAISE EXCEPTION 'a password verifier is expected'; END IF;
+  EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD %L', name, verifier);
+  EXECUTE format('GRANT %I TO %I', '@P' || grp, name);
+END $$;
+CREATE FUNCTION set_login_password(name text, verifier text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @S AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
+  IF verifier !~ '^SCRAM-SHA-256\$' THEN RAISE EXCEPTION 'a password verifier is expected'; END IF;
+  EXECUTE format('ALTER ROLE %I PASSWORD %L', name, verifier);
+END $$;
+CREATE FUNCTION set_login_group(name text, grp text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @S AS $$
+DECLARE g text;
+BEGIN
+  IF grp NOT IN ('admin','clinician','nurse','analyst') THEN RAISE EXCEPTION 'unknown WardLens role %', grp; END IF;
+  IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
+  FOREACH g IN ARRAY ARRAY['admin','clinician','nurse','analyst'] LOOP
+    EXECUTE format('REVOKE %I FROM %I', '@P' || g, name);
+  END LOOP;
+  EXECUTE format('GRANT %I TO %I', '@P' || grp, name);
+END $$;
+CREATE FUNCTION disable_login(name text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
+  EXECUTE format('ALTER ROLE %I NOLOGIN', name);
+END $$;
+"""
+
+
+class ServerSetupError(WardLensError):
+    pass
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def verifier(conn: psycopg.Connection, user: str, password: str) -> str:
+    return conn.pgconn.encrypt_password(password.encode("utf-8"), user.encode("utf-8"), b"scram-sha-256").decode()
+
+
+def _ident(name: str) -> sql.Identifier:
+    return sql.Identifier(name)
+
+
+def init_server(address: ServerAddress, dba_password: str | None, admin: str, admin_password: str,
+                display_name: str = "") -> str:
+    """Create the schema, the roles and `admin`'s login in the empty database at `address` (as the URL's user)."""
+    from services.site.accounts import validate_new_account
+    admin = (admin or "").strip().lower()
+    validate_new_account(admin, admin_password, display_name)
+    if not address.user:
+        raise ServerSetupError("Name the set-up login in the address (postgresql://dba@host/…): the DBA's login with "
+                               "CREATEROLE that owns the empty database.")
+    p = sch.role_prefix(address.dbname)
+    conn = connect(address, address.user, dba_password, autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            if cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)).fetchone():
+                raise ServerSetupError(f"{address.label} already holds a WardLens store. Nothing was changed.")
+            if cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (admin,)).fetchone():
+                raise ValidationError({"username": f"the server already has a login called {admin}"})
+            can = cur.execute("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+            if not can or not can[0]:
+                raise ServerSetupError(f"The login {address.user} may not create roles (CREATEROLE): the DBA runs "
+                                       "init with a login that may. Nothing was changed.")
+            me = _ident(address.user)
+            for g in ("owner", "usermgr") + sch.GROUPS:
+                extra = " CREATEROLE" if g == "usermgr" else ""
+                cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN" + extra).format(_ident(p + g)))
+            cur.execute(sql.SQL("GRANT {}, {} TO {}").format(_ident(p + "owner"), _ident(p + "usermgr"), me))
+            for g in sch.GROUPS:
+                cur.execute(sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(_ident(p + g), _ident(p + "usermgr")))
+            cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(_ident(SCHEMA), _ident(p + "owner")))
+            cur.execute(sql.SQL("SET LOCAL search_path = {}").format(_ident(SCHEMA)))
+            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
+            for stmt in sch.statements(sch.TABLES + sch.FUNCTIONS, SCHEMA):
+                cur.execute(stmt)
+            cur.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA " + SCHEMA + " FROM PUBLIC")
+            for stmt in sch.grants(p):
+                cur.execute(stmt.replace("@S", SCHEMA))
+            cur.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(_ident(SCHEMA), _ident(p + "usermgr")))
+            cur.execute(sql.SQL("GRANT SELECT ON users TO {}").format(_ident(p + "usermgr")))
+            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "usermgr")))
+            for stmt in sch.statements(USER_FUNCTIONS.replace("@P", p), SCHEMA):
+                cur.execute(stmt)
+            for fn in ("create_login(text, text, text)", "set_login_password(text, text)",
+                       "set_login_group(text, text)", "disable_login(text)"):
+                cur.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
+                cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION " + fn + " TO {}").format(_ident(p + "admin")))
+            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
+            cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(_ident(SCHEMA), _ident(p + "usermgr")))
+            store_id = str(uuid.uuid4())
+            cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)",
+                            [("schema_version", str(sch.SERVER_VERSION)), ("store_id", store_id),
+                             ("identity_gen", "0"), ("role_prefix", p), ("created_at", _now())])
+            cur.execute("INSERT INTO users (username, role, display_name, created_at) VALUES (%s, 'admin', %s, %s)",
+                        (admin, display_name or admin, _now()))
+            cur.execute("RESET ROLE")
+            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "usermgr")))
+            cur.execute("SELECT create_login(%s, %s, 'admin')", (admin, verifier(conn, admin, admin_password)))
+            cur.execute("RESET ROLE")
+            # The set-up login keeps nothing: from here on no login can act as the owner or make logins directly.
+            cur.execute(sql.SQL("REVOKE {}, {} FROM {}").format(_ident(p + "owner"), _ident(p + "usermgr"), me))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+    return (f"Created the WardLens store on {address.label}: roles {p}admin, {p}clinician, {p}nurse, {p}analyst, "
+            f"and the administrator login {admin}.")
