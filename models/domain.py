@@ -55,6 +55,7 @@ class Patient:
     sex: str = "Unknown/Invalid"
     race: str = "?"
     age_band: str = ""
+    version: int = 0               # the stored row's version when read: a save over a newer one is refused
 
     @property
     def display_name(self) -> str:
@@ -124,6 +125,7 @@ class Encounter:
     encounter_class: str = "inpatient"   # inpatient (a hospital stay), emergency, ambulatory or other
     from_feed: bool = False           # from a hospital's system (FHIR, HL7, mapped CSV): history counted in the store
     source_status: str = ""           # the source's own status ("cancelled" for an admission entered in error)
+    version: int = 0                  # the stored row's version when read (services.records.patients)
 
     @property
     def kind(self) -> str:

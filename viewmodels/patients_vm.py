@@ -392,6 +392,8 @@ class PatientViewModel(QObject):
                 self.saved.emit("Patient added")
                 self.load(new_id)
             else:
+                if self.patient is not None and self.patient.id == patient_id and "version" not in values:
+                    values = {**values, "version": self.patient.version}   # the version this form was filled from
                 self.service.update_patient(patient_id, values)
                 self.saved.emit("Patient saved")
                 self.load(patient_id)
@@ -404,6 +406,10 @@ class PatientViewModel(QObject):
     def save_encounter(self, values: dict[str, Any], encounter_id: int | None = None) -> dict[str, str]:
         if self.patient is None or self.patient.id is None:
             return {"": "No patient is open."}
+        if encounter_id is not None and "version" not in values:
+            read = next((e for e in self.encounters if e.id == encounter_id), None)
+            if read is not None:
+                values = {**values, "version": read.version}   # the version this form was filled from
         try:
             self.service.save_encounter(self.patient.id, values, encounter_id)
         except ValidationError as exc:

@@ -88,7 +88,7 @@ class WardAdmin:
         name = " ".join((name or "").split())
         if not _NAME.match(name):
             raise ValidationError({"name": "1–40 characters"})
-        clash = c.execute("SELECT id FROM wards WHERE lower(name) = lower(?) AND id IS NOT ?", (name, ward_id)).fetchone()
+        clash = c.execute("SELECT id FROM wards WHERE lower(name) = lower(?) AND id IS DISTINCT FROM ?", (name, ward_id)).fetchone()
         if clash:
             raise ValidationError({"name": f"there is already a ward named {name}"})
         return name

@@ -66,3 +66,13 @@ class ImportFileError(WardLensError):
 class Cancelled(WardLensError):
     def __init__(self) -> None:
         super().__init__("Cancelled; nothing was changed.")
+
+
+class EditConflict(WardLensError):
+    """Someone else saved the same record after it was read: the later save is refused and nothing is overwritten."""
+
+    def __init__(self, what: str, by: str, at: str) -> None:
+        self.by, self.at = by or "", at or ""
+        when = self.at[:16].replace("T", " ") or "an unknown time"
+        super().__init__(f"{what} was changed by {self.by or 'someone else'} at {when} after you opened it. Your changes "
+                         "were not saved: reload to see theirs, then make yours again.")

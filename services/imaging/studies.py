@@ -236,7 +236,7 @@ class XrayStudyService:
         conn = self.s.db.conn
         for sid, results in conn.execute(
                 "SELECT id, results FROM xray_studies WHERE patient_id = ? "
-                "ORDER BY encounter_id IS ? DESC, coalesce(taken_at, created_at) DESC, id DESC", (patient_id, encounter_id)):
+                "ORDER BY encounter_id IS NOT DISTINCT FROM ? DESC, coalesce(taken_at, created_at) DESC, id DESC", (patient_id, encounter_id)):
             try:
                 refused = bool(json.loads(results).get("ood"))
             except (TypeError, ValueError, AttributeError):

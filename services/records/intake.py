@@ -19,6 +19,7 @@ from typing import Any
 
 from services.site.session import Session
 from services.records.validation import age_band_at, plausible_birth
+from services.store.dialect import writer_lock
 
 MAX_LISTED = 10_000
 UNKNOWN_WARD = "place not a ward: "
@@ -82,9 +83,12 @@ class RecordsReport:
 
 
 def next_patient_id(c) -> int:
-    """A new patient's id: never one a merged-away patient had (its audit rows and reports name it)."""
-    return int(c.execute("SELECT max(coalesce((SELECT max(id) FROM patients), 0), coalesce((SELECT CAST(value AS "
-                         "INTEGER) FROM meta WHERE key = 'retired_patient_id'), 0)) + 1").fetchone()[0])
+    """A new patient's id: never one a merged-away patient had (its audit rows and reports name it). On the server
+    the caller's transaction holds the patients lock from here on, so two desks never take the same id."""
+    writer_lock(c, "patients")
+    top = c.execute("SELECT coalesce(max(id), 0) FROM patients").fetchone()[0]
+    retired = c.execute("SELECT value FROM meta WHERE key = 'retired_patient_id'").fetchone()
+    return max(int(top), int(retired[0]) if retired else 0) + 1
 
 
 def patient_problem(mrn: str, given: str, family: str, birth: str | None) -> str | None:
@@ -287,7 +291,7 @@ class Intake:
         """The bed, unless another inpatient is in it (noted: the census shows the patient on the ward without a bed)."""
         if bed is None:
             return None
-        if self.c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS NOT ?",
+        if self.c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS DISTINCT FROM ?",
                           (bed, eid)).fetchone():
             self.report.notes["a bed the source named was already taken; the patient is on the ward without a bed"] += 1
             return None

@@ -15,7 +15,8 @@ import pandas as pd
 from models.domain import Bed, Diagnosis, Encounter, LabResult, Medication, Patient, PatientRow, Permission, Ward
 from services.store import audit
 from services.store.identity import Directory, Ident, generation, normal_number
-from services.core.errors import ValidationError
+from services.core.errors import EditConflict, ValidationError
+from services.store.dialect import writer_lock
 from services.site.session import Session
 from services.records.codes import codes_for_title, diagnosis_label, diagnosis_title, looks_like_words, model_code
 from services.records.intake import DESK_EDITED, next_patient_id
@@ -222,7 +223,7 @@ class PatientService:
     # --- one patient ----------------------------------------------------------------------------
     def get_patient(self, patient_id: int) -> Patient:
         self.s.require(Permission.READ_PATIENT, "open a patient's record (the care team's page)")
-        r = self._c.execute("SELECT id, sex, race FROM patients WHERE id = ?", (patient_id,)).fetchone()
+        r = self._c.execute("SELECT id, sex, race, version FROM patients WHERE id = ?", (patient_id,)).fetchone()
         if r is None:
             raise ValidationError({"patient": f"no patient with id {patient_id}"})
         age = self._c.execute("SELECT age_band FROM encounters WHERE patient_id = ? ORDER BY encounter_nbr DESC LIMIT 1",
@@ -230,9 +231,10 @@ class PatientService:
         self.s.log("read", "patient", patient_id)
         who = self.s.identity_exact(patient_id)
         if who is None:   # no names for this session: a pseudonym stands for the number too
-            return Patient(r[0], self.s.patient_ref(patient_id), None, None, None, r[1], r[2], age[0] if age else "")
+            return Patient(r[0], self.s.patient_ref(patient_id), None, None, None, r[1], r[2], age[0] if age else "",
+                           r[3])
         born = dt.date.fromisoformat(who.birth) if who.birth else None
-        return Patient(r[0], who.mrn, who.given, who.family, born, r[1], r[2], age[0] if age else "")
+        return Patient(r[0], who.mrn, who.given, who.family, born, r[1], r[2], age[0] if age else "", r[3])
 
     def encounters(self, patient_id: int) -> list[Encounter]:
         self.s.require(Permission.READ_PATIENT, "open a patient's record (the care team's page)")
@@ -242,7 +244,7 @@ class PatientService:
             "e.weight, e.age_band, e.num_lab_procedures, e.num_procedures, e.num_medications, e.number_outpatient, "
             "e.number_emergency, e.number_inpatient, e.number_diagnoses, e.change_flag, e.diabetes_med, e.readmitted, "
             "coalesce(w.name,''), coalesce(b.label,''), e.status, e.time_in_hospital, e.class, "
-            "e.source_digest IS NOT NULL, coalesce(e.source_status, '') "
+            "e.source_digest IS NOT NULL, coalesce(e.source_status, ''), e.version "
             "FROM encounters e LEFT JOIN wards w ON w.id = e.ward_id LEFT JOIN beds b ON b.id = e.bed_id "
             "WHERE e.patient_id = ? ORDER BY e.status = 'inpatient' DESC, e.admit_time DESC, e.encounter_nbr DESC",
             (patient_id,)).fetchall()
@@ -251,7 +253,7 @@ class PatientService:
             enc = Encounter(r[0], r[1], r[2], _dt(r[3]), _dt(r[4]), r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
                             r[13], r[14], r[15], r[16], r[17], r[18], r[19], r[20], "None", "None", r[21], r[22], r[23],
                             r[24], r[25], status=r[26], encounter_class=r[28], from_feed=bool(r[29]),
-                            source_status=r[30])
+                            source_status=r[30], version=r[31])
             # the title the source gave (FHIR display, SNOMED CT), else the code tables' (ICD-9-CM, ICD-10-CM)
             enc.diagnoses = [Diagnosis(c, s, p, t or diagnosis_title(c, s)) for p, c, s, t in self._c.execute(
                 "SELECT position, code, system, title FROM diagnoses WHERE encounter_id = ? ORDER BY position", (r[0],))]
@@ -316,6 +318,7 @@ class PatientService:
     def update_patient(self, patient_id: int, values: dict[str, Any]) -> None:
         self.s.require(Permission.EDIT_PATIENT, "edit patients")
         v = validate_patient(values)
+        expected = int(values.get("version") or 0)   # the version the form was filled from; 0: not known
         codec = self.s.codec
         with self.s.db.transaction() as c:
             if c.execute("SELECT 1 FROM patients WHERE mrn = ? AND id != ?",
@@ -324,11 +327,13 @@ class PatientService:
             before = generation(c)
             cols = codec.patient_columns(patient_id, v["mrn"], v["given_name"], v["family_name"], _iso(v["birth_date"]))
             n = c.execute("UPDATE patients SET mrn=?, given_name=?, family_name=?, birth_date=?, ident=?, search_name=?, "
-                          "sex=?, race=?, updated_at=? WHERE id=?",
+                          "sex=?, race=?, updated_at=?, version = version + 1, updated_by = ? WHERE id=?" +
+                          (" AND version = ?" if expected else ""),
                           (cols["mrn"], cols["given_name"], cols["family_name"], cols["birth_date"], cols["ident"],
-                           cols["search_name"], v["sex"], v["race"], _now(), patient_id)).rowcount
+                           cols["search_name"], v["sex"], v["race"], _now(), self.s.user.username, patient_id)
+                          + ((expected,) if expected else ())).rowcount
             if not n:
-                raise ValidationError({"patient": f"no patient with id {patient_id}"})
+                _refused(c, "patients", patient_id, "This patient's record", {"patient": f"no patient with id {patient_id}"})
             # the age at each dated stay follows the (corrected) birth date
             for eid, admit in c.execute("SELECT id, admit_time FROM encounters WHERE patient_id = ? "
                                         "AND admit_time IS NOT NULL", (patient_id,)).fetchall():
@@ -362,11 +367,11 @@ class PatientService:
                 raise ValidationError({"age_band": "the patient's birth date is needed to know their age at "
                                                    "admission: add it to the patient first"})
             if v["bed_id"] is not None and status == "inpatient":
-                taken = c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS NOT ?",
+                taken = c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS DISTINCT FROM ?",
                                   (v["bed_id"], encounter_id)).fetchone()
                 if taken:
                     raise ValidationError({"bed_id": "this bed is occupied"})
-                kept_bed = c.execute("SELECT 1 FROM encounters WHERE id IS ? AND bed_id = ?",
+                kept_bed = c.execute("SELECT 1 FROM encounters WHERE id IS NOT DISTINCT FROM ? AND bed_id = ?",
                                      (encounter_id, v["bed_id"])).fetchone()
                 closed = c.execute("SELECT out_of_service FROM beds WHERE id = ?", (v["bed_id"],)).fetchone()
                 if closed and closed[0] is not None and not kept_bed:   # a patient already in it may stay
@@ -385,6 +390,7 @@ class PatientService:
                         diabetes_med="Yes" if any(s != "No" for s in v["medications"].values()) else "No",
                         updated_at=_now())
             if encounter_id is None:
+                writer_lock(c, "encounters")
                 nbr = c.execute("SELECT coalesce(max(encounter_nbr), 0) + 1 FROM encounters").fetchone()[0]
                 cols.update(encounter_nbr=nbr, created_at=_now())
                 cur = c.execute(f"INSERT INTO encounters ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
@@ -393,9 +399,13 @@ class PatientService:
                 action = "create"
             else:
                 sets = ", ".join(f"{k} = ?" for k in cols)
-                if not c.execute(f"UPDATE encounters SET {sets} WHERE id = ? AND patient_id = ?",
-                                 (*cols.values(), encounter_id, patient_id)).rowcount:
-                    raise ValidationError({"encounter": "no such encounter for this patient"})
+                expected = int(values.get("version") or 0)
+                if not c.execute(f"UPDATE encounters SET {sets}, version = version + 1, updated_by = ? "
+                                 "WHERE id = ? AND patient_id = ?" + (" AND version = ?" if expected else ""),
+                                 (*cols.values(), self.s.user.username, encounter_id, patient_id)
+                                 + ((expected,) if expected else ())).rowcount:
+                    _refused(c, "encounters", encounter_id, "This stay",
+                             {"encounter": "no such encounter for this patient"}, "patient_id", patient_id)
                 for table in ("diagnoses", "medications"):
                     c.execute(f"DELETE FROM {table} WHERE encounter_id = ?", (encounter_id,))
                 c.execute("DELETE FROM lab_results WHERE encounter_id = ? AND name IN ('max_glu_serum','A1Cresult')",
@@ -418,6 +428,16 @@ class PatientService:
         if log:
             self.s.log("read", "encounters", "", f"uci view of {frame['patient_nbr'].nunique()} patients")
         return frame
+
+
+def _refused(c, table: str, row_id: int, what: str, missing: dict[str, str], owner: str = "",
+             owner_id: int | None = None) -> None:
+    """Why an UPDATE guarded by id (and version) changed nothing: no such row, or someone saved it in between."""
+    row = c.execute(f"SELECT updated_by, updated_at FROM {table} WHERE id = ?" + (f" AND {owner} = ?" if owner else ""),
+                    (row_id, owner_id) if owner else (row_id,)).fetchone()
+    if row is None:
+        raise ValidationError(missing)
+    raise EditConflict(what, row[0], row[1])
 
 
 def _name_queries(text: str) -> list[str]:

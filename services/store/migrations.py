@@ -388,6 +388,15 @@ CREATE TABLE adt_messages (
 ) WITHOUT ROWID;
 """
 
+# Several desks (or a desk and the command line) may edit the same record: a save names the version it read and is
+# refused when someone saved in between (services.records.patients; the server store's twin is server_schema).
+V11 = """
+ALTER TABLE patients ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE patients ADD COLUMN updated_by TEXT NOT NULL DEFAULT '';
+ALTER TABLE encounters ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE encounters ADD COLUMN updated_by TEXT NOT NULL DEFAULT '';
+"""
+
 
 @dataclass(frozen=True)
 class Migration:
@@ -408,6 +417,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "beds out of service; a ward's capacity kept as its beds in service", V9),
     Migration(10, "records from FHIR and HL7 v2: encounter classes, identifiers, any code system, procedures, "
                   "medication orders, lab codes and ranges, ADT messages applied", V10),
+    Migration(11, "a version and the last saver on patients and stays: a save over someone else's is refused", V11),
 )
 LATEST = MIGRATIONS[-1].version
 

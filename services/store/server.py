@@ -44,15 +44,6 @@ class ServerTrustError(WardLensError):
     """The server's certificate did not verify: WardLens does not talk to it."""
 
 
-class EditConflict(WardLensError):
-    """Someone else saved the same record since it was read: the second save is refused, nothing is overwritten."""
-
-    def __init__(self, what: str, by: str, at: str) -> None:
-        self.by, self.at = by, at
-        super().__init__(f"{what} was changed by {by or 'another desk'} at {at[:16].replace('T', ' ') or 'an unknown time'} "
-                         "after you opened it. Your changes were not saved: reload to see theirs, then make yours again.")
-
-
 def is_server_url(text: str | Path | None) -> bool:
     return isinstance(text, str) and text.strip().lower().startswith(("postgresql://", "postgres://"))
 
@@ -173,8 +164,9 @@ def _first_line(text: str) -> str:
 # --- the desk store's SQL on PostgreSQL ---------------------------------------------------------------------------
 _TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
-# Tables whose rows have an identity `id` (services read cursor.lastrowid after inserting into them).
-ID_TABLES = frozenset({"wards", "beds", "patients", "encounters", "lab_results", "audit_log", "xray_studies",
+# Tables whose rows have an identity `id` (services read cursor.lastrowid after inserting into them). Not the audit
+# log: RETURNING needs SELECT, which only administrators have there.
+ID_TABLES = frozenset({"wards", "beds", "patients", "encounters", "lab_results", "xray_studies",
                        "interventions", "alerts", "waiting_admissions", "model_versions", "diagnoses", "procedures",
                        "medication_orders"})
 

@@ -1,0 +1,167 @@
+"""What the SERVER enforces, tried as each staff member's own login from psql and plain psycopg (not through WardLens),
+and two desks editing the same records. Each test fails if its protection (a grant, a trigger, the version check, the
+writer lock) is removed."""
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from models.domain import Role
+from services.core.errors import EditConflict, PermissionDenied
+from services.records.patients import PatientService
+from services.site.server_accounts import ServerAccounts
+
+PW = "staff-password-for-tests-9"
+PATIENT = {"mrn": "H-1001", "given_name": "Ada", "family_name": "Lovelace", "birth_date": "1950-02-03", "sex": "Female",
+           "race": "?"}
+
+
+@pytest.fixture
+def staff(server_store):
+    """The site with a clinician, a nurse and an analyst, and one patient with a stay."""
+    admin = server_store.login()
+    people = {r: server_store.name(r) for r in ("clinician", "nurse", "analyst")}
+    acc = ServerAccounts(admin)
+    for role, name in people.items():
+        acc.add_user(name, PW, Role(role), role.title())
+    svc = PatientService(admin)
+    pid = svc.add_patient(PATIENT)
+    admin.lock()
+    return server_store, people, pid
+
+
+def _psql(site, user, sql):
+    return site.cluster.psql(site.dbname, user, PW, sql)
+
+
+def test_a_nurse_login_from_psql_cannot_import_or_read_the_audit_log(staff):
+    site, people, pid = staff
+    nurse = people["nurse"]
+    ok = _psql(site, nurse, "SELECT count(*) FROM wardlens.patients")
+    assert ok.returncode == 0, ok.stderr
+    for sql in ("INSERT INTO wardlens.patients (mrn, created_at, updated_at) VALUES ('X-1', 'now', 'now')",
+                "INSERT INTO wardlens.encounters (patient_id, encounter_nbr, status, admission_type_id, "
+                f"admission_source_id, created_at, updated_at) VALUES ({pid}, 99, 'inpatient', 1, 7, 'now', 'now')",
+                "SELECT * FROM wardlens.audit_log",
+                "UPDATE wardlens.users SET role = 'admin'",
+                "UPDATE wardlens.encounters SET status = 'discharged'",
+                "DELETE FROM wardlens.patients",
+                f"SELECT wardlens.create_login('{nurse}x', 'SCRAM-SHA-256$x', 'admin')"):
+        done = _psql(site, nurse, sql)
+        assert done.returncode != 0 and "permission denied" in done.stderr, (sql, done.stdout, done.stderr)
+
+
+def test_a_nurse_may_move_a_patient_between_beds_and_nothing_more_of_the_stay(staff):
+    site, people, pid = staff
+    with psycopg.connect(site.cluster.url(site.dbname, people["nurse"]), password=PW, autocommit=True) as c:
+        c.execute("SET search_path = wardlens")
+        c.execute("UPDATE encounters SET ward_id = NULL, bed_id = NULL WHERE patient_id = %s", (pid,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            c.execute("UPDATE encounters SET discharge_time = 'x' WHERE patient_id = %s", (pid,))
+
+
+def test_an_analyst_login_never_reads_who_a_patient_is(staff):
+    site, people, pid = staff
+    with psycopg.connect(site.cluster.url(site.dbname, people["analyst"]), password=PW, autocommit=True) as c:
+        c.execute("SET search_path = wardlens")
+        assert c.execute("SELECT id, sex FROM patients").fetchall() == [(pid, "Female")]
+        for column in ("mrn", "given_name", "family_name", "birth_date", "ident", "*"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(f"SELECT {column} FROM patients")
+        for table in ("identifiers", "xray_studies", "waiting_admissions", "alerts", "interventions", "audit_log"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(f"SELECT * FROM {table}")
+
+
+def test_the_audit_log_is_append_only_even_for_an_administrator_login(staff):
+    site, people, pid = staff
+    with psycopg.connect(site.cluster.url(site.dbname, site.admin), password=site.password, autocommit=True) as c:
+        c.execute("SET search_path = wardlens")
+        n = c.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+        assert n >= 5
+        for sql in ("UPDATE audit_log SET detail = 'nothing happened'", "DELETE FROM audit_log WHERE id = 2",
+                    "TRUNCATE audit_log", "ALTER TABLE audit_log DISABLE TRIGGER audit_no_change",
+                    "DROP TRIGGER audit_link ON audit_log"):
+            with pytest.raises((psycopg.errors.InsufficientPrivilege, psycopg.errors.RaiseException)):
+                c.execute(sql)
+        # a row that does not link to the head is refused: nobody can fork or rewind the chain by inserting
+        with pytest.raises(psycopg.errors.IntegrityConstraintViolation):
+            c.execute("INSERT INTO audit_log (id, ts, username, action, prev_hash, hash) "
+                      "VALUES (2, 'x', 'x', 'x', repeat('0', 64), 'x')")
+        assert c.execute("SELECT count(*) FROM audit_log").fetchone()[0] == n
+
+
+def test_a_role_recorded_without_the_servers_grant_opens_nothing_more(staff):
+    site, people, pid = staff
+    with psycopg.connect(site.cluster.url(site.dbname, site.admin), password=site.password, autocommit=True) as c:
+        c.execute("UPDATE wardlens.users SET role = 'admin' WHERE username = %s", (people["nurse"],))
+    with pytest.raises(PermissionDenied, match="does not give"):
+        site.login(people["nurse"], PW)
+
+
+def test_the_same_patient_edited_on_two_desks_never_loses_an_update(staff):
+    site, people, pid = staff
+    desk_a, desk_b = site.login(people["clinician"], PW), site.login(site.admin)
+    try:
+        a, b = PatientService(desk_a), PatientService(desk_b)
+        seen_a, seen_b = a.get_patient(pid), b.get_patient(pid)
+        a.update_patient(pid, {**PATIENT, "given_name": "Augusta", "version": seen_a.version})
+        with pytest.raises(EditConflict, match=people["clinician"]):
+            b.update_patient(pid, {**PATIENT, "family_name": "King", "version": seen_b.version})
+        now = b.get_patient(pid)
+        assert (now.given_name, now.family_name) == ("Augusta", "Lovelace")
+        b.update_patient(pid, {**PATIENT, "family_name": "King", "version": now.version})   # after reloading
+        assert (a.get_patient(pid).given_name, a.get_patient(pid).family_name) == ("Ada", "King")
+    finally:
+        desk_a.lock()
+        desk_b.lock()
+
+
+def test_two_desks_adding_patients_at_once_each_get_their_own(staff):
+    site, people, pid = staff
+    desks = [site.login(people["clinician"], PW), site.login(site.admin)]
+    errors, ids = [], []
+
+    def add(desk, k):
+        try:
+            svc = PatientService(desk)
+            for i in range(15):
+                ids.append(svc.add_patient({**PATIENT, "mrn": f"D{k}-{i}"}))
+        except Exception as exc:   # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+    threads = [threading.Thread(target=add, args=(d, k)) for k, d in enumerate(desks)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for d in desks:
+        d.lock()
+    assert errors == [] and len(set(ids)) == 30
+
+
+def test_the_desk_store_refuses_a_save_over_a_newer_version_too(sessions):
+    """The same rule on one desk's file, opened twice (the desk and the command line, say)."""
+    a, b = PatientService(sessions("admin")), PatientService(sessions("dr.demo"))
+    pid = a.search("")[0].patient_id
+    seen_a, seen_b = a.get_patient(pid), b.get_patient(pid)
+    fields = {"mrn": seen_a.mrn, "given_name": seen_a.given_name, "family_name": seen_a.family_name,
+              "birth_date": seen_a.birth_date, "sex": seen_a.sex, "race": seen_a.race}
+    b.update_patient(pid, {**fields, "given_name": "Changed", "version": seen_b.version})
+    with pytest.raises(EditConflict, match="dr.demo"):
+        a.update_patient(pid, {**fields, "family_name": "Other", "version": seen_a.version})
+    assert a.get_patient(pid).given_name == "Changed"
+    stay = a.encounters(pid)[0]
+    b.encounters(pid)
+    PatientService(sessions("dr.demo")).save_encounter(pid, _stay_values(stay), stay.id)
+    with pytest.raises(EditConflict, match="This stay"):
+        a.save_encounter(pid, {**_stay_values(stay), "version": stay.version}, stay.id)
+
+
+def _stay_values(e) -> dict:
+    return {"admit_time": e.admit_time, "discharge_time": e.discharge_time, "admission_type_id": e.admission_type_id,
+            "admission_source_id": e.admission_source_id, "discharge_disposition_id": e.discharge_disposition_id,
+            "ward_id": e.ward_id, "bed_id": e.bed_id, "medical_specialty": e.medical_specialty,
+            "diagnoses": [d.code for d in e.diagnoses], "medications": {m.drug: m.status for m in e.medications},
+            "version": e.version}
