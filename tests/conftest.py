@@ -72,12 +72,18 @@ def empty_store(tmp_path):
     return created
 
 
-@pytest.fixture
-def desk(empty_store):
+@pytest.fixture(params=["desk store", "server store"])
+def desk(request, tmp_path):
     """The administrator's desk on an empty store with two wards (Renal R-1..4, Cardiology C-1..4): where records
-    from a hospital's systems are imported in the interoperability tests."""
+    from a hospital's systems are imported in the interoperability tests. Every such test runs on both stores: the
+    SQLCipher file and a PostgreSQL server (skipped with the reason where no server can be started)."""
     from services.desk import open_desk
-    d = open_desk(empty_store.path, "admin", "admin-password")
+    if request.param == "server store":
+        site = request.getfixturevalue("server_store")
+        d = open_desk(site.url, site.admin, site.password)
+    else:
+        store = request.getfixturevalue("empty_store")
+        d = open_desk(store.path, "admin", "admin-password")
     d.capacity.wards.add_ward("Renal", "medical", 4, prefix="R-")
     d.capacity.wards.add_ward("Cardiology", "cardiology", 4, prefix="C-")
     yield d

@@ -383,8 +383,9 @@ def test_watched_folder_imports_in_arrival_order_and_files_the_results(desk, tmp
     from services.core.errors import PermissionDenied
     from services.desk import open_desk
     from models.domain import Role
-    desk.site.accounts.add_user("nurse1", "tulip-ledger-basalt-9", Role.NURSE)
-    nurse = open_desk(desk.store_path, "nurse1", "tulip-ledger-basalt-9")
+    name = f"nurse-{os.urandom(3).hex()}"   # a server's logins are cluster-wide: a name of this test's own
+    desk.site.accounts.add_user(name, "tulip-ledger-basalt-9", Role.NURSE)
+    nurse = open_desk(desk.store_path, name, "tulip-ledger-basalt-9")
     try:
         _age(writing, 60)
         with pytest.raises(PermissionDenied):

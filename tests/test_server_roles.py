@@ -67,7 +67,7 @@ def test_an_analyst_login_never_reads_who_a_patient_is(staff):
     with psycopg.connect(site.cluster.url(site.dbname, people["analyst"]), password=PW, autocommit=True) as c:
         c.execute("SET search_path = wardlens")
         assert c.execute("SELECT id, sex FROM patients").fetchall() == [(pid, "Female")]
-        for column in ("mrn", "given_name", "family_name", "birth_date", "ident", "*"):
+        for column in ("mrn", "given_name", "family_name", "birth_date", "ident", "source_digest", "search_name", "*"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 c.execute(f"SELECT {column} FROM patients")
         for table in ("identifiers", "xray_studies", "waiting_admissions", "alerts", "interventions", "audit_log"):

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from models.domain import Permission
 from services.store import audit
+from services.store.dialect import writer_lock
 from services.capacity.bed_assignment import AssignmentResult, Bed, WaitingAdmission, Ward, assign_beds, unfit_reason
 from services.core.errors import ValidationError
 from services.site.session import Session
@@ -123,6 +124,7 @@ class BedService:
                 raise ValidationError({"bed": why})
             age = c.execute("SELECT age_band FROM encounters WHERE patient_id = ? ORDER BY encounter_nbr DESC LIMIT 1",
                             (w[0],)).fetchone()
+            writer_lock(c, "encounters")
             nbr = c.execute("SELECT coalesce(max(encounter_nbr), 0) + 1 FROM encounters").fetchone()[0]
             stamp = now.isoformat(sep=" ", timespec="minutes")
             cur = c.execute("INSERT INTO encounters (patient_id, encounter_nbr, status, admit_time, admission_type_id, "

@@ -18,9 +18,10 @@ from services.modelops.registry import ActiveModel
 from services.records.facade import Records
 from services.reports.facade import Reports
 from services.risk.facade import Risk
-from services.site import accounts
+from services.site import accounts, server_accounts
 from services.site.facade import Site
 from services.site.session import Session
+from services.store.server import is_server_url
 
 
 @dataclass(eq=False)
@@ -97,8 +98,10 @@ class Desk:
         return self.session.locked
 
     @property
-    def store_path(self) -> Path:
-        return self.session.store_path
+    def store_path(self) -> Path | str:
+        """What opens this store again: the desk store's file, or the server store's URL (without a user)."""
+        address = getattr(self.session.db, "address", None)
+        return address.with_user("").url if address is not None else self.session.store_path
 
     def interrupt(self) -> None:
         """Stop whatever query a worker is running (before the store closes at lock)."""
@@ -109,7 +112,10 @@ class Desk:
 
 
 def open_desk(path: Path | str, username: str, password: str, new_password: str | None = None) -> Desk:
-    """`new_password` replaces a one-time password set by an administrator (accounts.unlock)."""
+    """`path`: a desk store file, or a server store's postgresql:// URL (the person's own PostgreSQL login).
+    `new_password` replaces a one-time password set by an administrator (accounts.unlock)."""
+    if is_server_url(path):
+        return Desk.around(server_accounts.unlock_server(str(path), username, password))
     return Desk.around(accounts.unlock(path, username, password, new_password=new_password))
 
 

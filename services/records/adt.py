@@ -17,6 +17,7 @@ from services.records.hl7v2 import Hl7Batch, Hl7Event
 from services.records.fhir import matches_patient
 from services.records.intake import Conflict, Intake, iso, parse_time
 from services.records import vocab
+from services.store.dialect import tables_with_column
 from services.records.uci_schema import EXPIRED_DISPOSITIONS
 
 VISIT = "urn:wardlens:hl7-visit"
@@ -143,13 +144,12 @@ def _apply(intake: Intake, ev: Hl7Event) -> None:
         status = "inpatient" if cls == "inpatient" else "discharged"
         admit = iso(parse_time(ev.admit_time) or when)
         if eid is None:
-            c.execute("INSERT INTO encounters (patient_id, encounter_nbr, status, class, admit_time, admission_type_id, "
+            eid = c.execute("INSERT INTO encounters (patient_id, encounter_nbr, status, class, admit_time, admission_type_id, "
                       "admission_source_id, ward_id, bed_id, age_band, source_status, source_digest, created_at, "
                       "updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                       (pid, intake.new_encounter_number(), status, cls, admit, vocab.NOT_AVAILABLE_TYPE,
                        vocab.NOT_AVAILABLE_SOURCE, ward, intake.free_bed(bed) if status == "inpatient" else None,
-                       intake.age_band(pid, parse_time(admit)), "in-progress", ev.digest, now, now))
-            eid = int(c.execute("SELECT last_insert_rowid()").fetchone()[0])
+                       intake.age_band(pid, parse_time(admit)), "in-progress", ev.digest, now, now)).lastrowid
             intake.remember("encounter", visit, eid)
         else:
             _set(c, eid, now, status=status, **{"class": cls}, admit_time=admit, ward_id=ward,
@@ -230,10 +230,7 @@ def _merge(intake: Intake, ev: Hl7Event, ids: list[tuple[str, str]]) -> None:
                       (new[1], old[1], old[2]))
             intake.uncache(intake.ids, old)
             intake.cache(intake.ids, new, ref)
-        tables = [t for (t,) in c.execute(
-            "SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) p ON p.name = 'patient_id' "
-            "WHERE m.type = 'table' AND m.name != 'patient_codes'")]
-        for table in tables:
+        for table in tables_with_column(c, "patient_id", exclude=("patient_codes",)):
             c.execute(f"UPDATE {table} SET patient_id = ? WHERE patient_id = ?", (survivor, prior))
         c.execute("UPDATE identifiers SET ref = ? WHERE kind = 'patient' AND ref = ?", (survivor, prior))
         for k in [k for k, v in intake.ids.items() if k[0] == "patient" and v == prior]:

@@ -23,6 +23,7 @@ from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.site.session import Session
 from services.records.uci_schema import ENCOUNTER_COLUMNS, MEDICATIONS
 from services.records.intake import next_patient_id
+from services.store.dialect import sync_ids, writer_lock
 from services.records.validation import diagnosis_system, uci_row_problem
 
 REQUIRED = [c for c in ENCOUNTER_COLUMNS if c != "readmitted"]
@@ -121,6 +122,8 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
         codec = session.codec   # hospital numbers are matched by their blind index when the store is sealed
         patients = {key: pid for pid, key in c.execute("SELECT id, mrn FROM patients")}
         seen = {n for (n,) in c.execute("SELECT encounter_nbr FROM encounters")}
+        for what in ("records", "patients", "encounters"):   # as every import: one desk at a time on the server
+            writer_lock(c, what)
         next_pid = next_patient_id(c)
         next_eid = c.execute("SELECT coalesce(max(id), 0) + 1 FROM encounters").fetchone()[0]
         header: list[str] | None = None
@@ -186,6 +189,8 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
         if header is None:
             raise ImportFileError("The file is empty. Nothing was imported.")
         _flush(c, batch)
+        for table in ("patients", "encounters"):
+            sync_ids(c, table)
         audit.append(c, session.user.username, "import", "encounters", name, report.summary())
     progress(total, total, report.summary())
     return report

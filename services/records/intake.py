@@ -170,6 +170,10 @@ class Intake:
 
     def __init__(self, session: Session, c, report: RecordsReport) -> None:
         self.s, self.c, self.report, self.codec = session, c, report, session.codec
+        # On the server, imports and feeds from several desks run one at a time (each reads the identifiers and
+        # numbers below and writes against them); the locks are taken in one order everywhere (dialect.writer_lock).
+        for what in ("records", "patients", "encounters"):
+            writer_lock(c, what)
         self.now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
         self.ids = {(k, s, v): ref for k, s, v, ref in c.execute("SELECT kind, system, value_key, ref FROM identifiers")}
         self.mrns = {key: pid for pid, key in c.execute("SELECT id, mrn FROM patients")}
@@ -190,8 +194,10 @@ class Intake:
 
     def retire_patient_id(self, pid: int) -> None:
         """A merged-away patient's id is never given to a new patient (audit rows and reports name it)."""
+        row = self.c.execute("SELECT value FROM meta WHERE key = 'retired_patient_id'").fetchone()
+        top = max(int(pid), int(row[0]) if row else 0)
         self.c.execute("INSERT INTO meta (key, value) VALUES ('retired_patient_id', ?) ON CONFLICT (key) DO UPDATE "
-                       "SET value = max(CAST(value AS INTEGER), excluded.value)", (str(pid),))
+                       "SET value = excluded.value", (str(top),))
 
     def savepoint(self) -> int:
         return len(self.journal)

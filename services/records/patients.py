@@ -461,6 +461,37 @@ def write_clinical_details(c, encounter_id: int, diagnoses: list[str], medicatio
                   [(encounter_id, n, v) for n, v in (("max_glu_serum", max_glu_serum), ("A1Cresult", a1c)) if v != "None"])
 
 
+def _derived_stay_columns(conn, base: pd.DataFrame) -> None:
+    """Worked out here rather than in SQL, so that both stores compute them alike (no SQLite or PostgreSQL date
+    functions): the length of a stay not given (from its dates; a stay still open counts to today, at least 1 day),
+    and LACE's E as defined (emergency visits in the 6 months before admission), for stays whose history the store
+    holds (FHIR / HL7 imports)."""
+    today = dt.datetime.now().date()
+    days = []
+    for given, admit, out in zip(base["time_in_hospital"], base["admit_time"], base["discharge_time"]):
+        start = _dt(admit)
+        if given is not None and given == given:
+            days.append(int(given))
+        elif start is None:
+            days.append(None)
+        else:
+            end = _dt(out)
+            days.append(max(1, ((end.date() if end else today) - start.date()).days))
+    base["time_in_hospital"] = pd.Series(days, index=base.index, dtype=None if days else object)   # as from SQL
+    visits: dict[int, list[dt.datetime]] = {}
+    if base["history_from_record"].any():
+        for pid, admit in conn.execute("SELECT patient_id, admit_time FROM encounters WHERE class = 'emergency' "
+                                       "AND admit_time IS NOT NULL"):
+            if (t := _dt(admit)) is not None:
+                visits.setdefault(int(pid), []).append(t)
+    counts = []
+    for pid, admit, fed in zip(base["_pid"], base["admit_time"], base["history_from_record"]):
+        start = _dt(admit) if fed else None
+        counts.append(None if start is None else
+                      sum(start - dt.timedelta(days=182) <= v < start for v in visits.get(int(pid), ())))
+    base["emergency_6m"] = pd.Series(counts, index=base.index, dtype=None if counts else object)
+
+
 def _frame(sql: str, conn, params: tuple = ()) -> pd.DataFrame:
     """A query as a DataFrame (pandas' read_sql only vouches for the stdlib sqlite3 connection)."""
     cur = conn.execute(sql, params)
@@ -478,17 +509,14 @@ def encounters_uci_frame(conn, patient_ids: Iterable[int] | None = None) -> pd.D
     base = _frame(
         "SELECT e.id AS _eid, e.encounter_nbr AS encounter_id, p.id AS patient_nbr, p.race, p.sex AS gender, "
         "e.age_band AS age, e.weight, e.admission_type_id, coalesce(e.discharge_disposition_id, 1) AS discharge_disposition_id, "
-        "e.admission_source_id, coalesce(e.time_in_hospital, max(1, CAST(julianday(date(coalesce(e.discharge_time, "
-        "datetime('now', 'localtime')))) - julianday(date(e.admit_time)) AS INTEGER))) AS time_in_hospital, "
+        "e.admission_source_id, e.time_in_hospital, "
         "e.payer_code, e.medical_specialty, e.num_lab_procedures, "
         "e.num_procedures, e.num_medications, e.number_outpatient, e.number_emergency, e.number_inpatient, "
-        "e.number_diagnoses, e.change_flag AS change, e.diabetes_med AS diabetesMed, e.readmitted, e.status, "
-        "e.admit_time, e.discharge_time, e.patient_id AS _pid, e.source_digest IS NOT NULL AS history_from_record, "
-        # LACE's E as defined (6 months), for stays whose history the store holds (FHIR / HL7 imports)
-        "CASE WHEN e.source_digest IS NULL OR e.admit_time IS NULL THEN NULL ELSE (SELECT count(*) FROM encounters x "
-        "WHERE x.patient_id = e.patient_id AND x.class = 'emergency' AND x.admit_time >= datetime(e.admit_time, "
-        "'-182 days') AND x.admit_time < e.admit_time) END AS emergency_6m "
+        "e.number_diagnoses, e.change_flag AS change, e.diabetes_med AS \"diabetesMed\", e.readmitted, e.status, "
+        "e.admit_time, e.discharge_time, e.patient_id AS _pid, e.source_digest IS NOT NULL AS history_from_record "
         f"FROM encounters e JOIN patients p ON p.id = e.patient_id {where} ORDER BY e.encounter_nbr", conn, args)
+    base["history_from_record"] = base["history_from_record"].astype(bool)
+    _derived_stay_columns(conn, base)
     eids = [int(x) for x in base["_eid"]]
     placeholders = ",".join("?" * len(eids)) or "NULL"
     # Plain dictionaries and lists, not pandas maps: a patient's few rows then cost about a millisecond

@@ -249,7 +249,7 @@ class InterventionService:
             for r in recs:
                 c.execute("INSERT INTO interventions (encounter_id, kind, reason, status, created_at) "
                           "VALUES (?,?,?,'recommended',?) ON CONFLICT (encounter_id, kind) DO UPDATE SET "
-                          "reason = excluded.reason WHERE status = 'recommended'", (eid, r.kind, r.why, _now()))
+                          "reason = excluded.reason WHERE interventions.status = 'recommended'", (eid, r.kind, r.why, _now()))
             c.execute(f"DELETE FROM interventions WHERE encounter_id = ? AND status = 'recommended' "
                       f"AND kind NOT IN ({','.join('?' * len(kinds)) or 'NULL'})", (eid, *kinds))
             audit.append(c, self.s.user.username, "recommend", "encounter", encounter_nbr,

@@ -13,3 +13,21 @@ def writer_lock(conn, what: str) -> None:
     so such a transaction takes a transaction-scoped advisory lock named after `what`; it ends with the transaction."""
     if is_server(conn):
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"wardlens.{what}",))
+
+
+def tables_with_column(conn, column: str, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The store's tables that have `column` (a merge moves every row that names the merged-away patient)."""
+    if is_server(conn):
+        rows = conn.execute("SELECT table_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                            "AND column_name = ? ORDER BY table_name", (column,)).fetchall()
+    else:
+        rows = conn.execute("SELECT m.name FROM sqlite_master m JOIN pragma_table_info(m.name) p ON p.name = ? "
+                            "WHERE m.type = 'table' ORDER BY m.name", (column,)).fetchall()
+    return [t for (t,) in rows if t not in exclude]
+
+
+def sync_ids(conn, table: str) -> None:
+    """After rows were written with ids chosen by the writer (bulk imports), the server's identity sequence must move
+    past them, or the next row that takes its id from the sequence would collide. The desk store needs nothing."""
+    if is_server(conn):
+        conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), greatest((SELECT max(id) FROM {table}), 1))")

@@ -403,7 +403,9 @@ def grants(p: str) -> list[str]:
            f"GRANT SELECT ({', '.join(ANALYST_PATIENT_COLUMNS)}) ON patients TO {analyst}",
            f"GRANT SELECT ON encounters, medications, lab_results, comorbidities, diagnoses, procedures, "
            f"medication_orders, patient_codes, wards, beds TO {analyst}",
-           f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA @S TO {admin}, {clin}"]
+           f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA @S TO {admin}, {clin}",
+           # bulk imports choose ids themselves and then move the sequences past them (dialect.sync_ids)
+           f"GRANT UPDATE ON ALL SEQUENCES IN SCHEMA @S TO {admin}"]
     return out
 
 
