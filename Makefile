@@ -38,6 +38,7 @@ run: $(RUN_STAMP)
 	$(PY) main.py $(ARGS)
 
 test: $(TEST_STAMP)
+	@bash installer/test-deps.sh
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 	$(VENV)/bin/lint-imports
 

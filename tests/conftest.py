@@ -125,6 +125,7 @@ def _per_user(open_as, store: Path):
         if user not in opened:
             opened[user] = open_as(store, user, pw or DEMO_PASSWORDS[user])
         return opened[user]
+    get.store = store   # what opens the same store again: its file, or the server copy's URL
     return get, opened
 
 
@@ -138,12 +139,15 @@ def sessions(demo_store):
         s.lock()
 
 
-@pytest.fixture
-def desks(demo_store):
+@pytest.fixture(params=["desk store", "server store"])
+def desks(request):
     """desks(user[, password]): a Desk (the session and its façades, opened as the GUI and the CLI open it) on
-    the private demo store, one per user, locked at teardown."""
+    a private copy of the demo store, one per user, locked at teardown. Every such test runs on both stores: the
+    SQLCipher file, and the demo store moved to a PostgreSQL server (a database of its own per test)."""
     from services.desk import open_desk
-    get, opened = _per_user(open_desk, demo_store)
+    store = request.getfixturevalue("demo_store") if request.param == "desk store" else \
+        request.getfixturevalue("server_demo_store")
+    get, opened = _per_user(open_desk, store)
     yield get
     for d in opened.values():
         d.lock()
@@ -254,3 +258,56 @@ def server_store(pg_cluster):
     init_server(ServerAddress.parse(pg_cluster.url(name, DBA[0])), DBA[1], site.admin, site.password,
                 display_name="Chief")
     return site
+
+
+@pytest.fixture(scope="session")
+def _server_demo_master(pg_cluster, _demo_master, tmp_path_factory):
+    """The demo store moved to the server once (migrate-store), with the demo's people given their demo passwords:
+    the template each test's server copy is made from."""
+    import psycopg
+    from services.site.accounts import unlock
+    from services.site.server_migrate import migrate_store
+    store = copy_store(_demo_master, tmp_path_factory.mktemp("server-demo"))
+    name = "wl_demo_master"
+    with psycopg.connect(pg_cluster.superuser_conninfo(), autocommit=True) as c:
+        if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DBA[0],)).fetchone():
+            c.execute(f"CREATE ROLE {DBA[0]} LOGIN CREATEROLE PASSWORD '{DBA[1]}'")
+        c.execute(f'CREATE DATABASE "{name}" OWNER {DBA[0]}')
+    s = unlock(store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        report = migrate_store(s, pg_cluster.url(name, DBA[0]), DBA[1], DEMO_PASSWORDS["admin"])
+    finally:
+        s.lock()
+    assert report.ok, report.problems
+    with psycopg.connect(pg_cluster.superuser_conninfo(name), autocommit=True) as c:
+        for user, pw in DEMO_PASSWORDS.items():
+            c.execute(f'ALTER ROLE "{user}" PASSWORD \'{pw}\'')
+        c.execute("UPDATE wardlens.users SET must_change = 0")
+    return name
+
+
+DEMO_ROLES = {"admin": "admin", "dr.demo": "clinician", "nurse.demo": "nurse", "analyst.demo": "analyst"}
+
+
+@pytest.fixture
+def server_demo_store(pg_cluster, _server_demo_master):
+    """A private copy of the server demo store (CREATE DATABASE … TEMPLATE): its URL. Logins are the cluster's, shared
+    by every copy, so what a test changes of them (passwords, roles, new people) is put back afterwards."""
+    import psycopg
+    name = f"wl_demo_{os.urandom(3).hex()}"
+    with psycopg.connect(pg_cluster.superuser_conninfo(), autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_server_demo_master}" OWNER {DBA[0]}')
+    yield pg_cluster.url(name)
+    prefix = "wl_wl_demo_master_"
+    with psycopg.connect(pg_cluster.superuser_conninfo(), autocommit=True) as c:
+        members = {u for (u,) in c.execute(
+            "SELECT m.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON "
+            "m.oid = a.member WHERE r.rolname LIKE %s AND m.rolname NOT LIKE 'wl%%'", (prefix + "%",))}
+        for user in members | set(DEMO_ROLES):
+            if user not in DEMO_ROLES:   # someone a test added
+                c.execute(f'DROP ROLE IF EXISTS "{user}"')
+                continue
+            for group in ("admin", "clinician", "nurse", "analyst"):
+                c.execute(f'REVOKE "{prefix}{group}" FROM "{user}"')
+            c.execute(f'GRANT "{prefix}{DEMO_ROLES[user]}" TO "{user}"')
+            c.execute(f'ALTER ROLE "{user}" LOGIN PASSWORD \'{DEMO_PASSWORDS[user]}\'')

@@ -53,7 +53,7 @@ def _long_stayer(desk, days: int) -> tuple[int, int]:
 @pytest.mark.parametrize("days", [14, 20])
 def test_census_worklist_and_both_reports_agree_past_the_model_range(desks, days):
     nurse = desks("nurse.demo")
-    pid, nbr = _long_stayer(nurse, days)
+    pid, nbr = _long_stayer(desks("admin"), days)   # set-up as an administrator: a nurse may not change a stay
     today = dt.date.today()
     row = next(p for p in nurse.capacity.census.inpatients(today) if p.encounter_nbr == nbr)
     # no invented "home tomorrow" with a zero-width window: the model has nothing to say past 14 days
@@ -75,7 +75,7 @@ def test_census_worklist_and_both_reports_agree_past_the_model_range(desks, days
 
 def test_ward_report_prints_the_census_estimate_for_a_long_stay(desks, tmp_path):
     nurse = desks("nurse.demo")
-    pid, nbr = _long_stayer(nurse, 16)
+    pid, nbr = _long_stayer(desks("admin"), 16)
     row = next(p for p in nurse.capacity.census.inpatients() if p.encounter_nbr == nbr)
     pdf = tmp_path / "ward.pdf"
     pdf.write_bytes(nurse.reports.ward_pdf(ward=row.ward))

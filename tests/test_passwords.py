@@ -8,6 +8,7 @@ from models.domain import Role
 from services.core.errors import ValidationError, WrongPassword
 from services.site.accounts import unlock
 from services.site.passwords import MIN_LENGTH, strength
+from services.desk import open_desk
 from tests.conftest import DEMO_PASSWORDS
 
 
@@ -68,7 +69,7 @@ def _dialog(qtbot, desk, owner):
     return dialog, vm
 
 
-def test_a_nurse_changes_her_own_password_in_the_dialog(qtbot, desks, demo_store, owner):
+def test_a_nurse_changes_her_own_password_in_the_dialog(qtbot, desks, owner):
     dialog, vm = _dialog(qtbot, desks("nurse.demo"), owner)
     dialog.current.setText(DEMO_PASSWORDS["nurse.demo"])
     dialog.new.setText("password1")
@@ -83,8 +84,8 @@ def test_a_nurse_changes_her_own_password_in_the_dialog(qtbot, desks, demo_store
         dialog.buttons.accepted.emit()
     assert not dialog.isVisible()
     with pytest.raises(WrongPassword):
-        unlock(demo_store, "nurse.demo", DEMO_PASSWORDS["nurse.demo"])
-    s = unlock(demo_store, "nurse.demo", "heron-quarry-velvet")
+        open_desk(desks.store, "nurse.demo", DEMO_PASSWORDS["nurse.demo"])
+    s = open_desk(desks.store, "nurse.demo", "heron-quarry-velvet")
     try:
         assert s.user.role is Role.NURSE
     finally:

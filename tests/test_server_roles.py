@@ -165,3 +165,28 @@ def _stay_values(e) -> dict:
             "ward_id": e.ward_id, "bed_id": e.bed_id, "medical_specialty": e.medical_specialty,
             "diagnoses": [d.code for d in e.diagnoses], "medications": {m.drug: m.status for m in e.medications},
             "version": e.version}
+
+
+def test_people_on_the_server_are_their_logins(staff):
+    site, people, pid = staff
+    admin = site.login()
+    acc = ServerAccounts(admin)
+    try:
+        # a one-time password: the login works only to choose a new one
+        acc.reset_password(people["nurse"], "one-time-pass-4421")
+        from services.core.errors import PasswordChangeRequired
+        with pytest.raises(PasswordChangeRequired):
+            site.login(people["nurse"], "one-time-pass-4421")
+        from services.site.server_accounts import unlock_server
+        unlock_server(site.url, people["nurse"], "one-time-pass-4421", new_password="nurses-own-choice-77").lock()
+        site.login(people["nurse"], "nurses-own-choice-77").lock()
+        # deactivated: the server refuses the login itself, from psql too
+        acc.deactivate_user(people["analyst"])
+        assert "not permitted to log in" in _psql(site, people["analyst"], "SELECT 1").stderr
+        acc.reactivate_user(people["analyst"], "back-again-pass-5521")
+        assert acc.set_role(people["analyst"], Role.CLINICIAN)
+        assert {p["username"]: p["role"] for p in acc.people()}[people["analyst"]] == "clinician"
+    finally:
+        admin.lock()
+    with psycopg.connect(site.cluster.url(site.dbname, people["analyst"]), password="back-again-pass-5521") as c:
+        assert c.execute("SELECT count(*) FROM wardlens.patients WHERE family_name IS NOT NULL").fetchone()[0] == 1

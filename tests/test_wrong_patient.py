@@ -149,7 +149,7 @@ def test_a_dicom_of_another_patient_is_not_stored_without_a_confirmation_that_is
         studies.add_study(pid, other)
     assert "name" in wrong.value.check.reason and "birth date" in wrong.value.check.reason
     stored = studies.add_study(pid, other, identity_confirmed=True)
-    events = [e for e in desk.session.audit.recent(20) if e.action == "xray_identity_confirmed"]
+    events = [e for e in desks("admin").session.audit.recent(20) if e.action == "xray_identity_confirmed"]
     assert events and events[0].entity_id == str(stored.id)
     assert "name" in events[0].detail and "birth date" in events[0].detail
     assert "Williams" not in events[0].detail and patient.family_name not in events[0].detail   # fields, not values

@@ -18,10 +18,10 @@ from services.modelops.registry import ActiveModel
 from services.records.facade import Records
 from services.reports.facade import Reports
 from services.risk.facade import Risk
-from services.site import accounts, server_accounts
+from services.site import accounts
 from services.site.facade import Site
 from services.site.session import Session
-from services.store.server import is_server_url
+from services.store.dialect import is_server_url
 
 
 @dataclass(eq=False)
@@ -115,7 +115,8 @@ def open_desk(path: Path | str, username: str, password: str, new_password: str 
     """`path`: a desk store file, or a server store's postgresql:// URL (the person's own PostgreSQL login).
     `new_password` replaces a one-time password set by an administrator (accounts.unlock)."""
     if is_server_url(path):
-        return Desk.around(server_accounts.unlock_server(str(path), username, password))
+        from services.site.server_accounts import unlock_server   # loads the PostgreSQL driver only when used
+        return Desk.around(unlock_server(str(path), username, password, new_password=new_password))
     return Desk.around(accounts.unlock(path, username, password, new_password=new_password))
 
 

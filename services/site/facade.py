@@ -11,7 +11,6 @@ from services.site.accounts import AccountService
 from services.site.backup import backup
 from services.site.daily_backup import BackupEntry, DailyResult, list_backups, run_daily
 from services.site.session import Session
-from services.site.server_accounts import ServerAccounts
 from services.site.settings import SettingsService
 from services.store import integrity
 from services.store.identity import identity_problems
@@ -44,7 +43,11 @@ class Site:
         self.session = session
         self.settings = SettingsService(session)
         # On the server a person's account is their own PostgreSQL login (services.site.server_accounts)
-        self.accounts = ServerAccounts(session) if getattr(session.db, "kind", "") == "server" else AccountService(session)
+        if getattr(session.db, "kind", "") == "server":
+            from services.site.server_accounts import ServerAccounts
+            self.accounts = ServerAccounts(session)
+        else:
+            self.accounts = AccountService(session)
 
     def verify(self) -> VerifyReport:
         """Encryption, structure, foreign keys and the audit chain of the whole store. Administrators only

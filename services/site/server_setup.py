@@ -48,6 +48,11 @@ BEGIN
   END LOOP;
   EXECUTE format('GRANT %I TO %I', '@P' || grp, name);
 END $$;
+CREATE FUNCTION enable_login(name text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
+  EXECUTE format('ALTER ROLE %I LOGIN', name);
+END $$;
 CREATE FUNCTION disable_login(name text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
@@ -114,7 +119,7 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
             for stmt in sch.statements(USER_FUNCTIONS.replace("@P", p), SCHEMA):
                 cur.execute(stmt)
             for fn in ("create_login(text, text, text)", "set_login_password(text, text)",
-                       "set_login_group(text, text)", "disable_login(text)"):
+                       "set_login_group(text, text)", "enable_login(text)", "disable_login(text)"):
                 cur.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
                 cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION " + fn + " TO {}").format(_ident(p + "admin")))
             cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))

@@ -104,7 +104,8 @@ def verify_chain(conn, max_problems: int = 20, keys=None, pending: dict[str, byt
     if keys is not None:
         row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
         store_id = row[0] if row else ""
-    signed_schema = any(r[1] == "sig" for r in conn.execute("PRAGMA table_info(audit_log)"))  # v7 and later
+    signed_schema = getattr(conn, "dialect", "sqlite") == "postgresql" or \
+        any(r[1] == "sig" for r in conn.execute("PRAGMA table_info(audit_log)"))  # v7 and later; every server store
     sig_cols = "signer, sig" if signed_schema else "NULL, NULL"
     for id_, ts, user, action, entity, entity_id, detail, p_hash, h, signer, sig in conn.execute(
             "SELECT id, ts, username, action, entity, entity_id, detail, prev_hash, hash, " + sig_cols +

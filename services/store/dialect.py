@@ -1,5 +1,14 @@
-"""What differs between the desk store (SQLCipher) and the server store (PostgreSQL) for code holding a connection."""
+"""What differs between the desk store (SQLCipher) and the server store (PostgreSQL) for code holding a connection.
+
+Nothing here imports the PostgreSQL driver: a desk that never opens a server store never loads it."""
 from __future__ import annotations
+
+from pathlib import Path
+
+
+def is_server_url(text: str | Path | None) -> bool:
+    """A server store is named by its postgresql:// URL; anything else is a desk store file."""
+    return isinstance(text, str) and text.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
 def is_server(conn) -> bool:

@@ -239,7 +239,7 @@ def reseal_all(c, old: IdentityCodec, new: IdentityCodec) -> int:
                   "search_name = ? WHERE id = ?", out)
     c.execute("DELETE FROM identity_cache")   # a snapshot under the old key must not outlive it (a kept copy would read it)
     for table, column, owner, which in TEXT_FIELDS:
-        vals = c.execute(f"SELECT rowid, {owner}, {column} FROM {table} WHERE {which}").fetchall()
+        vals = c.execute(f"SELECT id, {owner}, {column} FROM {table} WHERE {which}").fetchall()
         moved = []
         for rid, o, v in vals:
             text = old.text_out(table, column, o, v)
@@ -247,7 +247,7 @@ def reseal_all(c, old: IdentityCodec, new: IdentityCodec) -> int:
                 raise IdentityUnavailable(f"A sealed {table.replace('_', ' ')} {column} (row {rid}) does not open "
                                           "(altered outside WardLens): nothing was changed. Run verify.")
             moved.append((new.text_in(table, column, o, text), rid))
-        c.executemany(f"UPDATE {table} SET {column} = ? WHERE rowid = ?", moved)
+        c.executemany(f"UPDATE {table} SET {column} = ? WHERE id = ?", moved)
     return len(out)
 
 

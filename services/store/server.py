@@ -26,6 +26,7 @@ from psycopg import errors as pgerr
 from psycopg.pq import TransactionStatus
 
 from services.core.errors import WardLensError, WrongPassword
+from services.store.dialect import is_server_url
 
 SCHEMA = "wardlens"
 TLS_MODES = ("verify-full", "verify-ca")
@@ -42,10 +43,6 @@ class ServerUnavailable(WardLensError):
 
 class ServerTrustError(WardLensError):
     """The server's certificate did not verify: WardLens does not talk to it."""
-
-
-def is_server_url(text: str | Path | None) -> bool:
-    return isinstance(text, str) and text.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
 @dataclass(frozen=True)
@@ -141,7 +138,9 @@ def connect(address: ServerAddress, user: str, password: str | None, autocommit:
 def explain(exc: BaseException, address: ServerAddress) -> WardLensError:
     text = str(exc)
     low = text.lower()
-    if "password authentication failed" in low or "no password supplied" in low or "role" in low and "does not exist" in low:
+    # a deactivated login (NOLOGIN) is told apart from a wrong password by nobody, as on the desk store
+    if "password authentication failed" in low or "no password supplied" in low or \
+            "role" in low and ("does not exist" in low or "not permitted to log in" in low):
         return WrongPassword()
     if "certificate" in low or "ssl" in low and ("verify" in low or "handshake" in low):
         return ServerTrustError(f"The server {address.label} did not prove it is the hospital's server (its "
@@ -271,6 +270,10 @@ class ServerDatabase:
         db = cls(address, user, password)
         db.conn  # the login happens here: a wrong password or an unreachable server raise now
         return db
+
+    def remember_password(self, password: str) -> None:
+        """After the person changed their password: new connections (other threads, reconnects) log in with it."""
+        self._password = password
 
     def set_trust(self, trust) -> None:
         with self._lock:

@@ -354,6 +354,11 @@ BEGIN NEW.updated_by := session_user; RETURN NEW; END $$;
 CREATE TRIGGER patients_creator BEFORE INSERT ON patients FOR EACH ROW EXECUTE FUNCTION stamp_creator();
 CREATE TRIGGER encounters_creator BEFORE INSERT ON encounters FOR EACH ROW EXECUTE FUNCTION stamp_creator();
 
+-- A person who chose their own password (ALTER ROLE CURRENT_USER) no longer has to change it; only for themselves.
+CREATE FUNCTION own_password_changed() RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = @S AS $$
+  UPDATE users SET must_change = 0 WHERE username = session_user;
+$$;
+
 -- Changes other desks should see within seconds (census, alerts, worklist): one notification per transaction.
 CREATE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('@S_changes', TG_TABLE_NAME); RETURN NULL; END $$;
@@ -383,7 +388,7 @@ def grants(p: str) -> list[str]:
            # every login writes its own audit rows (login, views, denials); only administrators read them
            f"GRANT INSERT ON audit_log TO {staff}",
            f"GRANT SELECT ON audit_log TO {admin}",
-           f"GRANT EXECUTE ON FUNCTION audit_head() TO {staff}",
+           f"GRANT EXECUTE ON FUNCTION audit_head(), own_password_changed() TO {staff}",
            "REVOKE ALL ON FUNCTION audit_head() FROM PUBLIC",
            # administrators: everything a desk does, imports included (not the audit log's rows, not the schema)
            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(CLINICAL)}, identity_cache TO {admin}",
@@ -399,11 +404,15 @@ def grants(p: str) -> list[str]:
            f"GRANT UPDATE (status, assigned_bed_id) ON waiting_admissions TO {nurse}",
            f"GRANT UPDATE (acknowledged_at, acknowledged_by) ON alerts TO {nurse}",
            f"GRANT INSERT, UPDATE ON identity_cache TO {nurse}",
+           # the discharge worklist's recommendations are worked out and kept as anyone opens it; nurses tick them
+           # done, and risk alerts are raised within whoever's session scores a stay
+           f"GRANT INSERT, UPDATE, DELETE ON interventions TO {nurse}",
+           f"GRANT INSERT ON alerts TO {nurse}",
            # analysts: clinical facts without who the patient is
            f"GRANT SELECT ({', '.join(ANALYST_PATIENT_COLUMNS)}) ON patients TO {analyst}",
            f"GRANT SELECT ON encounters, medications, lab_results, comorbidities, diagnoses, procedures, "
            f"medication_orders, patient_codes, wards, beds TO {analyst}",
-           f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA @S TO {admin}, {clin}",
+           f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA @S TO {admin}, {clin}, {nurse}",
            # bulk imports choose ids themselves and then move the sequences past them (dialect.sync_ids)
            f"GRANT UPDATE ON ALL SEQUENCES IN SCHEMA @S TO {admin}"]
     return out

@@ -26,6 +26,8 @@ class VerifyReport:
 def verify_connection(conn, expect_version: int | None | object = CURRENT) -> VerifyReport:
     """Every check of a store; expect_version None accepts any schema version (a copy taken before an upgrade,
     an earlier release's backup)."""
+    if getattr(conn, "dialect", "sqlite") == "postgresql":
+        return verify_server_connection(conn)
     expect_version = migrations.LATEST if expect_version is CURRENT else expect_version
     report = VerifyReport()
     try:
@@ -52,4 +54,37 @@ def verify_connection(conn, expect_version: int | None | object = CURRENT) -> Ve
             report.notes += notes
     except DatabaseError as exc:
         report.problems.append(f"the store could not be read: {exc}")
+    return report
+
+
+# The server's own guards: if one is missing or disabled, the server no longer enforces what WardLens promises.
+SERVER_TRIGGERS = ("audit_no_change", "audit_no_truncate", "audit_link", "patients_version", "encounters_version")
+
+
+def verify_server_connection(conn) -> VerifyReport:
+    """The server store: schema version, the audit chain, and that the server still guards the store (the audit
+    triggers in place and enabled, no login able to act as the owner role). Pages and foreign keys are the server's
+    own to keep (PostgreSQL checks foreign keys on every write; page checksums are the DBA's: initdb -k)."""
+    from services.store.server_schema import SERVER_VERSION
+    report = VerifyReport()
+    row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+    report.schema_version = int(row[0]) if row else 0
+    if report.schema_version != SERVER_VERSION:
+        report.problems.append(f"schema version {report.schema_version}, expected {SERVER_VERSION}")
+    enabled = dict(conn.execute("SELECT tgname, tgenabled FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = current_schema() "
+                                "AND NOT t.tgisinternal").fetchall())
+    for name in SERVER_TRIGGERS:
+        if enabled.get(name) in (None, "D"):
+            report.problems.append(f"the server's {name} guard is {'disabled' if name in enabled else 'missing'}")
+    prefix = conn.execute("SELECT value FROM meta WHERE key = 'role_prefix'").fetchone()
+    if prefix:
+        members = [r[0] for r in conn.execute(
+            "SELECT m.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON "
+            "m.oid = a.member WHERE r.rolname = ?", (prefix[0] + "owner",))]
+        if members:
+            report.problems.append(f"{', '.join(members)} can act as the store's owner (and so alter the audit log)")
+    chain = verify_chain(conn)
+    report.audit_rows = chain.rows
+    report.problems += chain.problems
     return report
