@@ -17,11 +17,35 @@ disable_core_dumps()  # before any key or patient data is in memory
 _ENV_PASSWORD = take_secret_from_environment("WARDLENS_PASSWORD")  # wiped from /proc/PID/environ at once
 _ENV_RECOVERY = take_secret_from_environment("WARDLENS_RECOVERY_KEY")
 _ENV_NEW_PASSWORD = take_secret_from_environment("WARDLENS_NEW_PASSWORD")
+_ENV_PGPASSWORD = take_secret_from_environment("PGPASSWORD")   # the DBA's set-up login (init, migrate-store) only
 
 from services.core.errors import PasswordChangeRequired, WardLensError  # noqa: E402
 from services.core.files import check_command_paths  # noqa: E402
 from services.core.outputs import write_output  # noqa: E402
 from services.core.paths import default_store_path, ensure_user_data_dir, user_data_dir  # noqa: E402
+
+
+def _store_arg(text: str) -> Path | str:
+    """--db: a desk store file, or a server store's postgresql:// URL (kept as text: a Path would fold its '//')."""
+    from services.store.dialect import is_server_url
+    return text.strip() if is_server_url(text) else Path(text)
+
+
+def _desk_store_only(args: argparse.Namespace, what: str) -> None:
+    if isinstance(args.db, str):
+        raise WardLensError(f"{what} is for a desk store file. On a server store the hospital's DBA keeps backups and "
+                            "keys (pg_dump, the server's disk encryption; docs/security.md).")
+
+
+def _secret(env: str | None, prompt: str, why: str, repeat: bool = False) -> str:
+    if env is not None:
+        return env
+    if not sys.stdin.isatty():
+        raise WardLensError(why)
+    value = getpass.getpass(prompt)
+    if repeat and getpass.getpass("Repeat it: ") != value:
+        raise WardLensError("The two passwords differ.")
+    return value
 
 
 def _credentials(args: argparse.Namespace) -> tuple[str, str]:
@@ -42,8 +66,12 @@ def _credentials(args: argparse.Namespace) -> tuple[str, str]:
 def _desk(args: argparse.Namespace):
     """The session every command works in, opened exactly as the GUI opens it (services.desk)."""
     from services.desk import open_desk, open_desk_with_recovery
+    if isinstance(args.db, str):
+        from services.store.server import ServerAddress
+        ServerAddress.parse(args.db)   # a URL WardLens would not use is refused before any password is asked
     recovery = _ENV_RECOVERY
     if recovery and not args.user and not os.environ.get("WARDLENS_USER"):
+        _desk_store_only(args, "The recovery key")
         desk = open_desk_with_recovery(args.db, recovery)
     else:
         try:
@@ -56,6 +84,7 @@ def _desk(args: argparse.Namespace):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _desk_store_only(args, "The demo store")
     from services.records.demo import DEMO_LOGINS, build_demo_store
     build_demo_store(args.db, progress=lambda d, t, m="": print(f"[{d}/{t}] {m}", file=sys.stderr))
     print(f"Demo store written to {args.db}")
@@ -66,13 +95,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_init(args: argparse.Namespace) -> int:
     from services.site.accounts import create_store
-    password = _ENV_PASSWORD
-    if password is None:
-        if not sys.stdin.isatty():
-            raise WardLensError("Set WARDLENS_PASSWORD or run from a terminal to be asked for the admin password.")
-        password = getpass.getpass(f"New password for {args.admin}: ")
-        if getpass.getpass("Repeat it: ") != password:
-            raise WardLensError("The two passwords differ.")
+    address = None
+    if isinstance(args.db, str):
+        from services.store.server import ServerAddress
+        address = ServerAddress.parse(args.db)   # an address WardLens would not use: refused before any password
+    password = _secret(_ENV_PASSWORD, f"New password for {args.admin}: ",
+                       "Set WARDLENS_PASSWORD or run from a terminal to be asked for the admin password.", repeat=True)
+    if address is not None:
+        from services.site.server_setup import init_server
+        dba = _secret(_ENV_PGPASSWORD, f"Password of the set-up login {address.user} on the server: ",
+                      "Set PGPASSWORD (the set-up login's) or run from a terminal to be asked for it.")
+        print(init_server(address, dba, args.admin, password))
+        print(f"Desks connect with --db {address.with_user('').url} and each person's own user name and password.")
+        return 0
     created = create_store(args.db, args.admin, password)
     print(f"New empty store at {created.path} with administrator {args.admin}.")
     print("RECOVERY KEY (shown once; print it and keep it in the safe):")
@@ -124,6 +159,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_backups(args: argparse.Namespace) -> int:
+    _desk_store_only(args, "Backups")
     desk = _desk(args)
     try:
         entries = desk.site.backups()
@@ -142,6 +178,7 @@ def cmd_backups(args: argparse.Namespace) -> int:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    _desk_store_only(args, "A backup")
     if args.daily == (args.output is not None):
         print("error: give --output FILE, or --daily for the day's backup into the site's backup folder",
               file=sys.stderr)
@@ -162,6 +199,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    _desk_store_only(args, "A restore")
     from services.site.backup import restore
     user, password = _credentials(args)
     confirm = None
@@ -241,6 +279,38 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate_store(args: argparse.Namespace) -> int:
+    """Exit 0 when both sides agree, 4 when the copy landed but a check found a difference (listed)."""
+    from services.site.accounts import unlock
+    from services.site.server_migrate import migrate_store
+    from services.store.dialect import is_server_url
+    if not is_server_url(args.to):
+        raise WardLensError("--to is the server store's postgresql://dba@host/database?sslmode=verify-full&… URL.")
+    user, password = _credentials(args)
+    session = unlock(args.source, user, password)
+    try:
+        dba = _secret(_ENV_PGPASSWORD, "Password of the set-up login on the server: ",
+                      "Set PGPASSWORD (the set-up login's) or run from a terminal to be asked for it.")
+        report = migrate_store(session, args.to, dba, password,
+                               progress=lambda d, t, m="": print(f"[{d}/{t}] {m}", file=sys.stderr))
+    finally:
+        session.lock(reason="command finished")
+    for table, n in report.counts.items():
+        print(f"  {table:<20} {n}")
+    print(f"  audit chain head     {report.audit_head}")
+    for name, one_time in report.one_time_passwords.items():
+        print(f"One-time password for {name}: {one_time}")
+    if report.one_time_passwords:
+        print("(each person chooses their own at their first login on the server; shown only now)")
+    if not report.ok:
+        print("DIFFERENCES FOUND:")
+        for p in report.problems:
+            print(f"  - {p}")
+        return 4
+    print(f"Moved: both sides agree. {user} logs in to the server with the same password.")
+    return 0
+
+
 def cmd_stats(args: argparse.Namespace) -> int:
     desk = _desk(args)
     try:
@@ -271,6 +341,7 @@ def cmd_census(args: argparse.Namespace) -> int:
 
 
 def cmd_rotate_keys(args: argparse.Namespace) -> int:
+    _desk_store_only(args, "Key rotation")
     from services.site.rotation import rotate_data_key
     desk = _desk(args)
     try:
@@ -292,7 +363,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
         report = desk.site.verify()   # administrators only, audited: the same rule as the GUI's
     finally:
         desk.lock(reason="command finished")
-    if report.ok:
+    if report.ok and report.server:
+        print(f"OK: the server's guards in place (audit log append-only, no login acting as the owner), schema "
+              f"v{report.schema_version}, audit chain of {report.audit_rows} rows intact")
+    elif report.ok:
         print(f"OK: encryption and structure checks clean, schema v{report.schema_version}, "
               f"audit chain of {report.audit_rows} rows intact, signatures and anchors verified")
     else:
@@ -430,7 +504,7 @@ def cmd_gui(args: argparse.Namespace) -> int:
         _quit_after(args.smoke_seconds)
     if args.db is None and default_store_path().parent == user_data_dir():
         ensure_user_data_dir()   # the per-user store's own folder; a site's or a person's path must already exist
-    return run_gui(Path(args.db) if args.db else default_store_path(), sys.argv[:1])
+    return run_gui(args.db if args.db else default_store_path(), sys.argv[:1])
 
 
 def _quit_after(seconds: float) -> None:
@@ -448,14 +522,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command")
 
     def with_db(p: argparse.ArgumentParser, login: bool = True) -> argparse.ArgumentParser:
-        p.add_argument("--db", type=Path, required=True, help="the store file")
+        p.add_argument("--db", type=_store_arg, required=True,
+                       help="the store file, or a server store's postgresql://host/db?sslmode=verify-full&sslrootcert=… "
+                            "URL")
         if login:
             p.add_argument("--user", help="user name (or WARDLENS_USER); the password comes from WARDLENS_PASSWORD "
                                           "or a prompt; WARDLENS_RECOVERY_KEY alone opens with the recovery key")
         return p
 
     g = sub.add_parser("gui", help="open the application (the default)")
-    g.add_argument("--db", type=Path, help=f"store file (default {default_store_path()})")
+    g.add_argument("--db", type=_store_arg, help=f"store file (default {default_store_path()}), or a server store's "
+                                                 "postgresql:// URL")
     g.add_argument("--smoke-seconds", type=float, default=0, help=argparse.SUPPRESS)  # installer/smoke_test.py
     g.set_defaults(func=cmd_gui)
     with_db(sub.add_parser("demo", help="build the demo store"), login=False).set_defaults(func=cmd_demo)
@@ -511,6 +588,14 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "list":
             p.add_argument("--json", action="store_true", help="as JSON")
         p.set_defaults(func=cmd_users)
+    p = sub.add_parser("migrate-store", help="copy a desk store, with its audit chain and models, to a new server "
+                                             "store and check both sides agree")
+    p.add_argument("--from", dest="source", type=Path, required=True, help="the desk store file")
+    p.add_argument("--to", required=True, help="postgresql://DBA@host/database?sslmode=verify-full&sslrootcert=CA (an "
+                                               "empty database; the DBA's password from PGPASSWORD or a prompt)")
+    p.add_argument("--user", help="an administrator of the desk store (or WARDLENS_USER); the server's first "
+                                  "administrator, with the same password")
+    p.set_defaults(func=cmd_migrate_store)
     p = with_db(sub.add_parser("stats", help="counts of what the store holds"))
     p.add_argument("--json", action="store_true", help='one object: {"patients": N, "encounters": N, ...}')
     p.set_defaults(func=cmd_stats)

@@ -40,8 +40,11 @@ def test_make_run_installs_the_runtime_only_and_make_test_adds_the_tools(tmp_pat
 
 @pytest.mark.parametrize("bad", ["postgresql://wardlens@db.hospital.local/wardlens", "postgres:site", "https://x/y.db"])
 def test_init_refuses_a_url_and_creates_nothing(tmp_path, bad):
+    """A postgresql:// URL is a server store (docs: README, several desks), and one that would not verify the server's
+    certificate is refused before anything; other URL-like paths are refused as store files."""
     r = cli("init", "--db", bad, "--admin", "itadmin", cwd=tmp_path)
-    assert r.returncode == 1 and "looks like a URL" in r.stderr
+    why = "only over TLS that checks the server's certificate" if bad.startswith("postgresql://") else "looks like a URL"
+    assert r.returncode == 1 and why in r.stderr, r.stderr
     assert list(tmp_path.iterdir()) == [], "no folder tree named after the URL"
 
 
@@ -54,9 +57,9 @@ def test_backup_refuses_a_url_and_a_missing_folder_and_creates_nothing(tmp_path,
 
 
 def test_commands_that_create_a_store_refuse_a_missing_folder(tmp_path):
-    for cmd in (["init", "--admin", "itadmin"], ["demo"]):
+    for cmd, why in ((["init", "--admin", "itadmin"], "only over TLS"), (["demo"], "is for a desk store file")):
         r = cli(*cmd, "--db", "postgresql://wardlens@db/wardlens", cwd=tmp_path)
-        assert r.returncode == 1 and "looks like a URL" in r.stderr, (cmd, r.stderr)
+        assert r.returncode == 1 and why in r.stderr, (cmd, r.stderr)
         target = tmp_path / "no-such-folder" / "deeper" / "site.db"
         r = cli(*cmd, "--db", str(target))
         assert r.returncode == 1 and "does not exist" in r.stderr, (cmd, r.stderr)

@@ -10,19 +10,30 @@ from services.site.server_migrate import MigrationRefused, migrate_store
 from tests.conftest import DBA, DEMO_PASSWORDS
 
 
+@pytest.fixture(scope="module")
+def own_cluster():
+    """A cluster of this module's own: moving the demo store makes logins named as the demo's people, which the
+    shared cluster's server demo store (tests/conftest.py) already holds."""
+    from tests import pgcluster
+    if pgcluster.pg_bin() is None:
+        pytest.skip("no PostgreSQL server on this machine (Debian: apt-get install postgresql)")
+    cluster = pgcluster.start_cluster()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
-def empty_server_db(pg_cluster):
+def empty_server_db(own_cluster):
     import os
     import psycopg
     name = f"wl_move_{os.urandom(3).hex()}"
-    with psycopg.connect(pg_cluster.superuser_conninfo(), autocommit=True) as c:
+    with psycopg.connect(own_cluster.superuser_conninfo(), autocommit=True) as c:
         if not c.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (DBA[0],)).fetchone():
             c.execute(f"CREATE ROLE {DBA[0]} LOGIN CREATEROLE PASSWORD '{DBA[1]}'")
         c.execute(f'CREATE DATABASE "{name}" OWNER {DBA[0]}')
-        # the demo's people are cluster-wide logins: a database of an earlier test may hold them
-        for user in DEMO_PASSWORDS:
+        for user in DEMO_PASSWORDS:   # an earlier test of this module moved the demo store here too
             c.execute(f'DROP ROLE IF EXISTS "{user}"')
-    return pg_cluster, name
+    return own_cluster, name
 
 
 def test_the_demo_store_moves_to_the_server_whole(demo_store, empty_server_db):

@@ -190,3 +190,27 @@ def test_people_on_the_server_are_their_logins(staff):
         admin.lock()
     with psycopg.connect(site.cluster.url(site.dbname, people["analyst"]), password="back-again-pass-5521") as c:
         assert c.execute("SELECT count(*) FROM wardlens.patients WHERE family_name IS NOT NULL").fetchone()[0] == 1
+
+
+def test_the_patient_page_keeps_what_was_typed_and_shows_theirs_after_a_conflict(qtbot, owner, desks):
+    """Two desks (on both stores): the second save is refused with who and when; the page reloads to their version,
+    the form's values are untouched, and saving again then is a knowing choice."""
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.patients_vm import PatientViewModel
+    runner = BackgroundRunner(owner)
+    mine, theirs = desks("dr.demo"), desks("admin")
+    pid = mine.records.patients.search("", limit=1)[0].patient_id
+    page = PatientViewModel(mine, runner, owner)
+    with qtbot.waitSignal(page.loaded, timeout=20_000):
+        page.load(pid)
+    p = page.patient
+    typed = {"mrn": p.mrn, "given_name": "Typed", "family_name": p.family_name, "birth_date": p.birth_date,
+             "sex": p.sex, "race": p.race}
+    theirs.records.patients.update_patient(pid, {**typed, "given_name": "Theirs"})
+    with qtbot.waitSignal(page.loaded, timeout=20_000):
+        problems = page.save_patient(dict(typed), pid)
+    assert "was changed by admin" in problems[""] and "Save again" in problems[""]
+    assert page.patient.given_name == "Theirs" and typed["given_name"] == "Typed"
+    with qtbot.waitSignal(page.loaded, timeout=20_000):
+        assert page.save_patient(dict(typed), pid) == {}
+    assert page.patient.given_name == "Typed"

@@ -236,7 +236,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(icon("wardlens"))
         self.stack = QStackedWidget()
         self.setCentralWidget(self.stack)
-        self.unlock_view = UnlockView(session_vm)
+        self.unlock_view = UnlockView(session_vm, settings=settings)
         self.unlock_view.user.setText(str(settings.value("last_user", "")))
         self.stack.addWidget(self.unlock_view)
         self.workspace: Workspace | None = None
@@ -319,7 +319,9 @@ class MainWindow(QMainWindow):
         self.workspace.admin_vm.failed.connect(lambda text: QMessageBox.warning(self, "Backup", text))
         self.stack.addWidget(self.workspace)
         self.stack.setCurrentWidget(self.workspace)
-        self.user_label.setText(f"{session.user.display_name or session.user.username} ({session.user.role.value})")
+        where = f" · {self.vm.store_label}" if self.vm.use_server else ""   # everyone sees they share the server
+        self.user_label.setText(f"{session.user.display_name or session.user.username} ({session.user.role.value})"
+                                f"{where}")
         self.lock_button.setVisible(True)
         self.lock_action.setEnabled(True)
         self.password_action.setEnabled(True)

@@ -1,17 +1,71 @@
-"""The unlock screen: user, password, clear errors, and the demo logins where the store is the demo."""
+"""The unlock screen: this computer's store or the hospital server, user, password, clear errors, and the demo logins
+where the store is the demo."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QProgressBar, QPushButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtWidgets import (QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit, QProgressBar,
+                               QPushButton, QRadioButton, QVBoxLayout, QWidget)
 
 from ui.password_widgets import PasswordMeter
 from ui.theme import icon
 from viewmodels.session_vm import SessionViewModel
 
 
+class ServerFields(QWidget):
+    """The hospital server's address: server, port, database and the hospital's CA certificate file, remembered on
+    this desk (never a password)."""
+
+    KEYS = ("server/host", "server/port", "server/database", "server/ca_file")
+
+    def __init__(self, url: str, settings: QSettings | None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        self.host = QLineEdit(placeholderText="wardlens.hospital.local")
+        self.port = QLineEdit(placeholderText="5432")
+        self.database = QLineEdit(placeholderText="wardlens")
+        self.ca_file = QLineEdit(placeholderText="the hospital's CA certificate (.pem)")
+        browse = QPushButton("…")
+        browse.setToolTip("Choose the CA certificate file")
+        browse.clicked.connect(self._browse)
+        ca_row = QHBoxLayout()
+        ca_row.addWidget(self.ca_file, 1)
+        ca_row.addWidget(browse)
+        for name, w in (("Host", self.host), ("Port", self.port), ("Database", self.database)):
+            w.setAccessibleName(f"Server {name.lower()}")
+            form.addRow(name, w)
+        self.ca_file.setAccessibleName("CA certificate file")
+        form.addRow("CA file", ca_row)
+        for key, w in zip(self.KEYS, (self.host, self.port, self.database, self.ca_file)):
+            if settings is not None:
+                w.setText(str(settings.value(key, "") or ""))
+        if url:   # started with --db URL: that address, whatever this desk remembered
+            from urllib.parse import parse_qs, unquote, urlsplit
+            parts = urlsplit(url)
+            q = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            self.host.setText(q.get("host") or parts.hostname or "")
+            self.port.setText(str(q.get("port") or parts.port or ""))
+            self.database.setText(unquote(parts.path.lstrip("/")))
+            self.ca_file.setText(q.get("sslrootcert", ""))
+
+    def values(self) -> tuple[str, str, str, str]:
+        return self.host.text(), self.port.text(), self.database.text(), self.ca_file.text()
+
+    def remember(self) -> None:
+        if self.settings is not None:
+            for key, value in zip(self.KEYS, self.values()):
+                self.settings.setValue(key, value.strip())
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "The hospital's CA certificate", self.ca_file.text(),
+                                              "Certificates (*.pem *.crt *.cer);;All files (*)")
+        if path:
+            self.ca_file.setText(path)
+
+
 class UnlockView(QWidget):
-    def __init__(self, vm: SessionViewModel, parent: QWidget | None = None) -> None:
+    def __init__(self, vm: SessionViewModel, parent: QWidget | None = None, settings: QSettings | None = None) -> None:
         super().__init__(parent)
         self.vm = vm
         self.setObjectName("UnlockView")
@@ -37,9 +91,21 @@ class UnlockView(QWidget):
         titles.addWidget(QLabel("Offline clinical risk desk", objectName="Subtitle"))
         head.addLayout(titles, 1)
         lay.addLayout(head)
-        self.store_label = QLabel(f"Store: {vm.store_path}", objectName="Subtitle")
+        choice = QHBoxLayout()
+        self.local_choice = QRadioButton("This &computer")
+        self.server_choice = QRadioButton("&Hospital server")
+        self.local_choice.setToolTip("The encrypted store on this workstation")
+        self.server_choice.setToolTip("The hospital's WardLens server, shared by every desk (over verified TLS)")
+        (self.server_choice if vm.use_server else self.local_choice).setChecked(True)
+        choice.addWidget(self.local_choice)
+        choice.addWidget(self.server_choice)
+        choice.addStretch(1)
+        lay.addLayout(choice)
+        self.store_label = QLabel(vm.store_label, objectName="Subtitle")
         self.store_label.setWordWrap(True)
         lay.addWidget(self.store_label)
+        self.server_box = ServerFields(vm.server_url, settings)
+        lay.addWidget(self.server_box)
 
         form = QFormLayout()
         self.user = QLineEdit(placeholderText="user name")
@@ -98,11 +164,24 @@ class UnlockView(QWidget):
         self.setTabOrder(self.password, self.new_password)
         self.setTabOrder(self.new_password, self.repeat)
         self.setTabOrder(self.repeat, self.unlock_button)
+        self.server_choice.toggled.connect(vm.choose_server)
+        vm.storeChoiceChanged.connect(self._show_choice)
+        self._show_choice(vm.use_server)
         self._show_demo(vm.demo_logins)
         self._show_error(vm.error)
 
     def _submit(self) -> None:
+        if self.vm.use_server:
+            if not self.vm.set_server(*self.server_box.values()):
+                return
+            self.server_box.remember()
+            self.store_label.setText(self.vm.store_label)
         self.vm.unlock(self.user.text(), self.password.text(), self.new_password.text(), self.repeat.text())
+
+    def _show_choice(self, server: bool) -> None:
+        self.server_box.setVisible(server)
+        self.store_label.setText(self.vm.store_label)
+        self.store_label.setVisible(not server)
 
     def _show_change(self, required: bool) -> None:
         """A one-time password: the new password fields appear under it, the button says what it will do."""
@@ -133,7 +212,8 @@ class UnlockView(QWidget):
 
     def _show_busy(self, busy: bool) -> None:
         self.progress.setVisible(busy)
-        for w in (self.unlock_button, self.user, self.password, self.new_password, self.repeat):
+        for w in (self.unlock_button, self.user, self.password, self.new_password, self.repeat, self.server_box,
+                  self.local_choice, self.server_choice):
             w.setEnabled(not busy)
 
     def _show_demo(self, logins: list[dict]) -> None:

@@ -9,7 +9,7 @@ from PySide6.QtGui import QImage
 from models.domain import Encounter, Patient, PatientRow, Permission
 from models.domain import RiskAssessment
 from services.capacity.census import InpatientEstimate
-from services.core.errors import ValidationError
+from services.core.errors import EditConflict, ValidationError
 from services.core.outputs import write_output
 from services.desk import Desk
 from services.reports.pdf import pdf_page_images
@@ -397,6 +397,8 @@ class PatientViewModel(QObject):
                 self.service.update_patient(patient_id, values)
                 self.saved.emit("Patient saved")
                 self.load(patient_id)
+        except EditConflict as exc:
+            return self._conflict(exc, patient_id)
         except ValidationError as exc:
             return exc.fields
         except Exception as exc:  # noqa: BLE001 - shown to the user, store unchanged (transaction rolled back)
@@ -412,6 +414,8 @@ class PatientViewModel(QObject):
                 values = {**values, "version": read.version}   # the version this form was filled from
         try:
             self.service.save_encounter(self.patient.id, values, encounter_id)
+        except EditConflict as exc:
+            return self._conflict(exc, self.patient.id)
         except ValidationError as exc:
             return exc.fields
         except Exception as exc:  # noqa: BLE001
@@ -419,6 +423,13 @@ class PatientViewModel(QObject):
         self.saved.emit("Encounter saved")
         self.load(self.patient.id)
         return {}
+
+    def _conflict(self, exc: EditConflict, patient_id: int) -> dict[str, str]:
+        """Someone saved the record after this form was filled: the page reloads to show theirs, the form keeps
+        what was typed, and saving again (now over their version, knowingly) or cancelling is the user's choice."""
+        self.load(patient_id)
+        return {"": f"{exc.headline} Your changes were not saved. The page behind now shows their version: Save again "
+                    "puts yours over it, Cancel keeps theirs."}
 
     def wards(self):
         return self.service.wards()

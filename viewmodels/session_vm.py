@@ -9,7 +9,9 @@ from PySide6.QtCore import Property, QObject, QTimer, Signal, Slot
 
 from models.domain import Permission  # noqa: F401 - re-exported for views, which may not import services
 from services.core.errors import PasswordChangeRequired, SessionLocked, StoreDamaged, WardLensError
+from services.core.paths import default_store_path
 from services.desk import Desk, open_desk
+from services.store.dialect import is_server_url, server_label, server_url_from, server_url_problem
 from services.records.demo import build_demo_store
 from services.site import accounts
 from services.site.backup import VerifiedBackup, latest_verified_backup, restore
@@ -39,10 +41,16 @@ class SessionViewModel(QObject):
     backupOffered = Signal(object)    # a VerifiedBackup to restore after a damaged store, or None
     passwordChangeRequiredChanged = Signal(bool)   # the account logs in only with a new password (one-time password)
 
-    def __init__(self, store_path: Path, runner: BackgroundRunner, build_demo_if_missing: bool = True,
+    storeChoiceChanged = Signal(bool)   # True: the hospital server; False: the store on this computer
+
+    def __init__(self, store_path: Path | str, runner: BackgroundRunner, build_demo_if_missing: bool = True,
                  idle_check_ms: int = 15_000, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.store_path = Path(store_path)
+        # The desk store on this computer, and the hospital server's address when the desk was started with one or
+        # the person chose "Hospital server" on the unlock screen.
+        self._server_url = store_path.strip() if is_server_url(store_path) else ""
+        self.store_path = default_store_path() if self._server_url else Path(store_path)
+        self._use_server = bool(self._server_url)
         self.runner = runner
         self._build_demo = build_demo_if_missing
         self._error = ""
@@ -78,7 +86,44 @@ class SessionViewModel(QObject):
 
     @property
     def demo_logins(self) -> list[dict]:
-        return list(self._demo_logins)
+        return list(self._demo_logins) if not self._use_server else []
+
+    # --- which store: this computer's or the hospital server -------------------------------------
+    @property
+    def use_server(self) -> bool:
+        return self._use_server
+
+    @property
+    def server_url(self) -> str:
+        return self._server_url
+
+    @property
+    def target(self) -> Path | str:
+        """What unlock opens: the desk store file, or the server store's URL."""
+        return self._server_url if self._use_server else self.store_path
+
+    @property
+    def store_label(self) -> str:
+        if self._use_server:
+            return f"Hospital server: {server_label(self._server_url)}"
+        return f"Store: {self.store_path}"
+
+    @Slot(bool)
+    def choose_server(self, on: bool) -> None:
+        if set_if_changed(self, "_use_server", bool(on), "storeChoiceChanged"):
+            set_if_changed(self, "_must_change", False, "passwordChangeRequiredChanged")
+            self._set_error("")
+            self.demoLoginsChanged.emit(self.demo_logins)
+
+    def set_server(self, host: str, port: str, database: str, ca_file: str) -> bool:
+        """The server's address from the unlock screen's fields; False (and the reason shown) when unusable."""
+        url = server_url_from(host, port, database, ca_file)
+        problem = server_url_problem(url)
+        if problem:
+            self._set_error(problem)
+            return False
+        self._server_url = url
+        return True
 
     @property
     def session(self) -> Desk | None:
@@ -97,7 +142,7 @@ class SessionViewModel(QObject):
     @Slot()
     def prepare(self) -> None:
         """At start: build the demo store where none exists yet, then publish its demo logins."""
-        if self.store_path.exists():
+        if self._use_server or self.store_path.exists():
             self._load_demo_logins()
             self.storeReady.emit()
             return
@@ -120,7 +165,7 @@ class SessionViewModel(QObject):
         self.storeReady.emit()
 
     def _load_demo_logins(self) -> None:
-        self._demo_logins = accounts.demo_logins(self.store_path)
+        self._demo_logins = accounts.demo_logins(self.store_path) if self.store_path.exists() else []
         self.demoLoginsChanged.emit(self.demo_logins)
 
     @Slot(str, str)
@@ -129,6 +174,9 @@ class SessionViewModel(QObject):
         """Key derivation takes about half a second, so it runs off the GUI thread. With a one-time password the new
         password (typed twice) replaces it in the same step."""
         if self._busy:
+            return
+        if self._use_server and not self._server_url:
+            self._set_error("Enter the hospital server's address, database and CA certificate file.")
             return
         if not username.strip() or not password:
             self._set_error("Enter your user name and password.")
@@ -141,8 +189,10 @@ class SessionViewModel(QObject):
         self._set_progress("Unlocking…")
         change = new_password if self._must_change else None
 
+        target = self.target
+
         def job(progress, cancel):  # the same opening as every command: settings, the store's promoted model
-            desk = open_desk(self.store_path, username, password, new_password=change)
+            desk = open_desk(target, username, password, new_password=change)
             return desk, " ".join(desk.warnings)
 
         self.runner.run("Unlocking", job, on_success=lambda r: self._unlocked(*r),
@@ -155,7 +205,8 @@ class SessionViewModel(QObject):
         self._session = session
         self._idle.start()
         self.sessionChanged.emit(session)
-        if os.environ.get("WARDLENS_DAILY_BACKUP", "on") != "off":   # the first unlock of the day makes it
+        # the first unlock of the day makes it (a server store's backups are the DBA's, on the server)
+        if os.environ.get("WARDLENS_DAILY_BACKUP", "on") != "off" and not isinstance(self.target, str):
             self.runner.run("Daily backup", lambda _p, _c: session.site.daily_backup(),
                             on_failure=self._daily_backup_failed, owner=self)
         if warning:
@@ -174,7 +225,7 @@ class SessionViewModel(QObject):
         if isinstance(exc, PasswordChangeRequired):   # first: the view keeps the one-time password typed
             set_if_changed(self, "_must_change", True, "passwordChangeRequiredChanged")
         self._failed(exc)
-        if isinstance(exc, StoreDamaged):  # offer the newest backup that verifies now
+        if isinstance(exc, StoreDamaged) and not self._use_server:  # offer the newest backup that verifies now
             self._credentials = (username, password)
             self.runner.run("Looking for a verified backup",
                             lambda p, c: latest_verified_backup(self.store_path, username, password),

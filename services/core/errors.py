@@ -74,5 +74,5 @@ class EditConflict(WardLensError):
     def __init__(self, what: str, by: str, at: str) -> None:
         self.by, self.at = by or "", at or ""
         when = self.at[:16].replace("T", " ") or "an unknown time"
-        super().__init__(f"{what} was changed by {self.by or 'someone else'} at {when} after you opened it. Your changes "
-                         "were not saved: reload to see theirs, then make yours again.")
+        self.headline = f"{what} was changed by {self.by or 'someone else'} at {when} after you opened it."
+        super().__init__(f"{self.headline} Your changes were not saved: reload to see theirs, then make yours again.")

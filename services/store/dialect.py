@@ -11,6 +11,34 @@ def is_server_url(text: str | Path | None) -> bool:
     return isinstance(text, str) and text.strip().lower().startswith(("postgresql://", "postgres://"))
 
 
+def server_url_from(host: str, port: str | int, database: str, ca_file: str) -> str:
+    """The URL for what the unlock screen asks: server, port, database, the hospital's CA certificate file."""
+    from urllib.parse import quote
+    host, database, ca_file = host.strip(), database.strip(), ca_file.strip()
+    port = str(port).strip() or "5432"
+    if host.startswith("/"):   # a Unix socket folder on this computer
+        return f"postgresql:///{quote(database)}?host={quote(host)}&port={port}"
+    return f"postgresql://{host}:{port}/{quote(database)}?sslmode=verify-full&sslrootcert={quote(ca_file)}"
+
+
+def server_url_problem(url: str) -> str:
+    """Why WardLens would not connect to `url` (services.store.server.ServerAddress), or ''."""
+    from services.store.server import ServerAddress, ServerAddressError
+    try:
+        ServerAddress.parse(url)
+    except ServerAddressError as exc:
+        return str(exc)
+    return ""
+
+
+def server_label(url: str) -> str:
+    from services.store.server import ServerAddress, ServerAddressError
+    try:
+        return ServerAddress.parse(url).label
+    except ServerAddressError:
+        return "(address not usable)"
+
+
 def is_server(conn) -> bool:
     return getattr(conn, "dialect", "sqlite") == "postgresql"
 

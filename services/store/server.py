@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import psycopg
 from psycopg import errors as pgerr
@@ -68,8 +68,9 @@ class ServerAddress:
     def url(self) -> str:
         who = f"{self.user}@" if self.user else ""
         if self.via_socket:
-            return f"postgresql://{who}/{self.dbname}?host={self.host}&port={self.port}"
-        return f"postgresql://{who}{self.host}:{self.port}/{self.dbname}?sslmode={self.sslmode}&sslrootcert={self.sslrootcert}"
+            return f"postgresql://{who}/{quote(self.dbname)}?host={quote(self.host, safe='/')}&port={self.port}"
+        return (f"postgresql://{who}{self.host}:{self.port}/{quote(self.dbname)}?sslmode={self.sslmode}"
+                f"&sslrootcert={quote(self.sslrootcert, safe='/')}")
 
     def with_user(self, user: str) -> "ServerAddress":
         return ServerAddress(self.host, self.port, self.dbname, user, self.sslmode, self.sslrootcert)

@@ -17,6 +17,7 @@ class VerifyReport:
     notes: list[str] = field(default_factory=list)
     audit_rows: int = 0
     schema_version: int = 0
+    server: bool = False   # a server store: its guards were checked, not SQLCipher pages
 
     @property
     def ok(self) -> bool:
@@ -66,7 +67,7 @@ def verify_server_connection(conn) -> VerifyReport:
     triggers in place and enabled, no login able to act as the owner role). Pages and foreign keys are the server's
     own to keep (PostgreSQL checks foreign keys on every write; page checksums are the DBA's: initdb -k)."""
     from services.store.server_schema import SERVER_VERSION
-    report = VerifyReport()
+    report = VerifyReport(server=True)
     row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     report.schema_version = int(row[0]) if row else 0
     if report.schema_version != SERVER_VERSION:
