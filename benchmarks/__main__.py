@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"… {name}", file=sys.stderr, flush=True)
         try:
             fn = CASES[name]
-            rows += fn(quick=args.quick) if name in ("import", "interop") else fn()
+            rows += fn(quick=args.quick) if name in ("import", "interop", "stores") else fn()
         except Exception as exc:  # noqa: BLE001 - one broken case must not hide the others
             traceback.print_exc()
             rows.append({"case": name, "metric": "error", "value": None, "unit": "", "target": None, "ok": False,

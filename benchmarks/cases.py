@@ -342,5 +342,11 @@ def interop(quick: bool = False) -> list[dict]:
     return i.run(quick)
 
 
+def stores(quick: bool = False) -> list[dict]:
+    from benchmarks import server
+    return server.stores(quick)
+
+
 CASES = {"import": import_encrypted_vs_plain, "search": search, "risk": risk, "batch": batch_onnx_vs_xgboost,
-         "xray": xray, "memory": memory, "import-rss": import_peak_rss, "gui": gui, "interop": interop}
+         "xray": xray, "memory": memory, "import-rss": import_peak_rss, "gui": gui, "interop": interop,
+         "stores": stores}

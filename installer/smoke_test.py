@@ -604,6 +604,16 @@ def main(argv: list[str] | None = None) -> int:
         r.run("verify, wrong password", ["verify", "--db", str(db)],
               extra_env={"WARDLENS_USER": "admin", "WARDLENS_PASSWORD": "not-the-password"}, ok_codes=(1,))
 
+        # the server store's driver (psycopg with its bundled libpq) loads in the frozen app: a server address on a
+        # Unix socket with no server behind it is tried and reported as unreachable (no network is touched)
+        sock = tmp / "no-server"
+        sock.mkdir()
+        proc = r.run("server store, unreachable", ["stats", "--db", f"postgresql:///wardlens?host={sock}&port=5999"],
+                     extra_env=login, ok_codes=(1,))
+        if "cannot be reached" not in proc.stderr:
+            raise SmokeFailure(f"server store: the driver did not run: {_tail(proc.stderr)}")
+        print(f"      {proc.stderr.strip()[:150]}")
+
         if (internal / "resources" / "models" / "xray" / "model.onnx").is_file():
             png = tmp / "synthetic.png"
             png_gray(png)

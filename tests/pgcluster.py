@@ -126,6 +126,14 @@ class Cluster:
             c.execute(sql.SQL("CREATE ROLE {} LOGIN CREATEROLE PASSWORD {}").format(sql.Identifier(name),
                                                                                    sql.Literal(password)))
 
+    def pause(self) -> None:
+        """The server goes away (a restart, a network cut): every connection drops."""
+        _as(self.run_as, [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "fast", "-w", "stop"])
+
+    def resume(self) -> None:
+        _as(self.run_as, [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-l",
+                          str(self.root / "sock" / "server.log"), "-w", "-t", "60", "start"])
+
     def stop(self) -> None:
         _as(self.run_as, [str(self.bin / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "-w", "stop"],
             check=False)

@@ -48,7 +48,9 @@ def test_a_nurse_login_from_psql_cannot_import_or_read_the_audit_log(staff):
                 "UPDATE wardlens.users SET role = 'admin'",
                 "UPDATE wardlens.encounters SET status = 'discharged'",
                 "DELETE FROM wardlens.patients",
-                f"SELECT wardlens.create_login('{nurse}x', 'SCRAM-SHA-256$x', 'admin')"):
+                f"SELECT wardlens.create_login('{nurse}x', 'SCRAM-SHA-256$x', 'admin')",
+                # export to the server's disk (pg_write_server_files); what a nurse may read, she may read
+                "COPY wardlens.patients TO '/tmp/wardlens-nurse-export.csv'"):
         done = _psql(site, nurse, sql)
         assert done.returncode != 0 and "permission denied" in done.stderr, (sql, done.stdout, done.stderr)
 
@@ -214,3 +216,75 @@ def test_the_patient_page_keeps_what_was_typed_and_shows_theirs_after_a_conflict
     with qtbot.waitSignal(page.loaded, timeout=20_000):
         assert page.save_patient(dict(typed), pid) == {}
     assert page.patient.given_name == "Typed"
+
+
+def test_the_same_adt_feed_from_two_desks_at_once_is_applied_once_and_every_message_counted(server_store, tmp_path):
+    """Two desks receive the same ADT feed (a resend) at the same moment: each import completes, every message is
+    counted by each, and each event is applied once (the other desk finds it unchanged)."""
+    from services.desk import open_desk
+    from tests.test_records_import import _msg, _write
+    site = server_store
+    setup = open_desk(site.url, site.admin, site.password)
+    setup.capacity.wards.add_ward("Renal", "medical", 4, prefix="R-")
+    setup.capacity.wards.add_ward("Cardiology", "cardiology", 4, prefix="C-")
+    setup.lock()
+    messages = []
+    for k in range(12):
+        visit = f"V{k:03d}"
+        messages += [_msg("A01", f"2026010{1 + k % 5}1200", bed="", control=f"A{k}", visit=visit, mrn=f"M{k:03d}"),
+                     _msg("A02", f"2026010{1 + k % 5}1500", ward="Cardiology", bed=f"C-{1 + k % 4}" if k < 4 else "",
+                          control=f"T{k}", visit=visit, mrn=f"M{k:03d}")]
+    feed = _write(tmp_path, "feed.hl7", *messages)
+    desks = [open_desk(site.url, site.admin, site.password) for _ in range(2)]
+    reports, errors = [], []
+
+    def run(d):
+        try:
+            reports.append(d.records.import_files([feed]))
+        except Exception as exc:   # noqa: BLE001 - asserted below
+            errors.append(exc)
+    threads = [threading.Thread(target=run, args=(d,)) for d in desks]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == [] and len(reports) == 2
+        for r in reports:
+            assert sum(r.counts["messages"].values()) + r.rejected_total == len(messages), r.lines()
+        applied = sum(r.counts["messages"]["imported"] for r in reports)
+        assert applied == len(messages) - reports[0].rejected_total
+        assert sorted(r.counts["messages"]["unchanged"] for r in reports)[0] == 0   # one desk applied, one found
+        n = desks[0].session.db.conn.execute("SELECT count(*) FROM encounters").fetchone()[0]
+        assert n == 12
+    finally:
+        for d in desks:
+            d.lock()
+
+
+def test_another_desks_change_reaches_this_desk_within_seconds(qtbot, owner, staff):
+    """The census, alerts and worklist refresh on the other desks: the server notifies, nothing polls the tables."""
+    from viewmodels.changes_vm import StoreChangesViewModel
+    from services.desk import open_desk
+    site, people, pid = staff
+    here, there = open_desk(site.url, people["nurse"], PW), open_desk(site.url, site.admin, site.password)
+    watcher = StoreChangesViewModel(here, owner)
+    assert watcher.active
+    watcher.start()
+    try:
+        qtbot.wait(300)   # listening
+        with qtbot.waitSignal(watcher.changed, timeout=5_000) as got:
+            there.records.patients.add_patient({**PATIENT, "mrn": "H-2002"})
+        assert "patients" in got.args[0]
+    finally:
+        watcher.stop()
+        here.lock()
+        there.lock()
+
+
+def test_a_desk_store_has_no_other_desks_to_listen_to(desks, owner):
+    from viewmodels.changes_vm import StoreChangesViewModel
+    watcher = StoreChangesViewModel(desks("admin"), owner)
+    assert watcher.active == isinstance(desks.store, str)
+    watcher.start()
+    watcher.stop()

@@ -22,6 +22,7 @@ from ui.worklist_view import AlertBanner, WorklistView
 from ui.xray_view import XrayView
 from viewmodels.audit_vm import AuditViewModel
 from viewmodels.background import BackgroundRunner
+from viewmodels.changes_vm import StoreChangesViewModel
 from viewmodels.beds_vm import BedsViewModel
 from viewmodels.models_vm import ModelsViewModel
 from viewmodels.dashboards_vm import DashboardsViewModel
@@ -139,6 +140,18 @@ class Workspace(QWidget):
                   context=Qt.ShortcutContext.WidgetWithChildrenShortcut)
         self.list_vm.refresh()
         self.alerts_vm.start()
+        self.changes_vm = StoreChangesViewModel(session, self)   # other desks' changes (a server store)
+        self.changes_vm.changed.connect(self._others_changed)
+        self.changes_vm.start()
+
+    def _others_changed(self, tables: list[str]) -> None:
+        """Another desk changed patients, stays, alerts or waiting admissions: refresh what shows shared state."""
+        self.list_vm.refresh()
+        self.alerts_vm.refresh()
+        if self.beds_vm.snapshot is not None:
+            self.beds_vm.refresh()
+        if self.worklist_vm.model.total or self.worklist_vm.status:
+            self.worklist_vm.refresh()
 
     def _add_exports(self) -> None:
         """CSV buttons where the role may export: identified tables for clinicians and admins, the
@@ -296,6 +309,7 @@ class MainWindow(QMainWindow):
             p = ws.patient_vm.patient
             self._resume: tuple[str, int, int | None] | None = (ws.user, ws.nav.currentRow(), p.id if p is not None else None)
         if self.workspace is not None:  # drop every widget and model holding patient data
+            self.workspace.changes_vm.stop()
             self.stack.removeWidget(self.workspace)
             self.workspace.deleteLater()
             self.workspace = None

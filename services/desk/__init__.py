@@ -103,6 +103,11 @@ class Desk:
         address = getattr(self.session.db, "address", None)
         return address.with_user("").url if address is not None else self.session.store_path
 
+    def change_listener(self):
+        """Other desks' changes as they happen (a server store), or None (a desk store has one desk)."""
+        make = getattr(self.session.db, "change_listener", None)
+        return make() if make is not None else None
+
     def interrupt(self) -> None:
         """Stop whatever query a worker is running (before the store closes at lock)."""
         self.session.db.interrupt()

@@ -153,7 +153,7 @@ def explain(exc: BaseException, address: ServerAddress) -> WardLensError:
     if "does not exist" in low and "database" in low:
         return ServerUnavailable(f"There is no database {address.dbname} on {address.host}:{address.port}.")
     return ServerUnavailable(f"The hospital server {address.label} cannot be reached ({_first_line(text)}). Nothing "
-                             "was saved on this computer; what you typed is still here. WardLens will try again.")
+                             "was saved on this computer. Try again in a moment; if it lasts, ask IT.")
 
 
 def _first_line(text: str) -> str:
@@ -220,14 +220,24 @@ class PgConnection:
     trust = None
     dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection, address: ServerAddress) -> None:
+    def __init__(self, raw: psycopg.Connection, address: ServerAddress, reconnect=None) -> None:
         self.raw = raw
         self.address = address
+        self._reconnect = reconnect   # a fresh psycopg connection as the same person (ServerDatabase)
 
     def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> PgCursor:
         text, added = translate(sql)
+        args = tuple(params) if not isinstance(params, dict) else params
         try:
-            return PgCursor(self.raw.execute(text, tuple(params) if not isinstance(params, dict) else params), added)
+            return PgCursor(self.raw.execute(text, args), added)
+        except psycopg.OperationalError as exc:
+            # A read outside a transaction on a connection the server or the network dropped (a restart, a cable):
+            # once more on a new connection. Writes never retry here: they run in transactions, all or nothing.
+            if self._reconnect is None or not self.raw.closed or not text.lstrip()[:6].upper() == "SELECT":
+                raise explain(exc, self.address) from exc
+        try:
+            self.raw = self._reconnect()
+            return PgCursor(self.raw.execute(text, args), added)
         except psycopg.OperationalError as exc:
             raise explain(exc, self.address) from exc
 
@@ -253,6 +263,57 @@ class PgConnection:
         self.raw.close()
 
 
+class ChangeListener:
+    """What other desks changed, as the server tells it (LISTEN/NOTIFY, fired once per statement by the triggers of
+    server_schema on patients, stays, alerts and waiting admissions), on a connection of its own."""
+
+    def __init__(self, db: "ServerDatabase") -> None:
+        self._db = db
+        self._conn: psycopg.Connection | None = None
+        self._closed = False
+        self.channel = f"{SCHEMA}_changes"
+
+    def _connect(self) -> psycopg.Connection:
+        if self._closed:
+            from services.core.errors import SessionLocked
+            raise SessionLocked()
+        if self._conn is None or self._conn.closed:
+            self._conn = connect(self._db.address, self._db.address.user, self._db.password_for_listener())
+            self._conn.execute(f"LISTEN {self.channel}")
+        return self._conn
+
+    def wait(self, timeout_s: float) -> set[str]:
+        """The tables changed within `timeout_s` (empty when nothing was). Raises ServerUnavailable when the server
+        cannot be reached; the next call connects again."""
+        tables: set[str] = set()
+        try:
+            conn = self._connect()
+            for note in conn.notifies(timeout=timeout_s, stop_after=1):
+                tables.add(note.payload)
+            for note in conn.notifies(timeout=0.05):   # the rest of a burst, at once
+                tables.add(note.payload)
+        except psycopg.OperationalError as exc:
+            if self._closed:   # closed at lock while waiting
+                from services.core.errors import SessionLocked
+                raise SessionLocked() from None
+            self._drop()
+            raise explain(exc, self._db.address) from exc
+        return tables
+
+    def close(self) -> None:
+        """For good (the session locked): a later wait raises SessionLocked."""
+        self._closed = True
+        self._drop()
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+
 class ServerDatabase:
     """The server store for one logged-in person: their own PostgreSQL login, a connection per thread."""
     kind = "server"
@@ -263,6 +324,7 @@ class ServerDatabase:
         self._password: str | None = password
         self._local = threading.local()
         self._all: list[PgConnection] = []
+        self._listeners: list[ChangeListener] = []
         self._lock = threading.Lock()
         self.trust = None
 
@@ -271,6 +333,24 @@ class ServerDatabase:
         db = cls(address, user, password)
         db.conn  # the login happens here: a wrong password or an unreachable server raise now
         return db
+
+    def _raw(self) -> psycopg.Connection:
+        if self._password is None:
+            from services.core.errors import SessionLocked
+            raise SessionLocked()
+        return connect(self.address, self.address.user, self._password)
+
+    def password_for_listener(self) -> str:
+        if self._password is None:
+            from services.core.errors import SessionLocked
+            raise SessionLocked()
+        return self._password
+
+    def change_listener(self) -> ChangeListener:
+        listener = ChangeListener(self)
+        with self._lock:
+            self._listeners.append(listener)
+        return listener
 
     def remember_password(self, password: str) -> None:
         """After the person changed their password: new connections (other threads, reconnects) log in with it."""
@@ -295,7 +375,7 @@ class ServerDatabase:
             if self._password is None:
                 from services.core.errors import SessionLocked
                 raise SessionLocked()
-            c = PgConnection(connect(self.address, self.address.user, self._password), self.address)
+            c = PgConnection(self._raw(), self.address, self._raw)
             c.trust = self.trust
             self._local.conn = c
             with self._lock:
@@ -332,6 +412,9 @@ class ServerDatabase:
                 except Exception:
                     pass
             self._all.clear()
+            for listener in self._listeners:
+                listener.close()
+            self._listeners.clear()
         self._local = threading.local()
         self.trust = None
         self._password = None
