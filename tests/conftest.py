@@ -311,3 +311,11 @@ def server_demo_store(pg_cluster, _server_demo_master):
                 c.execute(f'REVOKE "{prefix}{group}" FROM "{user}"')
             c.execute(f'GRANT "{prefix}{DEMO_ROLES[user]}" TO "{user}"')
             c.execute(f'ALTER ROLE "{user}" LOGIN PASSWORD \'{DEMO_PASSWORDS[user]}\'')
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fast_server_signing_keys():
+    """Server signing keys sealed with cheap scrypt parameters, as the desk stores of the tests are (FAST)."""
+    from services.store import server_keys
+    server_keys.KDF = FAST
+    yield

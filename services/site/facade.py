@@ -56,7 +56,7 @@ class Site:
         conn = self.session.db.conn
         report = verify_connection(conn)
         trust = self.session.db.trust
-        if trust is not None:
+        if trust is not None and getattr(self.session.db, "kind", "") != "server":   # the desk store's keys and anchors
             keys, pending = integrity.user_keys(conn, trust)
             found = anchors.check_workstation(conn, trust.store_id, {**pending, **keys}) + \
                 anchors.check_backup_heads(conn, self.session.store_path, trust.store_id, {**pending, **keys})

@@ -17,7 +17,7 @@ from models.domain import Permission, Role, User
 from services.core.errors import PasswordChangeRequired, PermissionDenied, ValidationError, WrongPassword
 from services.site.accounts import validate_new_account
 from services.site.session import DEFAULT_IDLE_MINUTES, Session
-from services.store import audit
+from services.store import audit, server_keys
 from services.store.identity import IdentityCodec
 from services.store.server import ServerAddress, ServerDatabase
 
@@ -50,6 +50,7 @@ def unlock_server(url: str, username: str, password: str, idle_minutes: float | 
         if row[3] and new_password is None:
             raise PasswordChangeRequired()
         idle = idle_minutes if idle_minutes is not None else _idle_setting(db)
+        db.set_trust(server_keys.session_trust(db, username, password))   # signs this person's audit rows
         session = Session(User(username, Role(row[0]), row[1], True), db, Path(address.label), idle)
         session.set_identity(IdentityCodec(None, False))
         session.log("login", "session", "", "server")
@@ -190,5 +191,7 @@ class ServerAccounts:
         with s.db.transaction() as c:
             c.raw.execute(sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(sql.Literal(verifier)))
             c.execute("SELECT own_password_changed()")
+            if s.db.trust is not None and s.db.trust.signer_key is not None:   # the signing key, under the new one
+                server_keys.seal(c, s.db.trust.store_id, s.user.username, new_password, s.db.trust.signer_key)
             audit.append(c, s.user.username, "password_changed", "user", s.user.username)
         s.db.remember_password(new_password)

@@ -18,7 +18,7 @@ from services.core.progress import ProgressFn, no_progress
 from services.site.accounts import new_one_time_password
 from services.site.server_setup import init_server, verifier
 from services.site.session import Session
-from services.store import audit
+from services.store import audit, server_keys
 from services.store.dialect import sync_ids
 from services.store.identity import TEXT_FIELDS, UNREADABLE, UNREADABLE_TEXT
 from services.store.server import ServerAddress, ServerDatabase, connect
@@ -95,8 +95,14 @@ def migrate_store(session: Session, url: str, dba_password: str | None, admin_pa
                     dst.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
                                 "excluded.value", (key, row[0]))
             report.one_time_passwords = _people(dst, [u for u in users if u[0] != me])
+            # the desk keys that signed the copied audit rows, for verify on the server
+            for username, pub in src.execute("SELECT username, sign_pub FROM users WHERE sign_pub IS NOT NULL"):
+                dst.execute("UPDATE users SET sign_pub = ? WHERE username = ?", (pub, username))
             head = dst.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
             report.audit_head = head[0] if head else ""
+        # this administrator's server signing key signs from the row after the copied log
+        db.set_trust(server_keys.session_trust(db, me, admin_password))
+        with db.transaction() as dst:
             audit.append(dst, me, "store_migrated", "store", "", f"from the desk store; {sum(report.counts.values())} rows")
         progress(len(ORDER) + 1, len(ORDER) + 2, "checking both sides agree")
         report.problems = _compare(session, src, db, report)

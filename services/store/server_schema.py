@@ -230,6 +230,20 @@ CREATE TABLE adt_messages (
     encounter_id BIGINT,
     outcome TEXT NOT NULL,
     applied_at TEXT NOT NULL);
+-- Each person's audit-signing keys: the public halves for everyone to check with, in the order they were made (a key
+-- signs from the audit row after the head when it was made until the next key of the same person); the private
+-- half sealed under the person's password, readable by that person alone (row-level security, forced).
+CREATE TABLE signing_keys (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    username TEXT NOT NULL,
+    sign_pub TEXT NOT NULL,
+    from_row BIGINT NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL DEFAULT to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS'));
+CREATE TABLE signing_secrets (
+    username TEXT PRIMARY KEY DEFAULT session_user,
+    wrapped BYTEA NOT NULL,
+    salt BYTEA NOT NULL,
+    kdf TEXT NOT NULL);
 CREATE INDEX encounters_patient ON encounters(patient_id);
 CREATE INDEX lab_results_encounter ON lab_results(encounter_id);
 CREATE INDEX encounters_patient_admit ON encounters(patient_id, admit_time);
@@ -359,6 +373,22 @@ CREATE FUNCTION own_password_changed() RETURNS void LANGUAGE sql SECURITY DEFINE
   UPDATE users SET must_change = 0 WHERE username = session_user;
 $$;
 
+ALTER TABLE signing_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE signing_keys FORCE ROW LEVEL SECURITY;
+CREATE POLICY signing_keys_read ON signing_keys FOR SELECT USING (true);
+CREATE POLICY signing_keys_own ON signing_keys FOR INSERT WITH CHECK (username = session_user);
+ALTER TABLE signing_secrets ENABLE ROW LEVEL SECURITY;
+ALTER TABLE signing_secrets FORCE ROW LEVEL SECURITY;
+CREATE POLICY signing_secrets_own ON signing_secrets USING (username = session_user)
+  WITH CHECK (username = session_user);
+-- A new key signs from the row after the log's head: never rows already written.
+CREATE FUNCTION signing_key_from() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+BEGIN
+  NEW.from_row := coalesce((SELECT split_part(value, ':', 1)::bigint FROM meta WHERE key = 'audit_head'), 0) + 1;
+  RETURN NEW;
+END $$;
+CREATE TRIGGER signing_key_from BEFORE INSERT ON signing_keys FOR EACH ROW EXECUTE FUNCTION signing_key_from();
+
 -- Changes other desks should see within seconds (census, alerts, worklist): one notification per transaction.
 CREATE FUNCTION notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_notify('@S_changes', TG_TABLE_NAME); RETURN NULL; END $$;
@@ -389,6 +419,8 @@ def grants(p: str) -> list[str]:
            f"GRANT INSERT ON audit_log TO {staff}",
            f"GRANT SELECT ON audit_log TO {admin}",
            f"GRANT EXECUTE ON FUNCTION audit_head(), own_password_changed() TO {staff}",
+           f"GRANT SELECT, INSERT ON signing_keys TO {staff}",
+           f"GRANT SELECT, INSERT, UPDATE ON signing_secrets TO {staff}",
            "REVOKE ALL ON FUNCTION audit_head() FROM PUBLIC",
            # administrators: everything a desk does, imports included (not the audit log's rows, not the schema)
            f"GRANT SELECT, INSERT, UPDATE, DELETE ON {', '.join(CLINICAL)}, identity_cache TO {admin}",

@@ -85,7 +85,8 @@ def verify_server_connection(conn) -> VerifyReport:
             "m.oid = a.member WHERE r.rolname = ?", (prefix[0] + "owner",))]
         if members:
             report.problems.append(f"{', '.join(members)} can act as the store's owner (and so alter the audit log)")
-    chain = verify_chain(conn)
+    from services.store.server_keys import key_set
+    chain = verify_chain(conn, keys=key_set(conn))   # every signed row against the keys of the person it names
     report.audit_rows = chain.rows
     report.problems += chain.problems
     return report
