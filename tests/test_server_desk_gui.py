@@ -71,3 +71,24 @@ def test_an_address_without_a_ca_file_is_refused_before_connecting(qtbot, window
     qtbot.keyClick(view.password, Qt.Key.Key_Return)
     assert "sslrootcert" in view.error.text() or "CA" in view.error.text()
     assert window.workspace is None
+
+
+def test_pages_an_administrator_gets_on_each_store(qtbot, desks, owner):
+    """Backups, restore, key rotation and the recovery key are a desk store's; on the server they are the DBA's."""
+    from ui.main_window import Workspace
+    from viewmodels.background import BackgroundRunner
+    runner = BackgroundRunner(owner)
+    desk = desks("admin")
+    ws = Workspace(desk, runner)
+    qtbot.addWidget(ws)
+    titles = [ws.nav.item(i).text() for i in range(ws.nav.count())]
+    server = isinstance(desks.store, str)
+    assert ("Backups" in titles) is not server and "People" in titles and "Store" in titles
+    assert ws.people_view.rotate_button.isVisibleTo(ws.people_view) is not server
+    assert ws.people_view.recovery_button.isVisibleTo(ws.people_view) is not server
+    with qtbot.waitSignal(ws.store_vm.detailsChanged, timeout=20_000):
+        ws.store_vm.refresh()
+    first = dict(ws.store_vm.details)
+    assert ("Server" in first) is server and "Schema version" in first
+    qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
+    ws.changes_vm.stop()

@@ -314,9 +314,10 @@ class MainWindow(QMainWindow):
             self.workspace.deleteLater()
             self.workspace = None
         self.admin_menu.menuAction().setVisible(session is not None and session.can(Permission.MANAGE_USERS))
-        self.backup_action.setEnabled(session is not None and session.can(Permission.BACKUP))
+        desk_backups = session is not None and session.can(Permission.BACKUP) and not session.on_server
+        self.backup_action.setEnabled(desk_backups)
         self.import_action.setEnabled(session is not None and session.can(Permission.IMPORT))
-        self.restore_action.setEnabled(session is not None and session.can(Permission.BACKUP))   # the Backups page
+        self.restore_action.setEnabled(desk_backups)   # the Backups page
         if session is None:
             self.user_label.setText("")
             self.lock_button.setVisible(False)

@@ -119,9 +119,10 @@ class PeopleView(QWidget):
         lay.addWidget(self.table, 1)
         self.status = QLabel(objectName="Subtitle", wordWrap=True)
         lay.addWidget(self.status)
-        lay.addWidget(QLabel("Every change is signed with the administrator key and audited. After deactivating "
-                             "someone who had a copy of the key file, rotate the keys.", objectName="Subtitle",
-                             wordWrap=True))
+        self.note = QLabel("Every change is signed with the administrator key and audited. After deactivating "
+                           "someone who had a copy of the key file, rotate the keys.", objectName="Subtitle",
+                           wordWrap=True)
+        lay.addWidget(self.note)
         self.add_button.clicked.connect(self._add)
         self.role_button.clicked.connect(self._role)
         self.reset_button.clicked.connect(lambda: self._with_selected(vm.reset_password))
@@ -136,6 +137,11 @@ class PeopleView(QWidget):
         vm.model.modelReset.connect(self.table.resizeColumnsToContents)
         self.table.selectionModel().selectionChanged.connect(self._update_buttons)
         vm.model.modelReset.connect(self._update_buttons)
+        if vm.session.on_server:   # logins are the server's: no key file, recovery key or lock-out of WardLens's own
+            for b in (self.unlock_button, self.recovery_button, self.rotate_button):
+                b.setVisible(False)
+            self.note.setText("Each person's user name and password are their own login on the hospital server, which "
+                              "enforces their role. Every change is audited.")
         self._update_buttons()
 
     def selected(self) -> dict | None:

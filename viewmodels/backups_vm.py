@@ -36,7 +36,7 @@ class BackupsViewModel(StatusViewModel):
 
     @property
     def allowed(self) -> bool:
-        return self.session.can(Permission.BACKUP)
+        return self.session.can(Permission.BACKUP) and not self.session.on_server   # the DBA's on a server
 
     @Slot()
     def refresh(self) -> None:

@@ -46,12 +46,16 @@ class StoreViewModel(StatusViewModel):
 
     def _loaded(self, result) -> None:
         info, counts, last = result
-        rows = [("File", info.path),
+        server = self.session.on_server
+        rows = [("Server", info.path), ("Size", _mb(info.store_bytes))] if server else [
+                ("File", info.path),
                 ("Size", f"{_mb(info.store_bytes)} (write-ahead log {_mb(info.journal_bytes)}, key file "
-                         f"{_mb(info.key_file_bytes)}); {100 * info.free_pages / max(info.pages, 1):.0f}% free space"),
+                         f"{_mb(info.key_file_bytes)}); {100 * info.free_pages / max(info.pages, 1):.0f}% free space")]
+        rows += [
                 ("Schema version", f"{info.schema_version}" + ("" if info.schema_version == info.latest_schema
                                                                else f" (this WardLens writes {info.latest_schema})")),
-                ("Latest backup", "none in the backup folder" if last is None else
+                ("Latest backup", "made by the hospital's DBA on the server" if server else
+                 "none in the backup folder" if last is None else
                  f"{last.day:%a %d %b %Y}, {_mb(last.size)}, " +
                  {True: "verified when made", False: "NOT verified", None: "not recorded by this store"}[last.verified])]
         by_class = counts.get("encounters_by_class", {})

@@ -103,6 +103,11 @@ class Desk:
         address = getattr(self.session.db, "address", None)
         return address.with_user("").url if address is not None else self.session.store_path
 
+    @property
+    def on_server(self) -> bool:
+        """A server store: backups, key rotation and the recovery key are the DBA's there, not a desk's."""
+        return getattr(self.session.db, "kind", "") == "server"
+
     def change_listener(self):
         """Other desks' changes as they happen (a server store), or None (a desk store has one desk)."""
         make = getattr(self.session.db, "change_listener", None)

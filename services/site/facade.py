@@ -70,6 +70,12 @@ class Site:
     def store_info(self) -> StoreInfo:
         """Where the store is, how large, at which schema version (the Store page; administrators)."""
         self.session.require(Permission.READ_AUDIT, "see the store's details")
+        if getattr(self.session.db, "kind", "") == "server":
+            from services.store.server_schema import SERVER_VERSION
+            conn = self.session.db.conn
+            size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
+            version = int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+            return StoreInfo(self.session.db.path, size, 0, 0, version, SERVER_VERSION, 0, 0)
         conn, path = self.session.db.conn, Path(self.session.store_path)
         return StoreInfo(str(path), _size(path), _size(Path(f"{path}-wal")), _size(key_file_path(path)),
                          current_version(conn), LATEST, int(conn.execute("PRAGMA page_count").fetchone()[0]),
@@ -88,4 +94,6 @@ class Site:
         return run_daily(self.session)
 
     def backups(self) -> list[BackupEntry]:
+        if getattr(self.session.db, "kind", "") == "server":
+            return []   # a server store's backups are the DBA's, on the server
         return list_backups(self.session)

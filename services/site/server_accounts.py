@@ -14,12 +14,14 @@ from pathlib import Path
 from psycopg import sql
 
 from models.domain import Permission, Role, User
-from services.core.errors import PasswordChangeRequired, PermissionDenied, ValidationError, WrongPassword
+from services.core.errors import (PasswordChangeRequired, PermissionDenied, StoreDamaged, ValidationError,
+                                 WrongPassword)
 from services.site.accounts import validate_new_account
 from services.site.session import DEFAULT_IDLE_MINUTES, Session
 from services.store import audit, server_keys
 from services.store.identity import IdentityCodec
 from services.store.server import ServerAddress, ServerDatabase
+from services.store.server_schema import SERVER_VERSION
 
 
 def _now() -> str:
@@ -42,6 +44,12 @@ def unlock_server(url: str, username: str, password: str, idle_minutes: float | 
                               (username,)).fetchone()
         if row is None or row[2] != 1:
             raise WrongPassword()
+        version = db.conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if version is None or int(version[0]) != SERVER_VERSION:
+            # a login cannot change the schema (no login holds the owner role): an upgrade is the DBA's step
+            raise StoreDamaged(f"The server store is at schema version {version[0] if version else '?'}, this WardLens "
+                               f"works with {SERVER_VERSION}. Ask the hospital's DBA to upgrade the server store (or "
+                               "this desk's WardLens) so that both agree.")
         prefix = db.conn.execute("SELECT value FROM meta WHERE key = 'role_prefix'").fetchone()[0]
         # The server's grant is the truth: a users row naming a role the login does not hold opens nothing more.
         if not db.conn.execute("SELECT pg_has_role(current_user, ?, 'MEMBER')", (prefix + row[0],)).fetchone()[0]:
