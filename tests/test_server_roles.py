@@ -48,7 +48,7 @@ def test_a_nurse_login_from_psql_cannot_import_or_read_the_audit_log(staff):
                 "UPDATE wardlens.users SET role = 'admin'",
                 "UPDATE wardlens.encounters SET status = 'discharged'",
                 "DELETE FROM wardlens.patients",
-                f"SELECT wardlens.create_login('{nurse}x', 'SCRAM-SHA-256$x', 'admin')",
+                f"SELECT wardlens.create_login('{nurse}x', 'SCRAM-SHA-256$x', 'admin', false)",
                 # export to the server's disk (pg_write_server_files); what a nurse may read, she may read
                 "COPY wardlens.patients TO '/tmp/wardlens-nurse-export.csv'"):
         done = _psql(site, nurse, sql)

@@ -182,3 +182,53 @@ def test_a_refused_study_kept_by_an_earlier_version_is_marked_refused(qtbot, own
     assert view.refusal.isVisible() and view.refusal.text().startswith(NOT_A_CHEST_FILM)
     assert vm.status == "holiday.png: refused when it was added; it has no findings."
     s.lock()
+
+
+def test_the_viewer_zooms_windows_a_dicom_and_shows_the_earlier_film_beside(qtbot, owner, qt_settings, demo_store,
+                                                                            tmp_path):
+    import pydicom
+    from ui.xray_view import XrayView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.xray_vm import XrayViewModel
+    ds = pydicom.dcmread(shared_path("dicom", "rsna_pneumonia_example.dcm"))
+    ds.WindowCenter, ds.WindowWidth = 120, 160   # the file's own window
+    windowed_file = tmp_path / "windowed.dcm"
+    ds.save_as(windowed_file)
+    s = open_desk(demo_store, *CLIN)
+    vm = XrayViewModel(s, BackgroundRunner(owner), owner)
+    view = XrayView(vm, lambda: "card", ask=lambda label, check: True)
+    qtbot.addWidget(view)
+    view.resize(1280, 800)
+    view.show()
+    vm.set_patient(1, "Test patient")
+    with qtbot.waitSignal(vm.imageChanged, timeout=30_000):
+        vm.add_file(str(shared_path("nih_cxr", "originals", "00000001_000.png")))   # the earlier film
+    with qtbot.waitSignals([vm.windowChanged, vm.imageChanged], timeout=30_000,
+                           check_params_cbs=[lambda w: w is not None, None], order="strict"):
+        vm.add_file(str(windowed_file))
+    qtbot.waitUntil(lambda: view.window_row.isVisible(), timeout=10_000)
+    assert (view.centre.value(), view.width.value()) == (120, 160)   # the file's window first
+    first = view.image.pixmap().toImage()
+    assert first.size().width() == ds.Columns
+    # zoom in; a new rendering of the same film keeps the zoom
+    view.image.view.zoom_by(2.0)
+    assert view.image.zoom == pytest.approx(2.0, rel=0.01)
+    view.centre.setValue(40)
+    view.width.setValue(60)
+    with qtbot.waitSignal(vm.imageChanged, timeout=10_000):
+        view._window_typed()
+    assert view.image.pixmap().toImage() != first and view.image.zoom == pytest.approx(2.0, rel=0.1)
+    with qtbot.waitSignal(vm.imageChanged, timeout=10_000):
+        view.file_window.click()
+    assert view.centre.value() == 120 and view.image.pixmap().toImage() == first
+    view.image.view.fit()
+    assert view.image.zoom == pytest.approx(1.0)
+    # the patient's earlier film beside this one
+    with qtbot.waitSignal(vm.comparisonChanged, timeout=30_000, check_params_cb=lambda c: c and c[0] is not None):
+        view.compare.setChecked(True)
+    assert view.earlier.isVisible() and "Earlier film: 00000001_000.png" in view.earlier_label.text()
+    assert view.earlier_image.pixmap() is not None
+    # a PNG has no window to set
+    view.list.setCurrentRow(1)
+    qtbot.waitUntil(lambda: not view.window_row.isVisible(), timeout=10_000)
+    s.lock()

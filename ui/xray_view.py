@@ -4,50 +4,22 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPixmap
+from PySide6.QtGui import QColor
 from html import escape
 
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
-                               QMessageBox, QPushButton, QSizePolicy, QSplitter, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QListWidget,
+                               QListWidgetItem, QMessageBox, QPushButton, QSplitter, QVBoxLayout, QWidget)
 
 from ui.model_card_dialog import ModelCardDialog
+from ui.radiograph_viewer import RadiographViewer
 from viewmodels.xray_vm import finding_name, XrayViewModel, default_finding, study_verdict
 
 IMAGE_FILTER = "Chest radiographs (*.png *.jpg *.jpeg *.dcm *.dicom);;All files (*)"
 REFUSED_COLOUR = "#a4161a"
 
 
-class ScaledImage(QLabel):
-    """Keeps the radiograph's aspect ratio as the page is resized."""
-
-    def __init__(self) -> None:
-        super().__init__(alignment=Qt.AlignmentFlag.AlignCenter)
-        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)
-        self.setMinimumSize(200, 200)
-        self.setAccessibleName("Radiograph")
-        self.setWordWrap(True)
-        self._pix: QPixmap | None = None
-        self.show_empty()
-
-    def show_empty(self) -> None:
-        """An empty pane says what goes there rather than showing a blank area."""
-        self._pix = None
-        self.clear()
-        self.setText("No radiograph shown.\n\nChoose a study on the left, or use “Open image…” to add a chest "
-                     "radiograph (PNG, JPEG or DICOM) to this patient's record.")
-
-    def set_image(self, image) -> None:
-        self._pix = QPixmap.fromImage(image)
-        self._rescale()
-
-    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt name
-        super().resizeEvent(event)
-        self._rescale()
-
-    def _rescale(self) -> None:
-        if self._pix is not None:
-            self.setPixmap(self._pix.scaled(self.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                            Qt.TransformationMode.SmoothTransformation))
+EMPTY_TEXT = ("No radiograph shown.\n\nChoose a study on the left, or use “Open image…” to add a chest radiograph "
+              "(PNG, JPEG or DICOM) to this patient's record.")
 
 
 class FindingsChart(pg.PlotWidget):
@@ -124,14 +96,44 @@ class XrayView(QWidget):
         controls.addWidget(self.for_label)
         controls.addWidget(self.finding)
         controls.addStretch(1)
+        self.compare = QCheckBox("Compare with the &earlier film")
+        self.compare.setToolTip("The patient's film before this one, side by side")
+        controls.addWidget(self.compare)
         cl.addLayout(controls)
+        # window/level of a DICOM film: the file's own window first; the findings are always the file window's
+        self.window_row = QWidget()
+        wl = QHBoxLayout(self.window_row)
+        wl.setContentsMargins(0, 0, 0, 0)
+        self.centre = QDoubleSpinBox(decimals=0, minimum=-1e6, maximum=1e6, singleStep=10)
+        self.width = QDoubleSpinBox(decimals=0, minimum=1, maximum=1e6, singleStep=10)
+        self.centre.setAccessibleName("Window centre (level)")
+        self.width.setAccessibleName("Window width")
+        self.file_window = QPushButton("File's &window")
+        self.file_window.setToolTip("Back to the window stored in the DICOM file (what the model read)")
+        for w in (QLabel("Window: level"), self.centre, QLabel("width"), self.width, self.file_window):
+            wl.addWidget(w)
+        wl.addStretch(1)
+        self.window_row.setVisible(False)
+        cl.addWidget(self.window_row)
         self.legend = QLabel("Heat map: red to yellow where the evidence for the finding is highest in this film "
                              "(yellow the highest), clear elsewhere; relative, not a probability.", objectName="Subtitle",
                              wordWrap=True)
         cl.addWidget(self.legend)
         cl.addWidget(self.refusal)
-        self.image = ScaledImage()
-        cl.addWidget(self.image, 1)
+        self.films = films = QSplitter(Qt.Orientation.Horizontal)
+        self.image = RadiographViewer(EMPTY_TEXT)
+        films.addWidget(self.image)
+        self.earlier = QWidget()
+        el = QVBoxLayout(self.earlier)
+        el.setContentsMargins(0, 0, 0, 0)
+        self.earlier_label = QLabel(objectName="Subtitle", wordWrap=True)
+        self.earlier_image = RadiographViewer("")
+        self.earlier_image.view.setAccessibleName("Earlier radiograph")
+        el.addWidget(self.earlier_label)
+        el.addWidget(self.earlier_image, 1)
+        self.earlier.setVisible(False)
+        films.addWidget(self.earlier)
+        cl.addWidget(films, 1)
         split.addWidget(centre)
         self.chart = FindingsChart()
         split.addWidget(self.chart)
@@ -146,11 +148,47 @@ class XrayView(QWidget):
         vm.studiesChanged.connect(self._studies)
         vm.openedChanged.connect(self._opened)
         vm.imageChanged.connect(self.image.set_image)
+        vm.windowChanged.connect(self._window)
+        vm.comparisonChanged.connect(self._comparison)
+        self.compare.toggled.connect(vm.set_compare)
+        self.compare.toggled.connect(self._show_earlier)
+        self.centre.editingFinished.connect(self._window_typed)
+        self.width.editingFinished.connect(self._window_typed)
+        self.file_window.clicked.connect(vm.reset_window)
         vm.statusChanged.connect(self.status.setText)
         vm.detailChanged.connect(self.status.setToolTip)
         vm.patientChanged.connect(self._patient)
         vm.identityCheckNeeded.connect(self._identity)
         self._patient(vm.patient_label)
+
+    def _show_earlier(self, on: bool) -> None:
+        self.earlier.setVisible(on)
+        if on:   # the two films side by side, the same width
+            half = max(self.films.width() // 2, 100)
+            self.films.setSizes([half, half])
+
+    def _window(self, window) -> None:
+        self.window_row.setVisible(window is not None)
+        if window is not None:
+            for box, value in zip((self.centre, self.width), window):
+                box.blockSignals(True)
+                box.setValue(value)
+                box.blockSignals(False)
+
+    def _window_typed(self) -> None:
+        self.vm.set_window(self.centre.value(), self.width.value())
+
+    def _comparison(self, shown) -> None:
+        if shown is None:
+            self.earlier_image.setText("")
+            self.earlier_label.setText("")
+            return
+        image, label = shown
+        self.earlier_label.setText(label)
+        if image is None:
+            self.earlier_image.setText(label)
+        else:
+            self.earlier_image.set_image(image, keep_view=False)
 
     def _identity(self, check) -> None:
         if self._ask(self.vm.patient_label, check):

@@ -12,7 +12,7 @@ from models.domain import Permission, XrayStudy
 from services.desk import Desk
 from services.imaging.studies import IdentityUnconfirmed, ImageRefused, OpenedStudy, overlay_rgba
 from services.imaging.xray import finding_name
-from services.imaging.xray_image import film_description
+from services.imaging.xray_image import film_description, windowed
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
 from viewmodels.session_vm import user_message
@@ -48,6 +48,8 @@ class XrayViewModel(StatusViewModel):
     detailChanged = Signal(str)        # technical detail behind the status line (tooltip), '' if none
     patientChanged = Signal(str)       # the label of the patient in view ('' for none)
     identityCheckNeeded = Signal(object)  # IdentityCheck of an image not yet stored: the view asks the user
+    windowChanged = Signal(object)     # (centre, width) of the film in view, or None: not a film one can window
+    comparisonChanged = Signal(object)  # (QImage, label) of the patient's film before the one in view, or None
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -62,6 +64,8 @@ class XrayViewModel(StatusViewModel):
         self._detail = ""
         self._summary = ""  # the status of the image in view, before any note about its heat map
         self._pending: tuple[int | None, str] | None = None   # (patient, file) waiting for an identity decision
+        self._window: tuple[float, float] | None = None   # None: the file's own window (what the model saw)
+        self._compare = False
         self._set_status(NO_PATIENT)
 
     @property
@@ -91,7 +95,10 @@ class XrayViewModel(StatusViewModel):
         self.opened = None
         self.studies = []
         self._pending = None   # an identity question about another patient's image is void
+        self._window = None
         self.openedChanged.emit(None)
+        self.windowChanged.emit(None)
+        self.comparisonChanged.emit(None)
         self.studiesChanged.emit([])
         self.patientChanged.emit(self.patient_label)
         if patient_id is None:
@@ -181,6 +188,9 @@ class XrayViewModel(StatusViewModel):
 
     def _show(self, opened: OpenedStudy, text: str) -> None:
         self.opened = opened
+        self._window = None   # each film opens in its own window
+        image = opened.image
+        self.windowChanged.emit(image.default_window() if image is not None and image.can_window else None)
         self._finding = default_finding(opened.result)
         details = opened.result.ood_details
         self._summary = text
@@ -188,6 +198,69 @@ class XrayViewModel(StatusViewModel):
                          if details else "")
         self.openedChanged.emit(opened)
         self._render()
+        self._load_comparison()
+
+    # --- window/level (DICOM) and the comparison with the previous film ---------------------------------------
+    @property
+    def window_range(self) -> tuple[float, float] | None:
+        o = self.opened
+        return o.image.value_range() if o is not None and o.image is not None and o.image.can_window else None
+
+    @Slot(float, float)
+    def set_window(self, centre: float, width: float) -> None:
+        """The film in view under another window; the findings stay those of the file's own window."""
+        o = self.opened
+        if o is None or o.image is None or not o.image.can_window:
+            return
+        new = (float(centre), max(float(width), 1.0))
+        if new != self._window:
+            self._window = new
+            self._render()
+
+    @Slot()
+    def reset_window(self) -> None:
+        o = self.opened
+        if self._window is not None and o is not None and o.image is not None:
+            self._window = None
+            self.windowChanged.emit(o.image.default_window())
+            self._render()
+
+    @Slot(bool)
+    def set_compare(self, on: bool) -> None:
+        if on != self._compare:
+            self._compare = on
+            self._load_comparison()
+
+    def previous_study(self) -> XrayStudy | None:
+        """The patient's stored film taken before the one in view (studies are newest first), refused ones aside."""
+        o = self.opened
+        if o is None or o.study is None:
+            return None
+        ids = [s.id for s in self.studies]
+        if o.study.id not in ids:
+            return None
+        return next((s for s in self.studies[ids.index(o.study.id) + 1:] if not s.refused), None)
+
+    def _load_comparison(self) -> None:
+        prev = self.previous_study() if self._compare else None
+        if prev is None:
+            self.comparisonChanged.emit(None if not self._compare else (None, "No earlier film of this patient."))
+            return
+        pid, current = self.patient_id, self.opened
+
+        def job(progress, cancel):
+            other = self.service.open(prev.id)
+            return to_qimage(overlay_rgba(other.image.pixels, None)), other
+
+        def shown(result) -> None:
+            image, other = result
+            if self.opened is not current:
+                return
+            film = film_description(other.image.meta)
+            self.comparisonChanged.emit((image, f"Earlier film: {other.study.source_name}, added "
+                                                f"{other.study.created_at[:10]}{' (' + film + ')' if film else ''}"))
+        self.runner.run("Opening the earlier film", job, on_success=lambda r: self._for(pid, shown, r),
+                        on_failure=lambda e: self._for(pid, self._set_status, user_message(e)), owner=self)
 
     @Slot(bool)
     def set_heat_map(self, on: bool) -> None:
@@ -206,11 +279,12 @@ class XrayViewModel(StatusViewModel):
         o = self.opened
         if o is None:
             return
-        finding, heat_on = self._finding, self._heat
+        finding, heat_on, window = self._finding, self._heat, self._window
 
         def job(progress, cancel):
             heat = o.result.heatmap(finding) if heat_on and not o.result.ood else None
-            return overlay_rgba(o.image.pixels, heat), heat is not None and not heat.any()
+            pixels = windowed(o.image, *window) if window is not None else o.image.pixels
+            return overlay_rgba(pixels, heat), heat is not None and not heat.any()
 
         def shown(result) -> None:
             if self.opened is not o:   # another image (or patient) came into view meanwhile

@@ -105,6 +105,7 @@ class BedService:
         self.s.require(Permission.MANAGE_BEDS, "place patients in beds")
         now = dt.datetime.now().replace(second=0, microsecond=0)
         with self.s.db.transaction() as c:
+            writer_lock(c, "encounters")   # before the checks: two desks never fill one bed or place one admission twice
             w = c.execute("SELECT patient_id, ward_type, needs_isolation, status FROM waiting_admissions WHERE id = ?",
                           (waiting_id,)).fetchone()
             if w is None or w[3] != "waiting":
@@ -124,7 +125,6 @@ class BedService:
                 raise ValidationError({"bed": why})
             age = c.execute("SELECT age_band FROM encounters WHERE patient_id = ? ORDER BY encounter_nbr DESC LIMIT 1",
                             (w[0],)).fetchone()
-            writer_lock(c, "encounters")
             nbr = c.execute("SELECT coalesce(max(encounter_nbr), 0) + 1 FROM encounters").fetchone()[0]
             stamp = now.isoformat(sep=" ", timespec="minutes")
             cur = c.execute("INSERT INTO encounters (patient_id, encounter_nbr, status, admit_time, admission_type_id, "

@@ -26,8 +26,8 @@ MAX_PIXELS = 24_000_000          # a large CR/DR detector is ~4300 x 4300 = 18.5
 MAX_FILE_BYTES = 100 * 1024 * 1024
 # Budget on decoded bytes, checked from headers before any pixel is decoded: the decoded array plus the float32
 # working copies (grey, stretched, resized) must fit. A deflated DICOM is inflated only up to MAX_FILE_BYTES.
-MAX_DECODED_BYTES = 300 * 1024 * 1024
-WORKING_COPIES = 3
+MAX_DECODED_BYTES = 360 * 1024 * 1024
+WORKING_COPIES = 4               # grey, stretched, resized, and a DICOM's values kept for window/level
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # also guards the Pillow-based DICOM JPEG decoders
 _NORM_EPS = 1e-2                 # floor for the per-image std on the 0..1 scale (blank images stay finite)
 _NORM_CLIP = 5.0
@@ -65,6 +65,26 @@ class LoadedImage:
     source_format: str
     colourfulness: float = 0.0
     meta: dict[str, str] = field(default_factory=dict)
+    # A monochrome DICOM with a linear window: its values after the modality rescale (before any window), the file's
+    # own window (centre, width; None: the whole range), and whether high values are dark (MONOCHROME1). What the
+    # viewer re-windows; `pixels` (what the model saw) stays as the file's window made it.
+    values: np.ndarray | None = None
+    window: tuple[float, float] | None = None
+    inverted: bool = False
+
+    @property
+    def can_window(self) -> bool:
+        return self.values is not None
+
+    def value_range(self) -> tuple[float, float]:
+        return (float(np.min(self.values)), float(np.max(self.values))) if self.values is not None else (0.0, 255.0)
+
+    def default_window(self) -> tuple[float, float]:
+        """The file's own window, else the whole range of values."""
+        if self.window is not None:
+            return self.window
+        lo, hi = self.value_range()
+        return (lo + hi) / 2.0, max(hi - lo, 1.0)
 
 
 def sniff_format(head: bytes) -> str | None:
@@ -208,16 +228,54 @@ def _intensities(arr: np.ndarray, ds, modality_lut, voi_lut) -> np.ndarray:
         gray *= slope
     if intercept:
         gray += intercept
+    window = file_window(ds)
+    if window is not None:
+        apply_window(gray, *window)
+    return gray
+
+
+def file_window(ds) -> tuple[float, float] | None:
+    """The DICOM file's own (first) window centre and width, where it has a usable one."""
     centre, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if centre is not None and width is not None:
+    if centre is None or width is None:
+        return None
+    try:
         c = float(centre[0] if getattr(centre, "VM", 1) > 1 else centre)
         w = float(width[0] if getattr(width, "VM", 1) > 1 else width)
-        if w >= 1:  # DICOM PS3.3 C.11.2.1.2.1, linear: clip((x - (c - 0.5)) / (w - 1) + 0.5) to 0..1
-            gray -= c - 0.5
-            gray *= 1.0 / max(w - 1.0, 1.0)
-            gray += 0.5
-            np.clip(gray, 0.0, 1.0, out=gray)
+    except (TypeError, ValueError):
+        return None
+    return (c, w) if w >= 1 and np.isfinite(c) and np.isfinite(w) else None
+
+
+def apply_window(gray: np.ndarray, centre: float, width: float) -> np.ndarray:
+    """DICOM PS3.3 C.11.2.1.2.1, linear: clip((x - (c - 0.5)) / (w - 1) + 0.5) to 0..1, in place on float32."""
+    gray -= centre - 0.5
+    gray *= 1.0 / max(width - 1.0, 1.0)
+    gray += 0.5
+    np.clip(gray, 0.0, 1.0, out=gray)
     return gray
+
+
+def windowed(image: "LoadedImage", centre: float, width: float) -> np.ndarray:
+    """The film on a 0..255 scale under another window (the viewer's window/level), bone white as on screen."""
+    if image.values is None:
+        return image.pixels
+    out = apply_window(image.values.copy(), centre, max(float(width), 1.0))
+    out *= 255.0
+    return 255.0 - out if image.inverted else out
+
+
+class _without_window:
+    """A dataset seen without its window, so that _intensities applies the modality rescale only."""
+
+    def __init__(self, ds) -> None:
+        self._ds = ds
+
+    def __contains__(self, key) -> bool:
+        return key in self._ds
+
+    def get(self, key, default=None):
+        return default if key in ("WindowCenter", "WindowWidth") else self._ds.get(key, default)
 
 
 def _load_dicom(data: bytes, name: str) -> LoadedImage:
@@ -268,13 +326,21 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
             arr = arr[0]  # multi-frame: a radiograph has one; use the first
         photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
         colour = 0.0
+        values = None
         if arr.ndim == 3:
             rgb = np.asarray(arr, dtype=np.float32)  # pydicom 3 already converts YBR to RGB in pixel_array
             colour = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
             gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
         elif arr.ndim == 2:
+            linear = not ("ModalityLUTSequence" in ds or "VOILUTSequence" in ds or
+                          str(ds.get("VOILUTFunction", "LINEAR")).upper() not in ("LINEAR", ""))
             try:
-                gray = _intensities(arr, ds, apply_modality_lut, apply_voi_lut)
+                if linear:   # keep the values before the window, for the viewer's window/level
+                    values = _intensities(arr, _without_window(ds), apply_modality_lut, apply_voi_lut)
+                    window = file_window(ds)
+                    gray = apply_window(values.copy(), *window) if window is not None else values.copy()
+                else:
+                    gray = _intensities(arr, ds, apply_modality_lut, apply_voi_lut)
             except Exception as exc:  # noqa: BLE001
                 raise CorruptImage(f"{name}: the DICOM intensity tables are invalid ({exc}).") from exc
             del arr, ds.PixelData  # the raw copies are not needed past this point
@@ -282,13 +348,16 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
             raise CorruptImage(f"{name}: the DICOM pixel data has an unexpected shape {arr.shape}.")
         if not np.isfinite(gray).all():
             raise CorruptImage(f"{name}: the DICOM pixel data holds invalid values.")
+        if values is not None and not np.isfinite(values).all():
+            values = None
         gray = _stretch(gray)
         if photometric == "MONOCHROME1":
             gray = 255.0 - gray  # MONOCHROME1: high values are dark; show bone white like MONOCHROME2
         meta = {k: str(ds.get(k, "")) for k in ("Modality", "BodyPartExamined", "ViewPosition", "PhotometricInterpretation",
                                                 "PatientID", "PatientName", "PatientBirthDate", "PatientSex",
                                                 "StudyDate", "StudyTime")}
-    return LoadedImage(np.ascontiguousarray(gray, dtype=np.float32), "dicom", colour, meta)
+    return LoadedImage(np.ascontiguousarray(gray, dtype=np.float32), "dicom", colour, meta, values,
+                       file_window(ds) if values is not None else None, photometric == "MONOCHROME1")
 
 
 def film_description(meta: dict[str, str]) -> str:

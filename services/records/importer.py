@@ -118,12 +118,12 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
     report = ImportReport()
     now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
     with session.db.transaction() as c:
+        for what in ("records", "patients", "encounters"):   # as every import: one desk at a time on the server,
+            writer_lock(c, what)                              # before reading what is already there
         wards = {name.lower(): wid for wid, name in c.execute("SELECT id, name FROM wards")}
         codec = session.codec   # hospital numbers are matched by their blind index when the store is sealed
         patients = {key: pid for pid, key in c.execute("SELECT id, mrn FROM patients")}
         seen = {n for (n,) in c.execute("SELECT encounter_nbr FROM encounters")}
-        for what in ("records", "patients", "encounters"):   # as every import: one desk at a time on the server
-            writer_lock(c, what)
         next_pid = next_patient_id(c)
         next_eid = c.execute("SELECT coalesce(max(id), 0) + 1 FROM encounters").fetchone()[0]
         header: list[str] | None = None

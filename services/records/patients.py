@@ -366,6 +366,7 @@ class PatientService:
             else:
                 raise ValidationError({"age_band": "the patient's birth date is needed to know their age at "
                                                    "admission: add it to the patient first"})
+            writer_lock(c, "encounters")   # the bed check and the save as one step among all desks
             if v["bed_id"] is not None and status == "inpatient":
                 taken = c.execute("SELECT 1 FROM encounters WHERE bed_id = ? AND status = 'inpatient' AND id IS DISTINCT FROM ?",
                                   (v["bed_id"], encounter_id)).fetchone()
@@ -390,7 +391,6 @@ class PatientService:
                         diabetes_med="Yes" if any(s != "No" for s in v["medications"].values()) else "No",
                         updated_at=_now())
             if encounter_id is None:
-                writer_lock(c, "encounters")
                 nbr = c.execute("SELECT coalesce(max(encounter_nbr), 0) + 1 FROM encounters").fetchone()[0]
                 cols.update(encounter_nbr=nbr, created_at=_now())
                 cur = c.execute(f"INSERT INTO encounters ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from psycopg import sql
 
 from models.domain import Permission, Role, User
 from services.core.errors import (PasswordChangeRequired, PermissionDenied, StoreDamaged, ValidationError,
@@ -122,7 +121,7 @@ class ServerAccounts:
                 raise ValidationError({"username": f"the server already has a login called {username}"})
             c.execute("INSERT INTO users (username, role, display_name, created_at, must_change) VALUES (?,?,?,?,?)",
                       (username, Role(role).value, display_name or username, _now(), int(must_change)))
-            c.execute("SELECT create_login(?, ?, ?)", (username, verifier, Role(role).value))
+            c.execute("SELECT create_login(?, ?, ?, ?)", (username, verifier, Role(role).value, bool(must_change)))
             audit.append(c, self.s.user.username, "user_add", "user", username, Role(role).value)
         return User(username, Role(role), display_name or username, True)
 
@@ -197,8 +196,7 @@ class ServerAccounts:
         ServerDatabase.login(s.db.address, s.user.username, old_password).close()   # WrongPassword if not
         verifier = self._verifier(s.user.username, new_password)
         with s.db.transaction() as c:
-            c.raw.execute(sql.SQL("ALTER ROLE CURRENT_USER PASSWORD {}").format(sql.Literal(verifier)))
-            c.execute("SELECT own_password_changed()")
+            c.execute("SELECT set_own_password(?)", (verifier,))   # and no longer a one-time password
             if s.db.trust is not None and s.db.trust.signer_key is not None:   # the signing key, under the new one
                 server_keys.seal(c, s.db.trust.store_id, s.user.username, new_password, s.db.trust.signer_key)
             audit.append(c, s.user.username, "password_changed", "user", s.user.username)

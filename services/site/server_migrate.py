@@ -10,6 +10,7 @@ server logins with one-time passwords, shown once, to be changed at their first 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from models.domain import Permission
@@ -95,9 +96,8 @@ def migrate_store(session: Session, url: str, dba_password: str | None, admin_pa
                     dst.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
                                 "excluded.value", (key, row[0]))
             report.one_time_passwords = _people(dst, [u for u in users if u[0] != me])
-            # the desk keys that signed the copied audit rows, for verify on the server
-            for username, pub in src.execute("SELECT username, sign_pub FROM users WHERE sign_pub IS NOT NULL"):
-                dst.execute("UPDATE users SET sign_pub = ? WHERE username = ?", (pub, username))
+            # the desk keys that signed the copied audit rows, recorded once with the copied head, for verify
+            dst.execute("SELECT record_desk_history(CAST(? AS jsonb))", (json.dumps(_desk_keys(session, src)),))
             head = dst.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
             report.audit_head = head[0] if head else ""
         # this administrator's server signing key signs from the row after the copied log
@@ -147,13 +147,28 @@ def _open(session: Session, table: str, cols: list[str], row: tuple, sealed: lis
     return tuple(bytes(x) if isinstance(x, memoryview) else x for x in v.values())
 
 
+def _desk_keys(session: Session, src) -> list[dict]:
+    """Who signed the desk store's audit rows with which key, up to which row: each person's current key, keys they
+    retired, and the administrator key that the recovery key signs with (integrity.KeySet on the desk)."""
+    last = src.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0] + 1
+    keys = [{"username": u, "sign_pub": pub, "to_row": last}
+            for u, pub in src.execute("SELECT username, sign_pub FROM users WHERE sign_pub IS NOT NULL")]
+    keys += [{"username": u, "sign_pub": pub, "to_row": int(to)}
+             for u, pub, to in src.execute("SELECT username, sign_pub, to_row FROM retired_keys")]
+    trust = session.db.trust
+    if trust is not None and trust.admin_pub:
+        from services.store.signing import b64
+        keys.append({"username": "recovery", "sign_pub": b64(trust.admin_pub), "to_row": last})
+    return keys
+
+
 def _people(dst, others: list[tuple]) -> dict[str, str]:
     out = {}
     for username, role, display, active, created in others:
         one_time = new_one_time_password()
         dst.execute("INSERT INTO users (username, role, display_name, active, created_at, must_change) "
                     "VALUES (?,?,?,?,?,1)", (username, role, display, active, created))
-        dst.execute("SELECT create_login(?, ?, ?)", (username, verifier(dst.raw, username, one_time), role))
+        dst.execute("SELECT create_login(?, ?, ?, true)", (username, verifier(dst.raw, username, one_time), role))
         if active == 1:
             out[username] = one_time
         else:
@@ -172,7 +187,7 @@ def _compare(session: Session, src, db: ServerDatabase, report: MigrationReport)
     last = src.execute("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1").fetchone()
     if last and report.audit_head != f"{last[0]}:{last[1]}":
         problems.append(f"the audit chain's head differs: desk {last[0]}:{last[1]}, server {report.audit_head}")
-    chain = audit.verify_chain(dst)
+    chain = audit.verify_chain(dst, keys=server_keys.key_set(dst))   # every signature too, as verify checks them
     problems += [f"server audit chain: {p}" for p in chain.problems]
     codes_desk = src.execute("SELECT count(*) FROM patient_codes").fetchone()[0]
     codes_server = dst.execute("SELECT count(*) FROM patient_codes").fetchone()[0]

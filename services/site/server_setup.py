@@ -21,42 +21,67 @@ from services.store.server import SCHEMA, ServerAddress, connect
 # Logins are made and dropped only through these functions (owned by <p>usermgr, which holds CREATEROLE): an
 # administrator's login needs no CREATEROLE of its own, and the functions put a login into one WardLens role only.
 USER_FUNCTIONS = r"""
-CREATE FUNCTION create_login(name text, verifier text, grp text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = @S AS $$
+-- A WardLens login: a member of one of this store's four groups, none of the store's own roles, no special powers.
+-- Every function below acts only on such a login: never on the owner, the DBA or another database's people.
+CREATE FUNCTION is_staff_login(name text) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = @S, pg_temp AS $$
+  SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = name AND NOT r.rolsuper AND NOT r.rolcreaterole
+                 AND NOT r.rolcreatedb AND NOT r.rolreplication AND NOT r.rolbypassrls
+                 AND left(name, 3) <> 'wl_' AND left(name, 3) <> 'pg_'
+                 AND EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid
+                             AND g.rolname IN ('@Padmin', '@Pclinician', '@Pnurse', '@Panalyst')))
+$$;
+CREATE FUNCTION create_login(name text, verifier text, grp text, one_time boolean) RETURNS void LANGUAGE plpgsql
+SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 BEGIN
   IF grp NOT IN ('admin','clinician','nurse','analyst') THEN RAISE EXCEPTION 'unknown WardLens role %', grp; END IF;
-  IF name !~ '^[a-z][a-z0-9._-]{1,31}$' THEN RAISE EXCEPTION 'not a WardLens user name: %', name; END IF;
+  IF name !~ '^[a-z][a-z0-9._-]{1,31}$' OR left(name, 3) IN ('wl_', 'pg_') THEN
+    RAISE EXCEPTION 'not a WardLens user name: %', name;
+  END IF;
   IF verifier !~ '^SCRAM-SHA-256\$' THEN RAISE EXCEPTION 'a password verifier is expected'; END IF;
-  EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION PASSWORD %L', name, verifier);
+  EXECUTE format('CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD %L '
+                 'VALID UNTIL %L', name, verifier, CASE WHEN one_time THEN (now() + interval '7 days')::text
+                                                   ELSE 'infinity' END);
   EXECUTE format('GRANT %I TO %I', '@P' || grp, name);
 END $$;
+-- A one-time password an administrator sets: it works for a week, and only to choose one's own (set_own_password).
 CREATE FUNCTION set_login_password(name text, verifier text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = @S AS $$
+SET search_path = @S, pg_temp AS $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
+  IF NOT is_staff_login(name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
   IF verifier !~ '^SCRAM-SHA-256\$' THEN RAISE EXCEPTION 'a password verifier is expected'; END IF;
-  EXECUTE format('ALTER ROLE %I PASSWORD %L', name, verifier);
+  EXECUTE format('ALTER ROLE %I PASSWORD %L VALID UNTIL %L', name, verifier, (now() + interval '7 days')::text);
+END $$;
+CREATE FUNCTION set_own_password(verifier text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @S, pg_temp AS $$
+BEGIN
+  IF NOT is_staff_login(session_user) THEN RAISE EXCEPTION 'not a WardLens login: %', session_user; END IF;
+  IF verifier !~ '^SCRAM-SHA-256\$' THEN RAISE EXCEPTION 'a password verifier is expected'; END IF;
+  EXECUTE format('ALTER ROLE %I PASSWORD %L VALID UNTIL %L', session_user, verifier, 'infinity');
+  UPDATE users SET must_change = 0 WHERE username = session_user;
 END $$;
 CREATE FUNCTION set_login_group(name text, grp text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = @S AS $$
+SET search_path = @S, pg_temp AS $$
 DECLARE g text;
 BEGIN
   IF grp NOT IN ('admin','clinician','nurse','analyst') THEN RAISE EXCEPTION 'unknown WardLens role %', grp; END IF;
-  IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
+  IF NOT is_staff_login(name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
   FOREACH g IN ARRAY ARRAY['admin','clinician','nurse','analyst'] LOOP
     EXECUTE format('REVOKE %I FROM %I', '@P' || g, name);
   END LOOP;
   EXECUTE format('GRANT %I TO %I', '@P' || grp, name);
 END $$;
-CREATE FUNCTION enable_login(name text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION enable_login(name text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
+  IF NOT is_staff_login(name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
   EXECUTE format('ALTER ROLE %I LOGIN', name);
 END $$;
-CREATE FUNCTION disable_login(name text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+-- Deactivated: no new login, and the person's open connections end now (NOLOGIN alone would leave them working).
+CREATE FUNCTION disable_login(name text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM users WHERE username = name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
+  IF NOT is_staff_login(name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
   EXECUTE format('ALTER ROLE %I NOLOGIN', name);
+  PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = name AND pid <> pg_backend_pid();
 END $$;
 """
 
@@ -114,14 +139,17 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
             for stmt in sch.grants(p):
                 cur.execute(stmt.replace("@S", SCHEMA))
             cur.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(_ident(SCHEMA), _ident(p + "usermgr")))
-            cur.execute(sql.SQL("GRANT SELECT ON users TO {}").format(_ident(p + "usermgr")))
+            cur.execute(sql.SQL("GRANT SELECT, UPDATE (must_change) ON users TO {}").format(_ident(p + "usermgr")))
             cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "usermgr")))
             for stmt in sch.statements(USER_FUNCTIONS.replace("@P", p), SCHEMA):
                 cur.execute(stmt)
-            for fn in ("create_login(text, text, text)", "set_login_password(text, text)",
-                       "set_login_group(text, text)", "enable_login(text)", "disable_login(text)"):
+            for fn in ("create_login(text, text, text, boolean)", "set_login_password(text, text)",
+                       "set_login_group(text, text)", "enable_login(text)", "disable_login(text)",
+                       "is_staff_login(text)", "set_own_password(text)"):
                 cur.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
                 cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION " + fn + " TO {}").format(_ident(p + "admin")))
+            cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION set_own_password(text) TO {}, {}, {}").format(
+                *(_ident(p + g) for g in ("clinician", "nurse", "analyst"))))
             cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
             cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(_ident(SCHEMA), _ident(p + "usermgr")))
             store_id = str(uuid.uuid4())
@@ -132,8 +160,12 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
                         (admin, display_name or admin, _now()))
             cur.execute("RESET ROLE")
             cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "usermgr")))
-            cur.execute("SELECT create_login(%s, %s, 'admin')", (admin, verifier(conn, admin, admin_password)))
+            cur.execute("SELECT create_login(%s, %s, 'admin', false)", (admin, verifier(conn, admin, admin_password)))
             cur.execute("RESET ROLE")
+            # usermgr ends a deactivated person's open connections; no login may make temporary tables here (they
+            # would shadow the store's tables inside functions that run with the owner's rights)
+            cur.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(_ident(p + "usermgr")))
+            cur.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(_ident(address.dbname)))
             # The set-up login keeps nothing: from here on no login can act as the owner or make logins directly.
             cur.execute(sql.SQL("REVOKE {}, {} FROM {}").format(_ident(p + "owner"), _ident(p + "usermgr"), me))
         conn.commit()

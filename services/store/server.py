@@ -12,6 +12,7 @@ desk store's SQL with `?` placeholders; `PgConnection` rewrites them to psycopg'
 """
 from __future__ import annotations
 
+import os
 import re
 import threading
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from services.store.dialect import is_server_url
 SCHEMA = "wardlens"
 TLS_MODES = ("verify-full", "verify-ca")
 CONNECT_TIMEOUT_S = 10
+LOCK_TIMEOUT_MS = 15_000
 
 
 class ServerAddressError(WardLensError):
@@ -56,7 +58,7 @@ class ServerAddress:
 
     @property
     def via_socket(self) -> bool:
-        return self.host.startswith("/") or not self.host
+        return self.host.startswith("/")
 
     @property
     def label(self) -> str:
@@ -94,6 +96,13 @@ class ServerAddress:
             port = int(query.get("port") or parts.port or 5432)
         except ValueError:
             raise ServerAddressError("The server address has a port that is not a number.") from None
+        # One named host: libpq reads "a,b" as a list to try in turn (a socket first, then plain TCP), and an empty
+        # host as "whatever PGHOST says".
+        if not host:
+            raise ServerAddressError("Name the server in the address: postgresql://host/database, or host=/folder "
+                                     "for a local socket.")
+        if "," in host or "," in str(query.get("port", "")):
+            raise ServerAddressError("The server address names several hosts or ports; WardLens connects to one.")
         dbname = unquote(query.get("dbname") or parts.path.lstrip("/"))
         if not dbname:
             raise ServerAddressError("The server address names no database (…/dbname after the host).")
@@ -116,20 +125,31 @@ class ServerAddress:
         return address
 
     def conninfo(self, user: str | None = None) -> dict[str, Any]:
+        # lock_timeout: a lock held by someone else (an advisory lock any login may take) makes a desk say so after
+        # a while instead of hanging; password only by SCRAM, bound to the TLS channel over the network.
         args: dict[str, Any] = {"host": self.host, "port": self.port, "dbname": self.dbname,
                                 "user": user or self.user, "connect_timeout": CONNECT_TIMEOUT_S,
-                                "application_name": "WardLens", "options": f"-c search_path={SCHEMA}"}
+                                "application_name": "WardLens", "require_auth": "scram-sha-256",
+                                "options": f"-c search_path={SCHEMA} -c lock_timeout={LOCK_TIMEOUT_MS}"}
         if self.via_socket:
             args["sslmode"] = "disable"    # a Unix socket never leaves the machine
         else:
-            args.update(sslmode=self.sslmode, sslrootcert=self.sslrootcert)
-        if not args["host"]:
-            del args["host"]
+            args.update(sslmode=self.sslmode, sslrootcert=self.sslrootcert, channel_binding="require")
         return args
 
 
+# libpq's environment variables that would change where or how a desk connects behind the address it was given
+LIBPQ_ENV = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGSERVICE", "PGSERVICEFILE", "PGSSLMODE", "PGREQUIRESSL",
+             "PGSSLROOTCERT", "PGSSLCERT", "PGSSLKEY", "PGSSLCRL", "PGSSLNEGOTIATION", "PGGSSENCMODE",
+             "PGCHANNELBINDING", "PGREQUIREAUTH", "PGOPTIONS", "PGTARGETSESSIONATTRS", "PGDATABASE", "PGUSER",
+             "PGPASSFILE", "PGSYSCONFDIR")
+
+
 def connect(address: ServerAddress, user: str, password: str | None, autocommit: bool = True) -> psycopg.Connection:
-    """A connection as `user`, with errors a person can act on (wrong password, unreachable, untrusted)."""
+    """A connection as `user`, with errors a person can act on (wrong password, unreachable, untrusted). Only the
+    address counts: libpq's environment variables are dropped from this process first."""
+    for name in LIBPQ_ENV:
+        os.environ.pop(name, None)
     try:
         return psycopg.connect(**address.conninfo(user), password=password, autocommit=autocommit)
     except psycopg.OperationalError as exc:
@@ -147,6 +167,9 @@ def explain(exc: BaseException, address: ServerAddress) -> WardLensError:
         return ServerTrustError(f"The server {address.label} did not prove it is the hospital's server (its "
                                 f"certificate did not verify against {address.sslrootcert}). WardLens did not "
                                 f"connect. Ask IT to check the certificates. ({_first_line(text)})")
+    if "lock timeout" in low or "canceling statement due to lock timeout" in low:
+        return ServerUnavailable(f"The hospital server {address.label} is busy with another desk's change (a lock "
+                                 "held too long). Nothing was saved; try again in a moment, and tell IT if it lasts.")
     if "pg_hba.conf" in low or "no encryption" in low:
         return ServerUnavailable(f"The server {address.label} refused this computer or user ({_first_line(text)}). "
                                  "Ask IT to allow this desk.")
@@ -156,13 +179,22 @@ def explain(exc: BaseException, address: ServerAddress) -> WardLensError:
                              "was saved on this computer. Try again in a moment; if it lasts, ask IT.")
 
 
+def refused(exc: BaseException) -> WardLensError:
+    """The server itself refused an action to this person's role (docs/security.md, the server store)."""
+    from services.core.errors import PermissionDenied
+    return PermissionDenied(f"The hospital server does not allow this for your role ({_first_line(str(exc))}).")
+
+
 def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     return (lines[-1] if lines else text)[:200]
 
 
 # --- the desk store's SQL on PostgreSQL ---------------------------------------------------------------------------
-_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?|%")
+# What may hold a ? or % that is not a placeholder: comments, E'' strings (backslash escapes), '' strings, quoted
+# identifiers, dollar-quoted bodies. Each is copied as it is (a % doubled), the rest is rewritten.
+_TOKENS = re.compile(r"--[^\n]*|/\*.*?\*/|[Ee]'(?:[^'\\]|\\.|'')*'|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|"
+                     r"(\$[A-Za-z_]*\$).*?\1|\?|%", re.DOTALL)
 _INSERT = re.compile(r"^\s*INSERT\s+(OR\s+IGNORE\s+)?INTO\s+(\w+)", re.IGNORECASE)
 # Tables whose rows have an identity `id` (services read cursor.lastrowid after inserting into them). Not the audit
 # log: RETURNING needs SELECT, which only administrators have there.
@@ -179,10 +211,15 @@ def translate(sql: str, returning: bool = True) -> tuple[str, bool]:
     m = _INSERT.match(out)
     added = False
     if m:
+        out = out.rstrip().rstrip(";").rstrip()
+        bare = _TOKENS.sub(lambda t: t.group(0) if t.group(0) in ("?", "%") else " " * len(t.group(0)), out)
+        tail = re.search(r"\bRETURNING\b", bare, re.IGNORECASE)   # outside literals and comments
         if m.group(1):
-            out = out[:m.start(1)] + out[m.end(1):] + " ON CONFLICT DO NOTHING"
-        if returning and m.group(2).lower() in ID_TABLES and "returning" not in out.lower():
-            out = out.rstrip().rstrip(";") + " RETURNING id"
+            at = tail.start() if tail else len(out)
+            out = out[:at].rstrip() + " ON CONFLICT DO NOTHING" + (" " + out[at:] if tail else "")
+            out = out[:m.start(1)] + out[m.end(1):]
+        if returning and m.group(2).lower() in ID_TABLES and tail is None:
+            out += " RETURNING id"
             added = True
     return out, added
 
@@ -223,6 +260,7 @@ class PgConnection:
     def __init__(self, raw: psycopg.Connection, address: ServerAddress, reconnect=None) -> None:
         self.raw = raw
         self.address = address
+        self.in_tx = False   # inside ServerDatabase.transaction: a dropped connection there fails the whole of it
         self._reconnect = reconnect   # a fresh psycopg connection as the same person (ServerDatabase)
 
     def execute(self, sql: str, params: Sequence[Any] | dict = ()) -> PgCursor:
@@ -230,10 +268,15 @@ class PgConnection:
         args = tuple(params) if not isinstance(params, dict) else params
         try:
             return PgCursor(self.raw.execute(text, args), added)
+        except pgerr.InsufficientPrivilege as exc:
+            if self.in_tx:
+                raise   # the transaction says so once it has rolled back (ServerDatabase.transaction)
+            raise refused(exc) from exc
         except psycopg.OperationalError as exc:
             # A read outside a transaction on a connection the server or the network dropped (a restart, a cable):
             # once more on a new connection. Writes never retry here: they run in transactions, all or nothing.
-            if self._reconnect is None or not self.raw.closed or not text.lstrip()[:6].upper() == "SELECT":
+            if self._reconnect is None or self.in_tx or not self.raw.closed or \
+                    not text.lstrip()[:6].upper() == "SELECT":
                 raise explain(exc, self.address) from exc
         try:
             self.raw = self._reconnect()
@@ -387,14 +430,19 @@ class ServerDatabase:
         """All or nothing, as on the desk store. A dropped connection mid-way leaves nothing committed (the server
         rolls an unfinished transaction back) and raises ServerUnavailable."""
         c = self.conn
+        c.in_tx = True
         try:
             with c.raw.transaction():
                 yield c
         except psycopg.OperationalError as exc:
             raise explain(exc, self.address) from exc
+        except pgerr.InsufficientPrivilege as exc:
+            raise refused(exc) from exc
         except pgerr.DiskFull as exc:
             from services.store.database import DiskFull
             raise DiskFull(self.address.label) from exc
+        finally:
+            c.in_tx = False
 
     def interrupt(self) -> None:
         with self._lock:

@@ -93,10 +93,18 @@ def key_set(conn) -> ServerKeySet:
     for username, keys in server.items():
         for i, (pub, start) in enumerate(keys):
             spans.setdefault(username, []).append((pub, start, keys[i + 1][1] if i + 1 < len(keys) else None))
-    # rows that came from a desk store (migrate-store): the desk's keys, up to the person's first server key
-    for username, pub in conn.execute("SELECT username, sign_pub FROM users WHERE sign_pub IS NOT NULL"):
-        first = server.get(username, [(b"", None)])[0][1]
-        spans.setdefault(username, []).append((signing.unb64(pub), 0, first))
-    for username, pub, to_row in conn.execute("SELECT username, sign_pub, to_row FROM retired_keys"):
+    # rows that came from a desk store (migrate-store): the desk's keys, recorded once when it moved up; never the
+    # users or retired_keys tables, which administrators can write
+    for username, pub, to_row in conn.execute("SELECT username, sign_pub, to_row FROM desk_keys"):
         spans.setdefault(username, []).append((signing.unb64(pub), 0, int(to_row)))
     return ServerKeySet(spans)
+
+
+def writer_problems(conn, max_problems: int = 20) -> list[str]:
+    """Rows the server wrote must name the login that wrote them (db_user, stamped by the server): an administrator's
+    login cannot put a row in a nurse's name, nor anyone a row in the name of 'system' signed by someone else."""
+    row = conn.execute("SELECT last_row FROM desk_history").fetchone()
+    after = int(row[0]) if row else 0
+    bad = conn.execute("SELECT id, username, db_user FROM audit_log WHERE id > ? AND username <> db_user AND NOT "
+                       "(username = 'system' AND signer = db_user) ORDER BY id LIMIT ?", (after, max_problems)).fetchall()
+    return [f"audit row {i} names {u!r} but was written by the login {d!r}" for i, u, d in bad]

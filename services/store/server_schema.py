@@ -244,6 +244,13 @@ CREATE TABLE signing_secrets (
     wrapped BYTEA NOT NULL,
     salt BYTEA NOT NULL,
     kdf TEXT NOT NULL);
+-- What came from a desk store with migrate-store, recorded once (record_desk_history): the last audit row it brought
+-- and the desk keys that signed those rows. Rows after it are the server's own: each must name the login that wrote it.
+CREATE TABLE desk_history (id INTEGER PRIMARY KEY CHECK (id = 1), last_row BIGINT NOT NULL, recorded_at TEXT NOT NULL);
+CREATE TABLE desk_keys (username TEXT NOT NULL, sign_pub TEXT NOT NULL, to_row BIGINT NOT NULL,
+    PRIMARY KEY (username, sign_pub));
+-- One inpatient per bed, whichever desk saves: the server refuses the second (services check first and say why).
+CREATE UNIQUE INDEX encounters_one_per_bed ON encounters(bed_id) WHERE status = 'inpatient' AND bed_id IS NOT NULL;
 CREATE INDEX encounters_patient ON encounters(patient_id);
 CREATE INDEX lab_results_encounter ON lab_results(encounter_id);
 CREATE INDEX encounters_patient_admit ON encounters(patient_id, admit_time);
@@ -266,7 +273,7 @@ CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW
 CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit_log FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse();
 
 -- The next row must link to the head: the server keeps the chain whole whoever writes, and records the head.
-CREATE FUNCTION audit_link() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION audit_link() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 DECLARE head TEXT;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('@S.audit'));
@@ -274,6 +281,12 @@ BEGIN
   IF head IS NULL THEN head := '0:' || repeat('0', 64); END IF;
   IF NEW.id <> split_part(head, ':', 1)::bigint + 1 OR NEW.prev_hash <> split_part(head, ':', 2) THEN
     RAISE EXCEPTION 'audit row % does not follow the head of the log', NEW.id USING ERRCODE = 'integrity_constraint_violation';
+  END IF;
+  -- the row's hash over its own fields (services.store.audit.row_hash), worked out here: none can be made up
+  IF NEW.hash IS DISTINCT FROM encode(sha256(convert_to(concat_ws(chr(31), NEW.prev_hash, NEW.id::text, NEW.ts,
+      NEW.username, NEW.action, NEW.entity, NEW.entity_id, NEW.detail), 'UTF8')), 'hex') THEN
+    RAISE EXCEPTION 'audit row % does not carry the hash of its fields', NEW.id
+      USING ERRCODE = 'integrity_constraint_violation';
   END IF;
   NEW.db_user := session_user;
   INSERT INTO meta(key, value) VALUES ('audit_head', NEW.id || ':' || NEW.hash)
@@ -283,7 +296,7 @@ END $$;
 CREATE TRIGGER audit_link BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_link();
 
 -- Where the log ends, for writers who may not read it; the lock serialises appends from all desks.
-CREATE FUNCTION audit_head(OUT id bigint, OUT hash text) LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION audit_head(OUT id bigint, OUT hash text) LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 DECLARE head TEXT;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtext('@S.audit'));
@@ -292,7 +305,7 @@ BEGIN
   ELSE id := split_part(head, ':', 1)::bigint; hash := split_part(head, ':', 2); END IF;
 END $$;
 
-CREATE FUNCTION encounters_summary() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION encounters_summary() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 DECLARE pid bigint;
 BEGIN
   FOR pid IN SELECT DISTINCT x FROM unnest(ARRAY[
@@ -309,12 +322,12 @@ END $$;
 CREATE TRIGGER encounters_summary AFTER INSERT OR DELETE OR UPDATE OF patient_id, status, admit_time, encounter_nbr
   ON encounters FOR EACH ROW EXECUTE FUNCTION encounters_summary();
 
-CREATE FUNCTION identity_gen() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION identity_gen() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 BEGIN UPDATE meta SET value = (value::bigint + 1)::text WHERE key = 'identity_gen'; RETURN NULL; END $$;
 CREATE TRIGGER patients_identity AFTER INSERT OR DELETE OR UPDATE OF mrn, ident, given_name, family_name, birth_date
   ON patients FOR EACH ROW EXECUTE FUNCTION identity_gen();
 
-CREATE FUNCTION beds_capacity() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION beds_capacity() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 DECLARE wid bigint;
 BEGIN
   FOR wid IN SELECT DISTINCT x FROM unnest(ARRAY[
@@ -327,12 +340,12 @@ END $$;
 CREATE TRIGGER beds_capacity AFTER INSERT OR DELETE OR UPDATE OF out_of_service, ward_id
   ON beds FOR EACH ROW EXECUTE FUNCTION beds_capacity();
 
-CREATE FUNCTION patient_codes_refresh(pid bigint) RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION patient_codes_refresh(pid bigint) RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
   DELETE FROM patient_codes WHERE patient_id = pid;
   INSERT INTO patient_codes (code, patient_id) SELECT d.code, e.patient_id FROM encounters e
     JOIN diagnoses d ON d.encounter_id = e.id WHERE e.patient_id = pid ON CONFLICT DO NOTHING;
 $$;
-CREATE FUNCTION diagnoses_codes() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION diagnoses_codes() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 BEGIN
   IF TG_OP = 'INSERT' THEN
     INSERT INTO patient_codes (code, patient_id) SELECT NEW.code, patient_id FROM encounters WHERE id = NEW.encounter_id
@@ -345,7 +358,7 @@ BEGIN
 END $$;
 CREATE TRIGGER diagnoses_codes AFTER INSERT OR DELETE OR UPDATE OF code, encounter_id
   ON diagnoses FOR EACH ROW EXECUTE FUNCTION diagnoses_codes();
-CREATE FUNCTION encounters_codes() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION encounters_codes() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 BEGIN
   IF TG_OP = 'UPDATE' THEN
     IF OLD.patient_id IS NOT DISTINCT FROM NEW.patient_id THEN RETURN NULL; END IF;
@@ -368,10 +381,20 @@ BEGIN NEW.updated_by := session_user; RETURN NEW; END $$;
 CREATE TRIGGER patients_creator BEFORE INSERT ON patients FOR EACH ROW EXECUTE FUNCTION stamp_creator();
 CREATE TRIGGER encounters_creator BEFORE INSERT ON encounters FOR EACH ROW EXECUTE FUNCTION stamp_creator();
 
--- A person who chose their own password (ALTER ROLE CURRENT_USER) no longer has to change it; only for themselves.
-CREATE FUNCTION own_password_changed() RETURNS void LANGUAGE sql SECURITY DEFINER SET search_path = @S AS $$
-  UPDATE users SET must_change = 0 WHERE username = session_user;
-$$;
+-- Once, while a desk store moves up (before anyone has a server signing key): the copied log's head and its keys.
+CREATE FUNCTION record_desk_history(keys jsonb) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @S, pg_temp AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM desk_history) OR EXISTS (SELECT 1 FROM signing_keys) THEN
+    RAISE EXCEPTION 'the desk history of this store is recorded once, when it moves up' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  INSERT INTO desk_history VALUES (1, coalesce((SELECT split_part(value, ':', 1)::bigint FROM meta
+                                                WHERE key = 'audit_head'), 0),
+                                   to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS'));
+  INSERT INTO desk_keys (username, sign_pub, to_row)
+    SELECT k->>'username', k->>'sign_pub', (k->>'to_row')::bigint FROM jsonb_array_elements(keys) k
+    ON CONFLICT DO NOTHING;
+END $$;
 
 ALTER TABLE signing_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE signing_keys FORCE ROW LEVEL SECURITY;
@@ -382,7 +405,7 @@ ALTER TABLE signing_secrets FORCE ROW LEVEL SECURITY;
 CREATE POLICY signing_secrets_own ON signing_secrets USING (username = session_user)
   WITH CHECK (username = session_user);
 -- A new key signs from the row after the log's head: never rows already written.
-CREATE FUNCTION signing_key_from() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S AS $$
+CREATE FUNCTION signing_key_from() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = @S, pg_temp AS $$
 BEGIN
   NEW.from_row := coalesce((SELECT split_part(value, ':', 1)::bigint FROM meta WHERE key = 'audit_head'), 0) + 1;
   RETURN NEW;
@@ -418,7 +441,9 @@ def grants(p: str) -> list[str]:
            # every login writes its own audit rows (login, views, denials); only administrators read them
            f"GRANT INSERT ON audit_log TO {staff}",
            f"GRANT SELECT ON audit_log TO {admin}",
-           f"GRANT EXECUTE ON FUNCTION audit_head(), own_password_changed() TO {staff}",
+           f"GRANT EXECUTE ON FUNCTION audit_head() TO {staff}",
+           f"GRANT EXECUTE ON FUNCTION record_desk_history(jsonb) TO {admin}",
+           f"GRANT SELECT ON desk_history, desk_keys TO {staff}",
            f"GRANT SELECT, INSERT ON signing_keys TO {staff}",
            f"GRANT SELECT, INSERT, UPDATE ON signing_secrets TO {staff}",
            "REVOKE ALL ON FUNCTION audit_head() FROM PUBLIC",

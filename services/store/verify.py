@@ -80,13 +80,19 @@ def verify_server_connection(conn) -> VerifyReport:
             report.problems.append(f"the server's {name} guard is {'disabled' if name in enabled else 'missing'}")
     prefix = conn.execute("SELECT value FROM meta WHERE key = 'role_prefix'").fetchone()
     if prefix:
-        members = [r[0] for r in conn.execute(
-            "SELECT m.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON "
-            "m.oid = a.member WHERE r.rolname = ?", (prefix[0] + "owner",))]
-        if members:
-            report.problems.append(f"{', '.join(members)} can act as the store's owner (and so alter the audit log)")
-    from services.store.server_keys import key_set
+        for role in ("owner", "usermgr"):   # no login may act as either, nor log in as it
+            name = prefix[0] + role
+            members = [r[0] for r in conn.execute(
+                "SELECT m.rolname FROM pg_auth_members a JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON "
+                "m.oid = a.member WHERE r.rolname = ?", (name,))]
+            if members:
+                report.problems.append(f"{', '.join(members)} can act as the store's {role} role (and so alter the "
+                                       "audit log or make logins)")
+            can_login = conn.execute("SELECT rolcanlogin FROM pg_roles WHERE rolname = ?", (name,)).fetchone()
+            if can_login and can_login[0]:
+                report.problems.append(f"the store's {role} role can log in: someone gave it a login and password")
+    from services.store.server_keys import key_set, writer_problems
     chain = verify_chain(conn, keys=key_set(conn))   # every signed row against the keys of the person it names
     report.audit_rows = chain.rows
-    report.problems += chain.problems
+    report.problems += chain.problems + writer_problems(conn)
     return report
