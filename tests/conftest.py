@@ -319,3 +319,26 @@ def _fast_server_signing_keys():
     from services.store import server_keys
     server_keys.KDF = FAST
     yield
+
+
+# --- a server store with its people (tests/test_server_roles.py, test_server_attacks.py) ---------------------------
+STAFF_PASSWORD = "staff-password-for-tests-9"
+SERVER_PATIENT = {"mrn": "H-1001", "given_name": "Ada", "family_name": "Lovelace", "birth_date": "1950-02-03",
+                  "sex": "Female", "race": "?"}
+
+
+@pytest.fixture
+def staff(server_store):
+    """The site with a clinician, a nurse and an analyst (password STAFF_PASSWORD), and one patient."""
+    from models.domain import Role
+    from services.records.patients import PatientService
+    from services.site.server_accounts import ServerAccounts
+    admin = server_store.login()
+    people = {r: server_store.name(r) for r in ("clinician", "nurse", "analyst")}
+    acc = ServerAccounts(admin)
+    for role, name in people.items():
+        acc.add_user(name, STAFF_PASSWORD, Role(role), role.title())
+    svc = PatientService(admin)
+    pid = svc.add_patient(SERVER_PATIENT)
+    admin.lock()
+    return server_store, people, pid

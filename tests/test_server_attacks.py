@@ -7,13 +7,11 @@ import threading
 import psycopg
 import pytest
 
-from models.domain import Role
-from services.records.patients import PatientService
 from services.site.facade import Site
 from services.site.server_accounts import ServerAccounts
 from services.store.audit import row_hash
 from services.store.server import ServerAddress, ServerAddressError
-from tests.test_server_roles import PATIENT, PW, staff  # noqa: F401 - the fixture
+from tests.conftest import SERVER_PATIENT as PATIENT, STAFF_PASSWORD as PW
 
 
 def _as(site, user, password=PW):

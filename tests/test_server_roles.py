@@ -13,23 +13,7 @@ from services.core.errors import EditConflict, PermissionDenied
 from services.records.patients import PatientService
 from services.site.server_accounts import ServerAccounts
 
-PW = "staff-password-for-tests-9"
-PATIENT = {"mrn": "H-1001", "given_name": "Ada", "family_name": "Lovelace", "birth_date": "1950-02-03", "sex": "Female",
-           "race": "?"}
-
-
-@pytest.fixture
-def staff(server_store):
-    """The site with a clinician, a nurse and an analyst, and one patient with a stay."""
-    admin = server_store.login()
-    people = {r: server_store.name(r) for r in ("clinician", "nurse", "analyst")}
-    acc = ServerAccounts(admin)
-    for role, name in people.items():
-        acc.add_user(name, PW, Role(role), role.title())
-    svc = PatientService(admin)
-    pid = svc.add_patient(PATIENT)
-    admin.lock()
-    return server_store, people, pid
+from tests.conftest import SERVER_PATIENT as PATIENT, STAFF_PASSWORD as PW
 
 
 def _psql(site, user, sql):
