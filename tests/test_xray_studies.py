@@ -232,3 +232,56 @@ def test_the_viewer_zooms_windows_a_dicom_and_shows_the_earlier_film_beside(qtbo
     view.list.setCurrentRow(1)
     qtbot.waitUntil(lambda: not view.window_row.isVisible(), timeout=10_000)
     s.lock()
+
+
+def test_a_cd_from_another_hospital_is_read_as_its_list_of_images(qtbot, owner, qt_settings, demo_store, tmp_path):
+    """A DICOMDIR: the user picks the films; a file the index names outside the medium, or missing, is never offered;
+    each picked film goes through the usual checks."""
+    import shutil
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.fileset import FileSet
+    from services.imaging.dicomdir import is_dicomdir, read_dicomdir
+    from ui.xray_view import XrayView
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.xray_vm import XrayViewModel
+    medium = tmp_path / "cd"
+    fs = FileSet()
+    for source in (shared_path("dicom", "rsna_pneumonia_example.dcm"), get_testdata_file("CT_small.dcm")):
+        ds = pydicom.dcmread(source)
+        ds.StudyID = ds.get("StudyID") or "1"   # a DICOMDIR's STUDY record needs one (PS3.3 F.5)
+        ds.SeriesNumber = ds.get("SeriesNumber") or 1
+        ds.InstanceNumber = ds.get("InstanceNumber") or 1
+        fs.add(ds)
+    fs.write(medium)
+    entries = read_dicomdir(medium)
+    assert is_dicomdir(medium) and is_dicomdir(medium / "DICOMDIR") and len(entries) == 2
+    assert entries[0].radiograph and not entries[1].radiograph   # the radiograph first
+    missing = entries[1].path
+    missing.unlink()
+    assert [e.path for e in read_dicomdir(medium)] == [entries[0].path]
+    # an index crafted to name a file beside the medium, not on it
+    shutil.copy(entries[0].path, tmp_path / "outside.dcm")
+    index = pydicom.dcmread(medium / "DICOMDIR")
+    for record in index.DirectoryRecordSequence:
+        if "ReferencedFileID" in record and record.DirectoryRecordType == "IMAGE":
+            record.ReferencedFileID = ["..", "outside.dcm"]
+    crafted = tmp_path / "crafted"
+    crafted.mkdir()
+    index.save_as(crafted / "DICOMDIR")
+    try:
+        assert all(e.path.is_relative_to(crafted) for e in read_dicomdir(crafted))
+    except Exception as exc:   # pydicom itself may refuse the index: then nothing is offered either
+        assert "DICOMDIR" in str(exc)
+    s = open_desk(demo_store, *CLIN)
+    vm = XrayViewModel(s, BackgroundRunner(owner), owner)
+    offered = []
+    view = XrayView(vm, lambda: "card", ask=lambda label, check: True,
+                    choose=lambda found: offered.extend(found) or [str(found[0].path)])
+    qtbot.addWidget(view)
+    vm.set_patient(1, "Test patient")
+    qtbot.waitUntil(lambda: "X-ray studies" in vm.status or "studies for" in vm.status, timeout=20_000)
+    with qtbot.waitSignal(vm.studiesChanged, timeout=30_000, check_params_cb=lambda st: len(st) == 1):
+        vm.add_file(str(medium / "DICOMDIR"))
+    assert [e.path for e in offered] == [entries[0].path]
+    s.lock()

@@ -14,7 +14,7 @@ from ui.model_card_dialog import ModelCardDialog
 from ui.radiograph_viewer import RadiographViewer
 from viewmodels.xray_vm import finding_name, XrayViewModel, default_finding, study_verdict
 
-IMAGE_FILTER = "Chest radiographs (*.png *.jpg *.jpeg *.dcm *.dicom);;All files (*)"
+IMAGE_FILTER = "Chest radiographs (*.png *.jpg *.jpeg *.dcm *.dicom DICOMDIR);;All files (*)"
 REFUSED_COLOUR = "#a4161a"
 
 
@@ -54,10 +54,11 @@ class FindingsChart(pg.PlotWidget):
 
 
 class XrayView(QWidget):
-    def __init__(self, vm: XrayViewModel, card_markdown, parent: QWidget | None = None, ask=None) -> None:
+    def __init__(self, vm: XrayViewModel, card_markdown, parent: QWidget | None = None, ask=None, choose=None) -> None:
         super().__init__(parent)
         self.vm = vm
         self._ask = ask or self._ask_identity   # (patient label, check) -> True to add the image (tests pass one)
+        self._choose = choose or self._choose_films   # (entries) -> the paths picked from a DICOMDIR
         self._card = card_markdown
         lay = QVBoxLayout(self)
         top = QHBoxLayout()
@@ -155,6 +156,7 @@ class XrayView(QWidget):
         self.centre.editingFinished.connect(self._window_typed)
         self.width.editingFinished.connect(self._window_typed)
         self.file_window.clicked.connect(vm.reset_window)
+        vm.dicomdirOpened.connect(lambda entries: vm.add_files(self._choose(entries)))
         vm.statusChanged.connect(self.status.setText)
         vm.detailChanged.connect(self.status.setToolTip)
         vm.patientChanged.connect(self._patient)
@@ -189,6 +191,11 @@ class XrayView(QWidget):
             self.earlier_image.setText(label)
         else:
             self.earlier_image.set_image(image, keep_view=False)
+
+    def _choose_films(self, entries) -> list[str]:
+        from ui.dicomdir_dialog import DicomdirDialog
+        dialog = DicomdirDialog(entries, self.vm.patient_label, self)
+        return dialog.chosen() if dialog.exec() else []
 
     def _identity(self, check) -> None:
         if self._ask(self.vm.patient_label, check):

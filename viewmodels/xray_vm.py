@@ -12,6 +12,7 @@ from models.domain import Permission, XrayStudy
 from services.desk import Desk
 from services.imaging.studies import IdentityUnconfirmed, ImageRefused, OpenedStudy, overlay_rgba
 from services.imaging.xray import finding_name
+from services.imaging.dicomdir import is_dicomdir, read_dicomdir
 from services.imaging.xray_image import film_description, windowed
 from viewmodels.background import BackgroundRunner
 from viewmodels.base import StatusViewModel
@@ -50,6 +51,7 @@ class XrayViewModel(StatusViewModel):
     identityCheckNeeded = Signal(object)  # IdentityCheck of an image not yet stored: the view asks the user
     windowChanged = Signal(object)     # (centre, width) of the film in view, or None: not a film one can window
     comparisonChanged = Signal(object)  # (QImage, label) of the patient's film before the one in view, or None
+    dicomdirOpened = Signal(list)      # DicomdirEntry list of a CD's index: the view lets the user pick the films
 
     def __init__(self, session: Desk, runner: BackgroundRunner, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -65,6 +67,7 @@ class XrayViewModel(StatusViewModel):
         self._summary = ""  # the status of the image in view, before any note about its heat map
         self._pending: tuple[int | None, str] | None = None   # (patient, file) waiting for an identity decision
         self._window: tuple[float, float] | None = None   # None: the file's own window (what the model saw)
+        self._queue: list[str] = []   # files chosen from a DICOMDIR, added one after another
         self._compare = False
         self._set_status(NO_PATIENT)
 
@@ -95,6 +98,7 @@ class XrayViewModel(StatusViewModel):
         self.opened = None
         self.studies = []
         self._pending = None   # an identity question about another patient's image is void
+        self._queue = []       # so are films picked for that patient from a CD
         self._window = None
         self.openedChanged.emit(None)
         self.windowChanged.emit(None)
@@ -133,12 +137,35 @@ class XrayViewModel(StatusViewModel):
         pid = self.patient_id
         if pid is None:
             return
+        if not identity_confirmed and is_dicomdir(Path(path)):   # a CD's index: its list of images, to pick from
+            self._set_status(f"Reading the index {Path(path).name}…")
+            self.runner.run("Reading DICOMDIR", lambda p, c: read_dicomdir(Path(path)),
+                            on_success=lambda e: self._for(pid, self._dicomdir, e),
+                            on_failure=lambda e: self._for(pid, self._set_status, user_message(e)), owner=self)
+            return
         self._pending = None
         self._set_status(f"Reading {Path(path).name}…")
         self.runner.run("Reading X-ray", lambda p, c: self.service.add_study(pid, Path(path),
                                                                            identity_confirmed=identity_confirmed),
                         on_success=lambda s: self._for(pid, self._added, s),
                         on_failure=lambda e: self._for(pid, self._add_failed, e, path), owner=self)
+
+    def _dicomdir(self, entries: list) -> None:
+        films = sum(e.radiograph for e in entries)
+        self._set_status(f"{len(entries)} images on this medium, {films} of them radiographs (CR or DX): choose the "
+                         "chest films to add to this patient's record." if entries else
+                         "The DICOMDIR lists no image that is on this medium.")
+        if entries:
+            self.dicomdirOpened.emit(entries)
+
+    def add_files(self, paths: list[str]) -> None:
+        """Files picked from a DICOMDIR, one after another, each checked like any image (identity, header, model)."""
+        self._queue = list(paths)
+        self._next()
+
+    def _next(self) -> None:
+        if self._queue and self.patient_id is not None:
+            self.add_file(self._queue.pop(0))
 
     @Slot()
     def confirm_identity(self) -> None:
@@ -152,6 +179,7 @@ class XrayViewModel(StatusViewModel):
         pending, self._pending = self._pending, None
         if pending is not None:
             self._set_status(f"{Path(pending[1]).name} was not added to {self.patient_label}'s record.")
+        self._next()
 
     def _add_failed(self, exc: BaseException, path: str = "") -> None:
         if isinstance(exc, IdentityUnconfirmed):   # whose image is it? the user decides, seeing both side by side
@@ -160,12 +188,15 @@ class XrayViewModel(StatusViewModel):
             self.identityCheckNeeded.emit(exc.check)
         elif isinstance(exc, ImageRefused):  # show what was refused (the view says why), though it was not stored
             self._show(exc.opened, f"{exc.source_name} was not added to the patient's record.")
+            self._next()
         else:
             self._set_status(user_message(exc))
+            self._next()
 
     def _added(self, study: XrayStudy) -> None:
         self.opened = None
         self.refresh()
+        self._next()
 
     @Slot(int)
     def open_study(self, study_id: int) -> None:
