@@ -2,7 +2,6 @@
 psycopg as a staff member's own login, and fails if the protection is removed."""
 from __future__ import annotations
 
-import threading
 
 import psycopg
 import pytest
@@ -11,7 +10,7 @@ from services.site.facade import Site
 from services.site.server_accounts import ServerAccounts
 from services.store.audit import row_hash
 from services.store.server import ServerAddress, ServerAddressError
-from tests.conftest import SERVER_PATIENT as PATIENT, STAFF_PASSWORD as PW
+from tests.conftest import SERVER_PATIENT as PATIENT, STAFF_PASSWORD as PW, at_once
 
 
 def _as(site, user, password=PW):
@@ -168,18 +167,7 @@ def test_two_desks_placing_into_one_bed_at_once_fill_it_once(staff):
                       (p,))
     waiting = [w for (w,) in admin.session.db.conn.execute("SELECT id FROM waiting_admissions ORDER BY id")]
     desks = [open_desk(site.url, people["clinician"], PW), admin]
-    results = []
-
-    def place(d, w):
-        try:
-            results.append(d.capacity.beds.place(w, bed))
-        except Exception as exc:   # noqa: BLE001 - asserted below
-            results.append(exc)
-    threads = [threading.Thread(target=place, args=(d, w)) for d, w in zip(desks, waiting)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = at_once(*(lambda d=d, w=w: d.capacity.beds.place(w, bed) for d, w in zip(desks, waiting)))
     try:
         n = admin.session.db.conn.execute("SELECT count(*) FROM encounters WHERE bed_id = ? AND status = 'inpatient'",
                                           (bed,)).fetchone()[0]
@@ -221,20 +209,9 @@ def test_two_desks_importing_the_same_uci_file_at_once_both_finish(staff, tmp_pa
     src = tmp_path / "uci.csv"
     src.write_text("\n".join(lines) + "\n")
     desks = [open_desk(site.url, site.admin, site.password) for _ in range(2)]
-    reports, errors = [], []
-
-    def run(d):
-        try:
-            reports.append(d.records.import_files([src]))
-        except Exception as exc:   # noqa: BLE001
-            errors.append(exc)
-    threads = [threading.Thread(target=run, args=(d,)) for d in desks]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    reports = at_once(*(lambda d=d: d.records.import_files([src]) for d in desks))
     try:
-        assert errors == [] and len(reports) == 2
+        assert not any(isinstance(r, Exception) for r in reports), reports
         n = desks[0].session.db.conn.execute("SELECT count(*) FROM encounters").fetchone()[0]
         assert n == 300
     finally:

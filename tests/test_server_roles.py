@@ -3,7 +3,6 @@ and two desks editing the same records. Each test fails if its protection (a gra
 writer lock) is removed."""
 from __future__ import annotations
 
-import threading
 
 import psycopg
 import pytest
@@ -13,7 +12,7 @@ from services.core.errors import EditConflict, PermissionDenied
 from services.records.patients import PatientService
 from services.site.server_accounts import ServerAccounts
 
-from tests.conftest import SERVER_PATIENT as PATIENT, STAFF_PASSWORD as PW
+from tests.conftest import SERVER_PATIENT as PATIENT, STAFF_PASSWORD as PW, at_once
 
 
 def _psql(site, user, sql):
@@ -109,23 +108,12 @@ def test_the_same_patient_edited_on_two_desks_never_loses_an_update(staff):
 def test_two_desks_adding_patients_at_once_each_get_their_own(staff):
     site, people, pid = staff
     desks = [site.login(people["clinician"], PW), site.login(site.admin)]
-    errors, ids = [], []
-
-    def add(desk, k):
-        try:
-            svc = PatientService(desk)
-            for i in range(15):
-                ids.append(svc.add_patient({**PATIENT, "mrn": f"D{k}-{i}"}))
-        except Exception as exc:   # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-    threads = [threading.Thread(target=add, args=(d, k)) for k, d in enumerate(desks)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    done = at_once(*(lambda d=d, k=k: [PatientService(d).add_patient({**PATIENT, "mrn": f"D{k}-{i}"})
+                                       for i in range(15)] for k, d in enumerate(desks)))
     for d in desks:
         d.lock()
-    assert errors == [] and len(set(ids)) == 30
+    assert not any(isinstance(r, Exception) for r in done), done
+    assert len({pid for ids in done for pid in ids}) == 30
 
 
 def test_the_desk_store_refuses_a_save_over_a_newer_version_too(sessions):
@@ -221,20 +209,9 @@ def test_the_same_adt_feed_from_two_desks_at_once_is_applied_once_and_every_mess
                           control=f"T{k}", visit=visit, mrn=f"M{k:03d}")]
     feed = _write(tmp_path, "feed.hl7", *messages)
     desks = [open_desk(site.url, site.admin, site.password) for _ in range(2)]
-    reports, errors = [], []
-
-    def run(d):
-        try:
-            reports.append(d.records.import_files([feed]))
-        except Exception as exc:   # noqa: BLE001 - asserted below
-            errors.append(exc)
-    threads = [threading.Thread(target=run, args=(d,)) for d in desks]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    reports = at_once(*(lambda d=d: d.records.import_files([feed]) for d in desks))
     try:
-        assert errors == [] and len(reports) == 2
+        assert not any(isinstance(r, Exception) for r in reports), reports
         for r in reports:
             assert sum(r.counts["messages"].values()) + r.rejected_total == len(messages), r.lines()
         applied = sum(r.counts["messages"]["imported"] for r in reports)
