@@ -35,7 +35,8 @@ def test_a_nurse_login_from_psql_cannot_import_or_read_the_audit_log(staff):
                 # export to the server's disk (pg_write_server_files); what a nurse may read, she may read
                 "COPY wardlens.patients TO '/tmp/wardlens-nurse-export.csv'"):
         done = _psql(site, nurse, sql)
-        assert done.returncode != 0 and ("permission denied" in done.stderr or "must be superuser" in done.stderr), \
+        assert done.returncode != 0 and any(why in done.stderr for why in (
+            "permission denied", "must be superuser", "violates row-level security policy")), \
             (sql, done.stdout, done.stderr)
 
 
@@ -288,3 +289,28 @@ def test_every_audit_row_is_signed_by_the_person_it_names_and_verify_checks_it(s
         assert any(f"audit row {head_id + 1} is not signed" in p for p in problems), problems
     finally:
         admin.lock()
+
+
+def test_a_nurse_places_a_waiting_patient_but_opens_no_other_stay(staff):
+    from services.desk import open_desk
+    site, people, pid = staff
+    admin = open_desk(site.url, site.admin, site.password)
+    admin.capacity.wards.add_ward("Renal", "medical", 2, prefix="R-")
+    bed = admin.records.patients.beds()[0].id
+    with admin.session.db.transaction() as c:
+        c.execute("INSERT INTO waiting_admissions (patient_id, requested_at, ward_type) VALUES (?, 'now', 'medical')",
+                  (pid,))
+    waiting = admin.session.db.conn.execute("SELECT id FROM waiting_admissions").fetchone()[0]
+    admin.lock()
+    nurse = open_desk(site.url, people["nurse"], PW)
+    try:
+        eid = nurse.capacity.beds.place(waiting, bed)
+        assert nurse.session.db.conn.execute("SELECT patient_id, bed_id FROM encounters WHERE id = ?",
+                                             (eid,)).fetchone() == (pid, bed)
+    finally:
+        nurse.lock()
+    # the same insert from psql for a patient no longer waiting: refused by the row-level policy
+    done = _psql(site, people["nurse"], "INSERT INTO wardlens.encounters (patient_id, encounter_nbr, status, "
+                 f"admission_type_id, admission_source_id, created_at, updated_at) VALUES ({pid}, 77, 'inpatient', 1, "
+                 "7, 'now', 'now')")
+    assert done.returncode != 0 and "row-level security" in done.stderr, done.stderr

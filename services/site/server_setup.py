@@ -133,7 +133,7 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
             cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(_ident(SCHEMA), _ident(p + "owner")))
             cur.execute(sql.SQL("SET LOCAL search_path = {}").format(_ident(SCHEMA)))
             cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
-            for stmt in sch.statements(sch.TABLES + sch.FUNCTIONS, SCHEMA):
+            for stmt in sch.statements((sch.TABLES + sch.FUNCTIONS).replace("@P", p), SCHEMA):
                 cur.execute(stmt)
             cur.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA " + SCHEMA + " FROM PUBLIC")
             for stmt in sch.grants(p):

@@ -396,6 +396,15 @@ BEGIN
     ON CONFLICT DO NOTHING;
 END $$;
 
+-- Stays: everyone who may read them reads all; administrators and clinicians write them; a nurse opens a stay only by
+-- placing a patient from the waiting list (services.capacity.beds.place), and moves patients between beds.
+ALTER TABLE encounters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY encounters_read ON encounters FOR SELECT USING (true);
+CREATE POLICY encounters_care ON encounters FOR ALL TO @Padmin, @Pclinician USING (true) WITH CHECK (true);
+CREATE POLICY encounters_nurse_move ON encounters FOR UPDATE TO @Pnurse USING (true) WITH CHECK (true);
+CREATE POLICY encounters_nurse_place ON encounters FOR INSERT TO @Pnurse
+  WITH CHECK (status = 'inpatient' AND class = 'inpatient' AND source_digest IS NULL AND EXISTS (
+    SELECT 1 FROM waiting_admissions w WHERE w.patient_id = encounters.patient_id AND w.status = 'waiting'));
 ALTER TABLE signing_keys ENABLE ROW LEVEL SECURITY;
 ALTER TABLE signing_keys FORCE ROW LEVEL SECURITY;
 CREATE POLICY signing_keys_read ON signing_keys FOR SELECT USING (true);
@@ -458,6 +467,7 @@ def grants(p: str) -> list[str]:
            # nurses: read, move patients between beds, place waiting admissions, acknowledge alerts
            f"GRANT SELECT ON {', '.join(CLINICAL)}, identity_cache TO {nurse}",
            f"GRANT UPDATE (ward_id, bed_id, updated_at) ON encounters TO {nurse}",
+           f"GRANT INSERT ON encounters TO {nurse}",   # only a placement from the waiting list (row-level policy)
            f"GRANT UPDATE (status, assigned_bed_id) ON waiting_admissions TO {nurse}",
            f"GRANT UPDATE (acknowledged_at, acknowledged_by) ON alerts TO {nurse}",
            f"GRANT INSERT, UPDATE ON identity_cache TO {nurse}",
