@@ -279,6 +279,20 @@ def cmd_users(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_upgrade_store(args: argparse.Namespace) -> int:
+    """The DBA's step after installing a WardLens that changes the server store's schema."""
+    from services.site.server_setup import upgrade_server
+    from services.store.server import ServerAddress
+    if not isinstance(args.db, str):
+        raise WardLensError("upgrade-store is for a server store (a desk store upgrades itself when it opens).")
+    address = ServerAddress.parse(args.db)
+    dba = _secret(_ENV_PGPASSWORD, f"Password of the set-up login {address.user} on the server: ",
+                  "Set PGPASSWORD (the set-up login's) or run from a terminal to be asked for it.")
+    done = upgrade_server(address, dba)
+    print(f"Applied schema versions {', '.join(map(str, done))}." if done else "The server store is up to date.")
+    return 0
+
+
 def cmd_migrate_store(args: argparse.Namespace) -> int:
     """Exit 0 when both sides agree, 4 when the copy landed but a check found a difference (listed)."""
     from services.site.accounts import unlock
@@ -588,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "list":
             p.add_argument("--json", action="store_true", help="as JSON")
         p.set_defaults(func=cmd_users)
+    p = with_db(sub.add_parser("upgrade-store", help="bring a server store to this release's schema (the DBA's "
+                                                      "set-up login, in the URL; PGPASSWORD or a prompt)"), login=False)
+    p.set_defaults(func=cmd_upgrade_store)
     p = sub.add_parser("migrate-store", help="copy a desk store, with its audit chain and models, to a new server "
                                              "store and check both sides agree")
     p.add_argument("--from", dest="source", type=Path, required=True, help="the desk store file")

@@ -91,3 +91,28 @@ def test_the_setup_login_keeps_no_power_over_the_store(pg_cluster, server_store)
                      "SELECT * FROM wardlens.patients", "DROP SCHEMA wardlens CASCADE"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 c.execute(stmt)
+
+
+def test_a_newer_release_is_refused_until_the_dba_upgrades_the_server(pg_cluster, server_store, monkeypatch):
+    """Versioned migrations for the server: a login at another version is told what to ask; upgrade-store (the DBA's
+    set-up login) applies the pending ones as the owner role, all or none."""
+    from services.core.errors import StoreDamaged
+    from services.site.server_setup import upgrade_server
+    from services.store import server_schema
+    import services.site.server_accounts as accounts
+    monkeypatch.setattr(server_schema, "SERVER_VERSION", 12)
+    monkeypatch.setattr(accounts, "SERVER_VERSION", 12)
+    monkeypatch.setattr(server_schema, "SERVER_MIGRATIONS",
+                        ((12, "a ward's phone number", "ALTER TABLE wards ADD COLUMN phone TEXT;"),))
+    with pytest.raises(StoreDamaged, match="upgrade-store"):
+        server_store.login()
+    dba = ServerAddress.parse(pg_cluster.url(server_store.dbname, DBA[0]))
+    assert upgrade_server(dba, DBA[1]) == [12]
+    assert upgrade_server(dba, DBA[1]) == []
+    s = server_store.login()
+    try:
+        assert s.db.conn.execute("SELECT count(phone) FROM wards").fetchone()[0] == 0
+        from services.site.facade import Site
+        assert Site(s).verify().ok   # the set-up login gave the owner role back
+    finally:
+        s.lock()

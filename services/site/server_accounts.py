@@ -47,8 +47,8 @@ def unlock_server(url: str, username: str, password: str, idle_minutes: float | 
         if version is None or int(version[0]) != SERVER_VERSION:
             # a login cannot change the schema (no login holds the owner role): an upgrade is the DBA's step
             raise StoreDamaged(f"The server store is at schema version {version[0] if version else '?'}, this WardLens "
-                               f"works with {SERVER_VERSION}. Ask the hospital's DBA to upgrade the server store (or "
-                               "this desk's WardLens) so that both agree.")
+                               f"works with {SERVER_VERSION}. Ask the hospital's DBA to run upgrade-store (or to "
+                               "update this desk's WardLens) so that both agree.")
         prefix = db.conn.execute("SELECT value FROM meta WHERE key = 'role_prefix'").fetchone()[0]
         # The server's grant is the truth: a users row naming a role the login does not hold opens nothing more.
         if not db.conn.execute("SELECT pg_has_role(current_user, ?, 'MEMBER')", (prefix + row[0],)).fetchone()[0]:

@@ -176,3 +176,39 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
         conn.close()
     return (f"Created the WardLens store on {address.label}: roles {p}admin, {p}clinician, {p}nurse, {p}analyst, "
             f"and the administrator login {admin}.")
+
+
+def upgrade_server(address: ServerAddress, dba_password: str | None) -> list[int]:
+    """Bring a server store to this WardLens's schema version, as the DBA's set-up login (no staff login may change
+    the schema): every pending migration as the owner role, in one transaction with the version, or none."""
+    p = sch.role_prefix(address.dbname)
+    conn = connect(address, address.user, dba_password, autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            me = _ident(address.user)
+            # the owner role for this transaction only: given back below, or undone with the rollback
+            cur.execute(sql.SQL("GRANT {} TO {}").format(_ident(p + "owner"), me))
+            cur.execute(sql.SQL("SET LOCAL search_path = {}").format(_ident(SCHEMA)))
+            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
+            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            have = int(row[0]) if row else 0
+            if have > sch.SERVER_VERSION:
+                raise ServerSetupError(f"The server store is at schema version {have}, newer than this WardLens "
+                                       f"({sch.SERVER_VERSION}). Upgrade WardLens instead.")
+            todo = [m for m in sch.SERVER_MIGRATIONS if have < m[0] <= sch.SERVER_VERSION]
+            if not todo:
+                conn.rollback()
+                return []
+            for version, _what, script in todo:
+                for stmt in sch.statements(script.replace("@P", p), SCHEMA):
+                    cur.execute(stmt)
+                cur.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version),))
+            cur.execute("RESET ROLE")
+            cur.execute(sql.SQL("REVOKE {} FROM {}").format(_ident(p + "owner"), me))
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+    return [m[0] for m in todo]

@@ -22,6 +22,10 @@ import re
 
 SERVER_VERSION = 11
 GROUPS = ("admin", "clinician", "nurse", "analyst")
+# Versions after the first, each (version, what it does, SQL run as the owner role; @S the schema, @P the role prefix),
+# applied by the DBA's set-up login with `upgrade-store` (services.site.server_setup.upgrade_server). A desk-store
+# migration that changes the tables adds its twin here in the same change, and SERVER_VERSION follows.
+SERVER_MIGRATIONS: tuple[tuple[int, str, str], ...] = ()
 
 TABLES = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
