@@ -217,3 +217,58 @@ def test_two_desks_importing_the_same_uci_file_at_once_both_finish(staff, tmp_pa
     finally:
         for d in desks:
             d.lock()
+
+
+# --- a second review, of the fixes ---------------------------------------------------------------------------------
+def test_a_login_the_dba_made_for_something_else_is_not_the_administrators_to_take(staff):
+    site, people, pid = staff
+    prefix = None
+    with psycopg.connect(site.cluster.superuser_conninfo(site.dbname), autocommit=True) as su:
+        prefix = su.execute("SELECT value FROM wardlens.meta WHERE key = 'role_prefix'").fetchone()[0]
+        su.execute("DROP ROLE IF EXISTS bi_reader")
+        su.execute("CREATE ROLE bi_reader LOGIN PASSWORD 'bi-reader-pass-1'")
+        su.execute(f'GRANT "{prefix}analyst" TO bi_reader')
+    try:
+        with _as(site, site.admin, site.password) as c:
+            c.execute("INSERT INTO users (username, role, created_at) VALUES ('bi_reader', 'analyst', 'x')")
+            with pytest.raises(psycopg.errors.RaiseException, match="not a WardLens login"):
+                c.execute("SELECT set_login_password('bi_reader', 'SCRAM-SHA-256$4096:x')")
+    finally:
+        with psycopg.connect(site.cluster.superuser_conninfo(site.dbname), autocommit=True) as su:
+            su.execute(f'REVOKE "{prefix}analyst" FROM bi_reader')
+            su.execute("DROP ROLE bi_reader")
+
+
+def test_what_the_stores_integrity_rests_on_is_not_an_administrators_to_change(staff):
+    site, people, pid = staff
+    with _as(site, site.admin, site.password) as c:
+        for sql in ("UPDATE meta SET value = '1:' || repeat('b', 64) WHERE key = 'audit_head'",
+                    "UPDATE meta SET value = 'another' WHERE key = 'store_id'",
+                    "DELETE FROM meta WHERE key = 'role_prefix'",
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', '99') ON CONFLICT (key) DO UPDATE "
+                    "SET value = excluded.value"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                c.execute(sql)
+    admin = site.login()   # the store still opens, and verifies
+    try:
+        assert Site(admin).verify().ok
+    finally:
+        admin.lock()
+
+
+def test_a_desk_store_that_does_not_verify_is_not_moved_up(demo_store, tmp_path):
+    import os
+    from services.site.accounts import unlock
+    from services.site.server_migrate import MigrationRefused, migrate_store
+    from services.store import signing
+    from tests.conftest import DEMO_PASSWORDS
+    s = unlock(demo_store, "admin", DEMO_PASSWORDS["admin"])
+    try:
+        pub = signing.b64(signing.public_raw(signing.new_key()))
+        with s.db.transaction() as c:   # a key planted in the file, as an insider with the data key could
+            c.execute("INSERT INTO retired_keys (username, sign_pub, to_row, sig) VALUES ('nurse.demo', ?, 1000000, "
+                      "'x')", (pub,))
+        with pytest.raises(MigrationRefused, match="does not verify"):
+            migrate_store(s, "postgresql://dba@db.invalid/wl?sslmode=verify-full&sslrootcert=" + os.devnull, None, "x")
+    finally:
+        s.lock()

@@ -41,6 +41,12 @@ def test_translate_keeps_literals():
     text, added = translate("INSERT OR IGNORE INTO patients (mrn) VALUES (?)")
     assert text == "INSERT INTO patients (mrn) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id" and added
     assert translate("INSERT INTO meta (key, value) VALUES (?, ?)") == ("INSERT INTO meta (key, value) VALUES (%s, %s)", False)
+    # comments, E-strings and dollar quotes keep their ? and %; nothing is appended inside a trailing comment
+    assert translate("SELECT E'it\\'s ?', $$?%$$, ? -- don't ?\n")[0] == "SELECT E'it\\'s ?', $$?%%$$, %s  \n"
+    assert translate("INSERT INTO patients (a) VALUES (?) -- note") == ("INSERT INTO patients (a) VALUES (%s) RETURNING id",
+                                                                       True)
+    assert translate("INSERT OR IGNORE INTO patients (a) VALUES (?) RETURNING id;")[0] == \
+        "INSERT INTO patients (a) VALUES (%s) ON CONFLICT DO NOTHING RETURNING id"
 
 
 # --- against the server -------------------------------------------------------------------------------------------

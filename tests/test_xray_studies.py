@@ -285,3 +285,16 @@ def test_a_cd_from_another_hospital_is_read_as_its_list_of_images(qtbot, owner, 
         vm.add_file(str(medium / "DICOMDIR"))
     assert [e.path for e in offered] == [entries[0].path]
     s.lock()
+
+
+def test_films_picked_later_join_the_line_and_the_largest_films_still_open(owner, demo_store):
+    from services.imaging.xray_image import _check_pixels
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.xray_vm import XrayViewModel
+    _check_pixels(4600 * 4600, "big.dcm", "a 16-bit film", 1, 2)   # as before window/level: not refused
+    s = open_desk(demo_store, *CLIN)
+    vm = XrayViewModel(s, BackgroundRunner(owner), owner)
+    vm._queue, vm._adding = ["/media/cd/IMG2"], True
+    vm.add_files([])   # a cancelled second pick keeps the films still waiting
+    assert vm._queue == ["/media/cd/IMG2"]
+    s.lock()

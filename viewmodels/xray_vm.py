@@ -68,6 +68,8 @@ class XrayViewModel(StatusViewModel):
         self._pending: tuple[int | None, str] | None = None   # (patient, file) waiting for an identity decision
         self._window: tuple[float, float] | None = None   # None: the file's own window (what the model saw)
         self._queue: list[str] = []   # files chosen from a DICOMDIR, added one after another
+        self._adding = False          # a file of the queue is being added (or waits for an identity decision)
+        self._generation = 0          # of the renderings asked for (_render)
         self._compare = False
         self._set_status(NO_PATIENT)
 
@@ -99,6 +101,7 @@ class XrayViewModel(StatusViewModel):
         self.studies = []
         self._pending = None   # an identity question about another patient's image is void
         self._queue = []       # so are films picked for that patient from a CD
+        self._adding = False
         self._window = None
         self.openedChanged.emit(None)
         self.windowChanged.emit(None)
@@ -159,12 +162,15 @@ class XrayViewModel(StatusViewModel):
             self.dicomdirOpened.emit(entries)
 
     def add_files(self, paths: list[str]) -> None:
-        """Files picked from a DICOMDIR, one after another, each checked like any image (identity, header, model)."""
-        self._queue = list(paths)
-        self._next()
+        """Files picked from a DICOMDIR, one after another, each checked like any image (identity, header, model);
+        more picked while some are still being added join the end of the line."""
+        self._queue.extend(p for p in paths if not is_dicomdir(Path(p)))
+        if not self._adding:
+            self._next()
 
     def _next(self) -> None:
-        if self._queue and self.patient_id is not None:
+        self._adding = bool(self._queue) and self.patient_id is not None
+        if self._adding:
             self.add_file(self._queue.pop(0))
 
     @Slot()
@@ -311,6 +317,8 @@ class XrayViewModel(StatusViewModel):
         if o is None:
             return
         finding, heat_on, window = self._finding, self._heat, self._window
+        self._generation += 1
+        generation = self._generation   # only the newest rendering is shown: an older window's must not land last
 
         def job(progress, cancel):
             heat = o.result.heatmap(finding) if heat_on and not o.result.ood else None
@@ -318,7 +326,7 @@ class XrayViewModel(StatusViewModel):
             return overlay_rgba(pixels, heat), heat is not None and not heat.any()
 
         def shown(result) -> None:
-            if self.opened is not o:   # another image (or patient) came into view meanwhile
+            if self.opened is not o or generation != self._generation:   # another image, patient or window since
                 return
             rgba, empty = result
             self.imageChanged.emit(to_qimage(rgba))

@@ -26,8 +26,8 @@ MAX_PIXELS = 24_000_000          # a large CR/DR detector is ~4300 x 4300 = 18.5
 MAX_FILE_BYTES = 100 * 1024 * 1024
 # Budget on decoded bytes, checked from headers before any pixel is decoded: the decoded array plus the float32
 # working copies (grey, stretched, resized) must fit. A deflated DICOM is inflated only up to MAX_FILE_BYTES.
-MAX_DECODED_BYTES = 360 * 1024 * 1024
-WORKING_COPIES = 4               # grey, stretched, resized, and a DICOM's values kept for window/level
+MAX_DECODED_BYTES = 300 * 1024 * 1024
+WORKING_COPIES = 3               # grey, stretched, resized (a DICOM's values for window/level only where they fit too)
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # also guards the Pillow-based DICOM JPEG decoders
 _NORM_EPS = 1e-2                 # floor for the per-image std on the 0..1 scale (blank images stay finite)
 _NORM_CLIP = 5.0
@@ -312,6 +312,10 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
             raise CorruptImage(f"{name}: the DICOM header declares an empty image.")
         _check_pixels(rows * cols * frames, name, f"{cols} x {rows} x {frames} frame(s) x {spp} sample(s)", spp,
                       max(1, (bits + 7) // 8))
+        # one more float32 copy for window/level, only where it fits the same budget: a film that decodes at all
+        # always opens; the largest ones then keep the file's window only
+        room_for_window = rows * cols * frames * (spp * max(1, (bits + 7) // 8) + 4 * (WORKING_COPIES + 1)) \
+            <= MAX_DECODED_BYTES
         try:
             arr = ds.pixel_array
         except Exception as exc:  # noqa: BLE001  missing codecs and short pixel data raise many types
@@ -332,8 +336,8 @@ def _decode_dicom(data: bytes, name: str) -> LoadedImage:
             colour = float((rgb.max(axis=2) - rgb.min(axis=2)).mean())
             gray = rgb[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
         elif arr.ndim == 2:
-            linear = not ("ModalityLUTSequence" in ds or "VOILUTSequence" in ds or
-                          str(ds.get("VOILUTFunction", "LINEAR")).upper() not in ("LINEAR", ""))
+            linear = room_for_window and not ("ModalityLUTSequence" in ds or "VOILUTSequence" in ds or
+                                              str(ds.get("VOILUTFunction", "LINEAR")).upper() not in ("LINEAR", ""))
             try:
                 if linear:   # keep the values before the window, for the viewer's window/level
                     values = _intensities(arr, _without_window(ds), apply_modality_lut, apply_voi_lut)

@@ -119,7 +119,7 @@ def import_uci_csv(session: Session, source: Path | str | BinaryIO, progress: Pr
     now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
     with session.db.transaction() as c:
         for what in ("records", "patients", "encounters"):   # as every import: one desk at a time on the server,
-            writer_lock(c, what)                              # before reading what is already there
+            writer_lock(c, what, long_wait=True)              # before reading what is already there
         wards = {name.lower(): wid for wid, name in c.execute("SELECT id, name FROM wards")}
         codec = session.codec   # hospital numbers are matched by their blind index when the store is sealed
         patients = {key: pid for pid, key in c.execute("SELECT id, mrn FROM patients")}

@@ -173,7 +173,7 @@ class Intake:
         # On the server, imports and feeds from several desks run one at a time (each reads the identifiers and
         # numbers below and writes against them); the locks are taken in one order everywhere (dialect.writer_lock).
         for what in ("records", "patients", "encounters"):
-            writer_lock(c, what)
+            writer_lock(c, what, long_wait=True)
         self.now = dt.datetime.now().isoformat(sep=" ", timespec="seconds")
         self.ids = {(k, s, v): ref for k, s, v, ref in c.execute("SELECT kind, system, value_key, ref FROM identifiers")}
         self.mrns = {key: pid for pid, key in c.execute("SELECT id, mrn FROM patients")}

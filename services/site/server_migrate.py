@@ -30,7 +30,6 @@ ORDER = ("wards", "beds", "patients", "encounters", "medications", "lab_results"
          "waiting_admissions", "model_versions", "settings", "retired_keys", "adt_messages", "audit_log")
 ID_TABLES = ("wards", "beds", "patients", "encounters", "lab_results", "diagnoses", "procedures", "medication_orders",
              "xray_studies", "interventions", "alerts", "waiting_admissions", "model_versions")
-META_KEPT = ("store_id", "retired_patient_id")   # the desk's store id: its audit signatures are bound to it
 BATCH = 2000
 
 
@@ -66,6 +65,11 @@ def migrate_store(session: Session, url: str, dba_password: str | None, admin_pa
     if not session.codec.readable:
         raise MigrationRefused("This session cannot open the store's identifying fields; log in as an administrator "
                                "who holds the identity key.")
+    from services.site.facade import Site
+    found = Site(session).verify().problems   # what moves up must verify here first: it is trusted there for good
+    if found:
+        raise MigrationRefused("The desk store does not verify, so it is not moved: " + "; ".join(found[:5]) +
+                               ". Run verify, restore a verified backup or have the problems explained first.")
     address = ServerAddress.parse(url)
     src = session.db.conn
     users = src.execute("SELECT username, role, display_name, active, created_at FROM users ORDER BY username").fetchall()
@@ -90,14 +94,15 @@ def migrate_store(session: Session, url: str, dba_password: str | None, admin_pa
                 report.counts[table] = _copy(session, src, dst, table)
             for table in ID_TABLES:
                 sync_ids(dst, table)
-            for key in META_KEPT:
-                row = src.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-                if row:
-                    dst.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = "
-                                "excluded.value", (key, row[0]))
+            retired = src.execute("SELECT value FROM meta WHERE key = 'retired_patient_id'").fetchone()
+            if retired:
+                dst.execute("INSERT INTO meta (key, value) VALUES ('retired_patient_id', ?) ON CONFLICT (key) DO UPDATE "
+                            "SET value = excluded.value", (retired[0],))
             report.one_time_passwords = _people(dst, [u for u in users if u[0] != me])
             # the desk keys that signed the copied audit rows, recorded once with the copied head, for verify
-            dst.execute("SELECT record_desk_history(CAST(? AS jsonb))", (json.dumps(_desk_keys(session, src)),))
+            store_id = src.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+            dst.execute("SELECT record_desk_history(CAST(? AS jsonb), ?)", (json.dumps(_desk_keys(session, src)),
+                                                                            store_id))
             head = dst.execute("SELECT value FROM meta WHERE key = 'audit_head'").fetchone()
             report.audit_head = head[0] if head else ""
         # this administrator's server signing key signs from the row after the copied log
@@ -148,18 +153,20 @@ def _open(session: Session, table: str, cols: list[str], row: tuple, sealed: lis
 
 
 def _desk_keys(session: Session, src) -> list[dict]:
-    """Who signed the desk store's audit rows with which key, up to which row: each person's current key, keys they
-    retired, and the administrator key that the recovery key signs with (integrity.KeySet on the desk)."""
-    last = src.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0] + 1
-    keys = [{"username": u, "sign_pub": pub, "to_row": last}
-            for u, pub in src.execute("SELECT username, sign_pub FROM users WHERE sign_pub IS NOT NULL")]
-    keys += [{"username": u, "sign_pub": pub, "to_row": int(to)}
-             for u, pub, to in src.execute("SELECT username, sign_pub, to_row FROM retired_keys")]
+    """Who signed the desk store's audit rows with which key, up to which row: as the desk's own verify trusts them
+    (integrity.key_set: keys and retirements an administrator countersigned, the recovery key's administrator key),
+    never a key merely written into the users or retired_keys table."""
+    from services.store import integrity
+    from services.store.signing import b64
     trust = session.db.trust
-    if trust is not None and trust.admin_pub:
-        from services.store.signing import b64
-        keys.append({"username": "recovery", "sign_pub": b64(trust.admin_pub), "to_row": last})
-    return keys
+    if trust is None:
+        return []
+    last = src.execute("SELECT coalesce(max(id), 0) FROM audit_log").fetchone()[0] + 1
+    keys, _pending = integrity.key_set(src, trust)
+    out = [{"username": u, "sign_pub": b64(pub), "to_row": last} for u, pub in keys.current.items()]
+    out += [{"username": u, "sign_pub": b64(pub), "to_row": to} for u, spans in keys.retired.items()
+            for pub, to in spans]
+    return out
 
 
 def _people(dst, others: list[tuple]) -> dict[str, str]:

@@ -21,13 +21,17 @@ from services.store.server import SCHEMA, ServerAddress, connect
 # Logins are made and dropped only through these functions (owned by <p>usermgr, which holds CREATEROLE): an
 # administrator's login needs no CREATEROLE of its own, and the functions put a login into one WardLens role only.
 USER_FUNCTIONS = r"""
--- A WardLens login: a member of one of this store's four groups, none of the store's own roles, no special powers.
--- Every function below acts only on such a login: never on the owner, the DBA or another database's people.
+-- The logins create_login made: a table of usermgr's own, which no login can write.
+CREATE TABLE staff_logins (name TEXT PRIMARY KEY, created_at TEXT NOT NULL);
+-- A WardLens login: one create_login made, a member of exactly one role and that one of this store's four groups, no
+-- special powers. Every function below acts only on such a login: never on the owner, the DBA, a login the DBA made
+-- for something else, or another database's people, whatever the users table says.
 CREATE FUNCTION is_staff_login(name text) RETURNS boolean LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path = @S, pg_temp AS $$
-  SELECT EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = name AND NOT r.rolsuper AND NOT r.rolcreaterole
+  SELECT EXISTS (SELECT 1 FROM staff_logins s WHERE s.name = is_staff_login.name)
+     AND EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolname = name AND NOT r.rolsuper AND NOT r.rolcreaterole
                  AND NOT r.rolcreatedb AND NOT r.rolreplication AND NOT r.rolbypassrls
-                 AND left(name, 3) <> 'wl_' AND left(name, 3) <> 'pg_'
+                 AND (SELECT count(*) FROM pg_auth_members m WHERE m.member = r.oid) = 1
                  AND EXISTS (SELECT 1 FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid
                              AND g.rolname IN ('@Padmin', '@Pclinician', '@Pnurse', '@Panalyst')))
 $$;
@@ -43,6 +47,7 @@ BEGIN
                  'VALID UNTIL %L', name, verifier, CASE WHEN one_time THEN (now() + interval '7 days')::text
                                                    ELSE 'infinity' END);
   EXECUTE format('GRANT %I TO %I', '@P' || grp, name);
+  INSERT INTO staff_logins VALUES (name, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS'));
 END $$;
 -- A one-time password an administrator sets: it works for a week, and only to choose one's own (set_own_password).
 CREATE FUNCTION set_login_password(name text, verifier text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
@@ -81,7 +86,11 @@ CREATE FUNCTION disable_login(name text) RETURNS void LANGUAGE plpgsql SECURITY 
 BEGIN
   IF NOT is_staff_login(name) THEN RAISE EXCEPTION 'not a WardLens login: %', name; END IF;
   EXECUTE format('ALTER ROLE %I NOLOGIN', name);
-  PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = name AND pid <> pg_backend_pid();
+  BEGIN
+    PERFORM pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = name AND pid <> pg_backend_pid();
+  EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'open connections of % were not ended: grant pg_signal_backend to the user manager role', name;
+  END;
 END $$;
 """
 
@@ -113,6 +122,7 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
                                "CREATEROLE that owns the empty database.")
     p = sch.role_prefix(address.dbname)
     conn = connect(address, address.user, dba_password, autocommit=False)
+    notes = ""
     try:
         with conn.cursor() as cur:
             if cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)).fetchone():
@@ -164,7 +174,16 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
             cur.execute("RESET ROLE")
             # usermgr ends a deactivated person's open connections; no login may make temporary tables here (they
             # would shadow the store's tables inside functions that run with the owner's rights)
-            cur.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(_ident(p + "usermgr")))
+            # (PostgreSQL 16 and later let only a role's administrators grant it: then the DBA grants it, README)
+            cur.execute("SAVEPOINT signal")
+            try:
+                cur.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(_ident(p + "usermgr")))
+                cur.execute("RELEASE SAVEPOINT signal")
+                notes = ""
+            except psycopg.errors.InsufficientPrivilege:
+                cur.execute("ROLLBACK TO SAVEPOINT signal")
+                notes = (f" Ask a superuser to run GRANT pg_signal_backend TO {p}usermgr, so that deactivating someone "
+                         "also ends their open connections.")
             cur.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(_ident(address.dbname)))
             # The set-up login keeps nothing: from here on no login can act as the owner or make logins directly.
             cur.execute(sql.SQL("REVOKE {}, {} FROM {}").format(_ident(p + "owner"), _ident(p + "usermgr"), me))
@@ -175,7 +194,7 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
     finally:
         conn.close()
     return (f"Created the WardLens store on {address.label}: roles {p}admin, {p}clinician, {p}nurse, {p}analyst, "
-            f"and the administrator login {admin}.")
+            f"and the administrator login {admin}.{notes}")
 
 
 def upgrade_server(address: ServerAddress, dba_password: str | None) -> list[int]:

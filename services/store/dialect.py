@@ -43,12 +43,19 @@ def is_server(conn) -> bool:
     return getattr(conn, "dialect", "sqlite") == "postgresql"
 
 
-def writer_lock(conn, what: str) -> None:
+IMPORT_LOCK_WAIT = "15min"   # an import waits behind another desk's import (the whole UCI table takes about a minute)
+
+
+def writer_lock(conn, what: str, long_wait: bool = False) -> None:
     """Serialise writers that number rows themselves (next patient id, encounter numbers, the audit chain).
 
     On the desk store BEGIN IMMEDIATE already lets one writer in at a time. On the server several desks write at once,
-    so such a transaction takes a transaction-scoped advisory lock named after `what`; it ends with the transaction."""
+    so such a transaction takes a transaction-scoped advisory lock named after `what`; it ends with the transaction.
+    A form's save waits as long as the connection's lock timeout (then says the server is busy); an import or a feed
+    (`long_wait`) waits for another desk's import to finish."""
     if is_server(conn):
+        if long_wait:
+            conn.execute(f"SET LOCAL lock_timeout = '{IMPORT_LOCK_WAIT}'")
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(?))", (f"wardlens.{what}",))
 
 

@@ -207,7 +207,14 @@ ID_TABLES = frozenset({"wards", "beds", "patients", "encounters", "lab_results",
 def translate(sql: str, returning: bool = True) -> tuple[str, bool]:
     """SQLite's `?` to psycopg's `%s` (a literal % doubled), INSERT OR IGNORE to ON CONFLICT DO NOTHING; and whether
     ` RETURNING id` was added (an INSERT into a table with an identity id, so that lastrowid can be reported)."""
-    out = _TOKENS.sub(lambda m: "%s" if m.group(0) == "?" else m.group(0).replace("%", "%%"), sql)
+    def token(m: re.Match) -> str:
+        t = m.group(0)
+        if t == "?":
+            return "%s"
+        if t.startswith(("--", "/*")):   # comments go: nothing appended may land inside one
+            return " "
+        return t.replace("%", "%%")
+    out = _TOKENS.sub(token, sql)
     m = _INSERT.match(out)
     added = False
     if m:

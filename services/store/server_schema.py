@@ -385,13 +385,33 @@ BEGIN NEW.updated_by := session_user; RETURN NEW; END $$;
 CREATE TRIGGER patients_creator BEFORE INSERT ON patients FOR EACH ROW EXECUTE FUNCTION stamp_creator();
 CREATE TRIGGER encounters_creator BEFORE INSERT ON encounters FOR EACH ROW EXECUTE FUNCTION stamp_creator();
 
+-- What the store's integrity rests on is written only by the owner's own functions (the audit head, the store id its
+-- signatures are bound to, the role prefix verify checks, the schema version, the identity generation), never by a
+-- login, administrators included.
+CREATE FUNCTION meta_guard() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF (CASE WHEN TG_OP = 'INSERT' THEN NEW.key ELSE OLD.key END) IN
+      ('audit_head', 'store_id', 'role_prefix', 'schema_version', 'identity_gen')
+      AND current_user <> '@Powner' THEN
+    RAISE EXCEPTION 'meta % is the store''s own', CASE WHEN TG_OP = 'INSERT' THEN NEW.key ELSE OLD.key END
+      USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  IF TG_OP = 'UPDATE' AND NEW.key <> OLD.key THEN
+    RAISE EXCEPTION 'meta keys are not renamed' USING ERRCODE = 'insufficient_privilege';
+  END IF;
+  RETURN CASE WHEN TG_OP = 'DELETE' THEN OLD ELSE NEW END;
+END $$;
+CREATE TRIGGER meta_guard BEFORE INSERT OR UPDATE OR DELETE ON meta FOR EACH ROW EXECUTE FUNCTION meta_guard();
+
 -- Once, while a desk store moves up (before anyone has a server signing key): the copied log's head and its keys.
-CREATE FUNCTION record_desk_history(keys jsonb) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
+CREATE FUNCTION record_desk_history(keys jsonb, desk_store_id text) RETURNS void LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = @S, pg_temp AS $$
 BEGIN
   IF EXISTS (SELECT 1 FROM desk_history) OR EXISTS (SELECT 1 FROM signing_keys) THEN
     RAISE EXCEPTION 'the desk history of this store is recorded once, when it moves up' USING ERRCODE = 'insufficient_privilege';
   END IF;
+  -- the desk store's id: the copied rows' signatures are bound to it, and so are the server's from now on
+  UPDATE meta SET value = desk_store_id WHERE key = 'store_id';
   INSERT INTO desk_history VALUES (1, coalesce((SELECT split_part(value, ':', 1)::bigint FROM meta
                                                 WHERE key = 'audit_head'), 0),
                                    to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS'));
@@ -455,7 +475,7 @@ def grants(p: str) -> list[str]:
            f"GRANT INSERT ON audit_log TO {staff}",
            f"GRANT SELECT ON audit_log TO {admin}",
            f"GRANT EXECUTE ON FUNCTION audit_head() TO {staff}",
-           f"GRANT EXECUTE ON FUNCTION record_desk_history(jsonb) TO {admin}",
+           f"GRANT EXECUTE ON FUNCTION record_desk_history(jsonb, text) TO {admin}",
            f"GRANT SELECT ON desk_history, desk_keys TO {staff}",
            f"GRANT SELECT, INSERT ON signing_keys TO {staff}",
            f"GRANT SELECT, INSERT, UPDATE ON signing_secrets TO {staff}",

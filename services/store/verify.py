@@ -59,7 +59,8 @@ def verify_connection(conn, expect_version: int | None | object = CURRENT) -> Ve
 
 
 # The server's own guards: if one is missing or disabled, the server no longer enforces what WardLens promises.
-SERVER_TRIGGERS = ("audit_no_change", "audit_no_truncate", "audit_link", "patients_version", "encounters_version")
+SERVER_TRIGGERS = ("audit_no_change", "audit_no_truncate", "audit_link", "patients_version", "encounters_version",
+                   "meta_guard")
 
 
 def verify_server_connection(conn) -> VerifyReport:
