@@ -195,7 +195,8 @@ def test_the_viewer_zooms_windows_a_dicom_and_shows_the_earlier_film_beside(qtbo
     windowed_file = tmp_path / "windowed.dcm"
     ds.save_as(windowed_file)
     s = open_desk(demo_store, *CLIN)
-    vm = XrayViewModel(s, BackgroundRunner(owner), owner)
+    runner = BackgroundRunner(owner)
+    vm = XrayViewModel(s, runner, owner)
     view = XrayView(vm, lambda: "card", ask=lambda label, check: True)
     qtbot.addWidget(view)
     view.resize(1280, 800)
@@ -231,6 +232,8 @@ def test_the_viewer_zooms_windows_a_dicom_and_shows_the_earlier_film_beside(qtbo
     # a PNG has no window to set
     view.list.setCurrentRow(1)
     qtbot.waitUntil(lambda: not view.window_row.isVisible(), timeout=10_000)
+    runner.cancel_all()   # no worker may be inside the store when it closes
+    runner.wait_idle()
     s.lock()
 
 
@@ -274,7 +277,8 @@ def test_a_cd_from_another_hospital_is_read_as_its_list_of_images(qtbot, owner, 
     except Exception as exc:   # pydicom itself may refuse the index: then nothing is offered either
         assert "DICOMDIR" in str(exc)
     s = open_desk(demo_store, *CLIN)
-    vm = XrayViewModel(s, BackgroundRunner(owner), owner)
+    runner = BackgroundRunner(owner)
+    vm = XrayViewModel(s, runner, owner)
     offered = []
     view = XrayView(vm, lambda: "card", ask=lambda label, check: True,
                     choose=lambda found: offered.extend(found) or [str(found[0].path)])
@@ -284,6 +288,8 @@ def test_a_cd_from_another_hospital_is_read_as_its_list_of_images(qtbot, owner, 
     with qtbot.waitSignal(vm.studiesChanged, timeout=30_000, check_params_cb=lambda st: len(st) == 1):
         vm.add_file(str(medium / "DICOMDIR"))
     assert [e.path for e in offered] == [entries[0].path]
+    runner.cancel_all()   # no worker may be inside the store when it closes
+    runner.wait_idle()
     s.lock()
 
 
@@ -293,8 +299,11 @@ def test_films_picked_later_join_the_line_and_the_largest_films_still_open(owner
     from viewmodels.xray_vm import XrayViewModel
     _check_pixels(4600 * 4600, "big.dcm", "a 16-bit film", 1, 2)   # as before window/level: not refused
     s = open_desk(demo_store, *CLIN)
-    vm = XrayViewModel(s, BackgroundRunner(owner), owner)
+    runner = BackgroundRunner(owner)
+    vm = XrayViewModel(s, runner, owner)
     vm._queue, vm._adding = ["/media/cd/IMG2"], True
     vm.add_files([])   # a cancelled second pick keeps the films still waiting
     assert vm._queue == ["/media/cd/IMG2"]
+    runner.cancel_all()   # no worker may be inside the store when it closes
+    runner.wait_idle()
     s.lock()
