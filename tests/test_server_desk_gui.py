@@ -92,3 +92,16 @@ def test_pages_an_administrator_gets_on_each_store(qtbot, desks, owner):
     assert ("Server" in first) is server and "Schema version" in first
     qtbot.waitUntil(lambda: not runner.busy, timeout=20_000)
     ws.changes_vm.stop()
+
+
+def test_the_store_page_verifies_what_each_store_is(qtbot, desks, owner):
+    from viewmodels.background import BackgroundRunner
+    from viewmodels.store_vm import StoreViewModel
+    runner = BackgroundRunner(owner)
+    vm = StoreViewModel(desks("admin"), runner, owner)
+    with qtbot.waitSignal(vm.reportChanged, timeout=60_000):
+        vm.verify()
+    server = isinstance(desks.store, str)
+    assert vm.report[0].startswith("Store verified")
+    assert ("server's guards" in vm.report[0]) is server and ("encryption" in vm.report[0]) is not server
+    runner.wait_idle()

@@ -78,12 +78,19 @@ class StoreViewModel(StatusViewModel):
 
     def _verified(self, r) -> None:
         self.verifying = False
-        if r.ok:
+        if r.ok and r.server:
+            head = (f"Store verified: the server's guards in place (audit log append-only, no login acting as the "
+                    f"owner), schema v{r.schema_version}, audit chain of {r.audit_rows:,} rows intact, every row "
+                    "signed by the person it names.")
+            lines = [head]
+        elif r.ok:
             head = (f"Store verified: encryption and structure clean, schema v{r.schema_version}, audit chain of "
                     f"{r.audit_rows:,} rows intact, signatures and anchors verified.")
             lines = [head]
         else:
-            head = f"PROBLEMS: {len(r.problems)} found. Restore the latest verified backup or call your IT support."
+            head = f"PROBLEMS: {len(r.problems)} found. " + (
+                "Tell the hospital's DBA and IT support; keep the server as it is for them to look at." if r.server
+                else "Restore the latest verified backup or call your IT support.")
             lines = [head] + [f"• {p}" for p in r.problems]
         lines += [f"Note: {n}" for n in r.notes]
         self._set_status(head)
