@@ -106,7 +106,7 @@ class Desk:
     @property
     def on_server(self) -> bool:
         """A server store: backups, key rotation and the recovery key are the DBA's there, not a desk's."""
-        return getattr(self.session.db, "kind", "") == "server"
+        return self.session.on_server
 
     def change_listener(self):
         """Other desks' changes as they happen (a server store), or None (a desk store has one desk)."""

@@ -27,7 +27,7 @@ def backup(session: Session, dest: Path | str, automatic: bool = False) -> Verif
     """Copy the open store to `dest` (plus its key file) and verify the copy; nothing is left on failure. `automatic`:
     the daily backup (services.site.daily_backup), which any session makes."""
     session.require(Permission.READ_DEIDENTIFIED if automatic else Permission.BACKUP, "make backups")
-    if getattr(session.db, "kind", "") == "server":
+    if session.on_server:
         raise BackupError("A server store is backed up by the hospital's DBA on the server (pg_dump or the "
                           "server's own backups; docs/security.md), not from a desk.")
     dest = Path(dest)

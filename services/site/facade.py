@@ -43,7 +43,7 @@ class Site:
         self.session = session
         self.settings = SettingsService(session)
         # On the server a person's account is their own PostgreSQL login (services.site.server_accounts)
-        if getattr(session.db, "kind", "") == "server":
+        if session.on_server:
             from services.site.server_accounts import ServerAccounts
             self.accounts = ServerAccounts(session)
         else:
@@ -56,7 +56,7 @@ class Site:
         conn = self.session.db.conn
         report = verify_connection(conn)
         trust = self.session.db.trust
-        if trust is not None and getattr(self.session.db, "kind", "") != "server":   # the desk store's keys and anchors
+        if trust is not None and not self.session.on_server:   # the desk store's keys and anchors
             keys, pending = integrity.user_keys(conn, trust)
             found = anchors.check_workstation(conn, trust.store_id, {**pending, **keys}) + \
                 anchors.check_backup_heads(conn, self.session.store_path, trust.store_id, {**pending, **keys})
@@ -70,7 +70,7 @@ class Site:
     def store_info(self) -> StoreInfo:
         """Where the store is, how large, at which schema version (the Store page; administrators)."""
         self.session.require(Permission.READ_AUDIT, "see the store's details")
-        if getattr(self.session.db, "kind", "") == "server":
+        if self.session.on_server:
             from services.store.server_schema import SERVER_VERSION
             conn = self.session.db.conn
             size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])
@@ -94,6 +94,6 @@ class Site:
         return run_daily(self.session)
 
     def backups(self) -> list[BackupEntry]:
-        if getattr(self.session.db, "kind", "") == "server":
+        if self.session.on_server:
             return []   # a server store's backups are the DBA's, on the server
         return list_backups(self.session)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import psycopg
 from psycopg import sql
@@ -111,6 +113,21 @@ def _ident(name: str) -> sql.Identifier:
     return sql.Identifier(name)
 
 
+@contextmanager
+def _setup_transaction(address: ServerAddress, dba_password: str | None) -> Iterator[tuple]:
+    """One transaction of the DBA's set-up login (init, upgrade-store): committed whole, or rolled back whole."""
+    conn = connect(address, address.user, dba_password, autocommit=False)
+    try:
+        with conn.cursor() as cur:
+            yield conn, cur
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        conn.close()
+
+
 def init_server(address: ServerAddress, dba_password: str | None, admin: str, admin_password: str,
                 display_name: str = "") -> str:
     """Create the schema, the roles and `admin`'s login in the empty database at `address` (as the URL's user)."""
@@ -121,78 +138,70 @@ def init_server(address: ServerAddress, dba_password: str | None, admin: str, ad
         raise ServerSetupError("Name the set-up login in the address (postgresql://dba@host/…): the DBA's login with "
                                "CREATEROLE that owns the empty database.")
     p = sch.role_prefix(address.dbname)
-    conn = connect(address, address.user, dba_password, autocommit=False)
     notes = ""
-    try:
-        with conn.cursor() as cur:
-            if cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)).fetchone():
-                raise ServerSetupError(f"{address.label} already holds a WardLens store. Nothing was changed.")
-            if cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (admin,)).fetchone():
-                raise ValidationError({"username": f"the server already has a login called {admin}"})
-            can = cur.execute("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
-            if not can or not can[0]:
-                raise ServerSetupError(f"The login {address.user} may not create roles (CREATEROLE): the DBA runs "
-                                       "init with a login that may. Nothing was changed.")
-            me = _ident(address.user)
-            for g in ("owner", "usermgr") + sch.GROUPS:
-                extra = " CREATEROLE" if g == "usermgr" else ""
-                cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN" + extra).format(_ident(p + g)))
-            cur.execute(sql.SQL("GRANT {}, {} TO {}").format(_ident(p + "owner"), _ident(p + "usermgr"), me))
-            for g in sch.GROUPS:
-                cur.execute(sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(_ident(p + g), _ident(p + "usermgr")))
-            cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(_ident(SCHEMA), _ident(p + "owner")))
-            cur.execute(sql.SQL("SET LOCAL search_path = {}").format(_ident(SCHEMA)))
-            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
-            for stmt in sch.statements((sch.TABLES + sch.FUNCTIONS).replace("@P", p), SCHEMA):
-                cur.execute(stmt)
-            cur.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA " + SCHEMA + " FROM PUBLIC")
-            for stmt in sch.grants(p):
-                cur.execute(stmt.replace("@S", SCHEMA))
-            cur.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(_ident(SCHEMA), _ident(p + "usermgr")))
-            cur.execute(sql.SQL("GRANT SELECT, UPDATE (must_change) ON users TO {}").format(_ident(p + "usermgr")))
-            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "usermgr")))
-            for stmt in sch.statements(USER_FUNCTIONS.replace("@P", p), SCHEMA):
-                cur.execute(stmt)
-            for fn in ("create_login(text, text, text, boolean)", "set_login_password(text, text)",
-                       "set_login_group(text, text)", "enable_login(text)", "disable_login(text)",
-                       "is_staff_login(text)", "set_own_password(text)"):
-                cur.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
-                cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION " + fn + " TO {}").format(_ident(p + "admin")))
-            cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION set_own_password(text) TO {}, {}, {}").format(
-                *(_ident(p + g) for g in ("clinician", "nurse", "analyst"))))
-            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
-            cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(_ident(SCHEMA), _ident(p + "usermgr")))
-            store_id = str(uuid.uuid4())
-            cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)",
-                            [("schema_version", str(sch.SERVER_VERSION)), ("store_id", store_id),
-                             ("identity_gen", "0"), ("role_prefix", p), ("created_at", _now())])
-            cur.execute("INSERT INTO users (username, role, display_name, created_at) VALUES (%s, 'admin', %s, %s)",
-                        (admin, display_name or admin, _now()))
-            cur.execute("RESET ROLE")
-            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "usermgr")))
-            cur.execute("SELECT create_login(%s, %s, 'admin', false)", (admin, verifier(conn, admin, admin_password)))
-            cur.execute("RESET ROLE")
-            # usermgr ends a deactivated person's open connections; no login may make temporary tables here (they
-            # would shadow the store's tables inside functions that run with the owner's rights)
-            # (PostgreSQL 16 and later let only a role's administrators grant it: then the DBA grants it, README)
-            cur.execute("SAVEPOINT signal")
-            try:
-                cur.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(_ident(p + "usermgr")))
-                cur.execute("RELEASE SAVEPOINT signal")
-                notes = ""
-            except psycopg.errors.InsufficientPrivilege:
-                cur.execute("ROLLBACK TO SAVEPOINT signal")
-                notes = (f" Ask a superuser to run GRANT pg_signal_backend TO {p}usermgr, so that deactivating someone "
-                         "also ends their open connections.")
-            cur.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(_ident(address.dbname)))
-            # The set-up login keeps nothing: from here on no login can act as the owner or make logins directly.
-            cur.execute(sql.SQL("REVOKE {}, {} FROM {}").format(_ident(p + "owner"), _ident(p + "usermgr"), me))
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
+    with _setup_transaction(address, dba_password) as (conn, cur):
+        if cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (SCHEMA,)).fetchone():
+            raise ServerSetupError(f"{address.label} already holds a WardLens store. Nothing was changed.")
+        if cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (admin,)).fetchone():
+            raise ValidationError({"username": f"the server already has a login called {admin}"})
+        can = cur.execute("SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
+        if not can or not can[0]:
+            raise ServerSetupError(f"The login {address.user} may not create roles (CREATEROLE): the DBA runs "
+                                   "init with a login that may. Nothing was changed.")
+        me = _ident(address.user)
+        for g in ("owner", "usermgr") + sch.GROUPS:
+            extra = " CREATEROLE" if g == "usermgr" else ""
+            cur.execute(sql.SQL("CREATE ROLE {} NOLOGIN" + extra).format(_ident(p + g)))
+        cur.execute(sql.SQL("GRANT {}, {} TO {}").format(_ident(p + "owner"), _ident(p + "usermgr"), me))
+        for g in sch.GROUPS:
+            cur.execute(sql.SQL("GRANT {} TO {} WITH ADMIN OPTION").format(_ident(p + g), _ident(p + "usermgr")))
+        cur.execute(sql.SQL("CREATE SCHEMA {} AUTHORIZATION {}").format(_ident(SCHEMA), _ident(p + "owner")))
+        cur.execute(sql.SQL("SET LOCAL search_path = {}").format(_ident(SCHEMA)))
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
+        for stmt in sch.statements((sch.TABLES + sch.FUNCTIONS).replace("@P", p), SCHEMA):
+            cur.execute(stmt)
+        cur.execute("REVOKE ALL ON ALL FUNCTIONS IN SCHEMA " + SCHEMA + " FROM PUBLIC")
+        for stmt in sch.grants(p):
+            cur.execute(stmt.replace("@S", SCHEMA))
+        cur.execute(sql.SQL("GRANT USAGE, CREATE ON SCHEMA {} TO {}").format(_ident(SCHEMA), _ident(p + "usermgr")))
+        cur.execute(sql.SQL("GRANT SELECT, UPDATE (must_change) ON users TO {}").format(_ident(p + "usermgr")))
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "usermgr")))
+        for stmt in sch.statements(USER_FUNCTIONS.replace("@P", p), SCHEMA):
+            cur.execute(stmt)
+        for fn in ("create_login(text, text, text, boolean)", "set_login_password(text, text)",
+                   "set_login_group(text, text)", "enable_login(text)", "disable_login(text)",
+                   "is_staff_login(text)", "set_own_password(text)"):
+            cur.execute(f"REVOKE ALL ON FUNCTION {fn} FROM PUBLIC")
+            cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION " + fn + " TO {}").format(_ident(p + "admin")))
+        cur.execute(sql.SQL("GRANT EXECUTE ON FUNCTION set_own_password(text) TO {}, {}, {}").format(
+            *(_ident(p + g) for g in ("clinician", "nurse", "analyst"))))
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
+        cur.execute(sql.SQL("REVOKE CREATE ON SCHEMA {} FROM {}").format(_ident(SCHEMA), _ident(p + "usermgr")))
+        store_id = str(uuid.uuid4())
+        cur.executemany("INSERT INTO meta (key, value) VALUES (%s, %s)",
+                        [("schema_version", str(sch.SERVER_VERSION)), ("store_id", store_id),
+                         ("identity_gen", "0"), ("role_prefix", p), ("created_at", _now())])
+        cur.execute("INSERT INTO users (username, role, display_name, created_at) VALUES (%s, 'admin', %s, %s)",
+                    (admin, display_name or admin, _now()))
+        cur.execute("RESET ROLE")
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "usermgr")))
+        cur.execute("SELECT create_login(%s, %s, 'admin', false)", (admin, verifier(conn, admin, admin_password)))
+        cur.execute("RESET ROLE")
+        # usermgr ends a deactivated person's open connections; no login may make temporary tables here (they
+        # would shadow the store's tables inside functions that run with the owner's rights)
+        # (PostgreSQL 16 and later let only a role's administrators grant it: then the DBA grants it, README)
+        cur.execute("SAVEPOINT signal")
+        try:
+            cur.execute(sql.SQL("GRANT pg_signal_backend TO {}").format(_ident(p + "usermgr")))
+            cur.execute("RELEASE SAVEPOINT signal")
+            notes = ""
+        except psycopg.errors.InsufficientPrivilege:
+            cur.execute("ROLLBACK TO SAVEPOINT signal")
+            notes = (f" Ask a superuser to run GRANT pg_signal_backend TO {p}usermgr, so that deactivating someone "
+                     "also ends their open connections.")
+        cur.execute(sql.SQL("REVOKE TEMPORARY ON DATABASE {} FROM PUBLIC").format(_ident(address.dbname)))
+        # The set-up login keeps nothing: from here on no login can act as the owner or make logins directly.
+        cur.execute(sql.SQL("REVOKE {}, {} FROM {}").format(_ident(p + "owner"), _ident(p + "usermgr"), me))
     return (f"Created the WardLens store on {address.label}: roles {p}admin, {p}clinician, {p}nurse, {p}analyst, "
             f"and the administrator login {admin}.{notes}")
 
@@ -201,33 +210,25 @@ def upgrade_server(address: ServerAddress, dba_password: str | None) -> list[int
     """Bring a server store to this WardLens's schema version, as the DBA's set-up login (no staff login may change
     the schema): every pending migration as the owner role, in one transaction with the version, or none."""
     p = sch.role_prefix(address.dbname)
-    conn = connect(address, address.user, dba_password, autocommit=False)
-    try:
-        with conn.cursor() as cur:
-            me = _ident(address.user)
-            # the owner role for this transaction only: given back below, or undone with the rollback
-            cur.execute(sql.SQL("GRANT {} TO {}").format(_ident(p + "owner"), me))
-            cur.execute(sql.SQL("SET LOCAL search_path = {}").format(_ident(SCHEMA)))
-            cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
-            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            have = int(row[0]) if row else 0
-            if have > sch.SERVER_VERSION:
-                raise ServerSetupError(f"The server store is at schema version {have}, newer than this WardLens "
-                                       f"({sch.SERVER_VERSION}). Upgrade WardLens instead.")
-            todo = [m for m in sch.SERVER_MIGRATIONS if have < m[0] <= sch.SERVER_VERSION]
-            if not todo:
-                conn.rollback()
-                return []
-            for version, _what, script in todo:
-                for stmt in sch.statements(script.replace("@P", p), SCHEMA):
-                    cur.execute(stmt)
-                cur.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version),))
-            cur.execute("RESET ROLE")
-            cur.execute(sql.SQL("REVOKE {} FROM {}").format(_ident(p + "owner"), me))
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
+    with _setup_transaction(address, dba_password) as (conn, cur):
+        me = _ident(address.user)
+        # the owner role for this transaction only: given back below, or undone with the rollback
+        cur.execute(sql.SQL("GRANT {} TO {}").format(_ident(p + "owner"), me))
+        cur.execute(sql.SQL("SET LOCAL search_path = {}").format(_ident(SCHEMA)))
+        cur.execute(sql.SQL("SET LOCAL ROLE {}").format(_ident(p + "owner")))
+        row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        have = int(row[0]) if row else 0
+        if have > sch.SERVER_VERSION:
+            raise ServerSetupError(f"The server store is at schema version {have}, newer than this WardLens "
+                                   f"({sch.SERVER_VERSION}). Upgrade WardLens instead.")
+        todo = [m for m in sch.SERVER_MIGRATIONS if have < m[0] <= sch.SERVER_VERSION]
+        if not todo:
+            conn.rollback()   # not even the owner role's grant stays
+            return []
+        for version, _what, script in todo:
+            for stmt in sch.statements(script.replace("@P", p), SCHEMA):
+                cur.execute(stmt)
+            cur.execute("UPDATE meta SET value = %s WHERE key = 'schema_version'", (str(version),))
+        cur.execute("RESET ROLE")
+        cur.execute(sql.SQL("REVOKE {} FROM {}").format(_ident(p + "owner"), me))
     return [m[0] for m in todo]

@@ -35,6 +35,11 @@ class Session:
         self._directory: Directory | None = None
         self._dir_lock = threading.Lock()
 
+    @property
+    def on_server(self) -> bool:
+        """A server store (services.store.server): backups, key rotation and the recovery key are the DBA's there."""
+        return getattr(self.db, "kind", "") == "server"
+
     def set_identity(self, codec: IdentityCodec) -> None:
         """The identity codec for this session (at unlock, and after a rotation gave a new identity key)."""
         old, self.codec, self._directory = self.codec, codec, None

@@ -328,7 +328,7 @@ class ChangeListener:
             from services.core.errors import SessionLocked
             raise SessionLocked()
         if self._conn is None or self._conn.closed:
-            self._conn = connect(self._db.address, self._db.address.user, self._db.password_for_listener())
+            self._conn = self._db.new_connection()
             self._conn.execute(f"LISTEN {self.channel}")
         return self._conn
 
@@ -384,17 +384,12 @@ class ServerDatabase:
         db.conn  # the login happens here: a wrong password or an unreachable server raise now
         return db
 
-    def _raw(self) -> psycopg.Connection:
+    def new_connection(self) -> psycopg.Connection:
+        """A connection of this person's own (SessionLocked once the session closed)."""
         if self._password is None:
             from services.core.errors import SessionLocked
             raise SessionLocked()
         return connect(self.address, self.address.user, self._password)
-
-    def password_for_listener(self) -> str:
-        if self._password is None:
-            from services.core.errors import SessionLocked
-            raise SessionLocked()
-        return self._password
 
     def change_listener(self) -> ChangeListener:
         listener = ChangeListener(self)
@@ -422,10 +417,7 @@ class ServerDatabase:
         if c is not None and c.raw.closed:
             c = None      # dropped by the server or the network: the next use reconnects
         if c is None:
-            if self._password is None:
-                from services.core.errors import SessionLocked
-                raise SessionLocked()
-            c = PgConnection(self._raw(), self.address, self._raw)
+            c = PgConnection(self.new_connection(), self.address, self.new_connection)
             c.trust = self.trust
             self._local.conn = c
             with self._lock:
