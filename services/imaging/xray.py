@@ -3,7 +3,7 @@
 The bundle resources/models/xray/ holds model.onnx, card.json/card.md, a signed manifest.json and the sidecar
 xray_meta.json (class order, per-class thresholds chosen on validation, OOD limits). Both
 are checked against the manifest before anything is used. The ONNX graph returns, for a batch of preprocessed images:
-probs (N,15), cam (N,15,8,8) class activation maps (their spatial mean is the logit, so the heat map
+probs (N,15), cam (N,15,h,w) class activation maps (their spatial mean is the logit, so the heat map
 explains exactly the score shown) and ood (N,) the squared Mahalanobis distance of the network's pooled
 features to those of the training radiographs.
 

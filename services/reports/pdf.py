@@ -244,7 +244,7 @@ def _png(img: PILImage.Image, max_side: int = 1024) -> bytes:
 
 
 def heatmap_overlay_png(image_png: bytes, heat: Sequence[Sequence[float]] | np.ndarray) -> bytes:
-    """The X-ray page's own overlay (services.imaging.studies.overlay_rgba) of a small heat grid (an 8x8 class
+    """The X-ray page's own overlay (services.imaging.studies.overlay_rgba) of a small heat grid (a 7x7 or 8x8 class
     activation map, any scale, normalised within the film) over the image: the report shows what the page showed."""
     base = PILImage.open(io.BytesIO(image_png)).convert("L")
     grid = normalised_map(np.asarray(heat, dtype=np.float32))
