@@ -62,6 +62,13 @@ def validate_new_account(username: str, password: str, display_name: str = "") -
         raise ValidationError(problems)
 
 
+def validate_password_change(user: User, old_password: str, new_password: str) -> None:
+    """A person's own new password, on either store: as strong as a new account's and not the current one."""
+    validate_new_account(user.username, new_password, user.display_name)
+    if new_password == old_password:
+        raise ValidationError({"password": "the new password must differ from the current one"})
+
+
 @dataclass
 class CreatedStore:
     path: Path
@@ -555,9 +562,7 @@ class AccountService:
         """Any user, for their own account: re-wrap the data key under the new password."""
         s = self.session
         s.ensure_open()
-        validate_new_account(s.user.username, new_password, s.user.display_name)
-        if new_password == old_password:
-            raise ValidationError({"password": "the new password must differ from the current one"})
+        validate_password_change(s.user, old_password, new_password)
         keys = self._keys()
         entry = _user_entry(s.user.username)
         ring, old_kek = open_ring(keys, entry, old_password.encode("utf-8"))  # WrongPassword if the old one is wrong

@@ -15,7 +15,7 @@ from pathlib import Path
 from models.domain import Permission, Role, User
 from services.core.errors import (PasswordChangeRequired, PermissionDenied, StoreDamaged, ValidationError,
                                  WrongPassword)
-from services.site.accounts import validate_new_account
+from services.site.accounts import validate_new_account, validate_password_change
 from services.site.session import DEFAULT_IDLE_MINUTES, Session
 from services.store import audit, server_keys
 from services.store.identity import IdentityCodec
@@ -190,9 +190,7 @@ class ServerAccounts:
         """Any user, for their own login: the old password is checked by logging in with it again."""
         s = self.s
         s.ensure_open()
-        validate_new_account(s.user.username, new_password, s.user.display_name)
-        if new_password == old_password:
-            raise ValidationError({"password": "the new password must differ from the current one"})
+        validate_password_change(s.user, old_password, new_password)
         ServerDatabase.login(s.db.address, s.user.username, old_password).close()   # WrongPassword if not
         verifier = self._verifier(s.user.username, new_password)
         with s.db.transaction() as c:
