@@ -148,12 +148,12 @@ def test_the_pretrained_start_differs_from_a_random_one() -> None:
     assert not net.net._bn0.training and net.net._bn1.training  # frozen BatchNorm keeps ImageNet statistics
 
 
-def test_heat_map_peaks_are_measured_on_validation_films(capsys) -> None:
+def test_heat_map_peaks_are_measured_on_validation_films(capsys, service: XrayService) -> None:
     """`python -m training.xray_maps`: where the bundled model's maps peak, for each finding it may flag."""
     from training import xray_maps
     assert xray_maps.main([str(DEFAULT_BUNDLE), "--data", str(shared_path("nih_cxr"))]) == 0
     rows = [r for r in capsys.readouterr().out.splitlines() if r.startswith(f"| {DEFAULT_BUNDLE} |")]
-    assert len(rows) == len(XrayService().flaggable) > 0
+    assert len(rows) == len(service.flaggable) > 0
     for r in rows:
         lower, ring, cells = (float(v.strip(" %")) for v in r.split("|")[4:7])
         assert 0 <= lower <= 100 and 0 <= ring <= 100 and cells == 44  # an 8x8 map: 28 of its 64 cells on the ring

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from services.imaging.xray_image import normalize
-from training.xray import CLASSES, DEFAULT_DATA, detect_layout, load_data, patient_split
+from training.xray import CLASSES, DEFAULT_DATA, load_data, patient_split
 
 
 def peak_places(session, images: np.ndarray, cls: int, batch: int = 64) -> tuple[float, float, int]:
@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = ap.parse_args(argv)
     from services.inference.onnx_runtime import load_bundle
-    detect_layout(args.data)
     data = load_data(args.data)
     va = patient_split(data.patient_id) == 1
     print("| bundle | finding | validation films | peak in the lower half | peak on the outer ring | ring's share of cells |")

