@@ -27,6 +27,7 @@ MAX_BUNDLE_BYTES = 200 * 2**20
 RELEASE_KEYS = {
     # key id: public key (base64). A new release key is added here; an old one is removed when no bundle uses it.
     "wardlens-release-2026-12": "Y/CzuzNPbExH5BS8R+rBF0PKxkmKRRWwO0sJd++sJew=",
+    "wardlens-release-2026-12-06": "hGqdrHse2civYqLWYGqepBpKjD/QMrKRJScXAXI1zcQ=",
 }
 DEV_KEY_FILE = "model-signing-dev.key"
 
