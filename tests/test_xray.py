@@ -153,15 +153,24 @@ def test_a_mix_of_backbones_is_one_float16_stored_ensemble(tmp_path: Path) -> No
     assert [m["backbone"] for m in members] == ["resnet-small", "resnet-small", "efficientnet-lite0"]
     assert [m["lr"] for m in members] == [tx.RECIPES[m["backbone"]]["lr"] for m in members]  # each its own recipe
     assert card["model"]["weights_stored_as"] == "float16" and "sha256" in card["model"]["initialisation"]
-    assert "two members" in card["limits"][0] and "ImageNet" in card["limits"][0]
-    assert max(card["model"]["onnx_parity_max_abs_diff"].values()) < 5
+    assert [m["start"] for m in members] == ["random", "random", "ImageNet (model.initialisation)"]
+    assert card["limits"][0].startswith("Trained from scratch (2 members) and fine-tuned from ImageNet weights")
+    assert set(tx.RECIPE_KEYS) & set(card["training"]) == {"epochs"}  # what the command line gave; no nulls
+    parity = card["model"]["onnx_parity_max_abs_diff"]
+    assert parity["probs"] < 5e-3 and parity["cam"] < 5e-2  # float16 storage: small, not zero
+    assert (out / "model.onnx").stat().st_size < tx.MAX_BUNDLED_BYTES
     stored = {t.name: t.data_type for t in onnx.load(str(out / "model.onnx")).graph.initializer}
     assert stored["whiten"] == onnx.TensorProto.FLOAT
     assert sum(t == onnx.TensorProto.FLOAT16 for t in stored.values()) > 50
     r = XrayService(out).classify_file(shared_path("nih_cxr", "originals", "00000001_000.png"))
     assert r.cam.shape == (15, 8, 8)
-    with pytest.raises(SystemExit):  # a mix has its own members
-        tx.main(["--backbone", "resnet-small+efficientnet-lite0", "--members", "2", "--out", str(tmp_path / "x")])
+
+
+def test_a_mix_refuses_a_member_count(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exc:  # a mix has its own members: refused before any data is read
+        tx.main(["--backbone", "resnet-small+efficientnet-lite0", "--members", "2", "--data", str(tmp_path / "none"),
+                 "--out", str(tmp_path / "x")])
+    assert exc.value.code == 2 and "--members" in capsys.readouterr().err
 
 
 def test_the_pretrained_start_differs_from_a_random_one() -> None:

@@ -72,10 +72,15 @@ def architecture(args) -> str:
 
 
 def limits(min_specificity: float, backbone: str = "resnet-small") -> list[str]:
-    start = {"resnet-small": "Trained from scratch",
-             "efficientnet-lite0": "Fine-tuned from ImageNet weights (photographs, not radiographs)"}.get(
-        backbone, "Trained from scratch (two members) and fine-tuned from ImageNet weights (photographs, not "
-                  "radiographs; one member)")
+    starts = {"resnet-small": "trained from scratch",
+              "efficientnet-lite0": "fine-tuned from ImageNet weights (photographs, not radiographs)"}
+    if backbone in MIXES:
+        plan = MIXES[backbone]
+        start = " and ".join(f"{starts[b]} ({plan.count(b)} member{'s' if plan.count(b) > 1 else ''})"
+                             for b in dict.fromkeys(plan))
+    else:
+        start = starts[backbone]
+    start = start[0].upper() + start[1:]
     return [
         f"{start} on a small, enriched subset of ChestX-ray14: prevalence and calibration do not "
         "transfer to a hospital's case mix; probabilities are relative scores.",
@@ -679,6 +684,7 @@ def rethreshold(args) -> int:
 # Defaults per backbone, each chosen on the validation split (docs/xray.md has the runs). The pretrained network
 # is one member: two would pass the 25 MB the bundled ONNX may take. A mix takes each member's own recipe.
 RECIPE_KEYS = ("epochs", "batch_size", "lr", "head_lr_mult", "wd")
+MAX_BUNDLED_BYTES = 25 * 2**20  # what the bundled ONNX may take (issue #17)
 RECIPES = {
     "resnet-small": {"epochs": 32, "batch_size": 64, "lr": 2e-3, "head_lr_mult": 1.0, "wd": 0.05, "members": 2},
     "efficientnet-lite0": {"epochs": 8, "batch_size": 32, "lr": 3e-4, "head_lr_mult": 10.0, "wd": 1e-4,
@@ -737,6 +743,8 @@ def main(argv: list[str] | None = None) -> int:
                 setattr(args, k, v)
     if args.weights is None:
         args.weights = "float16" if args.backbone in MIXES else "float32"
+    if args.members is not None and args.members < 1:
+        ap.error("--members must be at least 1")
     if not 0.5 <= args.min_specificity < 1:
         ap.error("--min-specificity must lie in [0.5, 1)")
     if args.rethreshold:
@@ -827,8 +835,11 @@ def main(argv: list[str] | None = None) -> int:
                               "cam": f"(N,15,{ref[1].shape[2]},{ref[1].shape[3]}) class activation maps (mean = logit)",
                               "ood": "(N,) squared Mahalanobis distance of pooled features"},
                   "onnx_parity_max_abs_diff": parity},
-        "training": {k: v for k, v in vars(args).items() if k not in ("data", "out")} | {
-            "members": [{"backbone": i["backbone"], **i["recipe"], "best_epoch": i["best_epoch"],
+        "training": {k: v for k, v in vars(args).items()
+                     if k not in ("data", "out") and not (k in RECIPE_KEYS + ("members",) and v is None)} | {
+            "members": [{"backbone": i["backbone"], **i["recipe"],
+                         "start": "ImageNet (model.initialisation)" if i["initialisation"] else "random",
+                         "best_epoch": i["best_epoch"],
                          "best_val_mean_roc_auc": i["best_val_mean_auc"], "train_seconds": i["train_seconds"]}
                         for i in infos],
             "ensemble_val_mean_roc_auc": val_auc, "train_seconds": round(sum(i["train_seconds"] for i in infos), 1),
@@ -845,6 +856,10 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": provenance(),
     }
     write_bundle_texts(out, card, thresholds, ood, sha)
+    if card["model"]["onnx_bytes"] > MAX_BUNDLED_BYTES:
+        print(f"[xray] warning: model.onnx is {card['model']['onnx_bytes'] / 2**20:.1f} MiB, more than the "
+              f"{MAX_BUNDLED_BYTES // 2**20} MiB a bundled X-ray model may take (--weights float16 halves it)",
+              flush=True)
     m = metrics.get("mean_roc_auc_14_findings", {}) if metrics else {}
     print(f"[xray] test mean ROC-AUC (14 findings) {m.get('value', float('nan')):.4f} "
           f"[{m.get('ci_low', float('nan')):.4f}, {m.get('ci_high', float('nan')):.4f}]; bundle in {out} ({elapsed:.0f}s)",
