@@ -618,10 +618,22 @@ def write_bundle_texts(out: Path, card: dict, thresholds: dict[str, float], ood:
     write_card(out, ordered)
 
 
+def onnx_scores(session, images: np.ndarray, batch: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (N,15) and OOD distances (N,) of the exported graph for uint8 images (N,S,S), normalised as the
+    application does, from one pass."""
+    probs, ood = [], []
+    for i in range(0, len(images), batch):
+        p, _cam, d = session.run(None, {"image": normalize(images[i:i + batch])[:, None]})
+        probs.append(p)
+        ood.append(d)
+    if not probs:
+        return np.zeros((0, len(CLASSES)), np.float32), np.zeros(0, np.float32)
+    return np.concatenate(probs), np.concatenate(ood)
+
+
 def onnx_probs(session, images: np.ndarray, batch: int = 128) -> np.ndarray:
-    """Probabilities of the exported graph for uint8 images (N,S,S), normalised as the application does."""
-    out = [session.run(None, {"image": normalize(images[i:i + batch])[:, None]})[0] for i in range(0, len(images), batch)]
-    return np.concatenate(out) if out else np.zeros((0, len(CLASSES)), np.float32)
+    """Probabilities only (the --rethreshold path and tests)."""
+    return onnx_scores(session, images, batch)[0]
 
 
 def rethreshold(args) -> int:
@@ -770,7 +782,7 @@ def main(argv: list[str] | None = None) -> int:
     tr, va, te = (np.flatnonzero(split == i) for i in range(3))
     Xva, Xte, Xtr = data.images[va], data.images[te], data.images[tr]  # uint8; predict() normalises
 
-    # the OOD limit: validation only
+    # the OOD guard's statistics from training films (its limit below from validation only)
     mu, whiten = fit_mahalanobis(predict(net, Xtr, features=True))
     exported = export_module(net, mu, whiten)
     st_tr = image_stats(np.concatenate([data.images[tr], data.images[va]]))
@@ -787,17 +799,15 @@ def main(argv: list[str] | None = None) -> int:
     export_onnx(exported, out / "model.onnx", weights=args.weights)
     sha = write_sha256(out / "model.onnx")
     session = create_session(out / "model.onnx")
-    d_va = (np.concatenate([session.run(None, {"image": normalize(Xva[i:i + 256])[:, None]})[2]
-                            for i in range(0, len(va), 256)]) if len(va) else np.zeros(1))
-    ood_limit = float(np.quantile(d_va, args.ood_quantile)) * 1.05
     with torch.inference_mode():
         parity_x = torch.from_numpy(normalize(Xte[:8] if len(te) else Xva[:8])[:, None])
         ref = [t.numpy() for t in exported(parity_x)]
     got = session.run(None, {"image": parity_x.numpy()})
     parity = {k: float(np.abs(a - b).max()) for k, a, b in zip(("probs", "cam", "ood"), ref, got)}
 
-    # operating thresholds from validation only; the test split scored once
-    p_va = onnx_probs(session, Xva)
+    # operating thresholds and the OOD limit from validation only; the test split scored once
+    p_va, d_va = onnx_scores(session, Xva)
+    ood_limit = float(np.quantile(d_va if len(va) else np.zeros(1), args.ood_quantile)) * 1.05
     val_auc = mean_auc(data.labels[va], p_va) if len(va) else float("nan")
     print(f"[xray] ensemble val mean ROC-AUC {val_auc:.4f}", flush=True)
     p_te = onnx_probs(session, Xte)
