@@ -1,6 +1,7 @@
 """File helpers shared by the store's backups and the model bundles (no heavy imports)."""
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
@@ -16,6 +17,33 @@ def sha256_file(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# What one input file (a FHIR Bundle or NDJSON, a CSV) may take once decompressed: it is read whole, and a small .gz
+# can expand a thousandfold (a 400 kB file took 1.3 GB), so a watched folder must not be a way to exhaust memory.
+# Far above what the shared exports hold (the largest, 29 MB of FHIR bundles, is many files).
+MAX_INPUT_BYTES = 256 * 2**20
+
+
+class InputTooLarge(WardLensError):
+    """An input file passes MAX_INPUT_BYTES once decompressed; nothing of it was read into the store."""
+
+
+def read_input(path: Path, limit: int | None = None) -> bytes:
+    """A whole input file, gunzipped where its first bytes say gzip, refused past `limit` bytes of content: the read
+    stops there, so memory stays bounded however far the file would expand. OSError, EOFError and zlib.error of a
+    damaged file pass through for the caller to word."""
+    limit = MAX_INPUT_BYTES if limit is None else limit
+    with open(path, "rb") as raw:
+        gz = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        stream = gzip.GzipFile(fileobj=raw) if gz else raw
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        what = "once decompressed " if gz else ""
+        raise InputTooLarge(f"{Path(path).name} is larger than {limit // 2**20} MiB {what}and was not read; split it "
+                            "into smaller files.")
+    return data
 
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://|^(postgres(ql)?|sqlite|mysql|file|https?):", re.I)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from services.core.errors import ImportFileError
+from services.core.files import InputTooLarge, read_input
 from services.core.outputs import write_output
 from services.records.fhir import SYSTEMS, Coded, FhirBatch, FhirClinical, FhirEncounter, FhirPatient, Problem
 
@@ -119,9 +120,9 @@ def _type_problems(kind: str, spec: dict) -> list[str]:
 
 def _rows(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
     try:
-        raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        raw = read_input(path)   # bounded: a small .gz can expand a thousandfold
+    except InputTooLarge as exc:
+        raise ImportFileError(f"{exc} Nothing was imported.") from exc
     except (OSError, EOFError, zlib.error) as exc:
         raise ImportFileError(f"{path.name} could not be read ({exc}). Nothing was imported.") from exc
     try:

@@ -11,9 +11,7 @@ another file of the same export) and conditional references (`Patient?identifier
 from __future__ import annotations
 
 import gc
-import gzip
 import hashlib
-import io
 import json
 import math
 from collections import Counter
@@ -21,6 +19,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from services.core.files import read_input
 
 SYSTEMS = {   # code system URL -> the short name WardLens stores beside the code (kept as given otherwise)
     "http://snomed.info/sct": "SNOMED",
@@ -121,14 +121,6 @@ class NotFhir(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------ files
-def _open(path: Path) -> io.TextIOBase:
-    raw = path.open("rb")
-    head = raw.read(2)
-    raw.seek(0)
-    stream = gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8-sig")
-
-
 def _files(paths: Iterable[Path | str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
@@ -142,18 +134,15 @@ def _files(paths: Iterable[Path | str]) -> list[Path]:
 
 def _entries(path: Path) -> Iterator[tuple[str, str | None, dict[str, Any] | None, str]]:
     """(where, full URL, resource, problem) for every entry of one file: a Bundle, one resource, or NDJSON."""
-    with _open(path) as f:
-        first = f.read(1)
-        while first and first.isspace():
-            first = f.read(1)
-        if first != "{":
-            raise NotFhir(f"{path.name} is not FHIR JSON (it starts with {first!r}, not '{{')")
-        rest = f.read()
-    text = first + rest
+    text = read_input(path).decode("utf-8-sig").lstrip()   # bounded: a small .gz can expand a thousandfold
+    if text[:1] != "{":
+        raise NotFhir(f"{path.name} is not FHIR JSON (it starts with {text[:1]!r}, not '{{')")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError:
         doc = None   # several objects, one per line: NDJSON
+    except RecursionError:   # nested thousands deep: no FHIR resource is
+        raise NotFhir(f"{path.name} is JSON nested too deeply to be a FHIR resource") from None
     if doc is None:
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():
@@ -162,6 +151,9 @@ def _entries(path: Path) -> Iterator[tuple[str, str | None, dict[str, Any] | Non
                 res = json.loads(line)
             except json.JSONDecodeError as exc:
                 yield f"line {n}", None, None, f"not JSON ({exc.msg})"
+                continue
+            except RecursionError:
+                yield f"line {n}", None, None, "JSON nested too deeply to be a FHIR resource"
                 continue
             yield f"line {n}", None, res if isinstance(res, dict) else None, "" if isinstance(res, dict) else "not an object"
         return

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from models.domain import Permission
 from services.core.errors import ImportFileError
+from services.core.files import InputTooLarge
 from services.core.progress import CancelToken, ProgressFn, no_progress
 from services.records.adt import import_adt
 from services.records.csv_mapping import load_mapping, mapping_problems, read_mapped
@@ -73,7 +74,9 @@ def detect(paths: Sequence[Path]) -> tuple[str, int]:
     named on its own must be a record file."""
     kinds: set[str] = set()
     skipped = 0
-    for p in paths:
+    for p in map(Path, paths):
+        if not p.exists():
+            raise ImportFileError(f"{p} does not exist. Nothing was read.")
         if not p.is_dir():
             kinds.add(looks_like(p))
             continue
@@ -133,6 +136,8 @@ def import_records(session: Session, paths: Sequence[Path | str], fmt: str | Non
         batch = read_fhir(paths) if fmt == "fhir" else read_hl7(paths)
     except (NotFhir, NotHl7) as exc:
         raise ImportFileError(f"{exc}. Nothing was imported.") from exc
+    except InputTooLarge as exc:
+        raise ImportFileError(f"{exc} Nothing was imported.") from exc
     except (OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:
         raise ImportFileError(f"A file could not be read ({exc}). Nothing was imported.") from exc
     if cancel is not None:

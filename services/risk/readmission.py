@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -24,6 +25,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from services.core.files import InputTooLarge, read_input
 from services.core.outputs import csv_output
 from services.risk.clinical_scores import hospital_band, hospital_score, lace_index
 from services.records.uci_table import eligible_mask, normalise_uci_frame
@@ -275,12 +277,14 @@ OUTPUT_COLUMNS: tuple[str, ...] = ("line", "encounter_id", "patient_nbr", "statu
 
 
 def _open_text(path: Path) -> io.TextIOBase:
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
-            raise ReadmissionInputError(f"{path}: damaged gzip file ({exc})") from exc
+    try:
+        raw = read_input(path)   # bounded: a small .gz can expand a thousandfold
+    except InputTooLarge as exc:
+        raise ReadmissionInputError(str(exc)) from exc
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise ReadmissionInputError(f"{path}: damaged gzip file ({exc})") from exc
+    except OSError as exc:   # missing, a folder, no permission: said as a sentence, not an errno
+        raise ReadmissionInputError(f"{path} cannot be read: {exc.strerror or exc}.") from exc
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
