@@ -242,3 +242,54 @@ def test_a_dicom_film_says_its_view_body_part_and_study_date() -> None:
     assert xi.film_description({"ViewPosition": "pa", "BodyPartExamined": "CHEST", "StudyDate": "20190502"}) == \
         "PA view · chest · study of 2019-05-02"
     assert xi.film_description({}) == "" and xi.film_description({"StudyDate": "garbage"}) == ""
+
+
+def test_a_stored_dicom_keeps_the_film_and_nothing_that_names_the_patient() -> None:
+    """Names and numbers planted wherever a PACS may write them (free-text descriptions, order numbers, alerts, an
+    insurance code's meaning, a UID built from the record number and birth date, a private tag, the preamble) are
+    not in the stored bytes at all; the picture, the file's window, view, body part and study date are."""
+    from pydicom.dataset import Dataset as Item
+    from services.imaging.xray_image import film_description, without_identity
+    arr = np.tile(np.linspace(0, 4000, 64).astype(np.uint16), (48, 1))
+    code = Item()
+    code.CodeValue, code.CodingSchemeDesignator, code.CodeMeaning = "X1", "99LOCAL", "Plan of Qwertyfamily"
+    lut = Item()
+    lut.LUTDescriptor, lut.LUTExplanation = [4, 0, 16], "Secretname's LUT"
+    lut.add_new("LUTData", "US", [0, 1000, 3000, 4000])
+    planted = dict(
+        PatientName="Qwertyfamily^Ada", PatientID="MRN4711999", PatientBirthDate="19800312",
+        StudyDescription="CHEST PA Secretname Ada MRN4711999", RequestedProcedureDescription="Chest for Qwertyfamily",
+        PerformedProcedureStepDescription="Secretname chest", MedicalAlerts="Qwertyfamily allergic",
+        Occupation="Secretname's job", AdmissionID="MRN4711999-ADM", CurrentPatientLocation="Ward Secretname",
+        InstitutionalDepartmentName="Qwertyfamily wing", PlacerOrderNumberImagingServiceRequest="MRN4711999-P",
+        FillerOrderNumberImagingServiceRequest="MRN4711999-F", DeviceSerialNumber="SN-Secretname",
+        StudyInstanceUID="1.2.826.0.1.4711999.19800312", SeriesInstanceUID="1.2.826.0.1.4711999.19800312.1",
+        PatientInsurancePlanCodeSequence=[code], ImageComments="Qwertyfamily", WindowCenter=2000, WindowWidth=2000,
+        ViewPosition="PA", BodyPartExamined="CHEST", StudyDate="20190502", VOILUTSequence=[lut])
+    ds = pydicom.dcmread(io.BytesIO(_dicom(arr, **planted)))
+    ds.add_new(0x00091010, "LO", "Secretname private")
+    ds.preamble = b"MRN4711999".ljust(128, b"\0")
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    data = buf.getvalue()
+    assert b"Secretname" in data and b"4711999" in data and b"Qwertyfamily" in data   # planted where they can be
+    stored = without_identity(data, "dicom", "film.dcm")
+    for secret in (b"Secretname", b"Qwertyfamily", b"4711999", b"19800312"):
+        assert secret not in stored, secret
+    before, after = load_xray_bytes(data), load_xray_bytes(stored)
+    np.testing.assert_array_equal(after.pixels, before.pixels)
+    assert film_description(after.meta) == film_description(before.meta) == "PA view · chest · study of 2019-05-02"
+    kept = pydicom.dcmread(io.BytesIO(stored))
+    assert kept.StudyInstanceUID != planted["StudyInstanceUID"] and kept.file_meta.MediaStorageSOPInstanceUID == \
+        kept.SOPInstanceUID
+    assert list(kept.VOILUTSequence[0].keys()) and "LUTExplanation" not in kept.VOILUTSequence[0]
+
+
+@pytest.mark.parametrize("name", ["ExplVR_BigEnd.dcm", "MR_small_RLE.dcm", "JPEG2000.dcm",
+                                  "MR_small_jpeg_ls_lossless.dcm"])
+def test_the_stored_copy_of_a_pacs_file_shows_the_same_picture(name: str) -> None:
+    """Big endian, RLE, JPEG 2000, JPEG-LS: stored in the encoding it came in."""
+    from services.imaging.xray_image import without_identity
+    data = pydicom_file(name).read_bytes()
+    np.testing.assert_array_equal(load_xray_bytes(without_identity(data, "dicom", name)).pixels,
+                                  load_xray_bytes(data).pixels)

@@ -410,35 +410,64 @@ def preprocess(gray: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------- what is stored
 
-# Who the image is of, and who made it: blanked before a DICOM file is stored (the record says whose it is, under the
-# identity key; the file must not say it to a role without that key). Tags from the DICOM patient and study modules.
-IDENTIFYING_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientBirthTime", "OtherPatientIDs",
-                    "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthName", "PatientMotherBirthName",
-                    "PatientAddress", "PatientTelephoneNumbers", "MedicalRecordLocator", "IssuerOfPatientID",
-                    "ReferringPhysicianName", "PerformingPhysicianName", "OperatorsName", "PhysiciansOfRecord",
-                    "RequestingPhysician", "AccessionNumber", "InstitutionName", "InstitutionAddress",
-                    "StationName", "PatientComments", "AdditionalPatientHistory", "ImageComments", "StudyID")
+# What a stored DICOM file keeps: only what decoding, display and the header rule read. An allow-list, because a
+# name, a record number or a birth date can sit in any free-text attribute a PACS fills (study and procedure
+# descriptions, order numbers, alerts, insurance codes, even a UID built from the record number): a list of the
+# identifying ones can never be complete. The record says whose film it is, under the identity key.
+KEPT_TAGS = frozenset((
+    # image pixel module and its palettes
+    "SamplesPerPixel", "PhotometricInterpretation", "Rows", "Columns", "BitsAllocated", "BitsStored", "HighBit",
+    "PixelRepresentation", "PlanarConfiguration", "PixelAspectRatio", "NumberOfFrames", "FrameIncrementPointer",
+    "SmallestImagePixelValue", "LargestImagePixelValue", "PixelPaddingValue", "PixelPaddingRangeLimit",
+    "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
+    "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData", "GreenPaletteColorLookupTableData",
+    "BluePaletteColorLookupTableData", "SegmentedRedPaletteColorLookupTableData",
+    "SegmentedGreenPaletteColorLookupTableData", "SegmentedBluePaletteColorLookupTableData",
+    "PixelData", "FloatPixelData", "DoubleFloatPixelData", "ExtendedOffsetTable", "ExtendedOffsetTableLengths",
+    # modality and VOI LUTs (the file's own window is the viewer's default)
+    "RescaleSlope", "RescaleIntercept", "RescaleType", "ModalityLUTSequence", "WindowCenter", "WindowWidth",
+    "VOILUTFunction", "VOILUTSequence", "PresentationLUTShape", "PixelIntensityRelationship",
+    "PixelIntensityRelationshipSign",
+    # what the header rule and the viewer show
+    "SpecificCharacterSet", "SOPClassUID", "Modality", "BodyPartExamined", "ViewPosition", "ImageLaterality",
+    "Laterality", "PatientOrientation", "ImageType", "StudyDate", "StudyTime", "PixelSpacing",
+    "ImagerPixelSpacing", "BurnedInAnnotation", "LossyImageCompression", "LossyImageCompressionRatio",
+    "LossyImageCompressionMethod",
+))
+LUT_ITEM_TAGS = frozenset(("LUTDescriptor", "LUTData", "ModalityLUTType"))   # not LUTExplanation: free text
 
 
 def without_identity(data: bytes, fmt: str, name: str = "image") -> bytes:
-    """The bytes to store: a DICOM file with its identifying attributes blanked at every level (the listed tags and
-    every person name) and private tags removed (pixels and transfer syntax untouched). PNG and JPEG are stored as
-    they came (their text and EXIF fields are not yet stripped: docs/security.md)."""
+    """The bytes to store: for a DICOM file, a new file of the KEPT_TAGS only (pixels and transfer syntax
+    untouched; new study, series and instance UIDs; private tags, every sequence but the two LUTs, and every free
+    text gone). A name burned into the pixels is not removed. PNG and JPEG are stored as they came (their text and
+    EXIF fields are not yet stripped: docs/security.md)."""
     if fmt != "dicom":
         return data
     import pydicom   # imported on first use, as for decoding (start-up stays fast)
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import generate_uid
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
-        names = set(IDENTIFYING_TAGS)
-
-        def blank(dataset, elem) -> None:   # every level: a name can hide in a request or procedure sequence
-            if elem.keyword in names or elem.VR == "PN":
-                if elem.VR == "SQ":
-                    elem.value = []
-                else:
-                    elem.value = ""
-        ds.walk(blank)
-        ds.remove_private_tags()
+        for elem in list(ds):   # in place, so the file keeps the encoding it came in (big endian included)
+            if elem.keyword not in KEPT_TAGS:   # private tags have no keyword
+                del ds[elem.tag]
+        for key in ("ModalityLUTSequence", "VOILUTSequence"):
+            for item in ds.get(key, None) or []:
+                for elem in list(item):
+                    if elem.keyword not in LUT_ITEM_TAGS:
+                        del item[elem.tag]
+        source = getattr(ds, "file_meta", None) or FileMetaDataset()
+        meta = FileMetaDataset()   # new: the source's meta may name the sending station
+        meta.MediaStorageSOPClassUID = ds.get("SOPClassUID") or source.get("MediaStorageSOPClassUID") or \
+            pydicom.uid.SecondaryCaptureImageStorage
+        ds.SOPClassUID = meta.MediaStorageSOPClassUID
+        ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+        if "TransferSyntaxUID" in source:
+            meta.TransferSyntaxUID = source.TransferSyntaxUID
+        ds.file_meta = meta
+        ds.preamble = b"\0" * 128   # 128 free bytes (a TIFF header in dual-format files): nothing of the source
         out = io.BytesIO()
         ds.save_as(out)
         return out.getvalue()
