@@ -49,11 +49,13 @@ ENCOUNTER_COLUMNS: list[Column[Encounter]] = [
     Column("Discharged", lambda e: _fmt_time(e.discharge_time) or ("in hospital" if e.is_inpatient else "")),
     Column("Days", lambda e: e.days_in_hospital() if e.admit_time else "", align_right=True,
            tooltip="Days in hospital: since admission for a current stay (0 on the day of admission), else its length"),
+    # before the ward and specialty: the one place that says whether a stay was followed by a readmission must not
+    # need a sideways scroll at 1280 px
+    Column("Outcome (30 d)", lambda e: {"<30": "readmitted < 30 d", ">30": "readmitted > 30 d", "NO": "not readmitted"}
+           .get(e.readmitted, "not yet known")),
     Column("Ward / bed", lambda e: " / ".join(x for x in (e.ward_name, e.bed_label) if x)),
     Column("Admission", lambda e: admission_type_text(e.admission_type_id)),
     Column("Specialty", lambda e: "" if e.medical_specialty in ("", "?") else specialty_text(e.medical_specialty)),
-    Column("Outcome (30 d)", lambda e: {"<30": "readmitted < 30 d", ">30": "readmitted > 30 d", "NO": "not readmitted"}
-           .get(e.readmitted, "not yet known")),
 ]
 
 

@@ -42,9 +42,10 @@ def _use(row: Row) -> str:
     parts = [_plural(t, _n(row, k)) for k, t in (("number_inpatient", "{n} inpatient stay{s}"),
                                                   ("number_emergency", "{n} emergency visit{s}"),
                                                   ("number_outpatient", "{n} outpatient visit{s}")) if _n(row, k) > 0]
-    # "in the year before" without saying who counted: the UCI table's figures were reported at admission, those of
-    # records from FHIR or HL7 are counted in the store (the Stay tab says which)
-    return ("Hospital use in the year before: " + ", ".join(parts)) if parts else \
+    # Not "on this record": the UCI table's figures were reported at admission (stays elsewhere included), those of
+    # records from FHIR or HL7 are counted in the store (the Stay tab says which), so they may differ from the next
+    # reason's count of earlier stays on this record, and the words must not claim one source
+    return ("Hospital use in the year before, as given with this stay: " + ", ".join(parts)) if parts else \
         "No hospital use recorded for the year before"
 
 
