@@ -457,8 +457,11 @@ def _band_text(a: RiskAssessment, bands: list[tuple[str, float]]) -> str:
                   "discharge plan; the interventions below say where.",
         "low": f"Low band: below {100 * lo_med:.1f}%. Usual discharge care.",
     }.get(a.band, f"Band: {a.band}.")
+    # the medium cut is the validation prevalence (the model card's risk_bands rule): the bar shows it, so say it
+    scale = (f" On the bar: low below {100 * lo_med:.1f}%, the average risk of the patients the model was validated "
+             f"on; medium from there; high from {100 * lo_high:.1f}%." if "medium" in cuts else "")
     return (f"About {n} in 100 patients with this risk are readmitted within 30 days (a calibrated probability). "
-            f"{meaning}")
+            f"{meaning}{scale}")
 
 
 def _risk_bar(a: RiskAssessment, bands: list[tuple[str, float]], fonts: tuple[str, str]) -> Drawing:
@@ -519,7 +522,7 @@ def _header_block(data: PatientReportData, st: _Styles) -> Table:
           for d in e.diagnoses] or ["none recorded"]
     meds = [f"{escape(m.drug)} ({_MED_CHANGE.get(m.status, m.status)})" for m in e.medications if m.status != "No"]
     rows += [[_p("Diagnoses", st.label), Paragraph(" · ".join(dx), st.cell), "", "", "", ""],
-             [_p("Diabetes medications", st.label), Paragraph(", ".join(meds) or "none given", st.cell), "", "", "", ""]]
+             [_p("Diabetes medicines", st.label), Paragraph(", ".join(meds) or "none given", st.cell), "", "", "", ""]]
     widths = [w * mm for w in (19, 41, 19, 35, 21, 33)]
     t = Table(rows, colWidths=widths, hAlign="LEFT")
     t.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), SHADE), ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
@@ -555,7 +558,8 @@ def _risk_block(data: PatientReportData, st: _Styles, fonts: tuple[str, str]) ->
     if a.factors:
         rows = [[_p(f"{i}.", st.cell), _p(f.text[:1].upper() + f.text[1:], st.cell)] for i, f in enumerate(a.factors, 1)]
         ft = Table(rows, colWidths=[7 * mm, 161 * mm], hAlign="LEFT")
-        ft.setStyle(TableStyle([("LEFTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 1),
+        ft.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"),   # the number beside a wrapped factor's first line
+                                ("LEFTPADDING", (0, 0), (-1, -1), 0), ("TOPPADDING", (0, 0), (-1, -1), 1),
                                 ("BOTTOMPADDING", (0, 0), (-1, -1), 1)]))
         out.append(ft)
     else:
