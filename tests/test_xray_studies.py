@@ -154,6 +154,12 @@ def test_xray_page_refusal_is_plain_and_nothing_is_listed(qtbot, owner, qt_setti
     assert view.image.pixmap() is not None and not view.image.pixmap().isNull()  # the refused picture is shown
     assert s.session.db.conn.execute("SELECT count(*) FROM xray_studies").fetchone()[0] == 0
 
+    junk = tmp_path / "letter.pdf"   # then a file that is no image: its own message, the refused film gone with it
+    junk.write_bytes(b"%PDF-1.4\n" + b"x" * 200)
+    vm.add_file(str(junk))
+    qtbot.waitUntil(lambda: "letter.pdf" in vm.status and not vm.status.startswith("Reading"), timeout=10_000)
+    assert vm.opened is None and not view.refusal.isVisible() and "blank.png" not in view.status.text()
+
     with qtbot.waitSignal(vm.imageChanged, timeout=30_000):  # a real film afterwards: listed, banner gone
         vm.add_file(str(shared_path("nih_cxr", "originals", "00000001_000.png")))
     qtbot.waitUntil(lambda: view.list.count() == 1 and not view.refusal.isVisible(), timeout=10_000)

@@ -27,9 +27,11 @@ class FindingsChart(pg.PlotWidget):
 
     def __init__(self) -> None:
         super().__init__()
-        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 45)
+        # the labels ("Pleural thickening (not assessed reliably)") take about 40 characters: room left for the bars
+        self.setMinimumWidth(self.fontMetrics().averageCharWidth() * 58)
         self.setXRange(0, 1)
         self.setLabel("bottom", "probability")
+        self.getAxis("bottom").setTicks([[(0, "0"), (0.5, "0.5"), (1, "1")]])   # five ticks ran together
         self.getViewBox().invertY(True)
         self.bars = pg.BarGraphItem(x0=0, y=[], width=[], height=0.7, brushes=[])
         self.addItem(self.bars)

@@ -196,6 +196,11 @@ class XrayViewModel(StatusViewModel):
             self._show(exc.opened, f"{exc.source_name} was not added to the patient's record.")
             self._next()
         else:
+            if self.opened is not None and self.opened.study is None:   # an earlier refused film, never stored:
+                self.opened = None                                        # its banner must not stand beside this
+                self.windowChanged.emit(None)                             # failure's message as if about one file
+                self.comparisonChanged.emit(None)
+                self.openedChanged.emit(None)
             self._set_status(user_message(exc))
             self._next()
 
