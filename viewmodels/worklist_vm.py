@@ -31,9 +31,10 @@ WORKLIST_COLUMNS: list[Column[WorklistRow]] = [
            tooltip="Expected discharge: the day by which the patient is more likely than not to have gone home"),
     Column("≤ 48 h", lambda r: f"{100 * r.inpatient.p_discharge_48h:.0f}%", align_right=True,
            tooltip="Chance the patient has gone home within 48 hours, from the predicted stay"),
-    Column("To do", lambda r: f"{r.open_interventions} of {len(r.interventions)}", align_right=True,
-           tooltip="recommended interventions still open"),
-    Column("Top factors", lambda r: "; ".join(f.text for f in r.risk.factors[:2]), cell_tooltip=_factors_tip,
+    Column("To do", lambda r: f"{r.open_interventions} of {len(r.interventions)}" if r.interventions else "none",
+           align_right=True, tooltip="recommended interventions still open, of those recommended"),
+    Column("Top factors", lambda r: "; ".join(f.text for f in r.risk.factors[:2]) or "none above average",
+           cell_tooltip=_factors_tip,
            tooltip="What raises the risk most (all factors in the tooltip and the pane on the right)"),
 ]
 

@@ -12,9 +12,8 @@ from collections.abc import Callable, Mapping
 import numpy as np
 
 from services.records.codes import diagnosis_label
-from services.records.uci_schema import age_band_text
-from services.risk.features import FEATURE_NAMES, _admission_source_words, _admission_type_words, \
-    _disposition_words, _plural
+from services.records.uci_schema import NOT_RECORDED, age_band_text, disposition_text
+from services.risk.features import FEATURE_NAMES, _admission_source_words, _admission_type_words, _plural
 
 Row = Mapping[str, float]
 OTHER = "other"
@@ -73,12 +72,15 @@ def _readmitted(row: Row) -> str:
 
 
 def _discharge(row: Row) -> str:
+    # "Discharge destination", never "Discharged to": for a patient still in hospital it is the planned one, and the
+    # same words must hold on the discharge worklist and after discharge
     codes = [c for c in _on(row, "disp_") if c != "other"]
     if codes:
-        words = _disposition_words(int(codes[0]))
-        return words[:1].upper() + words[1:]
-    return "Discharge to a less common destination" if row.get("disp_other", 0) >= 0.5 else \
-        "Discharge destination not recorded"
+        words = disposition_text(int(codes[0]))
+        if words != NOT_RECORDED:
+            return "Discharge destination: " + words[:1].lower() + words[1:]
+    return "Discharge destination: a less common one" if row.get("disp_other", 0) >= 0.5 else \
+        "Discharge destination not recorded (yet)"
 
 
 def _admission(row: Row) -> str:
