@@ -97,6 +97,8 @@ def test_peak_is_the_busiest_day_of_the_whole_forecast() -> None:
     assert f.peak_text == "22.3 beds on Wed 02 Dec (80% band 19–25)"
     assert max(days[:7], key=lambda d: d.mean).mean == 20.0 != f.peak.mean
     assert WardForecast("B", 10, 0.8, []).peak is None
+    known = [DayForecast(MONDAY, 0, 24.0, 0.0, 24, 24, 24, 0.0, False), *days[1:]]
+    assert WardForecast("S", 24, 0.8, known).peak_text == "24 beds on Mon 23 Nov"   # today's count: no band
 
 
 def test_waiting_admissions_and_usual_arrivals_enter_the_forecast_as_its_second_part(desks):

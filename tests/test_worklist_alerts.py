@@ -122,6 +122,8 @@ def test_an_alert_names_its_patient_unambiguously_and_opens_them(qtbot, owner, d
     assert opened.args == [pid]
     capacity = next((a for a in vm.alerts if a.kind == "capacity"), None)
     if capacity is not None:
+        # "on" a day or "on N of the next 14 days", never "from" (one day at a small chance is no lasting state)
+        assert " beds on " in capacity.message and " from " not in capacity.message, capacity.message
         with qtbot.waitSignal(vm.openWard, timeout=10_000) as ward:
             vm.open_alert(capacity.id)
         assert ward.args[0] == capacity.entity_id.rpartition(":")[0]

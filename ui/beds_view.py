@@ -31,8 +31,9 @@ class ForecastChart(pg.PlotWidget):
         self.setMinimumHeight(self.fontMetrics().height() * 14)
         self.showGrid(x=False, y=True, alpha=0.2)
         self.setLabel("left", "Occupied beds")
-        # two columns across the top, on white, above the headroom left by show_forecast: no line runs through it
-        self.addLegend(offset=(10, 4), colCount=2, brush=pg.mkBrush(255, 255, 255, 230), pen=pg.mkPen("#d0d7dc"))
+        # three columns across the top (two rows: three took a third of a 1280x800 chart), on white, above the
+        # headroom left by show_forecast: no line runs through it
+        self.addLegend(offset=(10, 4), colCount=3, brush=pg.mkBrush(255, 255, 255, 230), pen=pg.mkPen("#d0d7dc"))
         # the expected occupancy in its two parts: today's patients still in (falls as they go home) and the new
         # arrivals on top of them (the ward's usual admissions and the waiting list)
         self.zero = self.plot(pen=None)
@@ -73,7 +74,7 @@ class ForecastChart(pg.PlotWidget):
         self.risk.setData([d.day_index for d in risky], [d.high for d in risky])
         self._days = [(d.day_index, d.date) for d in days]
         self._ticks()
-        self.setYRange(0, max(forecast.capacity, max(d.high for d in days)) * 1.45 + 1, padding=0)
+        self.setYRange(0, max(forecast.capacity, max(d.high for d in days)) * 1.6 + 1, padding=0)
         peak = forecast.peak
         self.peak.setData([peak.day_index], [peak.mean])
         self.setTitle(f"{forecast.ward}: next {len(days)} days ({days[0].date:%d %b} – {days[-1].date:%d %b})<br>"

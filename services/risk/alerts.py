@@ -59,9 +59,12 @@ class AlertService:
             if f.days_at_risk:
                 first = f.days_at_risk[0]
                 worst = max(f.days, key=lambda d: d.p_over_capacity)
-                text = (f"{f.ward}: occupancy may exceed its {f.capacity} beds from {first:%a %d %b} "
-                        f"({len(f.days_at_risk)} of 14 days; up to {100 * worst.p_over_capacity:.0f}% chance on "
-                        f"{worst.date:%a %d %b})")
+                # "on", not "from": often one day at a small chance, not a state that starts and lasts
+                pct = f"{100 * worst.p_over_capacity:.0f}%"
+                text = (f"{f.ward}: occupancy may exceed its {f.capacity} beds on {first:%a %d %b} ({pct} chance)"
+                        if len(f.days_at_risk) == 1 else
+                        f"{f.ward}: occupancy may exceed its {f.capacity} beds on {len(f.days_at_risk)} of the next "
+                        f"{len(f.days)} days, first on {first:%a %d %b}; highest chance {pct} on {worst.date:%a %d %b}")
                 new.append(("capacity", "ward", f"{f.ward}:{first.isoformat()}", text, text))
         if not self.s.sees_names:   # a risk alert names its patient: raised by sessions that may write the name
             new = [n for n in new if n[0] != "risk"]
