@@ -43,8 +43,11 @@ def test_keyboard_flow_list_patient_back_and_lock(qtbot, window):
     qtbot.waitUntil(lambda: ws.list_vm.model.rowCount() > 0, timeout=10_000)
     assert "patients in the store" in ws.list_view.status.text()
     assert window.focusWidget() is ws.list_view.search
+    found_by = ws.list_vm.model.headers.index("Found by")
+    assert ws.list_view.table.isColumnHidden(found_by)   # empty without a search: the diagnosis gets the room
     qtbot.keyClicks(ws.list_view.search, "Cardiology")
     qtbot.waitUntil(lambda: "Cardiology" in ws.list_view.status.text(), timeout=10_000)
+    assert not ws.list_view.table.isColumnHidden(found_by)
     qtbot.keyClick(ws.list_view.search, Qt.Key.Key_Return)  # to the table
     assert window.focusWidget() is ws.list_view.table
     ws.list_view.table.setCurrentIndex(ws.list_vm.model.index(0, 0))

@@ -61,6 +61,10 @@ class PatientListView(QWidget):
             # a long diagnosis title elides (its full text in the cell's tooltip): "Found by" stays on screen
             dx = self.vm.model.headers.index("Primary diagnosis")
             self.table.setColumnWidth(dx, min(self.table.columnWidth(dx), self.fontMetrics().averageCharWidth() * 28))
+            # "Found by" says why a search found the patient: without a search it is empty, and the diagnosis takes
+            # its room (the last visible column stretches)
+            found = self.vm.model.headers.index("Found by")
+            self.table.setColumnHidden(found, not self.vm.search_text.strip())
             header = self.table.horizontalHeader()  # a resize to contents can leave the last column unstretched
             header.setStretchLastSection(False)
             header.setStretchLastSection(True)

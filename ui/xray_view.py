@@ -85,6 +85,10 @@ class XrayView(QWidget):
         self.list = QListWidget()
         self.list.setAccessibleName("Studies")
         self.list.setMaximumWidth(self.fontMetrics().averageCharWidth() * 34)
+        # a long file name is elided in its middle (its end, .dcm or _000.png, stays in view; the whole in the
+        # tooltip) rather than scrolled sideways
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         split.addWidget(self.list)
         centre = QWidget()
         cl = QVBoxLayout(centre)
@@ -244,6 +248,7 @@ class XrayView(QWidget):
             verdict = study_verdict(s)
             item = QListWidgetItem(f"{s.created_at[:16]}\n{s.source_name}\n{verdict}")
             item.setData(Qt.ItemDataRole.UserRole, s.id)
+            item.setToolTip(f"{s.source_name}\n{verdict}")   # a long file name is cut in the narrow list
             if s.refused:  # kept from before refused images were no longer stored: unmistakably not a study
                 item.setText(f"{s.created_at[:16]}\n{s.source_name}\n⚠ {verdict}")
                 item.setForeground(QColor(REFUSED_COLOUR))
