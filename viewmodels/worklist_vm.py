@@ -33,7 +33,8 @@ WORKLIST_COLUMNS: list[Column[WorklistRow]] = [
            tooltip="Chance the patient has gone home within 48 hours, from the predicted stay"),
     Column("To do", lambda r: f"{r.open_interventions} of {len(r.interventions)}" if r.interventions else "none",
            align_right=True, tooltip="recommended interventions still open, of those recommended"),
-    Column("Top factors", lambda r: "; ".join(f.text for f in r.risk.factors[:2]) or "none above average",
+    Column("Top factors", lambda r: "" if r.risk.probability is None else   # not scored: no claim either way
+           ("; ".join(f.text for f in r.risk.factors[:2]) or "none above average"),
            cell_tooltip=_factors_tip,
            tooltip="What raises the risk most (all factors in the tooltip and the pane on the right)"),
 ]

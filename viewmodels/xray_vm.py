@@ -187,8 +187,18 @@ class XrayViewModel(StatusViewModel):
             self._set_status(f"{Path(pending[1]).name} was not added to {self.patient_label}'s record.")
         self._next()
 
+    def _drop_unstored(self) -> None:
+        """A refused film that was never stored leaves the page when the next file is answered: its banner must not
+        stand beside another file's message or identity question as if about that file."""
+        if self.opened is not None and self.opened.study is None:
+            self.opened = None
+            self.windowChanged.emit(None)
+            self.comparisonChanged.emit(None)
+            self.openedChanged.emit(None)
+
     def _add_failed(self, exc: BaseException, path: str = "") -> None:
         if isinstance(exc, IdentityUnconfirmed):   # whose image is it? the user decides, seeing both side by side
+            self._drop_unstored()
             self._pending = (self.patient_id, path)
             self._set_status(str(exc))
             self.identityCheckNeeded.emit(exc.check)
@@ -196,11 +206,7 @@ class XrayViewModel(StatusViewModel):
             self._show(exc.opened, f"{exc.source_name} was not added to the patient's record.")
             self._next()
         else:
-            if self.opened is not None and self.opened.study is None:   # an earlier refused film, never stored:
-                self.opened = None                                        # its banner must not stand beside this
-                self.windowChanged.emit(None)                             # failure's message as if about one file
-                self.comparisonChanged.emit(None)
-                self.openedChanged.emit(None)
+            self._drop_unstored()
             self._set_status(user_message(exc))
             self._next()
 

@@ -66,8 +66,8 @@ class WardForecast:
         p = self.peak
         if p is None:
             return "no forecast"
-        if p.low == p.high:   # today's known census (no spread): a count, not an estimate with a band
-            return f"{p.mean:.0f} beds on {p.date:%a %d %b}"
+        if p.low == p.high:   # no spread (today's known census, say): a count, not an estimate with a band
+            return f"{p.low} beds on {p.date:%a %d %b}"
         return f"{p.mean:.1f} beds on {p.date:%a %d %b} (80% band {p.low}–{p.high})"
 
 

@@ -439,8 +439,9 @@ LUT_ITEM_TAGS = frozenset(("LUTDescriptor", "LUTData", "ModalityLUTType"))   # n
 
 def without_identity(data: bytes, fmt: str, name: str = "image") -> bytes:
     """The bytes to store: for a DICOM file, a new file of the KEPT_TAGS only (pixels and transfer syntax
-    untouched; new study, series and instance UIDs; private tags, every sequence but the two LUTs, and every free
-    text gone). A name burned into the pixels is not removed. PNG and JPEG are stored as they came (their text and
+    untouched; new study, series and instance UIDs; private tags, every sequence but the two LUTs, descriptions,
+    comments, names and numbers gone). A name burned into the pixels, or in a comment inside compressed pixel data,
+    is not removed. PNG and JPEG are stored as they came (their text and
     EXIF fields are not yet stripped: docs/security.md)."""
     if fmt != "dicom":
         return data
@@ -459,6 +460,8 @@ def without_identity(data: bytes, fmt: str, name: str = "image") -> bytes:
                         del item[elem.tag]
         source = getattr(ds, "file_meta", None) or FileMetaDataset()
         meta = FileMetaDataset()   # new: the source's meta may name the sending station
+        meta.FileMetaInformationVersion = b"\x00\x01"
+        meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
         meta.MediaStorageSOPClassUID = ds.get("SOPClassUID") or source.get("MediaStorageSOPClassUID") or \
             pydicom.uid.SecondaryCaptureImageStorage
         ds.SOPClassUID = meta.MediaStorageSOPClassUID

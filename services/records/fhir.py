@@ -142,7 +142,9 @@ def _entries(path: Path) -> Iterator[tuple[str, str | None, dict[str, Any] | Non
     except json.JSONDecodeError:
         doc = None   # several objects, one per line: NDJSON
     except RecursionError:   # nested thousands deep: no FHIR resource is
-        raise NotFhir(f"{path.name} is JSON nested too deeply to be a FHIR resource") from None
+        if sum(1 for line in text.splitlines() if line.strip()) < 2:
+            raise NotFhir(f"{path.name} is JSON nested too deeply to be a FHIR resource") from None
+        doc = None   # NDJSON: the line-by-line reading below rejects that line alone
     if doc is None:
         for n, line in enumerate(text.splitlines(), 1):
             if not line.strip():

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import hl7
 
+from services.core.files import read_input
+
 ADT_EVENTS = {"A01": "admit", "A04": "register", "A05": "pre-admit", "A06": "to inpatient", "A07": "to outpatient",
               "A02": "transfer", "A03": "discharge", "A08": "update", "A31": "update", "A11": "cancel admit",
               "A12": "cancel transfer", "A13": "cancel discharge", "A40": "merge"}
@@ -116,7 +118,7 @@ def read_hl7(paths: Iterable[Path | str]) -> Hl7Batch:
     batch, seen = Hl7Batch(), set()
     files = [f for p in map(Path, paths) for f in (sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p])]
     for path in files:
-        text = path.read_bytes().decode("utf-8-sig", errors="replace")
+        text = read_input(path).decode("utf-8-sig", errors="replace")   # bounded; a .hl7.gz as format detection reads it
         messages = _messages(text)
         if not messages:
             if len(files) == 1:

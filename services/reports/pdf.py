@@ -457,9 +457,10 @@ def _band_text(a: RiskAssessment, bands: list[tuple[str, float]]) -> str:
                   "discharge plan; the interventions below say where.",
         "low": f"Low band: below {100 * lo_med:.1f}%. Usual discharge care.",
     }.get(a.band, f"Band: {a.band}.")
-    # the medium cut is the validation prevalence (the model card's risk_bands rule): the bar shows it, so say it
-    scale = (f" On the bar: low below {100 * lo_med:.1f}%, the average risk of the patients the model was validated "
-             f"on; medium from there; high from {100 * lo_high:.1f}%." if "medium" in cuts else "")
+    # the bar shows the medium cut, so say it (what it is, the bundled card's risk_bands rule says: above-average
+    # risk; a locally retrained model sets it on its own patients)
+    scale = (f" On the bar: low below {100 * lo_med:.1f}%, medium (above-average risk) from there, high from "
+             f"{100 * lo_high:.1f}%; the model card gives the bands." if "medium" in cuts else "")
     return (f"About {n} in 100 patients with this risk are readmitted within 30 days (a calibrated probability). "
             f"{meaning}{scale}")
 

@@ -43,8 +43,8 @@ def _use(row: Row) -> str:
                                                   ("number_outpatient", "{n} outpatient visit{s}")) if _n(row, k) > 0]
     # Not "on this record": the UCI table's figures were reported at admission (stays elsewhere included), those of
     # records from FHIR or HL7 are counted in the store (the Stay tab says which), so they may differ from the next
-    # reason's count of earlier stays on this record, and the words must not claim one source
-    return ("Hospital use in the year before, as given with this stay: " + ", ".join(parts)) if parts else \
+    # reason's count of earlier stays on this record; the words must not claim one source
+    return ("Hospital use in the year before, by this stay's own figures: " + ", ".join(parts)) if parts else \
         "No hospital use recorded for the year before"
 
 
@@ -77,6 +77,8 @@ def _discharge(row: Row) -> str:
     codes = [c for c in _on(row, "disp_") if c != "other"]
     if codes:
         words = disposition_text(int(codes[0]))
+        if words.startswith("Left"):   # against medical advice: a way of leaving, not a destination
+            return words
         if words != NOT_RECORDED:
             return "Discharge destination: " + words[:1].lower() + words[1:]
     return "Discharge destination: a less common one" if row.get("disp_other", 0) >= 0.5 else \

@@ -46,16 +46,23 @@ def test_bombs_and_deep_nesting_are_refused_by_every_import_and_the_store_is_unc
         deep.write_text('{"resourceType":"Bundle","entry":' + "[" * 100_000 + "]" * 100_000 + "}")
         with pytest.raises(ImportFileError, match="nested too deeply"):
             desk.records.import_files([deep])
-        nd = tmp_path / "deep.ndjson"
-        nd.write_text('{"resourceType":"Patient","id":"a"}\n{"a":' + "[" * 100_000 + "]" * 100_000 + "}\n")
-        report = desk.records.import_files([nd])
-        assert any("nested too deeply" in str(r) for r in report.rejected)
+        deep_line = '{"a":' + "[" * 100_000 + "]" * 100_000 + "}\n"
+        for n, text in enumerate(('{"resourceType":"Patient","id":"a"}\n' + deep_line,   # second line or first:
+                                  deep_line + '{"resourceType":"Patient","id":"b"}\n')):  # that line alone
+            nd = tmp_path / f"deep{n}.ndjson"
+            nd.write_text(text)
+            report = desk.records.import_files([nd])
+            assert any("nested too deeply" in str(r) for r in report.rejected)
         mapped = tmp_path / "export.csv.gz"
         mapped.write_bytes(gzip.compress(b"id,name\n" + b"1," + b"A" * (4 << 20) + b"\n"))
         from services.records.csv_mapping import _rows
         with pytest.raises(ImportFileError, match="once decompressed.*Nothing was imported"):
             _rows(mapped)
-        assert count() == before + 1   # the one good NDJSON patient; nothing of the refused files
+        assert count() == before + 2   # the good NDJSON patients; nothing of the refused files
+        hl7 = tmp_path / "adt.hl7.gz"
+        hl7.write_bytes(gzip.compress(b"MSH|^~\\&|A|B|C|D|202601010000||ADT^A01|1|P|2.5\r" + b"X" * (2 << 20)))
+        with pytest.raises(ImportFileError, match="once decompressed"):
+            desk.records.import_files([hl7])
     finally:
         desk.lock()
 
