@@ -87,7 +87,7 @@ def desk(request, tmp_path):
     d.capacity.wards.add_ward("Renal", "medical", 4, prefix="R-")
     d.capacity.wards.add_ward("Cardiology", "cardiology", 4, prefix="C-")
     yield d
-    d.lock()
+    _lock_all({"admin": d})
 
 
 @pytest.fixture
@@ -129,14 +129,24 @@ def _per_user(open_as, store: Path):
     return get, opened
 
 
+def _lock_all(opened: dict) -> None:
+    """Lock every session a test opened, once no background job of the test still reads through one: the application
+    waits the same way before it locks (a job still running on a closed server connection crashed psycopg)."""
+    import sys
+    if "PySide6.QtCore" in sys.modules:
+        from PySide6.QtCore import QThreadPool
+        QThreadPool.globalInstance().waitForDone(30_000)
+    for s in opened.values():
+        s.lock()
+
+
 @pytest.fixture
 def sessions(demo_store):
     """sessions(user[, password]): an unlocked Session on the private demo store, one per user, locked at teardown."""
     from services.site.accounts import unlock
     get, opened = _per_user(unlock, demo_store)
     yield get
-    for s in opened.values():
-        s.lock()
+    _lock_all(opened)
 
 
 @pytest.fixture(params=["desk store", "server store"])
@@ -149,8 +159,7 @@ def desks(request):
         request.getfixturevalue("server_demo_store")
     get, opened = _per_user(open_desk, store)
     yield get
-    for d in opened.values():
-        d.lock()
+    _lock_all(opened)
 
 
 def pytest_collection_modifyitems(config, items):
